@@ -1,0 +1,84 @@
+//! One configuration, from flags and `BEDROCK_COST_MCP_*` environment
+//! variables, validated at startup. AWS itself is configured the standard way
+//! (profiles, SSO, `AWS_REGION`, `AWS_ENDPOINT_URL[_<SERVICE>]`).
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Answer from bundled demo data (a fictional organisation); no AWS account needed.
+    #[arg(long, env = "BEDROCK_COST_MCP_DEMO", global = true)]
+    pub demo: bool,
+
+    /// Principal tag key grouped by when a question names none (without the `iamPrincipal/` prefix).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_DEFAULT_TAG_KEY",
+        default_value = "team",
+        global = true
+    )]
+    pub default_tag_key: String,
+
+    /// Most paid Cost Explorer requests ($0.01 each) in any rolling hour; cached answers are free.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_CE_MAX_REQUESTS_PER_HOUR",
+        default_value_t = 60,
+        global = true
+    )]
+    pub ce_max_requests_per_hour: usize,
+
+    /// Seconds to keep Cost Explorer answers for periods that reach into the current month.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_CACHE_TTL_OPEN_SECS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub cache_ttl_open_secs: u64,
+
+    /// Seconds to keep Cost Explorer answers for periods that ended before this month.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_CACHE_TTL_CLOSED_SECS",
+        default_value_t = 86_400,
+        global = true
+    )]
+    pub cache_ttl_closed_secs: u64,
+
+    /// Log filter for stderr (tracing EnvFilter syntax), e.g. `info` or `bedrock_cost_mcp=debug`.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_LOG",
+        default_value = "bedrock_cost_mcp=info,rmcp=warn",
+        global = true
+    )]
+    pub log: String,
+}
+
+impl Config {
+    /// Check values that clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if !crate::domain::group::valid_tag_key(&self.default_tag_key) {
+            return Err(format!(
+                "--default-tag-key '{}' is not a valid tag key",
+                self.default_tag_key
+            ));
+        }
+        if self.ce_max_requests_per_hour == 0 {
+            return Err("--ce-max-requests-per-hour must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn ttl_open(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_open_secs)
+    }
+
+    pub fn ttl_closed(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_closed_secs)
+    }
+}

@@ -1,0 +1,190 @@
+//! Grouping keys and the spend query every source answers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use super::period::Period;
+
+/// One dimension to group spend by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupKey {
+    /// `tag:<key>`: the principal tag `iamPrincipal/<key>`.
+    Tag(String),
+    Service,
+    UsageType,
+    Region,
+    /// Full principal ARN (CUR only).
+    Principal,
+    /// Role ARN with the session stripped; users as they are (CUR only).
+    Role,
+    /// Assumed-role session name (CUR only).
+    Session,
+    /// Model (CUR only).
+    Model,
+    /// input / output / cache_read / cache_write / other (CUR only).
+    TokenKind,
+    Day,
+    Month,
+}
+
+pub const GROUP_KEY_FORMS: &str = "tag:<key>, service, usage_type, region, principal, role, session, model, token_kind, day, month";
+
+impl GroupKey {
+    /// Whether Cost Explorer can group by this key.
+    pub fn on_cost_explorer(&self) -> bool {
+        matches!(
+            self,
+            GroupKey::Tag(_) | GroupKey::Service | GroupKey::UsageType | GroupKey::Region
+        )
+    }
+
+    /// Whether a missing value means "untagged" (as opposed to "not applicable").
+    pub fn is_tag(&self) -> bool {
+        matches!(self, GroupKey::Tag(_))
+    }
+}
+
+impl fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupKey::Tag(k) => write!(f, "tag:{k}"),
+            GroupKey::Service => f.write_str("service"),
+            GroupKey::UsageType => f.write_str("usage_type"),
+            GroupKey::Region => f.write_str("region"),
+            GroupKey::Principal => f.write_str("principal"),
+            GroupKey::Role => f.write_str("role"),
+            GroupKey::Session => f.write_str("session"),
+            GroupKey::Model => f.write_str("model"),
+            GroupKey::TokenKind => f.write_str("token_kind"),
+            GroupKey::Day => f.write_str("day"),
+            GroupKey::Month => f.write_str("month"),
+        }
+    }
+}
+
+/// Validate a tag key: the characters AWS allows in tag keys, 1..=128 long.
+pub fn valid_tag_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 128
+        && k.chars()
+            .all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c))
+}
+
+impl FromStr for GroupKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        if let Some(k) = t.strip_prefix("tag:") {
+            let k = k.strip_prefix("iamPrincipal/").unwrap_or(k);
+            if !valid_tag_key(k) {
+                return Err(format!(
+                    "'{s}' is not a valid tag key (1-128 letters, digits, spaces and _.:/=+-@)"
+                ));
+            }
+            return Ok(GroupKey::Tag(k.to_string()));
+        }
+        Ok(match t.to_ascii_lowercase().as_str() {
+            "service" => GroupKey::Service,
+            "usage_type" => GroupKey::UsageType,
+            "region" => GroupKey::Region,
+            "principal" => GroupKey::Principal,
+            "role" => GroupKey::Role,
+            "session" => GroupKey::Session,
+            "model" => GroupKey::Model,
+            "token_kind" => GroupKey::TokenKind,
+            "day" => GroupKey::Day,
+            "month" => GroupKey::Month,
+            _ => {
+                return Err(format!(
+                    "unknown group key '{s}'; use one of {GROUP_KEY_FORMS}"
+                ));
+            }
+        })
+    }
+}
+
+/// Time buckets of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    Monthly,
+    Daily,
+}
+
+/// Which cost figure to sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// `UnblendedCost` / `line_item_unblended_cost`.
+    Unblended,
+    /// `NetUnblendedCost` / `COALESCE(line_item_net_unblended_cost, line_item_unblended_cost)`.
+    NetUnblended,
+    /// `AmortizedCost` (Cost Explorer only).
+    Amortized,
+}
+
+impl Metric {
+    pub fn ce_name(self) -> &'static str {
+        match self {
+            Metric::Unblended => "UnblendedCost",
+            Metric::NetUnblended => "NetUnblendedCost",
+            Metric::Amortized => "AmortizedCost",
+        }
+    }
+}
+
+/// Restrictions on the spend counted. Tag values `""` select untagged spend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SpendFilter {
+    /// Tag key (without `iamPrincipal/`) to accepted values; `""` = untagged.
+    pub tags: BTreeMap<String, Vec<String>>,
+    /// Globs on the principal ARN (CUR only).
+    pub principals: Vec<String>,
+    /// Globs on the role ARN (CUR only).
+    pub roles: Vec<String>,
+    /// Models (CUR only), matched case-insensitively against the model name.
+    pub models: Vec<String>,
+}
+
+impl SpendFilter {
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+            && self.principals.is_empty()
+            && self.roles.is_empty()
+            && self.models.is_empty()
+    }
+}
+
+/// The question "how much was spent, grouped how, over which period".
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SpendQuery {
+    pub period: Period,
+    pub granularity: Granularity,
+    pub group_by: Vec<GroupKey>,
+    pub filter: SpendFilter,
+    pub metric: Metric,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_keys() {
+        assert_eq!(
+            "tag:team".parse::<GroupKey>().unwrap(),
+            GroupKey::Tag("team".into())
+        );
+        assert_eq!(
+            "tag:iamPrincipal/cost-center".parse::<GroupKey>().unwrap(),
+            GroupKey::Tag("cost-center".into())
+        );
+        assert_eq!(" Service ".parse::<GroupKey>().unwrap(), GroupKey::Service);
+        let e = "owner".parse::<GroupKey>().unwrap_err();
+        assert!(e.contains("tag:<key>"), "{e}");
+        assert!("tag:".parse::<GroupKey>().is_err());
+        assert!("tag:a\"b".parse::<GroupKey>().is_err());
+        assert_eq!(GroupKey::Tag("team".into()).to_string(), "tag:team");
+    }
+}

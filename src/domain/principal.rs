@@ -1,0 +1,165 @@
+//! IAM principal ARNs as CUR 2.0 records them in `line_item_iam_principal`.
+//!
+//! Users appear as `arn:aws:iam::A:user/path/name`; roles as the assumed-role
+//! session `arn:aws:sts::A:assumed-role/Role/session`. Grouping "per role"
+//! strips the session name; the role's IAM path is not in the session ARN, so
+//! roles are matched against IAM by name (aws-facts.md §1.2).
+
+/// What kind of principal an ARN names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    User,
+    AssumedRole,
+    Role,
+    FederatedUser,
+    Root,
+    Other,
+}
+
+/// A parsed principal ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal<'a> {
+    pub arn: &'a str,
+    pub partition: &'a str,
+    pub account: &'a str,
+    pub kind: PrincipalKind,
+    /// User name or role name (without path).
+    pub name: &'a str,
+    /// Session name for assumed roles.
+    pub session: Option<&'a str>,
+}
+
+impl<'a> Principal<'a> {
+    pub fn parse(arn: &'a str) -> Option<Principal<'a>> {
+        let mut parts = arn.splitn(6, ':');
+        if parts.next()? != "arn" {
+            return None;
+        }
+        let partition = parts.next()?;
+        let _service = parts.next()?;
+        let _region = parts.next()?;
+        let account = parts.next()?;
+        let resource = parts.next()?;
+        let (kind, rest) = resource.split_once('/').unwrap_or((resource, ""));
+        let (kind, name, session) = match kind {
+            "user" => (
+                PrincipalKind::User,
+                rest.rsplit('/').next().unwrap_or(rest),
+                None,
+            ),
+            "role" => (
+                PrincipalKind::Role,
+                rest.rsplit('/').next().unwrap_or(rest),
+                None,
+            ),
+            "assumed-role" => {
+                let (role, session) = rest.split_once('/').unwrap_or((rest, ""));
+                (PrincipalKind::AssumedRole, role, Some(session))
+            }
+            "federated-user" => (PrincipalKind::FederatedUser, rest, None),
+            "root" => (PrincipalKind::Root, "root", None),
+            _ => (PrincipalKind::Other, rest, None),
+        };
+        Some(Principal {
+            arn,
+            partition,
+            account,
+            kind,
+            name,
+            session,
+        })
+    }
+
+    /// The role behind an assumed-role session (`arn:aws:iam::A:role/R`); other
+    /// principals are returned as they are.
+    pub fn role_arn(&self) -> String {
+        match self.kind {
+            PrincipalKind::AssumedRole => {
+                format!(
+                    "arn:{}:iam::{}:role/{}",
+                    self.partition, self.account, self.name
+                )
+            }
+            _ => self.arn.to_string(),
+        }
+    }
+}
+
+/// Role grouping key for any ARN string; unparseable values are kept as-is.
+pub fn role_of(arn: &str) -> String {
+    Principal::parse(arn)
+        .map(|p| p.role_arn())
+        .unwrap_or_else(|| arn.to_string())
+}
+
+/// Session name of an assumed-role ARN, or empty.
+pub fn session_of(arn: &str) -> String {
+    Principal::parse(arn)
+        .and_then(|p| p.session.map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Shell-style glob with `*` (any run) and `?` (one character); case-sensitive.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            pi += 1;
+            mark = ti;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_users_and_sessions() {
+        let u = Principal::parse("arn:aws:iam::123456789012:user/eng/alice").unwrap();
+        assert_eq!(
+            (u.kind, u.name, u.account),
+            (PrincipalKind::User, "alice", "123456789012")
+        );
+        assert_eq!(u.role_arn(), "arn:aws:iam::123456789012:user/eng/alice");
+        let s = Principal::parse("arn:aws:sts::123456789012:assumed-role/AppRole/bob@acme.org")
+            .unwrap();
+        assert_eq!(s.kind, PrincipalKind::AssumedRole);
+        assert_eq!(s.session, Some("bob@acme.org"));
+        assert_eq!(s.role_arn(), "arn:aws:iam::123456789012:role/AppRole");
+        let g = Principal::parse("arn:aws-us-gov:sts::1:assumed-role/R/s").unwrap();
+        assert_eq!(g.role_arn(), "arn:aws-us-gov:iam::1:role/R");
+        assert_eq!(role_of("not-an-arn"), "not-an-arn");
+        assert_eq!(session_of("arn:aws:iam::1:user/x"), "");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match(
+            "arn:aws:sts::*:assumed-role/Agent*/*",
+            "arn:aws:sts::1:assumed-role/AgentRunner/s-1"
+        ));
+        assert!(!glob_match("*/alice", "arn:aws:iam::1:user/alicex"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("", "x"));
+    }
+}

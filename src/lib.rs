@@ -1,0 +1,26 @@
+//! # bedrock-cost-mcp
+//!
+//! An MCP server that answers "who is spending what on Amazon Bedrock" per
+//! IAM principal, from Cost Explorer (principal tags) and CUR 2.0
+//! (`line_item_iam_principal`).
+//!
+//! The map:
+//! - [`cli`] and [`config`]: flags and `BEDROCK_COST_MCP_*` variables.
+//! - [`server`]: the one MCP server type ([`server::App`]) for both transports.
+//! - [`transport`]: stdio and streamable HTTP (Host/Origin checks, shutdown).
+//! - [`tools`]: one file per tool; thin: validate, ask one source, shape the output.
+//! - [`sources`]: one trait per question, one file per backend (Cost Explorer
+//!   behind its cache/single-flight/cap guard, the demo organisation).
+//! - [`domain`]: periods, principal ARNs, usage types, group keys; no I/O.
+//! - [`demo_data`]: the deterministic fictional organisation behind `--demo`.
+//! - [`error`]: every failure as an answer that names the fix.
+
+pub mod cli;
+pub mod config;
+pub mod demo_data;
+pub mod domain;
+pub mod error;
+pub mod server;
+pub mod sources;
+pub mod tools;
+pub mod transport;

@@ -1,0 +1,45 @@
+//! Thin entry point: parse the command line, log to stderr, run.
+
+use std::process::ExitCode;
+
+use bedrock_cost_mcp::cli::{Cli, Command};
+use bedrock_cost_mcp::server::App;
+use bedrock_cost_mcp::transport;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            EnvFilter::try_new(&cli.config.log).unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    if let Err(e) = cli.config.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    match cli.command {
+        Command::Serve(args) => {
+            let app = App::build(cli.config).await;
+            let result = match args.http {
+                Some(addr) => transport::http::serve(app, args.clone(), addr)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => transport::stdio::serve(app)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

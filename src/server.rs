@@ -1,0 +1,94 @@
+//! The MCP server type: one `App` for both transports, holding the sources as
+//! `Arc`s so the HTTP transport can clone it per request cheaply.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, tool_handler};
+
+use crate::config::Config;
+use crate::error::ToolError;
+use crate::sources::SpendSource;
+use crate::sources::ce_guard::RequestCap;
+use crate::sources::cost_explorer::{CacheTtl, CostExplorer};
+use crate::sources::demo::DemoCostExplorer;
+use crate::tools::spend::SourceInput;
+
+const INSTRUCTIONS: &str = "Answers who spends what on Amazon Bedrock, per IAM principal. \
+bedrock_spend: spend for a period grouped by principal tag (tag:<key>), service, usage type or region on Cost Explorer, \
+and by principal ARN, role, session, model and token kind on CUR. Periods: start inclusive, end exclusive. \
+Untagged spend is always shown. Billing data lags 24-48 h; every answer says as_of and estimated. \
+Cost Explorer requests cost $0.01 each; answers are cached, so repeat questions are free.";
+
+/// The server: configuration, sources and the tool router.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) config: Arc<Config>,
+    cost_explorer: Option<Arc<dyn SpendSource>>,
+    tool_router: ToolRouter<App>,
+}
+
+impl App {
+    /// Build the sources the configuration asks for. Loads the AWS configuration
+    /// (lazily: no network call happens here) unless in demo mode.
+    pub async fn build(config: Config) -> App {
+        let cost_explorer: Arc<dyn SpendSource> = if config.demo {
+            Arc::new(DemoCostExplorer::new(Utc::now().date_naive()))
+        } else {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            // Cost Explorer lives in us-east-1 in the aws partition; other partitions set their region.
+            let mut ce_conf = aws_sdk_costexplorer::config::Builder::from(&sdk);
+            if sdk.region().is_none() {
+                ce_conf = ce_conf.region(aws_config::Region::new("us-east-1"));
+            }
+            let client = aws_sdk_costexplorer::Client::from_conf(ce_conf.build());
+            let cap = Arc::new(RequestCap::new(config.ce_max_requests_per_hour));
+            Arc::new(CostExplorer::new(
+                client,
+                cap,
+                CacheTtl {
+                    closed: config.ttl_closed(),
+                    open: config.ttl_open(),
+                },
+            ))
+        };
+        App {
+            config: Arc::new(config),
+            cost_explorer: Some(cost_explorer),
+            tool_router: Self::spend_router(),
+        }
+    }
+
+    /// The spend source for a request: the one asked for, or the default.
+    pub(crate) fn spend_source(
+        &self,
+        requested: Option<SourceInput>,
+    ) -> Result<Arc<dyn SpendSource>, ToolError> {
+        match requested {
+            None | Some(SourceInput::CostExplorer) => self
+                .cost_explorer
+                .clone()
+                .ok_or_else(|| ToolError::Unsupported("Cost Explorer is not configured".into())),
+            Some(SourceInput::Cur) => Err(ToolError::Unsupported(
+                "the CUR source is not configured; start the server with --cur PATH (a CUR 2.0 Parquet folder or s3://bucket/prefix)".into(),
+            )),
+            Some(SourceInput::Athena) => Err(ToolError::Unsupported(
+                "the Athena source is not configured; start the server with --athena-database, --athena-table and --athena-output".into(),
+            )),
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for App {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                env!("CARGO_PKG_NAME"),
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(INSTRUCTIONS)
+    }
+}

@@ -1,0 +1,470 @@
+//! Cost Explorer: spend by `iamPrincipal/<key>` tag, service, usage type, region.
+//!
+//! Every request is $0.01 (each page too), so all calls go through the
+//! [`ce_guard`](super::ce_guard): cache, single-flight and an hourly cap.
+//! Bedrock spend appears under several SERVICE names (aws-facts.md §1.6); they
+//! are discovered with `GetDimensionValues(SERVICE, "Bedrock")` once a day
+//! and all of them are counted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_costexplorer::Client;
+use aws_sdk_costexplorer::types::{
+    Context, DateInterval, Dimension, DimensionValues, Expression, Granularity as CeGranularity,
+    GroupDefinition, GroupDefinitionType, MatchOption, TagValues,
+};
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
+use futures::FutureExt;
+use serde::Serialize;
+
+use super::ce_guard::{RequestCap, Served, SingleFlightCache};
+use super::{Progress, SpendAnswer, SpendRow, SpendSource};
+use crate::domain::group::{Granularity, GroupKey, SpendQuery};
+use crate::domain::period::add_months;
+use crate::error::{ToolError, from_sdk};
+
+/// Used when service discovery is not possible; the note says so.
+pub const FALLBACK_BEDROCK_SERVICES: &[&str] = &["Amazon Bedrock", "Amazon Bedrock Service"];
+
+/// How long answers are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtl {
+    /// Periods that end before the current month.
+    pub closed: Duration,
+    /// Periods that reach into the current month.
+    pub open: Duration,
+}
+
+/// The normalised request: what the cache is keyed by, and what is sent.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
+struct CeRequest {
+    start: NaiveDate,
+    end: NaiveDate,
+    granularity: &'static str,
+    metric: &'static str,
+    /// (type, key): ("TAG", "iamPrincipal/team"), ("DIMENSION", "SERVICE").
+    group_by: Vec<(&'static str, String)>,
+    services: Vec<String>,
+    /// iamPrincipal/<key> -> values; "" = absent (untagged).
+    tags: BTreeMap<String, Vec<String>>,
+}
+
+/// One fetched answer (all pages).
+#[derive(Debug, Clone)]
+struct CeFetch {
+    rows: Vec<SpendRow>,
+    currency: Option<String>,
+    estimated: bool,
+    pages: u32,
+    as_of: DateTime<Utc>,
+}
+
+/// The Cost Explorer spend source.
+pub struct CostExplorer {
+    client: Client,
+    answers: SingleFlightCache<CeFetch>,
+    services: SingleFlightCache<(Vec<String>, u32, Option<String>)>,
+    cap: Arc<RequestCap>,
+    ttl: CacheTtl,
+}
+
+impl CostExplorer {
+    pub fn new(client: Client, cap: Arc<RequestCap>, ttl: CacheTtl) -> Self {
+        CostExplorer {
+            client,
+            answers: SingleFlightCache::new(512),
+            services: SingleFlightCache::new(4),
+            cap,
+            ttl,
+        }
+    }
+
+    /// Bedrock service names, one paid request a day. Returns (names, paid requests, note).
+    async fn bedrock_services(
+        &self,
+        today: NaiveDate,
+    ) -> Result<(Arc<(Vec<String>, u32, Option<String>)>, Served), ToolError> {
+        let client = self.client.clone();
+        let cap = self.cap.clone();
+        let key = format!("services:{today}");
+        self.services
+            .get_or_fetch(&key, Duration::from_secs(24 * 3600), move || {
+                async move {
+                    let start = add_months(today, -13);
+                    let end = today + ChronoDuration::days(1);
+                    cap.take()?;
+                    let res = client
+                        .get_dimension_values()
+                        .time_period(interval(start, end)?)
+                        .dimension(Dimension::Service)
+                        .context(Context::CostAndUsage)
+                        .search_string("Bedrock")
+                        .send()
+                        .await;
+                    match res {
+                        Ok(out) => {
+                            let mut names: Vec<String> =
+                                out.dimension_values().iter().filter_map(|v| v.value().map(str::to_string)).collect();
+                            names.sort();
+                            names.dedup();
+                            if names.is_empty() {
+                                Ok((fallback(), 1, Some("no service named *Bedrock* had spend in the last 13 months; counted the standard Bedrock service names".into())))
+                            } else {
+                                Ok((names, 1, None))
+                            }
+                        }
+                        Err(e) => {
+                            let err = from_sdk("Cost Explorer", "ce:GetDimensionValues", &e);
+                            match err {
+                                ToolError::AccessDenied { .. } => Ok((
+                                    fallback(),
+                                    0,
+                                    Some(format!("could not list Bedrock service names ({err}); counted only {}", FALLBACK_BEDROCK_SERVICES.join(", "))),
+                                )),
+                                other => Err(other),
+                            }
+                        }
+                    }
+                }
+                .boxed()
+            })
+            .await
+    }
+}
+
+/// What Cost Explorer can answer; shared with the demo source so both refuse alike.
+pub fn check_query(q: &SpendQuery) -> Result<(), ToolError> {
+    for k in &q.group_by {
+        if !k.on_cost_explorer() {
+            return Err(ToolError::Unsupported(format!(
+                "Cost Explorer cannot group by '{k}' (it never shows principal ARNs, models or token kinds); use source \"cur\" (start the server with --cur PATH) or group by tag:<key>, service, usage_type or region"
+            )));
+        }
+    }
+    if q.group_by.len() > 2 {
+        return Err(ToolError::invalid(
+            "Cost Explorer groups by at most 2 keys; drop one, or use source \"cur\"",
+        ));
+    }
+    if !q.filter.principals.is_empty() || !q.filter.roles.is_empty() || !q.filter.models.is_empty()
+    {
+        return Err(ToolError::Unsupported(
+        "filters on principal, role or model need source \"cur\" (start the server with --cur PATH); Cost Explorer filters only on tags".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn fallback() -> Vec<String> {
+    FALLBACK_BEDROCK_SERVICES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn interval(start: NaiveDate, end: NaiveDate) -> Result<DateInterval, ToolError> {
+    DateInterval::builder()
+        .start(start.to_string())
+        .end(end.to_string())
+        .build()
+        .map_err(|e| ToolError::invalid(e.to_string()))
+}
+
+fn build_filter(req: &CeRequest) -> Expression {
+    let mut parts = vec![
+        Expression::builder()
+            .dimensions(
+                DimensionValues::builder()
+                    .key(Dimension::Service)
+                    .set_values(Some(req.services.clone()))
+                    .build(),
+            )
+            .build(),
+    ];
+    for (key, values) in &req.tags {
+        let named: Vec<String> = values.iter().filter(|v| !v.is_empty()).cloned().collect();
+        let wants_untagged = values.iter().any(|v| v.is_empty());
+        let mut alts = Vec::new();
+        if !named.is_empty() {
+            alts.push(
+                Expression::builder()
+                    .tags(
+                        TagValues::builder()
+                            .key(key)
+                            .set_values(Some(named))
+                            .match_options(MatchOption::Equals)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        if wants_untagged {
+            alts.push(
+                Expression::builder()
+                    .tags(
+                        TagValues::builder()
+                            .key(key)
+                            .match_options(MatchOption::Absent)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        if alts.len() == 1 {
+            parts.extend(alts);
+        } else if !alts.is_empty() {
+            parts.push(Expression::builder().set_or(Some(alts)).build());
+        }
+    }
+    if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Expression::builder().set_and(Some(parts)).build()
+    }
+}
+
+/// Strip `iamPrincipal/team$` from a TAG group key; empty value = untagged.
+fn group_value(kind: &str, raw: &str) -> Option<String> {
+    let v = if kind == "TAG" {
+        raw.split_once('$').map(|(_, v)| v).unwrap_or(raw)
+    } else {
+        raw
+    };
+    if v.is_empty() {
+        None
+    } else {
+        Some(v.to_string())
+    }
+}
+
+fn parse_amount(raw: Option<&str>) -> Result<f64, ToolError> {
+    let s = raw.unwrap_or("0");
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| ToolError::Malformed {
+            service: "Cost Explorer".into(),
+            message: format!("amount '{s}' is not a number"),
+        })
+}
+
+async fn fetch_all(
+    client: Client,
+    cap: Arc<RequestCap>,
+    req: CeRequest,
+    progress: Progress,
+) -> Result<CeFetch, ToolError> {
+    let mut rows = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0u32;
+    let mut estimated = false;
+    let mut currency = None;
+    let filter = build_filter(&req);
+    let granularity = if req.granularity == "DAILY" {
+        CeGranularity::Daily
+    } else {
+        CeGranularity::Monthly
+    };
+    loop {
+        cap.take()?;
+        let mut call = client
+            .get_cost_and_usage()
+            .time_period(interval(req.start, req.end)?)
+            .granularity(granularity.clone())
+            .metrics(req.metric)
+            .filter(filter.clone())
+            .set_next_page_token(token.clone());
+        for (kind, key) in &req.group_by {
+            let t = if *kind == "TAG" {
+                GroupDefinitionType::Tag
+            } else {
+                GroupDefinitionType::Dimension
+            };
+            call = call.group_by(GroupDefinition::builder().r#type(t).key(key).build());
+        }
+        let out = call
+            .send()
+            .await
+            .map_err(|e| from_sdk("Cost Explorer", "ce:GetCostAndUsage", &e))?;
+        pages += 1;
+        progress(pages as f64, 0.0, format!("Cost Explorer page {pages}"));
+        for bucket in out.results_by_time() {
+            let start = bucket
+                .time_period()
+                .and_then(|p| NaiveDate::parse_from_str(p.start(), "%Y-%m-%d").ok())
+                .ok_or_else(|| ToolError::Malformed {
+                    service: "Cost Explorer".into(),
+                    message: "a ResultsByTime entry has no valid TimePeriod.Start".into(),
+                })?;
+            estimated |= bucket.estimated();
+            if req.group_by.is_empty() {
+                if let Some(m) = bucket.total().and_then(|t| t.get(req.metric)) {
+                    currency = currency.or(m.unit().map(str::to_string));
+                    rows.push(SpendRow {
+                        bucket_start: start,
+                        keys: vec![],
+                        amount: parse_amount(m.amount())?,
+                        usage: None,
+                        usage_unit: None,
+                    });
+                }
+                continue;
+            }
+            for g in bucket.groups() {
+                let keys: Vec<Option<String>> = req
+                    .group_by
+                    .iter()
+                    .zip(
+                        g.keys()
+                            .iter()
+                            .map(String::as_str)
+                            .chain(std::iter::repeat("")),
+                    )
+                    .map(|((kind, _), raw)| group_value(kind, raw))
+                    .collect();
+                let m = g.metrics().and_then(|m| m.get(req.metric));
+                let Some(m) = m else {
+                    return Err(ToolError::Malformed {
+                        service: "Cost Explorer".into(),
+                        message: format!("group {:?} has no {} metric", g.keys(), req.metric),
+                    });
+                };
+                currency = currency.or(m.unit().map(str::to_string));
+                rows.push(SpendRow {
+                    bucket_start: start,
+                    keys,
+                    amount: parse_amount(m.amount())?,
+                    usage: None,
+                    usage_unit: None,
+                });
+            }
+        }
+        token = out
+            .next_page_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(CeFetch {
+        rows,
+        currency,
+        estimated,
+        pages,
+        as_of: Utc::now(),
+    })
+}
+
+#[async_trait::async_trait]
+impl SpendSource for CostExplorer {
+    fn name(&self) -> &'static str {
+        "cost_explorer"
+    }
+
+    async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
+        let today = Utc::now().date_naive();
+        let mut notes = Vec::new();
+        check_query(q)?;
+        let oldest = add_months(today, -13);
+        if q.period.start < oldest {
+            return Err(ToolError::invalid(format!(
+                "Cost Explorer keeps 13 months of history plus the current month, so the start must be on or after {oldest}; ask for a later period, or use source \"cur\" for older data"
+            )));
+        }
+        let tomorrow = today + ChronoDuration::days(1);
+        let period = q.period.clamp_end(tomorrow);
+        if period.end != q.period.end {
+            notes.push(format!(
+                "end clamped to {} (no billing data exists after today)",
+                period.end
+            ));
+        }
+        let (services, served_services) = self.bedrock_services(today).await?;
+        let (service_names, service_requests, service_note) = services.as_ref().clone();
+        notes.extend(service_note);
+        let req = CeRequest {
+            start: period.start,
+            end: period.end,
+            granularity: match q.granularity {
+                Granularity::Daily => "DAILY",
+                Granularity::Monthly => "MONTHLY",
+            },
+            metric: q.metric.ce_name(),
+            group_by: q
+                .group_by
+                .iter()
+                .map(|k| match k {
+                    GroupKey::Tag(t) => ("TAG", format!("iamPrincipal/{t}")),
+                    GroupKey::Service => ("DIMENSION", "SERVICE".to_string()),
+                    GroupKey::UsageType => ("DIMENSION", "USAGE_TYPE".to_string()),
+                    _ => ("DIMENSION", "REGION".to_string()),
+                })
+                .collect(),
+            services: service_names.clone(),
+            tags: q
+                .filter
+                .tags
+                .iter()
+                .map(|(k, v)| (format!("iamPrincipal/{k}"), v.clone()))
+                .collect(),
+        };
+        let key = serde_json::to_string(&req).map_err(|e| ToolError::invalid(e.to_string()))?;
+        let ttl = if period.is_closed(today) {
+            self.ttl.closed
+        } else {
+            self.ttl.open
+        };
+        let (client, cap) = (self.client.clone(), self.cap.clone());
+        let (fetch, served) = self
+            .answers
+            .get_or_fetch(&key, ttl, move || {
+                fetch_all(client, cap, req, progress).boxed()
+            })
+            .await?;
+        let paid = if served == Served::Fetched {
+            fetch.pages
+        } else {
+            0
+        } + if served_services == Served::Fetched {
+            service_requests
+        } else {
+            0
+        };
+        Ok(SpendAnswer {
+            rows: fetch.rows.clone(),
+            currency: fetch.currency.clone().unwrap_or_else(|| "USD".into()),
+            estimated: fetch.estimated,
+            services_counted: service_names,
+            paid_requests: paid,
+            cached: served == Served::Shared,
+            as_of: fetch.as_of,
+            source: "cost_explorer",
+            notes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_group_values_strip_the_key() {
+        assert_eq!(
+            group_value("TAG", "iamPrincipal/team$ml"),
+            Some("ml".into())
+        );
+        assert_eq!(group_value("TAG", "iamPrincipal/team$"), None);
+        assert_eq!(
+            group_value("DIMENSION", "Amazon Bedrock"),
+            Some("Amazon Bedrock".into())
+        );
+        assert!(parse_amount(Some("12.50")).unwrap() == 12.5);
+        assert!(parse_amount(Some("abc")).is_err());
+        assert!(parse_amount(Some("NaN")).is_err());
+    }
+}

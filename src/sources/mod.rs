@@ -1,0 +1,70 @@
+//! Sources answer our questions; only this module knows AWS service names.
+//!
+//! Each question is one trait shaped like the question ("spend for a query"),
+//! held as `Arc<dyn Trait>`; each backend is one file. Caching and guards wrap
+//! the backend that costs money (Cost Explorer).
+
+pub mod ce_guard;
+pub mod cost_explorer;
+pub mod demo;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::group::SpendQuery;
+use crate::error::ToolError;
+
+/// Reports progress of long work (0..=total); a no-op when the client asked for none.
+pub type Progress = Arc<dyn Fn(f64, f64, String) + Send + Sync>;
+
+/// A progress sink that drops every report.
+pub fn no_progress() -> Progress {
+    Arc::new(|_, _, _| {})
+}
+
+/// One group's spend in one time bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendRow {
+    /// Start of the time bucket (a month's or a day's first day).
+    pub bucket_start: NaiveDate,
+    /// One value per group key, in the query's order; `None` = no value (untagged).
+    pub keys: Vec<Option<String>>,
+    /// Cost in the answer's currency.
+    pub amount: f64,
+    /// Usage quantity, when the source reports it and the rows share a unit.
+    pub usage: Option<f64>,
+    /// The unit of `usage` (e.g. `1K tokens`).
+    pub usage_unit: Option<String>,
+}
+
+/// A source's answer, before the tool ranks and renders it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendAnswer {
+    pub rows: Vec<SpendRow>,
+    pub currency: String,
+    /// Cost Explorer's `Estimated` flag (data not final yet).
+    pub estimated: bool,
+    /// Service names whose spend was counted.
+    pub services_counted: Vec<String>,
+    /// Paid requests made to answer this call (0 when cached).
+    pub paid_requests: u32,
+    /// Whether the answer came from the cache.
+    pub cached: bool,
+    /// When the data was fetched from its source.
+    pub as_of: DateTime<Utc>,
+    /// Source name: `cost_explorer`, `cur`, `athena`, `demo`.
+    pub source: &'static str,
+    /// Remarks the caller should see (clamped periods, fallbacks).
+    pub notes: Vec<String>,
+}
+
+/// "How much was spent, grouped how, over which period."
+#[async_trait::async_trait]
+pub trait SpendSource: Send + Sync {
+    /// Short name used in outputs.
+    fn name(&self) -> &'static str;
+    /// Answer the query.
+    async fn spend(&self, query: &SpendQuery, progress: Progress)
+    -> Result<SpendAnswer, ToolError>;
+}

@@ -1,0 +1,90 @@
+//! Tools: thin and typed. Each file validates its input, makes one source
+//! call and shapes a typed output; `respond` turns it into structured content
+//! plus a short text table, or an `isError` result naming the fix.
+
+pub mod spend;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rmcp::RoleServer;
+use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam};
+use rmcp::service::RequestContext;
+use serde::Serialize;
+
+use crate::error::ToolError;
+use crate::sources::{Progress, no_progress};
+
+/// `1234.5` -> `1,234.50`; negative amounts keep their sign.
+pub fn fmt_money(x: f64) -> String {
+    let neg = x < 0.0;
+    let cents = (x.abs() * 100.0).round() as u128;
+    let (units, frac) = (cents / 100, cents % 100);
+    let digits = units.to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!(
+        "{}{grouped}.{frac:02}",
+        if neg && cents > 0 { "-" } else { "" }
+    )
+}
+
+/// The tool result: the text table first, then structured content (and its JSON text).
+pub fn respond<T: Serialize>(result: Result<(String, T), ToolError>) -> CallToolResult {
+    match result {
+        Ok((text, out)) => match serde_json::to_value(&out) {
+            Ok(value) => {
+                let mut r = CallToolResult::structured(value);
+                r.content.insert(0, ContentBlock::text(text));
+                r
+            }
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+                "internal error serialising the answer: {e}"
+            ))]),
+        },
+        Err(e) => {
+            tracing::info!(error = %e, "tool error");
+            CallToolResult::error(vec![ContentBlock::text(e.to_string())])
+        }
+    }
+}
+
+/// Progress notifications for the request, if the client asked for them.
+/// Progress values strictly increase, as the spec requires.
+pub fn progress_reporter(ctx: &RequestContext<RoleServer>) -> Progress {
+    let Some(token) = ctx.meta.get_progress_token() else {
+        return no_progress();
+    };
+    let peer = ctx.peer.clone();
+    let step = Arc::new(AtomicU64::new(0));
+    Arc::new(move |_done: f64, total: f64, message: String| {
+        let n = step.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut param =
+            ProgressNotificationParam::new(token.clone(), n as f64).with_message(message);
+        if total > 0.0 {
+            param = param.with_total(total.max(n as f64));
+        }
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let _ = peer.notify_progress(param).await;
+        });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_money;
+
+    #[test]
+    fn money_formats() {
+        assert_eq!(fmt_money(1234.5), "1,234.50");
+        assert_eq!(fmt_money(-25.0), "-25.00");
+        assert_eq!(fmt_money(0.004), "0.00");
+        assert_eq!(fmt_money(1_000_000.0), "1,000,000.00");
+    }
+}

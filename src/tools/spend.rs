@@ -1,0 +1,700 @@
+//! `bedrock_spend`: Bedrock spend for a period, grouped by principal tag,
+//! principal, role, model, token kind and more; untagged spend is always a
+//! row of its own, and the rows reconcile to the total.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{NaiveDate, SecondsFormat, Utc};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{fmt_money, progress_reporter, respond};
+use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
+use crate::domain::period::PeriodInput;
+use crate::error::ToolError;
+use crate::server::App;
+use crate::sources::{SpendAnswer, SpendRow};
+
+/// Rows per page of the answer.
+pub const PAGE_ROWS: usize = 200;
+
+/// One value or a list of values.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GranularityInput {
+    #[default]
+    Monthly,
+    Daily,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricInput {
+    #[default]
+    Unblended,
+    NetUnblended,
+    Amortized,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceInput {
+    CostExplorer,
+    Cur,
+    Athena,
+}
+
+/// Input of `bedrock_spend`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpendInput {
+    /// A word (this_month, month_to_date, last_month, last_7_days, last_30_days) or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"}; start inclusive, end exclusive, UTC. Default this_month.
+    pub period: Option<PeriodInput>,
+    /// Up to 2 keys on cost_explorer, 3 on cur/athena: tag:<key> (principal tag), service, usage_type, region; cur/athena also principal, role, session, model, token_kind, day, month. Default [tag:<default key>].
+    pub group_by: Option<Vec<String>>,
+    /// Key -> value or values. Keys: a principal tag key (or tag:<key>); cur/athena also principal, role (globs with *), model. Value "" selects untagged spend.
+    pub filter: Option<BTreeMap<String, OneOrMany>>,
+    /// monthly (default) or daily buckets.
+    pub granularity: Option<GranularityInput>,
+    /// unblended (default), net_unblended (net of discounts; NULL net counts as unblended), amortized (cost_explorer only).
+    pub metric: Option<MetricInput>,
+    /// cost_explorer, cur or athena. Default: cur when configured, else cost_explorer.
+    pub source: Option<SourceInput>,
+    /// Keep the N largest groups (default 20, max 500); the rest add up in an "others" row. Untagged is never folded.
+    pub top_n: Option<u32>,
+    /// next_cursor of the previous answer, for the next page of rows.
+    pub cursor: Option<String>,
+}
+
+/// A period in the output.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PeriodOut {
+    /// Inclusive.
+    pub start: String,
+    /// Exclusive.
+    pub end: String,
+}
+
+/// One row of the answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SpendRowOut {
+    /// Start of the time bucket.
+    pub bucket: String,
+    /// Group key -> value ("untagged" where the principal carries no such tag, "others" for folded groups).
+    pub keys: BTreeMap<String, String>,
+    pub amount: f64,
+    /// Share of the total, 0..1.
+    pub share: f64,
+    /// The principal carried no value for a grouped tag key.
+    pub untagged: bool,
+    /// This row sums the groups beyond top_n.
+    pub others: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_unit: Option<String>,
+}
+
+/// How the rows add up to the total.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Reconciliation {
+    pub named: f64,
+    pub untagged: f64,
+    pub others: f64,
+    pub total: f64,
+    /// named + untagged + others equals total (to the cent).
+    pub reconciled: bool,
+}
+
+/// Output of `bedrock_spend`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SpendOutput {
+    pub period: PeriodOut,
+    pub granularity: String,
+    pub group_by: Vec<String>,
+    /// Cost Explorer metric name of the figure summed.
+    pub metric: String,
+    pub currency: String,
+    /// cost_explorer, cur, athena or demo.
+    pub source: String,
+    /// When the data was fetched from its source (RFC 3339). Billing data itself lags 24-48 h.
+    pub as_of: String,
+    /// Figures are not final yet (Cost Explorer's flag).
+    pub estimated: bool,
+    /// Paid AWS requests this call made ($0.01 each on Cost Explorer).
+    pub paid_requests: u32,
+    /// Served from the cache (or a shared identical request).
+    pub cached: bool,
+    /// Service names whose spend is counted.
+    pub services_counted: Vec<String>,
+    pub total: f64,
+    pub reconciliation: Reconciliation,
+    pub rows: Vec<SpendRowOut>,
+    /// Rows across all pages.
+    pub row_count: usize,
+    /// Pass as cursor for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    pub notes: Vec<String>,
+}
+
+/// A ranked group across the period.
+struct Ranked {
+    keys: Vec<Option<String>>,
+    total: f64,
+}
+
+fn is_untagged(group_by: &[GroupKey], keys: &[Option<String>]) -> bool {
+    group_by
+        .iter()
+        .zip(keys)
+        .any(|(k, v)| k.is_tag() && v.is_none())
+}
+
+/// Parse and validate the input into a query (pure; unit-tested).
+pub fn build_query(
+    input: &SpendInput,
+    default_tag_key: &str,
+    today: NaiveDate,
+) -> Result<SpendQuery, ToolError> {
+    let period = input
+        .period
+        .clone()
+        .unwrap_or_default()
+        .resolve(today)
+        .map_err(|e| ToolError::invalid(e.to_string()))?;
+    let group_by = match &input.group_by {
+        None => vec![GroupKey::Tag(default_tag_key.to_string())],
+        Some(list) => {
+            let keys = list
+                .iter()
+                .map(|s| s.parse::<GroupKey>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ToolError::invalid)?;
+            if keys.len() > 3 {
+                return Err(ToolError::invalid(format!(
+                    "group_by takes at most 3 keys, got {}",
+                    keys.len()
+                )));
+            }
+            let mut seen = keys.clone();
+            seen.sort();
+            seen.dedup();
+            if seen.len() != keys.len() {
+                return Err(ToolError::invalid("group_by lists a key twice"));
+            }
+            keys
+        }
+    };
+    let mut filter = SpendFilter::default();
+    for (key, values) in input.filter.clone().unwrap_or_default() {
+        let values = values.into_vec();
+        if values.is_empty() {
+            return Err(ToolError::invalid(format!(
+                "filter '{key}' has no values; give a value, a list, or \"\" for untagged"
+            )));
+        }
+        match key.as_str() {
+            "principal" => filter.principals = values,
+            "role" => filter.roles = values,
+            "model" => filter.models = values,
+            _ => {
+                let tag = key.strip_prefix("tag:").unwrap_or(&key);
+                let tag = tag.strip_prefix("iamPrincipal/").unwrap_or(tag);
+                if !crate::domain::group::valid_tag_key(tag) {
+                    return Err(ToolError::invalid(format!(
+                        "filter key '{key}' is not a tag key; use a principal tag key such as team, or principal, role, model"
+                    )));
+                }
+                filter.tags.insert(tag.to_string(), values);
+            }
+        }
+    }
+    Ok(SpendQuery {
+        period,
+        granularity: match input.granularity.unwrap_or_default() {
+            GranularityInput::Monthly => Granularity::Monthly,
+            GranularityInput::Daily => Granularity::Daily,
+        },
+        group_by,
+        filter,
+        metric: match input.metric.unwrap_or_default() {
+            MetricInput::Unblended => Metric::Unblended,
+            MetricInput::NetUnblended => Metric::NetUnblended,
+            MetricInput::Amortized => Metric::Amortized,
+        },
+    })
+}
+
+fn round4(x: f64) -> f64 {
+    let r = (x * 10_000.0).round() / 10_000.0;
+    if r == 0.0 { 0.0 } else { r }
+}
+
+/// Rank groups, fold beyond top_n into "others", keep untagged, page, reconcile.
+pub fn shape_answer(q: &SpendQuery, ans: SpendAnswer, top_n: usize, offset: usize) -> SpendOutput {
+    let total: f64 = ans.rows.iter().map(|r| r.amount).sum();
+    let mut by_group: HashMap<Vec<Option<String>>, f64> = HashMap::new();
+    for r in &ans.rows {
+        *by_group.entry(r.keys.clone()).or_default() += r.amount;
+    }
+    let mut ranked: Vec<Ranked> = by_group
+        .into_iter()
+        .map(|(keys, total)| Ranked { keys, total })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.total
+            .abs()
+            .total_cmp(&a.total.abs())
+            .then_with(|| a.keys.cmp(&b.keys))
+    });
+    let mut kept: HashMap<Vec<Option<String>>, usize> = HashMap::new();
+    let mut named_kept = 0usize;
+    for (i, g) in ranked.iter().enumerate() {
+        if is_untagged(&q.group_by, &g.keys) || named_kept < top_n {
+            if !is_untagged(&q.group_by, &g.keys) {
+                named_kept += 1;
+            }
+            kept.insert(g.keys.clone(), i);
+        }
+    }
+    // bucket -> rows (kept groups individually, the rest summed into others)
+    let mut rows: Vec<(NaiveDate, usize, SpendRow)> = Vec::new();
+    let mut others: BTreeMap<NaiveDate, f64> = BTreeMap::new();
+    let mut merged: HashMap<(NaiveDate, Vec<Option<String>>), SpendRow> = HashMap::new();
+    for r in ans.rows {
+        if kept.contains_key(&r.keys) {
+            merged
+                .entry((r.bucket_start, r.keys.clone()))
+                .and_modify(|m| {
+                    m.amount += r.amount;
+                    m.usage = match (m.usage, r.usage) {
+                        (Some(a), Some(b)) => Some(a + b),
+                        (a, b) => a.or(b),
+                    };
+                })
+                .or_insert(r);
+        } else {
+            *others.entry(r.bucket_start).or_default() += r.amount;
+        }
+    }
+    for ((bucket, keys), row) in merged {
+        rows.push((bucket, kept[&keys], row));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let names: Vec<String> = q.group_by.iter().map(|k| k.to_string()).collect();
+    let mut out_rows = Vec::new();
+    let (mut named, mut untagged_sum, mut others_sum) = (0.0, 0.0, 0.0);
+    let mut others_iter = others.into_iter().peekable();
+    let push_others = |out_rows: &mut Vec<SpendRowOut>, bucket: NaiveDate, amount: f64| {
+        out_rows.push(SpendRowOut {
+            bucket: bucket.to_string(),
+            keys: names
+                .iter()
+                .map(|n| (n.clone(), "others".to_string()))
+                .collect(),
+            amount: round4(amount),
+            share: if total != 0.0 {
+                round4(amount / total)
+            } else {
+                0.0
+            },
+            untagged: false,
+            others: true,
+            usage: None,
+            usage_unit: None,
+        });
+    };
+    for (bucket, _, row) in rows {
+        while let Some((ob, oa)) = others_iter.next_if(|(ob, _)| *ob < bucket) {
+            others_sum += oa;
+            push_others(&mut out_rows, ob, oa);
+        }
+        let untagged = is_untagged(&q.group_by, &row.keys);
+        if untagged {
+            untagged_sum += row.amount
+        } else {
+            named += row.amount
+        }
+        out_rows.push(SpendRowOut {
+            bucket: bucket.to_string(),
+            keys: names
+                .iter()
+                .zip(q.group_by.iter().zip(row.keys.iter()))
+                .map(|(n, (k, v))| {
+                    let v = match v {
+                        Some(v) => v.clone(),
+                        None if k.is_tag() => "untagged".to_string(),
+                        None => "(none)".to_string(),
+                    };
+                    (n.clone(), v)
+                })
+                .collect(),
+            amount: round4(row.amount),
+            share: if total != 0.0 {
+                round4(row.amount / total)
+            } else {
+                0.0
+            },
+            untagged,
+            others: false,
+            usage: row.usage.map(round4),
+            usage_unit: row.usage_unit,
+        });
+    }
+    for (ob, oa) in others_iter {
+        others_sum += oa;
+        push_others(&mut out_rows, ob, oa);
+    }
+    // Within a bucket: named rows by size, then untagged, then others.
+    let mut notes = ans.notes;
+    let tag_keys: Vec<&GroupKey> = q.group_by.iter().filter(|k| k.is_tag()).collect();
+    for k in tag_keys {
+        let GroupKey::Tag(name) = k else { continue };
+        let idx = q.group_by.iter().position(|g| g == k).unwrap_or(0);
+        let any_value = out_rows.iter().any(|r| {
+            !r.others
+                && r.keys
+                    .get(&q.group_by[idx].to_string())
+                    .is_some_and(|v| v != "untagged")
+        });
+        if total != 0.0 && !any_value {
+            notes.push(format!(
+                "no spend carried a value for iamPrincipal/{name}: the tag key may not be activated as a cost-allocation tag (or no caller has it). Check with `aws ce list-cost-allocation-tags --tag-keys iamPrincipal/{name}` or Billing console > Cost allocation tags; activation takes up to 24 h and only covers new usage"
+            ));
+        }
+    }
+    if total == 0.0 && out_rows.is_empty() {
+        notes.push(format!(
+            "no Bedrock spend found for {} in {} to {}; billing data lags 24-48 h",
+            ans.services_counted.join(", "),
+            q.period.start,
+            q.period.end
+        ));
+    }
+    let row_count = out_rows.len();
+    let page: Vec<SpendRowOut> = out_rows.into_iter().skip(offset).take(PAGE_ROWS).collect();
+    let next_cursor =
+        (offset + page.len() < row_count).then(|| format!("rows:{}", offset + page.len()));
+    let reconciled = (named + untagged_sum + others_sum - total).abs() < 0.005;
+    SpendOutput {
+        period: PeriodOut {
+            start: q.period.start.to_string(),
+            end: q.period.end.to_string(),
+        },
+        granularity: match q.granularity {
+            Granularity::Monthly => "monthly".into(),
+            Granularity::Daily => "daily".into(),
+        },
+        group_by: q.group_by.iter().map(|k| k.to_string()).collect(),
+        metric: q.metric.ce_name().into(),
+        currency: ans.currency,
+        source: ans.source.into(),
+        as_of: ans.as_of.to_rfc3339_opts(SecondsFormat::Secs, true),
+        estimated: ans.estimated,
+        paid_requests: ans.paid_requests,
+        cached: ans.cached,
+        services_counted: ans.services_counted,
+        total: round4(total),
+        reconciliation: Reconciliation {
+            named: round4(named),
+            untagged: round4(untagged_sum),
+            others: round4(others_sum),
+            total: round4(total),
+            reconciled,
+        },
+        rows: page,
+        row_count,
+        next_cursor,
+        notes,
+    }
+}
+
+/// The short human table that accompanies the structured answer.
+pub fn render_text(o: &SpendOutput) -> String {
+    let mut s = format!(
+        "Bedrock spend {} to {} (end exclusive), {} {}, {} buckets. Source {}, as of {}{}; {} paid request(s){}.\n",
+        o.period.start,
+        o.period.end,
+        o.metric,
+        o.currency,
+        o.granularity,
+        o.source,
+        o.as_of,
+        if o.estimated { ", estimated" } else { "" },
+        o.paid_requests,
+        if o.cached { ", served from cache" } else { "" }
+    );
+    let multi_bucket = o
+        .rows
+        .iter()
+        .map(|r| &r.bucket)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    let label = |r: &SpendRowOut| {
+        o.group_by
+            .iter()
+            .map(|k| r.keys.get(k).cloned().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let width = o
+        .rows
+        .iter()
+        .map(|r| label(r).chars().count())
+        .chain([o.group_by.join(" | ").len(), 5])
+        .max()
+        .unwrap_or(5)
+        .min(72);
+    if multi_bucket {
+        s.push_str(&format!("{:<10}  ", "bucket"));
+    }
+    s.push_str(&format!(
+        "{:<width$}  {:>12}  {:>6}\n",
+        o.group_by.join(" | "),
+        "amount",
+        "share"
+    ));
+    for r in &o.rows {
+        if multi_bucket {
+            s.push_str(&format!("{:<10}  ", r.bucket));
+        }
+        let l: String = label(r).chars().take(width).collect();
+        s.push_str(&format!(
+            "{:<width$}  {:>12}  {:>5.1}%\n",
+            l,
+            fmt_money(r.amount),
+            r.share * 100.0
+        ));
+    }
+    if multi_bucket {
+        s.push_str(&format!("{:<10}  ", ""));
+    }
+    s.push_str(&format!(
+        "{:<width$}  {:>12}\n",
+        "TOTAL",
+        fmt_money(o.total)
+    ));
+    let rc = &o.reconciliation;
+    s.push_str(&format!(
+        "named {} + untagged {} + others {} = total {} ({})\n",
+        fmt_money(rc.named),
+        fmt_money(rc.untagged),
+        fmt_money(rc.others),
+        fmt_money(rc.total),
+        if rc.reconciled {
+            "reconciled"
+        } else {
+            "DOES NOT RECONCILE"
+        }
+    ));
+    if !o.services_counted.is_empty() {
+        s.push_str(&format!(
+            "Services counted: {}\n",
+            o.services_counted.join("; ")
+        ));
+    }
+    if let Some(c) = &o.next_cursor {
+        s.push_str(&format!(
+            "{} of {} rows shown; pass cursor \"{c}\" for more.\n",
+            o.rows.len(),
+            o.row_count
+        ));
+    }
+    for n in &o.notes {
+        s.push_str(&format!("Note: {n}\n"));
+    }
+    s
+}
+
+fn parse_cursor(c: &Option<String>) -> Result<usize, ToolError> {
+    match c {
+        None => Ok(0),
+        Some(c) => c
+            .strip_prefix("rows:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| ToolError::invalid(format!("cursor '{c}' is not one this server issued; pass next_cursor from the previous answer unchanged"))),
+    }
+}
+
+#[tool_router(router = spend_router, vis = "pub(crate)")]
+impl App {
+    /// Bedrock spend over a period, grouped by IAM principal tag (iamPrincipal/<key>), principal ARN, role, session, model, token kind, service, usage type or region. Untagged spend is its own row; rows reconcile to the total. Cost Explorer source: each uncached request costs $0.01 (answers are cached; paid_requests says how many were made). CUR/Athena sources give per-principal and per-model detail.
+    #[tool(
+        name = "bedrock_spend",
+        title = "Bedrock spend by principal",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<SpendOutput>(),
+        annotations(title = "Bedrock spend by principal", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    pub async fn bedrock_spend(
+        &self,
+        Parameters(input): Parameters<SpendInput>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let result = async {
+            let today = Utc::now().date_naive();
+            let q = build_query(&input, &self.config.default_tag_key, today)?;
+            let offset = parse_cursor(&input.cursor)?;
+            let top_n = input.top_n.unwrap_or(20).clamp(1, 500) as usize;
+            let source = self.spend_source(input.source)?;
+            let progress = progress_reporter(&ctx);
+            let ans = tokio::select! {
+                r = source.spend(&q, progress) => r?,
+                _ = ctx.ct.cancelled() => return Err(ToolError::Cancelled),
+            };
+            let out = shape_answer(&q, ans, top_n, offset);
+            Ok::<_, ToolError>((render_text(&out), out))
+        }
+        .await;
+        respond(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn answer(rows: Vec<(&str, Option<&str>, f64)>) -> SpendAnswer {
+        SpendAnswer {
+            rows: rows
+                .into_iter()
+                .map(|(b, k, a)| SpendRow {
+                    bucket_start: d(b),
+                    keys: vec![k.map(str::to_string)],
+                    amount: a,
+                    usage: None,
+                    usage_unit: None,
+                })
+                .collect(),
+            currency: "USD".into(),
+            estimated: false,
+            services_counted: vec!["Amazon Bedrock".into()],
+            paid_requests: 1,
+            cached: false,
+            as_of: Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap(),
+            source: "cost_explorer",
+            notes: vec![],
+        }
+    }
+
+    fn query() -> SpendQuery {
+        let input: SpendInput =
+            serde_json::from_value(serde_json::json!({"period": "last_month"})).unwrap();
+        build_query(&input, "team", d("2026-11-26")).unwrap()
+    }
+
+    #[test]
+    fn top_n_folds_into_others_but_never_untagged() {
+        let q = query();
+        let ans = answer(vec![
+            ("2026-10-01", Some("a"), 50.0),
+            ("2026-10-01", Some("b"), 30.0),
+            ("2026-10-01", Some("c"), 10.0),
+            ("2026-10-01", None, 5.0),
+        ]);
+        let o = shape_answer(&q, ans, 1, 0);
+        let labels: Vec<_> = o.rows.iter().map(|r| r.keys["tag:team"].clone()).collect();
+        assert_eq!(labels, ["a", "untagged", "others"]);
+        assert_eq!(o.total, 95.0);
+        assert_eq!(
+            (
+                o.reconciliation.named,
+                o.reconciliation.untagged,
+                o.reconciliation.others
+            ),
+            (50.0, 5.0, 40.0)
+        );
+        assert!(o.reconciliation.reconciled);
+        let text = render_text(&o);
+        assert!(
+            text.contains("untagged") && text.contains("reconciled"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn all_untagged_warns_about_activation() {
+        let o = shape_answer(&query(), answer(vec![("2026-10-01", None, 5.0)]), 20, 0);
+        assert!(
+            o.notes
+                .iter()
+                .any(|n| n.contains("list-cost-allocation-tags")),
+            "{:?}",
+            o.notes
+        );
+    }
+
+    #[test]
+    fn paging_walks_all_rows() {
+        let rows: Vec<_> = (0..450).map(|i| ("2026-10-01", None, i as f64)).collect();
+        let mut q = query();
+        q.group_by = vec![GroupKey::Principal];
+        let mut a = answer(vec![]);
+        a.rows = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (b, _, amt))| SpendRow {
+                bucket_start: d(b),
+                keys: vec![Some(format!("p{i}"))],
+                amount: amt,
+                usage: None,
+                usage_unit: None,
+            })
+            .collect();
+        let first = shape_answer(&q, a.clone(), 500, 0);
+        assert_eq!(
+            (
+                first.rows.len(),
+                first.row_count,
+                first.next_cursor.as_deref()
+            ),
+            (200, 450, Some("rows:200"))
+        );
+        let last = shape_answer(&q, a, 500, 400);
+        assert_eq!((last.rows.len(), last.next_cursor), (50, None));
+    }
+
+    #[test]
+    fn input_errors_are_actionable() {
+        let bad: SpendInput =
+            serde_json::from_value(serde_json::json!({"group_by": ["owner"]})).unwrap();
+        let e = build_query(&bad, "team", d("2026-11-26"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tag:<key>"), "{e}");
+        let f: SpendInput = serde_json::from_value(
+            serde_json::json!({"filter": {"team": "ml", "tag:cost-center": ["", "cc1"]}}),
+        )
+        .unwrap();
+        let q = build_query(&f, "team", d("2026-11-26")).unwrap();
+        assert_eq!(q.filter.tags["team"], vec!["ml"]);
+        assert_eq!(q.filter.tags["cost-center"], vec!["", "cc1"]);
+        assert!(parse_cursor(&Some("x".into())).is_err());
+    }
+}
