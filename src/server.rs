@@ -14,6 +14,7 @@ use crate::sources::SpendSource;
 use crate::sources::ce_guard::RequestCap;
 use crate::sources::cost_explorer::{CacheTtl, CostExplorer};
 use crate::sources::demo::DemoCostExplorer;
+use crate::tools::schema::{compact_input, compact_output};
 use crate::tools::spend::SourceInput;
 
 const INSTRUCTIONS: &str = "Answers who spends what on Amazon Bedrock, per IAM principal. \
@@ -54,10 +55,17 @@ impl App {
                 },
             ))
         };
+        let mut tool_router = Self::spend_router();
+        for route in tool_router.map.values_mut() {
+            route.attr.input_schema = compact_input(&route.attr.input_schema);
+            if let Some(out) = &route.attr.output_schema {
+                route.attr.output_schema = Some(compact_output(out));
+            }
+        }
         App {
             config: Arc::new(config),
             cost_explorer: Some(cost_explorer),
-            tool_router: Self::spend_router(),
+            tool_router,
         }
     }
 

@@ -1,0 +1,144 @@
+//! Keep `tools/list` small: schemas as schemars writes them carry `$schema`,
+//! `["T","null"]` unions for optional fields and `$defs` used once. This
+//! rewrites them into the equivalent compact form, and drops descriptions
+//! from output schemas (the input docs and the text answer carry the meaning).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rmcp::model::JsonObject;
+use serde_json::{Map, Value};
+
+/// Compact an input schema (descriptions kept).
+pub fn compact_input(schema: &JsonObject) -> Arc<JsonObject> {
+    Arc::new(compact(schema, false))
+}
+
+/// Compact an output schema (descriptions dropped).
+pub fn compact_output(schema: &JsonObject) -> Arc<JsonObject> {
+    Arc::new(compact(schema, true))
+}
+
+fn compact(schema: &JsonObject, strip_descriptions: bool) -> JsonObject {
+    let mut root = Value::Object(schema.clone());
+    let defs = root.as_object_mut().and_then(|o| o.remove("$defs")).and_then(|d| d.as_object().cloned()).unwrap_or_default();
+    if let Some(o) = root.as_object_mut() {
+        o.remove("$schema");
+        o.remove("title");
+    }
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    count_refs(&root, &defs, &mut uses);
+    let mut kept = Map::new();
+    let out = rewrite(root, &defs, &uses, strip_descriptions, &mut kept);
+    let mut obj = match out {
+        Value::Object(o) => o,
+        _ => JsonObject::new(),
+    };
+    if !kept.is_empty() {
+        obj.insert("$defs".into(), Value::Object(kept));
+    }
+    obj
+}
+
+fn ref_name(v: &Value) -> Option<&str> {
+    v.get("$ref")?.as_str()?.strip_prefix("#/$defs/")
+}
+
+fn count_refs(v: &Value, defs: &Map<String, Value>, uses: &mut HashMap<String, usize>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(name) = ref_name(v) {
+                let n = uses.entry(name.to_string()).or_default();
+                *n += 1;
+                if *n == 1 {
+                    if let Some(d) = defs.get(name) {
+                        count_refs(d, defs, uses);
+                    }
+                }
+            }
+            o.values().for_each(|c| count_refs(c, defs, uses));
+        }
+        Value::Array(a) => a.iter().for_each(|c| count_refs(c, defs, uses)),
+        _ => {}
+    }
+}
+
+fn rewrite(v: Value, defs: &Map<String, Value>, uses: &HashMap<String, usize>, strip: bool, kept: &mut Map<String, Value>) -> Value {
+    match v {
+        Value::Object(mut o) => {
+            // anyOf [X, {type: null}] -> X (with this node's other keys)
+            if let Some(Value::Array(alts)) = o.get("anyOf") {
+                if alts.len() == 2 && alts.iter().any(|a| a.get("type") == Some(&Value::String("null".into()))) {
+                    let other = alts.iter().find(|a| a.get("type") != Some(&Value::String("null".into()))).cloned();
+                    if let Some(Value::Object(other)) = other {
+                        o.remove("anyOf");
+                        for (k, val) in other {
+                            o.entry(k).or_insert(val);
+                        }
+                    }
+                }
+            }
+            // type: [T, "null"] -> T
+            if let Some(Value::Array(types)) = o.get("type") {
+                let non_null: Vec<Value> = types.iter().filter(|t| t.as_str() != Some("null")).cloned().collect();
+                if non_null.len() == 1 {
+                    o.insert("type".into(), non_null[0].clone());
+                }
+            }
+            if strip {
+                o.remove("description");
+                o.remove("format");
+                o.remove("minimum");
+            }
+            if let Some(name) = o.get("$ref").and_then(|r| r.as_str()).and_then(|r| r.strip_prefix("#/$defs/")).map(str::to_string) {
+                if let Some(def) = defs.get(&name) {
+                    if uses.get(&name).copied().unwrap_or(0) <= 1 {
+                        o.remove("$ref");
+                        if let Value::Object(d) = rewrite(def.clone(), defs, uses, strip, kept) {
+                            for (k, val) in d {
+                                o.entry(k).or_insert(val);
+                            }
+                        }
+                    } else if !kept.contains_key(&name) {
+                        kept.insert(name.clone(), Value::Null);
+                        let r = rewrite(def.clone(), defs, uses, strip, kept);
+                        kept.insert(name, r);
+                    }
+                }
+            }
+            Value::Object(o.into_iter().map(|(k, c)| {
+                let c = rewrite(c, defs, uses, strip, kept);
+                (k, c)
+            }).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(|c| rewrite(c, defs, uses, strip, kept)).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn inlines_single_use_defs_and_drops_null_unions() {
+        let s = json!({
+            "$schema": "x", "type": "object",
+            "$defs": {"G": {"type": "string", "enum": ["a", "b"]}, "Twice": {"type": "integer"}},
+            "properties": {
+                "g": {"anyOf": [{"$ref": "#/$defs/G"}, {"type": "null"}], "description": "pick"},
+                "n": {"type": ["string", "null"]},
+                "t1": {"$ref": "#/$defs/Twice"}, "t2": {"$ref": "#/$defs/Twice"}
+            }
+        });
+        let out = Value::Object(compact(s.as_object().unwrap(), false));
+        assert_eq!(out["properties"]["g"], json!({"type": "string", "enum": ["a", "b"], "description": "pick"}));
+        assert_eq!(out["properties"]["n"], json!({"type": "string"}));
+        assert_eq!(out["properties"]["t1"], json!({"$ref": "#/$defs/Twice"}));
+        assert_eq!(out["$defs"], json!({"Twice": {"type": "integer"}}));
+        assert!(out.get("$schema").is_none());
+        let stripped = Value::Object(compact(s.as_object().unwrap(), true));
+        assert!(stripped["properties"]["g"].get("description").is_none());
+    }
+}
