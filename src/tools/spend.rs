@@ -652,7 +652,7 @@ mod tests {
 
     #[test]
     fn paging_walks_all_rows() {
-        let rows: Vec<_> = (0..450).map(|i| ("2026-10-01", None, i as f64)).collect();
+        let rows: Vec<_> = (0..450).map(|i| ("2026-10-01", None::<&str>, i as f64)).collect();
         let mut q = query();
         q.group_by = vec![GroupKey::Principal];
         let mut a = answer(vec![]);

@@ -1,0 +1,233 @@
+//! Test harness: the real binary, a real MCP client (rmcp), and the AWS
+//! emulator (moto + our extensions) on loopback. Modelled on ripgrep's
+//! `tests/util.rs`: helpers that start real things and fail loudly.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bedrock-cost-mcp");
+
+pub type Client = RunningService<RoleClient, ()>;
+
+fn python() -> String {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/.venv/bin/python");
+    assert!(
+        std::path::Path::new(p).exists(),
+        "the emulator's venv is missing: run tools/setup-venv.sh (the README's test command does)"
+    );
+    p.to_string()
+}
+
+/// The AWS emulator on a free loopback port; stopped on drop.
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/emulator/aws_emulator.py");
+        let mut child = Command::new(python())
+            .args([script, "--port", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the AWS emulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read READY line");
+        let port = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("emulator said {line:?}"));
+        Emulator { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) {
+        let r = self.http.post(format!("{}{path}", self.url)).json(&body).send().await.expect("emulator reachable");
+        assert!(r.status().is_success(), "emulator {path}: {}", r.status());
+    }
+
+    /// Calls per AWS operation since the last reset.
+    pub async fn calls(&self) -> HashMap<String, u64> {
+        self.http.get(format!("{}/_emulator/calls", self.url)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn count(&self, op: &str) -> u64 {
+        self.calls().await.get(op).copied().unwrap_or(0)
+    }
+
+    /// Queue literal GetCostAndUsage answers (moto hands them out in order, one per distinct request body).
+    pub async fn seed_cost_and_usage(&self, results: Vec<Value>) {
+        self.post("/moto-api/static/ce/cost-and-usage-results", json!({ "results": results })).await;
+    }
+
+    pub async fn seed_services(&self, names: &[&str]) {
+        self.post("/_emulator/ce/dimension-values", json!({ "SERVICE": names })).await;
+    }
+
+    pub async fn fault(&self, op: &str, error_type: &str, times: u32) {
+        self.post(
+            "/_emulator/faults",
+            json!({"operation": op, "status": 400, "error_type": error_type, "message": format!("injected {error_type}"), "times": times}),
+        )
+        .await;
+    }
+
+    pub async fn latency(&self, ms: u64) {
+        self.post("/_emulator/latency", json!({ "ms": ms })).await;
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Environment for the server: hermetic AWS settings pointing at the emulator.
+pub fn aws_env(emu: Option<&Emulator>) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ("AWS_CONFIG_FILE".into(), "/nonexistent/aws-config".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), "/nonexistent/aws-credentials".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("BEDROCK_COST_MCP_LOG".into(), "bedrock_cost_mcp=debug,rmcp=warn".into()),
+    ];
+    if let Some(e) = emu {
+        env.push(("AWS_ENDPOINT_URL".into(), e.url.clone()));
+        env.push(("AWS_ACCESS_KEY_ID".into(), "testing".into()));
+        env.push(("AWS_SECRET_ACCESS_KEY".into(), "testing".into()));
+    }
+    env
+}
+
+fn clean_env(cmd: &mut tokio::process::Command) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
+            cmd.env_remove(k);
+        }
+    }
+}
+
+/// Spawn the server on stdio with `args` (before `serve`) and connect rmcp's client.
+pub async fn stdio_client(emu: Option<&Emulator>, args: &[&str], extra_env: &[(&str, &str)]) -> Client {
+    let env = aws_env(emu);
+    let transport = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|cmd| {
+        clean_env(cmd);
+        cmd.args(args).arg("serve");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.stderr(Stdio::null());
+    }))
+    .expect("spawn the server");
+    ().serve(transport).await.expect("initialize over stdio")
+}
+
+/// The server on HTTP (a free loopback port); stopped on drop.
+pub struct HttpServer {
+    child: Child,
+    pub url: String,
+}
+
+impl HttpServer {
+    pub fn start(emu: Option<&Emulator>, args: &[&str], extra_env: &[(&str, &str)]) -> HttpServer {
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(args).args(["serve", "--http", "127.0.0.1:0"]);
+        cmd.envs(aws_env(emu)).envs(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn server");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        let url = loop {
+            line.clear();
+            let n = reader.read_line(&mut line).expect("read server stderr");
+            assert!(n > 0, "server exited before listening");
+            if let Some(rest) = line.trim().strip_prefix("listening on ") {
+                break rest.to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        HttpServer { child, url }
+    }
+
+    pub async fn client(&self) -> Client {
+        ().serve(StreamableHttpClientTransport::from_uri(self.url.clone())).await.expect("initialize over HTTP")
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Call a tool; protocol errors fail the test, tool errors are returned.
+pub async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
+    let args = args.as_object().cloned().unwrap_or_default();
+    tokio::time::timeout(Duration::from_secs(60), client.call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args)))
+        .await
+        .expect("tool call timed out")
+        .expect("tool call failed at the protocol level")
+}
+
+/// The structured content of a successful call.
+pub fn ok(r: &CallToolResult) -> Value {
+    assert_ne!(r.is_error, Some(true), "tool error: {}", text(r));
+    r.structured_content.clone().expect("structuredContent")
+}
+
+/// The text of an error result.
+pub fn err(r: &CallToolResult) -> String {
+    assert_eq!(r.is_error, Some(true), "expected a tool error, got {:?}", r.structured_content);
+    text(r)
+}
+
+pub fn text(r: &CallToolResult) -> String {
+    r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
+}
+
+/// A GetCostAndUsage answer with one month and (tag value, amount) groups; "" is untagged.
+pub fn ce_month(start: &str, end: &str, key: &str, groups: &[(&str, &str)], next: Option<&str>) -> Value {
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(v, amt)| json!({"Keys": [format!("iamPrincipal/{key}${v}")], "Metrics": {"UnblendedCost": {"Amount": amt, "Unit": "USD"}}}))
+        .collect();
+    let mut r = json!({
+        "GroupDefinitions": [{"Type": "TAG", "Key": format!("iamPrincipal/{key}")}],
+        "ResultsByTime": [{"TimePeriod": {"Start": start, "End": end}, "Total": {}, "Groups": groups, "Estimated": false}],
+        "DimensionValueAttributes": []
+    });
+    if let Some(n) = next {
+        r["NextPageToken"] = json!(n);
+    }
+    r
+}
+
+/// First day of last month and of this month, as CE strings.
+pub fn last_month() -> (String, String) {
+    use chrono::Datelike;
+    let today = chrono::Utc::now().date_naive();
+    let this = today.with_day(1).unwrap();
+    let last = (this - chrono::Duration::days(1)).with_day(1).unwrap();
+    (last.to_string(), this.to_string())
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: installs the pinned AWS emulator (moto)
+# into tools/.venv when missing, then runs the Rust unit and integration tests,
+# which start the emulator and the real binary on loopback themselves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup-venv.sh >/dev/null
+tools/.venv/bin/python tools/emulator/selftest.py
+cargo test --locked "$@"
