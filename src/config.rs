@@ -49,6 +49,59 @@ pub struct Config {
     )]
     pub cache_ttl_closed_secs: u64,
 
+    /// CUR 2.0 Parquet export to query with the embedded engine: a local folder or s3://bucket/prefix
+    /// (the export folder holding data/BILLING_PERIOD=YYYY-MM/, or the data/ folder itself).
+    #[arg(long, env = "BEDROCK_COST_MCP_CUR", global = true)]
+    pub cur: Option<String>,
+
+    /// Athena database holding the CUR 2.0 table (enables the `athena` source).
+    #[arg(long, env = "BEDROCK_COST_MCP_ATHENA_DATABASE", global = true)]
+    pub athena_database: Option<String>,
+
+    /// Athena CUR 2.0 table name.
+    #[arg(long, env = "BEDROCK_COST_MCP_ATHENA_TABLE", global = true)]
+    pub athena_table: Option<String>,
+
+    /// Athena workgroup.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_ATHENA_WORKGROUP",
+        default_value = "primary",
+        global = true
+    )]
+    pub athena_workgroup: String,
+
+    /// Athena data catalog.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_ATHENA_CATALOG",
+        default_value = "AwsDataCatalog",
+        global = true
+    )]
+    pub athena_catalog: String,
+
+    /// s3:// location for Athena query results (default: the workgroup's setting).
+    #[arg(long, env = "BEDROCK_COST_MCP_ATHENA_OUTPUT", global = true)]
+    pub athena_output: Option<String>,
+
+    /// The CUR table's billing-period partition column; empty for an unpartitioned table.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_ATHENA_PARTITION_COLUMN",
+        default_value = "billing_period",
+        global = true
+    )]
+    pub athena_partition_column: String,
+
+    /// Stop an Athena query that runs longer than this many seconds.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_ATHENA_TIMEOUT_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub athena_timeout_secs: u64,
+
     /// Log filter for stderr (tracing EnvFilter syntax), e.g. `info` or `bedrock_cost_mcp=debug`.
     #[arg(
         long,
@@ -67,6 +120,9 @@ impl Config {
                 "--default-tag-key '{}' is not a valid tag key",
                 self.default_tag_key
             ));
+        }
+        if self.athena_database.is_some() != self.athena_table.is_some() {
+            return Err("--athena-database and --athena-table go together".into());
         }
         if self.ce_max_requests_per_hour == 0 {
             return Err("--ce-max-requests-per-hour must be at least 1".into());

@@ -24,7 +24,13 @@ async fn main() -> ExitCode {
     }
     match cli.command {
         Command::Serve(args) => {
-            let app = App::build(cli.config).await;
+            let app = match App::build(cli.config).await {
+                Ok(app) => app,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let result = match args.http {
                 Some(addr) => transport::http::serve(app, args.clone(), addr)
                     .await

@@ -11,8 +11,10 @@ use rmcp::{ServerHandler, tool_handler};
 use crate::config::Config;
 use crate::error::ToolError;
 use crate::sources::SpendSource;
+use crate::sources::athena::{Athena, AthenaSettings};
 use crate::sources::ce_guard::RequestCap;
 use crate::sources::cost_explorer::{CacheTtl, CostExplorer};
+use crate::sources::cur::{CurEngine, CurLocation};
 use crate::sources::demo::DemoCostExplorer;
 use crate::tools::schema::{compact_input, compact_output};
 use crate::tools::spend::SourceInput;
@@ -28,32 +30,80 @@ Cost Explorer requests cost $0.01 each; answers are cached, so repeat questions 
 pub struct App {
     pub(crate) config: Arc<Config>,
     cost_explorer: Option<Arc<dyn SpendSource>>,
+    cur: Option<Arc<dyn SpendSource>>,
+    athena: Option<Arc<dyn SpendSource>>,
     tool_router: ToolRouter<App>,
 }
 
 impl App {
     /// Build the sources the configuration asks for. Loads the AWS configuration
     /// (lazily: no network call happens here) unless in demo mode.
-    pub async fn build(config: Config) -> App {
-        let cost_explorer: Arc<dyn SpendSource> = if config.demo {
-            Arc::new(DemoCostExplorer::new(Utc::now().date_naive()))
+    pub async fn build(config: Config) -> Result<App, String> {
+        let sdk = if config.demo {
+            None
         } else {
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            // Cost Explorer lives in us-east-1 in the aws partition; other partitions set their region.
-            let mut ce_conf = aws_sdk_costexplorer::config::Builder::from(&sdk);
-            if sdk.region().is_none() {
-                ce_conf = ce_conf.region(aws_config::Region::new("us-east-1"));
+            Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+        };
+        let cur: Option<Arc<dyn SpendSource>> = match (&config.cur, &sdk) {
+            (Some(raw), _) => {
+                let location = CurLocation::parse(raw)?;
+                let s3 = match (&location, &sdk) {
+                    (CurLocation::S3 { bucket, .. }, Some(sdk)) => {
+                        Some(crate::sources::s3::store(sdk, bucket)?)
+                    }
+                    _ => None,
+                };
+                let engine = CurEngine::open(&location, s3)
+                    .await
+                    .map_err(|e| format!("--cur {raw}: {e}"))?;
+                tracing::info!(
+                    location = engine.location(),
+                    principal_data = engine.has_principal(),
+                    "CUR export opened"
+                );
+                Some(Arc::new(engine))
             }
-            let client = aws_sdk_costexplorer::Client::from_conf(ce_conf.build());
-            let cap = Arc::new(RequestCap::new(config.ce_max_requests_per_hour));
-            Arc::new(CostExplorer::new(
-                client,
-                cap,
-                CacheTtl {
-                    closed: config.ttl_closed(),
-                    open: config.ttl_open(),
-                },
-            ))
+            (None, _) => None,
+        };
+        let athena: Option<Arc<dyn SpendSource>> =
+            match (&config.athena_database, &config.athena_table, &sdk) {
+                (Some(database), Some(table), Some(sdk)) => {
+                    let settings = AthenaSettings {
+                        catalog: config.athena_catalog.clone(),
+                        database: database.clone(),
+                        table: table.clone(),
+                        workgroup: config.athena_workgroup.clone(),
+                        output: config.athena_output.clone(),
+                        partition_column: Some(config.athena_partition_column.clone())
+                            .filter(|c| !c.is_empty()),
+                        timeout: std::time::Duration::from_secs(config.athena_timeout_secs),
+                    };
+                    Some(Arc::new(Athena::new(
+                        aws_sdk_athena::Client::new(sdk),
+                        settings,
+                    )?))
+                }
+                _ => None,
+            };
+        let cost_explorer: Arc<dyn SpendSource> = match &sdk {
+            None => Arc::new(DemoCostExplorer::new(Utc::now().date_naive())),
+            Some(sdk) => {
+                // Cost Explorer lives in us-east-1 in the aws partition; other partitions set their region.
+                let mut ce_conf = aws_sdk_costexplorer::config::Builder::from(sdk);
+                if sdk.region().is_none() {
+                    ce_conf = ce_conf.region(aws_config::Region::new("us-east-1"));
+                }
+                let client = aws_sdk_costexplorer::Client::from_conf(ce_conf.build());
+                let cap = Arc::new(RequestCap::new(config.ce_max_requests_per_hour));
+                Arc::new(CostExplorer::new(
+                    client,
+                    cap,
+                    CacheTtl {
+                        closed: config.ttl_closed(),
+                        open: config.ttl_open(),
+                    },
+                ))
+            }
         };
         let mut tool_router = Self::spend_router();
         for route in tool_router.map.values_mut() {
@@ -62,11 +112,13 @@ impl App {
                 route.attr.output_schema = Some(compact_output(out));
             }
         }
-        App {
+        Ok(App {
             config: Arc::new(config),
             cost_explorer: Some(cost_explorer),
+            cur,
+            athena,
             tool_router,
-        }
+        })
     }
 
     /// The spend source for a request: the one asked for, or the default.
@@ -75,6 +127,9 @@ impl App {
         requested: Option<SourceInput>,
     ) -> Result<Arc<dyn SpendSource>, ToolError> {
         match requested {
+            None if self.cur.is_some() => Ok(self.cur.clone().expect("checked")),
+            None if self.athena.is_some() => Ok(self.athena.clone().expect("checked")),
+            Some(SourceInput::Cur) if self.cur.is_some() => Ok(self.cur.clone().expect("checked")),
             None | Some(SourceInput::CostExplorer) => self
                 .cost_explorer
                 .clone()
@@ -82,6 +137,7 @@ impl App {
             Some(SourceInput::Cur) => Err(ToolError::Unsupported(
                 "the CUR source is not configured; start the server with --cur PATH (a CUR 2.0 Parquet folder or s3://bucket/prefix)".into(),
             )),
+            Some(SourceInput::Athena) if self.athena.is_some() => Ok(self.athena.clone().expect("checked")),
             Some(SourceInput::Athena) => Err(ToolError::Unsupported(
                 "the Athena source is not configured; start the server with --athena-database, --athena-table and --athena-output".into(),
             )),

@@ -22,16 +22,29 @@ async fn demo_last_month_by_team_matches_the_line_items() {
         if l.line_item_type != "Usage" || d < start || d >= end {
             continue;
         }
-        let team = l.tags.iter().find(|(k, _)| k == "iamPrincipal/team").map(|(_, v)| v.clone()).unwrap_or("untagged".into());
+        let team = l
+            .tags
+            .iter()
+            .find(|(k, _)| k == "iamPrincipal/team")
+            .map(|(_, v)| v.clone())
+            .unwrap_or("untagged".into());
         *want.entry(team).or_default() += l.unblended;
     }
     let got: BTreeMap<String, f64> = out["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["keys"]["tag:team"].as_str().unwrap().to_string(), r["amount"].as_f64().unwrap()))
+        .map(|r| {
+            (
+                r["keys"]["tag:team"].as_str().unwrap().to_string(),
+                r["amount"].as_f64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
     for (k, v) in &want {
         assert!((got[k] - v).abs() < 0.005, "{k}: got {} want {v}", got[k]);
     }
@@ -40,8 +53,16 @@ async fn demo_last_month_by_team_matches_the_line_items() {
     assert_eq!(out["paid_requests"], json!(0));
     assert_eq!(out["reconciliation"]["reconciled"], json!(true));
 
-    let by_service = ok(&call(&client, "bedrock_spend", json!({"period": "last_month", "group_by": ["service"], "filter": {"team": ""}})).await);
+    let by_service = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["service"], "filter": {"team": ""}}),
+    )
+    .await);
     let untagged_total: f64 = want["untagged"];
-    assert!((by_service["total"].as_f64().unwrap() - untagged_total).abs() < 0.005, "filter \"\" selects untagged spend");
+    assert!(
+        (by_service["total"].as_f64().unwrap() - untagged_total).abs() < 0.005,
+        "filter \"\" selects untagged spend"
+    );
     client.cancel().await.unwrap();
 }

@@ -22,7 +22,10 @@ async fn post(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req.body(init_body().to_string()).send().await.expect("server reachable")
+    req.body(init_body().to_string())
+        .send()
+        .await
+        .expect("server reachable")
 }
 
 #[tokio::test]
@@ -30,36 +33,94 @@ async fn foreign_host_and_origin_are_refused_and_answers_are_stateless_json() {
     let server = HttpServer::start(None, &["--demo"], &[]);
     let ok = post(&server.url, &[]).await;
     assert_eq!(ok.status(), 200);
-    assert!(ok.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
-    assert!(ok.headers().get("mcp-session-id").is_none(), "stateless: no session id");
+    assert!(
+        ok.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert!(
+        ok.headers().get("mcp-session-id").is_none(),
+        "stateless: no session id"
+    );
     let body: serde_json::Value = ok.json().await.unwrap();
-    assert_eq!(body["result"]["serverInfo"]["name"], json!("bedrock-cost-mcp"));
+    assert_eq!(
+        body["result"]["serverInfo"]["name"],
+        json!("bedrock-cost-mcp")
+    );
 
-    assert_eq!(post(&server.url, &[("Host", "attacker.example")]).await.status(), 403);
-    assert_eq!(post(&server.url, &[("Origin", "https://evil.example")]).await.status(), 403);
-    assert_eq!(post(&server.url, &[("Origin", "http://localhost:6274")]).await.status(), 200);
-    let health = reqwest::get(server.url.replace("/mcp", "/healthz")).await.unwrap();
-    assert_eq!((health.status().as_u16(), health.text().await.unwrap()), (200, "ok".to_string()));
+    assert_eq!(
+        post(&server.url, &[("Host", "attacker.example")])
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(&server.url, &[("Origin", "https://evil.example")])
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(&server.url, &[("Origin", "http://localhost:6274")])
+            .await
+            .status(),
+        200
+    );
+    let health = reqwest::get(server.url.replace("/mcp", "/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (health.status().as_u16(), health.text().await.unwrap()),
+        (200, "ok".to_string())
+    );
 }
 
 #[tokio::test]
 async fn configured_origin_is_accepted() {
-    let server = HttpServer::start(None, &["--demo"], &[("BEDROCK_COST_MCP_ALLOWED_ORIGINS", "https://ide.example.com:443")]);
-    assert_eq!(post(&server.url, &[("Origin", "https://ide.example.com")]).await.status(), 200);
-    assert_eq!(post(&server.url, &[("Origin", "https://other.example.com")]).await.status(), 403);
+    let server = HttpServer::start(
+        None,
+        &["--demo"],
+        &[(
+            "BEDROCK_COST_MCP_ALLOWED_ORIGINS",
+            "https://ide.example.com:443",
+        )],
+    );
+    assert_eq!(
+        post(&server.url, &[("Origin", "https://ide.example.com")])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(&server.url, &[("Origin", "https://other.example.com")])
+            .await
+            .status(),
+        403
+    );
 }
 
 #[tokio::test]
 async fn initialize_and_discover_clients_both_get_answers() {
     let server = HttpServer::start(None, &["--demo"], &[]);
     let legacy = server.client().await;
-    assert_eq!(legacy.peer_info().unwrap().server_info.as_ref().map(|i| i.name.as_str()), Some("bedrock-cost-mcp"));
+    assert_eq!(
+        legacy
+            .peer_info()
+            .unwrap()
+            .server_info
+            .as_ref()
+            .map(|i| i.name.as_str()),
+        Some("bedrock-cost-mcp")
+    );
     let a = ok(&call(&legacy, "bedrock_spend", json!({"period": "last_month"})).await);
 
     let modern = ()
         .serve_with_lifecycle(
             StreamableHttpClientTransport::from_uri(server.url.clone()),
-            ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] },
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
         )
         .await
         .expect("server/discover handshake");
@@ -70,8 +131,14 @@ async fn initialize_and_discover_clients_both_get_answers() {
 
 #[tokio::test]
 async fn binding_beyond_loopback_is_refused() {
-    let out = std::process::Command::new(BIN).args(["--demo", "serve", "--http", "0.0.0.0:0"]).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["--demo", "serve", "--http", "0.0.0.0:0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("refusing to bind") && stderr.contains("authentication"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to bind") && stderr.contains("authentication"),
+        "{stderr}"
+    );
 }

@@ -7,14 +7,25 @@ mod common;
 use common::*;
 use serde_json::json;
 
-const SERVICES: &[&str] = &["Amazon Bedrock", "Claude Sonnet 4.6 (Amazon Bedrock Edition)", "Amazon Bedrock Service"];
+const SERVICES: &[&str] = &[
+    "Amazon Bedrock",
+    "Claude Sonnet 4.6 (Amazon Bedrock Edition)",
+    "Amazon Bedrock Service",
+];
 
 async fn seeded_emulator() -> Emulator {
     let emu = Emulator::start();
-    emu.seed_services(&[SERVICES[0], SERVICES[1], SERVICES[2], "Amazon EC2"]).await;
-    let (start, end) = last_month();
-    emu.seed_cost_and_usage(vec![ce_month(&start, &end, "team", &[("ml", "123.45"), ("web", "20.00"), ("", "7.10")], None)])
+    emu.seed_services(&[SERVICES[0], SERVICES[1], SERVICES[2], "Amazon EC2"])
         .await;
+    let (start, end) = last_month();
+    emu.seed_cost_and_usage(vec![ce_month(
+        &start,
+        &end,
+        "team",
+        &[("ml", "123.45"), ("web", "20.00"), ("", "7.10")],
+        None,
+    )])
+    .await;
     emu
 }
 
@@ -27,30 +38,80 @@ async fn spend_table_with_untagged_row_reconciles_and_second_call_is_cached() {
     let rows = out["rows"].as_array().unwrap();
     let pairs: Vec<(String, f64, bool)> = rows
         .iter()
-        .map(|r| (r["keys"]["tag:team"].as_str().unwrap().to_string(), r["amount"].as_f64().unwrap(), r["untagged"].as_bool().unwrap()))
+        .map(|r| {
+            (
+                r["keys"]["tag:team"].as_str().unwrap().to_string(),
+                r["amount"].as_f64().unwrap(),
+                r["untagged"].as_bool().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(pairs, vec![("ml".into(), 123.45, false), ("web".into(), 20.0, false), ("untagged".into(), 7.1, true)]);
+    assert_eq!(
+        pairs,
+        vec![
+            ("ml".into(), 123.45, false),
+            ("web".into(), 20.0, false),
+            ("untagged".into(), 7.1, true)
+        ]
+    );
     assert_eq!(out["total"], json!(150.55));
-    assert_eq!(out["reconciliation"], json!({"named": 143.45, "untagged": 7.1, "others": 0.0, "total": 150.55, "reconciled": true}));
-    let mut services: Vec<String> = serde_json::from_value(out["services_counted"].clone()).unwrap();
+    assert_eq!(
+        out["reconciliation"],
+        json!({"named": 143.45, "untagged": 7.1, "others": 0.0, "total": 150.55, "reconciled": true})
+    );
+    let mut services: Vec<String> =
+        serde_json::from_value(out["services_counted"].clone()).unwrap();
     services.sort();
     let mut want: Vec<String> = SERVICES.iter().map(|s| s.to_string()).collect();
     want.sort();
-    assert_eq!(services, want, "every *Bedrock* service name and nothing else");
-    assert_eq!((out["source"].as_str(), out["metric"].as_str(), out["currency"].as_str()), (Some("cost_explorer"), Some("UnblendedCost"), Some("USD")));
-    assert_eq!(out["paid_requests"], json!(2), "one GetDimensionValues + one GetCostAndUsage page");
+    assert_eq!(
+        services, want,
+        "every *Bedrock* service name and nothing else"
+    );
+    assert_eq!(
+        (
+            out["source"].as_str(),
+            out["metric"].as_str(),
+            out["currency"].as_str()
+        ),
+        (Some("cost_explorer"), Some("UnblendedCost"), Some("USD"))
+    );
+    assert_eq!(
+        out["paid_requests"],
+        json!(2),
+        "one GetDimensionValues + one GetCostAndUsage page"
+    );
     assert_eq!(out["cached"], json!(false));
     assert_eq!(out["estimated"], json!(false));
     let (start, end) = last_month();
     assert_eq!(out["period"], json!({"start": start, "end": end}));
     let table = text(&r);
-    assert!(table.contains("untagged") && table.contains("150.55") && table.contains("reconciled"), "{table}");
-    assert_eq!((emu.count("GetCostAndUsage").await, emu.count("GetDimensionValues").await), (1, 1));
+    assert!(
+        table.contains("untagged") && table.contains("150.55") && table.contains("reconciled"),
+        "{table}"
+    );
+    assert_eq!(
+        (
+            emu.count("GetCostAndUsage").await,
+            emu.count("GetDimensionValues").await
+        ),
+        (1, 1)
+    );
 
     let again = ok(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
-    assert_eq!((again["paid_requests"].clone(), again["cached"].clone()), (json!(0), json!(true)));
+    assert_eq!(
+        (again["paid_requests"].clone(), again["cached"].clone()),
+        (json!(0), json!(true))
+    );
     assert_eq!(again["total"], json!(150.55));
-    assert_eq!((emu.count("GetCostAndUsage").await, emu.count("GetDimensionValues").await), (1, 1), "no new paid request");
+    assert_eq!(
+        (
+            emu.count("GetCostAndUsage").await,
+            emu.count("GetDimensionValues").await
+        ),
+        (1, 1),
+        "no new paid request"
+    );
     client.cancel().await.unwrap();
 }
 
@@ -60,16 +121,37 @@ async fn pages_through_next_page_token() {
     emu.seed_services(SERVICES).await;
     let (start, end) = last_month();
     emu.seed_cost_and_usage(vec![
-        ce_month(&start, &end, "team", &[("ml", "100.00"), ("web", "50.00")], Some("page-2")),
-        ce_month(&start, &end, "team", &[("data", "25.00"), ("", "5.00")], None),
+        ce_month(
+            &start,
+            &end,
+            "team",
+            &[("ml", "100.00"), ("web", "50.00")],
+            Some("page-2"),
+        ),
+        ce_month(
+            &start,
+            &end,
+            "team",
+            &[("data", "25.00"), ("", "5.00")],
+            None,
+        ),
     ])
     .await;
     let client = stdio_client(Some(&emu), &[], &[]).await;
-    let out = ok(&call(&client, "bedrock_spend", json!({"period": {"start": start, "end": end}})).await);
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": {"start": start, "end": end}}),
+    )
+    .await);
     assert_eq!(out["total"], json!(180.0));
     assert_eq!(out["rows"].as_array().unwrap().len(), 4);
     assert_eq!(out["reconciliation"]["untagged"], json!(5.0));
-    assert_eq!(out["paid_requests"], json!(3), "two pages + service discovery");
+    assert_eq!(
+        out["paid_requests"],
+        json!(3),
+        "two pages + service discovery"
+    );
     assert_eq!(emu.count("GetCostAndUsage").await, 2);
     client.cancel().await.unwrap();
 }
@@ -83,7 +165,12 @@ async fn concurrent_identical_calls_make_one_request() {
     for _ in 0..6 {
         let url = server.url.clone();
         tasks.push(tokio::spawn(async move {
-            let client: Client = rmcp::ServiceExt::serve((), rmcp::transport::StreamableHttpClientTransport::from_uri(url)).await.unwrap();
+            let client: Client = rmcp::ServiceExt::serve(
+                (),
+                rmcp::transport::StreamableHttpClientTransport::from_uri(url),
+            )
+            .await
+            .unwrap();
             let r = call(&client, "bedrock_spend", json!({"period": "last_month"})).await;
             ok(&r)["total"].as_f64().unwrap()
         }));
@@ -91,7 +178,11 @@ async fn concurrent_identical_calls_make_one_request() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 150.55);
     }
-    assert_eq!(emu.count("GetCostAndUsage").await, 1, "single-flight: one request for six identical calls");
+    assert_eq!(
+        emu.count("GetCostAndUsage").await,
+        1,
+        "single-flight: one request for six identical calls"
+    );
     assert_eq!(emu.count("GetDimensionValues").await, 1);
 }
 
@@ -101,7 +192,10 @@ async fn hourly_cap_refuses_further_paid_requests_but_serves_cache() {
     let client = stdio_client(Some(&emu), &["--ce-max-requests-per-hour", "2"], &[]).await;
     ok(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
     let e = err(&call(&client, "bedrock_spend", json!({"period": "last_7_days"})).await);
-    assert!(e.contains("paid request cap") && e.contains("--ce-max-requests-per-hour"), "{e}");
+    assert!(
+        e.contains("paid request cap") && e.contains("--ce-max-requests-per-hour"),
+        "{e}"
+    );
     let cached = ok(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
     assert_eq!(cached["cached"], json!(true));
     assert_eq!(emu.count("GetCostAndUsage").await, 1);
@@ -112,12 +206,20 @@ async fn hourly_cap_refuses_further_paid_requests_but_serves_cache() {
 async fn aws_errors_become_actionable_tool_errors() {
     let emu = seeded_emulator().await;
     let client = stdio_client(Some(&emu), &[], &[("AWS_MAX_ATTEMPTS", "1")]).await;
-    emu.fault("GetCostAndUsage", "AccessDeniedException", 1).await;
+    emu.fault("GetCostAndUsage", "AccessDeniedException", 1)
+        .await;
     let e = err(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
-    assert!(e.contains("ce:GetCostAndUsage") && e.contains("access denied"), "{e}");
-    emu.fault("GetCostAndUsage", "LimitExceededException", 1).await;
+    assert!(
+        e.contains("ce:GetCostAndUsage") && e.contains("access denied"),
+        "{e}"
+    );
+    emu.fault("GetCostAndUsage", "LimitExceededException", 1)
+        .await;
     let e = err(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
-    assert!(e.contains("throttled") && e.contains("LimitExceededException") && e.contains("minute"), "{e}");
+    assert!(
+        e.contains("throttled") && e.contains("LimitExceededException") && e.contains("minute"),
+        "{e}"
+    );
     // Errors are not cached: the next call succeeds.
     let out = ok(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
     assert_eq!(out["total"], json!(150.55));
@@ -145,10 +247,22 @@ async fn bad_input_names_the_accepted_forms() {
     let client = stdio_client(Some(&emu), &[], &[]).await;
     let cases = [
         (json!({"period": "yesterday"}), "last_month"),
-        (json!({"period": {"start": "2026-02-30", "end": "2026-03-01"}}), "YYYY-MM-DD"),
-        (json!({"period": {"start": "2026-10-05", "end": "2026-10-01"}}), "end is exclusive"),
-        (json!({"period": {"start": "2099-01-01", "end": "2099-02-01"}}), "future"),
-        (json!({"period": {"start": "2020-01-01", "end": "2020-02-01"}}), "13 months"),
+        (
+            json!({"period": {"start": "2026-02-30", "end": "2026-03-01"}}),
+            "YYYY-MM-DD",
+        ),
+        (
+            json!({"period": {"start": "2026-10-05", "end": "2026-10-01"}}),
+            "end is exclusive",
+        ),
+        (
+            json!({"period": {"start": "2099-01-01", "end": "2099-02-01"}}),
+            "future",
+        ),
+        (
+            json!({"period": {"start": "2020-01-01", "end": "2020-02-01"}}),
+            "13 months",
+        ),
         (json!({"group_by": ["owner"]}), "tag:<key>"),
         (json!({"group_by": ["principal"]}), "--cur"),
         (json!({"group_by": "tag:team"}), "deserialize"),
@@ -161,7 +275,11 @@ async fn bad_input_names_the_accepted_forms() {
         let e = err(&call(&client, "bedrock_spend", args.clone()).await);
         assert!(e.contains(needle), "{args} -> {e}");
     }
-    assert_eq!(emu.count("GetCostAndUsage").await, 0, "bad input never reaches AWS");
+    assert_eq!(
+        emu.count("GetCostAndUsage").await,
+        0,
+        "bad input never reaches AWS"
+    );
     client.cancel().await.unwrap();
 }
 
@@ -170,12 +288,27 @@ async fn a_tag_key_with_no_values_says_it_may_not_be_activated() {
     let emu = Emulator::start();
     emu.seed_services(SERVICES).await;
     let (start, end) = last_month();
-    emu.seed_cost_and_usage(vec![ce_month(&start, &end, "owner", &[("", "42.00")], None)]).await;
+    emu.seed_cost_and_usage(vec![ce_month(
+        &start,
+        &end,
+        "owner",
+        &[("", "42.00")],
+        None,
+    )])
+    .await;
     let client = stdio_client(Some(&emu), &[], &[]).await;
-    let out = ok(&call(&client, "bedrock_spend", json!({"period": "last_month", "group_by": ["tag:owner"]})).await);
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["tag:owner"]}),
+    )
+    .await);
     assert_eq!(out["reconciliation"]["untagged"], json!(42.0));
     let notes = out["notes"].to_string();
-    assert!(notes.contains("not be activated") && notes.contains("iamPrincipal/owner"), "{notes}");
+    assert!(
+        notes.contains("not be activated") && notes.contains("iamPrincipal/owner"),
+        "{notes}"
+    );
     client.cancel().await.unwrap();
 }
 
@@ -183,6 +316,9 @@ async fn a_tag_key_with_no_values_says_it_may_not_be_activated() {
 async fn missing_credentials_say_how_to_configure() {
     let client = stdio_client(None, &[], &[("AWS_MAX_ATTEMPTS", "1")]).await;
     let e = err(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
-    assert!(e.contains("no AWS credentials") && e.contains("--demo"), "{e}");
+    assert!(
+        e.contains("no AWS credentials") && e.contains("--demo"),
+        "{e}"
+    );
     client.cancel().await.unwrap();
 }

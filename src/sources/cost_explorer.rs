@@ -444,6 +444,8 @@ impl SpendSource for CostExplorer {
             as_of: fetch.as_of,
             source: "cost_explorer",
             notes,
+            adjustments: vec![],
+            scanned_bytes: None,
         })
     }
 }

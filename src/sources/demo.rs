@@ -108,6 +108,8 @@ impl SpendSource for DemoCostExplorer {
             notes: vec![
                 "demo data: a fictional organisation (Acme Example Corp), not your account".into(),
             ],
+            adjustments: vec![],
+            scanned_bytes: None,
         })
     }
 }

@@ -4,9 +4,13 @@
 //! held as `Arc<dyn Trait>`; each backend is one file. Caching and guards wrap
 //! the backend that costs money (Cost Explorer).
 
+pub mod athena;
 pub mod ce_guard;
 pub mod cost_explorer;
+pub mod cur;
+pub mod cur_sql;
 pub mod demo;
+pub mod s3;
 
 use std::sync::Arc;
 
@@ -38,6 +42,15 @@ pub struct SpendRow {
     pub usage_unit: Option<String>,
 }
 
+/// A credit, refund or other non-usage line, shown on its own, never netted silently.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adjustment {
+    pub bucket_start: NaiveDate,
+    /// CUR `line_item_line_item_type`: Credit, Refund, Tax, ...
+    pub line_item_type: String,
+    pub amount: f64,
+}
+
 /// A source's answer, before the tool ranks and renders it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpendAnswer {
@@ -57,6 +70,10 @@ pub struct SpendAnswer {
     pub source: &'static str,
     /// Remarks the caller should see (clamped periods, fallbacks).
     pub notes: Vec<String>,
+    /// Credits, refunds and other non-usage lines (CUR sources).
+    pub adjustments: Vec<Adjustment>,
+    /// Bytes the engine scanned, when it reports it (Athena).
+    pub scanned_bytes: Option<u64>,
 }
 
 /// "How much was spent, grouped how, over which period."

@@ -21,7 +21,11 @@ pub fn compact_output(schema: &JsonObject) -> Arc<JsonObject> {
 
 fn compact(schema: &JsonObject, strip_descriptions: bool) -> JsonObject {
     let mut root = Value::Object(schema.clone());
-    let defs = root.as_object_mut().and_then(|o| o.remove("$defs")).and_then(|d| d.as_object().cloned()).unwrap_or_default();
+    let defs = root
+        .as_object_mut()
+        .and_then(|o| o.remove("$defs"))
+        .and_then(|d| d.as_object().cloned())
+        .unwrap_or_default();
     if let Some(o) = root.as_object_mut() {
         o.remove("$schema");
         o.remove("title");
@@ -63,13 +67,26 @@ fn count_refs(v: &Value, defs: &Map<String, Value>, uses: &mut HashMap<String, u
     }
 }
 
-fn rewrite(v: Value, defs: &Map<String, Value>, uses: &HashMap<String, usize>, strip: bool, kept: &mut Map<String, Value>) -> Value {
+fn rewrite(
+    v: Value,
+    defs: &Map<String, Value>,
+    uses: &HashMap<String, usize>,
+    strip: bool,
+    kept: &mut Map<String, Value>,
+) -> Value {
     match v {
         Value::Object(mut o) => {
             // anyOf [X, {type: null}] -> X (with this node's other keys)
             if let Some(Value::Array(alts)) = o.get("anyOf") {
-                if alts.len() == 2 && alts.iter().any(|a| a.get("type") == Some(&Value::String("null".into()))) {
-                    let other = alts.iter().find(|a| a.get("type") != Some(&Value::String("null".into()))).cloned();
+                if alts.len() == 2
+                    && alts
+                        .iter()
+                        .any(|a| a.get("type") == Some(&Value::String("null".into())))
+                {
+                    let other = alts
+                        .iter()
+                        .find(|a| a.get("type") != Some(&Value::String("null".into())))
+                        .cloned();
                     if let Some(Value::Object(other)) = other {
                         o.remove("anyOf");
                         for (k, val) in other {
@@ -80,7 +97,11 @@ fn rewrite(v: Value, defs: &Map<String, Value>, uses: &HashMap<String, usize>, s
             }
             // type: [T, "null"] -> T
             if let Some(Value::Array(types)) = o.get("type") {
-                let non_null: Vec<Value> = types.iter().filter(|t| t.as_str() != Some("null")).cloned().collect();
+                let non_null: Vec<Value> = types
+                    .iter()
+                    .filter(|t| t.as_str() != Some("null"))
+                    .cloned()
+                    .collect();
                 if non_null.len() == 1 {
                     o.insert("type".into(), non_null[0].clone());
                 }
@@ -90,7 +111,12 @@ fn rewrite(v: Value, defs: &Map<String, Value>, uses: &HashMap<String, usize>, s
                 o.remove("format");
                 o.remove("minimum");
             }
-            if let Some(name) = o.get("$ref").and_then(|r| r.as_str()).and_then(|r| r.strip_prefix("#/$defs/")).map(str::to_string) {
+            if let Some(name) = o
+                .get("$ref")
+                .and_then(|r| r.as_str())
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+                .map(str::to_string)
+            {
                 if let Some(def) = defs.get(&name) {
                     if uses.get(&name).copied().unwrap_or(0) <= 1 {
                         o.remove("$ref");
@@ -106,12 +132,20 @@ fn rewrite(v: Value, defs: &Map<String, Value>, uses: &HashMap<String, usize>, s
                     }
                 }
             }
-            Value::Object(o.into_iter().map(|(k, c)| {
-                let c = rewrite(c, defs, uses, strip, kept);
-                (k, c)
-            }).collect())
+            Value::Object(
+                o.into_iter()
+                    .map(|(k, c)| {
+                        let c = rewrite(c, defs, uses, strip, kept);
+                        (k, c)
+                    })
+                    .collect(),
+            )
         }
-        Value::Array(a) => Value::Array(a.into_iter().map(|c| rewrite(c, defs, uses, strip, kept)).collect()),
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .map(|c| rewrite(c, defs, uses, strip, kept))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -133,7 +167,10 @@ mod tests {
             }
         });
         let out = Value::Object(compact(s.as_object().unwrap(), false));
-        assert_eq!(out["properties"]["g"], json!({"type": "string", "enum": ["a", "b"], "description": "pick"}));
+        assert_eq!(
+            out["properties"]["g"],
+            json!({"type": "string", "enum": ["a", "b"], "description": "pick"})
+        );
         assert_eq!(out["properties"]["n"], json!({"type": "string"}));
         assert_eq!(out["properties"]["t1"], json!({"$ref": "#/$defs/Twice"}));
         assert_eq!(out["$defs"], json!({"Twice": {"type": "integer"}}));

@@ -126,6 +126,15 @@ pub struct Reconciliation {
     pub reconciled: bool,
 }
 
+/// A credit, refund or other non-usage line (CUR), listed apart from usage.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AdjustmentOut {
+    pub bucket: String,
+    /// Credit, Refund, Tax, ...
+    pub line_item_type: String,
+    pub amount: f64,
+}
+
 /// Output of `bedrock_spend`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SpendOutput {
@@ -150,6 +159,13 @@ pub struct SpendOutput {
     pub total: f64,
     pub reconciliation: Reconciliation,
     pub rows: Vec<SpendRowOut>,
+    /// Credits, refunds and other non-usage lines in the period (CUR sources), not netted into rows.
+    pub adjustments: Vec<AdjustmentOut>,
+    /// total + adjustments.
+    pub total_after_adjustments: f64,
+    /// Bytes scanned by the query engine, when it reports it (Athena).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_scanned_bytes: Option<u64>,
     /// Rows across all pages.
     pub row_count: usize,
     /// Pass as cursor for the next page; absent on the last page.
@@ -397,6 +413,16 @@ pub fn shape_answer(q: &SpendQuery, ans: SpendAnswer, top_n: usize, offset: usiz
     let next_cursor =
         (offset + page.len() < row_count).then(|| format!("rows:{}", offset + page.len()));
     let reconciled = (named + untagged_sum + others_sum - total).abs() < 0.005;
+    let adjustments_sum: f64 = ans.adjustments.iter().map(|a| a.amount).sum();
+    let adjustments = ans
+        .adjustments
+        .iter()
+        .map(|a| AdjustmentOut {
+            bucket: a.bucket_start.to_string(),
+            line_item_type: a.line_item_type.clone(),
+            amount: round4(a.amount),
+        })
+        .collect();
     SpendOutput {
         period: PeriodOut {
             start: q.period.start.to_string(),
@@ -424,6 +450,9 @@ pub fn shape_answer(q: &SpendQuery, ans: SpendAnswer, top_n: usize, offset: usiz
             reconciled,
         },
         rows: page,
+        adjustments,
+        total_after_adjustments: round4(total + adjustments_sum),
+        data_scanned_bytes: ans.scanned_bytes,
         row_count,
         next_cursor,
         notes,
@@ -509,6 +538,20 @@ pub fn render_text(o: &SpendOutput) -> String {
             "DOES NOT RECONCILE"
         }
     ));
+    for a in &o.adjustments {
+        s.push_str(&format!(
+            "Adjustment {} {}: {} (not netted into the rows)\n",
+            a.bucket,
+            a.line_item_type,
+            fmt_money(a.amount)
+        ));
+    }
+    if !o.adjustments.is_empty() {
+        s.push_str(&format!(
+            "Total after adjustments: {}\n",
+            fmt_money(o.total_after_adjustments)
+        ));
+    }
     if !o.services_counted.is_empty() {
         s.push_str(&format!(
             "Services counted: {}\n",
@@ -600,6 +643,8 @@ mod tests {
             as_of: Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap(),
             source: "cost_explorer",
             notes: vec![],
+            adjustments: vec![],
+            scanned_bytes: None,
         }
     }
 
@@ -652,7 +697,9 @@ mod tests {
 
     #[test]
     fn paging_walks_all_rows() {
-        let rows: Vec<_> = (0..450).map(|i| ("2026-10-01", None::<&str>, i as f64)).collect();
+        let rows: Vec<_> = (0..450)
+            .map(|i| ("2026-10-01", None::<&str>, i as f64))
+            .collect();
         let mut q = query();
         q.group_by = vec![GroupKey::Principal];
         let mut a = answer(vec![]);

@@ -36,7 +36,10 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Emulator {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/emulator/aws_emulator.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tools/emulator/aws_emulator.py"
+        );
         let mut child = Command::new(python())
             .args([script, "--port", "0"])
             .stdin(Stdio::piped())
@@ -45,19 +48,41 @@ impl Emulator {
             .spawn()
             .expect("start the AWS emulator");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read READY line");
-        let port = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("emulator said {line:?}"));
-        Emulator { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() }
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read READY line");
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("emulator said {line:?}"));
+        Emulator {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub async fn post(&self, path: &str, body: Value) {
-        let r = self.http.post(format!("{}{path}", self.url)).json(&body).send().await.expect("emulator reachable");
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("emulator reachable");
         assert!(r.status().is_success(), "emulator {path}: {}", r.status());
     }
 
     /// Calls per AWS operation since the last reset.
     pub async fn calls(&self) -> HashMap<String, u64> {
-        self.http.get(format!("{}/_emulator/calls", self.url)).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(format!("{}/_emulator/calls", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn count(&self, op: &str) -> u64 {
@@ -66,11 +91,19 @@ impl Emulator {
 
     /// Queue literal GetCostAndUsage answers (moto hands them out in order, one per distinct request body).
     pub async fn seed_cost_and_usage(&self, results: Vec<Value>) {
-        self.post("/moto-api/static/ce/cost-and-usage-results", json!({ "results": results })).await;
+        self.post(
+            "/moto-api/static/ce/cost-and-usage-results",
+            json!({ "results": results }),
+        )
+        .await;
     }
 
     pub async fn seed_services(&self, names: &[&str]) {
-        self.post("/_emulator/ce/dimension-values", json!({ "SERVICE": names })).await;
+        self.post(
+            "/_emulator/ce/dimension-values",
+            json!({ "SERVICE": names }),
+        )
+        .await;
     }
 
     pub async fn fault(&self, op: &str, error_type: &str, times: u32) {
@@ -98,9 +131,15 @@ pub fn aws_env(emu: Option<&Emulator>) -> Vec<(String, String)> {
     let mut env = vec![
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ("AWS_CONFIG_FILE".into(), "/nonexistent/aws-config".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE".into(), "/nonexistent/aws-credentials".into()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE".into(),
+            "/nonexistent/aws-credentials".into(),
+        ),
         ("AWS_REGION".into(), "us-east-1".into()),
-        ("BEDROCK_COST_MCP_LOG".into(), "bedrock_cost_mcp=debug,rmcp=warn".into()),
+        (
+            "BEDROCK_COST_MCP_LOG".into(),
+            "bedrock_cost_mcp=debug,rmcp=warn".into(),
+        ),
     ];
     if let Some(e) = emu {
         env.push(("AWS_ENDPOINT_URL".into(), e.url.clone()));
@@ -119,7 +158,11 @@ fn clean_env(cmd: &mut tokio::process::Command) {
 }
 
 /// Spawn the server on stdio with `args` (before `serve`) and connect rmcp's client.
-pub async fn stdio_client(emu: Option<&Emulator>, args: &[&str], extra_env: &[(&str, &str)]) -> Client {
+pub async fn stdio_client(
+    emu: Option<&Emulator>,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Client {
     let env = aws_env(emu);
     let transport = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|cmd| {
         clean_env(cmd);
@@ -151,8 +194,17 @@ impl HttpServer {
             }
         }
         cmd.args(args).args(["serve", "--http", "127.0.0.1:0"]);
-        cmd.envs(aws_env(emu)).envs(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn server");
+        cmd.envs(aws_env(emu)).envs(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server");
         let stderr = child.stderr.take().expect("stderr");
         let mut reader = BufReader::new(stderr);
         let mut line = String::new();
@@ -170,7 +222,9 @@ impl HttpServer {
     }
 
     pub async fn client(&self) -> Client {
-        ().serve(StreamableHttpClientTransport::from_uri(self.url.clone())).await.expect("initialize over HTTP")
+        ().serve(StreamableHttpClientTransport::from_uri(self.url.clone()))
+            .await
+            .expect("initialize over HTTP")
     }
 }
 
@@ -184,10 +238,13 @@ impl Drop for HttpServer {
 /// Call a tool; protocol errors fail the test, tool errors are returned.
 pub async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
     let args = args.as_object().cloned().unwrap_or_default();
-    tokio::time::timeout(Duration::from_secs(60), client.call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args)))
-        .await
-        .expect("tool call timed out")
-        .expect("tool call failed at the protocol level")
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        client.call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args)),
+    )
+    .await
+    .expect("tool call timed out")
+    .expect("tool call failed at the protocol level")
 }
 
 /// The structured content of a successful call.
@@ -198,16 +255,31 @@ pub fn ok(r: &CallToolResult) -> Value {
 
 /// The text of an error result.
 pub fn err(r: &CallToolResult) -> String {
-    assert_eq!(r.is_error, Some(true), "expected a tool error, got {:?}", r.structured_content);
+    assert_eq!(
+        r.is_error,
+        Some(true),
+        "expected a tool error, got {:?}",
+        r.structured_content
+    );
     text(r)
 }
 
 pub fn text(r: &CallToolResult) -> String {
-    r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A GetCostAndUsage answer with one month and (tag value, amount) groups; "" is untagged.
-pub fn ce_month(start: &str, end: &str, key: &str, groups: &[(&str, &str)], next: Option<&str>) -> Value {
+pub fn ce_month(
+    start: &str,
+    end: &str,
+    key: &str,
+    groups: &[(&str, &str)],
+    next: Option<&str>,
+) -> Value {
     let groups: Vec<Value> = groups
         .iter()
         .map(|(v, amt)| json!({"Keys": [format!("iamPrincipal/{key}${v}")], "Metrics": {"UnblendedCost": {"Amount": amt, "Unit": "USD"}}}))

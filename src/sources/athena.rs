@@ -1,0 +1,340 @@
+//! CUR 2.0 through Athena, for exports that outgrow one machine: the same
+//! questions as the embedded engine ([`super::cur_sql`]), as SQL on the
+//! organisation's CUR table. Start, poll with backoff, page the results,
+//! stop the query when the caller goes away, report the data scanned.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_athena::Client;
+use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration};
+use chrono::Utc;
+
+use super::cur_sql::{self, Dialect, NO_PRINCIPAL_COLUMN, RawRow, TableShape};
+use super::{Progress, SpendAnswer, SpendSource};
+use crate::domain::group::SpendQuery;
+use crate::error::{ToolError, from_sdk};
+
+/// Where and how to run Athena queries.
+#[derive(Debug, Clone)]
+pub struct AthenaSettings {
+    pub catalog: String,
+    pub database: String,
+    pub table: String,
+    pub workgroup: String,
+    /// s3:// location for results; None uses the workgroup's setting.
+    pub output: Option<String>,
+    /// Partition column of the billing period (`billing_period` for CUR 2.0 tables), if any.
+    pub partition_column: Option<String>,
+    /// Give up (and stop the query) after this long.
+    pub timeout: Duration,
+}
+
+/// Athena identifiers we accept: letters, digits, underscore, hyphen (catalogs).
+pub fn valid_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The Athena spend source.
+pub struct Athena {
+    client: Client,
+    settings: AthenaSettings,
+    shape: TableShape,
+}
+
+impl Athena {
+    pub fn new(client: Client, settings: AthenaSettings) -> Result<Athena, String> {
+        for (what, v) in [
+            ("database", &settings.database),
+            ("table", &settings.table),
+            ("workgroup", &settings.workgroup),
+            ("catalog", &settings.catalog),
+        ] {
+            if !valid_identifier(v) {
+                return Err(format!(
+                    "--athena-{what} '{v}' is not a valid Athena name (letters, digits, _ and -)"
+                ));
+            }
+        }
+        if let Some(o) = &settings.output {
+            if !o.starts_with("s3://") {
+                return Err(format!("--athena-output '{o}' must be an s3:// location"));
+            }
+        }
+        if let Some(pc) = &settings.partition_column {
+            if !valid_identifier(pc) {
+                return Err(format!(
+                    "--athena-partition-column '{pc}' is not a valid column name"
+                ));
+            }
+        }
+        let shape = TableShape {
+            table: format!("\"{}\".\"{}\"", settings.database, settings.table),
+            partition_column: settings.partition_column.clone(),
+            has_principal: true,
+        };
+        Ok(Athena {
+            client,
+            settings,
+            shape,
+        })
+    }
+}
+
+/// Quote a value as an Athena execution parameter (a SQL string literal).
+fn literal(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+/// Stops the query if the caller drops the future before it finished.
+struct StopOnDrop {
+    client: Client,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let (client, id) = (self.client.clone(), self.id.clone());
+            tracing::info!(query = %id, "stopping abandoned Athena query");
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = client
+                        .stop_query_execution()
+                        .query_execution_id(id)
+                        .send()
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+fn failure(state: &str, reason: &str) -> ToolError {
+    if reason.contains("line_item_iam_principal") {
+        return ToolError::Unsupported(NO_PRINCIPAL_COLUMN.into());
+    }
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("access denied") || lower.contains("accessdenied") {
+        return ToolError::AccessDenied {
+            action: "s3:GetBucketLocation, s3:GetObject, s3:ListBucket and s3:PutObject on the Athena output location and the CUR bucket, plus glue:GetTable".into(),
+            message: reason.into(),
+        };
+    }
+    ToolError::Upstream {
+        service: "Athena".into(),
+        code: format!("Query{state}"),
+        message: reason.into(),
+        hint: if state == "CANCELLED" {
+            ". The query was cancelled; ask again".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl SpendSource for Athena {
+    fn name(&self) -> &'static str {
+        "athena"
+    }
+
+    async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
+        let sql = cur_sql::build(q, &self.shape, Dialect::Athena)?;
+        tracing::debug!(sql = %sql.sql, "Athena query");
+        let mut start = self
+            .client
+            .start_query_execution()
+            .query_string(&sql.sql)
+            .query_execution_context(
+                QueryExecutionContext::builder()
+                    .catalog(&self.settings.catalog)
+                    .database(&self.settings.database)
+                    .build(),
+            )
+            .work_group(&self.settings.workgroup);
+        if let Some(o) = &self.settings.output {
+            start = start
+                .result_configuration(ResultConfiguration::builder().output_location(o).build());
+        }
+        if !sql.params.is_empty() {
+            start = start
+                .set_execution_parameters(Some(sql.params.iter().map(|p| literal(p)).collect()));
+        }
+        let started = start
+            .send()
+            .await
+            .map_err(|e| from_sdk("Athena", "athena:StartQueryExecution", &e))?;
+        let id = started
+            .query_execution_id()
+            .ok_or_else(|| ToolError::Malformed {
+                service: "Athena".into(),
+                message: "StartQueryExecution returned no QueryExecutionId".into(),
+            })?
+            .to_string();
+        let mut guard = StopOnDrop {
+            client: self.client.clone(),
+            id: id.clone(),
+            armed: true,
+        };
+        let t0 = Instant::now();
+        let mut delay = Duration::from_millis(200);
+        let scanned = loop {
+            let out = self
+                .client
+                .get_query_execution()
+                .query_execution_id(&id)
+                .send()
+                .await
+                .map_err(|e| from_sdk("Athena", "athena:GetQueryExecution", &e))?;
+            let exec = out.query_execution();
+            let status = exec.and_then(|e| e.status());
+            let state = status
+                .and_then(|s| s.state())
+                .cloned()
+                .unwrap_or(QueryExecutionState::Queued);
+            match state {
+                QueryExecutionState::Succeeded => {
+                    break exec
+                        .and_then(|e| e.statistics())
+                        .and_then(|s| s.data_scanned_in_bytes())
+                        .map(|b| b.max(0) as u64);
+                }
+                QueryExecutionState::Failed | QueryExecutionState::Cancelled => {
+                    guard.armed = false;
+                    let reason = status
+                        .and_then(|s| {
+                            s.athena_error()
+                                .and_then(|e| e.error_message())
+                                .or(s.state_change_reason())
+                        })
+                        .unwrap_or("no reason given");
+                    return Err(failure(state.as_str(), reason));
+                }
+                _ => {}
+            }
+            if t0.elapsed() > self.settings.timeout {
+                return Err(ToolError::Upstream {
+                    service: "Athena".into(),
+                    code: "Timeout".into(),
+                    message: format!(
+                        "query {id} did not finish within {} s and was stopped",
+                        self.settings.timeout.as_secs()
+                    ),
+                    hint: ". Narrow the period, or raise --athena-timeout-secs".into(),
+                });
+            }
+            progress(
+                t0.elapsed().as_secs_f64(),
+                0.0,
+                format!(
+                    "Athena query {}: {:.0} s",
+                    state.as_str(),
+                    t0.elapsed().as_secs_f64()
+                ),
+            );
+            tokio::time::sleep(delay).await;
+            delay = (delay * 3 / 2).min(Duration::from_secs(2));
+        };
+        guard.armed = false;
+        let mut raw = Vec::new();
+        let mut token: Option<String> = None;
+        let mut first_page = true;
+        let width = sql.columns.len() + 2;
+        loop {
+            let page = self
+                .client
+                .get_query_results()
+                .query_execution_id(&id)
+                .max_results(1000)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| from_sdk("Athena", "athena:GetQueryResults", &e))?;
+            let rows = page.result_set().map(|r| r.rows()).unwrap_or_default();
+            for (i, row) in rows.iter().enumerate() {
+                let cells: Vec<Option<String>> = row
+                    .data()
+                    .iter()
+                    .map(|d| d.var_char_value().map(str::to_string))
+                    .collect();
+                if first_page && i == 0 && cells.iter().any(|c| c.as_deref() == Some("cost")) {
+                    continue; // header row
+                }
+                if cells.len() != width {
+                    return Err(ToolError::Malformed {
+                        service: "Athena".into(),
+                        message: format!(
+                            "a result row has {} columns, expected {width}",
+                            cells.len()
+                        ),
+                    });
+                }
+                let num = |v: &Option<String>| -> Result<f64, ToolError> {
+                    match v.as_deref() {
+                        None | Some("") => Ok(0.0),
+                        Some(s) => s.parse::<f64>().map_err(|_| ToolError::Malformed {
+                            service: "Athena".into(),
+                            message: format!("'{s}' is not a number"),
+                        }),
+                    }
+                };
+                raw.push(RawRow {
+                    values: cells[..width - 2].to_vec(),
+                    cost: num(&cells[width - 2])?,
+                    usage: num(&cells[width - 1])?,
+                });
+            }
+            first_page = false;
+            progress(
+                t0.elapsed().as_secs_f64(),
+                0.0,
+                format!("reading Athena results: {} rows", raw.len()),
+            );
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        let shaped = cur_sql::shape(q, &sql.columns, raw)?;
+        let mut notes = vec![format!("Athena query {id} on {}", self.shape.table)];
+        if let Some(b) = scanned {
+            notes.push(format!(
+                "Athena scanned {:.1} MB (Athena bills per TB scanned)",
+                b as f64 / 1e6
+            ));
+        }
+        Ok(SpendAnswer {
+            rows: shaped.rows,
+            currency: "USD".into(),
+            estimated: q.period.end
+                > crate::domain::period::first_of_month(Utc::now().date_naive()),
+            services_counted: vec![],
+            paid_requests: 0,
+            cached: false,
+            as_of: Utc::now(),
+            source: "athena",
+            notes,
+            adjustments: shaped.adjustments,
+            scanned_bytes: scanned,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_and_identifiers() {
+        assert_eq!(literal("o'brien"), "'o''brien'");
+        assert!(valid_identifier("cur_db") && valid_identifier("AwsDataCatalog"));
+        assert!(!valid_identifier("db\"; drop") && !valid_identifier(""));
+    }
+}

@@ -1,0 +1,557 @@
+//! One query model for CUR 2.0, two engines (embedded DataFusion, Athena).
+//!
+//! The SQL groups by *raw* CUR columns only (principal ARN, usage type,
+//! product model, tag values, region, service, line item type, pricing unit,
+//! time bucket). Everything derived (role, session, model name, token kind)
+//! is computed here in Rust from the grouped rows, then re-aggregated, so
+//! both engines share one set of rules and the SQL stays simple.
+//!
+//! Safety: user-provided values (tag filter values) are bound as parameters;
+//! tag *keys* become part of a map lookup and are strictly validated first
+//! (`domain::group::valid_tag_key`, which admits no quote or backslash).
+//! Dates come from parsed `NaiveDate`s.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+
+use super::{Adjustment, SpendRow};
+use crate::domain::group::{Granularity, GroupKey, Metric, SpendQuery, valid_tag_key};
+use crate::domain::period::{first_of_month, next_month};
+use crate::domain::principal::{glob_match, role_of, session_of};
+use crate::domain::usage_type;
+use crate::error::ToolError;
+
+/// Which SQL engine the text is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    DataFusion,
+    Athena,
+}
+
+/// Raw columns the query may group by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RawCol {
+    Bucket,
+    Principal,
+    UsageType,
+    ProductModel,
+    Tag(String),
+    Region,
+    Service,
+    LineType,
+    PricingUnit,
+}
+
+/// A query ready for an engine.
+#[derive(Debug, Clone)]
+pub struct CurSql {
+    pub sql: String,
+    /// String parameters, in placeholder order.
+    pub params: Vec<String>,
+    /// The grouped columns, in SELECT order; `cost` and `usage` follow them.
+    pub columns: Vec<RawCol>,
+}
+
+/// What the table looks like (checked once by the engine).
+#[derive(Debug, Clone)]
+pub struct TableShape {
+    pub table: String,
+    /// Name of the billing-period partition column, if the table is partitioned.
+    pub partition_column: Option<String>,
+    /// The export includes `line_item_iam_principal`.
+    pub has_principal: bool,
+}
+
+pub const NO_PRINCIPAL_COLUMN: &str = "this CUR 2.0 export has no line_item_iam_principal column, so spend per principal, role or session is not in it. Turn on \"Include caller identity (IAM principal) allocation data\" in the export (Data Exports console: Additional export content; API: TableConfigurations.COST_AND_USAGE_REPORT.INCLUDE_IAM_PRINCIPAL_DATA = \"TRUE\"); new deliveries will carry it. Tag grouping (tag:<key>) works without it";
+
+fn needs_principal(q: &SpendQuery) -> bool {
+    q.group_by
+        .iter()
+        .any(|k| matches!(k, GroupKey::Principal | GroupKey::Role | GroupKey::Session))
+        || !q.filter.principals.is_empty()
+        || !q.filter.roles.is_empty()
+}
+
+/// Billing months ("YYYY-MM") a period touches.
+pub fn months_of(start: NaiveDate, end: NaiveDate) -> Vec<String> {
+    let mut m = first_of_month(start);
+    let mut out = Vec::new();
+    while m < end {
+        out.push(m.format("%Y-%m").to_string());
+        m = next_month(m);
+    }
+    out
+}
+
+/// Build the grouped SQL for a spend query.
+pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<CurSql, ToolError> {
+    if q.metric == Metric::Amortized {
+        return Err(ToolError::invalid(
+            "metric \"amortized\" is only on Cost Explorer; on CUR use unblended or net_unblended",
+        ));
+    }
+    if needs_principal(q) && !shape.has_principal {
+        return Err(ToolError::Unsupported(NO_PRINCIPAL_COLUMN.into()));
+    }
+    let mut params = Vec::new();
+    let mut placeholder = |v: &str| -> String {
+        params.push(v.to_string());
+        match dialect {
+            Dialect::DataFusion => format!("${}", params.len()),
+            Dialect::Athena => "?".to_string(),
+        }
+    };
+    let mut columns = vec![RawCol::Bucket];
+    let time_unit = if q.granularity == Granularity::Daily || q.group_by.contains(&GroupKey::Day) {
+        "day"
+    } else {
+        "month"
+    };
+    for k in &q.group_by {
+        let cols: Vec<RawCol> = match k {
+            GroupKey::Tag(t) => vec![RawCol::Tag(t.clone())],
+            GroupKey::Principal | GroupKey::Role | GroupKey::Session => vec![RawCol::Principal],
+            GroupKey::Model => vec![RawCol::ProductModel, RawCol::UsageType],
+            GroupKey::TokenKind | GroupKey::UsageType => vec![RawCol::UsageType],
+            GroupKey::Region => vec![RawCol::Region],
+            GroupKey::Service => vec![RawCol::Service],
+            GroupKey::Day | GroupKey::Month => vec![],
+        };
+        for c in cols {
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
+        }
+    }
+    if (!q.filter.principals.is_empty() || !q.filter.roles.is_empty())
+        && !columns.contains(&RawCol::Principal)
+    {
+        columns.push(RawCol::Principal);
+    }
+    if !q.filter.models.is_empty() {
+        for c in [RawCol::ProductModel, RawCol::UsageType] {
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
+        }
+    }
+    columns.push(RawCol::LineType);
+    columns.push(RawCol::PricingUnit);
+
+    let ts = |d: NaiveDate| format!("TIMESTAMP '{} 00:00:00'", d.format("%Y-%m-%d"));
+    let select: Vec<String> = columns
+        .iter()
+        .map(|c| match c {
+            RawCol::Bucket => {
+                format!("CAST(date_trunc('{time_unit}', line_item_usage_start_date) AS DATE)")
+            }
+            RawCol::Principal => "line_item_iam_principal".into(),
+            RawCol::UsageType => "line_item_usage_type".into(),
+            RawCol::ProductModel => match dialect {
+                Dialect::DataFusion => "product['model']".into(),
+                Dialect::Athena => "element_at(product, 'model')".into(),
+            },
+            RawCol::Tag(t) => {
+                debug_assert!(valid_tag_key(t));
+                match dialect {
+                    Dialect::DataFusion => format!("tags['iamPrincipal/{t}']"),
+                    Dialect::Athena => format!("element_at(tags, 'iamPrincipal/{t}')"),
+                }
+            }
+            RawCol::Region => "product_region_code".into(),
+            RawCol::Service => match dialect {
+                Dialect::DataFusion => "product['servicename']".into(),
+                Dialect::Athena => "element_at(product, 'servicename')".into(),
+            },
+            RawCol::LineType => "line_item_line_item_type".into(),
+            RawCol::PricingUnit => "pricing_unit".into(),
+        })
+        .collect();
+    let cost = match q.metric {
+        Metric::NetUnblended => "COALESCE(line_item_net_unblended_cost, line_item_unblended_cost)",
+        _ => "line_item_unblended_cost",
+    };
+    let mut wh = vec![
+        format!("line_item_usage_start_date >= {}", ts(q.period.start)),
+        format!("line_item_usage_start_date < {}", ts(q.period.end)),
+    ];
+    if let Some(pc) = &shape.partition_column {
+        let months = months_of(q.period.start, q.period.end)
+            .iter()
+            .map(|m| format!("'{m}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        wh.push(format!("\"{pc}\" IN ({months})"));
+    }
+    let model_lookup = match dialect {
+        Dialect::DataFusion => "product['servicename']",
+        Dialect::Athena => "element_at(product, 'servicename')",
+    };
+    wh.push(format!(
+        "(line_item_product_code = 'AmazonBedrock' OR COALESCE({model_lookup}, '') LIKE '%Bedrock%'{})",
+        if shape.has_principal { " OR COALESCE(line_item_iam_principal, '') <> ''" } else { "" }
+    ));
+    for (key, values) in &q.filter.tags {
+        if !valid_tag_key(key) {
+            return Err(ToolError::invalid(format!(
+                "'{key}' is not a valid tag key"
+            )));
+        }
+        let lookup = match dialect {
+            Dialect::DataFusion => format!("tags['iamPrincipal/{key}']"),
+            Dialect::Athena => format!("element_at(tags, 'iamPrincipal/{key}')"),
+        };
+        let mut alts = Vec::new();
+        let named: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
+        if !named.is_empty() {
+            let ph: Vec<String> = named.iter().map(|v| placeholder(v)).collect();
+            alts.push(format!("{lookup} IN ({})", ph.join(", ")));
+        }
+        if values.iter().any(|v| v.is_empty()) {
+            alts.push(format!("COALESCE({lookup}, '') = ''"));
+        }
+        wh.push(format!("({})", alts.join(" OR ")));
+    }
+    let n = select.len();
+    let sql = format!(
+        "SELECT {}, SUM({cost}) AS cost, SUM(line_item_usage_amount) AS usage FROM {} WHERE {} GROUP BY {}",
+        select.join(", "),
+        shape.table,
+        wh.join(" AND "),
+        (1..=n)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(CurSql {
+        sql,
+        params,
+        columns,
+    })
+}
+
+/// One grouped row as an engine returns it: the raw column values (None =
+/// NULL) in `CurSql::columns` order, cost and usage.
+#[derive(Debug, Clone)]
+pub struct RawRow {
+    pub values: Vec<Option<String>>,
+    pub cost: f64,
+    pub usage: f64,
+}
+
+/// Tokens per unit, for units that count tokens.
+fn tokens_per_unit(unit: &str) -> Option<f64> {
+    match unit.trim().to_ascii_lowercase().as_str() {
+        "1k tokens" => Some(1_000.0),
+        "1m tokens" => Some(1_000_000.0),
+        "tokens" | "token" => Some(1.0),
+        _ => None,
+    }
+}
+
+/// The model name rule shared with the generator: product model, else the
+/// usage type's model part, else "unknown".
+pub fn model_name(product_model: &str, usage_type: &str) -> String {
+    if !product_model.trim().is_empty() {
+        return product_model.trim().to_string();
+    }
+    let m = usage_type::parse(usage_type).model;
+    if m.is_empty() { "unknown".into() } else { m }
+}
+
+/// Derived result of a CUR query.
+pub struct Shaped {
+    pub rows: Vec<SpendRow>,
+    pub adjustments: Vec<Adjustment>,
+}
+
+/// Turn raw grouped rows into spend rows keyed like the query, applying the
+/// filters SQL cannot express (globs on principal/role, model).
+pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Shaped, ToolError> {
+    let idx: HashMap<&RawCol, usize> = columns.iter().enumerate().map(|(i, c)| (c, i)).collect();
+    let get = |r: &RawRow, c: &RawCol| -> Option<String> {
+        idx.get(c)
+            .and_then(|&i| r.values[i].clone())
+            .filter(|v| !v.is_empty())
+    };
+    let mut groups: BTreeMap<(NaiveDate, Vec<Option<String>>), (f64, f64, bool)> = BTreeMap::new();
+    let mut adjustments: BTreeMap<(NaiveDate, String), f64> = BTreeMap::new();
+    for r in raw {
+        let day = get(&r, &RawCol::Bucket)
+            .and_then(|s| NaiveDate::parse_from_str(&s[..s.len().min(10)], "%Y-%m-%d").ok())
+            .ok_or_else(|| ToolError::Malformed {
+                service: "CUR query".into(),
+                message: "a row has no usage date".into(),
+            })?;
+        let bucket = match q.granularity {
+            Granularity::Daily => day,
+            Granularity::Monthly => first_of_month(day).max(q.period.start),
+        };
+        let line_type = get(&r, &RawCol::LineType).unwrap_or_else(|| "Usage".into());
+        if line_type != "Usage" {
+            *adjustments.entry((bucket, line_type)).or_default() += r.cost;
+            continue;
+        }
+        let principal = get(&r, &RawCol::Principal).unwrap_or_default();
+        let usage_type = get(&r, &RawCol::UsageType).unwrap_or_default();
+        let product_model = get(&r, &RawCol::ProductModel).unwrap_or_default();
+        if !q.filter.principals.is_empty()
+            && !q
+                .filter
+                .principals
+                .iter()
+                .any(|g| glob_match(g, &principal))
+        {
+            continue;
+        }
+        if !q.filter.roles.is_empty()
+            && !q
+                .filter
+                .roles
+                .iter()
+                .any(|g| glob_match(g, &role_of(&principal)))
+        {
+            continue;
+        }
+        let model = model_name(&product_model, &usage_type);
+        if !q.filter.models.is_empty()
+            && !q
+                .filter
+                .models
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(&model) || glob_match(m, &model))
+        {
+            continue;
+        }
+        let keys: Vec<Option<String>> = q
+            .group_by
+            .iter()
+            .map(|k| match k {
+                GroupKey::Tag(t) => get(&r, &RawCol::Tag(t.clone())),
+                GroupKey::Principal => Some(principal.clone()).filter(|p| !p.is_empty()),
+                GroupKey::Role => Some(role_of(&principal)).filter(|p| !p.is_empty()),
+                GroupKey::Session => Some(session_of(&principal)).filter(|p| !p.is_empty()),
+                GroupKey::Model => Some(model.clone()),
+                GroupKey::TokenKind => Some(
+                    usage_type::parse(&usage_type)
+                        .token_kind
+                        .as_str()
+                        .to_string(),
+                ),
+                GroupKey::UsageType => Some(usage_type.clone()).filter(|u| !u.is_empty()),
+                GroupKey::Region => get(&r, &RawCol::Region),
+                GroupKey::Service => get(&r, &RawCol::Service),
+                GroupKey::Day => Some(day.to_string()),
+                GroupKey::Month => Some(day.format("%Y-%m").to_string()),
+            })
+            .collect();
+        let unit = get(&r, &RawCol::PricingUnit).unwrap_or_default();
+        let tokens = tokens_per_unit(&unit).map(|f| r.usage * f);
+        let e = groups.entry((bucket, keys)).or_insert((0.0, 0.0, true));
+        e.0 += r.cost;
+        match tokens {
+            Some(t) => e.1 += t,
+            None => e.2 = false,
+        }
+    }
+    let rows = groups
+        .into_iter()
+        .map(
+            |((bucket_start, keys), (amount, tokens, all_tokens))| SpendRow {
+                bucket_start,
+                keys,
+                amount,
+                usage: all_tokens.then_some(tokens),
+                usage_unit: all_tokens.then(|| "tokens".to_string()),
+            },
+        )
+        .collect();
+    let adjustments = adjustments
+        .into_iter()
+        .map(|((bucket_start, line_item_type), amount)| Adjustment {
+            bucket_start,
+            line_item_type,
+            amount,
+        })
+        .collect();
+    Ok(Shaped { rows, adjustments })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::group::SpendFilter;
+    use crate::domain::period::Period;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn q(group_by: Vec<GroupKey>) -> SpendQuery {
+        SpendQuery {
+            period: Period {
+                start: d("2026-10-01"),
+                end: d("2026-11-01"),
+            },
+            granularity: Granularity::Monthly,
+            group_by,
+            filter: SpendFilter::default(),
+            metric: Metric::Unblended,
+        }
+    }
+
+    fn shape_of(has_principal: bool) -> TableShape {
+        TableShape {
+            table: "cur".into(),
+            partition_column: Some("BILLING_PERIOD".into()),
+            has_principal,
+        }
+    }
+
+    #[test]
+    fn filter_values_are_bound_not_spliced() {
+        let mut query = q(vec![GroupKey::Tag("team".into())]);
+        query.filter.tags.insert(
+            "team".into(),
+            vec!["ml'; DROP TABLE cur; --".into(), "".into()],
+        );
+        let s = build(&query, &shape_of(true), Dialect::DataFusion).unwrap();
+        assert!(!s.sql.contains("DROP"), "{}", s.sql);
+        assert_eq!(s.params, vec!["ml'; DROP TABLE cur; --".to_string()]);
+        assert!(
+            s.sql.contains("tags['iamPrincipal/team'] IN ($1)")
+                && s.sql.contains("\"BILLING_PERIOD\" IN ('2026-10')"),
+            "{}",
+            s.sql
+        );
+        let a = build(&query, &shape_of(true), Dialect::Athena).unwrap();
+        assert!(
+            a.sql
+                .contains("element_at(tags, 'iamPrincipal/team') IN (?)"),
+            "{}",
+            a.sql
+        );
+    }
+
+    #[test]
+    fn principal_questions_need_the_principal_column() {
+        let e = build(
+            &q(vec![GroupKey::Role]),
+            &shape_of(false),
+            Dialect::DataFusion,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("INCLUDE_IAM_PRINCIPAL_DATA"));
+        assert!(
+            build(
+                &q(vec![GroupKey::Tag("team".into())]),
+                &shape_of(false),
+                Dialect::DataFusion
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn shaping_derives_role_model_and_token_kind_and_separates_credits() {
+        let query = q(vec![GroupKey::Role, GroupKey::Model, GroupKey::TokenKind]);
+        let s = build(&query, &shape_of(true), Dialect::DataFusion).unwrap();
+        assert_eq!(
+            s.columns,
+            vec![
+                RawCol::Bucket,
+                RawCol::Principal,
+                RawCol::ProductModel,
+                RawCol::UsageType,
+                RawCol::LineType,
+                RawCol::PricingUnit
+            ]
+        );
+        let row =
+            |p: &str, m: Option<&str>, ut: &str, lt: &str, unit: &str, cost: f64, usage: f64| {
+                RawRow {
+                    values: vec![
+                        Some("2026-10-01".into()),
+                        Some(p.into()),
+                        m.map(str::to_string),
+                        Some(ut.into()),
+                        Some(lt.into()),
+                        Some(unit.into()),
+                    ],
+                    cost,
+                    usage,
+                }
+            };
+        let raw = vec![
+            row(
+                "arn:aws:sts::1:assumed-role/R/s1",
+                Some("Claude Sonnet 4.6"),
+                "USE1-Claude4.6Sonnet-input-tokens",
+                "Usage",
+                "1K tokens",
+                1.0,
+                2.0,
+            ),
+            row(
+                "arn:aws:sts::1:assumed-role/R/s2",
+                None,
+                "USE1-Claude4.6Sonnet-input-tokens",
+                "Usage",
+                "1M tokens",
+                2.0,
+                0.5,
+            ),
+            row(
+                "arn:aws:sts::1:assumed-role/R/s2",
+                Some("Claude Sonnet 4.6"),
+                "USE1-Claude4.6Sonnet-input-tokens",
+                "Usage",
+                "1M tokens",
+                3.0,
+                1.0,
+            ),
+            row(
+                "",
+                None,
+                "USE1-Claude4.6Sonnet-input-tokens",
+                "Credit",
+                "1K tokens",
+                -5.0,
+                0.0,
+            ),
+        ];
+        let out = shape(&query, &s.columns, raw).unwrap();
+        assert_eq!(out.rows.len(), 2);
+        let sonnet = out
+            .rows
+            .iter()
+            .find(|r| r.keys[1].as_deref() == Some("Claude Sonnet 4.6"))
+            .unwrap();
+        assert_eq!(
+            sonnet.keys,
+            vec![
+                Some("arn:aws:iam::1:role/R".into()),
+                Some("Claude Sonnet 4.6".into()),
+                Some("input".into())
+            ]
+        );
+        assert_eq!((sonnet.amount, sonnet.usage), (4.0, Some(1_002_000.0)));
+        let parsed = out
+            .rows
+            .iter()
+            .find(|r| r.keys[1].as_deref() == Some("Claude4.6Sonnet"))
+            .unwrap();
+        assert_eq!((parsed.amount, parsed.usage), (2.0, Some(500_000.0)));
+        assert_eq!(out.adjustments.len(), 1);
+        assert_eq!(out.adjustments[0].amount, -5.0);
+    }
+
+    #[test]
+    fn months_span() {
+        assert_eq!(
+            months_of(d("2026-10-15"), d("2026-12-02")),
+            vec!["2026-10", "2026-11", "2026-12"]
+        );
+    }
+}
