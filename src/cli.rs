@@ -23,6 +23,34 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP on stdio (default) or streamable HTTP (`--http 127.0.0.1:8000`, endpoint `/mcp`).
     Serve(ServeArgs),
+    /// Write a deterministic, realistic CUR 2.0 Parquet export (and truth.json) for tests, demos and benchmarks.
+    GenerateCur(GenerateCurArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateCurArgs {
+    /// Output folder (gets data/BILLING_PERIOD=YYYY-MM/*.parquet and truth.json).
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Approximate number of usage line items.
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: u64,
+    /// First usage day (YYYY-MM-DD); default: the first day of last month.
+    #[arg(long)]
+    pub start: Option<chrono::NaiveDate>,
+    /// Days covered.
+    #[arg(long, default_value_t = 60)]
+    pub days: u32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Distinct callers (users and roles).
+    #[arg(long, default_value_t = 60)]
+    pub principals: u32,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows_per_file: usize,
+    /// Leave out line_item_iam_principal, as an export without IAM principal data.
+    #[arg(long)]
+    pub no_principal_column: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

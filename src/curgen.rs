@@ -33,8 +33,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, MapBuilder, MapFieldNames, StringBuilder,
-    TimestampMillisecondBuilder,
+    ArrayRef, Float64Builder, MapBuilder, MapFieldNames, StringBuilder, TimestampMillisecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
@@ -76,11 +75,11 @@ pub struct GenSpec {
 }
 
 impl GenSpec {
-    /// A spec with the caller count scaled to the size (40 callers for 20k rows,
-    /// 400 for 10M), one-million-row files and the principal column included.
+    /// A spec with the caller count scaled to the size (about 40 callers for 20k
+    /// rows, 400 for 10M), one-million-row files and the principal column included.
     pub fn scaled(rows: u64, start: NaiveDate, days: u32, seed: u64) -> GenSpec {
-        // Grows with the square root of the size: 20k -> 40, 10M -> ~400.
-        let principals = ((rows as f64 / 20_000.0).sqrt() * 40.0).clamp(12.0, 2_000.0) as u32;
+        // 40 × (rows / 20k)^0.37: 20k -> 40, 10M -> ~400.
+        let principals = (40.0 * (rows as f64 / 20_000.0).powf(0.37)).clamp(12.0, 2_000.0) as u32;
         GenSpec {
             rows,
             start,
@@ -445,10 +444,12 @@ impl<'a> PartitionedWriter<'a> {
             self.month = Some(row.month);
             self.next_part = 0;
         }
-        self.columns.append(row).map_err(|source| CurGenError::Arrow {
-            path: self.out_dir.to_path_buf(),
-            source,
-        })?;
+        self.columns
+            .append(row)
+            .map_err(|source| CurGenError::Arrow {
+                path: self.out_dir.to_path_buf(),
+                source,
+            })?;
         let in_file = self.open.as_ref().map_or(0, |f| f.rows);
         if self.columns.len >= MAX_BATCH_ROWS.min(self.rows_per_file - in_file) {
             self.flush()?;
@@ -511,12 +512,13 @@ impl<'a> PartitionedWriter<'a> {
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(MAX_BATCH_ROWS))
             .build();
-        let writer = ArrowWriter::try_new(f, self.schema.clone(), Some(props)).map_err(
-            |source| CurGenError::Parquet {
-                path: path.clone(),
-                source,
-            },
-        )?;
+        let writer =
+            ArrowWriter::try_new(f, self.schema.clone(), Some(props)).map_err(|source| {
+                CurGenError::Parquet {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         self.files.push(rel);
         self.next_part += 1;
         Ok(OpenFile {
@@ -774,6 +776,9 @@ fn callers(seed: u64, count: usize, n_models: usize) -> Vec<Caller> {
     let mut rng = Rng::new(seed ^ 0xCA11_E125);
     let mut out: Vec<Caller> = Vec::with_capacity(count);
     let mut ident = 0usize;
+    // How many identities of each naming family exist so far: names come from it,
+    // so they stay unique (IAM user names are unique per account whatever the path).
+    let mut seen = [0usize; 6];
     while out.len() < count {
         let kind = if ident < IDENTITY_KINDS.len() {
             IDENTITY_KINDS[(ident + seed as usize % IDENTITY_KINDS.len()) % IDENTITY_KINDS.len()].0
@@ -811,22 +816,28 @@ fn callers(seed: u64, count: usize, n_models: usize) -> Vec<Caller> {
         }
         let home_region = usize::from(rng.next_f64() >= 0.75);
 
+        let family = match kind {
+            IdentityKind::PathUser => IdentityKind::User as usize,
+            other => other as usize,
+        };
+        let nth = seen[family];
+        seen[family] += 1;
         let arns: Vec<String> = match kind {
             IdentityKind::User => vec![format!(
                 "arn:aws:iam::{acct}:user/{}",
-                indexed(USER_NAMES, ident)
+                indexed(USER_NAMES, nth)
             )],
             IdentityKind::PathUser => vec![format!(
                 "arn:aws:iam::{acct}:user/{}/{}",
                 USER_PATHS[rng.below(USER_PATHS.len())],
-                indexed(USER_NAMES, ident)
+                indexed(USER_NAMES, nth)
             )],
             IdentityKind::ApiKeyUser => vec![format!(
-                "arn:aws:iam::{acct}:user/BedrockAPIKey-{:03x}{ident}",
+                "arn:aws:iam::{acct}:user/BedrockAPIKey-{:03x}{nth}",
                 rng.next_u64() & 0xfff
             )],
             IdentityKind::AgentCoreRole => {
-                let role = indexed(AGENT_ROLES, ident);
+                let role = indexed(AGENT_ROLES, nth);
                 (0..3 + rng.below(4))
                     .map(|s| {
                         // The low hex digit is the session index: unique within the role.
@@ -836,17 +847,19 @@ fn callers(seed: u64, count: usize, n_models: usize) -> Vec<Caller> {
                     .collect()
             }
             IdentityKind::FederatedRole => {
-                let role = indexed(FEDERATED_ROLES, ident);
+                let role = indexed(FEDERATED_ROLES, nth);
                 (0..2 + rng.below(4))
                     .map(|s| {
                         let first = FIRST_NAMES[(ident * 5 + s) % FIRST_NAMES.len()];
                         let last = LAST_NAMES[(ident + s * 3) % LAST_NAMES.len()];
-                        format!("arn:aws:sts::{acct}:assumed-role/{role}/{first}.{last}@acme.example")
+                        format!(
+                            "arn:aws:sts::{acct}:assumed-role/{role}/{first}.{last}@acme.example"
+                        )
                     })
                     .collect()
             }
             IdentityKind::BatchRole => {
-                let role = indexed(BATCH_ROLES, ident);
+                let role = indexed(BATCH_ROLES, nth);
                 (0..1 + rng.below(3))
                     .map(|s| format!("arn:aws:sts::{acct}:assumed-role/{role}/batch-{}", s + 1))
                     .collect()
@@ -903,7 +916,7 @@ impl World {
 
         // Zipf ranks in a seed-dependent order, so the heavy hitters vary with the seed.
         let mut order: Vec<usize> = (0..callers.len()).collect();
-        order.sort_by_key(|&i| mix(spec.seed ^ 0x21FF ^ (i as u64) << 20));
+        order.sort_by_key(|&i| mix(spec.seed ^ 0x21FF ^ ((i as u64) << 20)));
         let mut weight = vec![0.0; callers.len()];
         for (rank, &i) in order.iter().enumerate() {
             weight[i] = 1.0 / ((rank + 1) as f64).powf(ZIPF_EXPONENT);
@@ -931,15 +944,16 @@ impl World {
         let mut usage_types = Vec::new();
         for (prefix, _) in REGIONS {
             for m in &models {
-                for (k, suffix) in KIND_SUFFIXES.iter().enumerate() {
+                for suffix in KIND_SUFFIXES {
                     for variant in ["", "-cross-region-global"] {
                         let text = format!("{prefix}-{}-{suffix}{variant}", m.usage_name);
-                        let kind = usage_type::parse(&text).token_kind;
-                        debug_assert_eq!(kind.as_str(), token_kind_of(k).as_str());
                         usage_types.push(UsageTypeEntry {
-                            model_key: [key_id(model_name(m.display, &text)), key_id(model_name("", &text))],
+                            model_key: [
+                                key_id(model_name(m.display, &text)),
+                                key_id(model_name("", &text)),
+                            ],
+                            kind: usage_type::parse(&text).token_kind,
                             text,
-                            kind,
                         });
                     }
                 }
@@ -949,7 +963,10 @@ impl World {
             for m in &models {
                 let text = format!("{prefix}-{PROVISIONED_SUFFIX}");
                 usage_types.push(UsageTypeEntry {
-                    model_key: [key_id(model_name(m.display, &text)), key_id(model_name("", &text))],
+                    model_key: [
+                        key_id(model_name(m.display, &text)),
+                        key_id(model_name("", &text)),
+                    ],
                     kind: usage_type::parse(&text).token_kind,
                     text,
                 });
@@ -1045,10 +1062,18 @@ impl World {
         let k_tokens = KIND_BASE_KTOKENS[kind] * c.volume * jitter;
         let (usage_amount, unit, unblended) = if million {
             let amount = round10(k_tokens / 1000.0);
-            (amount, Unit::MillionTokens, round10(amount * round10(m.prices[kind] * 1000.0)))
+            (
+                amount,
+                Unit::MillionTokens,
+                round10(amount * round10(m.prices[kind] * 1000.0)),
+            )
         } else {
             let amount = round10(k_tokens);
-            (amount, Unit::ThousandTokens, round10(amount * m.prices[kind]))
+            (
+                amount,
+                Unit::ThousandTokens,
+                round10(amount * m.prices[kind]),
+            )
         };
         UsageLine {
             caller,
@@ -1063,16 +1088,6 @@ impl World {
             env_tag,
         }
     }
-}
-
-/// Token kind of a [`KIND_SUFFIXES`] index.
-fn token_kind_of(k: usize) -> TokenKind {
-    [
-        TokenKind::Input,
-        TokenKind::Output,
-        TokenKind::CacheRead,
-        TokenKind::CacheWrite,
-    ][k]
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1117,6 +1132,15 @@ struct UsageLine {
 // ---------------------------------------------------------------------------
 // Truth bookkeeping
 
+/// Every token kind, for turning the `by_kind` array into names.
+const TOKEN_KINDS: [TokenKind; 5] = [
+    TokenKind::Input,
+    TokenKind::Output,
+    TokenKind::CacheRead,
+    TokenKind::CacheWrite,
+    TokenKind::Other,
+];
+
 /// A sum and how many lines went into it (keys without lines stay out of the truth).
 #[derive(Debug, Clone, Copy, Default)]
 struct Acc {
@@ -1141,7 +1165,8 @@ struct Tally {
     by_model: Vec<Acc>,
     by_caller_model: Vec<Acc>,
     tokens_by_model: Vec<Acc>,
-    by_kind: BTreeMap<&'static str, Acc>,
+    /// Indexed by `TokenKind as usize`.
+    by_kind: [Acc; 5],
     by_month: BTreeMap<String, f64>,
     adjustments: BTreeMap<String, f64>,
 }
@@ -1157,7 +1182,7 @@ impl Tally {
             by_model: vec![Acc::default(); n_keys],
             by_caller_model: vec![Acc::default(); world.callers.len() * n_keys],
             tokens_by_model: vec![Acc::default(); n_keys],
-            by_kind: BTreeMap::new(),
+            by_kind: [Acc::default(); 5],
             by_month: BTreeMap::new(),
             adjustments: BTreeMap::new(),
         }
@@ -1175,11 +1200,7 @@ impl Tally {
         if let Some(per_unit) = line.unit.tokens() {
             self.tokens_by_model[key].add(line.usage_amount * per_unit);
         }
-        // TokenKind ordering is fixed and small; the map holds at most five keys.
-        self.by_kind
-            .entry(ut.kind.as_str())
-            .or_default()
-            .add(line.unblended);
+        self.by_kind[ut.kind as usize].add(line.unblended);
     }
 
     fn into_truth(
@@ -1228,10 +1249,10 @@ impl Tally {
             by_principal,
             by_role,
             by_model: keyed(&self.by_model),
-            by_token_kind: self
-                .by_kind
+            by_token_kind: TOKEN_KINDS
                 .iter()
-                .map(|(k, a)| (k.to_string(), a.sum))
+                .filter(|k| used(&self.by_kind[**k as usize]))
+                .map(|k| (k.as_str().to_string(), self.by_kind[*k as usize].sum))
                 .collect(),
             by_team,
             by_principal_model,
@@ -1259,11 +1280,22 @@ fn cents(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// The month's adjustments, after its Usage lines: per account with callers, a
-/// promotional Credit (no principal, 2% of the account's spend, at least $1) and a
-/// Refund naming the account's heaviest caller (0.5%, at least $0.50). Both span
-/// the covered days of the month.
-fn write_adjustments(
+/// One Credit or Refund line of a month.
+struct Adjustment<'a> {
+    line_item_type: &'static str,
+    caller: Option<&'a Caller>,
+    model: usize,
+    region: usize,
+    amount: f64,
+}
+
+/// Finish a month after its Usage lines: record its spend and write its
+/// adjustments. Per account with callers: a promotional Credit without a principal
+/// (2% of the account's Usage spend, at least $1, on Claude Sonnet 4.6 as in the
+/// demo) and a Refund naming the account's heaviest caller (0.5%, at least $0.50),
+/// which an engine must still keep out of per-principal spend. Both span the
+/// month's covered days.
+fn close_month(
     world: &World,
     state: &MonthState,
     writer: &mut PartitionedWriter,
@@ -1272,59 +1304,56 @@ fn write_adjustments(
     tally
         .by_month
         .insert(state.month.format("%Y-%m").to_string(), state.total);
-    let credit_model = world.models[0];
-    let credit_type = &world.usage_types[world.token_usage_type(0, 0, 0, 0)].text;
     for (account, top) in world.top_caller.iter().enumerate() {
         let Some(top) = *top else { continue };
         let caller = &world.callers[top];
-        let refund_model_idx = caller.models[0];
-        let refund_model = world.models[refund_model_idx];
-        let credit = -cents((0.02 * state.spend[account]).max(1.0));
-        let refund = -cents((0.005 * state.spend[account]).max(0.5));
         let adjustments = [
-            ("Credit", "", &[][..], credit_model, credit_type, 0),
-            (
-                "Refund",
-                caller.arn.as_str(),
-                &caller.tags[..],
-                refund_model,
-                &world.usage_types[world.token_usage_type(
-                    caller.home_region,
-                    refund_model_idx,
-                    0,
-                    0,
-                )]
-                .text,
-                caller.home_region,
-            ),
+            Adjustment {
+                line_item_type: "Credit",
+                caller: None,
+                model: 0,
+                region: 0,
+                amount: -cents((0.02 * state.spend[account]).max(1.0)),
+            },
+            Adjustment {
+                line_item_type: "Refund",
+                caller: Some(caller),
+                model: caller.models[0],
+                region: caller.home_region,
+                amount: -cents((0.005 * state.spend[account]).max(0.5)),
+            },
         ];
-        for ((kind, principal, tags, model, usage_type, region), amount) in
-            adjustments.into_iter().zip([credit, refund])
-        {
+        for adj in adjustments {
+            let model = world.models[adj.model];
+            let region = REGIONS[adj.region].1;
             writer.push(&Row {
                 month: state.month,
                 usage_start: state.first_day,
                 usage_end: state.last_day + Duration::days(1),
-                principal,
-                line_item_type: kind,
+                principal: adj.caller.map_or("", |c| c.arn.as_str()),
+                line_item_type: adj.line_item_type,
                 product_code: model.product_code,
-                usage_type,
+                usage_type: &world.usage_types[world.token_usage_type(adj.region, adj.model, 0, 0)]
+                    .text,
                 account: ACCOUNTS[account],
                 usage_amount: 0.0,
                 pricing_unit: Unit::ThousandTokens.as_str(),
-                unblended: amount,
-                net_unblended: Some(amount),
-                region: REGIONS[region].1,
+                unblended: adj.amount,
+                net_unblended: Some(adj.amount),
+                region,
                 product: Product {
                     service_name: model.service_name,
                     model: Some(model.display),
                     provider: model.provider,
-                    region: REGIONS[region].1,
+                    region,
                 },
-                tags,
+                tags: adj.caller.map_or(&[][..], |c| &c.tags[..]),
                 env_tag: None,
             })?;
-            *tally.adjustments.entry(kind.to_string()).or_insert(0.0) += amount;
+            *tally
+                .adjustments
+                .entry(adj.line_item_type.to_string())
+                .or_insert(0.0) += adj.amount;
         }
     }
     Ok(())
@@ -1367,7 +1396,8 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
     validate(spec)?;
     prepare_out_dir(out_dir)?;
     let world = World::new(spec);
-    let mut writer = PartitionedWriter::new(out_dir, spec.include_principal_column, spec.rows_per_file);
+    let mut writer =
+        PartitionedWriter::new(out_dir, spec.include_principal_column, spec.rows_per_file);
     let mut tally = Tally::new(&world);
 
     let days: Vec<NaiveDate> = (0..spec.days)
@@ -1382,7 +1412,7 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
         let month = first_of_month(day);
         if state.as_ref().is_some_and(|s| s.month != month) {
             let done = state.take().expect("checked above");
-            write_adjustments(&world, &done, &mut writer, &mut tally)?;
+            close_month(&world, &done, &mut writer, &mut tally)?;
         }
         let st = state.get_or_insert(MonthState {
             month,
@@ -1400,7 +1430,8 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
             let line = world.usage_line(spec.seed, index);
             let c = &world.callers[line.caller];
             let m = world.models[line.model];
-            let net = (!line.net_null).then(|| round10(line.unblended * (1.0 - NET_DISCOUNT[c.account])));
+            let net =
+                (!line.net_null).then(|| round10(line.unblended * (1.0 - NET_DISCOUNT[c.account])));
             let region = REGIONS[line.region].1;
             writer.push(&Row {
                 month,
@@ -1432,7 +1463,7 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
         }
     }
     if let Some(done) = state {
-        write_adjustments(&world, &done, &mut writer, &mut tally)?;
+        close_month(&world, &done, &mut writer, &mut tally)?;
     }
 
     let (files, rows_written) = writer.finish()?;
@@ -1444,4 +1475,433 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
     })?;
     fs::write(&path, json).map_err(|source| CurGenError::Io { path, source })?;
     Ok(truth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray, MapArray, StringArray};
+    use datafusion::arrow::datatypes::{Float64Type, TimestampMillisecondType};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::time::Instant;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    /// ~20k rows over three billing months, several files per month.
+    fn small_spec(seed: u64) -> GenSpec {
+        GenSpec {
+            rows_per_file: 3_000,
+            ..GenSpec::scaled(20_000, date(2026, 9, 20), 45, seed)
+        }
+    }
+
+    /// Every batch of every file the truth lists, with the file's path.
+    fn read_all(dir: &Path, truth: &Truth) -> Vec<(String, RecordBatch)> {
+        let mut out = Vec::new();
+        for rel in &truth.files {
+            let file = File::open(dir.join(rel)).unwrap();
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+            let meta = builder.metadata().clone();
+            for rg in meta.row_groups() {
+                assert!(rg.num_rows() as usize <= MAX_BATCH_ROWS);
+                assert_eq!(
+                    rg.column(0).compression(),
+                    datafusion::parquet::basic::Compression::SNAPPY
+                );
+            }
+            for batch in builder.build().unwrap() {
+                out.push((rel.clone(), batch.unwrap()));
+            }
+        }
+        out
+    }
+
+    fn strings<'a>(b: &'a RecordBatch, name: &str) -> &'a StringArray {
+        b.column_by_name(name).unwrap().as_string::<i32>()
+    }
+
+    /// `map[key]` of row `i`, `None` when the key is absent.
+    fn map_get<'a>(m: &'a MapArray, i: usize, key: &str) -> Option<&'a str> {
+        let keys = m.keys().as_string::<i32>();
+        let values = m.values().as_string::<i32>();
+        let offsets = m.value_offsets();
+        (offsets[i] as usize..offsets[i + 1] as usize)
+            .find(|&j| keys.value(j) == key)
+            .map(|j| values.value(j))
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-6 * (1.0 + a.abs().max(b.abs()))
+    }
+
+    #[test]
+    fn written_files_match_schema_layout_and_truth() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = small_spec(7);
+        let t0 = Instant::now();
+        let truth = generate(&spec, dir.path()).unwrap();
+        eprintln!(
+            "generated {} rows in {:?}",
+            truth.rows_written,
+            t0.elapsed()
+        );
+
+        assert_eq!(
+            fs::read_to_string(dir.path().join("truth.json")).unwrap(),
+            serde_json::to_string_pretty(&truth).unwrap()
+        );
+        assert_eq!(truth.usage_rows, spec.rows);
+        // Two adjustment lines per account and month, three months.
+        assert_eq!(truth.rows_written, spec.rows + 3 * 2 * 2);
+        let months: Vec<&str> = truth.by_month.keys().map(String::as_str).collect();
+        assert_eq!(months, ["2026-09", "2026-10", "2026-11"]);
+
+        let mut unblended = 0.0;
+        let mut net = 0.0;
+        let mut by_model: BTreeMap<String, f64> = BTreeMap::new();
+        let mut by_team: BTreeMap<String, f64> = BTreeMap::new();
+        let mut by_month: BTreeMap<String, f64> = BTreeMap::new();
+        let (mut rows, mut usage, mut no_model, mut null_net) = (0u64, 0u64, 0u64, 0u64);
+        let mut units: BTreeMap<String, u64> = BTreeMap::new();
+        let expected_schema = schema(true);
+        for (rel, b) in read_all(dir.path(), &truth) {
+            assert_eq!(b.schema().fields(), expected_schema.fields(), "{rel}");
+            let period = b
+                .column_by_name("bill_billing_period_start_date")
+                .unwrap()
+                .as_primitive::<TimestampMillisecondType>();
+            let start = b
+                .column_by_name("line_item_usage_start_date")
+                .unwrap()
+                .as_primitive::<TimestampMillisecondType>();
+            let kind = strings(&b, "line_item_line_item_type");
+            let ut = strings(&b, "line_item_usage_type");
+            let principal = strings(&b, "line_item_iam_principal");
+            let region = strings(&b, "product_region_code");
+            let unit = strings(&b, "pricing_unit");
+            let cost = b
+                .column_by_name("line_item_unblended_cost")
+                .unwrap()
+                .as_primitive::<Float64Type>();
+            let net_cost = b
+                .column_by_name("line_item_net_unblended_cost")
+                .unwrap()
+                .as_primitive::<Float64Type>();
+            let product = b.column_by_name("product").unwrap().as_map();
+            let tags = b.column_by_name("tags").unwrap().as_map();
+            for i in 0..b.num_rows() {
+                rows += 1;
+                let p = chrono::DateTime::from_timestamp_millis(period.value(i))
+                    .unwrap()
+                    .date_naive();
+                let s = chrono::DateTime::from_timestamp_millis(start.value(i))
+                    .unwrap()
+                    .date_naive();
+                let folder = format!("data/BILLING_PERIOD={}/", p.format("%Y-%m"));
+                assert!(rel.starts_with(&folder), "{rel} holds a row of {p}");
+                assert_eq!((p.day(), first_of_month(s)), (1, p));
+                // The usage type's region prefix agrees with product_region_code.
+                let prefix = if region.value(i) == "us-east-1" {
+                    "USE1-"
+                } else {
+                    "USW2-"
+                };
+                assert!(ut.value(i).starts_with(prefix));
+                if kind.value(i) != "Usage" {
+                    assert!(["Credit", "Refund"].contains(&kind.value(i)));
+                    assert!(cost.value(i) < 0.0);
+                    continue;
+                }
+                usage += 1;
+                assert!(!principal.value(i).is_empty());
+                let c = cost.value(i);
+                unblended += c;
+                net += if net_cost.is_null(i) {
+                    null_net += 1;
+                    c
+                } else {
+                    net_cost.value(i)
+                };
+                let model = map_get(product, i, "model");
+                no_model += u64::from(model.is_none());
+                *by_model
+                    .entry(model_name(model.unwrap_or(""), ut.value(i)))
+                    .or_default() += c;
+                let team = map_get(tags, i, "iamPrincipal/team").unwrap_or("");
+                *by_team.entry(team.to_string()).or_default() += c;
+                *by_month.entry(p.format("%Y-%m").to_string()).or_default() += c;
+                *units.entry(unit.value(i).to_string()).or_default() += 1;
+            }
+        }
+        assert_eq!((rows, usage), (truth.rows_written, truth.usage_rows));
+        assert!(
+            close(unblended, truth.total_unblended),
+            "{unblended} vs {}",
+            truth.total_unblended
+        );
+        assert!(close(net, truth.total_net_unblended));
+        assert!(net < unblended, "the net cost carries a discount");
+        for (got, want) in [
+            (&by_model, &truth.by_model),
+            (&by_team, &truth.by_team),
+            (&by_month, &truth.by_month),
+        ] {
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>()
+            );
+            for (k, v) in got {
+                assert!(close(*v, want[k]), "{k}: {v} vs {}", want[k]);
+            }
+        }
+        // The deterministic "holes" are there in about the promised shares.
+        let share = |n: u64| n as f64 / usage as f64;
+        assert!(
+            (0.07..0.13).contains(&share(no_model)),
+            "{}",
+            share(no_model)
+        );
+        assert!(
+            (0.03..0.07).contains(&share(null_net)),
+            "{}",
+            share(null_net)
+        );
+        assert!((0.002..0.01).contains(&share(units["Units"])));
+        assert!(units["1M tokens"] > units["Units"] && units["1K tokens"] > units["1M tokens"]);
+    }
+
+    #[test]
+    fn truth_shows_the_realistic_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let truth = generate(&small_spec(11), dir.path()).unwrap();
+        let principals: Vec<&String> = truth.by_principal.keys().collect();
+        for needle in [
+            ":user/",
+            ":user/BedrockAPIKey-",
+            "/BedrockAgentCore-",
+            "@acme.example",
+            "/batch-",
+        ] {
+            assert!(principals.iter().any(|p| p.contains(needle)), "no {needle}");
+        }
+        assert!(
+            principals
+                .iter()
+                .any(|p| p.matches('/').count() >= 2 && p.contains(":user/"))
+        );
+        for account in ACCOUNTS {
+            assert!(principals.iter().any(|p| p.contains(account)));
+        }
+        assert!(truth.by_role.keys().any(|r| r.contains(":role/")));
+        assert!(truth.by_role.len() < truth.by_principal.len());
+        assert!(truth.by_team.contains_key(""), "some callers are untagged");
+        assert_eq!(
+            truth.by_token_kind.keys().collect::<Vec<_>>(),
+            ["cache_read", "cache_write", "input", "other", "output"]
+        );
+        for model in [
+            "Claude Sonnet 4.6",
+            "Claude4.6Sonnet",
+            "Titan Text Embeddings V2",
+            "unknown",
+        ] {
+            assert!(truth.by_model.contains_key(model), "{model}");
+        }
+        assert!(
+            !truth.tokens_by_model.contains_key("unknown"),
+            "Units lines carry no tokens"
+        );
+        assert!(truth.adjustments["Credit"] < 0.0 && truth.adjustments["Refund"] < 0.0);
+
+        // Per-key breakdowns add up to the total.
+        for map in [
+            &truth.by_principal,
+            &truth.by_role,
+            &truth.by_model,
+            &truth.by_token_kind,
+            &truth.by_team,
+            &truth.by_principal_model,
+            &truth.by_month,
+        ] {
+            assert!(close(map.values().sum::<f64>(), truth.total_unblended));
+        }
+        // Zipf: the top caller alone outspends the bottom half together.
+        let mut spend: Vec<f64> = truth.by_principal.values().copied().collect();
+        spend.sort_by(|a, b| b.total_cmp(a));
+        let bottom_half: f64 = spend[spend.len() / 2..].iter().sum();
+        assert!(spend[0] > bottom_half, "{} vs {bottom_half}", spend[0]);
+    }
+
+    #[test]
+    fn same_seed_same_bytes() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let ta = generate(&small_spec(3), a.path()).unwrap();
+        let tb = generate(&small_spec(3), b.path()).unwrap();
+        assert_eq!(
+            fs::read(a.path().join("truth.json")).unwrap(),
+            fs::read(b.path().join("truth.json")).unwrap()
+        );
+        for rel in &ta.files {
+            assert_eq!(
+                fs::read(a.path().join(rel)).unwrap(),
+                fs::read(b.path().join(rel)).unwrap(),
+                "{rel}"
+            );
+        }
+        assert_eq!(ta, tb);
+        let tc = generate(&small_spec(4), c.path()).unwrap();
+        assert_ne!(ta.by_principal, tc.by_principal);
+    }
+
+    #[test]
+    fn without_principal_column() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let with = generate(&small_spec(5), a.path()).unwrap();
+        let spec = GenSpec {
+            include_principal_column: false,
+            ..small_spec(5)
+        };
+        let without = generate(&spec, b.path()).unwrap();
+        let batches = read_all(b.path(), &without);
+        assert!(!batches.is_empty());
+        for (_, batch) in &batches {
+            assert!(batch.column_by_name("line_item_iam_principal").is_none());
+            assert_eq!(batch.schema().fields(), schema(false).fields());
+        }
+        assert!(without.by_principal.is_empty() && without.by_role.is_empty());
+        assert!(without.by_principal_model.is_empty());
+        // The same lines otherwise: equal totals, teams and models.
+        assert_eq!(
+            (without.total_unblended, &without.by_team, &without.by_model),
+            (with.total_unblended, &with.by_team, &with.by_model)
+        );
+    }
+
+    #[test]
+    fn demo_line_items_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = crate::demo_data::line_items(date(2026, 11, 26));
+        write_line_items(&items, dir.path()).unwrap();
+        let mut files: Vec<String> = Vec::new();
+        for month in ["2026-09", "2026-10", "2026-11"] {
+            let rel = format!("data/BILLING_PERIOD={month}/part-00000.snappy.parquet");
+            assert!(dir.path().join(&rel).is_file(), "{rel}");
+            files.push(rel);
+        }
+        let fake_truth = Truth {
+            files,
+            ..generate_nothing()
+        };
+        let batches = read_all(dir.path(), &fake_truth);
+        let rows: usize = batches.iter().map(|(_, b)| b.num_rows()).sum();
+        assert_eq!(rows, items.len());
+        let cost: f64 = batches
+            .iter()
+            .flat_map(|(_, b)| {
+                b.column_by_name("line_item_unblended_cost")
+                    .unwrap()
+                    .as_primitive::<Float64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .sum();
+        assert!(close(cost, items.iter().map(|l| l.unblended).sum()));
+        // A second write into the same place is refused rather than mixed in.
+        assert!(matches!(
+            write_line_items(&items, dir.path()),
+            Err(CurGenError::OutputNotEmpty { .. })
+        ));
+    }
+
+    /// An empty truth, for reading files that [`write_line_items`] wrote.
+    fn generate_nothing() -> Truth {
+        Truth {
+            total_unblended: 0.0,
+            total_net_unblended: 0.0,
+            by_principal: BTreeMap::new(),
+            by_role: BTreeMap::new(),
+            by_model: BTreeMap::new(),
+            by_token_kind: BTreeMap::new(),
+            by_team: BTreeMap::new(),
+            by_principal_model: BTreeMap::new(),
+            tokens_by_model: BTreeMap::new(),
+            adjustments: BTreeMap::new(),
+            by_month: BTreeMap::new(),
+            usage_rows: 0,
+            rows_written: 0,
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn model_name_rule() {
+        assert_eq!(
+            model_name("Claude Sonnet 4.6", "USE1-Claude4.6Sonnet-input-tokens"),
+            "Claude Sonnet 4.6"
+        );
+        assert_eq!(
+            model_name(
+                "",
+                "USE1-Claude4.6Opus-cache-read-input-token-count-cross-region-global"
+            ),
+            "Claude4.6Opus"
+        );
+        assert_eq!(
+            model_name("", "USE1-ProvisionedThroughput-ModelUnits"),
+            "unknown"
+        );
+        assert_eq!(model_name("", ""), "unknown");
+        assert_eq!(
+            model_name("Nova Pro", "USE1-ProvisionedThroughput-ModelUnits"),
+            "Nova Pro"
+        );
+    }
+
+    #[test]
+    fn usage_types_parse_to_their_kind() {
+        let world = World::new(&small_spec(1));
+        for r in 0..REGIONS.len() {
+            for m in 0..world.models.len() {
+                for (k, want) in TOKEN_KINDS[..4].iter().enumerate() {
+                    for v in 0..2 {
+                        let ut = &world.usage_types[world.token_usage_type(r, m, k, v)];
+                        assert_eq!(ut.kind, *want, "{}", ut.text);
+                        assert!(ut.text.starts_with(REGIONS[r].0));
+                    }
+                }
+                let pt = &world.usage_types[world.provisioned_usage_type(r, m)];
+                assert_eq!(pt.kind, TokenKind::Other, "{}", pt.text);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for spec in [
+            GenSpec {
+                days: 0,
+                ..small_spec(1)
+            },
+            GenSpec {
+                principals: 0,
+                ..small_spec(1)
+            },
+            GenSpec {
+                rows_per_file: 0,
+                ..small_spec(1)
+            },
+        ] {
+            assert!(matches!(
+                generate(&spec, dir.path()),
+                Err(CurGenError::InvalidSpec(_))
+            ));
+        }
+    }
 }

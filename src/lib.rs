@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod curgen;
 pub mod demo_data;
 pub mod domain;
 pub mod error;

@@ -23,6 +23,36 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match cli.command {
+        Command::GenerateCur(args) => {
+            let today = chrono::Utc::now().date_naive();
+            let spec = bedrock_cost_mcp::curgen::GenSpec {
+                rows: args.rows,
+                start: args
+                    .start
+                    .unwrap_or_else(|| bedrock_cost_mcp::domain::period::prev_month(today)),
+                days: args.days,
+                seed: args.seed,
+                principals: args.principals,
+                rows_per_file: args.rows_per_file,
+                include_principal_column: !args.no_principal_column,
+            };
+            match bedrock_cost_mcp::curgen::generate(&spec, &args.out) {
+                Ok(truth) => {
+                    eprintln!(
+                        "wrote {} rows in {} file(s) to {}; truth in {}",
+                        truth.rows_written,
+                        truth.files.len(),
+                        args.out.display(),
+                        args.out.join("truth.json").display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let app = match App::build(cli.config).await {
                 Ok(app) => app,

@@ -14,7 +14,7 @@ use crate::sources::SpendSource;
 use crate::sources::athena::{Athena, AthenaSettings};
 use crate::sources::ce_guard::RequestCap;
 use crate::sources::cost_explorer::{CacheTtl, CostExplorer};
-use crate::sources::cur::{CurEngine, CurLocation};
+use crate::sources::cur::{CurLocation, CurOrigin, LazyCur};
 use crate::sources::demo::DemoCostExplorer;
 use crate::tools::schema::{compact_input, compact_output};
 use crate::tools::spend::SourceInput;
@@ -47,23 +47,25 @@ impl App {
         let cur: Option<Arc<dyn SpendSource>> = match (&config.cur, &sdk) {
             (Some(raw), _) => {
                 let location = CurLocation::parse(raw)?;
+                if let CurLocation::Local(path) = &location {
+                    if !path.is_dir() {
+                        return Err(format!(
+                            "--cur {raw}: no such folder; pass the CUR 2.0 export folder (holding data/BILLING_PERIOD=YYYY-MM/)"
+                        ));
+                    }
+                }
                 let s3 = match (&location, &sdk) {
                     (CurLocation::S3 { bucket, .. }, Some(sdk)) => {
                         Some(crate::sources::s3::store(sdk, bucket)?)
                     }
                     _ => None,
                 };
-                let engine = CurEngine::open(&location, s3)
-                    .await
-                    .map_err(|e| format!("--cur {raw}: {e}"))?;
-                tracing::info!(
-                    location = engine.location(),
-                    principal_data = engine.has_principal(),
-                    "CUR export opened"
-                );
-                Some(Arc::new(engine))
+                Some(Arc::new(LazyCur::new(CurOrigin::Location(location, s3))))
             }
-            (None, _) => None,
+            (None, None) => Some(Arc::new(LazyCur::new(CurOrigin::Demo(
+                Utc::now().date_naive(),
+            )))),
+            (None, Some(_)) => None,
         };
         let athena: Option<Arc<dyn SpendSource>> =
             match (&config.athena_database, &config.athena_table, &sdk) {

@@ -298,6 +298,92 @@ impl SpendSource for CurEngine {
     }
 }
 
+/// How to get the export when it is first needed.
+pub enum CurOrigin {
+    /// A configured export.
+    Location(CurLocation, Option<Arc<dyn object_store::ObjectStore>>),
+    /// The demo organisation, written as Parquet on first use.
+    Demo(chrono::NaiveDate),
+}
+
+/// Opens the engine on first use, so startup stays fast; a failed open is
+/// reported to the caller and retried on the next call.
+pub struct LazyCur {
+    origin: CurOrigin,
+    engine: tokio::sync::OnceCell<CurEngine>,
+}
+
+impl LazyCur {
+    pub fn new(origin: CurOrigin) -> Self {
+        LazyCur {
+            origin,
+            engine: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn engine(&self) -> Result<&CurEngine, ToolError> {
+        self.engine
+            .get_or_try_init(|| async {
+                match &self.origin {
+                    CurOrigin::Location(loc, s3) => CurEngine::open(loc, s3.clone()).await,
+                    CurOrigin::Demo(today) => {
+                        let dir = demo_export(*today).await?;
+                        CurEngine::open(&CurLocation::Local(dir), None).await
+                    }
+                }
+            })
+            .await
+    }
+}
+
+/// Write the demo organisation's CUR export once per day into the temp dir
+/// (atomically: concurrent servers each write their own copy, one wins).
+async fn demo_export(today: chrono::NaiveDate) -> Result<std::path::PathBuf, ToolError> {
+    let base = std::env::temp_dir().join("bedrock-cost-mcp-demo");
+    let dir = base.join(today.to_string());
+    if dir.join("data").is_dir() {
+        return Ok(dir);
+    }
+    tokio::task::spawn_blocking(move || {
+        let io = |e: std::io::Error| {
+            ToolError::Unsupported(format!(
+                "cannot write the demo CUR export under {}: {e}",
+                base.display()
+            ))
+        };
+        std::fs::create_dir_all(&base).map_err(io)?;
+        let tmp = base.join(format!(".{}-{}", today, std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        crate::curgen::write_line_items(&crate::demo_data::line_items(today), &tmp).map_err(
+            |e| ToolError::Unsupported(format!("cannot write the demo CUR export: {e}")),
+        )?;
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another process won the race; its copy is identical.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Ok(dir)
+    })
+    .await
+    .map_err(|e| ToolError::Unsupported(format!("demo export task failed: {e}")))?
+}
+
+#[async_trait::async_trait]
+impl SpendSource for LazyCur {
+    fn name(&self) -> &'static str {
+        "cur"
+    }
+
+    async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
+        let mut ans = self.engine().await?.spend(q, progress).await?;
+        if matches!(self.origin, CurOrigin::Demo(_)) {
+            ans.notes.push(
+                "demo data: a fictional organisation (Acme Example Corp), not your account".into(),
+            );
+        }
+        Ok(ans)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
