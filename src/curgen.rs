@@ -1029,7 +1029,8 @@ impl World {
         let jitter = 0.05 + 1.95 * rng.next_f64();
 
         if rng.next_f64() < 0.005 {
-            let amount = round10(0.2 + 1.8 * jitter / 2.0);
+            // Model-unit hours.
+            let amount = round10(jitter);
             return UsageLine {
                 caller,
                 model,

@@ -13,7 +13,12 @@ use serde_json::json;
 #[tokio::test]
 async fn demo_last_month_by_team_matches_the_line_items() {
     let client = stdio_client(None, &["--demo"], &[]).await;
-    let out = ok(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "source": "cost_explorer"}),
+    )
+    .await);
     let (start, end) = last_month();
     let today = chrono::Utc::now().date_naive();
     let mut want: BTreeMap<String, f64> = BTreeMap::new();
@@ -56,13 +61,77 @@ async fn demo_last_month_by_team_matches_the_line_items() {
     let by_service = ok(&call(
         &client,
         "bedrock_spend",
-        json!({"period": "last_month", "group_by": ["service"], "filter": {"team": ""}}),
+        json!({"period": "last_month", "source": "cost_explorer", "group_by": ["service"], "filter": {"team": ""}}),
     )
     .await);
     let untagged_total: f64 = want["untagged"];
     assert!(
         (by_service["total"].as_f64().unwrap() - untagged_total).abs() < 0.005,
         "filter \"\" selects untagged spend"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn demo_cur_answers_per_role_and_model_with_credits_apart() {
+    let client = stdio_client(None, &["--demo"], &[]).await;
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["role", "model"], "top_n": 100}),
+    )
+    .await);
+    assert_eq!(
+        out["source"],
+        json!("cur"),
+        "--demo answers from its CUR export by default"
+    );
+    let (start, end) = last_month();
+    let today = chrono::Utc::now().date_naive();
+    let mut want: BTreeMap<String, f64> = BTreeMap::new();
+    let mut credits = 0.0;
+    for l in line_items(today) {
+        let d = l.usage_start.to_string();
+        if d < start || d >= end {
+            continue;
+        }
+        if l.line_item_type != "Usage" {
+            credits += l.unblended;
+            continue;
+        }
+        let role = bedrock_cost_mcp::domain::principal::role_of(&l.principal);
+        *want.entry(format!("{role}|{}", l.model)).or_default() += l.unblended;
+    }
+    let mut got: BTreeMap<String, f64> = BTreeMap::new();
+    for r in out["rows"].as_array().unwrap() {
+        *got.entry(format!(
+            "{}|{}",
+            r["keys"]["role"].as_str().unwrap(),
+            r["keys"]["model"].as_str().unwrap()
+        ))
+        .or_default() += r["amount"].as_f64().unwrap();
+    }
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &want {
+        assert!((got[k] - v).abs() < 0.005, "{k}: got {} want {v}", got[k]);
+    }
+    assert!(
+        want.keys()
+            .any(|k| k.starts_with("arn:aws:iam::123456789012:role/InvoiceAgentRole|")),
+        "sessions fold into their role"
+    );
+    let adj: f64 = out["adjustments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["amount"].as_f64().unwrap())
+        .sum();
+    assert!(
+        credits < 0.0 && (adj - credits).abs() < 0.005,
+        "credits shown apart: {adj} vs {credits}"
     );
     client.cancel().await.unwrap();
 }

@@ -348,11 +348,13 @@ pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Sha
             .collect();
         let unit = get(&r, &RawCol::PricingUnit).unwrap_or_default();
         let tokens = tokens_per_unit(&unit).map(|f| r.usage * f);
-        let e = groups.entry((bucket, keys)).or_insert((0.0, 0.0, true));
+        // Usage is reported in tokens, from the lines measured in tokens; lines in
+        // other units (provisioned throughput "Units") add cost but no tokens.
+        let e = groups.entry((bucket, keys)).or_insert((0.0, 0.0, false));
         e.0 += r.cost;
-        match tokens {
-            Some(t) => e.1 += t,
-            None => e.2 = false,
+        if let Some(t) = tokens {
+            e.1 += t;
+            e.2 = true;
         }
     }
     let rows = groups

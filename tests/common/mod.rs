@@ -303,3 +303,36 @@ pub fn last_month() -> (String, String) {
     let last = (this - chrono::Duration::days(1)).with_day(1).unwrap();
     (last.to_string(), this.to_string())
 }
+
+impl Emulator {
+    /// Create `bucket` and upload every file under `dir` to `prefix/<relative path>` (S3 path style).
+    pub async fn upload_dir(&self, bucket: &str, prefix: &str, dir: &std::path::Path) {
+        let r = self
+            .http
+            .put(format!("{}/{bucket}", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "create bucket: {}", r.status());
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+                    let body = std::fs::read(&p).unwrap();
+                    let r = self
+                        .http
+                        .put(format!("{}/{bucket}/{prefix}/{rel}", self.url))
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "upload {rel}: {}", r.status());
+                }
+            }
+        }
+    }
+}

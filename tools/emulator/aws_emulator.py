@@ -12,13 +12,19 @@ turns the watch off explicitly.
 
 One process, one port:
 - every request goes through ``EmulatorMiddleware``, which serves ``/_emulator/*`` (call counters,
-  fault injection, latency, extra Cost Explorer seeds; see README.md) and otherwise hands the
-  request to moto's own WSGI app, ``DomainDispatcherApplication(create_backend_app)``, the app
-  ``moto.server`` and ``ThreadedMotoServer`` serve;
+  fault injection, latency, extra Cost Explorer seeds, Athena outcomes and query log; see
+  README.md) and otherwise hands the request to moto's own WSGI app,
+  ``DomainDispatcherApplication(create_backend_app)``, the app ``moto.server`` and
+  ``ThreadedMotoServer`` serve;
 - Cost Explorer operations that moto 5.2.5 lacks (they answer HTTP 500 NotImplementedError there)
-  are added as methods of moto's ``CostExplorerResponse``, answering from per-account seed stores.
+  are added as methods of moto's ``CostExplorerResponse``, answering from per-account seed stores;
+- four Athena operations of moto's ``AthenaResponse`` are wrapped (StartQueryExecution,
+  GetQueryExecution, StopQueryExecution, GetQueryResults): the wrappers call moto's method and
+  add GetQueryResults paging, the query log and queued outcomes (FAILED, CANCELLED, RUNNING for
+  some polls), kept in ``ATHENA``, which any reset clears.
 
-This touches moto internals (``CostExplorerResponse``, ``ce_backends``, ``moto_api_backend``,
+This touches moto internals (``CostExplorerResponse``, ``ce_backends``, ``AthenaResponse``,
+``AthenaBackend.executions``/``query_results_queue``, ``Execution.status``, ``moto_api_backend``,
 ``DomainDispatcherApplication``, ``MotoRequestHandler``), so moto is pinned to 5.2.5 and the
 emulator refuses to start on another version.
 
@@ -35,6 +41,26 @@ Observed in moto 5.2.5 (GetCostAndUsage, seeded through /moto-api/static/ce/cost
 - GroupBy, Filter, Metrics and TimePeriod are ignored; the seed must already be the answer.
 - A call that this emulator answers with an injected fault never reaches moto, so it does not
   consume a seed; a delay-only fault passes through and does.
+
+Observed in moto 5.2.5 (Athena), before our wrappers:
+- GetQueryExecution answers ``Status`` = ``{State, SubmissionDateTime, CompletionDateTime}``
+  (epoch seconds as JSON numbers, both set at start), never StateChangeReason or AthenaError;
+  ``Statistics`` with every counter 0 (DataScannedInBytes included); ``null`` for an absent
+  ResultConfiguration, QueryExecutionContext or WorkGroup; OutputLocation with ``<id>.csv``
+  appended. An execution is SUCCEEDED at once (its QUEUED -> RUNNING -> SUCCEEDED transitions are
+  "immediate" unless /moto-api/state-manager says otherwise).
+- An unknown QueryExecutionId is HTTP 500 (KeyError) in GetQueryExecution and StopQueryExecution,
+  and empty rows in GetQueryResults.
+- StopQueryExecution makes any execution CANCELLED, even a SUCCEEDED one.
+- GetQueryResults on a non-SUCCEEDED execution raises QueryStillRunning: HTTP 400,
+  ``{"__type": "InvalidRequestException", "message": "Query has not yet finished. Current state:
+  CANCELLED"}``, for CANCELLED and FAILED too. It ignores MaxResults and NextToken.
+- Results seeded through /moto-api/static/athena/query-results are queued per account and region;
+  StartQueryExecution hands the next one to the new execution (and writes it as CSV to the output
+  location when that bucket exists); an execution started with the queue empty takes the next seed
+  at its first GetQueryResults, or gets empty rows.
+- Successful answers carry ``Content-Type: text/html; charset=utf-8`` (boto3 does not mind; the
+  Cost Explorer extensions answer the same way).
 """
 
 from __future__ import annotations
@@ -58,6 +84,8 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 import moto
+from moto.athena.models import Execution
+from moto.athena.responses import AthenaResponse
 from moto.ce.models import ce_backends
 from moto.ce.responses import CostExplorerResponse
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -326,6 +354,336 @@ CE_SEEDERS: dict[str, Callable[[CeSeeds, dict[str, Any]], None]] = {
 
 
 # ---------------------------------------------------------------------------------------------
+# Athena: GetQueryResults paging, query log, queued query outcomes
+# ---------------------------------------------------------------------------------------------
+
+# GetQueryResults pages at 1000 rows by default and accepts at most 1000 (API reference).
+MAX_ATHENA_RESULTS_PAGE = 1000
+ATHENA_TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+# Statistics of a finished execution whose outcome sets data_scanned_bytes: fixed, plausible
+# timings. As in AWS, the total is queue + pre-processing + engine + service processing time,
+# and query planning is part of the engine time.
+ATHENA_EMULATED_TIMINGS = {
+    "QueryQueueTimeInMillis": 12,
+    "ServicePreProcessingTimeInMillis": 8,
+    "QueryPlanningTimeInMillis": 40,
+    "EngineExecutionTimeInMillis": 250,
+    "ServiceProcessingTimeInMillis": 15,
+    "TotalExecutionTimeInMillis": 285,
+}
+# (StateChangeReason, ErrorCategory, ErrorType) when a FAILED/CANCELLED outcome gives none.
+# Categories: 1 SYSTEM, 2 USER, 3 OTHER; error type 1000 is "user error" (Athena error catalog).
+ATHENA_OUTCOME_DEFAULTS = {
+    "FAILED": ("GENERIC_USER_ERROR: query failed (emulated)", 2, 1000),
+    "CANCELLED": ("Query cancelled (emulated)", 2, 1000),
+}
+ATHENA_OUTCOME_FIELDS = {"state", "polls", "reason", "error_category", "error_type", "data_scanned_bytes"}
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class AthenaOutcome:
+    """What one query execution does, queued by POST /_emulator/athena/outcomes."""
+
+    spec: dict[str, Any]  # as posted, for GET /_emulator/athena/outcomes
+    final: str | None  # SUCCEEDED, FAILED or CANCELLED; None: RUNNING until stopped
+    polls: int  # GetQueryExecution calls answered QUEUED (the first) or RUNNING before `final`
+    reason: str | None
+    error_category: int | None
+    error_type: int | None
+    data_scanned_bytes: int | None
+
+    @classmethod
+    def from_json(cls, spec: Any) -> AthenaOutcome:
+        if not isinstance(spec, dict):
+            raise BadRequest("each outcome must be an object")
+        unknown = sorted(set(spec) - ATHENA_OUTCOME_FIELDS)
+        if unknown:
+            raise BadRequest(f"unknown outcome fields: {', '.join(unknown)}")
+        state = spec.get("state")
+        if state == "RUNNING_THEN_SUCCEEDED":
+            final, polls = "SUCCEEDED", spec.get("polls", 1)
+        elif state == "RUNNING":
+            if "polls" in spec:
+                raise BadRequest("a RUNNING outcome never finishes by itself; it takes no polls")
+            final, polls = None, 0
+        elif state in ATHENA_TERMINAL_STATES:
+            final, polls = state, spec.get("polls", 0)
+        else:
+            raise BadRequest(
+                "state must be SUCCEEDED, FAILED, CANCELLED, RUNNING_THEN_SUCCEEDED or RUNNING"
+            )
+        if not is_int(polls) or polls < 0:
+            raise BadRequest("polls must be a non-negative integer")
+        failure = final in ("FAILED", "CANCELLED")
+        if not failure and {"reason", "error_category", "error_type"} & set(spec):
+            raise BadRequest("reason, error_category and error_type apply to FAILED and CANCELLED only")
+        reason, category, error_type = ATHENA_OUTCOME_DEFAULTS.get(final, (None, None, None))
+        reason = spec.get("reason", reason)
+        category = spec.get("error_category", category)
+        error_type = spec.get("error_type", error_type)
+        if failure and not (isinstance(reason, str) and is_int(category) and is_int(error_type)):
+            raise BadRequest("reason must be a string, error_category and error_type integers")
+        scanned = spec.get("data_scanned_bytes")
+        if scanned is not None and (not is_int(scanned) or scanned < 0):
+            raise BadRequest("data_scanned_bytes must be a non-negative integer")
+        return cls(dict(spec), final, polls, reason, category, error_type, scanned)
+
+
+@dataclass
+class AthenaQuery:
+    """One execution that StartQueryExecution created: its query-log entry, its outcome state."""
+
+    log: dict[str, Any]  # the entry GET /_emulator/athena/queries shows
+    outcome: AthenaOutcome | None  # None: moto's own behaviour (SUCCEEDED at once)
+    polls_seen: int = 0  # GetQueryExecution calls answered so far
+    cancelled_by_stop: bool = False
+    completed_at: float | None = None  # epoch seconds, once the outcome reached its final state
+
+    def state(self) -> str:
+        """The controlled state: what the last GetQueryExecution reported, or would report first."""
+        assert self.outcome is not None
+        if self.cancelled_by_stop:
+            return "CANCELLED"
+        call = max(self.polls_seen, 1)
+        if self.outcome.final is None or call <= self.outcome.polls:
+            return "QUEUED" if call == 1 else "RUNNING"
+        return self.outcome.final
+
+    def settle(self, execution: Execution) -> str:
+        """Mirror a final controlled state onto moto's Execution; return the state."""
+        state = self.state()
+        if state in ATHENA_TERMINAL_STATES and self.completed_at is None:
+            self.completed_at = time.time()
+            # moto internals: Execution.status is a ManagedState property; setting it to a state
+            # without outgoing transitions (FAILED, CANCELLED) or the last one (SUCCEEDED) sticks.
+            execution.status = state
+        return state
+
+
+class AthenaControl:
+    """Queued outcomes and the query log, for every account and region (execution ids are UUIDs)."""
+
+    def __init__(self) -> None:
+        # werkzeug serves each request on its own thread; hold the lock to touch the fields.
+        self.lock = threading.Lock()
+        self.outcomes: list[AthenaOutcome] = []
+        self.queries: dict[str, AthenaQuery] = {}  # by execution id, in start order
+
+    def clear(self) -> None:
+        with self.lock:
+            self.outcomes.clear()
+            self.queries.clear()
+
+
+ATHENA = AthenaControl()
+
+
+def athena_invalid_request(message: str) -> JsonRESTError:
+    # The shape moto's own QueryStillRunning has: HTTP 400,
+    # {"__type": "InvalidRequestException", "message": ...} and x-amzn-ErrorType.
+    return JsonRESTError("InvalidRequestException", message)
+
+
+def athena_execution(response: AthenaResponse, exec_id: str) -> Execution:
+    """moto's Execution for an id, or the InvalidRequestException AWS answers for an unknown one.
+
+    moto internals: ``AthenaResponse.athena_backend`` is ``athena_backends[account][region]`` of the
+    caller, and its ``executions`` dict holds moto's ``Execution`` objects. For an unknown id moto
+    5.2.5 answers HTTP 500 (a KeyError) in GetQueryExecution and StopQueryExecution, and empty rows
+    in GetQueryResults.
+    """
+    execution = response.athena_backend.executions.get(exec_id)
+    if execution is None:
+        raise athena_invalid_request(f"QueryExecution {exec_id} was not found")
+    return execution
+
+
+def encode_results_token(exec_id: str, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"results:{exec_id}:{offset}".encode()).decode()
+
+
+def decode_results_token(token: str | None, exec_id: str, row_count: int) -> int:
+    if token is None:
+        return 0
+    try:
+        kind, token_exec_id, value = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        offset = int(value)
+    except ValueError as err:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise athena_invalid_request("The NextToken is not valid") from err
+    # A token we minted names this execution and an offset inside its rows.
+    if kind != "results" or token_exec_id != exec_id or not 0 < offset < row_count:
+        raise athena_invalid_request("The NextToken is not valid")
+    return offset
+
+
+# moto internals: as with Cost Explorer, BaseResponse.call_action dispatches an Athena operation to
+# the AthenaResponse method named after it in snake case, and a raised JsonRESTError becomes an
+# error answer. Here we replace moto's own methods and call the originals (saved by
+# install_athena_extensions) for moto's part of the answer.
+_ATHENA_ORIGINALS: dict[str, Callable[[AthenaResponse], Any]] = {}
+
+
+def start_query_execution(self: AthenaResponse) -> Any:
+    context = self._get_param("QueryExecutionContext") or {}
+    result_config = self._get_param("ResultConfiguration") or {}
+    log = {
+        "id": None,
+        "query": self._get_param("QueryString"),
+        "database": context.get("Database"),
+        "catalog": context.get("Catalog"),
+        "workgroup": self._get_param("WorkGroup"),
+        # As sent: moto (like AWS) reports OutputLocation with "<id>.csv" appended.
+        "output_location": result_config.get("OutputLocation"),
+        "execution_parameters": self._get_param("ExecutionParameters"),
+        "stopped": False,
+    }
+    backend = self.athena_backend
+    # Held across moto's call so that concurrent starts take outcomes in the order they start.
+    with ATHENA.lock:
+        outcome = ATHENA.outcomes.pop(0) if ATHENA.outcomes else None
+        # moto internals: moto's start_query_execution hands the next result seeded through
+        # /moto-api/static/athena/query-results (AthenaBackend.query_results_queue) to the new
+        # execution. One that will never succeed must not take it from the query that will, so it
+        # gets an empty queue to look at. (A seed posted during this call would be lost.)
+        hide_seeds = outcome is not None and outcome.final != "SUCCEEDED"
+        seeds = backend.query_results_queue
+        if hide_seeds:
+            backend.query_results_queue = []
+        try:
+            answer = _ATHENA_ORIGINALS["start_query_execution"](self)
+        except BaseException:
+            if outcome is not None:
+                ATHENA.outcomes.insert(0, outcome)
+            raise
+        finally:
+            if hide_seeds:
+                backend.query_results_queue = seeds
+        if not isinstance(answer, str):
+            # moto's error answer (a WorkGroup that does not exist): no execution was created, so
+            # the outcome waits for the next StartQueryExecution.
+            if outcome is not None:
+                ATHENA.outcomes.insert(0, outcome)
+            return answer
+        exec_id = json.loads(answer)["QueryExecutionId"]
+        log["id"] = exec_id
+        query = AthenaQuery(log=log, outcome=outcome)
+        ATHENA.queries[exec_id] = query
+        if outcome is not None:
+            query.settle(backend.executions[exec_id])
+    return answer
+
+
+def get_query_execution(self: AthenaResponse) -> str:
+    exec_id = self._get_param("QueryExecutionId")
+    execution = athena_execution(self, exec_id)
+    with ATHENA.lock:
+        query = ATHENA.queries.get(exec_id)
+        if query is not None and query.outcome is None:
+            query = None
+        if query is not None:
+            query.polls_seen += 1
+            state = query.settle(execution)
+    answer = json.loads(_ATHENA_ORIGINALS["get_query_execution"](self))
+    execution_json = answer["QueryExecution"]
+    # moto writes null for members it has no value for (ResultConfiguration, QueryExecutionContext,
+    # WorkGroup); AWS leaves them out, and reports the primary workgroup when none was named.
+    for key in [k for k, v in execution_json.items() if v is None]:
+        del execution_json[key]
+    execution_json.setdefault("WorkGroup", "primary")
+    # moto 5.2.5 reports Statistics with every counter 0; keep DataScannedInBytes there regardless.
+    statistics = execution_json.setdefault("Statistics", {})
+    statistics.setdefault("DataScannedInBytes", 0)
+    if query is None:
+        return json.dumps(answer)
+
+    outcome = query.outcome
+    status = execution_json["Status"]
+    status["State"] = state
+    if state in ATHENA_TERMINAL_STATES:
+        status["CompletionDateTime"] = query.completed_at
+        if outcome.data_scanned_bytes is not None:
+            statistics.update(ATHENA_EMULATED_TIMINGS, DataScannedInBytes=outcome.data_scanned_bytes)
+    else:
+        status.pop("CompletionDateTime", None)
+    if state in ("FAILED", "CANCELLED") and not query.cancelled_by_stop:
+        status["StateChangeReason"] = outcome.reason
+        status["AthenaError"] = {
+            "ErrorCategory": outcome.error_category,
+            "ErrorType": outcome.error_type,
+            "Retryable": False,
+            "ErrorMessage": outcome.reason,
+        }
+    return json.dumps(answer)
+
+
+def stop_query_execution(self: AthenaResponse) -> Any:
+    exec_id = self._get_param("QueryExecutionId")
+    execution = athena_execution(self, exec_id)
+    with ATHENA.lock:
+        query = ATHENA.queries.get(exec_id)
+        if query is not None:
+            query.log["stopped"] = True
+        if query is not None and query.outcome is not None:
+            if query.state() not in ATHENA_TERMINAL_STATES:
+                query.cancelled_by_stop = True
+                query.settle(execution)
+            return json.dumps({})
+    if execution.status in ATHENA_TERMINAL_STATES:
+        # AWS leaves a finished query as it is; moto 5.2.5 would turn even a SUCCEEDED one into
+        # CANCELLED.
+        return json.dumps({})
+    return _ATHENA_ORIGINALS["stop_query_execution"](self)
+
+
+def get_query_results(self: AthenaResponse) -> str:
+    exec_id = self._get_param("QueryExecutionId")
+    execution = athena_execution(self, exec_id)
+    with ATHENA.lock:
+        query = ATHENA.queries.get(exec_id)
+        state = query.state() if query is not None and query.outcome is not None else execution.status
+    # moto's own check (QueryStillRunning) says "has not yet finished" for FAILED and CANCELLED too.
+    if state in ("FAILED", "CANCELLED"):
+        raise athena_invalid_request(f"Query did not finish successfully. Final query state: {state}")
+    if state != "SUCCEEDED":
+        raise athena_invalid_request(f"Query has not yet finished. Current state: {state}")
+    max_results = self._get_param("MaxResults", MAX_ATHENA_RESULTS_PAGE)
+    if not is_int(max_results) or not 1 <= max_results <= MAX_ATHENA_RESULTS_PAGE:
+        raise athena_invalid_request(f"MaxResults must be between 1 and {MAX_ATHENA_RESULTS_PAGE}")
+    # moto 5.2.5 ignores MaxResults and NextToken and answers every row: page its answer here.
+    # Whatever else moto answers (UpdateCount when it has one) stays as it is.
+    answer = json.loads(_ATHENA_ORIGINALS["get_query_results"](self))
+    rows = answer["ResultSet"]["Rows"]
+    start = decode_results_token(self._get_param("NextToken"), exec_id, len(rows))
+    end = start + max_results
+    answer["ResultSet"]["Rows"] = rows[start:end]
+    answer.pop("NextToken", None)
+    if end < len(rows):
+        answer["NextToken"] = encode_results_token(exec_id, end)
+    return json.dumps(answer)
+
+
+ATHENA_OVERRIDES: dict[str, Callable[[AthenaResponse], Any]] = {
+    "start_query_execution": start_query_execution,
+    "get_query_execution": get_query_execution,
+    "stop_query_execution": stop_query_execution,
+    "get_query_results": get_query_results,
+}
+
+
+def install_athena_extensions() -> None:
+    for name, method in ATHENA_OVERRIDES.items():
+        original = AthenaResponse.__dict__.get(name)
+        if original is None:
+            raise RuntimeError(f"moto's AthenaResponse has no {name} of its own; review the override")
+        _ATHENA_ORIGINALS[name] = original
+        setattr(AthenaResponse, name, method)
+
+
+# ---------------------------------------------------------------------------------------------
 # Middleware: counters, faults, latency
 # ---------------------------------------------------------------------------------------------
 
@@ -471,6 +829,7 @@ class EmulatorMiddleware:
             self.calls.clear()
             self.faults.clear()
             self.latency_ms = 0
+        ATHENA.clear()
 
     def control(self, request: Request) -> Response:
         try:
@@ -511,6 +870,24 @@ class EmulatorMiddleware:
             with self.lock:
                 self.latency_ms = ms
             return json_response({"ms": ms})
+        if route == ("POST", "/_emulator/athena/outcomes"):
+            outcomes = json_body(request).get("outcomes")
+            if not isinstance(outcomes, list):
+                raise BadRequest('expected {"outcomes": [{"state": ...}, ...]}')
+            parsed = [AthenaOutcome.from_json(spec) for spec in outcomes]
+            with ATHENA.lock:
+                ATHENA.outcomes.extend(parsed)
+            return json_response({"status": "ok"}, 201)
+        if route == ("GET", "/_emulator/athena/outcomes"):
+            with ATHENA.lock:
+                return json_response([outcome.spec for outcome in ATHENA.outcomes])
+        if route == ("DELETE", "/_emulator/athena/outcomes"):
+            with ATHENA.lock:
+                ATHENA.outcomes.clear()
+            return json_response({"status": "ok"})
+        if route == ("GET", "/_emulator/athena/queries"):
+            with ATHENA.lock:
+                return json_response([dict(query.log) for query in ATHENA.queries.values()])
         if request.method == "POST" and request.path in CE_SEEDERS:
             body = json_body(request)
             account_id = request.args.get("account_id", DEFAULT_ACCOUNT_ID)
@@ -566,6 +943,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aws_emulator: needs moto {PINNED_MOTO_VERSION}, found {moto.__version__}", file=sys.stderr)
         return 2
     install_ce_extensions()
+    install_athena_extensions()
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     app = EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))

@@ -8,13 +8,16 @@ Each check starts from POST /_emulator/reset.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
 import traceback
 import urllib.error
 import urllib.request
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +27,14 @@ from botocore.config import Config
 
 EMULATOR = Path(__file__).with_name("aws_emulator.py")
 PERIOD = {"Start": "2026-10-01", "End": "2026-11-01"}
+# Headers of a raw S3 request as a SigV4 client (object_store) sends them; moto does not check the
+# signature but picks the service from the credential scope.
+S3_RAW_HEADERS = {
+    "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/s3/aws4_request, "
+                     "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=0",
+    "x-amz-date": "20261126T000000Z",
+    "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+}
 
 CHECKS: list[Callable[[Emulator], None]] = []
 
@@ -410,6 +421,340 @@ def moto_api_reset_clears_emulator_state_too(emu: Emulator) -> None:
 def seeds_are_per_account(emu: Emulator) -> None:
     emu.control("POST", "/_emulator/ce/tags?account_id=111111111111", {"team": ["ml"]}, expect=201)
     assert emu.client("ce").get_tags(TimePeriod=PERIOD)["Tags"] == []
+
+
+# --- Athena ----------------------------------------------------------------------------------------
+
+COLUMNS = [{"Name": "team", "Type": "varchar"}, {"Name": "cost", "Type": "double"}]
+
+
+def athena_row(*values: str) -> dict[str, Any]:
+    return {"Data": [{"VarCharValue": v} for v in values]}
+
+
+def seed_athena_result(emu: Emulator, rows: list[dict[str, Any]]) -> None:
+    emu.control("POST", "/moto-api/static/athena/query-results",
+                {"results": [{"rows": rows, "column_info": COLUMNS}]}, expect=201)
+
+
+def queue_outcomes(emu: Emulator, *outcomes: dict[str, Any]) -> None:
+    emu.control("POST", "/_emulator/athena/outcomes", {"outcomes": list(outcomes)}, expect=201)
+
+
+def start_query(athena: Any, sql: str = "SELECT team, cost FROM cur", **extra: Any) -> str:
+    return athena.start_query_execution(QueryString=sql, WorkGroup="primary", **extra)["QueryExecutionId"]
+
+
+def query_status(athena: Any, qid: str) -> dict[str, Any]:
+    return athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+
+
+def assert_invalid_request(err: botocore.exceptions.ClientError, message_part: str) -> None:
+    assert err.response["Error"]["Code"] == "InvalidRequestException", err.response
+    assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 400, err.response
+    assert message_part in err.response["Error"]["Message"], err.response
+
+
+@check
+def athena_default_execution_succeeds_with_statistics(emu: Emulator) -> None:
+    athena = emu.client("athena")
+    qid = athena.start_query_execution(QueryString="SELECT 1")["QueryExecutionId"]
+    execution = query_status(athena, qid)
+    assert execution["Status"]["State"] == "SUCCEEDED", execution
+    assert "CompletionDateTime" in execution["Status"] and "AthenaError" not in execution["Status"]
+    assert execution["Statistics"]["DataScannedInBytes"] == 0, execution
+    # moto's nulls are dropped; AWS reports the primary workgroup when none was named.
+    assert execution["WorkGroup"] == "primary" and "ResultConfiguration" not in execution, execution
+
+
+@check
+def athena_get_query_results_pages(emu: Emulator) -> None:
+    header = athena_row("team", "cost")
+    data = [athena_row(f"team{i}", f"{i}.5") for i in range(5)]
+    seed_athena_result(emu, [header, *data])
+    athena = emu.client("athena")
+    qid = start_query(athena)
+    assert query_status(athena, qid)["Status"]["State"] == "SUCCEEDED"
+    everything = athena.get_query_results(QueryExecutionId=qid)
+    assert everything["ResultSet"]["Rows"] == [header, *data] and "NextToken" not in everything, everything
+    pages, token = [], None
+    while True:
+        kwargs = {"NextToken": token} if token else {}
+        answer = athena.get_query_results(QueryExecutionId=qid, MaxResults=2, **kwargs)
+        assert answer["ResultSet"]["ResultSetMetadata"]["ColumnInfo"] == COLUMNS, answer
+        pages.append(answer["ResultSet"]["Rows"])
+        token = answer.get("NextToken")
+        if not token:
+            break
+    assert pages == [[header, data[0]], data[1:3], data[3:5]], pages
+    # boto3's own paginator follows NextToken too.
+    paginated = athena.get_paginator("get_query_results").paginate(
+        QueryExecutionId=qid, PaginationConfig={"PageSize": 4})
+    assert [len(p["ResultSet"]["Rows"]) for p in paginated] == [4, 2]
+    err = client_error(lambda: athena.get_query_results(QueryExecutionId=qid, NextToken="garbage"))
+    assert_invalid_request(err, "NextToken")
+    other = start_query(athena)
+    foreign = athena.get_query_results(QueryExecutionId=qid, MaxResults=1)["NextToken"]
+    assert_invalid_request(client_error(lambda: athena.get_query_results(QueryExecutionId=other, NextToken=foreign)),
+                           "NextToken")
+    assert_invalid_request(client_error(lambda: athena.get_query_results(QueryExecutionId=qid, MaxResults=1001)),
+                           "MaxResults")
+
+
+@check
+def athena_query_log(emu: Emulator) -> None:
+    athena = emu.client("athena")
+    first = athena.start_query_execution(
+        QueryString="SELECT * FROM cur WHERE team = ?",
+        QueryExecutionContext={"Database": "cur_db", "Catalog": "AwsDataCatalog"},
+        ResultConfiguration={"OutputLocation": "s3://results/athena/"},
+        WorkGroup="primary",
+        ExecutionParameters=["'ml'"],
+    )["QueryExecutionId"]
+    second = athena.start_query_execution(QueryString="SELECT 2")["QueryExecutionId"]
+    athena.stop_query_execution(QueryExecutionId=second)
+    log = emu.control("GET", "/_emulator/athena/queries", expect=200)
+    assert log == [
+        {"id": first, "query": "SELECT * FROM cur WHERE team = ?", "database": "cur_db", "catalog": "AwsDataCatalog",
+         "workgroup": "primary", "output_location": "s3://results/athena/", "execution_parameters": ["'ml'"],
+         "stopped": False},
+        {"id": second, "query": "SELECT 2", "database": None, "catalog": None, "workgroup": None,
+         "output_location": None, "execution_parameters": None, "stopped": True},
+    ], log
+    # Stopping a finished query leaves it SUCCEEDED, as AWS does (moto alone would cancel it).
+    assert query_status(athena, second)["Status"]["State"] == "SUCCEEDED"
+    # A StartQueryExecution that moto refuses creates no execution and no log entry.
+    client_error(lambda: athena.start_query_execution(QueryString="SELECT 3", WorkGroup="no-such-wg"))
+    assert len(emu.control("GET", "/_emulator/athena/queries", expect=200)) == 2
+
+
+@check
+def athena_failed_outcome(emu: Emulator) -> None:
+    reason = "SYNTAX_ERROR: line 1:8: Column 'x' cannot be resolved"
+    queue_outcomes(emu, {"state": "FAILED", "reason": reason, "error_category": 2, "error_type": 1006,
+                         "data_scanned_bytes": 1024})
+    rows = [athena_row("team", "cost"), athena_row("ml", "1.0")]
+    seed_athena_result(emu, rows)
+    athena = emu.client("athena")
+    failed = start_query(athena, "SELECT x FROM cur")
+    for _ in range(2):
+        execution = query_status(athena, failed)
+        status = execution["Status"]
+        assert status["State"] == "FAILED", status
+        assert status["StateChangeReason"] == reason
+        assert status["AthenaError"] == {"ErrorCategory": 2, "ErrorType": 1006, "Retryable": False,
+                                         "ErrorMessage": reason}, status
+        assert "CompletionDateTime" in status
+        assert execution["Statistics"]["DataScannedInBytes"] == 1024, execution
+        assert execution["Statistics"]["TotalExecutionTimeInMillis"] > 0, execution
+    err = client_error(lambda: athena.get_query_results(QueryExecutionId=failed))
+    assert_invalid_request(err, "Final query state: FAILED")
+    # The failed query did not take the seeded result: the next (default) one gets it.
+    retried = start_query(athena)
+    assert query_status(athena, retried)["Status"]["State"] == "SUCCEEDED"
+    assert athena.get_query_results(QueryExecutionId=retried)["ResultSet"]["Rows"] == rows
+    assert emu.control("GET", "/_emulator/athena/outcomes", expect=200) == []
+
+
+@check
+def athena_cancelled_outcome_defaults(emu: Emulator) -> None:
+    queue_outcomes(emu, {"state": "CANCELLED"})
+    athena = emu.client("athena")
+    qid = start_query(athena)
+    status = query_status(athena, qid)["Status"]
+    assert status["State"] == "CANCELLED" and status["StateChangeReason"], status
+    assert status["AthenaError"]["Retryable"] is False and status["AthenaError"]["ErrorCategory"] == 2, status
+    assert_invalid_request(client_error(lambda: athena.get_query_results(QueryExecutionId=qid)), "CANCELLED")
+
+
+@check
+def athena_running_then_succeeded(emu: Emulator) -> None:
+    queue_outcomes(emu, {"state": "RUNNING_THEN_SUCCEEDED", "polls": 3, "data_scanned_bytes": 123456789})
+    rows = [athena_row("team", "cost"), athena_row("ml", "2.0")]
+    seed_athena_result(emu, rows)
+    athena = emu.client("athena")
+    qid = start_query(athena)
+    # Before any poll the query counts as QUEUED.
+    assert_invalid_request(client_error(lambda: athena.get_query_results(QueryExecutionId=qid)),
+                           "Current state: QUEUED")
+    seen = []
+    for _ in range(3):
+        execution = query_status(athena, qid)
+        seen.append(execution["Status"]["State"])
+        assert "CompletionDateTime" not in execution["Status"], execution
+        assert execution["Statistics"]["DataScannedInBytes"] == 0, execution
+    assert seen == ["QUEUED", "RUNNING", "RUNNING"], seen
+    assert_invalid_request(client_error(lambda: athena.get_query_results(QueryExecutionId=qid)),
+                           "Query has not yet finished. Current state: RUNNING")
+    done = query_status(athena, qid)
+    assert done["Status"]["State"] == "SUCCEEDED" and "CompletionDateTime" in done["Status"], done
+    assert "AthenaError" not in done["Status"] and "StateChangeReason" not in done["Status"]
+    statistics = done["Statistics"]
+    assert statistics["DataScannedInBytes"] == 123456789, statistics
+    assert statistics["TotalExecutionTimeInMillis"] == (
+        statistics["QueryQueueTimeInMillis"] + statistics["ServicePreProcessingTimeInMillis"]
+        + statistics["EngineExecutionTimeInMillis"] + statistics["ServiceProcessingTimeInMillis"]) > 0
+    assert query_status(athena, qid)["Status"]["State"] == "SUCCEEDED", "SUCCEEDED must stay"
+    assert athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"] == rows
+    # Outcomes apply in order; the next query is back to moto's default.
+    assert query_status(athena, start_query(athena))["Status"]["State"] == "SUCCEEDED"
+
+
+@check
+def athena_stop_running_query(emu: Emulator) -> None:
+    queue_outcomes(emu, {"state": "RUNNING_THEN_SUCCEEDED", "polls": 5}, {"state": "RUNNING"})
+    athena = emu.client("athena")
+    slow, endless = start_query(athena), start_query(athena)
+    assert query_status(athena, slow)["Status"]["State"] == "QUEUED"
+    assert query_status(athena, slow)["Status"]["State"] == "RUNNING"
+    athena.stop_query_execution(QueryExecutionId=slow)
+    for _ in range(6):
+        status = query_status(athena, slow)["Status"]
+        assert status["State"] == "CANCELLED" and "CompletionDateTime" in status, status
+    assert "AthenaError" not in status, status
+    assert_invalid_request(client_error(lambda: athena.get_query_results(QueryExecutionId=slow)), "CANCELLED")
+    states = [query_status(athena, endless)["Status"]["State"] for _ in range(4)]
+    assert states == ["QUEUED", "RUNNING", "RUNNING", "RUNNING"], states
+    athena.stop_query_execution(QueryExecutionId=endless)
+    assert query_status(athena, endless)["Status"]["State"] == "CANCELLED"
+    log = emu.control("GET", "/_emulator/athena/queries", expect=200)
+    assert [(q["id"], q["stopped"]) for q in log] == [(slow, True), (endless, True)], log
+
+
+@check
+def athena_unknown_execution_id(emu: Emulator) -> None:
+    athena = emu.client("athena")
+    missing = "00000000-0000-0000-0000-000000000000"
+    for call in (athena.get_query_execution, athena.get_query_results, athena.stop_query_execution):
+        assert_invalid_request(client_error(lambda: call(QueryExecutionId=missing)), "was not found")
+
+
+@check
+def athena_outcome_control_requests(emu: Emulator) -> None:
+    for bad in ({"outcomes": {"state": "FAILED"}}, {"outcomes": [{"state": "DONE"}]},
+                {"outcomes": [{"state": "RUNNING_THEN_SUCCEEDED", "polls": -1}]},
+                {"outcomes": [{"state": "SUCCEEDED", "reason": "x"}]},
+                {"outcomes": [{"state": "RUNNING", "polls": 2}]},
+                {"outcomes": [{"state": "FAILED", "error_category": "2"}]},
+                {"outcomes": [{"state": "FAILED", "data_scanned_bytes": -5}]},
+                {"outcomes": [{"state": "FAILED", "reson": "typo"}]}):
+        emu.control("POST", "/_emulator/athena/outcomes", bad, expect=400)
+    queue_outcomes(emu, {"state": "FAILED"}, {"state": "RUNNING_THEN_SUCCEEDED", "polls": 2})
+    pending = emu.control("GET", "/_emulator/athena/outcomes", expect=200)
+    assert pending == [{"state": "FAILED"}, {"state": "RUNNING_THEN_SUCCEEDED", "polls": 2}], pending
+    # A refused StartQueryExecution does not use up an outcome.
+    athena = emu.client("athena")
+    client_error(lambda: athena.start_query_execution(QueryString="SELECT 1", WorkGroup="no-such-wg"))
+    assert len(emu.control("GET", "/_emulator/athena/outcomes", expect=200)) == 2
+    assert query_status(athena, start_query(athena))["Status"]["State"] == "FAILED"
+    emu.control("DELETE", "/_emulator/athena/outcomes", expect=200)
+    assert emu.control("GET", "/_emulator/athena/outcomes", expect=200) == []
+    assert query_status(athena, start_query(athena))["Status"]["State"] == "SUCCEEDED"
+
+
+@check
+def athena_reset_clears_log_and_outcomes(emu: Emulator) -> None:
+    athena = emu.client("athena")
+    start_query(athena)
+    queue_outcomes(emu, {"state": "FAILED"})
+    emu.control("POST", "/_emulator/reset", expect=200)
+    assert emu.control("GET", "/_emulator/athena/queries", expect=200) == []
+    assert emu.control("GET", "/_emulator/athena/outcomes", expect=200) == []
+    start_query(athena)
+    queue_outcomes(emu, {"state": "FAILED"})
+    emu.control("POST", "/moto-api/reset", expect=200)
+    assert emu.control("GET", "/_emulator/athena/queries", expect=200) == []
+    assert emu.control("GET", "/_emulator/athena/outcomes", expect=200) == []
+
+
+# --- S3, as object_store reads Parquet (path-style, byte ranges) -----------------------------------
+
+PARQUET_LIKE = b"PAR1" + bytes(range(256)) * 4 + b"\x10\x00\x00\x00PAR1"  # 1036 bytes
+
+
+def s3_client(emu: Emulator) -> Any:
+    return boto3.client(
+        "s3", endpoint_url=emu.url, region_name="us-east-1", aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "total_max_attempts": 1}),
+    )
+
+
+def seed_bucket(s3: Any) -> str:
+    s3.create_bucket(Bucket="cur")
+    key = "export/data/BILLING_PERIOD=2026-10/part-0.parquet"
+    s3.put_object(Bucket="cur", Key=key, Body=PARQUET_LIKE)
+    s3.put_object(Bucket="cur", Key="export/data/BILLING_PERIOD=2026-11/part-0.parquet", Body=b"PAR1PAR1")
+    s3.put_object(Bucket="cur", Key="export/metadata/manifest.json", Body=b"{}")
+    return key
+
+
+@check
+def s3_list_with_prefix_and_delimiter(emu: Emulator) -> None:
+    s3 = s3_client(emu)
+    seed_bucket(s3)
+    listed = s3.list_objects_v2(Bucket="cur", Prefix="export/data/", Delimiter="/")
+    assert [p["Prefix"] for p in listed["CommonPrefixes"]] == [
+        "export/data/BILLING_PERIOD=2026-10/", "export/data/BILLING_PERIOD=2026-11/"], listed
+    assert "Contents" not in listed and listed["KeyCount"] == 2, listed
+    inside = s3.list_objects_v2(Bucket="cur", Prefix="export/data/BILLING_PERIOD=2026-10/", Delimiter="/")
+    [item] = inside["Contents"]
+    assert item["Size"] == len(PARQUET_LIKE) and item["ETag"] == f'"{hashlib.md5(PARQUET_LIKE).hexdigest()}"', item
+    first = s3.list_objects_v2(Bucket="cur", Prefix="export/", MaxKeys=2)
+    assert first["IsTruncated"] and len(first["Contents"]) == 2, first
+    rest = s3.list_objects_v2(Bucket="cur", Prefix="export/", ContinuationToken=first["NextContinuationToken"])
+    assert [c["Key"] for c in rest["Contents"]] == ["export/metadata/manifest.json"], rest
+    # The XML an object_store client parses: LastModified in RFC 3339 with milliseconds.
+    status, _, body = emu.http("GET", "/cur?list-type=2&prefix=export%2Fdata%2FBILLING_PERIOD%3D2026-10%2F",
+                               headers=S3_RAW_HEADERS)
+    assert status == 200 and re.search(rb"<LastModified>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z</LastModified>", body), body
+
+
+@check
+def s3_get_object_byte_ranges(emu: Emulator) -> None:
+    s3 = s3_client(emu)
+    key = seed_bucket(s3)
+    size = len(PARQUET_LIKE)
+    cases = [
+        ("bytes=0-3", 0, 3),  # first bytes
+        ("bytes=-8", size - 8, size - 1),  # suffix: Parquet footer length + magic
+        ("bytes=100-", 100, size - 1),  # open-ended
+        ("bytes=1000-5000", 1000, size - 1),  # end past the object: clipped
+        ("bytes=-5000", 0, size - 1),  # suffix longer than the object: all of it
+    ]
+    for header, first, last in cases:
+        answer = s3.get_object(Bucket="cur", Key=key, Range=header)
+        assert answer["ResponseMetadata"]["HTTPStatusCode"] == 206, (header, answer["ResponseMetadata"])
+        assert answer["ContentRange"] == f"bytes {first}-{last}/{size}", (header, answer["ContentRange"])
+        assert answer["Body"].read() == PARQUET_LIKE[first:last + 1], header
+        assert answer["ContentLength"] == last + 1 - first
+    whole = s3.get_object(Bucket="cur", Key=key)
+    assert whole["ResponseMetadata"]["HTTPStatusCode"] == 200 and "ContentRange" not in whole
+    assert whole["Body"].read() == PARQUET_LIKE
+    err = client_error(lambda: s3.get_object(Bucket="cur", Key=key, Range=f"bytes={size}-"))
+    assert err.response["Error"]["Code"] == "InvalidRange" and err.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+    # As object_store sends it: key percent-encoded ("=" as %3D), SigV4 headers, a suffix range.
+    status, headers, body = emu.http("GET", "/cur/export/data/BILLING_PERIOD%3D2026-10/part-0.parquet",
+                                     headers={**S3_RAW_HEADERS, "Range": "bytes=-8"})
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert (status, body) == (206, PARQUET_LIKE[-8:]), (status, body)
+    assert headers["content-range"] == f"bytes {size - 8}-{size - 1}/{size}", headers
+    parsedate_to_datetime(headers["last-modified"])  # RFC 2822 date, as object_store parses it
+
+
+@check
+def s3_head_object(emu: Emulator) -> None:
+    s3 = s3_client(emu)
+    key = seed_bucket(s3)
+    head = s3.head_object(Bucket="cur", Key=key)
+    assert head["ContentLength"] == len(PARQUET_LIKE), head
+    assert head["ETag"] == f'"{hashlib.md5(PARQUET_LIKE).hexdigest()}"', head
+    headers = head["ResponseMetadata"]["HTTPHeaders"]
+    modified = parsedate_to_datetime(headers["last-modified"])
+    assert headers["last-modified"].endswith(" GMT") and abs(time.time() - modified.timestamp()) < 60, headers
+    assert headers["accept-ranges"] == "bytes", headers
+    err = client_error(lambda: s3.head_object(Bucket="cur", Key="export/missing.parquet"))
+    assert err.response["Error"]["Code"] == "404", err.response
 
 
 def main() -> int:

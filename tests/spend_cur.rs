@@ -1,0 +1,399 @@
+//! `bedrock_spend` on CUR 2.0 through the embedded engine: every figure is
+//! compared with the generator's known truth (sums of exactly the values it
+//! wrote), to the cent. Local folders and S3 (the emulator's) are covered.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Generate an export with the real binary; returns its truth.json.
+fn generate(dir: &Path, rows: u64, extra: &[&str]) -> Value {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "generate-cur",
+            "--out",
+            dir.to_str().unwrap(),
+            "--rows",
+            &rows.to_string(),
+            "--start",
+            &period().0,
+            "--days",
+            "45",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
+}
+
+/// The generated range: 45 days from the first of last month.
+fn period() -> (String, String) {
+    let (start, _) = last_month();
+    let s = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d").unwrap();
+    (start, (s + chrono::Duration::days(45)).to_string())
+}
+
+fn whole() -> Value {
+    let (start, end) = period();
+    json!({"start": start, "end": end})
+}
+
+/// Ask, following `next_cursor` until the last page; returns the first answer with all rows.
+async fn ask_all(client: &Client, args: Value) -> Value {
+    let mut out = ok(&call(client, "bedrock_spend", args.clone()).await);
+    let mut cursor = out.get("next_cursor").cloned();
+    let mut pages = 1;
+    while let Some(c) = cursor.filter(|c| c.is_string()) {
+        let mut next_args = args.clone();
+        next_args["cursor"] = c;
+        let page = ok(&call(client, "bedrock_spend", next_args).await);
+        out["rows"]
+            .as_array_mut()
+            .unwrap()
+            .extend(page["rows"].as_array().unwrap().iter().cloned());
+        cursor = page.get("next_cursor").cloned();
+        pages += 1;
+    }
+    assert_eq!(
+        out["rows"].as_array().unwrap().len() as u64,
+        out["row_count"].as_u64().unwrap(),
+        "pages add up ({pages} pages)"
+    );
+    out
+}
+
+/// Sum rows by their (joined) key values.
+fn by_keys(out: &Value, keys: &[&str]) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    for r in out["rows"].as_array().unwrap() {
+        assert_eq!(
+            r["others"],
+            json!(false),
+            "top_n must be large enough for exact comparison"
+        );
+        let k = keys
+            .iter()
+            .map(|k| r["keys"][*k].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("|");
+        *m.entry(k).or_insert(0.0) += r["amount"].as_f64().unwrap();
+    }
+    m
+}
+
+fn assert_close(got: &BTreeMap<String, f64>, want: &Value, rename_empty: &str) {
+    let want: BTreeMap<String, f64> = want
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                if k.is_empty() {
+                    rename_empty.to_string()
+                } else {
+                    k.clone()
+                },
+                v.as_f64().unwrap(),
+            )
+        })
+        .filter(|(_, v)| v.abs() > 1e-9)
+        .collect();
+    let only_got: Vec<_> = got.iter().filter(|(k, _)| !want.contains_key(*k)).collect();
+    let only_want: Vec<_> = want.iter().filter(|(k, _)| !got.contains_key(*k)).collect();
+    assert!(
+        only_got.is_empty() && only_want.is_empty(),
+        "only in answer: {only_got:?}; only in truth: {only_want:?}"
+    );
+    for (k, v) in &want {
+        assert!((got[k] - v).abs() < 0.01, "{k}: got {} want {v}", got[k]);
+    }
+}
+
+#[tokio::test]
+async fn every_figure_matches_the_generators_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path(), 30_000, &[]);
+    let client = stdio_client(None, &["--cur", dir.path().to_str().unwrap()], &[]).await;
+    let ask = |group_by: Value| json!({"period": whole(), "group_by": group_by, "top_n": 500});
+
+    let out = ask_all(&client, ask(json!(["principal"]))).await;
+    assert_eq!(out["source"], json!("cur"));
+    assert!(
+        (out["total"].as_f64().unwrap() - truth["total_unblended"].as_f64().unwrap()).abs() < 0.01
+    );
+    assert_close(
+        &by_keys(&out, &["principal"]),
+        &truth["by_principal"],
+        "(none)",
+    );
+    let adjustments: BTreeMap<String, f64> =
+        out["adjustments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .fold(BTreeMap::new(), |mut m, a| {
+                *m.entry(a["line_item_type"].as_str().unwrap().to_string())
+                    .or_insert(0.0) += a["amount"].as_f64().unwrap();
+                m
+            });
+    assert_close(&adjustments, &truth["adjustments"], "");
+    let after = out["total"].as_f64().unwrap() + adjustments.values().sum::<f64>();
+    assert!((out["total_after_adjustments"].as_f64().unwrap() - after).abs() < 0.01);
+
+    let out = ask_all(&client, ask(json!(["role"]))).await;
+    assert_close(&by_keys(&out, &["role"]), &truth["by_role"], "(none)");
+    let out = ok(&call(&client, "bedrock_spend", ask(json!(["model"]))).await);
+    assert_close(&by_keys(&out, &["model"]), &truth["by_model"], "");
+    let mut tokens: BTreeMap<String, f64> = BTreeMap::new();
+    for r in out["rows"].as_array().unwrap() {
+        if let Some(u) = r.get("usage").and_then(Value::as_f64) {
+            *tokens
+                .entry(r["keys"]["model"].as_str().unwrap().to_string())
+                .or_default() += u;
+        }
+    }
+    assert!(!tokens.is_empty(), "token amounts are reported beside cost");
+    for (model, want) in truth["tokens_by_model"].as_object().unwrap() {
+        if let Some(got) = tokens.get(model) {
+            assert!(
+                (got - want.as_f64().unwrap()).abs() / want.as_f64().unwrap().max(1.0) < 1e-9,
+                "{model} tokens {got} vs {want}"
+            );
+        }
+    }
+    let out = ok(&call(&client, "bedrock_spend", ask(json!(["token_kind"]))).await);
+    assert_close(&by_keys(&out, &["token_kind"]), &truth["by_token_kind"], "");
+    let out = ok(&call(&client, "bedrock_spend", ask(json!(["tag:team"]))).await);
+    assert_close(&by_keys(&out, &["tag:team"]), &truth["by_team"], "untagged");
+    assert!(
+        out["reconciliation"]["untagged"].as_f64().unwrap() > 0.0,
+        "the generator makes untagged callers"
+    );
+    let out = ask_all(&client, ask(json!(["principal", "model"]))).await;
+    assert!(
+        out["row_count"].as_u64().unwrap() > 200,
+        "enough rows to page"
+    );
+    assert_close(
+        &by_keys(&out, &["principal", "model"]),
+        &truth["by_principal_model"],
+        "",
+    );
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": whole(), "group_by": ["month"], "top_n": 500}),
+    )
+    .await);
+    assert_close(&by_keys(&out, &["month"]), &truth["by_month"], "");
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": whole(), "group_by": ["tag:team"], "metric": "net_unblended"}),
+    )
+    .await);
+    assert!(
+        (out["total"].as_f64().unwrap() - truth["total_net_unblended"].as_f64().unwrap()).abs()
+            < 0.01
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn filters_top_n_and_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path(), 20_000, &[]);
+    let client = stdio_client(None, &["--cur", dir.path().to_str().unwrap()], &[]).await;
+    // Role glob: every session of roles whose name ends in "AgentRole".
+    let roles: Vec<(&String, f64)> = truth["by_role"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k, v.as_f64().unwrap()))
+        .collect();
+    let want: f64 = roles
+        .iter()
+        .filter(|(k, _)| k.ends_with("AgentRole"))
+        .map(|(_, v)| v)
+        .sum();
+    assert!(want > 0.0, "the generator has *AgentRole roles");
+    let out = ok(&call(&client, "bedrock_spend", json!({"period": whole(), "group_by": ["session"], "filter": {"role": "arn:aws:iam::*:role/*AgentRole"}, "top_n": 500})).await);
+    assert!(
+        (out["total"].as_f64().unwrap() - want).abs() < 0.01,
+        "{} vs {want}",
+        out["total"]
+    );
+    assert!(
+        by_keys(&out, &["session"]).len() > 1,
+        "sessions of those roles are listed"
+    );
+    // Tag filter on untagged spend.
+    let untagged = truth["by_team"][""].as_f64().unwrap();
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": whole(), "group_by": ["principal"], "filter": {"team": ""}, "top_n": 500}),
+    )
+    .await);
+    assert!((out["total"].as_f64().unwrap() - untagged).abs() < 0.01);
+    // Top 3 plus others still reconciles to the truth.
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": whole(), "group_by": ["principal"], "top_n": 3}),
+    )
+    .await);
+    let named: std::collections::BTreeSet<&str> = out["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["others"] == json!(false))
+        .map(|r| r["keys"]["principal"].as_str().unwrap())
+        .collect();
+    assert_eq!(named.len(), 3);
+    assert!(
+        out["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["others"] == json!(true))
+    );
+    assert_eq!(out["reconciliation"]["reconciled"], json!(true));
+    assert!(
+        (out["total"].as_f64().unwrap() - truth["total_unblended"].as_f64().unwrap()).abs() < 0.01
+    );
+    // Daily buckets over the whole range sum to the same total.
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": whole(), "granularity": "daily", "group_by": ["tag:team"]}),
+    )
+    .await);
+    assert!(out["row_count"].as_u64().unwrap() > 45, "daily rows page");
+    assert!(out["next_cursor"].is_string() || out["row_count"].as_u64().unwrap() <= 200);
+    assert!(
+        (out["total"].as_f64().unwrap() - truth["total_unblended"].as_f64().unwrap()).abs() < 0.01
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn export_without_principal_data_says_which_option_to_turn_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path(), 5_000, &["--no-principal-column"]);
+    let client = stdio_client(None, &["--cur", dir.path().to_str().unwrap()], &[]).await;
+    let e = err(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": whole(), "group_by": ["principal"]}),
+    )
+    .await);
+    assert!(
+        e.contains("INCLUDE_IAM_PRINCIPAL_DATA") && e.contains("Include caller identity"),
+        "{e}"
+    );
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": whole(), "group_by": ["tag:team"]}),
+    )
+    .await);
+    assert!(
+        (out["total"].as_f64().unwrap() - truth["total_unblended"].as_f64().unwrap()).abs() < 0.01
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_exports_and_questions_get_clear_errors() {
+    let out = std::process::Command::new(BIN)
+        .args(["--cur", "/nonexistent/cur", "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such folder"));
+
+    let empty = tempfile::tempdir().unwrap();
+    let client = stdio_client(None, &["--cur", empty.path().to_str().unwrap()], &[]).await;
+    let e = err(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
+    assert!(e.contains("BILLING_PERIOD"), "{e}");
+    client.cancel().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 2_000, &[]);
+    let client = stdio_client(None, &["--cur", dir.path().to_str().unwrap()], &[]).await;
+    let e = err(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["principal", "model", "region", "day"]}),
+    )
+    .await);
+    assert!(e.contains("at most 3"), "{e}");
+    let e = err(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "metric": "amortized"}),
+    )
+    .await);
+    assert!(e.contains("only on Cost Explorer"), "{e}");
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": {"start": "2020-01-01", "end": "2020-02-01"}}),
+    )
+    .await);
+    assert_eq!(out["total"], json!(0.0));
+    assert!(
+        out["notes"].to_string().contains("no Bedrock line items"),
+        "{}",
+        out["notes"]
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn reads_the_export_from_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path(), 10_000, &[]);
+    let emu = Emulator::start();
+    emu.upload_dir("cur-bucket", "exports/bedrock-cur", dir.path())
+        .await;
+    let client = stdio_client(
+        Some(&emu),
+        &["--cur", "s3://cur-bucket/exports/bedrock-cur"],
+        &[],
+    )
+    .await;
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": whole(), "group_by": ["role"], "top_n": 500}),
+    )
+    .await);
+    assert_close(&by_keys(&out, &["role"]), &truth["by_role"], "(none)");
+    assert!(
+        emu.count("GET /cur-bucket").await
+            + emu
+                .calls()
+                .await
+                .keys()
+                .filter(|k| k.contains("cur-bucket"))
+                .count() as u64
+            > 0
+    );
+    client.cancel().await.unwrap();
+
+    let client = stdio_client(Some(&emu), &["--cur", "s3://no-such-bucket/x"], &[]).await;
+    let e = err(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
+    assert!(e.contains("no-such-bucket"), "{e}");
+    client.cancel().await.unwrap();
+}
