@@ -162,7 +162,7 @@ pub fn mix(mut x: u64) -> u64 {
 
 /// A deterministic factor in [0.5, 1.5) from the parts.
 fn jitter(parts: &[u64]) -> f64 {
-    let h = parts.iter().fold(0xC0FF_EEu64, |acc, p| mix(acc ^ p));
+    let h = parts.iter().fold(0x00C0_FFEE_u64, |acc, p| mix(acc ^ p));
     0.5 + (h >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -14,7 +14,7 @@ pub enum ToolError {
     InvalidInput(String),
     /// AWS refused the call for lack of permission.
     #[error(
-        "access denied: AWS refused {action}. Grant the caller's IAM identity the action `{action}` (see the README's permissions table). AWS said: {message}"
+        "access denied: AWS refused the call. Grant the caller's IAM identity {action} (see the README's permissions table). AWS said: {message}"
     )]
     AccessDenied { action: String, message: String },
     /// AWS throttled the call.

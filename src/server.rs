@@ -47,12 +47,12 @@ impl App {
         let cur: Option<Arc<dyn SpendSource>> = match (&config.cur, &sdk) {
             (Some(raw), _) => {
                 let location = CurLocation::parse(raw)?;
-                if let CurLocation::Local(path) = &location {
-                    if !path.is_dir() {
-                        return Err(format!(
-                            "--cur {raw}: no such folder; pass the CUR 2.0 export folder (holding data/BILLING_PERIOD=YYYY-MM/)"
-                        ));
-                    }
+                if let CurLocation::Local(path) = &location
+                    && !path.is_dir()
+                {
+                    return Err(format!(
+                        "--cur {raw}: no such folder; pass the CUR 2.0 export folder (holding data/BILLING_PERIOD=YYYY-MM/)"
+                    ));
                 }
                 let s3 = match (&location, &sdk) {
                     (CurLocation::S3 { bucket, .. }, Some(sdk)) => {

@@ -58,17 +58,17 @@ impl Athena {
                 ));
             }
         }
-        if let Some(o) = &settings.output {
-            if !o.starts_with("s3://") {
-                return Err(format!("--athena-output '{o}' must be an s3:// location"));
-            }
+        if let Some(o) = &settings.output
+            && !o.starts_with("s3://")
+        {
+            return Err(format!("--athena-output '{o}' must be an s3:// location"));
         }
-        if let Some(pc) = &settings.partition_column {
-            if !valid_identifier(pc) {
-                return Err(format!(
-                    "--athena-partition-column '{pc}' is not a valid column name"
-                ));
-            }
+        if let Some(pc) = &settings.partition_column
+            && !valid_identifier(pc)
+        {
+            return Err(format!(
+                "--athena-partition-column '{pc}' is not a valid column name"
+            ));
         }
         let shape = TableShape {
             table: format!("\"{}\".\"{}\"", settings.database, settings.table),
@@ -120,7 +120,7 @@ fn failure(state: &str, reason: &str) -> ToolError {
     let lower = reason.to_ascii_lowercase();
     if lower.contains("access denied") || lower.contains("accessdenied") {
         return ToolError::AccessDenied {
-            action: "s3:GetBucketLocation, s3:GetObject, s3:ListBucket and s3:PutObject on the Athena output location and the CUR bucket, plus glue:GetTable".into(),
+            action: "s3:PutObject and s3:GetBucketLocation on the Athena output location, s3:GetObject and s3:ListBucket on the CUR bucket, and glue:GetTable".into(),
             message: reason.into(),
         };
     }

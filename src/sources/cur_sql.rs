@@ -260,6 +260,9 @@ pub fn model_name(product_model: &str, usage_type: &str) -> String {
     if m.is_empty() { "unknown".into() } else { m }
 }
 
+/// A result group: time bucket and key values.
+type GroupId = (NaiveDate, Vec<Option<String>>);
+
 /// Derived result of a CUR query.
 pub struct Shaped {
     pub rows: Vec<SpendRow>,
@@ -275,7 +278,8 @@ pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Sha
             .and_then(|&i| r.values[i].clone())
             .filter(|v| !v.is_empty())
     };
-    let mut groups: BTreeMap<(NaiveDate, Vec<Option<String>>), (f64, f64, bool)> = BTreeMap::new();
+    // (bucket, keys) -> (cost, tokens, any line measured in tokens)
+    let mut groups: BTreeMap<GroupId, (f64, f64, bool)> = BTreeMap::new();
     let mut adjustments: BTreeMap<(NaiveDate, String), f64> = BTreeMap::new();
     for r in raw {
         let day = get(&r, &RawCol::Bucket)

@@ -54,10 +54,10 @@ fn count_refs(v: &Value, defs: &Map<String, Value>, uses: &mut HashMap<String, u
             if let Some(name) = ref_name(v) {
                 let n = uses.entry(name.to_string()).or_default();
                 *n += 1;
-                if *n == 1 {
-                    if let Some(d) = defs.get(name) {
-                        count_refs(d, defs, uses);
-                    }
+                if *n == 1
+                    && let Some(d) = defs.get(name)
+                {
+                    count_refs(d, defs, uses);
                 }
             }
             o.values().for_each(|c| count_refs(c, defs, uses));
@@ -77,21 +77,20 @@ fn rewrite(
     match v {
         Value::Object(mut o) => {
             // anyOf [X, {type: null}] -> X (with this node's other keys)
-            if let Some(Value::Array(alts)) = o.get("anyOf") {
-                if alts.len() == 2
-                    && alts
-                        .iter()
-                        .any(|a| a.get("type") == Some(&Value::String("null".into())))
-                {
-                    let other = alts
-                        .iter()
-                        .find(|a| a.get("type") != Some(&Value::String("null".into())))
-                        .cloned();
-                    if let Some(Value::Object(other)) = other {
-                        o.remove("anyOf");
-                        for (k, val) in other {
-                            o.entry(k).or_insert(val);
-                        }
+            if let Some(Value::Array(alts)) = o.get("anyOf")
+                && alts.len() == 2
+                && alts
+                    .iter()
+                    .any(|a| a.get("type") == Some(&Value::String("null".into())))
+            {
+                let other = alts
+                    .iter()
+                    .find(|a| a.get("type") != Some(&Value::String("null".into())))
+                    .cloned();
+                if let Some(Value::Object(other)) = other {
+                    o.remove("anyOf");
+                    for (k, val) in other {
+                        o.entry(k).or_insert(val);
                     }
                 }
             }
@@ -116,8 +115,9 @@ fn rewrite(
                 .and_then(|r| r.as_str())
                 .and_then(|r| r.strip_prefix("#/$defs/"))
                 .map(str::to_string)
+                && let Some(def) = defs.get(&name)
             {
-                if let Some(def) = defs.get(&name) {
+                {
                     if uses.get(&name).copied().unwrap_or(0) <= 1 {
                         o.remove("$ref");
                         if let Value::Object(d) = rewrite(def.clone(), defs, uses, strip, kept) {
