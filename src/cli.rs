@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP on stdio (default) or streamable HTTP (`--http 127.0.0.1:8000`, endpoint `/mcp`).
     Serve(ServeArgs),
+    /// Bedrock spend, as the bedrock_spend tool answers it, printed as a table (or JSON).
+    Spend(SpendArgs),
     /// Write a deterministic, realistic CUR 2.0 Parquet export (and truth.json) for tests, demos and benchmarks.
     GenerateCur(GenerateCurArgs),
 }
@@ -79,4 +81,38 @@ pub struct ServeArgs {
     /// Largest accepted HTTP request body, in bytes.
     #[arg(long, env = "BEDROCK_COST_MCP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpendArgs {
+    /// this_month, month_to_date, last_month, last_7_days, last_30_days (or use --start/--end).
+    #[arg(long, default_value = "this_month")]
+    pub period: String,
+    /// First day (inclusive), YYYY-MM-DD; with --end.
+    #[arg(long, requires = "end")]
+    pub start: Option<String>,
+    /// Day after the last day (exclusive), YYYY-MM-DD; with --start.
+    #[arg(long, requires = "start")]
+    pub end: Option<String>,
+    /// Group keys, comma-separated: team (a tag key) or tag:<key>, principal, role, session, model, token_kind, service, usage_type, region, day, month.
+    #[arg(long, value_delimiter = ',')]
+    pub by: Vec<String>,
+    /// Filters KEY=VALUE (repeatable): a tag key, principal, role or model; an empty VALUE selects untagged.
+    #[arg(long = "filter")]
+    pub filters: Vec<String>,
+    /// cost_explorer, cur or athena (default: cur when configured, else cost_explorer).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// monthly or daily.
+    #[arg(long, default_value = "monthly")]
+    pub granularity: String,
+    /// unblended, net_unblended or amortized.
+    #[arg(long, default_value = "unblended")]
+    pub metric: String,
+    /// Keep the N largest groups.
+    #[arg(long, default_value_t = 20)]
+    pub top: u32,
+    /// Print the structured answer as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -53,6 +53,42 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Spend(args) => {
+            let app = match App::build(cli.config).await {
+                Ok(app) => app,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let input = match bedrock_cost_mcp::tools::spend::input_from_cli(&args) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match app
+                .spend(input, bedrock_cost_mcp::sources::no_progress())
+                .await
+            {
+                Ok(out) => {
+                    if args.json {
+                        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                    } else {
+                        print!("{}", bedrock_cost_mcp::tools::spend::render_text(&out));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    match e {
+                        bedrock_cost_mcp::error::ToolError::InvalidInput(_) => ExitCode::from(2),
+                        _ => ExitCode::FAILURE,
+                    }
+                }
+            }
+        }
         Command::Serve(args) => {
             let app = match App::build(cli.config).await {
                 Ok(app) => app,

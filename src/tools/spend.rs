@@ -17,7 +17,7 @@ use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuer
 use crate::domain::period::PeriodInput;
 use crate::error::ToolError;
 use crate::server::App;
-use crate::sources::{SpendAnswer, SpendRow};
+use crate::sources::{Progress, SpendAnswer, SpendRow};
 
 /// Rows per page of the answer.
 pub const PAGE_ROWS: usize = 200;
@@ -571,6 +571,53 @@ pub fn render_text(o: &SpendOutput) -> String {
     s
 }
 
+/// The tool input for the `spend` CLI subcommand (same contract, flag syntax).
+pub fn input_from_cli(a: &crate::cli::SpendArgs) -> Result<SpendInput, String> {
+    let period = match (&a.start, &a.end) {
+        (Some(start), Some(end)) => serde_json::json!({"start": start, "end": end}),
+        _ => serde_json::json!(a.period),
+    };
+    let group_by: Vec<String> =
+        a.by.iter()
+            .map(|k| match k.parse::<GroupKey>() {
+                Ok(_) => k.clone(),
+                // A bare word that is not a key names a tag: `--by team`.
+                Err(_) if crate::domain::group::valid_tag_key(k) && !k.contains(':') => {
+                    format!("tag:{k}")
+                }
+                Err(e) => e,
+            })
+            .collect();
+    let mut filter = serde_json::Map::new();
+    for f in &a.filters {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| format!("--filter '{f}' must be KEY=VALUE"))?;
+        let entry = filter
+            .entry(k.to_string())
+            .or_insert_with(|| serde_json::json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(serde_json::json!(v));
+        }
+    }
+    let mut v = serde_json::json!({
+        "period": period,
+        "granularity": a.granularity,
+        "metric": a.metric,
+        "top_n": a.top,
+    });
+    if !group_by.is_empty() {
+        v["group_by"] = serde_json::json!(group_by);
+    }
+    if !filter.is_empty() {
+        v["filter"] = serde_json::Value::Object(filter);
+    }
+    if let Some(s) = &a.source {
+        v["source"] = serde_json::json!(s);
+    }
+    serde_json::from_value(v).map_err(|e| format!("{e}"))
+}
+
 fn parse_cursor(c: &Option<String>) -> Result<usize, ToolError> {
     match c {
         None => Ok(0),
@@ -595,22 +642,29 @@ impl App {
         Parameters(input): Parameters<SpendInput>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let result = async {
-            let today = Utc::now().date_naive();
-            let q = build_query(&input, &self.config.default_tag_key, today)?;
-            let offset = parse_cursor(&input.cursor)?;
-            let top_n = input.top_n.unwrap_or(20).clamp(1, 500) as usize;
-            let source = self.spend_source(input.source)?;
-            let progress = progress_reporter(&ctx);
-            let ans = tokio::select! {
-                r = source.spend(&q, progress) => r?,
-                _ = ctx.ct.cancelled() => return Err(ToolError::Cancelled),
-            };
-            let out = shape_answer(&q, ans, top_n, offset);
-            Ok::<_, ToolError>((render_text(&out), out))
-        }
-        .await;
+        let progress = progress_reporter(&ctx);
+        let result = tokio::select! {
+            r = self.spend(input, progress) => r.map(|out| (render_text(&out), out)),
+            _ = ctx.ct.cancelled() => Err(ToolError::Cancelled),
+        };
         respond(result)
+    }
+}
+
+impl App {
+    /// The whole `bedrock_spend` question, shared by the tool and the CLI.
+    pub async fn spend(
+        &self,
+        input: SpendInput,
+        progress: Progress,
+    ) -> Result<SpendOutput, ToolError> {
+        let today = Utc::now().date_naive();
+        let q = build_query(&input, &self.config.default_tag_key, today)?;
+        let offset = parse_cursor(&input.cursor)?;
+        let top_n = input.top_n.unwrap_or(20).clamp(1, 500) as usize;
+        let source = self.spend_source(input.source)?;
+        let ans = source.spend(&q, progress).await?;
+        Ok(shape_answer(&q, ans, top_n, offset))
     }
 }
 
