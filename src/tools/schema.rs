@@ -9,14 +9,54 @@ use std::sync::Arc;
 use rmcp::model::JsonObject;
 use serde_json::{Map, Value};
 
-/// Compact an input schema (descriptions kept).
+/// Compact an input schema: each argument keeps its own description; the
+/// descriptions nested inside it (enum variants, sub-fields) are dropped, as
+/// the argument's description already says what it accepts.
 pub fn compact_input(schema: &JsonObject) -> Arc<JsonObject> {
-    Arc::new(compact(schema, false))
+    let mut out = compact(schema, false);
+    if let Some(Value::Object(props)) = out.get_mut("properties") {
+        for v in props.values_mut() {
+            if let Value::Object(o) = v {
+                for child in o
+                    .iter_mut()
+                    .filter(|(k, _)| k.as_str() != "description")
+                    .map(|(_, c)| c)
+                {
+                    strip_descriptions(child);
+                }
+            }
+        }
+    }
+    Arc::new(out)
 }
 
-/// Compact an output schema (descriptions dropped).
+fn strip_descriptions(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.remove("description");
+            o.values_mut().for_each(strip_descriptions);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_descriptions),
+        _ => {}
+    }
+}
+
+/// Compact an output schema: descriptions dropped, and properties kept to
+/// their JSON type (nested shapes are documented by the text answer and the
+/// README; the structured content still conforms).
 pub fn compact_output(schema: &JsonObject) -> Arc<JsonObject> {
-    Arc::new(compact(schema, true))
+    let mut out = compact(schema, true);
+    out.remove("$defs");
+    if let Some(Value::Object(props)) = out.get_mut("properties") {
+        for v in props.values_mut() {
+            let t = v
+                .get("type")
+                .cloned()
+                .unwrap_or_else(|| Value::String("object".into()));
+            *v = serde_json::json!({ "type": t });
+        }
+    }
+    Arc::new(out)
 }
 
 fn compact(schema: &JsonObject, strip_descriptions: bool) -> JsonObject {
@@ -117,19 +157,17 @@ fn rewrite(
                 .map(str::to_string)
                 && let Some(def) = defs.get(&name)
             {
-                {
-                    if uses.get(&name).copied().unwrap_or(0) <= 1 {
-                        o.remove("$ref");
-                        if let Value::Object(d) = rewrite(def.clone(), defs, uses, strip, kept) {
-                            for (k, val) in d {
-                                o.entry(k).or_insert(val);
-                            }
+                if uses.get(&name).copied().unwrap_or(0) <= 1 {
+                    o.remove("$ref");
+                    if let Value::Object(d) = rewrite(def.clone(), defs, uses, strip, kept) {
+                        for (k, val) in d {
+                            o.entry(k).or_insert(val);
                         }
-                    } else if !kept.contains_key(&name) {
-                        kept.insert(name.clone(), Value::Null);
-                        let r = rewrite(def.clone(), defs, uses, strip, kept);
-                        kept.insert(name, r);
                     }
+                } else if !kept.contains_key(&name) {
+                    kept.insert(name.clone(), Value::Null);
+                    let r = rewrite(def.clone(), defs, uses, strip, kept);
+                    kept.insert(name, r);
                 }
             }
             Value::Object(
@@ -177,5 +215,9 @@ mod tests {
         assert!(out.get("$schema").is_none());
         let stripped = Value::Object(compact(s.as_object().unwrap(), true));
         assert!(stripped["properties"]["g"].get("description").is_none());
+        let shallow = Value::Object((*compact_output(s.as_object().unwrap())).clone());
+        assert_eq!(shallow["properties"]["g"], json!({"type": "string"}));
+        assert_eq!(shallow["properties"]["t1"], json!({"type": "integer"}));
+        assert!(shallow.get("$defs").is_none());
     }
 }

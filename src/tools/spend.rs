@@ -68,21 +68,21 @@ pub enum SourceInput {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpendInput {
-    /// A word (this_month, month_to_date, last_month, last_7_days, last_30_days) or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"}; start inclusive, end exclusive, UTC. Default this_month.
+    /// this_month (default), month_to_date, last_month, last_7_days, last_30_days, or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"} (end exclusive, UTC).
     pub period: Option<PeriodInput>,
-    /// Up to 2 keys on cost_explorer, 3 on cur/athena: tag:<key> (principal tag), service, usage_type, region; cur/athena also principal, role, session, model, token_kind, day, month. Default [tag:<default key>].
+    /// Keys: tag:<key>, service, usage_type, region; on cur/athena also principal, role, session, model, token_kind, day, month. Max 2 (cost_explorer) or 3. Default: the configured tag key.
     pub group_by: Option<Vec<String>>,
-    /// Key -> value or values. Keys: a principal tag key (or tag:<key>); cur/athena also principal, role (globs with *), model. Value "" selects untagged spend.
+    /// Tag key (or principal, role, model on cur/athena; * globs) -> value(s). "" = untagged.
     pub filter: Option<BTreeMap<String, OneOrMany>>,
-    /// monthly (default) or daily buckets.
+    /// monthly (default) or daily.
     pub granularity: Option<GranularityInput>,
-    /// unblended (default), net_unblended (net of discounts; NULL net counts as unblended), amortized (cost_explorer only).
+    /// unblended (default), net_unblended, amortized (cost_explorer).
     pub metric: Option<MetricInput>,
-    /// cost_explorer, cur or athena. Default: cur when configured, else cost_explorer.
+    /// Default: cur if configured, else cost_explorer.
     pub source: Option<SourceInput>,
-    /// Keep the N largest groups (default 20, max 500); the rest add up in an "others" row. Untagged is never folded.
+    /// Largest N groups (default 20); the rest sum into "others". Untagged is always shown.
     pub top_n: Option<u32>,
-    /// next_cursor of the previous answer, for the next page of rows.
+    /// next_cursor from the previous answer.
     pub cursor: Option<String>,
 }
 
@@ -630,7 +630,7 @@ fn parse_cursor(c: &Option<String>) -> Result<usize, ToolError> {
 
 #[tool_router(router = spend_router, vis = "pub(crate)")]
 impl App {
-    /// Bedrock spend over a period, grouped by IAM principal tag (iamPrincipal/<key>), principal ARN, role, session, model, token kind, service, usage type or region. Untagged spend is its own row; rows reconcile to the total. Cost Explorer source: each uncached request costs $0.01 (answers are cached; paid_requests says how many were made). CUR/Athena sources give per-principal and per-model detail.
+    /// Bedrock spend for a period by IAM principal tag, principal, role, session, model or token kind. Untagged spend is its own row; rows reconcile to the total. Each uncached Cost Explorer request costs $0.01 (cached; see paid_requests).
     #[tool(
         name = "bedrock_spend",
         title = "Bedrock spend by principal",
