@@ -46,10 +46,11 @@ fn strip_descriptions(v: &mut Value) {
 /// README; the structured content still conforms).
 pub fn compact_output(schema: &JsonObject) -> Arc<JsonObject> {
     let mut out = compact(schema, true);
-    out.remove("$defs");
+    let defs = out.remove("$defs").unwrap_or(Value::Null);
     if let Some(Value::Object(props)) = out.get_mut("properties") {
         for v in props.values_mut() {
-            let t = v
+            let resolved = ref_name(v).and_then(|n| defs.get(n)).unwrap_or(v);
+            let t = resolved
                 .get("type")
                 .cloned()
                 .unwrap_or_else(|| Value::String("object".into()));
