@@ -127,6 +127,14 @@ async fn every_figure_matches_the_generators_truth() {
 
     let out = ask_all(&client, ask(json!(["principal"]))).await;
     assert_eq!(out["source"], json!("cur"));
+    let files = truth["files"].as_array().unwrap().len();
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains(&format!("({files} Parquet files, last delivered")),
+        "{}",
+        out["notes"]
+    );
     assert!(
         (out["total"].as_f64().unwrap() - truth["total_unblended"].as_f64().unwrap()).abs() < 0.01
     );

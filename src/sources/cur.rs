@@ -50,6 +50,9 @@ pub struct CurEngine {
     ctx: SessionContext,
     shape: TableShape,
     location: String,
+    /// Newest file's modification time: when the export was last delivered.
+    delivered: Option<chrono::DateTime<Utc>>,
+    files: usize,
 }
 
 fn engine_err(e: impl std::fmt::Display) -> ToolError {
@@ -73,6 +76,10 @@ impl CurEngine {
                 .unwrap_or(2),
         );
         let ctx = SessionContext::new_with_config(config);
+        let mut listing: Option<(
+            Arc<dyn object_store::ObjectStore>,
+            Option<object_store::path::Path>,
+        )> = None;
         let table_url = match location {
             CurLocation::Local(path) => {
                 if !path.is_dir() {
@@ -89,6 +96,9 @@ impl CurEngine {
                 let abs = data.canonicalize().map_err(|e| {
                     ToolError::invalid(format!("cannot read {}: {e}", data.display()))
                 })?;
+                if let Ok(fs) = object_store::local::LocalFileSystem::new_with_prefix(&abs) {
+                    listing = Some((Arc::new(fs), None));
+                }
                 format!("{}/", abs.display())
             }
             CurLocation::S3 { bucket, prefix } => {
@@ -112,6 +122,12 @@ impl CurEngine {
                         .map_err(|e| s3_error(bucket, &e))?
                         .is_some()
                 };
+                let listed = if has_data {
+                    data_prefix
+                } else {
+                    object_store::path::Path::from(base.trim_end_matches('/'))
+                };
+                listing = Some((store.clone(), Some(listed)));
                 if has_data {
                     format!("s3://{bucket}/{base}data/")
                 } else {
@@ -152,10 +168,16 @@ impl CurEngine {
             partition_column: Some("BILLING_PERIOD".into()),
             has_principal: has("line_item_iam_principal"),
         };
+        let (delivered, files) = match listing {
+            Some((store, prefix)) => newest_parquet(store.as_ref(), prefix.as_ref()).await,
+            None => (None, 0),
+        };
         Ok(CurEngine {
             ctx,
             shape,
             location: table_url,
+            delivered,
+            files,
         })
     }
 
@@ -182,6 +204,23 @@ impl CurEngine {
         };
         df.collect().await.map_err(engine_err)
     }
+}
+
+/// The newest Parquet file's modification time and the number of files.
+async fn newest_parquet(
+    store: &dyn object_store::ObjectStore,
+    prefix: Option<&object_store::path::Path>,
+) -> (Option<chrono::DateTime<Utc>>, usize) {
+    use futures::StreamExt;
+    let mut stream = store.list(prefix);
+    let (mut newest, mut files) = (None, 0usize);
+    while let Some(Ok(meta)) = stream.next().await {
+        if meta.location.as_ref().ends_with(".parquet") {
+            files += 1;
+            newest = newest.max(Some(meta.last_modified));
+        }
+    }
+    (newest, files)
 }
 
 fn s3_error(bucket: &str, e: &object_store::Error) -> ToolError {
@@ -274,7 +313,14 @@ impl SpendSource for CurEngine {
         let batches = with_ticker(progress, "scanning CUR Parquet", self.run(&sql)).await?;
         let raw = batches_to_rows(&batches, sql.columns.len())?;
         let shaped = cur_sql::shape(q, &sql.columns, raw)?;
-        let mut notes = Vec::new();
+        let mut notes = vec![format!(
+            "CUR export {} ({} Parquet files{}); CUR lags real usage by up to 24 h",
+            self.location,
+            self.files,
+            self.delivered
+                .map(|d| format!(", last delivered {}", d.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default()
+        )];
         if shaped.rows.is_empty() && shaped.adjustments.is_empty() {
             notes.push(format!(
                 "no Bedrock line items in {} for {} to {}; CUR deliveries lag up to 24 h and Bedrock lines complete on the next daily refresh",
@@ -289,7 +335,7 @@ impl SpendSource for CurEngine {
             services_counted: vec![],
             paid_requests: 0,
             cached: false,
-            as_of: Utc::now(),
+            as_of: self.delivered.unwrap_or_else(Utc::now),
             source: "cur",
             notes,
             adjustments: shaped.adjustments,
