@@ -53,13 +53,15 @@ SQL_LOG_RE = re.compile(r"CUR query sql=(.*)$")
 # identifier['key'] (a map lookup, DataFusion syntax); keys are validated tag keys, never quoted.
 MAP_ACCESS_RE = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\['([^'\\]*)'\]")
 
-# Runs in a fresh interpreter for every DuckDB measurement: argv = glob, sql, threads, dump file ("" = none).
+# Runs in a fresh interpreter for every DuckDB measurement: argv = glob, sql, threads, mode.
+# mode "time": print timings; "verify": also sum the result rows (after the timed part) the
+# way the comparison needs, so the benchmark process itself never holds the rows (see rss_floor_mib).
 DUCKDB_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import duckdb
 t1 = time.perf_counter()
-glob, sql, threads, dump = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+glob, sql, threads, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 con = duckdb.connect(config={"threads": threads})
 con.execute("CREATE VIEW cur AS SELECT * FROM read_parquet('" + glob.replace("'", "''") + "', hive_partitioning=true)")
 t2 = time.perf_counter()
@@ -67,9 +69,6 @@ con.execute(sql)
 rows = con.fetchall()
 t3 = time.perf_counter()
 columns = [d[0] for d in con.description]
-if dump:
-    with open(dump, "w") as f:
-        json.dump({"columns": columns, "rows": rows}, f, default=str)
 out = {
     "import_ms": (t1 - t0) * 1000,
     "setup_ms": (t2 - t1) * 1000,
@@ -78,7 +77,52 @@ out = {
     "threads": con.execute("SELECT current_setting('threads')").fetchone()[0],
     "version": duckdb.__version__,
 }
+if mode == "verify":
+    out["columns"] = columns
+    need = ("line_item_iam_principal", "line_item_line_item_type", "cost")
+    if all(c in columns for c in need):
+        ip, it, ic = (columns.index(c) for c in need)
+        usage = other = 0.0
+        by_principal = {}
+        for r in rows:
+            cost = r[ic] or 0.0
+            if r[it] == "Usage":
+                usage += cost
+                k = r[ip] or "(none)"  # ours shows NULL and '' as "(none)"
+                by_principal[k] = by_principal.get(k, 0.0) + cost
+            else:
+                other += cost
+        out.update(usage_total=usage, other_total=other, by_principal=by_principal)
 print(json.dumps(out))
+"""
+
+# Run once: versions, and what DuckDB's m['k'] returns on a MAP (a value, or a list in older DuckDB).
+PROBE_CHILD = r"""
+import json, duckdb, pyarrow
+con = duckdb.connect()
+kind = con.execute("SELECT typeof(MAP {'k': 'v'}['k'])").fetchall()[0][0]
+print(json.dumps({"duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__, "map_lookup_type": kind}))
+"""
+
+# Parquet footers: files, bytes, rows overall and in one month's partition. argv = data dir, month.
+FACTS_CHILD = r"""
+import json, sys
+from pathlib import Path
+import pyarrow.parquet as pq
+data, month = Path(sys.argv[1]), sys.argv[2]
+files = sorted((data / "data").glob("*/*.parquet"))
+facts = {"files": len(files), "bytes": 0, "disk_bytes": 0, "rows": 0, "month_files": 0, "month_rows": 0,
+         "months": sorted({f.parent.name.split("=", 1)[-1] for f in files})}
+for f in files:
+    st = f.stat()
+    n = pq.ParquetFile(f).metadata.num_rows
+    facts["bytes"] += st.st_size
+    facts["disk_bytes"] += st.st_blocks * 512
+    facts["rows"] += n
+    if f.parent.name == "BILLING_PERIOD=" + month:
+        facts["month_files"] += 1
+        facts["month_rows"] += n
+print(json.dumps(facts))
 """
 
 
@@ -229,26 +273,41 @@ def mcp_all_pages(binary: str, data: Path, env: dict[str, str], arguments: dict,
 # --------------------------------------------------------------------------- DuckDB side
 
 
-def duckdb_sql(sql: str) -> tuple[str, list[str]]:
-    """Our SQL as DuckDB needs it, and what was changed (nothing, ideally)."""
-    import duckdb
+def python_json(python: str, code: str, *argv: str) -> dict:
+    """Run a snippet in the venv python; its last stdout line is JSON."""
+    r = subprocess.run([python, "-c", code, *argv], capture_output=True, env=clean_env())
+    if r.returncode != 0:
+        raise SystemExit(f"{python} -c ... failed: {r.stderr.decode(errors='replace').strip()[-2000:]}\n"
+                         f"(needs the tools venv with duckdb and pyarrow: tools/setup-venv.sh)")
+    return json.loads(r.stdout.decode().strip().splitlines()[-1])
 
+
+def duckdb_sql(sql: str, probe: dict) -> tuple[str, list[str]]:
+    """Our SQL as DuckDB needs it, and what was changed (nothing, ideally)."""
     adapted: list[str] = []
     if re.search(r"\$\d+", sql):
         raise SystemExit("the captured SQL has $n parameters; this benchmark passes none (no filters)")
-    con = duckdb.connect()
-    kind = con.execute("SELECT typeof(MAP {'k': 'v'}['k'])").fetchall()[0][0]
-    con.close()
+    kind = probe["map_lookup_type"]
     if kind.upper() != "VARCHAR":  # older DuckDB: m['k'] is a list of matches
         sql, n = MAP_ACCESS_RE.subn(r"element_at(\1, '\2')[1]", sql)
         if n:
-            adapted.append(f"map lookup m['k'] -> element_at(m, 'k')[1] ({n}x): DuckDB {duckdb.__version__} "
+            adapted.append(f"map lookup m['k'] -> element_at(m, 'k')[1] ({n}x): DuckDB {probe['duckdb']} "
                            f"returns {kind} for m['k']")
     return sql, adapted
 
 
-def duckdb_argv(python: str, glob: str, sql: str, threads: int, dump: str = "") -> list[str]:
-    return [python, "-c", DUCKDB_CHILD, glob, sql, str(threads), dump]
+def duckdb_argv(python: str, glob: str, sql: str, threads: int, mode: str = "time") -> list[str]:
+    return [python, "-c", DUCKDB_CHILD, glob, sql, str(threads), mode]
+
+
+def rss_floor_mib() -> float:
+    """This process's peak RSS. Linux keeps the pre-exec peak in a child's ru_maxrss (exec_mmap
+    saves the old mm's high-water mark), so no child can report less than this."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 # --------------------------------------------------------------------------- data
@@ -287,7 +346,8 @@ def ensure_data(args, binary: str, env: dict[str, str]) -> dict:
                              f"remove it (rm -rf {shlex.quote(str(data))}) or pass another --data")
         log(f"reusing {data} (generated {side.get('generated_at')} in {side.get('generate_s', 0):.1f} s)")
         return {"generated": False, "generate_s": side.get("generate_s"), "spec": spec,
-                "generated_at": side.get("generated_at"), "generate_argv": side.get("argv")}
+                "generated_at": side.get("generated_at"), "generate_argv": side.get("argv"),
+                "generate_binary": side.get("binary")}
     if (data / "data").exists() and any((data / "data").iterdir()):
         raise SystemExit(f"{data}/data holds files but there is no truth.json (interrupted generation?); "
                          f"remove it (rm -rf {shlex.quote(str(data))}) or pass another --data")
@@ -303,26 +363,8 @@ def ensure_data(args, binary: str, env: dict[str, str]) -> dict:
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     side_path.write_text(json.dumps({"spec": spec, "generate_s": generate_s, "generated_at": now,
                                      "binary": binary, "argv": argv}, indent=2) + "\n")
-    return {"generated": True, "generate_s": generate_s, "spec": spec, "generated_at": now, "generate_argv": argv}
-
-
-def data_facts(data: Path, month: str) -> dict:
-    """Parquet files, bytes on disk, rows (from Parquet footers) overall and in the month's partition."""
-    import pyarrow.parquet as pq
-
-    files = sorted((data / "data").glob("*/*.parquet"))
-    facts = {"files": len(files), "bytes": 0, "disk_bytes": 0, "rows": 0, "month_files": 0, "month_rows": 0,
-             "months": sorted({f.parent.name.split("=", 1)[-1] for f in files})}
-    for f in files:
-        st = f.stat()
-        n = pq.ParquetFile(f).metadata.num_rows
-        facts["bytes"] += st.st_size
-        facts["disk_bytes"] += st.st_blocks * 512
-        facts["rows"] += n
-        if f.parent.name == f"BILLING_PERIOD={month}":
-            facts["month_files"] += 1
-            facts["month_rows"] += n
-    return facts
+    return {"generated": True, "generate_s": generate_s, "spec": spec, "generated_at": now, "generate_argv": argv,
+            "generate_binary": binary}
 
 
 # --------------------------------------------------------------------------- verification
@@ -333,7 +375,7 @@ def close(a: float, b: float) -> bool:
 
 
 def verify(args, binary: str, env: dict[str, str], glob: str, threads: int, month_start: dt.date,
-           month_end: dt.date, truth: dict) -> dict:
+           month_end: dt.date, truth: dict, probe: dict) -> dict:
     """The untimed round: capture our SQL, run it in DuckDB, compare totals. Raises Mismatch."""
     month = month_start.strftime("%Y-%m")
     # 1. Ours, with the CUR debug log on: the answer and the SQL it ran.
@@ -349,38 +391,22 @@ def verify(args, binary: str, env: dict[str, str], glob: str, threads: int, mont
     ours = json.loads(p.stdout)
     log(f"ours (verification): {p.wall_ms:.0f} ms, total {ours['total']}, {ours['row_count']} rows")
 
-    # 2. DuckDB on the same SQL, rows dumped for the comparison.
-    dsql, adapted = duckdb_sql(sql)
-    with tempfile.TemporaryDirectory() as tmp:
-        dump = os.path.join(tmp, "rows.json")
-        p = run_proc(duckdb_argv(args.python, glob, dsql, threads, dump), env, args.timeout)
-        if err := proc_failure(p, "DuckDB (verification run)"):
-            raise SystemExit(err)
-        info = json.loads(p.stdout.decode().strip().splitlines()[-1])
-        with open(dump) as f:
-            duck = json.load(f)
+    # 2. DuckDB on the same SQL; the child sums its rows (Usage total, per principal, the rest).
+    dsql, adapted = duckdb_sql(sql, probe)
+    p = run_proc(duckdb_argv(args.python, glob, dsql, threads, "verify"), env, args.timeout)
+    if err := proc_failure(p, "DuckDB (verification run)"):
+        raise SystemExit(err)
+    info = json.loads(p.stdout.decode().strip().splitlines()[-1])
     log(f"DuckDB (verification): {p.wall_ms:.0f} ms, {info['result_rows']} result rows, "
         f"DuckDB {info['version']}, threads {info['threads']}")
     if int(info["threads"]) != threads:
         raise SystemExit(f"DuckDB runs with {info['threads']} threads, wanted {threads}")
-    cols = duck["columns"]
-    try:
-        i_principal = cols.index("line_item_iam_principal")
-        i_type = cols.index("line_item_line_item_type")
-        i_cost = cols.index("cost")
-    except ValueError:
-        raise SystemExit(f"DuckDB result columns {cols} lack line_item_iam_principal, line_item_line_item_type or cost")
-    duck_usage = 0.0
-    duck_other = 0.0
-    duck_by_principal: dict[str, float] = {}
-    for row in duck["rows"]:
-        cost = row[i_cost] or 0.0
-        if row[i_type] == "Usage":
-            duck_usage += cost
-            principal = row[i_principal] or "(none)"  # ours: NULL or '' -> "(none)"
-            duck_by_principal[principal] = duck_by_principal.get(principal, 0.0) + cost
-        else:
-            duck_other += cost
+    if "usage_total" not in info:
+        raise SystemExit(f"DuckDB result columns {info['columns']} lack line_item_iam_principal, "
+                         f"line_item_line_item_type or cost")
+    duck_usage = info["usage_total"]
+    duck_other = info["other_total"]
+    duck_by_principal: dict[str, float] = info["by_principal"]
 
     # 3. Our per-principal totals, every page, through the MCP tool (the CLI prints one page of
     #    200 rows, and principal,model at top 500 folds the rest into "others").
@@ -578,8 +604,8 @@ def markdown(ctx: dict) -> str:
              f"({ctx['truth']['usage_rows']:,} Usage + {facts['rows'] - ctx['truth']['usage_rows']:,} adjustment), "
              f"billing months {', '.join(facts['months'])}; the queried month {ctx['month']} holds "
              f"{facts['month_rows']:,} rows in {facts['month_files']} file(s). {a.principals} principals, "
-             f"{a.days} days from {a.start}, seed {a.seed}. Generation: {gen_time} ({gen_txt}, "
-             f"`bedrock-cost-mcp generate-cur`, same binary build at the time).")
+             f"{a.days} days from {a.start}, seed {a.seed}. Generation: {gen_time} ({gen_txt}"
+             + (f" by `{gen['generate_binary']} generate-cur`" if gen.get("generate_binary") else "") + ").")
     L.append("")
     L.append(f"Query: {ctx['month_start']} to {ctx['month_end']} (one month) grouped by principal and model. "
              f"Ours: `{shlex.join(ctx['spend_argv_shown'])}`. DuckDB: the SQL our engine ran (below), "
@@ -613,9 +639,17 @@ def markdown(ctx: dict) -> str:
              f"Ours median minus that: {fmt(est)} ms"
              + (f" (vs DuckDB execute+fetchall: {ratio(est, s_d.get('engine_ms_median'))})." if est else "."))
     L.append(f"- `python -c \"import duckdb\"`: {bp['wall_ms_median']:.1f} ms, {bp['peak_rss_mib_median']:.1f} MiB "
-             f"(median of {bp['runs']}). Inside the DuckDB process (medians): start to `import duckdb` done "
-             f"{fmt(s_d.get('import_ms_median'))} ms after the interpreter was up, connect + CREATE VIEW "
-             f"{fmt(s_d.get('setup_ms_median'))} ms.")
+             f"(median of {bp['runs']}). Inside the timed DuckDB processes (medians): `import duckdb` "
+             f"{fmt(s_d.get('import_ms_median'))} ms, connect + CREATE VIEW {fmt(s_d.get('setup_ms_median'))} ms; "
+             f"the rest of the wall time is interpreter start, the query and exit.")
+    floor = ctx["rss_floor_mib"]
+    at_floor = [n for n, v in (("ours", s_o.get("peak_rss_mib_median")), ("DuckDB", s_d.get("peak_rss_mib_median")),
+                               ("ours on the tiny export", bt["peak_rss_mib_median"]),
+                               ("python + import duckdb", bp["peak_rss_mib_median"]))
+                if v is not None and v < floor + 1]
+    L.append(f"- RSS floor {floor:.1f} MiB: this script's own peak RSS, which Linux carries into every child's "
+             f"ru_maxrss across exec; a child cannot report less."
+             + (f" At the floor (true value may be lower): {', '.join(at_floor)}." if at_floor else ""))
     failed = [(n, s["failed"]) for n, s in (("ours", s_o), ("duckdb", s_d)) if s.get("failed")]
     for n, k in failed:
         L.append(f"- `{n}`: {k} run(s) FAILED (see stderr / --json).")
@@ -680,11 +714,9 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv[1:])
     command = shown_command(argv)
     load_start = os.getloadavg()[0]
-    try:
-        import duckdb  # noqa: F401
-        import pyarrow  # noqa: F401
-    except ImportError as e:
-        raise SystemExit(f"{e}: run with the tools venv (tools/setup-venv.sh; tools/.venv/bin/python)")
+    # duckdb and pyarrow are used only in child processes: importing them here would raise this
+    # process's peak RSS, and with it the floor under every child's ru_maxrss (see rss_floor_mib).
+    probe = python_json(args.python, PROBE_CHILD)
 
     if args.bin:
         binary = str(Path(args.bin).absolute())
@@ -716,14 +748,14 @@ def main(argv: list[str]) -> int:
     args.data.parent.mkdir(parents=True, exist_ok=True)
     gen = ensure_data(args, binary, env)
     truth = json.loads((args.data / "truth.json").read_text())
-    facts = data_facts(args.data, month)
+    facts = python_json(args.python, FACTS_CHILD, str(args.data), month)
     if facts["rows"] != truth["rows_written"]:
         raise SystemExit(f"Parquet footers count {facts['rows']} rows, truth.json rows_written says "
                          f"{truth['rows_written']}")
     glob = f"{args.data}/data/*/*.parquet"
 
     try:
-        ver = verify(args, binary, env, glob, args.threads, month_start, month_end, truth)
+        ver = verify(args, binary, env, glob, args.threads, month_start, month_end, truth, probe)
     except Mismatch as e:
         log(f"FAILED: the engines disagree ({e}); no timing done")
         return 1
@@ -770,7 +802,7 @@ def main(argv: list[str]) -> int:
         "load_start": load_start, "load_end": os.getloadavg()[0], "month": month,
         "month_start": month_start.isoformat(), "month_end": month_end.isoformat(), "glob": glob,
         "facts": facts, "gen": gen, "truth": truth, "verify": ver, "summary": summary,
-        "baselines": {"ours_tiny": ours_tiny, "python_duckdb": py_duck},
+        "baselines": {"ours_tiny": ours_tiny, "python_duckdb": py_duck}, "rss_floor_mib": rss_floor_mib(),
         "spend_argv_shown": ["bedrock-cost-mcp", *spend_argv(binary, args.data, month_start, month_end)[1:]],
     }
     sys.stdout.write(markdown(ctx))
@@ -779,7 +811,8 @@ def main(argv: list[str]) -> int:
         doc = {
             "command": command, "host": host_line(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "binary": binary, "debug_build": debug, "threads": args.threads,
-            "load_avg_start": load_start, "load_avg_end": ctx["load_end"],
+            "load_avg_start": load_start, "load_avg_end": ctx["load_end"], "rss_floor_mib": ctx["rss_floor_mib"],
+            "versions": probe,
             "params": {"rows": args.rows, "days": args.days, "start": args.start.isoformat(),
                        "principals": args.principals, "seed": args.seed, "data": str(args.data),
                        "runs": args.runs, "warmup": args.warmup, "timeout_s": args.timeout},
