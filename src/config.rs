@@ -102,6 +102,29 @@ pub struct Config {
     )]
     pub athena_timeout_secs: u64,
 
+    /// Principal tag keys every IAM user and role must carry (comma-separated, without iamPrincipal/).
+    /// Default: the active iamPrincipal/* cost-allocation tag keys.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_REQUIRED_TAG_KEYS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub required_tag_keys: Vec<String>,
+
+    /// List and allow the write tools (activate_cost_allocation_tags, tag_principal); each still needs confirm: true.
+    #[arg(long, env = "BEDROCK_COST_MCP_ALLOW_WRITES", global = true)]
+    pub allow_writes: bool,
+
+    /// Seconds to keep the IAM inventory (paging through a report reuses it).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_IAM_CACHE_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub iam_cache_secs: u64,
+
     /// Log filter for stderr (tracing EnvFilter syntax), e.g. `info` or `bedrock_cost_mcp=debug`.
     #[arg(
         long,

@@ -13,9 +13,11 @@ use crate::error::ToolError;
 use crate::sources::SpendSource;
 use crate::sources::athena::{Athena, AthenaSettings};
 use crate::sources::ce_guard::RequestCap;
+use crate::sources::cost_allocation::{AllocationTags, CostAllocationTags};
 use crate::sources::cost_explorer::{CacheTtl, CostExplorer};
 use crate::sources::cur::{CurLocation, CurOrigin, LazyCur};
-use crate::sources::demo::DemoCostExplorer;
+use crate::sources::demo::{DemoAllocationTags, DemoCostExplorer, DemoDirectory};
+use crate::sources::iam::{Iam, PrincipalDirectory};
 use crate::tools::schema::{compact_input, compact_output};
 use crate::tools::spend::SourceInput;
 
@@ -29,9 +31,11 @@ Cost Explorer requests cost $0.01 each; answers are cached, so repeat questions 
 #[derive(Clone)]
 pub struct App {
     pub(crate) config: Arc<Config>,
-    cost_explorer: Option<Arc<dyn SpendSource>>,
-    cur: Option<Arc<dyn SpendSource>>,
+    pub(crate) cost_explorer: Option<Arc<dyn SpendSource>>,
+    pub(crate) cur: Option<Arc<dyn SpendSource>>,
     athena: Option<Arc<dyn SpendSource>>,
+    pub(crate) directory: Option<Arc<dyn PrincipalDirectory>>,
+    pub(crate) allocation: Option<Arc<dyn AllocationTags>>,
     tool_router: ToolRouter<App>,
 }
 
@@ -87,8 +91,16 @@ impl App {
                 }
                 _ => None,
             };
-        let cost_explorer: Arc<dyn SpendSource> = match &sdk {
-            None => Arc::new(DemoCostExplorer::new(Utc::now().date_naive())),
+        let (cost_explorer, directory, allocation): (
+            Arc<dyn SpendSource>,
+            Arc<dyn PrincipalDirectory>,
+            Arc<dyn AllocationTags>,
+        ) = match &sdk {
+            None => (
+                Arc::new(DemoCostExplorer::new(Utc::now().date_naive())),
+                Arc::new(DemoDirectory::new()),
+                Arc::new(DemoAllocationTags::default()),
+            ),
             Some(sdk) => {
                 // Cost Explorer lives in us-east-1 in the aws partition; other partitions set their region.
                 let mut ce_conf = aws_sdk_costexplorer::config::Builder::from(sdk);
@@ -96,18 +108,30 @@ impl App {
                     ce_conf = ce_conf.region(aws_config::Region::new("us-east-1"));
                 }
                 let client = aws_sdk_costexplorer::Client::from_conf(ce_conf.build());
+                // One hourly budget for every paid Cost Explorer request.
                 let cap = Arc::new(RequestCap::new(config.ce_max_requests_per_hour));
-                Arc::new(CostExplorer::new(
-                    client,
-                    cap,
-                    CacheTtl {
-                        closed: config.ttl_closed(),
-                        open: config.ttl_open(),
-                    },
-                ))
+                let ttl = CacheTtl {
+                    closed: config.ttl_closed(),
+                    open: config.ttl_open(),
+                };
+                let mut iam_conf = aws_sdk_iam::config::Builder::from(sdk);
+                if sdk.region().is_none() {
+                    iam_conf = iam_conf.region(aws_config::Region::new("us-east-1"));
+                }
+                (
+                    Arc::new(CostExplorer::new(client.clone(), cap.clone(), ttl)),
+                    Arc::new(Iam::new(
+                        aws_sdk_iam::Client::from_conf(iam_conf.build()),
+                        std::time::Duration::from_secs(config.iam_cache_secs),
+                    )),
+                    Arc::new(CostAllocationTags::new(client, cap)),
+                )
             }
         };
-        let mut tool_router = Self::spend_router();
+        let mut tool_router = Self::spend_router() + Self::principals_router();
+        if config.allow_writes {
+            tool_router += Self::write_router();
+        }
         for route in tool_router.map.values_mut() {
             route.attr.input_schema = compact_input(&route.attr.input_schema);
             if let Some(out) = &route.attr.output_schema {
@@ -119,6 +143,8 @@ impl App {
             cost_explorer: Some(cost_explorer),
             cur,
             athena,
+            directory: Some(directory),
+            allocation: Some(allocation),
             tool_router,
         })
     }

@@ -113,6 +113,11 @@ impl<V: Send + Sync + 'static> SingleFlightCache<V> {
         }
     }
 
+    /// Forget everything (after a write that changes the answers).
+    pub fn clear(&self) {
+        self.entries.lock().expect("cache lock poisoned").clear();
+    }
+
     /// Number of entries (live or expired) held.
     pub fn len(&self) -> usize {
         self.entries.lock().expect("cache lock poisoned").len()

@@ -113,3 +113,197 @@ impl SpendSource for DemoCostExplorer {
         })
     }
 }
+
+/// The demo organisation's IAM users and roles: most of the callers in the
+/// demo spend, plus an admin with no Bedrock use and a service-linked role.
+/// `LegacyBatchRole` is missing on purpose: it was deleted but its spend is
+/// still in the CUR data.
+pub struct DemoDirectory {
+    tagged: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl Default for DemoDirectory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DemoDirectory {
+    pub fn new() -> Self {
+        DemoDirectory {
+            tagged: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::iam::PrincipalDirectory for DemoDirectory {
+    async fn inventory(&self, _progress: Progress) -> Result<super::iam::Inventory, ToolError> {
+        use super::iam::{IamKind, IamPrincipal, Inventory};
+        let a = crate::demo_data::DEMO_ACCOUNT;
+        let t = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let p = |kind, name: &str, path: &str, tags: BTreeMap<String, String>, tag_session| {
+            IamPrincipal {
+                kind,
+                name: name.to_string(),
+                arn: match kind {
+                    IamKind::User => format!("arn:aws:iam::{a}:user{path}{name}"),
+                    IamKind::Role => format!("arn:aws:iam::{a}:role{path}{name}"),
+                },
+                path: path.to_string(),
+                tags,
+                last_used: None,
+                tag_session_allowed: tag_session,
+            }
+        };
+        let mut principals = vec![
+            p(
+                IamKind::User,
+                "alice",
+                "/",
+                t(&[("team", "ml-platform"), ("cost-center", "cc-1001")]),
+                false,
+            ),
+            p(
+                IamKind::User,
+                "bob",
+                "/",
+                t(&[("team", "web"), ("cost-center", "cc-2002")]),
+                false,
+            ),
+            p(IamKind::User, "BedrockAPIKey-7f3k", "/", t(&[]), false),
+            p(IamKind::User, "carol-admin", "/admins/", t(&[]), false),
+            p(
+                IamKind::Role,
+                "DataScienceRole",
+                "/",
+                t(&[("team", "ml-platform"), ("cost-center", "cc-1001")]),
+                true,
+            ),
+            p(
+                IamKind::Role,
+                "InvoiceAgentRole",
+                "/agents/",
+                t(&[("team", "finance-apps"), ("cost-center", "cc-3003")]),
+                false,
+            ),
+            p(
+                IamKind::Role,
+                "SupportBotRole",
+                "/agents/",
+                t(&[("team", "support")]),
+                true,
+            ),
+            p(
+                IamKind::Role,
+                "AWSServiceRoleForSupport",
+                "/aws-service-role/support.amazonaws.com/",
+                t(&[]),
+                false,
+            ),
+        ];
+        let tagged = self.tagged.lock().expect("demo lock");
+        for pr in &mut principals {
+            if let Some(extra) = tagged.get(&pr.name) {
+                pr.tags.extend(extra.clone());
+            }
+        }
+        Ok(Inventory {
+            principals,
+            requests: 0,
+            warnings: vec![],
+            complete: true,
+            as_of: Some(Utc::now()),
+        })
+    }
+
+    async fn tag(
+        &self,
+        _kind: super::iam::IamKind,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), ToolError> {
+        self.tagged
+            .lock()
+            .expect("demo lock")
+            .entry(name.to_string())
+            .or_default()
+            .extend(tags.clone());
+        Ok(())
+    }
+}
+
+/// The demo organisation's cost-allocation tags: team and cost-center active,
+/// owner seen but never activated.
+pub struct DemoAllocationTags {
+    activated: std::sync::Mutex<Vec<String>>,
+}
+
+impl Default for DemoAllocationTags {
+    fn default() -> Self {
+        DemoAllocationTags {
+            activated: std::sync::Mutex::new(vec![]),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::cost_allocation::AllocationTags for DemoAllocationTags {
+    async fn principal_tags(&self) -> Result<super::cost_allocation::TagListing, ToolError> {
+        use super::cost_allocation::AllocationTag;
+        let activated = self.activated.lock().expect("demo lock").clone();
+        let tag = |key: &str, status: &str| AllocationTag {
+            key: key.to_string(),
+            status: if activated.iter().any(|k| k == key) {
+                "Active".into()
+            } else {
+                status.to_string()
+            },
+            tag_type: "UserDefined".into(),
+            last_updated: Some("2026-09-02T00:00:00Z".into()),
+            last_used: Some(Utc::now().format("%Y-%m-%dT00:00:00Z").to_string()),
+        };
+        Ok(super::cost_allocation::TagListing {
+            tags: vec![
+                tag("iamPrincipal/cost-center", "Active"),
+                tag("iamPrincipal/owner", "Inactive"),
+                tag("iamPrincipal/team", "Active"),
+            ],
+            paid_requests: 0,
+            cached: false,
+        })
+    }
+
+    async fn activate(
+        &self,
+        keys: &[String],
+    ) -> Result<(Vec<super::cost_allocation::ActivationResult>, u32), ToolError> {
+        let known = [
+            "iamPrincipal/cost-center",
+            "iamPrincipal/owner",
+            "iamPrincipal/team",
+        ];
+        let results = keys
+            .iter()
+            .map(|k| {
+                let ok = known.contains(&k.as_str());
+                if ok {
+                    self.activated.lock().expect("demo lock").push(k.clone());
+                }
+                super::cost_allocation::ActivationResult {
+                    key: k.clone(),
+                    activated: ok,
+                    error: (!ok).then(|| {
+                        "TagKeysNotFoundException: no usage carried this key yet".to_string()
+                    }),
+                }
+            })
+            .collect();
+        Ok((results, 0))
+    }
+}

@@ -6,10 +6,12 @@
 
 pub mod athena;
 pub mod ce_guard;
+pub mod cost_allocation;
 pub mod cost_explorer;
 pub mod cur;
 pub mod cur_sql;
 pub mod demo;
+pub mod iam;
 pub mod s3;
 
 use std::sync::Arc;

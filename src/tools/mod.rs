@@ -2,8 +2,10 @@
 //! call and shapes a typed output; `respond` turns it into structured content
 //! plus a short text table, or an `isError` result naming the fix.
 
+pub mod principals;
 pub mod schema;
 pub mod spend;
+pub mod writes;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
