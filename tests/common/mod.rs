@@ -336,3 +336,15 @@ impl Emulator {
         }
     }
 }
+
+/// An AWS SDK configuration pointing at the emulator (for seeding it from tests).
+pub async fn sdk_config(emu: &Emulator) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&emu.url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await
+}

@@ -1166,6 +1166,8 @@ class Fault:
             raise BadRequest("status 0 (delay only) cannot carry a body or an error_type")
         if fault.status != 0 and body is None and not error_type:
             raise BadRequest("a fault needs an error_type or a body (or status 0 with delay_ms)")
+        if fault.status == 0 and fault.delay_ms == 0:
+            raise BadRequest("this fault does nothing: give an error_type, a body, or status 0 with delay_ms > 0")
         if body is not None and error_type:
             raise BadRequest("give either error_type or body, not both")
         if body is not None and not isinstance(body, str):
