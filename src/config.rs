@@ -125,6 +125,15 @@ pub struct Config {
     )]
     pub iam_cache_secs: u64,
 
+    /// Most hits search_registry returns across all registries.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_REGISTRY_MAX_RESULTS",
+        default_value_t = 50,
+        global = true
+    )]
+    pub registry_max_results: usize,
+
     /// Log filter for stderr (tracing EnvFilter syntax), e.g. `info` or `bedrock_cost_mcp=debug`.
     #[arg(
         long,

@@ -18,6 +18,7 @@ use crate::sources::cost_explorer::{CacheTtl, CostExplorer};
 use crate::sources::cur::{CurLocation, CurOrigin, LazyCur};
 use crate::sources::demo::{DemoAllocationTags, DemoCostExplorer, DemoDirectory};
 use crate::sources::iam::{Iam, PrincipalDirectory};
+use crate::sources::registry::{AgentRegistry, AwsAgentRegistry};
 use crate::tools::schema::{compact_input, compact_output};
 use crate::tools::spend::SourceInput;
 
@@ -36,6 +37,7 @@ pub struct App {
     athena: Option<Arc<dyn SpendSource>>,
     pub(crate) directory: Option<Arc<dyn PrincipalDirectory>>,
     pub(crate) allocation: Option<Arc<dyn AllocationTags>>,
+    pub(crate) registry: Option<Arc<dyn AgentRegistry>>,
     tool_router: ToolRouter<App>,
 }
 
@@ -128,7 +130,11 @@ impl App {
                 )
             }
         };
-        let mut tool_router = Self::spend_router() + Self::principals_router();
+        let registry: Option<Arc<dyn AgentRegistry>> = sdk
+            .as_ref()
+            .map(|sdk| Arc::new(AwsAgentRegistry::new(sdk)) as Arc<dyn AgentRegistry>);
+        let mut tool_router =
+            Self::spend_router() + Self::principals_router() + Self::registry_router();
         if config.allow_writes {
             tool_router += Self::write_router();
         }
@@ -145,6 +151,7 @@ impl App {
             athena,
             directory: Some(directory),
             allocation: Some(allocation),
+            registry,
             tool_router,
         })
     }

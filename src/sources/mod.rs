@@ -12,6 +12,7 @@ pub mod cur;
 pub mod cur_sql;
 pub mod demo;
 pub mod iam;
+pub mod registry;
 pub mod s3;
 
 use std::sync::Arc;

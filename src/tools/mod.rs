@@ -3,6 +3,7 @@
 //! plus a short text table, or an `isError` result naming the fix.
 
 pub mod principals;
+pub mod registry;
 pub mod schema;
 pub mod spend;
 pub mod writes;

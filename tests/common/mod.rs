@@ -348,3 +348,75 @@ pub async fn sdk_config(emu: &Emulator) -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// The Agent Registry emulator (both planes on one port); stopped on drop.
+pub struct RegistryEmulator {
+    child: Child,
+    pub url: String,
+}
+
+impl RegistryEmulator {
+    pub fn start() -> RegistryEmulator {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tools/registry_emulator/registry_emulator.py"
+        );
+        let mut child = Command::new(python())
+            .args([script, "--port", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the registry emulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read READY line");
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("registry emulator said {line:?}"));
+        RegistryEmulator {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The environment that points the SDK's agent-registry clients here.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_AGENT_REGISTRY", self.url.clone()),
+            ("AWS_ENDPOINT_URL_AGENT_REGISTRY_CONTROL", self.url.clone()),
+        ]
+    }
+
+    pub async fn post(&self, path: &str, body: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "registry emulator {path}: {}",
+            r.status()
+        );
+    }
+
+    pub async fn calls(&self) -> HashMap<String, u64> {
+        reqwest::get(format!("{}/_emulator/calls", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for RegistryEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
