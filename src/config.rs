@@ -134,6 +134,27 @@ pub struct Config {
     )]
     pub registry_max_results: usize,
 
+    /// Local budget policy (TOML): limits per tag value, role or principal glob, thresholds, default.
+    #[arg(long, env = "BEDROCK_COST_MCP_BUDGET_POLICY", global = true)]
+    pub budget_policy: Option<std::path::PathBuf>,
+
+    /// Where check_budget keeps its unbilled-estimate ledger (JSON); default under the user's state directory.
+    #[arg(long, env = "BEDROCK_COST_MCP_LEDGER", global = true)]
+    pub ledger: Option<std::path::PathBuf>,
+
+    /// Hours an estimate counts as not yet billed (billing lags 24-48 h).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_LEDGER_WINDOW_HOURS",
+        default_value_t = 48,
+        global = true
+    )]
+    pub ledger_window_hours: i64,
+
+    /// Where Price List answers are cached (default under the user's cache directory).
+    #[arg(long, env = "BEDROCK_COST_MCP_PRICE_CACHE_DIR", global = true)]
+    pub price_cache_dir: Option<std::path::PathBuf>,
+
     /// Log filter for stderr (tracing EnvFilter syntax), e.g. `info` or `bedrock_cost_mcp=debug`.
     #[arg(
         long,
@@ -156,6 +177,9 @@ impl Config {
         if self.athena_database.is_some() != self.athena_table.is_some() {
             return Err("--athena-database and --athena-table go together".into());
         }
+        if self.ledger_window_hours < 1 {
+            return Err("--ledger-window-hours must be at least 1".into());
+        }
         if self.ce_max_requests_per_hour == 0 {
             return Err("--ce-max-requests-per-hour must be at least 1".into());
         }
@@ -169,4 +193,12 @@ impl Config {
     pub fn ttl_closed(&self) -> Duration {
         Duration::from_secs(self.cache_ttl_closed_secs)
     }
+}
+
+/// `$XDG_<KIND>_HOME/bedrock-cost-mcp` or `~/<fallback>/bedrock-cost-mcp`.
+pub fn user_dir(xdg: &str, fallback: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os(xdg)
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(fallback)))
+        .map(|d| d.join("bedrock-cost-mcp"))
 }

@@ -12,12 +12,16 @@ use crate::config::Config;
 use crate::error::ToolError;
 use crate::sources::SpendSource;
 use crate::sources::athena::{Athena, AthenaSettings};
+use crate::sources::budgets::PolicyFile;
 use crate::sources::ce_guard::RequestCap;
 use crate::sources::cost_allocation::{AllocationTags, CostAllocationTags};
 use crate::sources::cost_explorer::{CacheTtl, CostExplorer};
 use crate::sources::cur::{CurLocation, CurOrigin, LazyCur};
 use crate::sources::demo::{DemoAllocationTags, DemoCostExplorer, DemoDirectory};
 use crate::sources::iam::{Iam, PrincipalDirectory};
+use crate::sources::identity::{DemoIdentity, Identity, Sts};
+use crate::sources::ledger::Ledger;
+use crate::sources::pricing::{PriceList, PriceSource, SnapshotPrices};
 use crate::sources::registry::{AgentRegistry, AwsAgentRegistry};
 use crate::tools::schema::{compact_input, compact_output};
 use crate::tools::spend::SourceInput;
@@ -38,6 +42,12 @@ pub struct App {
     pub(crate) directory: Option<Arc<dyn PrincipalDirectory>>,
     pub(crate) allocation: Option<Arc<dyn AllocationTags>>,
     pub(crate) registry: Option<Arc<dyn AgentRegistry>>,
+    pub(crate) prices: Arc<dyn PriceSource>,
+    pub(crate) identity: Arc<dyn Identity>,
+    pub(crate) ledger: Arc<Ledger>,
+    policy: Option<Arc<PolicyFile>>,
+    budgets: Option<aws_sdk_budgets::Client>,
+    region: String,
     tool_router: ToolRouter<App>,
 }
 
@@ -130,11 +140,61 @@ impl App {
                 )
             }
         };
+        let policy = match &config.budget_policy {
+            Some(p) => Some(Arc::new(PolicyFile::load(p)?)),
+            None => None,
+        };
+        let region = sdk
+            .as_ref()
+            .and_then(|s| s.region())
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
+        let (prices, identity, budgets): (
+            Arc<dyn PriceSource>,
+            Arc<dyn Identity>,
+            Option<aws_sdk_budgets::Client>,
+        ) = match &sdk {
+            None => (Arc::new(SnapshotPrices), Arc::new(DemoIdentity), None),
+            Some(sdk) => {
+                // The Price List API and Budgets are global services served from us-east-1.
+                let pricing = aws_sdk_pricing::config::Builder::from(sdk)
+                    .region(aws_config::Region::new("us-east-1"))
+                    .build();
+                let budgets = aws_sdk_budgets::config::Builder::from(sdk)
+                    .region(aws_config::Region::new("us-east-1"))
+                    .build();
+                (
+                    Arc::new(PriceList::new(
+                        aws_sdk_pricing::Client::from_conf(pricing),
+                        config
+                            .price_cache_dir
+                            .clone()
+                            .or_else(|| crate::config::user_dir("XDG_CACHE_HOME", ".cache")),
+                    )),
+                    Arc::new(Sts(aws_sdk_sts::Client::new(sdk))),
+                    Some(aws_sdk_budgets::Client::from_conf(budgets)),
+                )
+            }
+        };
+        let ledger_path = config.ledger.clone().or_else(|| {
+            if sdk.is_some() {
+                crate::config::user_dir("XDG_STATE_HOME", ".local/state")
+                    .map(|d| d.join("ledger.json"))
+            } else {
+                None
+            }
+        });
+        let ledger = Arc::new(Ledger::open(
+            ledger_path,
+            chrono::Duration::hours(config.ledger_window_hours),
+        ));
         let registry: Option<Arc<dyn AgentRegistry>> = sdk
             .as_ref()
             .map(|sdk| Arc::new(AwsAgentRegistry::new(sdk)) as Arc<dyn AgentRegistry>);
-        let mut tool_router =
-            Self::spend_router() + Self::principals_router() + Self::registry_router();
+        let mut tool_router = Self::spend_router()
+            + Self::principals_router()
+            + Self::registry_router()
+            + Self::budget_router();
         if config.allow_writes {
             tool_router += Self::write_router();
         }
@@ -152,8 +212,42 @@ impl App {
             directory: Some(directory),
             allocation: Some(allocation),
             registry,
+            prices,
+            identity,
+            ledger,
+            policy,
+            budgets,
+            region,
             tool_router,
         })
+    }
+
+    pub(crate) fn config_region(&self) -> String {
+        self.region.clone()
+    }
+
+    pub(crate) fn policy_budgets(&self) -> Vec<crate::sources::budgets::Budget> {
+        self.policy
+            .as_ref()
+            .map(|p| p.budgets())
+            .unwrap_or_default()
+    }
+
+    /// AWS budgets about Bedrock or an iamPrincipal tag (none in demo mode).
+    pub(crate) async fn aws_budgets(
+        &self,
+    ) -> Result<(Vec<crate::sources::budgets::Budget>, Vec<String>), ToolError> {
+        let Some(client) = &self.budgets else {
+            return Ok((vec![], vec![]));
+        };
+        let arn = self.identity.caller().await?;
+        let account = arn.split(':').nth(4).unwrap_or_default().to_string();
+        let (warn, deny) = self
+            .policy
+            .as_ref()
+            .map(|p| (p.warn_percent, p.deny_percent))
+            .unwrap_or((80.0, 100.0));
+        crate::sources::budgets::aws_budgets(client, &account, warn, deny).await
     }
 
     /// The spend source for a request: the one asked for, or the default.

@@ -3,5 +3,6 @@
 
 pub mod group;
 pub mod period;
+pub mod pricing;
 pub mod principal;
 pub mod usage_type;

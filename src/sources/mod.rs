@@ -5,6 +5,7 @@
 //! the backend that costs money (Cost Explorer).
 
 pub mod athena;
+pub mod budgets;
 pub mod ce_guard;
 pub mod cost_allocation;
 pub mod cost_explorer;
@@ -12,6 +13,9 @@ pub mod cur;
 pub mod cur_sql;
 pub mod demo;
 pub mod iam;
+pub mod identity;
+pub mod ledger;
+pub mod pricing;
 pub mod registry;
 pub mod s3;
 

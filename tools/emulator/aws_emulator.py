@@ -17,13 +17,20 @@ One process, one port:
   ``DomainDispatcherApplication(create_backend_app)``, the app ``moto.server`` and
   ``ThreadedMotoServer`` serve;
 - Cost Explorer operations that moto 5.2.5 lacks (they answer HTTP 500 NotImplementedError there)
-  are added as methods of moto's ``CostExplorerResponse``, answering from per-account seed stores;
+  are added as methods of moto's ``CostExplorerResponse``, answering from per-account seed stores
+  (GetAnomalies with its MonitorArn/DateInterval/Feedback/TotalImpact filters, and anomaly
+  monitors: CreateAnomalyMonitor, GetAnomalyMonitors, DeleteAnomalyMonitor);
+- the AWS Price List service (X-Amz-Target ``AWSPriceListService.*``), which moto 5.2.5 does not
+  route at all, is answered by the middleware itself: GetProducts, DescribeServices and
+  GetAttributeValues over a default Bedrock catalog (``default_price_catalog``) or a seeded one;
+- Budgets' DescribeBudget/DescribeBudgets of moto's ``BudgetsResponse`` are wrapped: FilterExpression
+  only with ShowFilterExpression=true, and DescribeBudgets pages (MaxResults, NextToken);
 - four Athena operations of moto's ``AthenaResponse`` are wrapped (StartQueryExecution,
   GetQueryExecution, StopQueryExecution, GetQueryResults): the wrappers call moto's method and
   add GetQueryResults paging, the query log and queued outcomes (FAILED, CANCELLED, RUNNING for
   some polls), kept in ``ATHENA``, which any reset clears.
 
-This touches moto internals (``CostExplorerResponse``, ``ce_backends``, ``AthenaResponse``,
+This touches moto internals (``CostExplorerResponse``, ``ce_backends``, ``AthenaResponse``, ``BudgetsResponse``,
 ``AthenaBackend.executions``/``query_results_queue``, ``Execution.status``, ``moto_api_backend``,
 ``DomainDispatcherApplication``, ``MotoRequestHandler``), so moto is pinned to 5.2.5 and the
 emulator refuses to start on another version.
@@ -61,12 +68,31 @@ Observed in moto 5.2.5 (Athena), before our wrappers:
   at its first GetQueryResults, or gets empty rows.
 - Successful answers carry ``Content-Type: text/html; charset=utf-8`` (boto3 does not mind; the
   Cost Explorer extensions answer the same way).
+
+Observed in moto 5.2.5 (Budgets, STS, Cost Explorer anomalies, Price List), before our changes:
+- CreateBudget stores the Budget dict as sent; DescribeBudget(s) answer it back with BudgetLimit,
+  FilterExpression (Tags, Dimensions, And/Not, as sent), CalculatedSpend and TimePeriod intact,
+  CalculatedSpend {ActualSpend, ForecastedSpend} = "0" USD when it was not sent, AWS's default
+  CostTypes for COST budgets, LastUpdatedTime and TimePeriod as epoch seconds (TimePeriod defaults
+  to the first of this month .. 2087-06-15). It returns FilterExpression whatever
+  ShowFilterExpression says, ignores MaxResults/NextToken and adds ``"nextToken": null``; an
+  account without budgets gets ``{"Budgets": []}``. UpdateBudget is not implemented (HTTP 500).
+- GetCallerIdentity answers Account 123456789012 for any access key; for a key moto does not know
+  (``testing``) Arn ``arn:aws:sts::123456789012:user/moto`` and UserId ``AKIAIOSFODNN7EXAMPLE``.
+  A key minted by AssumeRole maps back to ``arn:aws:sts::<role account>:assumed-role/<role>/<session>``
+  (UserId ``AROA...:<session>``; the AROA part is random per answer unless the role exists in IAM);
+  a key from IAM CreateAccessKey maps to ``arn:aws:iam::123456789012:user/<name>``. AssumeRole does
+  not need the role to exist. Any reset forgets the minted keys.
+- Cost Explorer has no anomaly operations (CreateAnomalyMonitor, GetAnomalyMonitors, GetAnomalies:
+  HTTP 500 NotImplementedError).
+- The Price List service has no backend: a request signed for "pricing" gets HTTP 500.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import io
 import json
 import logging
@@ -79,6 +105,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
@@ -86,6 +113,7 @@ from xml.sax.saxutils import escape
 import moto
 from moto.athena.models import Execution
 from moto.athena.responses import AthenaResponse
+from moto.budgets.responses import BudgetsResponse
 from moto.ce.models import ce_backends
 from moto.ce.responses import CostExplorerResponse
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -128,6 +156,7 @@ class CeSeeds:
     cost_allocation_tags: list[dict[str, Any]] = field(default_factory=list)
     forecast: dict[str, Any] | None = None
     anomalies: list[dict[str, Any]] = field(default_factory=list)
+    anomaly_monitors: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -157,26 +186,40 @@ def validation_error(message: str) -> JsonRESTError:
     return JsonRESTError("ValidationException", message)
 
 
+def invalid_next_token() -> JsonRESTError:
+    # The error Cost Explorer models for a bad token in GetAnomalies and GetAnomalyMonitors (and
+    # Budgets in DescribeBudgets).
+    return JsonRESTError("InvalidNextTokenException", "The pagination token is invalid")
+
+
 def encode_offset(offset: int) -> str:
     return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
 
 
-def decode_offset(token: str | None) -> int:
+def decode_offset(token: str | None, error: Callable[[], JsonRESTError]) -> int:
     if not token:
         return 0
     try:
         kind, value = base64.urlsafe_b64decode(token.encode()).decode().split(":")
         offset = int(value)
-    except ValueError as err:
-        raise validation_error("Invalid pagination token") from err
+    except ValueError as err:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise error() from err
     if kind != "offset" or offset < 0:
-        raise validation_error("Invalid pagination token")
+        raise error()
     return offset
 
 
-def page(items: list[Any], token: str | None, max_results: int | None) -> tuple[list[Any], str | None]:
-    """Slice one page out of items; the returned token is None on the last page."""
-    start = decode_offset(token)
+def page(
+    items: list[Any],
+    token: str | None,
+    max_results: int | None,
+    error: Callable[[], JsonRESTError] = lambda: validation_error("Invalid pagination token"),
+) -> tuple[list[Any], str | None]:
+    """Slice one page out of items; the returned token is None on the last page.
+
+    ``error`` makes the exception for a token we did not mint (the operation's modeled error).
+    """
+    start = decode_offset(token, error)
     end = len(items) if max_results is None else start + max_results
     return items[start:end], (encode_offset(end) if end < len(items) else None)
 
@@ -257,17 +300,126 @@ def get_cost_forecast(self: CostExplorerResponse) -> str:
     return json.dumps(forecast)
 
 
+# GetAnomalies TotalImpact filter: NumericOperator -> test of (total impact, StartValue, EndValue).
+IMPACT_OPERATORS: dict[str, Callable[[float, float, float | None], bool]] = {
+    "EQUAL": lambda v, start, _end: v == start,
+    "GREATER_THAN_OR_EQUAL": lambda v, start, _end: v >= start,
+    "LESS_THAN_OR_EQUAL": lambda v, start, _end: v <= start,
+    "GREATER_THAN": lambda v, start, _end: v > start,
+    "LESS_THAN": lambda v, start, _end: v < start,
+    "BETWEEN": lambda v, start, end: end is not None and start <= v <= end,
+}
+
+
+def day(value: Any) -> str:
+    """The YYYY-MM-DD part of a Cost Explorer date ("2026-11-02" or "2026-11-02T00:00:00Z")."""
+    return str(value)[:10]
+
+
+def anomaly_matches(anomaly: dict[str, Any], params: dict[str, Any]) -> bool:
+    """GetAnomalies' filters, as the API reference describes them."""
+    monitor_arn = params.get("MonitorArn")
+    if monitor_arn and anomaly.get("MonitorArn") != monitor_arn:
+        return False
+    # "The returned anomaly object will have an AnomalyEndDate in the specified time range"; both
+    # ends inclusive, no EndDate means no upper bound. An anomaly still open (no AnomalyEndDate)
+    # is dated by its AnomalyStartDate.
+    interval = params["DateInterval"]
+    when = day(anomaly.get("AnomalyEndDate") or anomaly.get("AnomalyStartDate") or "")
+    if when < day(interval["StartDate"]):
+        return False
+    if interval.get("EndDate") and when > day(interval["EndDate"]):
+        return False
+    if params.get("Feedback") and anomaly.get("Feedback") != params["Feedback"]:
+        return False
+    impact_filter = params.get("TotalImpact")
+    if impact_filter:
+        total = (anomaly.get("Impact") or {}).get("TotalImpact")
+        if total is None:
+            return False
+        test = IMPACT_OPERATORS[impact_filter["NumericOperator"]]
+        return test(float(total), float(impact_filter["StartValue"]), impact_filter.get("EndValue"))
+    return True
+
+
 def get_anomalies(self: CostExplorerResponse) -> str:
     params = json.loads(self.body)
     if params.get("MaxResults", 1) < 1:
         raise validation_error("MaxResults must be at least 1")
+    interval = params.get("DateInterval")
+    if not isinstance(interval, dict) or not interval.get("StartDate"):
+        raise validation_error("DateInterval.StartDate is required")
+    impact_filter = params.get("TotalImpact")
+    if impact_filter is not None and (
+        impact_filter.get("NumericOperator") not in IMPACT_OPERATORS or "StartValue" not in impact_filter
+    ):
+        raise validation_error(
+            f"TotalImpact needs a NumericOperator ({', '.join(IMPACT_OPERATORS)}) and a StartValue"
+        )
     with _seeds_lock:
-        anomalies = list(ce_seeds(self.current_account).anomalies)
-    items, next_token = page(anomalies, params.get("NextPageToken"), params.get("MaxResults"))
+        anomalies = [a for a in ce_seeds(self.current_account).anomalies if anomaly_matches(a, params)]
+    items, next_token = page(anomalies, params.get("NextPageToken"), params.get("MaxResults"), invalid_next_token)
     answer: dict[str, Any] = {"Anomalies": items}
     if next_token:
         answer["NextPageToken"] = next_token
     return json.dumps(answer)
+
+
+def unknown_monitor(arn: str) -> JsonRESTError:
+    return JsonRESTError("UnknownMonitorException", f"Cost anomaly monitor does not exist for the account: {arn}")
+
+
+def today_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+
+def create_anomaly_monitor(self: CostExplorerResponse) -> str:
+    monitor = dict(json.loads(self.body).get("AnomalyMonitor") or {})
+    if not monitor.get("MonitorName") or monitor.get("MonitorType") not in ("DIMENSIONAL", "CUSTOM"):
+        raise validation_error("AnomalyMonitor needs a MonitorName and a MonitorType (DIMENSIONAL or CUSTOM)")
+    if monitor["MonitorType"] == "DIMENSIONAL" and not monitor.get("MonitorDimension"):
+        raise validation_error("A DIMENSIONAL monitor needs a MonitorDimension")
+    if monitor["MonitorType"] == "CUSTOM" and not monitor.get("MonitorSpecification"):
+        raise validation_error("A CUSTOM monitor needs a MonitorSpecification")
+    # AWS names monitors arn:aws:ce::<account>:anomalymonitor/<uuid>; the create dates are ours.
+    monitor["MonitorArn"] = f"arn:aws:ce::{self.current_account}:anomalymonitor/{uuid.uuid4()}"
+    monitor.setdefault("CreationDate", today_iso())
+    monitor.setdefault("LastUpdatedDate", monitor["CreationDate"])
+    monitor.setdefault("DimensionalValueCount", 0)
+    with _seeds_lock:
+        ce_seeds(self.current_account).anomaly_monitors.append(monitor)
+    return json.dumps({"MonitorArn": monitor["MonitorArn"]})
+
+
+def get_anomaly_monitors(self: CostExplorerResponse) -> str:
+    params = json.loads(self.body)
+    if params.get("MaxResults", 1) < 1:
+        raise validation_error("MaxResults must be at least 1")
+    wanted = params.get("MonitorArnList") or []
+    with _seeds_lock:
+        monitors = [dict(m) for m in ce_seeds(self.current_account).anomaly_monitors]
+    if wanted:
+        known = {m["MonitorArn"] for m in monitors}
+        missing = [arn for arn in wanted if arn not in known]
+        if missing:
+            raise unknown_monitor(missing[0])
+        monitors = [m for m in monitors if m["MonitorArn"] in wanted]
+    items, next_token = page(monitors, params.get("NextPageToken"), params.get("MaxResults"), invalid_next_token)
+    answer: dict[str, Any] = {"AnomalyMonitors": items}
+    if next_token:
+        answer["NextPageToken"] = next_token
+    return json.dumps(answer)
+
+
+def delete_anomaly_monitor(self: CostExplorerResponse) -> str:
+    arn = json.loads(self.body).get("MonitorArn")
+    with _seeds_lock:
+        seeds = ce_seeds(self.current_account)
+        kept = [m for m in seeds.anomaly_monitors if m["MonitorArn"] != arn]
+        if len(kept) == len(seeds.anomaly_monitors):
+            raise unknown_monitor(str(arn))
+        seeds.anomaly_monitors = kept
+    return json.dumps({})
 
 
 def get_tags(self: CostExplorerResponse) -> str:
@@ -288,6 +440,9 @@ CE_EXTENSIONS: dict[str, Callable[[CostExplorerResponse], str]] = {
     "update_cost_allocation_tags_status": update_cost_allocation_tags_status,
     "get_cost_forecast": get_cost_forecast,
     "get_anomalies": get_anomalies,
+    "create_anomaly_monitor": create_anomaly_monitor,
+    "get_anomaly_monitors": get_anomaly_monitors,
+    "delete_anomaly_monitor": delete_anomaly_monitor,
     "get_tags": get_tags,
 }
 
@@ -338,6 +493,15 @@ def seed_anomalies(seeds: CeSeeds, body: dict[str, Any]) -> None:
     seeds.anomalies = anomalies
 
 
+def seed_anomaly_monitors(seeds: CeSeeds, body: dict[str, Any]) -> None:
+    monitors = body.get("AnomalyMonitors")
+    if not isinstance(monitors, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("MonitorArn"), str) for m in monitors
+    ):
+        raise BadRequest('expected {"AnomalyMonitors": [{"MonitorArn": ..., ...}, ...]}')
+    seeds.anomaly_monitors = [dict(m) for m in monitors]
+
+
 def seed_tags(seeds: CeSeeds, body: dict[str, Any]) -> None:
     if not all(isinstance(v, list) for v in body.values()):
         raise BadRequest('expected {"<tag key>": ["<value>", ...], ...}')
@@ -349,6 +513,7 @@ CE_SEEDERS: dict[str, Callable[[CeSeeds, dict[str, Any]], None]] = {
     "/_emulator/ce/cost-allocation-tags": seed_cost_allocation_tags,
     "/_emulator/ce/forecast": seed_forecast,
     "/_emulator/ce/anomalies": seed_anomalies,
+    "/_emulator/ce/anomaly-monitors": seed_anomaly_monitors,
     "/_emulator/ce/tags": seed_tags,
 }
 
@@ -684,6 +849,444 @@ def install_athena_extensions() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Budgets: ShowFilterExpression and DescribeBudgets paging on top of moto's
+# ---------------------------------------------------------------------------------------------
+
+# DescribeBudgets pages at 100 by default and accepts 1 to 1000 (API model: MaxResultsDescribeBudgets).
+DEFAULT_BUDGETS_PAGE = 100
+MAX_BUDGETS_PAGE = 1000
+
+# moto internals: BudgetsResponse dispatches like CostExplorerResponse (BaseResponse.call_action,
+# snake-case method names). moto 5.2.5 keeps the Budget of CreateBudget as the dict it was sent
+# (Budget.budget) and answers it back from Budget.to_dict(), adding CalculatedSpend (zeros) and
+# CostTypes (AWS's defaults) when absent. So BudgetLimit, FilterExpression, CalculatedSpend,
+# TimePeriod, Metrics and the rest come back as created. What it does not do, and the wrappers
+# below add: hide FilterExpression unless ShowFilterExpression is true (AWS only returns it then),
+# and page DescribeBudgets (moto ignores MaxResults/NextToken and writes "nextToken": null).
+_BUDGETS_ORIGINALS: dict[str, Callable[[BudgetsResponse], Any]] = {}
+
+
+def hide_filter_expression(response: BudgetsResponse, budget: dict[str, Any]) -> dict[str, Any]:
+    if response._get_param("ShowFilterExpression") is not True:
+        budget.pop("FilterExpression", None)
+    return budget
+
+
+def describe_budget(self: BudgetsResponse) -> str:
+    answer = json.loads(_BUDGETS_ORIGINALS["describe_budget"](self))
+    hide_filter_expression(self, answer["Budget"])
+    return json.dumps(answer)
+
+
+def describe_budgets(self: BudgetsResponse) -> str:
+    max_results = self._get_param("MaxResults", DEFAULT_BUDGETS_PAGE)
+    if not is_int(max_results) or not 1 <= max_results <= MAX_BUDGETS_PAGE:
+        raise JsonRESTError("InvalidParameterException", f"MaxResults must be between 1 and {MAX_BUDGETS_PAGE}")
+    answer = json.loads(_BUDGETS_ORIGINALS["describe_budgets"](self))
+    budgets = [hide_filter_expression(self, b) for b in answer["Budgets"]]
+    items, next_token = page(budgets, self._get_param("NextToken"), max_results, invalid_next_token)
+    result: dict[str, Any] = {"Budgets": items}
+    if next_token:
+        result["NextToken"] = next_token
+    return json.dumps(result)
+
+
+BUDGETS_OVERRIDES: dict[str, Callable[[BudgetsResponse], Any]] = {
+    "describe_budget": describe_budget,
+    "describe_budgets": describe_budgets,
+}
+
+
+def install_budgets_extensions() -> None:
+    for name, method in BUDGETS_OVERRIDES.items():
+        original = BudgetsResponse.__dict__.get(name)
+        if original is None:
+            raise RuntimeError(f"moto's BudgetsResponse has no {name} of its own; review the override")
+        _BUDGETS_ORIGINALS[name] = original
+        setattr(BudgetsResponse, name, method)
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS Price List (service AWSPriceListService): GetProducts and friends, served by the emulator
+# ---------------------------------------------------------------------------------------------
+
+# moto 5.2.5 has no Pricing backend at all: its dispatcher finds no app for the "pricing" signing
+# name and answers HTTP 500. EmulatorMiddleware therefore answers every request whose X-Amz-Target
+# starts with "AWSPriceListService." itself, before moto, from PRICING below.
+
+PRICE_LIST_TARGET_PREFIX = "AWSPriceListService"
+PRICE_LIST_FORMAT = "aws_v1"
+# GetProducts, DescribeServices and GetAttributeValues page at 100 at most (API model: BoxedInteger
+# 1..100); 100 is also what the SDKs get without MaxResults.
+MAX_PRICE_LIST_PAGE = 100
+PRICE_FILTER_TYPES = ("TERM_MATCH", "EQUALS", "CONTAINS", "ANY_OF", "NONE_OF")
+
+# Fixed metadata of the default catalog: one publication, AWS's On-Demand offer term and rate codes.
+PRICE_LIST_VERSION = "20261101000000"
+PRICE_LIST_PUBLICATION_DATE = "2026-11-01T00:00:00Z"
+PRICE_LIST_EFFECTIVE_DATE = "2026-11-01T00:00:00Z"
+ON_DEMAND_OFFER_TERM_CODE = "JRTCKXETXF"
+ON_DEMAND_RATE_CODE = "6YS6EN2CT7"
+# regionCode -> (billing prefix of usage types, location)
+PRICE_LIST_REGIONS = {
+    "us-east-1": ("USE1", "US East (N. Virginia)"),
+    "us-west-2": ("USW2", "US West (Oregon)"),
+}
+
+# AmazonBedrock (first-party and open models): USD per 1K tokens, unit "1K tokens".
+# (model attribute, provider attribute, usage-type slug, input price, output price or None)
+BEDROCK_FIRST_PARTY_PRICES = [
+    ("Nova Micro", "Amazon", "NovaMicro", "0.000035", "0.00014"),
+    ("Nova Lite", "Amazon", "NovaLite", "0.00006", "0.00024"),
+    ("Nova Pro", "Amazon", "NovaPro", "0.0008", "0.0032"),
+    ("Llama 3.3 70B", "Meta", "Llama3-3-70B", "0.00072", "0.00072"),
+    ("Titan Text Embeddings V2", "Amazon", "TitanEmbeddingV2-Text", "0.00002", None),  # input only
+]
+
+# AmazonBedrockFoundationModels (Anthropic through AWS Marketplace): USD per 1M tokens of the
+# global cross-region profile; the in-region/geo usage types cost 10% more, as in AWS's price files.
+# (model attribute, input, output, cache read, cache write (5 min))
+BEDROCK_MARKETPLACE_PRICES = [
+    ("Claude Sonnet 4.6", "3", "15", "0.30", "3.75"),
+    ("Claude Haiku 4.5", "1", "5", "0.10", "1.25"),
+    ("Claude Opus 4.6", "5", "25", "0.50", "6.25"),
+]
+MARKETPLACE_REGIONAL_PREMIUM = Decimal("1.1")
+MARKETPLACE_UNIT = "1M tokens"
+# usage-type metric -> the dimension name in the price description, per token kind
+MARKETPLACE_METRICS = [
+    ("InputTokenCount", "Input Tokens"),
+    ("OutputTokenCount", "Response Tokens"),
+    ("CacheReadInputTokenCount", "Cache Read Input Tokens"),
+    ("CacheWriteInputTokenCount", "Cache Write Input Tokens"),
+]
+
+
+def usd(price: Decimal) -> str:
+    """A Price List price: ten decimals, as in "0.0080000000"."""
+    return f"{price:.10f}"
+
+
+def price_sku(service_code: str, attributes: dict[str, str]) -> str:
+    # A stable 16-character SKU like AWS's ("3G679R3Y8YSQSJTA"), derived from the product's
+    # attributes (Marketplace usage types repeat across models, so the usage type alone is not enough).
+    digest = hashlib.sha256(json.dumps([service_code, attributes], sort_keys=True).encode()).digest()
+    return base64.b32encode(digest).decode()[:16]
+
+
+def price_document(
+    service_code: str, product_family: str, attributes: dict[str, str], unit: str, price: Decimal, description: str
+) -> dict[str, Any]:
+    """One GetProducts item (before it is serialised to a string) in AWS's aws_v1 shape."""
+    sku = price_sku(service_code, attributes)
+    offer = f"{sku}.{ON_DEMAND_OFFER_TERM_CODE}"
+    rate = f"{offer}.{ON_DEMAND_RATE_CODE}"
+    return {
+        "product": {"productFamily": product_family, "attributes": attributes, "sku": sku},
+        "serviceCode": service_code,
+        "terms": {
+            "OnDemand": {
+                offer: {
+                    "priceDimensions": {
+                        rate: {
+                            "unit": unit,
+                            "endRange": "Inf",
+                            "description": description,
+                            "appliesTo": [],
+                            "rateCode": rate,
+                            "beginRange": "0",
+                            "pricePerUnit": {"USD": usd(price)},
+                        }
+                    },
+                    "sku": sku,
+                    "effectiveDate": PRICE_LIST_EFFECTIVE_DATE,
+                    "offerTermCode": ON_DEMAND_OFFER_TERM_CODE,
+                    "termAttributes": {},
+                }
+            }
+        },
+        "version": PRICE_LIST_VERSION,
+        "publicationDate": PRICE_LIST_PUBLICATION_DATE,
+    }
+
+
+def default_price_catalog() -> dict[str, list[dict[str, Any]]]:
+    """The catalog GetProducts serves until POST /_emulator/pricing/products replaces it."""
+    first_party, marketplace = [], []
+    for region, (prefix, location) in PRICE_LIST_REGIONS.items():
+        for model, provider, slug, input_price, output_price in BEDROCK_FIRST_PARTY_PRICES:
+            for direction, price in (("input", input_price), ("output", output_price)):
+                if price is None:
+                    continue
+                usage_type = f"{prefix}-{slug}-{direction}-tokens"
+                attributes = {
+                    # Attribute set and spelling of a real AmazonBedrock item (aws/aws-cli#9567).
+                    "regionCode": region,
+                    "inferenceType": f"{direction.capitalize()} tokens",
+                    "servicecode": "AmazonBedrock",
+                    "feature": "On-demand Inference",
+                    "provider": provider,
+                    "usagetype": usage_type,
+                    "locationType": "AWS Region",
+                    "location": location,
+                    "model": model,
+                    "servicename": "Amazon Bedrock",
+                    "operation": "",
+                }
+                amount = Decimal(price)
+                shown = f"{amount:.5f}" if amount == round(amount, 5) else f"{amount.normalize():f}"
+                description = f"${shown} per 1K tokens for {slug}-{direction}-tokens in {location}"
+                first_party.append(
+                    price_document("AmazonBedrock", "Amazon Bedrock", attributes, "1K tokens", amount, description)
+                )
+        for model, *prices in BEDROCK_MARKETPLACE_PRICES:
+            for (metric, dimension), global_price in zip(MARKETPLACE_METRICS, prices):
+                for scope, suffix, factor in (
+                    ("Regional", "", MARKETPLACE_REGIONAL_PREMIUM),
+                    ("Global", "_Global", Decimal(1)),
+                ):
+                    usage_type = f"{prefix}-MP:{prefix}_{metric}{suffix}-Units"
+                    attributes = {
+                        "regionCode": region,
+                        "servicecode": "AmazonBedrockFoundationModels",
+                        "usagetype": usage_type,
+                        "locationType": "AWS Region",
+                        "location": location,
+                        "model": model,
+                        "servicename": f"{model} (Amazon Bedrock Edition)",
+                        "operation": "Usage",
+                    }
+                    # Marketplace price descriptions name the dimension after the last "|".
+                    description = f"AWS Marketplace software usage|{region}|Million {dimension} {scope}"
+                    marketplace.append(
+                        price_document(
+                            "AmazonBedrockFoundationModels", "Machine Learning", attributes, MARKETPLACE_UNIT,
+                            Decimal(global_price) * factor, description,
+                        )
+                    )
+    return {"AmazonBedrock": first_party, "AmazonBedrockFoundationModels": marketplace}
+
+
+class PricingCatalog:
+    """Products per service code; the default catalog until seeded, restored by any reset."""
+
+    def __init__(self) -> None:
+        # werkzeug serves each request on its own thread; hold the lock to touch `products`.
+        self.lock = threading.Lock()
+        self.products = default_price_catalog()
+
+    def restore_defaults(self) -> None:
+        with self.lock:
+            self.products = default_price_catalog()
+
+
+PRICING = PricingCatalog()
+
+
+def seed_price_products(body: dict[str, Any]) -> None:
+    catalog: dict[str, list[dict[str, Any]]] = {}
+    for service_code, docs in body.items():
+        if not isinstance(docs, list):
+            raise BadRequest(f"{service_code}: expected a list of product documents")
+        parsed = []
+        for doc in docs:
+            if isinstance(doc, str):  # a PriceList entry as GetProducts sends it
+                try:
+                    doc = json.loads(doc)
+                except ValueError as err:
+                    raise BadRequest(f"{service_code}: a product string is not JSON: {err}") from err
+            if not isinstance(doc, dict) or not isinstance((doc.get("product") or {}).get("attributes"), dict):
+                raise BadRequest(f'{service_code}: each product document needs "product": {{"attributes": {{...}}}}')
+            doc = dict(doc)
+            doc.setdefault("serviceCode", service_code)
+            parsed.append(doc)
+        catalog[service_code] = parsed
+    with PRICING.lock:
+        PRICING.products = catalog
+
+
+class PriceListError(Exception):
+    """An AWS error answer of the Price List service (JSON 1.1, HTTP 400)."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def invalid_parameter(message: str) -> PriceListError:
+    return PriceListError("InvalidParameterException", f"Input Parameters are invalid. {message}")
+
+
+def price_field(doc: dict[str, Any], name: str) -> str | None:
+    """A product's value for a filter Field: ServiceCode, productFamily, sku or an attribute.
+
+    Attribute names match case-insensitively (a documented choice: the API reference does not say).
+    """
+    product = doc.get("product") or {}
+    lowered = name.lower()
+    if lowered == "servicecode":
+        return doc.get("serviceCode")
+    if lowered in ("productfamily", "sku") and name not in product.get("attributes", {}):
+        return product.get("productFamily" if lowered == "productfamily" else "sku")
+    for key, value in product.get("attributes", {}).items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def price_filter_matches(doc: dict[str, Any], spec: dict[str, str]) -> bool:
+    kind, value = spec["Type"], spec["Value"]
+    actual = price_field(doc, spec["Field"])
+    if kind == "NONE_OF":
+        return actual is None or actual.lower() not in {v.strip().lower() for v in value.split(",")}
+    if actual is None:
+        return False
+    if kind == "EQUALS":
+        return actual == value
+    if kind == "TERM_MATCH":
+        return actual.lower() == value.lower()
+    if kind == "CONTAINS":
+        return value.lower() in actual.lower()
+    return actual.lower() in {v.strip().lower() for v in value.split(",")}  # ANY_OF
+
+
+def price_max_results(params: dict[str, Any]) -> int:
+    max_results = params.get("MaxResults", MAX_PRICE_LIST_PAGE)
+    if not is_int(max_results) or not 1 <= max_results <= MAX_PRICE_LIST_PAGE:
+        raise invalid_parameter(f"MaxResults must be between 1 and {MAX_PRICE_LIST_PAGE}")
+    return max_results
+
+
+def price_page(items: list[Any], params: dict[str, Any], scope: str) -> tuple[list[Any], str | None]:
+    """One page; tokens are opaque, minted here, and only valid for the same `scope`."""
+    max_results = price_max_results(params)
+    token, start = params.get("NextToken"), 0
+    if token is not None:
+        try:
+            kind, token_scope, value = base64.urlsafe_b64decode(str(token).encode()).decode().split("\x00")
+            start = int(value)
+        except ValueError as err:
+            raise PriceListError("InvalidNextTokenException", "The NextToken is not valid") from err
+        if kind != "pricing" or token_scope != scope or not 0 < start < len(items):
+            raise PriceListError("InvalidNextTokenException", "The NextToken is not valid")
+    end = start + max_results
+    next_token = None
+    if end < len(items):
+        next_token = base64.urlsafe_b64encode(f"pricing\x00{scope}\x00{end}".encode()).decode()
+    return items[start:end], next_token
+
+
+def service_products(service_code: Any) -> list[dict[str, Any]]:
+    if not isinstance(service_code, str) or not service_code:
+        raise invalid_parameter("serviceCode cannot be null or empty")
+    with PRICING.lock:
+        docs = PRICING.products.get(service_code)
+    if docs is None:
+        raise PriceListError("NotFoundException", f"Requested service {service_code} not found")
+    return docs
+
+
+def check_format_version(params: dict[str, Any]) -> None:
+    if params.get("FormatVersion", PRICE_LIST_FORMAT) != PRICE_LIST_FORMAT:
+        raise invalid_parameter(f"FormatVersion must be {PRICE_LIST_FORMAT}")
+
+
+def get_products(params: dict[str, Any]) -> dict[str, Any]:
+    check_format_version(params)
+    filters = params.get("Filters") or []
+    if not isinstance(filters, list):
+        raise invalid_parameter("Filters must be a list")
+    for spec in filters:
+        if not isinstance(spec, dict) or spec.get("Type") not in PRICE_FILTER_TYPES:
+            raise invalid_parameter(f"Filter Type must be one of {', '.join(PRICE_FILTER_TYPES)}")
+        if not isinstance(spec.get("Field"), str) or not spec["Field"] or not isinstance(spec.get("Value"), str):
+            raise invalid_parameter("each filter needs a Field and a Value")
+    docs = service_products(params.get("ServiceCode"))
+    matched = [doc for doc in docs if all(price_filter_matches(doc, spec) for spec in filters)]
+    # The token is bound to the service code and the filters it was minted for.
+    scope = hashlib.sha256(json.dumps([params["ServiceCode"], filters], sort_keys=True).encode()).hexdigest()[:16]
+    items, next_token = price_page(matched, params, scope)
+    answer: dict[str, Any] = {
+        "FormatVersion": PRICE_LIST_FORMAT,
+        # Each entry is a JSON document serialised to a string, as AWS sends it.
+        "PriceList": [json.dumps(doc, separators=(",", ":")) for doc in items],
+    }
+    if next_token:
+        answer["NextToken"] = next_token
+    return answer
+
+
+def describe_price_services(params: dict[str, Any]) -> dict[str, Any]:
+    check_format_version(params)
+    code = params.get("ServiceCode")
+    with PRICING.lock:
+        catalog = {c: list(docs) for c, docs in PRICING.products.items()}
+    if code:
+        catalog = {code: service_products(code)}
+    services = [
+        {
+            "ServiceCode": service_code,
+            "AttributeNames": sorted({k for d in docs for k in (d.get("product") or {}).get("attributes", {})}),
+        }
+        for service_code, docs in catalog.items()
+    ]
+    items, next_token = price_page(services, params, "services")
+    answer: dict[str, Any] = {"Services": items, "FormatVersion": PRICE_LIST_FORMAT}
+    if next_token:
+        answer["NextToken"] = next_token
+    return answer
+
+
+def get_price_attribute_values(params: dict[str, Any]) -> dict[str, Any]:
+    docs = service_products(params.get("ServiceCode"))
+    name = params.get("AttributeName")
+    if not isinstance(name, str) or not name:
+        raise invalid_parameter("attributeName cannot be null or empty")
+    values = sorted({v for d in docs if (v := price_field(d, name)) is not None})
+    if not values:
+        raise PriceListError("NotFoundException", f"Attribute {name} not found for service {params['ServiceCode']}")
+    items, next_token = price_page([{"Value": v} for v in values], params, f"{params['ServiceCode']}/{name}")
+    answer: dict[str, Any] = {"AttributeValues": items}
+    if next_token:
+        answer["NextToken"] = next_token
+    return answer
+
+
+PRICE_LIST_OPERATIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "GetProducts": get_products,
+    "DescribeServices": describe_price_services,
+    "GetAttributeValues": get_price_attribute_values,
+}
+
+
+def aws_json_response(value: Any, status: int = 200, error_type: str | None = None) -> Response:
+    headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+    if error_type:
+        headers["x-amzn-ErrorType"] = error_type
+    return Response(json.dumps(value), status, headers, content_type=AWS_JSON_1_1)
+
+
+def serve_price_list(operation: str, body: bytes) -> Response:
+    handler = PRICE_LIST_OPERATIONS.get(operation)
+    if handler is None:
+        # ListPriceLists and GetPriceListFileUrl (bulk files) are not emulated.
+        message = f"{PRICE_LIST_TARGET_PREFIX}.{operation} is not emulated"
+        return aws_json_response({"__type": "UnknownOperationException", "Message": message}, 400,
+                                 "UnknownOperationException")
+    try:
+        params = json.loads(body or b"{}")
+        if not isinstance(params, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        return aws_json_response({"__type": "SerializationException", "Message": "body is not a JSON object"}, 400,
+                                 "SerializationException")
+    try:
+        return aws_json_response(handler(params))
+    except PriceListError as err:
+        return aws_json_response({"__type": err.error_type, "Message": str(err)}, 400, err.error_type)
+
+
+# ---------------------------------------------------------------------------------------------
 # Middleware: counters, faults, latency
 # ---------------------------------------------------------------------------------------------
 
@@ -729,6 +1332,7 @@ class AwsCall:
     operation: str
     protocol: str  # "json" (X-Amz-Target), "query" (Action parameter) or "rest"
     request_content_type: str
+    target_prefix: str | None = None  # JSON protocol: the part of X-Amz-Target before the dot
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
@@ -747,7 +1351,8 @@ def classify(environ: dict[str, Any]) -> AwsCall:
     content_type = environ.get("CONTENT_TYPE", "")
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
-        return AwsCall(target.split(".", 1)[-1], "json", content_type)
+        prefix, _, operation = target.rpartition(".")
+        return AwsCall(operation, "json", content_type, prefix)
     action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
     if not action and content_type.startswith("application/x-www-form-urlencoded"):
         action = parse_qs(read_body(environ).decode("utf-8", "replace")).get("Action")
@@ -812,6 +1417,9 @@ class EmulatorMiddleware:
             time.sleep(delay_ms / 1000)
         if fault and fault.status != 0:
             return fault_response(call, fault)(environ, start_response)
+        if call.target_prefix == PRICE_LIST_TARGET_PREFIX:
+            # moto has no Price List service; we answer it (see serve_price_list).
+            return serve_price_list(call.operation, read_body(environ))(environ, start_response)
         return self.moto_app(environ, start_response)
 
     def _take_fault(self, operation: str) -> Fault | None:
@@ -830,6 +1438,7 @@ class EmulatorMiddleware:
             self.faults.clear()
             self.latency_ms = 0
         ATHENA.clear()
+        PRICING.restore_defaults()
 
     def control(self, request: Request) -> Response:
         try:
@@ -888,6 +1497,12 @@ class EmulatorMiddleware:
         if route == ("GET", "/_emulator/athena/queries"):
             with ATHENA.lock:
                 return json_response([dict(query.log) for query in ATHENA.queries.values()])
+        if route == ("POST", "/_emulator/pricing/products"):
+            seed_price_products(json_body(request))
+            return json_response({"status": "ok"}, 201)
+        if route == ("GET", "/_emulator/pricing/products"):
+            with PRICING.lock:
+                return json_response(PRICING.products)
         if request.method == "POST" and request.path in CE_SEEDERS:
             body = json_body(request)
             account_id = request.args.get("account_id", DEFAULT_ACCOUNT_ID)
@@ -944,6 +1559,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     install_ce_extensions()
     install_athena_extensions()
+    install_budgets_extensions()
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     app = EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))

@@ -374,6 +374,470 @@ def get_tags(emu: Emulator) -> None:
     assert ce.get_tags(TimePeriod=PERIOD, TagKey="unknown")["Tags"] == []
 
 
+# --- Cost Explorer: anomaly monitors and anomaly filters -----------------------------------------
+
+MONITOR_ARN = "arn:aws:ce::123456789012:anomalymonitor/0f3d4b2a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+OTHER_MONITOR_ARN = "arn:aws:ce::123456789012:anomalymonitor/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+
+
+def real_anomaly(anomaly_id: str, start: str, end: str, monitor_arn: str, total_impact: float,
+                 feedback: str | None = None) -> dict[str, Any]:
+    """An anomaly in the shape AWS answers (every member of the Anomaly structure)."""
+    anomaly = {
+        "AnomalyId": anomaly_id,
+        "AnomalyStartDate": start,
+        "AnomalyEndDate": end,
+        "DimensionValue": "Amazon Bedrock",
+        "RootCauses": [{"Service": "Amazon Bedrock", "Region": "us-east-1",
+                        "UsageType": "USE1-Claude4.6Sonnet-input-tokens", "LinkedAccount": "123456789012",
+                        "LinkedAccountName": "ml-prod"}],
+        "AnomalyScore": {"MaxScore": 0.91, "CurrentScore": 0.42},
+        "Impact": {"MaxImpact": total_impact / 2, "TotalActualSpend": 100.0 + total_impact,
+                   "TotalExpectedSpend": 100.0, "TotalImpact": total_impact,
+                   "TotalImpactPercentage": total_impact},
+        "MonitorArn": monitor_arn,
+    }
+    if feedback:
+        anomaly["Feedback"] = feedback
+    return anomaly
+
+
+@check
+def anomaly_monitors_create_get_delete(emu: Emulator) -> None:
+    ce = emu.client("ce")
+    assert ce.get_anomaly_monitors()["AnomalyMonitors"] == []
+    arn = ce.create_anomaly_monitor(AnomalyMonitor={
+        "MonitorName": "bedrock-services", "MonitorType": "DIMENSIONAL", "MonitorDimension": "SERVICE"})["MonitorArn"]
+    assert re.fullmatch(r"arn:aws:ce::123456789012:anomalymonitor/[0-9a-f-]{36}", arn), arn
+    custom = ce.create_anomaly_monitor(AnomalyMonitor={
+        "MonitorName": "team-ml", "MonitorType": "CUSTOM",
+        "MonitorSpecification": {"Tags": {"Key": "iamPrincipal/team", "Values": ["ml"]}}})["MonitorArn"]
+    monitors = ce.get_anomaly_monitors()["AnomalyMonitors"]
+    assert [m["MonitorArn"] for m in monitors] == [arn, custom], monitors
+    first = monitors[0]
+    assert (first["MonitorName"], first["MonitorType"], first["MonitorDimension"]) == (
+        "bedrock-services", "DIMENSIONAL", "SERVICE"), first
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", first["CreationDate"]), first
+    assert monitors[1]["MonitorSpecification"] == {"Tags": {"Key": "iamPrincipal/team", "Values": ["ml"]}}
+    by_arn = ce.get_anomaly_monitors(MonitorArnList=[custom])["AnomalyMonitors"]
+    assert [m["MonitorName"] for m in by_arn] == ["team-ml"], by_arn
+    paged = ce.get_anomaly_monitors(MaxResults=1)
+    assert len(paged["AnomalyMonitors"]) == 1 and paged["NextPageToken"], paged
+    rest = ce.get_anomaly_monitors(MaxResults=1, NextPageToken=paged["NextPageToken"])
+    assert [m["MonitorArn"] for m in rest["AnomalyMonitors"]] == [custom] and "NextPageToken" not in rest
+    err = client_error(lambda: ce.get_anomaly_monitors(MonitorArnList=[OTHER_MONITOR_ARN]))
+    assert err.response["Error"]["Code"] == "UnknownMonitorException", err.response
+    err = client_error(lambda: ce.get_anomaly_monitors(NextPageToken="garbage"))
+    assert err.response["Error"]["Code"] == "InvalidNextTokenException", err.response
+    ce.delete_anomaly_monitor(MonitorArn=arn)
+    assert [m["MonitorArn"] for m in ce.get_anomaly_monitors()["AnomalyMonitors"]] == [custom]
+    err = client_error(lambda: ce.delete_anomaly_monitor(MonitorArn=arn))
+    assert err.response["Error"]["Code"] == "UnknownMonitorException", err.response
+    err = client_error(lambda: ce.create_anomaly_monitor(AnomalyMonitor={"MonitorName": "x", "MonitorType": "DIMENSIONAL"}))
+    assert err.response["Error"]["Code"] == "ValidationException", err.response
+    assert emu.calls() == {"GetAnomalyMonitors": 8, "CreateAnomalyMonitor": 3, "DeleteAnomalyMonitor": 2}, emu.calls()
+
+
+@check
+def anomaly_monitors_seeded(emu: Emulator) -> None:
+    monitor = {"MonitorArn": MONITOR_ARN, "MonitorName": "Default-Services-Monitor", "MonitorType": "DIMENSIONAL",
+               "MonitorDimension": "SERVICE", "CreationDate": "2026-01-15", "LastEvaluatedDate": "2026-11-25",
+               "DimensionalValueCount": 42}
+    emu.control("POST", "/_emulator/ce/anomaly-monitors", {"AnomalyMonitors": [monitor]}, expect=201)
+    assert emu.client("ce").get_anomaly_monitors()["AnomalyMonitors"] == [monitor]
+    emu.control("POST", "/_emulator/ce/anomaly-monitors", {"AnomalyMonitors": [{"MonitorName": "no arn"}]}, expect=400)
+
+
+@check
+def anomalies_real_shape_date_interval_and_monitor_filters(emu: Emulator) -> None:
+    anomalies = [
+        real_anomaly("a-oct", "2026-10-28", "2026-10-30", MONITOR_ARN, 40.0),
+        real_anomaly("a-nov1", "2026-11-01", "2026-11-03", MONITOR_ARN, 250.5, feedback="YES"),
+        real_anomaly("a-nov2", "2026-11-10", "2026-11-12", OTHER_MONITOR_ARN, 75.25),
+        real_anomaly("a-nov3", "2026-11-20T00:00:00Z", "2026-11-24T00:00:00Z", MONITOR_ARN, 1200.0,
+                     feedback="PLANNED_ACTIVITY"),
+    ]
+    emu.control("POST", "/_emulator/ce/anomalies", {"Anomalies": anomalies}, expect=201)
+    ce = emu.client("ce")
+
+    def ids(**kwargs: Any) -> list[str]:
+        return [a["AnomalyId"] for a in ce.get_anomalies(**kwargs)["Anomalies"]]
+
+    everything = ce.get_anomalies(DateInterval={"StartDate": "2026-10-01"})["Anomalies"]
+    assert everything == anomalies, "every member must round-trip unchanged"
+    # Filtered on AnomalyEndDate, both ends inclusive; no EndDate means no upper bound.
+    assert ids(DateInterval={"StartDate": "2026-11-01"}) == ["a-nov1", "a-nov2", "a-nov3"]
+    assert ids(DateInterval={"StartDate": "2026-10-30", "EndDate": "2026-11-12"}) == ["a-oct", "a-nov1", "a-nov2"]
+    assert ids(DateInterval={"StartDate": "2026-11-24", "EndDate": "2026-11-30"}) == ["a-nov3"]
+    assert ids(DateInterval={"StartDate": "2026-12-01"}) == []
+    assert ids(DateInterval={"StartDate": "2026-10-01"}, MonitorArn=OTHER_MONITOR_ARN) == ["a-nov2"]
+    assert ids(DateInterval={"StartDate": "2026-11-01"}, MonitorArn=MONITOR_ARN) == ["a-nov1", "a-nov3"]
+    assert ids(DateInterval={"StartDate": "2026-10-01"}, Feedback="YES") == ["a-nov1"]
+    assert ids(DateInterval={"StartDate": "2026-10-01"},
+               TotalImpact={"NumericOperator": "GREATER_THAN", "StartValue": 200}) == ["a-nov1", "a-nov3"]
+    assert ids(DateInterval={"StartDate": "2026-10-01"},
+               TotalImpact={"NumericOperator": "BETWEEN", "StartValue": 50, "EndValue": 300}) == ["a-nov1", "a-nov2"]
+    # Paging applies after the filters.
+    first = ce.get_anomalies(DateInterval={"StartDate": "2026-11-01"}, MonitorArn=MONITOR_ARN, MaxResults=1)
+    assert [a["AnomalyId"] for a in first["Anomalies"]] == ["a-nov1"] and first["NextPageToken"], first
+    second = ce.get_anomalies(DateInterval={"StartDate": "2026-11-01"}, MonitorArn=MONITOR_ARN, MaxResults=1,
+                              NextPageToken=first["NextPageToken"])
+    assert [a["AnomalyId"] for a in second["Anomalies"]] == ["a-nov3"] and "NextPageToken" not in second
+    err = client_error(lambda: ce.get_anomalies(DateInterval={"StartDate": "2026-10-01"}, NextPageToken="garbage"))
+    assert err.response["Error"]["Code"] == "InvalidNextTokenException", err.response
+    # As the Rust SDK sends it (awsJson1_1, members in model order).
+    status, headers, body = emu.http("POST", "/", json.dumps(
+        {"MonitorArn": MONITOR_ARN, "DateInterval": {"StartDate": "2026-11-15", "EndDate": "2026-11-26"}}),
+        {"X-Amz-Target": "AWSInsightsIndexService.GetAnomalies", "Content-Type": "application/x-amz-json-1.1",
+         "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/ce/aws4_request, "
+                          "SignedHeaders=host, Signature=0"})
+    assert status == 200 and [a["AnomalyId"] for a in json.loads(body)["Anomalies"]] == ["a-nov3"], (status, body)
+
+
+# --- Budgets (moto's, with ShowFilterExpression and paging added) -----------------------------------
+
+TEAM_FILTER = {"And": [
+    {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon Bedrock"]}},
+    {"Tags": {"Key": "iamPrincipal/team", "Values": ["ml"], "MatchOptions": ["EQUALS"]}},
+    {"Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Credit", "Refund"]}}},
+]}
+TEAM_SPEND = {"ActualSpend": {"Amount": "123.45", "Unit": "USD"}, "ForecastedSpend": {"Amount": "480.00", "Unit": "USD"}}
+
+
+def create_budgets(budgets: Any) -> None:
+    budgets.create_budget(AccountId="123456789012", Budget={
+        "BudgetName": "team-ml-bedrock", "BudgetLimit": {"Amount": "500", "Unit": "USD"}, "TimeUnit": "MONTHLY",
+        "BudgetType": "COST", "FilterExpression": TEAM_FILTER, "CalculatedSpend": TEAM_SPEND})
+    budgets.create_budget(AccountId="123456789012", Budget={
+        "BudgetName": "account-total", "BudgetLimit": {"Amount": "1000.0", "Unit": "USD"}, "TimeUnit": "MONTHLY",
+        "BudgetType": "COST"})
+
+
+@check
+def budgets_filter_expression_and_calculated_spend(emu: Emulator) -> None:
+    budgets = emu.client("budgets")
+    create_budgets(budgets)
+    shown = budgets.describe_budgets(AccountId="123456789012", ShowFilterExpression=True)["Budgets"]
+    assert [b["BudgetName"] for b in shown] == ["team-ml-bedrock", "account-total"], shown
+    team, total = shown
+    assert team["FilterExpression"] == TEAM_FILTER, team
+    assert team["CalculatedSpend"] == TEAM_SPEND and team["BudgetLimit"] == {"Amount": "500", "Unit": "USD"}, team
+    assert team["TimeUnit"] == "MONTHLY" and team["BudgetType"] == "COST" and "Start" in team["TimePeriod"], team
+    assert "FilterExpression" not in total, total
+    # moto fills CalculatedSpend with zeros when the budget was created without it.
+    assert total["CalculatedSpend"]["ActualSpend"] == {"Amount": "0", "Unit": "USD"}, total
+    # AWS returns FilterExpression only with ShowFilterExpression=true.
+    hidden = budgets.describe_budgets(AccountId="123456789012")["Budgets"]
+    assert all("FilterExpression" not in b for b in hidden) and hidden[0]["CalculatedSpend"] == TEAM_SPEND, hidden
+    one = budgets.describe_budget(AccountId="123456789012", BudgetName="team-ml-bedrock", ShowFilterExpression=True)
+    assert one["Budget"]["FilterExpression"] == TEAM_FILTER, one
+    one = budgets.describe_budget(AccountId="123456789012", BudgetName="team-ml-bedrock")
+    assert "FilterExpression" not in one["Budget"], one
+    err = client_error(lambda: budgets.describe_budget(AccountId="123456789012", BudgetName="nope"))
+    assert err.response["Error"]["Code"] == "NotFoundException", err.response
+    assert emu.calls() == {"CreateBudget": 2, "DescribeBudgets": 2, "DescribeBudget": 3}, emu.calls()
+
+
+@check
+def budgets_describe_budgets_pages(emu: Emulator) -> None:
+    budgets = emu.client("budgets")
+    create_budgets(budgets)
+    first = budgets.describe_budgets(AccountId="123456789012", MaxResults=1)
+    assert [b["BudgetName"] for b in first["Budgets"]] == ["team-ml-bedrock"] and first["NextToken"], first
+    second = budgets.describe_budgets(AccountId="123456789012", MaxResults=1, NextToken=first["NextToken"])
+    assert [b["BudgetName"] for b in second["Budgets"]] == ["account-total"] and "NextToken" not in second, second
+    err = client_error(lambda: budgets.describe_budgets(AccountId="123456789012", NextToken="garbage"))
+    assert err.response["Error"]["Code"] == "InvalidNextTokenException", err.response
+    # The wire answer, as the Rust SDK sends the request: no moto "nextToken": null left over.
+    status, _, body = emu.http("POST", "/", json.dumps({"AccountId": "123456789012", "ShowFilterExpression": True}), {
+        "X-Amz-Target": "AWSBudgetServiceGateway.DescribeBudgets", "Content-Type": "application/x-amz-json-1.1",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/budgets/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    answer = json.loads(body)
+    assert status == 200 and set(answer) == {"Budgets"}, (status, answer)
+    assert answer["Budgets"][0]["FilterExpression"] == TEAM_FILTER
+    status, _, body = emu.http("POST", "/", json.dumps({"AccountId": "123456789012", "MaxResults": 0}), {
+        "X-Amz-Target": "AWSBudgetServiceGateway.DescribeBudgets", "Content-Type": "application/x-amz-json-1.1",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/budgets/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    assert status == 400 and json.loads(body)["__type"] == "InvalidParameterException", (status, body)
+
+
+# --- STS (moto's own) ---------------------------------------------------------------------------------
+
+STS_RAW_HEADERS = {
+    "Content-Type": "application/x-www-form-urlencoded",
+    # Without a credential scope naming sts, moto would route an unsigned form POST to S3.
+    "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/sts/aws4_request, "
+                     "SignedHeaders=host, Signature=0",
+}
+
+
+def sts_client(emu: Emulator, key: str, secret: str = "testing", token: str | None = None) -> Any:
+    return boto3.client("sts", endpoint_url=emu.url, region_name="us-east-1", aws_access_key_id=key,
+                        aws_secret_access_key=secret, aws_session_token=token)
+
+
+@check
+def sts_caller_identity_default_and_assumed_role(emu: Emulator) -> None:
+    default = emu.client("sts").get_caller_identity()
+    assert (default["Account"], default["Arn"], default["UserId"]) == (
+        "123456789012", "arn:aws:sts::123456789012:user/moto", "AKIAIOSFODNN7EXAMPLE"), default
+    # AssumeRole works without creating the role; its temporary key maps back to the session.
+    assumed = emu.client("sts").assume_role(RoleArn="arn:aws:iam::123456789012:role/BedrockRole",
+                                            RoleSessionName="gw-tenant-acme")
+    creds = assumed["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA"), creds
+    identity = sts_client(emu, creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]).get_caller_identity()
+    assert identity["Arn"] == "arn:aws:sts::123456789012:assumed-role/BedrockRole/gw-tenant-acme", identity
+    assert identity["Account"] == "123456789012" and identity["UserId"].endswith(":gw-tenant-acme"), identity
+    # The role is not in IAM, so moto makes up its AROA... id anew on every answer.
+    assert identity["UserId"] != assumed["AssumedRoleUser"]["AssumedRoleId"], (identity, assumed)
+    # With the role created in IAM first, UserId is stable: the role's id + ":" + session name.
+    role = emu.client("iam").create_role(RoleName="StableRole", AssumeRolePolicyDocument="{}")["Role"]
+    stable = emu.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="s1")
+    stable_id = sts_client(emu, stable["Credentials"]["AccessKeyId"]).get_caller_identity()
+    assert stable_id["UserId"] == stable["AssumedRoleUser"]["AssumedRoleId"] == f"{role['RoleId']}:s1", stable_id
+    # Only the access key id matters to moto: no secret or session token needed.
+    assert sts_client(emu, creds["AccessKeyId"], "x").get_caller_identity()["Arn"] == identity["Arn"]
+    # Another account's role: that account.
+    other = emu.client("sts").assume_role(RoleArn="arn:aws:iam::222222222222:role/Other", RoleSessionName="s2")
+    other_id = sts_client(emu, other["Credentials"]["AccessKeyId"]).get_caller_identity()
+    assert (other_id["Account"], other_id["Arn"]) == ("222222222222", "arn:aws:sts::222222222222:assumed-role/Other/s2")
+    # Reset forgets the session: the key falls back to the default identity.
+    emu.control("POST", "/_emulator/reset", expect=200)
+    assert sts_client(emu, creds["AccessKeyId"]).get_caller_identity()["Arn"] == "arn:aws:sts::123456789012:user/moto"
+
+
+@check
+def sts_assume_role_raw_http_and_iam_user(emu: Emulator) -> None:
+    # What a test harness without an SDK does: form POST, credential scope naming sts, XML answer.
+    status, _, body = emu.http("POST", "/", "Action=AssumeRole&Version=2011-06-15"
+                               "&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2FDataSciRole"
+                               "&RoleSessionName=alice%40example.com", STS_RAW_HEADERS)
+    key = re.search(rb"<AccessKeyId>(\w+)</AccessKeyId>", body)
+    assert status == 200 and key, (status, body)
+    status, _, body = emu.http("POST", "/", "Action=GetCallerIdentity&Version=2011-06-15", {
+        **STS_RAW_HEADERS,
+        "Authorization": STS_RAW_HEADERS["Authorization"].replace("testing/", key.group(1).decode() + "/")})
+    assert b"<Arn>arn:aws:sts::123456789012:assumed-role/DataSciRole/alice@example.com</Arn>" in body, body
+    # An IAM user's access key answers that user's ARN.
+    iam = emu.client("iam")
+    iam.create_user(UserName="user-1")
+    access_key = iam.create_access_key(UserName="user-1")["AccessKey"]
+    identity = sts_client(emu, access_key["AccessKeyId"], access_key["SecretAccessKey"]).get_caller_identity()
+    assert (identity["Account"], identity["Arn"]) == ("123456789012", "arn:aws:iam::123456789012:user/user-1"), identity
+    assert emu.calls() == {"AssumeRole": 1, "GetCallerIdentity": 2, "CreateUser": 1, "CreateAccessKey": 1}, emu.calls()
+
+
+# --- AWS Price List (GetProducts, served by the emulator) ---------------------------------------------
+
+PRICING_HEADERS = {
+    "Content-Type": "application/x-amz-json-1.1",
+    "X-Amz-Target": "AWSPriceListService.GetProducts",
+    # As aws-sdk-pricing signs it (signing name "pricing"); the emulator does not check it.
+    "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261126/us-east-1/pricing/aws4_request, "
+                     "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0",
+    "X-Amz-Date": "20261126T000000Z",
+}
+
+
+def sdk_get_products(emu: Emulator, body: dict[str, Any], target: str = "GetProducts") -> tuple[int, dict[str, str], Any]:
+    # aws-sdk-pricing 1.123 (protocol_serde/shape_get_products_input.rs) writes the members in
+    # this order, skipping absent ones: ServiceCode, Filters [{Type, Field, Value}], FormatVersion,
+    # NextToken, MaxResults.
+    order = ["ServiceCode", "Filters", "FormatVersion", "NextToken", "MaxResults"]
+    raw = json.dumps({k: body[k] for k in order if k in body}, separators=(",", ":"))
+    headers = {**PRICING_HEADERS, "X-Amz-Target": f"AWSPriceListService.{target}"}
+    status, answer_headers, answer = emu.http("POST", "/", raw, headers)
+    return status, {k.lower(): v for k, v in answer_headers.items()}, json.loads(answer)
+
+
+def price_dimension(doc: dict[str, Any]) -> dict[str, Any]:
+    [term] = doc["terms"]["OnDemand"].values()
+    [dimension] = term["priceDimensions"].values()
+    return dimension
+
+
+@check
+def pricing_get_products_sdk_wire_format(emu: Emulator) -> None:
+    status, headers, answer = sdk_get_products(emu, {
+        "ServiceCode": "AmazonBedrock",
+        "Filters": [{"Type": "TERM_MATCH", "Field": "model", "Value": "nova lite"},
+                    {"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"}],
+        "FormatVersion": "aws_v1", "MaxResults": 100})
+    assert status == 200, (status, answer)
+    assert headers["content-type"] == "application/x-amz-json-1.1" and headers["x-amzn-requestid"], headers
+    assert answer["FormatVersion"] == "aws_v1" and "NextToken" not in answer, answer
+    assert all(isinstance(item, str) for item in answer["PriceList"]), "PriceList entries are JSON strings"
+    docs = {json.loads(item)["product"]["attributes"]["inferenceType"]: json.loads(item) for item in answer["PriceList"]}
+    assert set(docs) == {"Input tokens", "Output tokens"}, docs
+    doc = docs["Input tokens"]
+    assert doc["serviceCode"] == "AmazonBedrock" and doc["product"]["productFamily"] == "Amazon Bedrock", doc
+    attributes = doc["product"]["attributes"]
+    assert attributes["usagetype"] == "USE1-NovaLite-input-tokens" and attributes["model"] == "Nova Lite", attributes
+    assert attributes["feature"] == "On-demand Inference" and attributes["servicename"] == "Amazon Bedrock", attributes
+    sku = doc["product"]["sku"]
+    assert list(doc["terms"]["OnDemand"]) == [f"{sku}.JRTCKXETXF"], doc["terms"]
+    dimension = price_dimension(doc)
+    assert dimension["rateCode"] == f"{sku}.JRTCKXETXF.6YS6EN2CT7", dimension
+    assert (dimension["unit"], dimension["pricePerUnit"]) == ("1K tokens", {"USD": "0.0000600000"}), dimension
+    assert price_dimension(docs["Output tokens"])["pricePerUnit"] == {"USD": "0.0002400000"}
+    assert doc["version"] and doc["publicationDate"].endswith("Z"), doc
+    assert emu.calls() == {"GetProducts": 1}, emu.calls()
+
+
+@check
+def pricing_default_catalog_via_boto3(emu: Emulator) -> None:
+    pricing = emu.client("pricing")
+
+    def prices(service: str, *filters: tuple[str, str, str]) -> dict[str, tuple[str, str]]:
+        items = pricing.get_products(ServiceCode=service, FormatVersion="aws_v1", Filters=[
+            {"Type": t, "Field": f, "Value": v} for t, f, v in filters])["PriceList"]
+        out = {}
+        for item in items:
+            doc = json.loads(item)
+            dimension = price_dimension(doc)
+            out[doc["product"]["attributes"]["usagetype"]] = (dimension["unit"], dimension["pricePerUnit"]["USD"])
+        return out
+
+    sonnet = prices("AmazonBedrockFoundationModels",
+                    ("TERM_MATCH", "servicename", "Claude Sonnet 4.6 (Amazon Bedrock Edition)"),
+                    ("TERM_MATCH", "regionCode", "us-east-1"))
+    assert sonnet == {
+        "USE1-MP:USE1_InputTokenCount_Global-Units": ("1M tokens", "3.0000000000"),
+        "USE1-MP:USE1_OutputTokenCount_Global-Units": ("1M tokens", "15.0000000000"),
+        "USE1-MP:USE1_CacheReadInputTokenCount_Global-Units": ("1M tokens", "0.3000000000"),
+        "USE1-MP:USE1_CacheWriteInputTokenCount_Global-Units": ("1M tokens", "3.7500000000"),
+        "USE1-MP:USE1_InputTokenCount-Units": ("1M tokens", "3.3000000000"),
+        "USE1-MP:USE1_OutputTokenCount-Units": ("1M tokens", "16.5000000000"),
+        "USE1-MP:USE1_CacheReadInputTokenCount-Units": ("1M tokens", "0.3300000000"),
+        "USE1-MP:USE1_CacheWriteInputTokenCount-Units": ("1M tokens", "4.1250000000"),
+    }, sonnet
+    haiku = prices("AmazonBedrockFoundationModels", ("TERM_MATCH", "model", "Claude Haiku 4.5"),
+                   ("TERM_MATCH", "regionCode", "us-west-2"), ("CONTAINS", "usagetype", "_global"))
+    assert haiku == {
+        "USW2-MP:USW2_InputTokenCount_Global-Units": ("1M tokens", "1.0000000000"),
+        "USW2-MP:USW2_OutputTokenCount_Global-Units": ("1M tokens", "5.0000000000"),
+        "USW2-MP:USW2_CacheReadInputTokenCount_Global-Units": ("1M tokens", "0.1000000000"),
+        "USW2-MP:USW2_CacheWriteInputTokenCount_Global-Units": ("1M tokens", "1.2500000000"),
+    }, haiku
+    opus = prices("AmazonBedrockFoundationModels", ("EQUALS", "model", "Claude Opus 4.6"),
+                  ("EQUALS", "usagetype", "USE1-MP:USE1_OutputTokenCount_Global-Units"))
+    assert opus == {"USE1-MP:USE1_OutputTokenCount_Global-Units": ("1M tokens", "25.0000000000")}, opus
+    # EQUALS is exact; TERM_MATCH ignores case.
+    assert prices("AmazonBedrockFoundationModels", ("EQUALS", "model", "claude opus 4.6")) == {}
+    titan = prices("AmazonBedrock", ("TERM_MATCH", "model", "Titan Text Embeddings V2"),
+                   ("TERM_MATCH", "regionCode", "us-east-1"))
+    assert titan == {"USE1-TitanEmbeddingV2-Text-input-tokens": ("1K tokens", "0.0000200000")}, titan
+    llama = prices("AmazonBedrock", ("CONTAINS", "usagetype", "llama3-3"), ("ANY_OF", "regionCode", "us-west-2, eu-west-1"))
+    assert llama == {"USW2-Llama3-3-70B-input-tokens": ("1K tokens", "0.0007200000"),
+                     "USW2-Llama3-3-70B-output-tokens": ("1K tokens", "0.0007200000")}, llama
+    nova = prices("AmazonBedrock", ("CONTAINS", "model", "Nova"), ("NONE_OF", "regionCode", "us-west-2"),
+                  ("TERM_MATCH", "inferenceType", "Output tokens"))
+    assert nova == {"USE1-NovaMicro-output-tokens": ("1K tokens", "0.0001400000"),
+                    "USE1-NovaLite-output-tokens": ("1K tokens", "0.0002400000"),
+                    "USE1-NovaPro-output-tokens": ("1K tokens", "0.0032000000")}, nova
+    assert len(prices("AmazonBedrock")) == 18, "9 usage types (Titan has no output) x 2 regions"
+    assert len(prices("AmazonBedrock", ("TERM_MATCH", "ServiceCode", "AmazonBedrock"))) == 18
+    services = pricing.describe_services()["Services"]
+    assert [s["ServiceCode"] for s in services] == ["AmazonBedrock", "AmazonBedrockFoundationModels"], services
+    assert "model" in services[1]["AttributeNames"] and "servicename" in services[1]["AttributeNames"], services
+    values = pricing.get_attribute_values(ServiceCode="AmazonBedrockFoundationModels", AttributeName="servicename")
+    assert [v["Value"] for v in values["AttributeValues"]] == [
+        "Claude Haiku 4.5 (Amazon Bedrock Edition)", "Claude Opus 4.6 (Amazon Bedrock Edition)",
+        "Claude Sonnet 4.6 (Amazon Bedrock Edition)"], values
+
+
+@check
+def pricing_get_products_pages(emu: Emulator) -> None:
+    request = {"ServiceCode": "AmazonBedrockFoundationModels",
+               "Filters": [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"}],
+               "FormatVersion": "aws_v1", "MaxResults": 10}
+    seen, token, pages = [], None, 0
+    while True:
+        status, _, answer = sdk_get_products(emu, {**request, **({"NextToken": token} if token else {})})
+        assert status == 200, answer
+        seen += [json.loads(item)["product"]["sku"] for item in answer["PriceList"]]
+        pages += 1
+        token = answer.get("NextToken")
+        if not token:
+            break
+    assert pages == 3 and len(seen) == len(set(seen)) == 24, (pages, len(seen))
+    # A token only continues the query it came from.
+    _, _, first = sdk_get_products(emu, request)
+    status, headers, answer = sdk_get_products(emu, {**request, "Filters": [], "NextToken": first["NextToken"]})
+    assert (status, answer["__type"]) == (400, "InvalidNextTokenException"), answer
+    assert headers["x-amzn-errortype"] == "InvalidNextTokenException", headers
+    status, _, answer = sdk_get_products(emu, {**request, "NextToken": "garbage"})
+    assert (status, answer["__type"]) == (400, "InvalidNextTokenException"), answer
+    # Without MaxResults a page holds up to 100 items.
+    _, _, everything = sdk_get_products(emu, {"ServiceCode": "AmazonBedrockFoundationModels"})
+    assert len(everything["PriceList"]) == 48 and "NextToken" not in everything
+    # boto3's paginator follows NextToken too.
+    paginator = emu.client("pricing").get_paginator("get_products")
+    sizes = [len(p["PriceList"]) for p in paginator.paginate(ServiceCode="AmazonBedrock", PaginationConfig={"PageSize": 7})]
+    assert sizes == [7, 7, 4], sizes
+
+
+@check
+def pricing_errors(emu: Emulator) -> None:
+    status, headers, answer = sdk_get_products(emu, {"ServiceCode": "AmazonFoo", "FormatVersion": "aws_v1"})
+    assert (status, answer["__type"]) == (400, "NotFoundException"), answer
+    assert headers["x-amzn-errortype"] == "NotFoundException" and answer["Message"], (headers, answer)
+    for bad in ({"FormatVersion": "aws_v1"},
+                {"ServiceCode": "AmazonBedrock", "Filters": [{"Type": "LIKE", "Field": "model", "Value": "x"}]},
+                {"ServiceCode": "AmazonBedrock", "Filters": [{"Type": "TERM_MATCH", "Value": "x"}]},
+                {"ServiceCode": "AmazonBedrock", "MaxResults": 101},
+                {"ServiceCode": "AmazonBedrock", "FormatVersion": "aws_v2"}):
+        status, _, answer = sdk_get_products(emu, bad)
+        assert (status, answer["__type"]) == (400, "InvalidParameterException"), (bad, answer)
+    status, _, answer = sdk_get_products(emu, {}, target="ListPriceLists")
+    assert (status, answer["__type"]) == (400, "UnknownOperationException"), answer
+    pricing = emu.client("pricing")
+    err = client_error(lambda: pricing.get_products(ServiceCode="AmazonFoo"))
+    assert err.response["Error"]["Code"] == "NotFoundException", err.response
+    # Injected faults apply to GetProducts like any operation.
+    emu.control("POST", "/_emulator/faults", {"operation": "GetProducts", "error_type": "ThrottlingException",
+                                              "message": "Rate exceeded"}, expect=201)
+    err = client_error(lambda: pricing.get_products(ServiceCode="AmazonBedrock"))
+    assert err.response["Error"]["Code"] == "ThrottlingException", err.response
+    assert len(pricing.get_products(ServiceCode="AmazonBedrock")["PriceList"]) == 18
+    calls = emu.calls()
+    assert calls["GetProducts"] == 5 + 3 + 1 and calls["ListPriceLists"] == 1, calls
+
+
+@check
+def pricing_seeded_catalog(emu: Emulator) -> None:
+    defaults = emu.control("GET", "/_emulator/pricing/products", expect=200)
+    assert {k: len(v) for k, v in defaults.items()} == {"AmazonBedrock": 18, "AmazonBedrockFoundationModels": 48}
+    custom = json.loads(json.dumps(defaults["AmazonBedrock"][0]))
+    custom["product"]["attributes"]["model"] = "Nova Premier"
+    price_dimension(custom)["pricePerUnit"]["USD"] = "0.0025000000"
+    del custom["serviceCode"]  # filled in from the key
+    emu.control("POST", "/_emulator/pricing/products", {"AmazonBedrock": [custom]}, expect=201)
+    catalog = emu.control("GET", "/_emulator/pricing/products", expect=200)
+    assert list(catalog) == ["AmazonBedrock"] and catalog["AmazonBedrock"][0]["serviceCode"] == "AmazonBedrock"
+    pricing = emu.client("pricing")
+    [item] = pricing.get_products(ServiceCode="AmazonBedrock")["PriceList"]
+    assert json.loads(item)["product"]["attributes"]["model"] == "Nova Premier"
+    assert price_dimension(json.loads(item))["pricePerUnit"]["USD"] == "0.0025000000"
+    # The seed replaces the whole catalog: other service codes are gone.
+    assert client_error(lambda: pricing.get_products(ServiceCode="AmazonBedrockFoundationModels")).response[
+        "Error"]["Code"] == "NotFoundException"
+    # A PriceList string (as GetProducts answers it) is accepted as a document too.
+    emu.control("POST", "/_emulator/pricing/products", {"AmazonBedrockService": [item]}, expect=201)
+    assert len(pricing.get_products(ServiceCode="AmazonBedrockService")["PriceList"]) == 1
+    for bad in ({"AmazonBedrock": {"product": {}}}, {"AmazonBedrock": [{"terms": {}}]}, {"AmazonBedrock": ["{no"]}):
+        emu.control("POST", "/_emulator/pricing/products", bad, expect=400)
+    # Any reset brings the default catalog back.
+    emu.control("POST", "/_emulator/reset", expect=200)
+    assert len(pricing.get_products(ServiceCode="AmazonBedrockFoundationModels")["PriceList"]) == 48
+    emu.control("POST", "/_emulator/pricing/products", {}, expect=201)
+    emu.control("POST", "/moto-api/reset", expect=200)
+    assert len(pricing.get_products(ServiceCode="AmazonBedrock")["PriceList"]) == 18
+
+
 # --- IAM, reset, lifetime -------------------------------------------------------------------------
 
 

@@ -1,0 +1,601 @@
+//! Budget checks for agents before an expensive call: `estimate_cost` (the
+//! price of a planned call) and `check_budget` (allow / warn / deny with the
+//! budget, what is spent, what is not billed yet, the forecast and the
+//! remainder, and how fresh each figure is).
+
+use chrono::{Datelike, SecondsFormat, Utc};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
+use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{fmt_money, respond};
+use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery, valid_tag_key};
+use crate::domain::period::{PeriodInput, next_month};
+use crate::domain::pricing::{ModelPrice, resolve};
+use crate::domain::principal::{Principal, PrincipalKind};
+use crate::error::ToolError;
+use crate::server::App;
+use crate::sources::budgets::{Budget, Scope, Subject, choose};
+use crate::sources::ledger::Entry;
+use crate::sources::no_progress;
+
+/// The planned call.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateInput {
+    /// Bedrock model id (anthropic.claude-sonnet-4-6), inference profile (us.anthropic...) or display name (Claude Sonnet 4.6).
+    pub model: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cache_read_tokens: Option<u64>,
+    pub cache_write_tokens: Option<u64>,
+    /// Region of the prices (default: the configured AWS region).
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EstimateOutput {
+    pub model: String,
+    pub region: String,
+    pub cost_usd: f64,
+    /// Per-kind cost: input, output, cache_read, cache_write.
+    pub breakdown: std::collections::BTreeMap<String, f64>,
+    pub unit_prices_per_1k: ModelPrice,
+    /// price_list, price_cache or snapshot.
+    pub price_source: String,
+    pub prices_as_of: String,
+    pub notes: Vec<String>,
+}
+
+/// Input of `check_budget`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInput {
+    /// Principal ARN, role ARN or name, or tag:<key>=<value>. Default: the caller's own identity (STS).
+    pub who: Option<String>,
+    /// Planned call: model and token counts (see estimate_cost), or cost_usd.
+    pub model: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cache_read_tokens: Option<u64>,
+    pub cache_write_tokens: Option<u64>,
+    /// Planned cost in USD, instead of model and tokens.
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CheckOutput {
+    /// allow, warn or deny.
+    pub verdict: String,
+    pub reasons: Vec<String>,
+    pub who: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+    pub period: super::spend::PeriodOut,
+    pub spent: f64,
+    /// cur, cost_explorer, aws_budgets or none.
+    pub spent_source: String,
+    pub spent_as_of: String,
+    /// Estimates of earlier checks not billed yet (ledger).
+    pub unbilled: f64,
+    pub unbilled_checks: usize,
+    pub planned_cost: f64,
+    /// Linear projection of month-to-date spend to the period end.
+    pub forecast: f64,
+    pub forecast_method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_after: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent_after: Option<f64>,
+    pub ledger_recorded: bool,
+    pub notes: Vec<String>,
+}
+
+const MAX_TOKENS: u64 = 100_000_000;
+
+fn r4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+#[tool_router(router = budget_router, vis = "pub(crate)")]
+impl App {
+    /// Price of a planned Bedrock call: model (id, inference profile or name) and token counts. Prices from the AWS Price List API, cached on disk, with a dated bundled snapshot offline.
+    #[tool(
+        name = "estimate_cost",
+        title = "Price a Bedrock call",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<EstimateOutput>(),
+        annotations(title = "Price a Bedrock call", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    pub async fn estimate_cost(
+        &self,
+        Parameters(input): Parameters<EstimateInput>,
+    ) -> CallToolResult {
+        respond(self.estimate(input).await.map(|o| {
+            let t = format!(
+                "{} in {}: ${:.6} ({}). Prices per 1K tokens: input ${}, output ${}; source {} as of {}.\n",
+                o.model,
+                o.region,
+                o.cost_usd,
+                o.breakdown.iter().map(|(k, v)| format!("{k} ${v:.6}")).collect::<Vec<_>>().join(", "),
+                o.unit_prices_per_1k.input_per_1k,
+                o.unit_prices_per_1k.output_per_1k,
+                o.price_source,
+                o.prices_as_of
+            );
+            (t, o)
+        }))
+    }
+
+    /// Before an expensive Bedrock call: allow, warn or deny, with the price of the call, the budget that applies (AWS Budgets or local policy), spend so far, spend not billed yet, forecast and what is left. Billing lags 24-48 h; recent checks are counted from a local ledger.
+    #[tool(
+        name = "check_budget",
+        title = "Can I afford this call?",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<CheckOutput>(),
+        annotations(title = "Can I afford this call?", read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+    )]
+    pub async fn check_budget(&self, Parameters(input): Parameters<CheckInput>) -> CallToolResult {
+        respond(self.check(input).await.map(|o| (render_check(&o), o)))
+    }
+}
+
+impl App {
+    /// `estimate_cost`, shared with check_budget and the CLI.
+    pub async fn estimate(&self, input: EstimateInput) -> Result<EstimateOutput, ToolError> {
+        let model = input
+            .model
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                ToolError::invalid(
+                    "model is required (e.g. anthropic.claude-sonnet-4-6 or \"Claude Sonnet 4.6\")",
+                )
+            })?;
+        let counts = [
+            input.input_tokens,
+            input.output_tokens,
+            input.cache_read_tokens,
+            input.cache_write_tokens,
+        ];
+        if counts.iter().all(|c| c.is_none()) {
+            return Err(ToolError::invalid(
+                "give at least one of input_tokens, output_tokens, cache_read_tokens, cache_write_tokens",
+            ));
+        }
+        if counts.iter().flatten().any(|c| *c > MAX_TOKENS) {
+            return Err(ToolError::invalid(format!(
+                "token counts above {MAX_TOKENS} per call are not plausible; check the numbers"
+            )));
+        }
+        let region = input.region.clone().unwrap_or_else(|| self.config_region());
+        let book = self.prices.prices(&region).await;
+        let price = match resolve(&book.prices, model) {
+            Ok(p) => p.clone(),
+            Err(close) => {
+                return Err(ToolError::invalid(format!(
+                    "unknown model '{model}' in {} prices for {region}; closest: {}",
+                    book.source,
+                    close.join(", ")
+                )));
+            }
+        };
+        let k = |n: Option<u64>| n.unwrap_or(0) as f64 / 1000.0;
+        let mut notes = book.notes.clone();
+        let mut breakdown = std::collections::BTreeMap::new();
+        let mut input_cost = k(input.input_tokens) * price.input_per_1k;
+        breakdown.insert(
+            "output".to_string(),
+            k(input.output_tokens) * price.output_per_1k,
+        );
+        for (label, tokens, unit_price) in [
+            (
+                "cache_read",
+                input.cache_read_tokens,
+                price.cache_read_per_1k,
+            ),
+            (
+                "cache_write",
+                input.cache_write_tokens,
+                price.cache_write_per_1k,
+            ),
+        ] {
+            if tokens.is_none() {
+                continue;
+            }
+            match unit_price {
+                Some(p) => {
+                    breakdown.insert(label.to_string(), k(tokens) * p);
+                }
+                None => {
+                    notes.push(format!(
+                        "{} has no {label} price; those tokens are priced as input",
+                        price.model
+                    ));
+                    input_cost += k(tokens) * price.input_per_1k;
+                }
+            }
+        }
+        breakdown.insert("input".to_string(), input_cost);
+        let cost: f64 = breakdown.values().sum();
+        let breakdown = breakdown
+            .into_iter()
+            .map(|(k, v)| (k, (v * 1e8).round() / 1e8))
+            .collect();
+        Ok(EstimateOutput {
+            model: price.model.clone(),
+            region,
+            cost_usd: (cost * 1e8).round() / 1e8,
+            breakdown,
+            unit_prices_per_1k: price,
+            price_source: book.source,
+            prices_as_of: book.as_of,
+            notes,
+        })
+    }
+
+    /// Resolve `who` to a subject (ARNs and tags).
+    async fn subject(
+        &self,
+        who: Option<&str>,
+        notes: &mut Vec<String>,
+    ) -> Result<(String, Subject), ToolError> {
+        let raw = match who.map(str::trim).filter(|w| !w.is_empty()) {
+            Some(w) => w.to_string(),
+            None => {
+                let arn = self.identity.caller().await?;
+                notes.push(format!("who defaulted to the caller's identity {arn}"));
+                arn
+            }
+        };
+        let mut s = Subject::default();
+        if let Some(tag) = raw.strip_prefix("tag:") {
+            let (k, v) = tag.split_once('=').ok_or_else(|| {
+                ToolError::invalid("write a tag as tag:<key>=<value>, e.g. tag:team=ml-platform")
+            })?;
+            let k = k.trim().trim_start_matches("iamPrincipal/");
+            if !valid_tag_key(k) || v.trim().is_empty() {
+                return Err(ToolError::invalid(format!(
+                    "'{raw}' is not tag:<key>=<value>"
+                )));
+            }
+            s.tags.insert(k.to_string(), v.trim().to_string());
+            return Ok((raw, s));
+        }
+        let (kind, name) = match Principal::parse(&raw) {
+            Some(p) => {
+                s.principal_arn = Some(raw.clone());
+                match p.kind {
+                    PrincipalKind::AssumedRole | PrincipalKind::Role => {
+                        s.role_arn = Some(p.role_arn());
+                        (Some(crate::sources::iam::IamKind::Role), p.name.to_string())
+                    }
+                    PrincipalKind::User => {
+                        (Some(crate::sources::iam::IamKind::User), p.name.to_string())
+                    }
+                    _ => (None, p.name.to_string()),
+                }
+            }
+            None => (None, raw.clone()),
+        };
+        // Tags (and, for a bare name, the principal itself) from IAM.
+        if let Some(dir) = &self.directory {
+            match dir.inventory(no_progress()).await {
+                Ok(inv) => {
+                    let hit = inv
+                        .principals
+                        .iter()
+                        .find(|p| p.name == name && kind.is_none_or(|k| k == p.kind));
+                    match hit {
+                        Some(p) => {
+                            s.tags = p.tags.clone();
+                            if s.principal_arn.is_none() {
+                                s.principal_arn = Some(p.arn.clone());
+                                if p.kind == crate::sources::iam::IamKind::Role {
+                                    s.role_arn = Some(format!("arn:aws:iam::{}:role/{}", p.account(), p.name));
+                                }
+                            }
+                        }
+                        None if s.principal_arn.is_none() => {
+                            return Err(ToolError::invalid(format!("'{raw}' matches no IAM user or role; give a principal ARN, a role name, or tag:<key>=<value>")));
+                        }
+                        None => notes.push(format!("{name} is not in IAM (deleted, or another account); its tags are unknown")),
+                    }
+                }
+                Err(e) => notes.push(format!("could not read the principal's tags from IAM: {e}")),
+            }
+        } else if s.principal_arn.is_none() {
+            return Err(ToolError::invalid(format!(
+                "'{raw}' is not an ARN; give a principal ARN or tag:<key>=<value>"
+            )));
+        }
+        Ok((raw, s))
+    }
+
+    /// Spend so far this period for a budget's scope.
+    async fn spent_for(
+        &self,
+        budget: Option<&Budget>,
+        s: &Subject,
+        period: crate::domain::period::Period,
+        notes: &mut Vec<String>,
+    ) -> (f64, String, String) {
+        let mut filter = SpendFilter::default();
+        let scope = budget.map(|b| b.scope.clone()).unwrap_or(Scope::Default);
+        match &scope {
+            Scope::Principal { pattern } => filter.principals = vec![pattern.clone()],
+            Scope::Role { pattern } => {
+                filter.roles = vec![if pattern.contains(':') {
+                    pattern.clone()
+                } else {
+                    format!("arn:aws:iam::*:role/{pattern}")
+                }]
+            }
+            Scope::Tag { key, value } => {
+                filter.tags.insert(key.clone(), vec![value.clone()]);
+            }
+            Scope::Bedrock => {}
+            Scope::Default => match (&s.role_arn, &s.principal_arn) {
+                (Some(r), _) => filter.roles = vec![r.clone()],
+                (None, Some(p)) => filter.principals = vec![p.clone()],
+                _ => {
+                    for (k, v) in &s.tags {
+                        filter.tags.insert(k.clone(), vec![v.clone()]);
+                    }
+                }
+            },
+        }
+        let q = SpendQuery {
+            period,
+            granularity: Granularity::Monthly,
+            group_by: vec![],
+            filter: filter.clone(),
+            metric: Metric::Unblended,
+        };
+        let needs_cur = !filter.principals.is_empty() || !filter.roles.is_empty();
+        let source = if needs_cur {
+            self.cur.clone()
+        } else {
+            self.cur.clone().or_else(|| self.cost_explorer.clone())
+        };
+        if let Some(src) = source {
+            let mut q = q;
+            if src.name() == "cur" && q.group_by.is_empty() {
+                q.group_by = vec![GroupKey::Month];
+            }
+            match src.spend(&q, no_progress()).await {
+                Ok(a) => {
+                    return (
+                        a.rows.iter().map(|r| r.amount).sum(),
+                        a.source.to_string(),
+                        a.as_of.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    );
+                }
+                Err(e) => notes.push(format!("could not read spend: {e}")),
+            }
+        } else if needs_cur {
+            notes.push(
+                "spend of a single principal or role needs the CUR source (start with --cur PATH)"
+                    .into(),
+            );
+        }
+        if let Some(a) = budget.and_then(|b| b.aws_actual_spend) {
+            return (
+                a,
+                "aws_budgets".into(),
+                Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            );
+        }
+        (
+            0.0,
+            "none".into(),
+            Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        )
+    }
+
+    /// `check_budget`, shared with the CLI.
+    pub async fn check(&self, input: CheckInput) -> Result<CheckOutput, ToolError> {
+        let mut notes = Vec::new();
+        let mut reasons = Vec::new();
+        // The planned call.
+        let planned = match (input.cost_usd, &input.model) {
+            (Some(c), _) if !c.is_finite() || c < 0.0 || c > 1_000_000.0 => {
+                return Err(ToolError::invalid(
+                    "cost_usd must be between 0 and 1,000,000",
+                ));
+            }
+            (Some(c), _) => c,
+            (None, Some(_)) => {
+                let e = self
+                    .estimate(EstimateInput {
+                        model: input.model.clone(),
+                        input_tokens: input.input_tokens,
+                        output_tokens: input.output_tokens,
+                        cache_read_tokens: input.cache_read_tokens,
+                        cache_write_tokens: input.cache_write_tokens,
+                        region: None,
+                    })
+                    .await?;
+                notes.push(format!(
+                    "planned call priced from {} ({} as of {})",
+                    e.model, e.price_source, e.prices_as_of
+                ));
+                e.cost_usd
+            }
+            (None, None) => {
+                return Err(ToolError::invalid(
+                    "describe the planned call: model with token counts, or cost_usd",
+                ));
+            }
+        };
+        let (who, subject) = self.subject(input.who.as_deref(), &mut notes).await?;
+        let today = Utc::now().date_naive();
+        let period = PeriodInput::Word("this_month".into())
+            .resolve(today)
+            .map_err(|e| ToolError::invalid(e.to_string()))?;
+        // Budgets: AWS and local.
+        let mut budgets = self.policy_budgets();
+        match self.aws_budgets().await {
+            Ok((b, skipped)) => {
+                budgets.extend(b);
+                if !skipped.is_empty() {
+                    notes.push(format!(
+                        "AWS budgets not about Bedrock or an iamPrincipal tag were ignored: {}",
+                        skipped.join(", ")
+                    ));
+                }
+            }
+            Err(e) => notes.push(format!(
+                "AWS Budgets unavailable ({e}); using the local policy only"
+            )),
+        }
+        let budget = choose(&budgets, &subject).cloned();
+        let (spent, spent_source, spent_as_of) = self
+            .spent_for(budget.as_ref(), &subject, period, &mut notes)
+            .await;
+        let ledger_key = budget
+            .as_ref()
+            .map(|b| b.scope.key())
+            .unwrap_or_else(|| format!("who:{who}"));
+        let now = Utc::now();
+        let (unbilled, unbilled_checks) = self.ledger.unbilled(&ledger_key, now).await;
+        // Linear projection over the month.
+        let days_in_month = (next_month(today) - period.start).num_days() as f64;
+        let elapsed = (today.day() as f64 - 1.0
+            + now.time().num_seconds_from_midnight() as f64 / 86_400.0)
+            .max(0.5);
+        let forecast = (spent + unbilled) / elapsed * days_in_month;
+        let after = spent + unbilled + planned;
+        let (verdict, remaining_after, percent_after) = match &budget {
+            None => {
+                reasons.push("no budget applies (no AWS budget on Bedrock or this principal's tags, and no local policy entry)".into());
+                ("allow", None, None)
+            }
+            Some(b) => {
+                let pct = if b.limit_usd > 0.0 {
+                    after / b.limit_usd * 100.0
+                } else {
+                    f64::INFINITY
+                };
+                reasons.push(format!(
+                    "budget {} ({}): {} of {} after this call ({:.1}%)",
+                    b.name,
+                    b.source,
+                    fmt_money(after),
+                    fmt_money(b.limit_usd),
+                    pct
+                ));
+                let v = if pct >= b.deny_percent {
+                    reasons.push(format!(
+                        "at or above the deny threshold of {}%",
+                        b.deny_percent
+                    ));
+                    "deny"
+                } else if pct >= b.warn_percent {
+                    reasons.push(format!(
+                        "at or above the warn threshold of {}%",
+                        b.warn_percent
+                    ));
+                    "warn"
+                } else if forecast > b.limit_usd {
+                    reasons.push(format!(
+                        "forecast {} exceeds the budget by the end of the month",
+                        fmt_money(forecast)
+                    ));
+                    "warn"
+                } else {
+                    "allow"
+                };
+                (
+                    v,
+                    Some(r4(b.limit_usd - after)),
+                    Some((pct * 10.0).round() / 10.0),
+                )
+            }
+        };
+        if unbilled_checks > 0 {
+            reasons.push(format!(
+                "{} from {unbilled_checks} recent check(s) not billed yet",
+                fmt_money(unbilled)
+            ));
+        }
+        reasons.push(format!(
+            "billed spend {} from {spent_source}, as of {spent_as_of}; billing lags 24-48 h",
+            fmt_money(spent)
+        ));
+        let mut ledger_recorded = false;
+        if verdict != "deny" && planned > 0.0 {
+            match self
+                .ledger
+                .record(Entry {
+                    key: ledger_key,
+                    at: now,
+                    amount: planned,
+                    what: input.model.clone().unwrap_or_else(|| "cost_usd".into()),
+                })
+                .await
+            {
+                Ok(()) => ledger_recorded = true,
+                Err(e) => notes.push(format!("could not record the estimate in the ledger: {e}")),
+            }
+        }
+        Ok(CheckOutput {
+            verdict: verdict.into(),
+            reasons,
+            who,
+            budget,
+            period: super::spend::PeriodOut {
+                start: period.start.to_string(),
+                end: period.end.to_string(),
+            },
+            spent: r4(spent),
+            spent_source,
+            spent_as_of,
+            unbilled: r4(unbilled),
+            unbilled_checks,
+            planned_cost: (planned * 1e8).round() / 1e8,
+            forecast: r4(forecast),
+            forecast_method: "linear projection of month-to-date spend (billed + unbilled)".into(),
+            remaining_after,
+            percent_after,
+            ledger_recorded,
+            notes,
+        })
+    }
+}
+
+use chrono::Timelike;
+
+fn render_check(o: &CheckOutput) -> String {
+    let mut t = format!(
+        "{} for {}: planned {}, spent {} + unbilled {} this month{}.\n",
+        o.verdict.to_uppercase(),
+        o.who,
+        fmt_money(o.planned_cost),
+        fmt_money(o.spent),
+        fmt_money(o.unbilled),
+        match (&o.budget, o.remaining_after) {
+            (Some(b), Some(r)) => format!(
+                "; budget {} {} ({}), {} left after",
+                b.name,
+                fmt_money(b.limit_usd),
+                b.source,
+                fmt_money(r)
+            ),
+            _ => String::new(),
+        }
+    );
+    for r in &o.reasons {
+        t.push_str(&format!("- {r}\n"));
+    }
+    t.push_str(&format!(
+        "Forecast to month end: {} ({}).\n",
+        fmt_money(o.forecast),
+        o.forecast_method
+    ));
+    for n in &o.notes {
+        t.push_str(&format!("Note: {n}\n"));
+    }
+    t
+}
