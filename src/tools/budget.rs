@@ -25,13 +25,13 @@ use crate::sources::no_progress;
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EstimateInput {
-    /// Bedrock model id (anthropic.claude-sonnet-4-6), inference profile (us.anthropic...) or display name (Claude Sonnet 4.6).
+    /// Model id, inference profile or name (Claude Sonnet 4.6).
     pub model: Option<String>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub cache_read_tokens: Option<u64>,
     pub cache_write_tokens: Option<u64>,
-    /// Region of the prices (default: the configured AWS region).
+    /// Default: the configured region.
     pub region: Option<String>,
 }
 
@@ -53,7 +53,7 @@ pub struct EstimateOutput {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CheckInput {
-    /// Principal ARN, role ARN or name, or tag:<key>=<value>. Default: the caller's own identity (STS).
+    /// Principal ARN, role, or tag:<key>=<value>. Default: the caller (STS).
     pub who: Option<String>,
     /// Planned call: model and token counts (see estimate_cost), or cost_usd.
     pub model: Option<String>,
@@ -61,7 +61,7 @@ pub struct CheckInput {
     pub output_tokens: Option<u64>,
     pub cache_read_tokens: Option<u64>,
     pub cache_write_tokens: Option<u64>,
-    /// Planned cost in USD, instead of model and tokens.
+    /// Planned cost in USD (instead of model and tokens).
     pub cost_usd: Option<f64>,
 }
 
@@ -96,17 +96,18 @@ pub struct CheckOutput {
 const MAX_TOKENS: u64 = 100_000_000;
 
 fn r4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
+    // + 0.0 turns -0.0 into 0.0.
+    (x * 10_000.0).round() / 10_000.0 + 0.0
 }
 
 #[tool_router(router = budget_router, vis = "pub(crate)")]
 impl App {
-    /// Price of a planned Bedrock call: model (id, inference profile or name) and token counts. Prices from the AWS Price List API, cached on disk, with a dated bundled snapshot offline.
+    /// Price of a planned Bedrock call from the AWS Price List (cached; dated snapshot offline).
     #[tool(
         name = "estimate_cost",
         title = "Price a Bedrock call",
         output_schema = rmcp::handler::server::tool::schema_for_output::<EstimateOutput>(),
-        annotations(title = "Price a Bedrock call", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(read_only_hint = true, idempotent_hint = true)
     )]
     pub async fn estimate_cost(
         &self,
@@ -128,12 +129,12 @@ impl App {
         }))
     }
 
-    /// Before an expensive Bedrock call: allow, warn or deny, with the price of the call, the budget that applies (AWS Budgets or local policy), spend so far, spend not billed yet, forecast and what is left. Billing lags 24-48 h; recent checks are counted from a local ledger.
+    /// Before an expensive Bedrock call: allow, warn or deny, with its price, the budget (AWS Budgets or local policy), spend so far, unbilled recent checks, forecast and what is left.
     #[tool(
         name = "check_budget",
         title = "Can I afford this call?",
         output_schema = rmcp::handler::server::tool::schema_for_output::<CheckOutput>(),
-        annotations(title = "Can I afford this call?", read_only_hint = true, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+        annotations(read_only_hint = true)
     )]
     pub async fn check_budget(&self, Parameters(input): Parameters<CheckInput>) -> CallToolResult {
         respond(self.check(input).await.map(|o| (render_check(&o), o)))

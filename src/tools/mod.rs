@@ -39,13 +39,16 @@ pub fn fmt_money(x: f64) -> String {
     )
 }
 
-/// The tool result: the text table first, then structured content (and its JSON text).
+/// The tool result: structured content plus the same answer as a short text.
 pub fn respond<T: Serialize>(result: Result<(String, T), ToolError>) -> CallToolResult {
     match result {
         Ok((text, out)) => match serde_json::to_value(&out) {
             Ok(value) => {
+                // The readable text replaces the JSON copy rmcp would add: clients that
+                // read structuredContent get the data, the others get the same answer
+                // as a table, and the answer stays half the size.
                 let mut r = CallToolResult::structured(value);
-                r.content.insert(0, ContentBlock::text(text));
+                r.content = vec![ContentBlock::text(text)];
                 r
             }
             Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(

@@ -35,19 +35,19 @@ pub enum KindInput {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UntaggedInput {
-    /// Tag keys every principal must carry (without iamPrincipal/). Default: --required-tag-keys, else the active iamPrincipal/* cost-allocation keys.
+    /// Tag keys each principal needs. Default: configured keys, else active iamPrincipal/* keys.
     pub required_keys: Option<Vec<String>>,
     /// user, role or all (default).
     pub kind: Option<KindInput>,
-    /// Only principals whose IAM path starts with this, e.g. /agents/.
+    /// IAM path prefix, e.g. /agents/.
     pub path_prefix: Option<String>,
-    /// Glob on the user or role name, e.g. *Agent*.
+    /// Name glob, e.g. *Agent*.
     pub name: Option<String>,
-    /// Period whose Bedrock spend ranks the findings (default last_30_days).
+    /// Spend period for ranking (default last_30_days).
     pub period: Option<PeriodInput>,
-    /// Also list principals with no Bedrock spend (default: only counted).
+    /// Also list principals without spend.
     pub include_no_spend: Option<bool>,
-    /// Findings per page (default 50, max 500).
+    /// Page size (default 50).
     pub max_results: Option<u32>,
     /// next_cursor from the previous answer.
     pub cursor: Option<String>,
@@ -132,7 +132,7 @@ pub struct UntaggedOutput {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TagsInput {
-    /// Keys to check (without iamPrincipal/). Default: --required-tag-keys.
+    /// Keys to check. Default: configured keys.
     pub required_keys: Option<Vec<String>>,
 }
 
@@ -219,12 +219,12 @@ fn entity_of(arn: &str) -> Option<(String, IamKind, String)> {
 
 #[tool_router(router = principals_router, vis = "pub(crate)")]
 impl App {
-    /// IAM users and roles missing required principal tag keys, ranked by Bedrock spend, each with the aws iam command that fixes it; plus spend by principals IAM no longer lists and a policy that requires the keys at creation. IAM reads are free; ranking uses CUR (free) or Cost Explorer ($0.01/request, cached).
+    /// IAM users and roles missing required tag keys, ranked by Bedrock spend, each with its fix command; spend by principals IAM no longer lists; a policy requiring the keys. Ranking uses CUR, or Cost Explorer ($0.01/request, cached).
     #[tool(
         name = "untagged_principals",
         title = "Principals that escape attribution",
         output_schema = rmcp::handler::server::tool::schema_for_output::<UntaggedOutput>(),
-        annotations(title = "Principals that escape attribution", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(read_only_hint = true, idempotent_hint = true)
     )]
     pub async fn untagged_principals(
         &self,
@@ -239,12 +239,12 @@ impl App {
         respond(result)
     }
 
-    /// The iamPrincipal/* cost-allocation tag keys with status and last use, which required keys are missing or inactive, and how to activate them. One Cost Explorer request ($0.01), cached for an hour.
+    /// iamPrincipal/* cost-allocation tag keys: status, last use, required keys missing or inactive, how to activate. One Cost Explorer request ($0.01), cached 1 h.
     #[tool(
         name = "cost_allocation_tags",
         title = "Principal tag activation",
         output_schema = rmcp::handler::server::tool::schema_for_output::<TagsOutput>(),
-        annotations(title = "Principal tag activation", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(read_only_hint = true, idempotent_hint = true)
     )]
     pub async fn cost_allocation_tags(
         &self,
@@ -606,7 +606,7 @@ impl App {
         let page: Vec<Finding> = findings.into_iter().skip(offset).take(max).collect();
         let next_cursor = (offset + page.len() < total_findings)
             .then(|| format!("findings:{}", offset + page.len()));
-        let r4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
+        let r4 = |x: f64| (x * 10_000.0).round() / 10_000.0 + 0.0;
         Ok(UntaggedOutput {
             prevention_policy: prevention_policy(&required),
             required_keys: required,

@@ -47,7 +47,7 @@ impl RecordTypeInput {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SearchInput {
-    /// Keywords or a question ("invoice processing agent"). Empty: browse records page by page.
+    /// Keywords ("invoice processing agent"). Empty: browse.
     pub query: Option<String>,
     /// agent, mcp, skill, custom.
     pub record_types: Option<Vec<RecordTypeInput>>,
@@ -55,7 +55,7 @@ pub struct SearchInput {
     pub name: Option<String>,
     /// Exact record version.
     pub version: Option<String>,
-    /// Registry ids or names (default: every READY registry you can read).
+    /// Registry ids or names (default: all readable).
     pub registries: Option<Vec<String>>,
     /// Hits per registry, 1-20 (default 10).
     pub max_results: Option<u32>,
@@ -345,12 +345,12 @@ struct BrowseCursor {
 
 #[tool_router(router = registry_router, vis = "pub(crate)")]
 impl App {
-    /// Search the AWS Agent Registry for agents, MCP servers, tools and skills across every registry you can read (merged by relevance), or browse with an empty query. Each hit says how to connect and, where it names its IAM role, that role's Bedrock spend this month.
+    /// Search AWS Agent Registry agents, MCP servers and skills across all readable registries (empty query: browse). Hits say how to connect and their IAM role's Bedrock spend this month.
     #[tool(
         name = "search_registry",
         title = "Search the Agent Registry",
         output_schema = rmcp::handler::server::tool::schema_for_output::<SearchOutput>(),
-        annotations(title = "Search the Agent Registry", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(read_only_hint = true, idempotent_hint = true)
     )]
     pub async fn search_registry(
         &self,
@@ -368,7 +368,7 @@ impl App {
         name = "list_registries",
         title = "Agent Registry registries",
         output_schema = rmcp::handler::server::tool::schema_for_output::<RegistriesOutput>(),
-        annotations(title = "Agent Registry registries", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(read_only_hint = true, idempotent_hint = true)
     )]
     pub async fn list_registries(&self) -> CallToolResult {
         let result = async {
@@ -415,7 +415,7 @@ impl App {
         name = "get_registry_record",
         title = "Agent Registry record",
         output_schema = rmcp::handler::server::tool::schema_for_output::<GetRecordOutput>(),
-        annotations(title = "Agent Registry record", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(read_only_hint = true, idempotent_hint = true)
     )]
     pub async fn get_registry_record(
         &self,
@@ -622,6 +622,8 @@ impl App {
                 }
             }
             merged.truncate(self.config.registry_max_results);
+            // Keep search answers chat-sized: metadata is in get_registry_record.
+            merged.iter_mut().for_each(|h| h.custom_metadata = None);
             ("search", merged, None)
         };
         if hits.is_empty() {

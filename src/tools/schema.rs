@@ -14,9 +14,12 @@ use serde_json::{Map, Value};
 /// the argument's description already says what it accepts.
 pub fn compact_input(schema: &JsonObject) -> Arc<JsonObject> {
     let mut out = compact(schema, false);
+    // Unknown arguments are still refused when parsed (deny_unknown_fields).
+    out.remove("additionalProperties");
     if let Some(Value::Object(props)) = out.get_mut("properties") {
         for v in props.values_mut() {
             if let Value::Object(o) = v {
+                o.remove("format");
                 for child in o
                     .iter_mut()
                     .filter(|(k, _)| k.as_str() != "description")
@@ -41,21 +44,14 @@ fn strip_descriptions(v: &mut Value) {
     }
 }
 
-/// Compact an output schema: descriptions dropped, and properties kept to
-/// their JSON type (nested shapes are documented by the text answer and the
-/// README; the structured content still conforms).
+/// Compact an output schema: an object with its required fields. The field
+/// meanings are in the README and in the text answer; the structured content
+/// conforms, and `tools/list` stays a few KB for the whole tool set.
 pub fn compact_output(schema: &JsonObject) -> Arc<JsonObject> {
-    let mut out = compact(schema, true);
-    let defs = out.remove("$defs").unwrap_or(Value::Null);
-    if let Some(Value::Object(props)) = out.get_mut("properties") {
-        for v in props.values_mut() {
-            let resolved = ref_name(v).and_then(|n| defs.get(n)).unwrap_or(v);
-            let t = resolved
-                .get("type")
-                .cloned()
-                .unwrap_or_else(|| Value::String("object".into()));
-            *v = serde_json::json!({ "type": t });
-        }
+    let mut out = JsonObject::new();
+    out.insert("type".into(), Value::String("object".into()));
+    if let Some(req) = schema.get("required") {
+        out.insert("required".into(), req.clone());
     }
     Arc::new(out)
 }
@@ -216,9 +212,9 @@ mod tests {
         assert!(out.get("$schema").is_none());
         let stripped = Value::Object(compact(s.as_object().unwrap(), true));
         assert!(stripped["properties"]["g"].get("description").is_none());
-        let shallow = Value::Object((*compact_output(s.as_object().unwrap())).clone());
-        assert_eq!(shallow["properties"]["g"], json!({"type": "string"}));
-        assert_eq!(shallow["properties"]["t1"], json!({"type": "integer"}));
-        assert!(shallow.get("$defs").is_none());
+        let mut with_required = s.as_object().unwrap().clone();
+        with_required.insert("required".into(), json!(["g"]));
+        let minimal = Value::Object((*compact_output(&with_required)).clone());
+        assert_eq!(minimal, json!({"type": "object", "required": ["g"]}));
     }
 }

@@ -68,19 +68,19 @@ pub enum SourceInput {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpendInput {
-    /// this_month (default), month_to_date, last_month, last_7_days, last_30_days, or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"} (end exclusive, UTC).
+    /// this_month (default), last_month, last_7_days, last_30_days, or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"} (end exclusive).
     pub period: Option<PeriodInput>,
-    /// Keys: tag:<key>, service, usage_type, region; on cur/athena also principal, role, session, model, token_kind, day, month. Max 2 (cost_explorer) or 3. Default: the configured tag key.
+    /// tag:<key>, service, usage_type, region; cur/athena also principal, role, session, model, token_kind, day, month. Max 2 (cost_explorer) or 3.
     pub group_by: Option<Vec<String>>,
-    /// Tag key (or principal, role, model on cur/athena; * globs) -> value(s). "" = untagged.
+    /// Tag key (cur/athena also principal, role, model; * globs) -> value(s); "" = untagged.
     pub filter: Option<BTreeMap<String, OneOrMany>>,
     /// monthly (default) or daily.
     pub granularity: Option<GranularityInput>,
-    /// unblended (default), net_unblended, amortized (cost_explorer).
+    /// Default unblended.
     pub metric: Option<MetricInput>,
     /// Default: cur if configured, else cost_explorer.
     pub source: Option<SourceInput>,
-    /// Largest N groups (default 20); the rest sum into "others". Untagged is always shown.
+    /// Largest N groups (default 20); the rest sum into "others".
     pub top_n: Option<u32>,
     /// next_cursor from the previous answer.
     pub cursor: Option<String>,
@@ -630,12 +630,12 @@ fn parse_cursor(c: &Option<String>) -> Result<usize, ToolError> {
 
 #[tool_router(router = spend_router, vis = "pub(crate)")]
 impl App {
-    /// Bedrock spend for a period by IAM principal tag, principal, role, session, model or token kind. Untagged spend is its own row; rows reconcile to the total. Each uncached Cost Explorer request costs $0.01 (cached; see paid_requests).
+    /// Bedrock spend by principal tag, principal, role, session, model or token kind. Untagged spend is its own row; rows reconcile to the total. Uncached Cost Explorer requests cost $0.01.
     #[tool(
         name = "bedrock_spend",
         title = "Bedrock spend by principal",
         output_schema = rmcp::handler::server::tool::schema_for_output::<SpendOutput>(),
-        annotations(title = "Bedrock spend by principal", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(read_only_hint = true, idempotent_hint = true)
     )]
     pub async fn bedrock_spend(
         &self,

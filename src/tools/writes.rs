@@ -82,7 +82,7 @@ impl App {
         name = "activate_cost_allocation_tags",
         title = "Activate principal tag keys",
         output_schema = rmcp::handler::server::tool::schema_for_output::<ActivateOutput>(),
-        annotations(title = "Activate principal tag keys", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true)
     )]
     pub async fn activate_cost_allocation_tags(
         &self,
@@ -126,7 +126,7 @@ impl App {
         name = "tag_principal",
         title = "Tag a user or role",
         output_schema = rmcp::handler::server::tool::schema_for_output::<TagPrincipalOutput>(),
-        annotations(title = "Tag a user or role", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true)
     )]
     pub async fn tag_principal(
         &self,
