@@ -78,8 +78,9 @@ impl PriceList {
 
     async fn fetch(&self, region: &str) -> Result<Vec<ModelPrice>, String> {
         // model -> (provider, service code, kind -> price per 1K)
-        let mut by_model: BTreeMap<String, (String, String, BTreeMap<TokenKind, f64>)> =
-            BTreeMap::new();
+        // model -> (provider, service code, kind -> (price per 1K, is global))
+        type Prices = BTreeMap<TokenKind, (f64, bool)>;
+        let mut by_model: BTreeMap<String, (String, String, Prices)> = BTreeMap::new();
         for code in ["AmazonBedrock", "AmazonBedrockFoundationModels"] {
             let mut token: Option<String> = None;
             loop {
@@ -106,7 +107,15 @@ impl PriceList {
                         let e = by_model
                             .entry(model)
                             .or_insert_with(|| (provider, code.to_string(), BTreeMap::new()));
-                        e.2.insert(kind, price);
+                        // Anthropic models have a global and a (dearer) in-region price; the
+                        // in-region one is kept: it is what a model id or a regional profile pays.
+                        let global = is_global(doc);
+                        match e.2.get(&kind) {
+                            Some((_, false)) if global => {}
+                            _ => {
+                                e.2.insert(kind, (price, global));
+                            }
+                        }
                     }
                 }
                 token = out
@@ -125,14 +134,26 @@ impl PriceList {
                 model,
                 provider,
                 region: region.to_string(),
-                input_per_1k: k[&TokenKind::Input],
-                output_per_1k: k.get(&TokenKind::Output).copied().unwrap_or(0.0),
-                cache_read_per_1k: k.get(&TokenKind::CacheRead).copied(),
-                cache_write_per_1k: k.get(&TokenKind::CacheWrite).copied(),
+                input_per_1k: k[&TokenKind::Input].0,
+                output_per_1k: k.get(&TokenKind::Output).map(|p| p.0).unwrap_or(0.0),
+                cache_read_per_1k: k.get(&TokenKind::CacheRead).map(|p| p.0),
+                cache_write_per_1k: k.get(&TokenKind::CacheWrite).map(|p| p.0),
                 service_code,
             })
             .collect())
     }
+}
+
+/// Whether a product document prices global cross-region inference.
+fn is_global(doc: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(doc)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/product/attributes/usagetype")
+                .and_then(|u| u.as_str())
+                .map(|u| u.to_ascii_lowercase().contains("global"))
+        })
+        .unwrap_or(false)
 }
 
 /// One Price List product document -> (model, provider, token kind, USD per 1K tokens).

@@ -1,0 +1,365 @@
+//! `estimate_cost` and `check_budget` against the emulator: Price List
+//! (per-1K and per-1M units, cache, fallbacks), AWS Budgets (moto) and the
+//! local policy with their precedence, STS caller identity, the unbilled
+//! ledger across calls and processes, and the verdict thresholds.
+
+mod common;
+
+use aws_sdk_budgets::types::{Budget, BudgetType, Expression, Spend, TagValues, TimeUnit};
+use aws_sdk_iam::types::Tag;
+use common::*;
+use serde_json::json;
+
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+#[tokio::test]
+async fn prices_come_from_the_price_list_in_either_unit_and_are_cached() {
+    let emu = Emulator::start();
+    let cache = tempfile::tempdir().unwrap();
+    let client = stdio_client(
+        Some(&emu),
+        &["--price-cache-dir", cache.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    // Claude is priced per 1M tokens (in-region price, 3.30/16.50 per 1M).
+    let out = ok(&call(&client, "estimate_cost", json!({"model": "us.anthropic.claude-sonnet-4-6-v1:0", "input_tokens": 1_000_000, "output_tokens": 100_000, "cache_read_tokens": 200_000})).await);
+    assert_eq!(out["price_source"], json!("price_list"));
+    assert_eq!(out["model"], json!("Claude Sonnet 4.6"));
+    assert!(
+        (out["cost_usd"].as_f64().unwrap() - (3.30 + 1.65 + 0.066)).abs() < 1e-9,
+        "{}",
+        out["cost_usd"]
+    );
+    assert!((out["unit_prices_per_1k"]["input_per_1k"].as_f64().unwrap() - 0.0033).abs() < 1e-12);
+    // Nova is priced per 1K tokens.
+    let nova = ok(&call(
+        &client,
+        "estimate_cost",
+        json!({"model": "amazon.nova-lite-v1:0", "input_tokens": 10_000, "output_tokens": 1_000}),
+    )
+    .await);
+    assert!((nova["cost_usd"].as_f64().unwrap() - (10.0 * 0.00006 + 0.00024)).abs() < 1e-12);
+    let calls = emu.count("GetProducts").await;
+    assert!(calls >= 2, "both service codes asked");
+    ok(&call(
+        &client,
+        "estimate_cost",
+        json!({"model": "Claude Haiku 4.5", "input_tokens": 1}),
+    )
+    .await);
+    assert_eq!(emu.count("GetProducts").await, calls, "prices cached");
+    assert!(
+        cache.path().join("prices-us-east-1.json").exists(),
+        "disk cache written"
+    );
+
+    let e = err(&call(
+        &client,
+        "estimate_cost",
+        json!({"model": "claude-sonet-4.6", "input_tokens": 1}),
+    )
+    .await);
+    assert!(
+        e.contains("unknown model") && e.contains("Claude Sonnet 4.6"),
+        "{e}"
+    );
+    let e = err(&call(
+        &client,
+        "estimate_cost",
+        json!({"model": "Claude Haiku 4.5", "input_tokens": 1_000_000_000_000u64}),
+    )
+    .await);
+    assert!(e.contains("not plausible"), "{e}");
+    let e = err(&call(
+        &client,
+        "estimate_cost",
+        json!({"model": "Claude Haiku 4.5", "input_tokens": -5}),
+    )
+    .await);
+    assert!(e.contains("deserialize"), "{e}");
+    client.cancel().await.unwrap();
+
+    // A new process within the week uses the disk cache without asking AWS.
+    let client = stdio_client(
+        Some(&emu),
+        &["--price-cache-dir", cache.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let out = ok(&call(
+        &client,
+        "estimate_cost",
+        json!({"model": "Claude Haiku 4.5", "input_tokens": 1000}),
+    )
+    .await);
+    assert_eq!(out["price_source"], json!("price_cache"));
+    assert_eq!(emu.count("GetProducts").await, calls);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn falls_back_to_the_dated_snapshot_when_the_price_list_fails() {
+    let emu = Emulator::start();
+    emu.post("/_emulator/faults", json!({"operation": "GetProducts", "status": 403, "error_type": "AccessDeniedException", "message": "no", "times": 10})).await;
+    let cache = tempfile::tempdir().unwrap();
+    let client = stdio_client(
+        Some(&emu),
+        &["--price-cache-dir", cache.path().to_str().unwrap()],
+        &[("AWS_MAX_ATTEMPTS", "1")],
+    )
+    .await;
+    let out = ok(&call(
+        &client,
+        "estimate_cost",
+        json!({"model": "anthropic.claude-sonnet-4-6", "input_tokens": 1_000_000}),
+    )
+    .await);
+    assert_eq!(out["price_source"], json!("snapshot"));
+    assert_eq!(out["prices_as_of"], json!("2026-11-01"));
+    assert!(
+        out["notes"].to_string().contains("pricing:GetProducts"),
+        "{}",
+        out["notes"]
+    );
+    assert_eq!(out["cost_usd"], json!(3.0));
+    client.cancel().await.unwrap();
+}
+
+async fn seed_account(emu: &Emulator) {
+    let conf = sdk_config(emu).await;
+    let iam = aws_sdk_iam::Client::new(&conf);
+    iam.create_role()
+        .role_name("MlRole")
+        .assume_role_policy_document(TRUST)
+        .tags(
+            Tag::builder()
+                .key("team")
+                .value("ml-platform")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    iam.create_role()
+        .role_name("PlainRole")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+    let budgets = aws_sdk_budgets::Client::new(&conf);
+    budgets
+        .create_budget()
+        .account_id("123456789012")
+        .budget(
+            Budget::builder()
+                .budget_name("ml-platform-bedrock")
+                .budget_limit(Spend::builder().amount("100").unit("USD").build().unwrap())
+                .time_unit(TimeUnit::Monthly)
+                .budget_type(BudgetType::Cost)
+                .filter_expression(
+                    Expression::builder()
+                        .tags(
+                            TagValues::builder()
+                                .key("iamPrincipal/team")
+                                .values("ml-platform")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    emu.seed_services(&["Amazon Bedrock"]).await;
+    let today = chrono::Utc::now().date_naive();
+    let start = today.format("%Y-%m-01").to_string();
+    let end = (today + chrono::Duration::days(1)).to_string();
+    emu.seed_cost_and_usage(vec![json!({
+        "GroupDefinitions": [],
+        "ResultsByTime": [{"TimePeriod": {"Start": start, "End": end}, "Total": {"UnblendedCost": {"Amount": "60", "Unit": "USD"}}, "Groups": [], "Estimated": true}],
+        "DimensionValueAttributes": []
+    })])
+    .await;
+}
+
+#[tokio::test]
+async fn verdicts_follow_the_budget_and_the_ledger_sees_unbilled_checks() {
+    let emu = Emulator::start();
+    seed_account(&emu).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.json");
+    let args = ["--ledger", ledger.to_str().unwrap()];
+    let client = stdio_client(Some(&emu), &args, &[]).await;
+    let who = "arn:aws:sts::123456789012:assumed-role/MlRole/session-1";
+    let first = ok(&call(&client, "check_budget", json!({"who": who, "cost_usd": 10})).await);
+    assert_eq!(first["verdict"], json!("allow"), "{first}");
+    assert_eq!(first["budget"]["name"], json!("ml-platform-bedrock"));
+    assert_eq!(first["budget"]["source"], json!("aws_budgets"));
+    assert_eq!(
+        first["budget"]["scope"],
+        json!({"kind": "tag", "key": "team", "value": "ml-platform"})
+    );
+    assert_eq!(
+        (first["spent"].clone(), first["spent_source"].clone()),
+        (json!(60.0), json!("cost_explorer"))
+    );
+    assert_eq!(
+        (
+            first["unbilled"].clone(),
+            first["remaining_after"].clone(),
+            first["percent_after"].clone()
+        ),
+        (json!(0.0), json!(30.0), json!(70.0))
+    );
+    assert_eq!(first["ledger_recorded"], json!(true));
+
+    let second = ok(&call(&client, "check_budget", json!({"who": who, "cost_usd": 15})).await);
+    assert_eq!(second["verdict"], json!("warn"), "{second}");
+    assert_eq!(
+        (
+            second["unbilled"].clone(),
+            second["unbilled_checks"].clone(),
+            second["percent_after"].clone()
+        ),
+        (json!(10.0), json!(1), json!(85.0))
+    );
+    let third = ok(&call(&client, "check_budget", json!({"who": who, "cost_usd": 30})).await);
+    assert_eq!(third["verdict"], json!("deny"));
+    assert_eq!(
+        third["ledger_recorded"],
+        json!(false),
+        "a denied call is not recorded"
+    );
+    assert!(third["reasons"].to_string().contains("deny threshold"));
+    assert_eq!(
+        emu.count("GetCostAndUsage").await,
+        1,
+        "spend is cached between checks"
+    );
+    client.cancel().await.unwrap();
+
+    // The ledger persists across processes.
+    let client = stdio_client(Some(&emu), &args, &[]).await;
+    let again = ok(&call(
+        &client,
+        "check_budget",
+        json!({"who": "tag:team=ml-platform", "cost_usd": 1}),
+    )
+    .await);
+    assert_eq!(
+        (again["unbilled"].clone(), again["unbilled_checks"].clone()),
+        (json!(25.0), json!(2))
+    );
+    // No budget applies to an untagged role.
+    let none = ok(&call(
+        &client,
+        "check_budget",
+        json!({"who": "PlainRole", "cost_usd": 1}),
+    )
+    .await);
+    assert_eq!(none["verdict"], json!("allow"));
+    assert!(none["budget"].is_null() && none["reasons"].to_string().contains("no budget applies"));
+    let e = err(&call(
+        &client,
+        "check_budget",
+        json!({"who": "NoSuchRole", "cost_usd": 1}),
+    )
+    .await);
+    assert!(e.contains("matches no IAM user or role"), "{e}");
+    let e = err(&call(&client, "check_budget", json!({"who": who})).await);
+    assert!(e.contains("planned call"), "{e}");
+    let e = err(&call(&client, "check_budget", json!({"who": who, "cost_usd": -1})).await);
+    assert!(e.contains("between 0"), "{e}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn local_policy_precedence_caller_default_and_budgets_denied() {
+    let emu = Emulator::start();
+    seed_account(&emu).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "warn_percent = 50\ndeny_percent = 90\n[default]\nmonthly_usd = 5\n[[budgets]]\nrole = \"MlRole\"\nmonthly_usd = 1000\n[[budgets]]\ntag = \"team=ml-platform\"\nmonthly_usd = 2000\n",
+    )
+    .unwrap();
+    let args = [
+        "--budget-policy",
+        policy.to_str().unwrap(),
+        "--ledger",
+        dir.path()
+            .join("l.json")
+            .to_str()
+            .unwrap()
+            .to_string()
+            .leak(),
+    ];
+    let client = stdio_client(Some(&emu), &args, &[("AWS_MAX_ATTEMPTS", "1")]).await;
+    // The role entry is more specific than the AWS tag budget.
+    let out = ok(&call(&client, "check_budget", json!({"who": "arn:aws:sts::123456789012:assumed-role/MlRole/s", "model": "Claude Haiku 4.5", "input_tokens": 1000000})).await);
+    assert_eq!(
+        (
+            out["budget"]["source"].clone(),
+            out["budget"]["limit_usd"].clone()
+        ),
+        (json!("local_policy"), json!(1000.0))
+    );
+    assert_eq!(
+        out["planned_cost"],
+        json!(1.1),
+        "in-region Haiku price from the Price List"
+    );
+    // The caller (STS) defaults `who`; moto's caller is a user no budget names, so the default applies.
+    let me = ok(&call(&client, "check_budget", json!({"cost_usd": 4})).await);
+    assert!(
+        me["who"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:sts::123456789012:user/")
+            || me["who"].as_str().unwrap().contains(":user/"),
+        "{}",
+        me["who"]
+    );
+    assert!(me["notes"].to_string().contains("caller's identity"));
+    assert_eq!(
+        (me["budget"]["name"].clone(), me["verdict"].clone()),
+        (json!("default"), json!("warn")),
+        "{me}"
+    );
+    // AWS Budgets refused: the local policy still answers, and says so.
+    emu.fault("DescribeBudgets", "AccessDeniedException", 1)
+        .await;
+    let out = ok(&call(
+        &client,
+        "check_budget",
+        json!({"who": "tag:team=ml-platform", "cost_usd": 1}),
+    )
+    .await);
+    assert_eq!(
+        (
+            out["budget"]["source"].clone(),
+            out["budget"]["limit_usd"].clone()
+        ),
+        (json!("local_policy"), json!(2000.0))
+    );
+    assert!(
+        out["notes"].to_string().contains("AWS Budgets unavailable"),
+        "{}",
+        out["notes"]
+    );
+    client.cancel().await.unwrap();
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[budgets]]\nmonthly_usd = 5\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["--budget-policy", bad.to_str().unwrap(), "--demo", "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exactly one of tag, role, principal"));
+}
