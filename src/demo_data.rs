@@ -11,6 +11,9 @@ use crate::domain::period::{add_months, first_of_month};
 
 pub const DEMO_ACCOUNT: &str = "123456789012";
 
+/// Bumped whenever the generated data changes, so cached demo exports are rebuilt.
+pub const DEMO_DATA_VERSION: u32 = 2;
+
 /// One CUR 2.0 line item (the columns we read).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineItem {
@@ -180,6 +183,11 @@ const KINDS: [&str; 4] = [
 /// Output, cache-read, cache-write volume relative to input.
 const KIND_RATIO: [f64; 4] = [1.0, 0.25, 0.6, 0.08];
 
+/// Index in [`principals`] of the support bot whose loop runs away.
+pub const RUNAWAY_PRINCIPAL: usize = 5;
+/// How many days before `today` the runaway loop happened.
+pub const RUNAWAY_DAYS_AGO: i64 = 2;
+
 /// Daily line items from the first day of the month two months before `today`
 /// up to yesterday, plus one credit line per month. Deterministic for a given `today`.
 pub fn line_items(today: NaiveDate) -> Vec<LineItem> {
@@ -198,7 +206,13 @@ pub fn line_items(today: NaiveDate) -> Vec<LineItem> {
                         if price == 0.0 {
                             continue;
                         }
-                        let j = jitter(&[dn, pi as u64, si as u64, mi as u64, ki as u64]);
+                        let mut j = jitter(&[dn, pi as u64, si as u64, mi as u64, ki as u64]);
+                        // A runaway agent loop: the support bot spends 12x two days ago.
+                        if pi == RUNAWAY_PRINCIPAL
+                            && day == today - Duration::days(RUNAWAY_DAYS_AGO)
+                        {
+                            j *= 12.0;
+                        }
                         let k_tokens = round10(
                             p.volume * KIND_RATIO[ki] * j
                                 / p.arns.len() as f64

@@ -48,6 +48,8 @@ pub struct App {
     policy: Option<Arc<PolicyFile>>,
     budgets: Option<aws_sdk_budgets::Client>,
     region: String,
+    /// Cost Explorer client and the shared paid-request cap (anomaly detection).
+    ce_client: Option<(aws_sdk_costexplorer::Client, Arc<RequestCap>)>,
     tool_router: ToolRouter<App>,
 }
 
@@ -103,6 +105,7 @@ impl App {
                 }
                 _ => None,
             };
+        let mut ce_client = None;
         let (cost_explorer, directory, allocation): (
             Arc<dyn SpendSource>,
             Arc<dyn PrincipalDirectory>,
@@ -130,6 +133,7 @@ impl App {
                 if sdk.region().is_none() {
                     iam_conf = iam_conf.region(aws_config::Region::new("us-east-1"));
                 }
+                ce_client = Some((client.clone(), cap.clone()));
                 (
                     Arc::new(CostExplorer::new(client.clone(), cap.clone(), ttl)),
                     Arc::new(Iam::new(
@@ -194,7 +198,8 @@ impl App {
         let mut tool_router = Self::spend_router()
             + Self::principals_router()
             + Self::registry_router()
-            + Self::budget_router();
+            + Self::budget_router()
+            + Self::anomaly_router();
         if config.allow_writes {
             tool_router += Self::write_router();
         }
@@ -218,6 +223,7 @@ impl App {
             policy,
             budgets,
             region,
+            ce_client,
             tool_router,
         })
     }
@@ -248,6 +254,83 @@ impl App {
             .map(|p| (p.warn_percent, p.deny_percent))
             .unwrap_or((80.0, 100.0));
         crate::sources::budgets::aws_budgets(client, &account, warn, deny).await
+    }
+
+    /// Cost Explorer anomalies touching Bedrock in the period (none in demo mode).
+    pub(crate) async fn ce_anomalies(
+        &self,
+        period: crate::domain::period::Period,
+    ) -> Result<Vec<crate::tools::anomalies::Anomaly>, ToolError> {
+        use aws_sdk_costexplorer::types::AnomalyDateInterval;
+        let Some((client, cap)) = &self.ce_client else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            cap.take()?;
+            let interval = AnomalyDateInterval::builder()
+                .start_date(period.start.to_string())
+                .end_date(period.end.to_string())
+                .build()
+                .map_err(|e| ToolError::invalid(e.to_string()))?;
+            let page = client
+                .get_anomalies()
+                .date_interval(interval)
+                .max_results(100)
+                .set_next_page_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| crate::error::from_sdk("Cost Explorer", "ce:GetAnomalies", &e))?;
+            for a in page.anomalies() {
+                let bedrock = a
+                    .root_causes()
+                    .iter()
+                    .any(|r| r.service().is_some_and(|s| s.contains("Bedrock")))
+                    || a.dimension_value().is_some_and(|d| d.contains("Bedrock"));
+                if !bedrock {
+                    continue;
+                }
+                out.push(crate::tools::anomalies::Anomaly {
+                    source: "cost_explorer".into(),
+                    who: a.dimension_value().unwrap_or("Amazon Bedrock").to_string(),
+                    day: a
+                        .anomaly_start_date()
+                        .unwrap_or("")
+                        .chars()
+                        .take(10)
+                        .collect(),
+                    expected: a
+                        .impact()
+                        .and_then(|i| i.total_expected_spend())
+                        .unwrap_or(0.0),
+                    actual: a
+                        .impact()
+                        .and_then(|i| i.total_actual_spend())
+                        .unwrap_or(0.0),
+                    score: a.anomaly_score().map(|s| s.max_score()).unwrap_or(0.0),
+                    drivers: a
+                        .root_causes()
+                        .iter()
+                        .filter_map(|r| {
+                            r.usage_type().map(|u| crate::tools::anomalies::Driver {
+                                model: u.to_string(),
+                                amount: 0.0,
+                            })
+                        })
+                        .collect(),
+                    budget_threatened: None,
+                });
+            }
+            token = page
+                .next_page_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// The spend source for a request: the one asked for, or the default.

@@ -1,6 +1,7 @@
 //! Pure domain logic: periods, principal ARNs, usage types, grouping keys.
 //! Nothing here talks to AWS.
 
+pub mod anomaly;
 pub mod group;
 pub mod period;
 pub mod pricing;

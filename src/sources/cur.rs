@@ -386,7 +386,7 @@ impl LazyCur {
 /// (atomically: concurrent servers each write their own copy, one wins).
 async fn demo_export(today: chrono::NaiveDate) -> Result<std::path::PathBuf, ToolError> {
     let base = std::env::temp_dir().join("bedrock-cost-mcp-demo");
-    let dir = base.join(today.to_string());
+    let dir = base.join(format!("v{}-{today}", crate::demo_data::DEMO_DATA_VERSION));
     if dir.join("data").is_dir() {
         return Ok(dir);
     }

@@ -2,6 +2,7 @@
 //! call and shapes a typed output; `respond` turns it into structured content
 //! plus a short text table, or an `isError` result naming the fix.
 
+pub mod anomalies;
 pub mod budget;
 pub mod principals;
 pub mod registry;
