@@ -44,15 +44,13 @@ fn strip_descriptions(v: &mut Value) {
     }
 }
 
-/// Compact an output schema: an object with its required fields. The field
-/// meanings are in the README and in the text answer; the structured content
-/// conforms, and `tools/list` stays a few KB for the whole tool set.
-pub fn compact_output(schema: &JsonObject) -> Arc<JsonObject> {
+/// The output schema clients see: an object. Every tool answers a JSON object
+/// (`structuredContent`), so clients that need the declaration have it; the
+/// fields are documented in the README and shown in each text answer, and
+/// `tools/list` stays under 8 KB for the whole tool set.
+pub fn compact_output(_schema: &JsonObject) -> Arc<JsonObject> {
     let mut out = JsonObject::new();
     out.insert("type".into(), Value::String("object".into()));
-    if let Some(req) = schema.get("required") {
-        out.insert("required".into(), req.clone());
-    }
     Arc::new(out)
 }
 
@@ -212,9 +210,7 @@ mod tests {
         assert!(out.get("$schema").is_none());
         let stripped = Value::Object(compact(s.as_object().unwrap(), true));
         assert!(stripped["properties"]["g"].get("description").is_none());
-        let mut with_required = s.as_object().unwrap().clone();
-        with_required.insert("required".into(), json!(["g"]));
-        let minimal = Value::Object((*compact_output(&with_required)).clone());
-        assert_eq!(minimal, json!({"type": "object", "required": ["g"]}));
+        let minimal = Value::Object((*compact_output(s.as_object().unwrap())).clone());
+        assert_eq!(minimal, json!({"type": "object"}));
     }
 }
