@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup-venv.sh >/dev/null
 tools/.venv/bin/python tools/emulator/selftest.py
+tools/.venv/bin/python tools/registry_emulator/selftest.py
 cargo test --locked "$@"
