@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup-venv.sh >/dev/null
+# The registry emulator's selftest checks its wire format against the SDK crates' sources.
+cargo fetch --locked
 tools/.venv/bin/python tools/emulator/selftest.py
 tools/.venv/bin/python tools/registry_emulator/selftest.py
 cargo test --locked "$@"

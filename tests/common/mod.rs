@@ -149,6 +149,15 @@ pub fn aws_env(emu: Option<&Emulator>) -> Vec<(String, String)> {
     env
 }
 
+/// A folder private to this test process.
+fn scratch(name: &str) -> String {
+    std::env::temp_dir()
+        .join(format!("bedrock-cost-mcp-tests-{}", std::process::id()))
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn clean_env(cmd: &mut tokio::process::Command) {
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
