@@ -1867,13 +1867,13 @@ mod tests {
     #[test]
     fn usage_types_parse_to_their_kind() {
         let world = World::new(&small_spec(1));
-        for r in 0..REGIONS.len() {
+        for (r, region) in REGIONS.iter().enumerate() {
             for m in 0..world.models.len() {
                 for (k, want) in TOKEN_KINDS[..4].iter().enumerate() {
                     for v in 0..2 {
                         let ut = &world.usage_types[world.token_usage_type(r, m, k, v)];
                         assert_eq!(ut.kind, *want, "{}", ut.text);
-                        assert!(ut.text.starts_with(REGIONS[r].0));
+                        assert!(ut.text.starts_with(region.0));
                     }
                 }
                 let pt = &world.usage_types[world.provisioned_usage_type(r, m)];

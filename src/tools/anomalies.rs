@@ -86,6 +86,9 @@ impl App {
 
 const WINDOW: i64 = 14;
 
+/// A day's total and its split by model.
+type DaySpend = (f64, BTreeMap<String, f64>);
+
 impl App {
     /// `spend_anomalies`, shared with the CLI.
     pub async fn anomalies(&self, input: AnomalyInput) -> Result<AnomalyOutput, ToolError> {
@@ -135,8 +138,7 @@ impl App {
             };
             let ans = cur.spend(&q, no_progress()).await?;
             // who -> day -> (total, model -> amount)
-            let mut series: BTreeMap<String, HashMap<NaiveDate, (f64, BTreeMap<String, f64>)>> =
-                BTreeMap::new();
+            let mut series: BTreeMap<String, HashMap<NaiveDate, DaySpend>> = BTreeMap::new();
             for r in ans.rows {
                 let who = r.keys.first().cloned().flatten().unwrap_or_else(|| {
                     if by.is_tag() {

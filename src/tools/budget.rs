@@ -401,7 +401,7 @@ impl App {
         let mut reasons = Vec::new();
         // The planned call.
         let planned = match (input.cost_usd, &input.model) {
-            (Some(c), _) if !c.is_finite() || c < 0.0 || c > 1_000_000.0 => {
+            (Some(c), _) if !c.is_finite() || !(0.0..=1_000_000.0).contains(&c) => {
                 return Err(ToolError::invalid(
                     "cost_usd must be between 0 and 1,000,000",
                 ));
