@@ -13,6 +13,9 @@ use crate::error::ToolError;
 use crate::sources::SpendSource;
 use crate::sources::athena::{Athena, AthenaSettings};
 use crate::sources::budgets::PolicyFile;
+
+/// Budgets that apply to Bedrock, and the names of the ones skipped.
+type BudgetList = (Vec<crate::sources::budgets::Budget>, Vec<String>);
 use crate::sources::ce_guard::RequestCap;
 use crate::sources::cost_allocation::{AllocationTags, CostAllocationTags};
 use crate::sources::cost_explorer::{CacheTtl, CostExplorer};
@@ -48,6 +51,8 @@ pub struct App {
     policy: Option<Arc<PolicyFile>>,
     budgets: Option<aws_sdk_budgets::Client>,
     region: String,
+    /// AWS budgets, kept five minutes: budget checks in a loop make no AWS call.
+    budget_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, BudgetList)>>>,
     /// Cost Explorer client and the shared paid-request cap (anomaly detection).
     ce_client: Option<(aws_sdk_costexplorer::Client, Arc<RequestCap>)>,
     tool_router: ToolRouter<App>,
@@ -175,7 +180,7 @@ impl App {
                             .clone()
                             .or_else(|| crate::config::user_dir("XDG_CACHE_HOME", ".cache")),
                     )),
-                    Arc::new(Sts(aws_sdk_sts::Client::new(sdk))),
+                    Arc::new(Sts::new(aws_sdk_sts::Client::new(sdk))),
                     Some(aws_sdk_budgets::Client::from_conf(budgets)),
                 )
             }
@@ -224,6 +229,7 @@ impl App {
             budgets,
             region,
             ce_client,
+            budget_cache: Arc::new(tokio::sync::Mutex::new(None)),
             tool_router,
         })
     }
@@ -240,12 +246,16 @@ impl App {
     }
 
     /// AWS budgets about Bedrock or an iamPrincipal tag (none in demo mode).
-    pub(crate) async fn aws_budgets(
-        &self,
-    ) -> Result<(Vec<crate::sources::budgets::Budget>, Vec<String>), ToolError> {
+    pub(crate) async fn aws_budgets(&self) -> Result<BudgetList, ToolError> {
         let Some(client) = &self.budgets else {
             return Ok((vec![], vec![]));
         };
+        let mut cache = self.budget_cache.lock().await;
+        if let Some((at, list)) = cache.as_ref()
+            && at.elapsed() < std::time::Duration::from_secs(300)
+        {
+            return Ok(list.clone());
+        }
         let arn = self.identity.caller().await?;
         let account = arn.split(':').nth(4).unwrap_or_default().to_string();
         let (warn, deny) = self
@@ -253,7 +263,9 @@ impl App {
             .as_ref()
             .map(|p| (p.warn_percent, p.deny_percent))
             .unwrap_or((80.0, 100.0));
-        crate::sources::budgets::aws_budgets(client, &account, warn, deny).await
+        let list = crate::sources::budgets::aws_budgets(client, &account, warn, deny).await?;
+        *cache = Some((std::time::Instant::now(), list.clone()));
+        Ok(list)
     }
 
     /// Cost Explorer anomalies touching Bedrock in the period (none in demo mode).

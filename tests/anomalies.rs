@@ -27,6 +27,15 @@ async fn finds_the_runaway_loop_and_nothing_else() {
     // By principal and by tag the same loop shows (the bot is tagged team=support).
     let by_tag = ok(&call(&client, "spend_anomalies", json!({"by": "tag:team"})).await);
     assert_eq!(by_tag["anomalies"][0]["who"], json!("support"));
+    // A budget check by the bot mentions its open anomaly.
+    let check = ok(&call(&client, "check_budget", json!({"who": "arn:aws:sts::123456789012:assumed-role/SupportBotRole/support-bot-1", "cost_usd": 1})).await);
+    assert!(
+        check["reasons"].to_string().contains("open anomaly"),
+        "{}",
+        check["reasons"]
+    );
+    let calm = ok(&call(&client, "check_budget", json!({"who": "arn:aws:sts::123456789012:assumed-role/DataScienceRole/carol@acme.example", "cost_usd": 1})).await);
+    assert!(!calm["reasons"].to_string().contains("open anomaly"));
     let e = err(&call(&client, "spend_anomalies", json!({"by": "model"})).await);
     assert!(e.contains("role, principal or tag"), "{e}");
     let e = err(&call(&client, "spend_anomalies", json!({"k": 0})).await);

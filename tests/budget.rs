@@ -331,7 +331,11 @@ async fn local_policy_precedence_caller_default_and_budgets_denied() {
         (json!("default"), json!("warn")),
         "{me}"
     );
-    // AWS Budgets refused: the local policy still answers, and says so.
+    // Budgets are cached: no new DescribeBudgets within five minutes.
+    assert_eq!(emu.count("DescribeBudgets").await, 1);
+    client.cancel().await.unwrap();
+    // AWS Budgets refused (a fresh process, nothing cached): the local policy still answers, and says so.
+    let client = stdio_client(Some(&emu), &args, &[("AWS_MAX_ATTEMPTS", "1")]).await;
     emu.fault("DescribeBudgets", "AccessDeniedException", 1)
         .await;
     let out = ok(&call(

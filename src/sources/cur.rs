@@ -357,13 +357,19 @@ pub enum CurOrigin {
 pub struct LazyCur {
     origin: CurOrigin,
     engine: tokio::sync::OnceCell<CurEngine>,
+    /// Answers kept for five minutes: exports change at most a few times a
+    /// day, and budget checks in a loop should not rescan them.
+    answers: std::sync::Mutex<std::collections::HashMap<SpendQuery, (Instant, SpendAnswer)>>,
 }
+
+const ANSWER_TTL: Duration = Duration::from_secs(300);
 
 impl LazyCur {
     pub fn new(origin: CurOrigin) -> Self {
         LazyCur {
             origin,
             engine: tokio::sync::OnceCell::new(),
+            answers: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -420,12 +426,27 @@ impl SpendSource for LazyCur {
     }
 
     async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
+        if let Some((at, ans)) = self.answers.lock().expect("cache lock").get(q)
+            && at.elapsed() < ANSWER_TTL
+        {
+            let mut ans = ans.clone();
+            ans.cached = true;
+            return Ok(ans);
+        }
         let mut ans = self.engine().await?.spend(q, progress).await?;
         if matches!(self.origin, CurOrigin::Demo(_)) {
             ans.notes.push(
                 "demo data: a fictional organisation (Acme Example Corp), not your account".into(),
             );
         }
+        let mut answers = self.answers.lock().expect("cache lock");
+        if answers.len() >= 256 {
+            answers.retain(|_, (at, _)| at.elapsed() < ANSWER_TTL);
+            if answers.len() >= 256 {
+                answers.clear();
+            }
+        }
+        answers.insert(q.clone(), (Instant::now(), ans.clone()));
         Ok(ans)
     }
 }

@@ -9,23 +9,41 @@ pub trait Identity: Send + Sync {
     async fn caller(&self) -> Result<String, ToolError>;
 }
 
-pub struct Sts(pub aws_sdk_sts::Client);
+/// STS, asked once per process (the credentials' identity does not change).
+pub struct Sts {
+    client: aws_sdk_sts::Client,
+    arn: tokio::sync::OnceCell<String>,
+}
+
+impl Sts {
+    pub fn new(client: aws_sdk_sts::Client) -> Self {
+        Sts {
+            client,
+            arn: tokio::sync::OnceCell::new(),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl Identity for Sts {
     async fn caller(&self) -> Result<String, ToolError> {
-        let out = self
-            .0
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| from_sdk("STS", "sts:GetCallerIdentity", &e))?;
-        out.arn()
-            .map(str::to_string)
-            .ok_or_else(|| ToolError::Malformed {
-                service: "STS".into(),
-                message: "GetCallerIdentity returned no Arn".into(),
+        self.arn
+            .get_or_try_init(|| async {
+                let out = self
+                    .client
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk("STS", "sts:GetCallerIdentity", &e))?;
+                out.arn()
+                    .map(str::to_string)
+                    .ok_or_else(|| ToolError::Malformed {
+                        service: "STS".into(),
+                        message: "GetCallerIdentity returned no Arn".into(),
+                    })
             })
+            .await
+            .cloned()
     }
 }
 

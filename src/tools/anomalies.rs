@@ -92,6 +92,15 @@ type DaySpend = (f64, BTreeMap<String, f64>);
 impl App {
     /// `spend_anomalies`, shared with the CLI.
     pub async fn anomalies(&self, input: AnomalyInput) -> Result<AnomalyOutput, ToolError> {
+        self.anomalies_from(input, true).await
+    }
+
+    /// Anomalies from CUR, and from Cost Explorer when `with_cost_explorer` (a paid request).
+    pub async fn anomalies_from(
+        &self,
+        input: AnomalyInput,
+        with_cost_explorer: bool,
+    ) -> Result<AnomalyOutput, ToolError> {
         let today = Utc::now().date_naive();
         let period = input
             .period
@@ -210,9 +219,11 @@ impl App {
                 "per-principal spike detection needs the CUR source (start with --cur PATH)".into(),
             );
         }
-        match self.ce_anomalies(period).await {
-            Ok(mut ce) => anomalies.append(&mut ce),
-            Err(e) => notes.push(format!("Cost Explorer anomaly detection not read: {e}")),
+        if with_cost_explorer {
+            match self.ce_anomalies(period).await {
+                Ok(mut ce) => anomalies.append(&mut ce),
+                Err(e) => notes.push(format!("Cost Explorer anomaly detection not read: {e}")),
+            }
         }
         anomalies.sort_by(|a, b| b.day.cmp(&a.day).then(b.score.total_cmp(&a.score)));
         if anomalies.is_empty() {

@@ -515,6 +515,32 @@ impl App {
                 )
             }
         };
+        // An open spike for the same caller (CUR, last three days) is worth knowing before spending more.
+        if self.cur.is_some() && subject.role_arn.is_some() {
+            let recent = crate::tools::anomalies::AnomalyInput {
+                period: Some(PeriodInput::Range {
+                    start: (today - chrono::Duration::days(3)).to_string(),
+                    end: (today + chrono::Duration::days(1)).to_string(),
+                }),
+                by: Some("role".into()),
+                ..Default::default()
+            };
+            if let Ok(found) = self.anomalies_from(recent, false).await {
+                for a in found
+                    .anomalies
+                    .iter()
+                    .filter(|a| Some(&a.who) == subject.role_arn.as_ref())
+                {
+                    reasons.push(format!(
+                        "open anomaly: {} spent {} on {} against an expected {}",
+                        a.who,
+                        fmt_money(a.actual),
+                        a.day,
+                        fmt_money(a.expected)
+                    ));
+                }
+            }
+        }
         if unbilled_checks > 0 {
             reasons.push(format!(
                 "{} from {unbilled_checks} recent check(s) not billed yet",
