@@ -159,7 +159,7 @@ async fn pages_through_next_page_token() {
 #[tokio::test]
 async fn concurrent_identical_calls_make_one_request() {
     let emu = seeded_emulator().await;
-    emu.latency(400).await;
+    emu.latency(1000).await;
     let server = HttpServer::start(Some(&emu), &[], &[]);
     let mut tasks = Vec::new();
     for _ in 0..6 {
