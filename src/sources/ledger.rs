@@ -4,6 +4,9 @@
 //! checks under the same budget add the estimates still inside the lag
 //! window to billed spend. Estimates may overlap with spend that was billed
 //! meanwhile, which errs on the side of caution.
+//!
+//! The file is JSON Lines, appended one entry per check (so a check costs one
+//! small write however long the ledger is) and compacted when opened.
 
 use std::path::PathBuf;
 
@@ -27,11 +30,31 @@ pub struct Ledger {
 impl Ledger {
     /// Open (or start) the ledger at `path`; `None` keeps it in memory only.
     pub fn open(path: Option<PathBuf>, window: Duration) -> Ledger {
-        let entries = path
+        let now = Utc::now();
+        let text = path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|s| serde_json::from_str::<Vec<Entry>>(&s).ok())
             .unwrap_or_default();
+        let all: Vec<Entry> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let read = text.lines().count();
+        let entries: Vec<Entry> = all.into_iter().filter(|e| now - e.at < window).collect();
+        if let Some(p) = &path
+            && entries.len() < read
+        {
+            // Compact: expired (or unreadable) lines go.
+            let body: String = entries
+                .iter()
+                .filter_map(|e| serde_json::to_string(e).ok())
+                .map(|l| l + "\n")
+                .collect();
+            let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, body).is_ok() {
+                let _ = std::fs::rename(&tmp, p);
+            }
+        }
         Ledger {
             path,
             window,
@@ -53,23 +76,26 @@ impl Ledger {
         (live.iter().map(|e| e.amount).sum(), live.len())
     }
 
-    /// Record an estimate, drop expired ones, persist atomically.
+    /// Record an estimate (appended to the file) and forget expired ones.
     pub async fn record(&self, entry: Entry) -> Result<(), String> {
+        use std::io::Write;
         let mut entries = self.entries.lock().await;
         let now = entry.at;
         entries.retain(|e| now - e.at < self.window);
-        entries.push(entry);
         if let Some(path) = &self.path {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, serde_json::to_vec(&*entries).unwrap_or_default())
-                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-            std::fs::rename(&tmp, path)
+            let line = serde_json::to_string(&entry).map_err(|e| e.to_string())? + "\n";
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
+        entries.push(entry);
         Ok(())
     }
 }
