@@ -25,6 +25,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Bedrock spend, as the bedrock_spend tool answers it, printed as a table (or JSON).
     Spend(SpendArgs),
+    /// Run any tool with JSON arguments and print its answer (a table, or --json):
+    /// `bedrock-cost-mcp --demo call untagged_principals '{"include_no_spend": true}'`.
+    Call(CallArgs),
     /// Write a deterministic, realistic CUR 2.0 Parquet export (and truth.json) for tests, demos and benchmarks.
     GenerateCur(GenerateCurArgs),
 }
@@ -113,6 +116,17 @@ pub struct SpendArgs {
     #[arg(long, default_value_t = 20)]
     pub top: u32,
     /// Print the structured answer as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CallArgs {
+    /// Tool name, e.g. check_budget.
+    pub tool: String,
+    /// Arguments as a JSON object (default {}).
+    pub args: Option<String>,
+    /// Print the structured answer as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -89,6 +89,47 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Call(args) => {
+            let value = match args
+                .args
+                .as_deref()
+                .map(serde_json::from_str::<serde_json::Value>)
+            {
+                None => serde_json::Value::Null,
+                Some(Ok(v)) => v,
+                Some(Err(e)) => {
+                    eprintln!("error: the arguments are not JSON: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let app = match App::build(cli.config).await {
+                Ok(app) => app,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match bedrock_cost_mcp::tools::run_tool(&app, &args.tool, value).await {
+                Ok((text, structured)) => {
+                    if args.json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&structured).unwrap_or_default()
+                        );
+                    } else {
+                        print!("{text}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    match e {
+                        bedrock_cost_mcp::error::ToolError::InvalidInput(_) => ExitCode::from(2),
+                        _ => ExitCode::FAILURE,
+                    }
+                }
+            }
+        }
         Command::Serve(args) => {
             let app = match App::build(cli.config).await {
                 Ok(app) => app,

@@ -246,7 +246,7 @@ impl App {
     }
 }
 
-fn render(o: &AnomalyOutput) -> String {
+pub(crate) fn render(o: &AnomalyOutput) -> String {
     let mut t = format!(
         "Spend anomalies by {} from {} to {}: {} found ({} groups checked).\n",
         o.by,

@@ -594,7 +594,7 @@ impl App {
 
 use chrono::Timelike;
 
-fn render_check(o: &CheckOutput) -> String {
+pub(crate) fn render_check(o: &CheckOutput) -> String {
     let mut t = format!(
         "{} for {}: planned {}, spent {} + unbilled {} this month{}.\n",
         o.verdict.to_uppercase(),

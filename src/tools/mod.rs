@@ -63,6 +63,72 @@ pub fn respond<T: Serialize>(result: Result<(String, T), ToolError>) -> CallTool
     }
 }
 
+/// Run a tool by name outside MCP (the `call` CLI subcommand): the same
+/// inputs, code and answers as the MCP tools. Returns (text, structured).
+pub async fn run_tool(
+    app: &crate::server::App,
+    name: &str,
+    args: serde_json::Value,
+) -> Result<(String, serde_json::Value), ToolError> {
+    fn input<T: serde::de::DeserializeOwned>(args: serde_json::Value) -> Result<T, ToolError> {
+        serde_json::from_value(args).map_err(|e| ToolError::invalid(format!("arguments: {e}")))
+    }
+    fn out<T: Serialize>(text: String, o: T) -> Result<(String, serde_json::Value), ToolError> {
+        Ok((
+            text,
+            serde_json::to_value(o).map_err(|e| ToolError::invalid(e.to_string()))?,
+        ))
+    }
+    let args = if args.is_null() {
+        serde_json::json!({})
+    } else {
+        args
+    };
+    match name {
+        "bedrock_spend" => {
+            let o = app.spend(input(args)?, no_progress()).await?;
+            out(spend::render_text(&o), o)
+        }
+        "untagged_principals" => {
+            let o = app.untagged(input(args)?, no_progress()).await?;
+            out(principals::render_untagged(&o), o)
+        }
+        "cost_allocation_tags" => {
+            let o = app.tag_health(input(args)?).await?;
+            out(principals::render_tags(&o), o)
+        }
+        "estimate_cost" => {
+            let o = app.estimate(input(args)?).await?;
+            out(
+                format!(
+                    "{} in {}: ${:.6} ({} prices as of {})\n",
+                    o.model, o.region, o.cost_usd, o.price_source, o.prices_as_of
+                ),
+                o,
+            )
+        }
+        "check_budget" => {
+            let o = app.check(input(args)?).await?;
+            out(budget::render_check(&o), o)
+        }
+        "spend_anomalies" => {
+            let o = app.anomalies(input(args)?).await?;
+            out(anomalies::render(&o), o)
+        }
+        "search_registry" => {
+            let o = app.registry_search(input(args)?).await?;
+            out(registry::render_search(&o), o)
+        }
+        "get_registry_record" => {
+            let o = app.registry_get(input(args)?).await?;
+            out(registry::render_records(&o.records, &o.errors), o)
+        }
+        _ => Err(ToolError::invalid(format!(
+            "unknown tool '{name}'; use bedrock_spend, untagged_principals, cost_allocation_tags, estimate_cost, check_budget, spend_anomalies, search_registry or get_registry_record"
+        ))),
+    }
+}
+
 /// Progress notifications for the request, if the client asked for them.
 /// Progress values strictly increase, as the spec requires.
 pub fn progress_reporter(ctx: &RequestContext<RoleServer>) -> Progress {

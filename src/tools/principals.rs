@@ -657,7 +657,7 @@ impl App {
     }
 }
 
-fn render_untagged(o: &UntaggedOutput) -> String {
+pub(crate) fn render_untagged(o: &UntaggedOutput) -> String {
     let s = &o.summary;
     let mut t = format!(
         "Principals missing {} ({}): {} of {} scanned; {} with Bedrock spend, {} without. Spend {} to {} (source {}): {} of {} not attributable.\n",
@@ -717,7 +717,7 @@ fn render_untagged(o: &UntaggedOutput) -> String {
     t
 }
 
-fn render_tags(o: &TagsOutput) -> String {
+pub(crate) fn render_tags(o: &TagsOutput) -> String {
     let mut t = String::from("iamPrincipal cost-allocation tags:\n");
     for tag in &o.tags {
         t.push_str(&format!(

@@ -745,7 +745,7 @@ fn line(h: &RecordOut) -> String {
     s
 }
 
-fn render_search(o: &SearchOutput) -> String {
+pub(crate) fn render_search(o: &SearchOutput) -> String {
     let mut t = format!(
         "{} {} in {} registr{}: {} hit(s).\n",
         if o.mode == "search" {
@@ -781,7 +781,7 @@ fn render_search(o: &SearchOutput) -> String {
     t
 }
 
-fn render_records(records: &[RecordOut], errors: &[RecordError]) -> String {
+pub(crate) fn render_records(records: &[RecordOut], errors: &[RecordError]) -> String {
     let mut t = String::new();
     for r in records {
         t.push_str(&line(r));
