@@ -268,6 +268,56 @@ impl App {
         Ok(list)
     }
 
+    /// Cost Explorer's forecast of Bedrock spend from `start` to `end` (None in demo mode,
+    /// or when the period is too short to forecast). One paid request.
+    pub(crate) async fn ce_forecast(
+        &self,
+        start: chrono::NaiveDate,
+        end: chrono::NaiveDate,
+    ) -> Result<Option<f64>, ToolError> {
+        use aws_sdk_costexplorer::types::{
+            DateInterval, Dimension, DimensionValues, Expression, Granularity, Metric,
+        };
+        let Some((client, cap)) = &self.ce_client else {
+            return Ok(None);
+        };
+        if end <= start {
+            return Ok(None);
+        }
+        cap.take()?;
+        let interval = DateInterval::builder()
+            .start(start.to_string())
+            .end(end.to_string())
+            .build()
+            .map_err(|e| ToolError::invalid(e.to_string()))?;
+        let filter = Expression::builder()
+            .dimensions(
+                DimensionValues::builder()
+                    .key(Dimension::Service)
+                    .set_values(Some(
+                        crate::sources::cost_explorer::FALLBACK_BEDROCK_SERVICES
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    ))
+                    .build(),
+            )
+            .build();
+        let out = client
+            .get_cost_forecast()
+            .time_period(interval)
+            .metric(Metric::UnblendedCost)
+            .granularity(Granularity::Monthly)
+            .filter(filter)
+            .send()
+            .await
+            .map_err(|e| crate::error::from_sdk("Cost Explorer", "ce:GetCostForecast", &e))?;
+        Ok(out
+            .total()
+            .and_then(|t| t.amount())
+            .and_then(|a| a.parse::<f64>().ok()))
+    }
+
     /// Cost Explorer anomalies touching Bedrock in the period (none in demo mode).
     pub(crate) async fn ce_anomalies(
         &self,

@@ -367,3 +367,55 @@ async fn local_policy_precedence_caller_default_and_budgets_denied() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("exactly one of tag, role, principal"));
 }
+
+#[tokio::test]
+async fn account_wide_bedrock_budgets_use_the_cost_explorer_forecast() {
+    let emu = Emulator::start();
+    seed_account(&emu).await;
+    emu.post(
+        "/_emulator/ce/forecast",
+        json!({"Total": {"Amount": "240.0", "Unit": "USD"}, "ForecastResultsByTime": []}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[budgets]]\nname = \"all-bedrock\"\nbedrock = true\nmonthly_usd = 500\n",
+    )
+    .unwrap();
+    let ledger = dir.path().join("l.json");
+    let client = stdio_client(
+        Some(&emu),
+        &[
+            "--budget-policy",
+            policy.to_str().unwrap(),
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let out = ok(&call(
+        &client,
+        "check_budget",
+        json!({"who": "PlainRole", "cost_usd": 1}),
+    )
+    .await);
+    assert_eq!(out["budget"]["name"], json!("all-bedrock"));
+    assert_eq!(out["spent"], json!(60.0));
+    assert_eq!(
+        out["forecast"],
+        json!(300.0),
+        "spend so far + Cost Explorer's forecast of the rest"
+    );
+    assert!(
+        out["forecast_method"]
+            .as_str()
+            .unwrap()
+            .contains("GetCostForecast")
+    );
+    assert_eq!(out["verdict"], json!("allow"));
+    assert_eq!(emu.count("GetCostForecast").await, 1);
+    client.cancel().await.unwrap();
+}

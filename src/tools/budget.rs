@@ -466,7 +466,34 @@ impl App {
         let elapsed = (today.day() as f64 - 1.0
             + now.time().num_seconds_from_midnight() as f64 / 86_400.0)
             .max(0.5);
-        let forecast = (spent + unbilled) / elapsed * days_in_month;
+        let linear = (spent + unbilled) / elapsed * days_in_month;
+        // Account-wide Bedrock budgets use Cost Explorer's own forecast for the rest of the month.
+        let (forecast, forecast_method) = match budget.as_ref().map(|b| &b.scope) {
+            Some(Scope::Bedrock) => match self.ce_forecast(today, next_month(today)).await {
+                Ok(Some(rest)) => (
+                    spent + unbilled + rest,
+                    "Cost Explorer GetCostForecast for the rest of the month, plus spend so far"
+                        .to_string(),
+                ),
+                Ok(None) => (
+                    linear,
+                    "linear projection of month-to-date spend (billed + unbilled)".to_string(),
+                ),
+                Err(e) => {
+                    notes.push(format!(
+                        "Cost Explorer forecast unavailable ({e}); linear projection used"
+                    ));
+                    (
+                        linear,
+                        "linear projection of month-to-date spend (billed + unbilled)".to_string(),
+                    )
+                }
+            },
+            _ => (
+                linear,
+                "linear projection of month-to-date spend (billed + unbilled)".to_string(),
+            ),
+        };
         let after = spent + unbilled + planned;
         let (verdict, remaining_after, percent_after) = match &budget {
             None => {
@@ -583,7 +610,7 @@ impl App {
             unbilled_checks,
             planned_cost: (planned * 1e8).round() / 1e8,
             forecast: r4(forecast),
-            forecast_method: "linear projection of month-to-date spend (billed + unbilled)".into(),
+            forecast_method,
             remaining_after,
             percent_after,
             ledger_recorded,
