@@ -15,18 +15,19 @@ use crate::error::ToolError;
 
 /// Cost Explorer-shaped answers from the demo organisation.
 pub struct DemoCostExplorer {
-    items: Vec<LineItem>,
+    today: NaiveDate,
+    /// Generated on first use, so starting the server stays cheap.
+    items: std::sync::OnceLock<Vec<LineItem>>,
 }
 
 impl DemoCostExplorer {
     /// Data dated relative to `today`.
     pub fn new(today: NaiveDate) -> Self {
-        DemoCostExplorer {
-            items: line_items(today)
-                .into_iter()
-                .filter(|l| l.line_item_type == "Usage")
-                .collect(),
-        }
+        DemoCostExplorer { today, items: std::sync::OnceLock::new() }
+    }
+
+    fn items(&self) -> &[LineItem] {
+        self.items.get_or_init(|| line_items(self.today).into_iter().filter(|l| l.line_item_type == "Usage").collect())
     }
 }
 
@@ -48,7 +49,7 @@ impl SpendSource for DemoCostExplorer {
         check_query(q)?;
         let mut groups: BTreeMap<(NaiveDate, Vec<Option<String>>), f64> = BTreeMap::new();
         let mut services: Vec<String> = Vec::new();
-        for item in &self.items {
+        for item in self.items() {
             if item.usage_start < q.period.start || item.usage_start >= q.period.end {
                 continue;
             }

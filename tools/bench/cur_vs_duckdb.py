@@ -63,6 +63,7 @@ import duckdb
 t1 = time.perf_counter()
 glob, sql, threads, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 con = duckdb.connect(config={"threads": threads})
+con.execute("SET enable_progress_bar = false")
 con.execute("CREATE VIEW cur AS SELECT * FROM read_parquet('" + glob.replace("'", "''") + "', hive_partitioning=true)")
 t2 = time.perf_counter()
 con.execute(sql)
