@@ -23,11 +23,19 @@ pub struct DemoCostExplorer {
 impl DemoCostExplorer {
     /// Data dated relative to `today`.
     pub fn new(today: NaiveDate) -> Self {
-        DemoCostExplorer { today, items: std::sync::OnceLock::new() }
+        DemoCostExplorer {
+            today,
+            items: std::sync::OnceLock::new(),
+        }
     }
 
     fn items(&self) -> &[LineItem] {
-        self.items.get_or_init(|| line_items(self.today).into_iter().filter(|l| l.line_item_type == "Usage").collect())
+        self.items.get_or_init(|| {
+            line_items(self.today)
+                .into_iter()
+                .filter(|l| l.line_item_type == "Usage")
+                .collect()
+        })
     }
 }
 

@@ -27,6 +27,28 @@ fn python() -> String {
     p.to_string()
 }
 
+/// Start a Python emulator on a free loopback port and wait for its `READY <port>` line.
+/// Its stdin stays a pipe, so it exits when the test process dies.
+fn spawn_ready(script: &str) -> (Child, String) {
+    let mut child = Command::new(python())
+        .args([script, "--port", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read READY line");
+    let port = line
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("{script} said {line:?}"))
+        .to_string();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
 /// The AWS emulator on a free loopback port; stopped on drop.
 pub struct Emulator {
     child: Child,
@@ -36,28 +58,13 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Emulator {
-        let script = concat!(
+        let (child, url) = spawn_ready(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tools/emulator/aws_emulator.py"
-        );
-        let mut child = Command::new(python())
-            .args([script, "--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the AWS emulator");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read READY line");
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("emulator said {line:?}"));
+        ));
         Emulator {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             http: reqwest::Client::new(),
         }
     }
@@ -366,29 +373,11 @@ pub struct RegistryEmulator {
 
 impl RegistryEmulator {
     pub fn start() -> RegistryEmulator {
-        let script = concat!(
+        let (child, url) = spawn_ready(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tools/registry_emulator/registry_emulator.py"
-        );
-        let mut child = Command::new(python())
-            .args([script, "--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the registry emulator");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read READY line");
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("registry emulator said {line:?}"));
-        RegistryEmulator {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+        ));
+        RegistryEmulator { child, url }
     }
 
     /// The environment that points the SDK's agent-registry clients here.
