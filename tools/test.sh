@@ -9,4 +9,8 @@ tools/setup-venv.sh >/dev/null
 cargo fetch --locked
 tools/.venv/bin/python tools/emulator/selftest.py
 tools/.venv/bin/python tools/registry_emulator/selftest.py
-cargo test --locked "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --locked "$@" 2>&1 | tee "$log"
+# One closing line over every test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$log"
