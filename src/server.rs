@@ -197,9 +197,10 @@ impl App {
             ledger_path,
             chrono::Duration::hours(config.ledger_window_hours),
         ));
-        let registry: Option<Arc<dyn AgentRegistry>> = sdk
-            .as_ref()
-            .map(|sdk| Arc::new(AwsAgentRegistry::new(sdk)) as Arc<dyn AgentRegistry>);
+        let registry: Option<Arc<dyn AgentRegistry>> = Some(match &sdk {
+            Some(sdk) => Arc::new(AwsAgentRegistry::new(sdk)),
+            None => Arc::new(crate::sources::demo::DemoRegistry::new()),
+        });
         let mut tool_router = Self::spend_router()
             + Self::principals_router()
             + Self::registry_router()

@@ -135,3 +135,46 @@ async fn demo_cur_answers_per_role_and_model_with_credits_apart() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn demo_registry_hits_show_their_roles_spend() {
+    use chrono::Datelike;
+    let client = stdio_client(None, &["--demo"], &[]).await;
+    let out = ok(&call(&client, "search_registry", json!({"query": "invoice"})).await);
+    let hits = out["hits"].as_array().unwrap();
+    assert_eq!(hits[0]["name"], json!("invoice-processing-agent"));
+    let today = chrono::Utc::now().date_naive();
+    let first = today.with_day(1).unwrap();
+    let want: f64 = line_items(today)
+        .iter()
+        .filter(|l| {
+            l.line_item_type == "Usage"
+                && l.usage_start >= first
+                && l.principal.contains(":assumed-role/InvoiceAgentRole/")
+        })
+        .map(|l| l.unblended)
+        .sum();
+    let got = hits[0]["role_spend_this_month"].as_f64().unwrap();
+    assert!((got - want).abs() < 0.01, "{got} vs {want}");
+    let mcp = ok(&call(
+        &client,
+        "search_registry",
+        json!({"query": "jira issues", "record_types": ["mcp"]}),
+    )
+    .await);
+    assert_eq!(
+        mcp["hits"][0]["tools"],
+        json!(["search_issues", "create_issue", "add_comment"])
+    );
+    let none = ok(&call(
+        &client,
+        "search_registry",
+        json!({"query": "dataset profiler"}),
+    )
+    .await);
+    assert!(
+        none["hits"].as_array().unwrap().is_empty(),
+        "DRAFT records are not discoverable"
+    );
+    client.cancel().await.unwrap();
+}

@@ -316,3 +316,250 @@ impl super::cost_allocation::AllocationTags for DemoAllocationTags {
         Ok((results, 0))
     }
 }
+
+/// The demo organisation's Agent Registry: two registries with MCP servers,
+/// A2A agents and a skill, some of them running as the demo roles whose
+/// spend is in the demo data. Search is keyword scoring; only APPROVED
+/// records are discoverable, as in AWS.
+pub struct DemoRegistry {
+    records: Vec<(usize, super::registry::RawRecord)>,
+}
+
+impl Default for DemoRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const DEMO_REGISTRIES: [(&str, &str, &str); 2] = [
+    (
+        "rgPlatformTool1",
+        "platform-tools",
+        "Shared MCP servers and skills of the platform team",
+    ),
+    (
+        "rgFinanceAgent2",
+        "finance-agents",
+        "Agents of the finance applications team",
+    ),
+];
+
+impl DemoRegistry {
+    pub fn new() -> Self {
+        use super::registry::{RawDescriptors, RawRecord};
+        let a = crate::demo_data::DEMO_ACCOUNT;
+        let rec = |reg: usize,
+                   id: &str,
+                   name: &str,
+                   kind: &str,
+                   status: &str,
+                   desc: &str,
+                   d: RawDescriptors,
+                   role: Option<&str>| {
+            (
+                reg,
+                RawRecord {
+                    registry_arn: format!("arn:aws:agent-registry:us-east-1:{a}:registry/{}", DEMO_REGISTRIES[reg].0),
+                    record_id: id.into(),
+                    record_arn: format!("arn:aws:agent-registry:us-east-1:{a}:registry/{}/record/{id}", DEMO_REGISTRIES[reg].0),
+                    name: name.into(),
+                    display_name: None,
+                    description: Some(desc.into()),
+                    record_type: kind.into(),
+                    version: "1.0".into(),
+                    status: status.into(),
+                    updated_at: "2026-11-02T10:00:00Z".into(),
+                    descriptors: d,
+                    custom_metadata: role.map(|r| serde_json::json!({ "iamRoleArn": format!("arn:aws:iam::{a}:role/{r}") })),
+                },
+            )
+        };
+        let mcp = |url: &str, tools: &[&str]| {
+            RawDescriptors {
+            mcp_server: Some(serde_json::json!({"remotes": [{"type": "streamable-http", "url": url}]}).to_string()),
+            mcp_tools: Some(serde_json::json!({"tools": tools.iter().map(|t| serde_json::json!({"name": t})).collect::<Vec<_>>()}).to_string()),
+            ..Default::default()
+        }
+        };
+        let agent = |url: &str, skills: &[&str]| {
+            RawDescriptors {
+            a2a_card: Some(serde_json::json!({"url": url, "skills": skills.iter().map(|s| serde_json::json!({"id": s, "name": s})).collect::<Vec<_>>()}).to_string()),
+            ..Default::default()
+        }
+        };
+        let records = vec![
+            rec(0, "rcJiraIssues01", "jira-issues-mcp", "MCP", "APPROVED", "Search, create and triage Jira issues", mcp("https://mcp.acme.example/jira/mcp", &["search_issues", "create_issue", "add_comment"]), Some("SupportBotRole")),
+            rec(0, "rcDocsSearch02", "docs-search-mcp", "MCP", "APPROVED", "Semantic search over internal engineering documentation", mcp("https://mcp.acme.example/docs/mcp", &["search_docs", "get_page"]), None),
+            rec(0, "rcSupportTri03", "support-triage-agent", "AGENT", "APPROVED", "Classifies support tickets and drafts answers", agent("https://agents.acme.example/support-triage", &["classify_ticket", "draft_reply"]), Some("SupportBotRole")),
+            rec(0, "rcCostReview04", "bedrock-cost-review", "SKILL", "APPROVED", "Reviews Bedrock spend per team and proposes savings", RawDescriptors { skill_md: Some("# Bedrock cost review\nReviews Bedrock spend per team and proposes savings.".into()), ..Default::default() }, None),
+            rec(0, "rcDataDraft05", "dataset-profiler-mcp", "MCP", "DRAFT", "Profiles datasets (not approved yet)", mcp("https://mcp.acme.example/profiler/mcp", &["profile"]), None),
+            rec(1, "rcInvoiceAg06", "invoice-processing-agent", "AGENT", "APPROVED", "Extracts, validates and posts supplier invoices", agent("https://agents.acme.example/invoices", &["extract_invoice", "match_purchase_order", "post_to_ledger"]), Some("InvoiceAgentRole")),
+            rec(1, "rcErpLedger07", "erp-ledger-mcp", "MCP", "APPROVED", "Reads and writes the ERP general ledger for invoice posting", mcp("https://mcp.acme.example/erp/mcp", &["get_account", "post_journal_entry"]), Some("InvoiceAgentRole")),
+            rec(1, "rcForecast08", "budget-forecaster", "AGENT", "DEPRECATED", "Forecasts department budgets (replaced)", agent("https://agents.acme.example/forecast", &["forecast"]), None),
+        ];
+        DemoRegistry { records }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::registry::AgentRegistry for DemoRegistry {
+    async fn registries(&self) -> Result<Vec<super::registry::RegistryInfo>, ToolError> {
+        Ok(DEMO_REGISTRIES
+            .iter()
+            .map(|(id, name, desc)| super::registry::RegistryInfo {
+                id: id.to_string(),
+                arn: format!(
+                    "arn:aws:agent-registry:us-east-1:{}:registry/{id}",
+                    crate::demo_data::DEMO_ACCOUNT
+                ),
+                name: name.to_string(),
+                description: Some(desc.to_string()),
+                status: "READY".into(),
+                authorizer: "AWS_IAM".into(),
+            })
+            .collect())
+    }
+
+    async fn search(
+        &self,
+        registry_id: &str,
+        query: &str,
+        filters: Option<serde_json::Value>,
+        max_results: i32,
+    ) -> Result<Vec<super::registry::RawRecord>, ToolError> {
+        let reg = DEMO_REGISTRIES
+            .iter()
+            .position(|r| r.0 == registry_id)
+            .ok_or_else(|| ToolError::invalid(format!("no registry '{registry_id}'")))?;
+        let terms: Vec<String> = query
+            .to_lowercase()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let wanted_types: Vec<String> = filters
+            .as_ref()
+            .map(|f| {
+                let mut out = Vec::new();
+                collect_types(f, &mut out);
+                out
+            })
+            .unwrap_or_default();
+        let mut scored: Vec<(usize, &super::registry::RawRecord)> = self
+            .records
+            .iter()
+            .filter(|(r, rec)| {
+                *r == reg
+                    && rec.status == "APPROVED"
+                    && (wanted_types.is_empty() || wanted_types.contains(&rec.record_type))
+            })
+            .map(|(_, rec)| {
+                let name = rec.name.to_lowercase();
+                let text = format!(
+                    "{} {}",
+                    rec.description.clone().unwrap_or_default(),
+                    rec.descriptors.mcp_tools.clone().unwrap_or_default()
+                )
+                .to_lowercase();
+                (
+                    terms
+                        .iter()
+                        .map(|t| {
+                            3 * usize::from(name.contains(t.as_str()))
+                                + usize::from(text.contains(t.as_str()))
+                        })
+                        .sum(),
+                    rec,
+                )
+            })
+            .filter(|(score, _)| *score > 0)
+            .collect();
+        scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.name.cmp(&b.1.name)));
+        Ok(scored
+            .into_iter()
+            .take(max_results.max(1) as usize)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    async fn browse(
+        &self,
+        registry_id: &str,
+        record_types: &[String],
+        _max: i32,
+        _next: Option<String>,
+    ) -> Result<(Vec<super::registry::RawRecord>, Option<String>), ToolError> {
+        let reg = DEMO_REGISTRIES
+            .iter()
+            .position(|r| r.0 == registry_id)
+            .ok_or_else(|| ToolError::invalid(format!("no registry '{registry_id}'")))?;
+        Ok((
+            self.records
+                .iter()
+                .filter(|(r, rec)| {
+                    *r == reg
+                        && rec.status == "APPROVED"
+                        && (record_types.is_empty() || record_types.contains(&rec.record_type))
+                })
+                .map(|(_, rec)| rec.clone())
+                .collect(),
+            None,
+        ))
+    }
+
+    async fn get(
+        &self,
+        registry_id: &str,
+        record_ids: &[String],
+    ) -> Result<
+        (
+            Vec<super::registry::RawRecord>,
+            Vec<super::registry::RecordError>,
+        ),
+        ToolError,
+    > {
+        let reg = DEMO_REGISTRIES
+            .iter()
+            .position(|r| r.0 == registry_id)
+            .ok_or_else(|| ToolError::invalid(format!("no registry '{registry_id}'")))?;
+        let mut found = Vec::new();
+        let mut errors = Vec::new();
+        for id in record_ids {
+            match self
+                .records
+                .iter()
+                .find(|(r, rec)| *r == reg && &rec.record_id == id && rec.status == "APPROVED")
+            {
+                Some((_, rec)) => found.push(rec.clone()),
+                None => errors.push(super::registry::RecordError {
+                    registry_id: registry_id.into(),
+                    record_id: id.clone(),
+                    code: "RESOURCE_NOT_FOUND".into(),
+                    message: "no such discoverable record".into(),
+                }),
+            }
+        }
+        Ok((found, errors))
+    }
+}
+
+/// Record types named in a search filter document (`recordType` `$eq` / `$in`).
+fn collect_types(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, val) in o {
+                if k == "recordType" {
+                    if let Some(s) = val.get("$eq").and_then(|s| s.as_str()) {
+                        out.push(s.to_string());
+                    }
+                    if let Some(a) = val.get("$in").and_then(|a| a.as_array()) {
+                        out.extend(a.iter().filter_map(|s| s.as_str().map(str::to_string)));
+                    }
+                } else {
+                    collect_types(val, out);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_types(x, out)),
+        _ => {}
+    }
+}
