@@ -435,8 +435,7 @@ impl App {
     ) -> Result<std::sync::Arc<dyn crate::sources::registry::AgentRegistry>, ToolError> {
         self.registry.clone().ok_or_else(|| {
             ToolError::Unsupported(
-                "the Agent Registry is not available from this configuration"
-                    .into(),
+                "the Agent Registry is not available from this configuration".into(),
             )
         })
     }
