@@ -33,10 +33,16 @@ fn cell(v: &str) -> Value {
 /// Seed one Athena result: a header row then `rows` of (principal, usage type, line type, unit, cost, usage).
 async fn seed(emu: &Emulator, bucket: &str, rows: &[(String, &str, &str, &str, f64, f64)]) {
     let mut data = vec![
-        json!({"Data": [cell("_col0"), cell("_col1"), cell("_col2"), cell("_col3"), cell("cost"), cell("usage")]}),
+        json!({"Data": [cell("_col0"), cell("_col1"), cell("_col2"), cell("cost"), cell("tokens")]}),
     ];
     for (p, ut, lt, unit, cost, usage) in rows {
-        data.push(json!({"Data": [cell(bucket), cell(p), cell(lt), cell(unit), cell(&cost.to_string()), cell(&usage.to_string())]}));
+        // What Athena returns: tokens already normalised by the SQL (1K tokens x 1000), empty when none.
+        let tokens = if unit.is_empty() {
+            String::new()
+        } else {
+            (usage * 1000.0).to_string()
+        };
+        data.push(json!({"Data": [cell(bucket), cell(p), cell(lt), cell(&cost.to_string()), cell(&tokens)]}));
         let _ = ut;
     }
     emu.post(

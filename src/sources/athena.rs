@@ -285,7 +285,10 @@ impl SpendSource for Athena {
                 raw.push(RawRow {
                     values: cells[..width - 2].to_vec(),
                     cost: num(&cells[width - 2])?,
-                    usage: num(&cells[width - 1])?,
+                    tokens: match cells[width - 1].as_deref() {
+                        None | Some("") => None,
+                        Some(_) => Some(num(&cells[width - 1])?),
+                    },
                 });
             }
             first_page = false;

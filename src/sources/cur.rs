@@ -240,7 +240,7 @@ fn s3_error(bucket: &str, e: &object_store::Error) -> ToolError {
     }
 }
 
-/// Read engine batches into raw rows (group columns as strings, then cost, usage).
+/// Read engine batches into raw rows (group columns as strings, then cost, tokens).
 pub fn batches_to_rows(
     batches: &[RecordBatch],
     n_group_cols: usize,
@@ -272,11 +272,7 @@ pub fn batches_to_rows(
             rows.push(RawRow {
                 values,
                 cost: if cost.is_null(r) { 0.0 } else { cost.value(r) },
-                usage: if usage.is_null(r) {
-                    0.0
-                } else {
-                    usage.value(r)
-                },
+                tokens: (!usage.is_null(r)).then(|| usage.value(r)),
             });
         }
     }

@@ -40,7 +40,6 @@ pub enum RawCol {
     Region,
     Service,
     LineType,
-    PricingUnit,
 }
 
 /// A query ready for an engine.
@@ -137,12 +136,17 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
         }
     }
     columns.push(RawCol::LineType);
-    columns.push(RawCol::PricingUnit);
+    // One month asked for in monthly buckets: the bucket is a constant, not a group key.
+    let constant_bucket = time_unit == "month"
+        && !q.group_by.contains(&GroupKey::Month)
+        && first_of_month(q.period.start)
+            == first_of_month(q.period.end - chrono::Duration::days(1));
 
     let ts = |d: NaiveDate| format!("TIMESTAMP '{} 00:00:00'", d.format("%Y-%m-%d"));
     let select: Vec<String> = columns
         .iter()
         .map(|c| match c {
+            RawCol::Bucket if constant_bucket => format!("'{}'", q.period.start.format("%Y-%m-%d")),
             RawCol::Bucket => {
                 format!("CAST(date_trunc('{time_unit}', line_item_usage_start_date) AS DATE)")
             }
@@ -165,7 +169,6 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
                 Dialect::Athena => "element_at(product, 'servicename')".into(),
             },
             RawCol::LineType => "line_item_line_item_type".into(),
-            RawCol::PricingUnit => "pricing_unit".into(),
         })
         .collect();
     let cost = match q.metric {
@@ -214,12 +217,17 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
         wh.push(format!("({})", alts.join(" OR ")));
     }
     let n = select.len();
+    let first_group = if constant_bucket { 2 } else { 1 };
+    // Usage in tokens, from the lines priced per token count; NULL when a group has none.
+    let tokens = "SUM(CASE lower(pricing_unit) WHEN '1k tokens' THEN line_item_usage_amount * 1000 \
+                  WHEN '1m tokens' THEN line_item_usage_amount * 1000000 \
+                  WHEN 'tokens' THEN line_item_usage_amount ELSE NULL END)";
     let sql = format!(
-        "SELECT {}, SUM({cost}) AS cost, SUM(line_item_usage_amount) AS usage FROM {} WHERE {} GROUP BY {}",
+        "SELECT {}, SUM({cost}) AS cost, {tokens} AS tokens FROM {} WHERE {} GROUP BY {}",
         select.join(", "),
         shape.table,
         wh.join(" AND "),
-        (1..=n)
+        (first_group..=n)
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(", ")
@@ -232,22 +240,13 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
 }
 
 /// One grouped row as an engine returns it: the raw column values (None =
-/// NULL) in `CurSql::columns` order, cost and usage.
+/// NULL) in `CurSql::columns` order, cost, and tokens (None: no line of the
+/// group is priced per token count).
 #[derive(Debug, Clone)]
 pub struct RawRow {
     pub values: Vec<Option<String>>,
     pub cost: f64,
-    pub usage: f64,
-}
-
-/// Tokens per unit, for units that count tokens.
-fn tokens_per_unit(unit: &str) -> Option<f64> {
-    match unit.trim().to_ascii_lowercase().as_str() {
-        "1k tokens" => Some(1_000.0),
-        "1m tokens" => Some(1_000_000.0),
-        "tokens" | "token" => Some(1.0),
-        _ => None,
-    }
+    pub tokens: Option<f64>,
 }
 
 /// The model name rule shared with the generator: product model, else the
@@ -350,8 +349,7 @@ pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Sha
                 GroupKey::Month => Some(day.format("%Y-%m").to_string()),
             })
             .collect();
-        let unit = get(&r, &RawCol::PricingUnit).unwrap_or_default();
-        let tokens = tokens_per_unit(&unit).map(|f| r.usage * f);
+        let tokens = r.tokens;
         // Usage is reported in tokens, from the lines measured in tokens; lines in
         // other units (provisioned throughput "Units") add cost but no tokens.
         let e = groups.entry((bucket, keys)).or_insert((0.0, 0.0, false));
@@ -471,11 +469,22 @@ mod tests {
                 RawCol::ProductModel,
                 RawCol::UsageType,
                 RawCol::LineType,
-                RawCol::PricingUnit
             ]
         );
+        assert!(
+            s.sql.starts_with("SELECT '2026-10-01', "),
+            "one month: constant bucket: {}",
+            s.sql
+        );
+        assert!(
+            s.sql.contains("GROUP BY 2, 3, 4, 5")
+                && s.sql
+                    .contains("WHEN '1m tokens' THEN line_item_usage_amount * 1000000"),
+            "{}",
+            s.sql
+        );
         let row =
-            |p: &str, m: Option<&str>, ut: &str, lt: &str, unit: &str, cost: f64, usage: f64| {
+            |p: &str, m: Option<&str>, ut: &str, lt: &str, _unit: &str, cost: f64, tokens: f64| {
                 RawRow {
                     values: vec![
                         Some("2026-10-01".into()),
@@ -483,10 +492,9 @@ mod tests {
                         m.map(str::to_string),
                         Some(ut.into()),
                         Some(lt.into()),
-                        Some(unit.into()),
                     ],
                     cost,
-                    usage,
+                    tokens: Some(tokens),
                 }
             };
         let raw = vec![
@@ -497,7 +505,7 @@ mod tests {
                 "Usage",
                 "1K tokens",
                 1.0,
-                2.0,
+                2_000.0,
             ),
             row(
                 "arn:aws:sts::1:assumed-role/R/s2",
@@ -506,7 +514,7 @@ mod tests {
                 "Usage",
                 "1M tokens",
                 2.0,
-                0.5,
+                500_000.0,
             ),
             row(
                 "arn:aws:sts::1:assumed-role/R/s2",
@@ -515,7 +523,7 @@ mod tests {
                 "Usage",
                 "1M tokens",
                 3.0,
-                1.0,
+                1_000_000.0,
             ),
             row(
                 "",
