@@ -409,6 +409,13 @@ async fn tag_health_and_errors() {
         ),
         (json!(["team", "project", "owner"]), json!("config"))
     );
+    let warnings = u["warnings"].to_string();
+    assert!(
+        warnings.contains("iamPrincipal/project is not an activated")
+            && warnings.contains("iamPrincipal/owner is not an active"),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("iamPrincipal/team is not"), "{warnings}");
 
     let e = err(&call(
         &client,
@@ -423,6 +430,9 @@ async fn tag_health_and_errors() {
     let client = stdio_client(Some(&emu), &[], &[("AWS_MAX_ATTEMPTS", "1")]).await;
     emu.fault("GetAccountAuthorizationDetails", "AccessDenied", 1)
         .await;
+    // Two refusals: one met by untagged_principals' activation check (a warning), one by cost_allocation_tags.
+    emu.fault("ListCostAllocationTags", "AccessDeniedException", 2)
+        .await;
     let e = err(&call(
         &client,
         "untagged_principals",
@@ -433,8 +443,6 @@ async fn tag_health_and_errors() {
         e.contains("iam:GetAccountAuthorizationDetails") && e.contains("access denied"),
         "{e}"
     );
-    emu.fault("ListCostAllocationTags", "AccessDeniedException", 1)
-        .await;
     let e = err(&call(&client, "cost_allocation_tags", json!({})).await);
     assert!(e.contains("ce:ListCostAllocationTags"), "{e}");
     client.cancel().await.unwrap();

@@ -402,6 +402,27 @@ impl App {
                 "required_keys is empty; name at least one tag key",
             ));
         }
+        // Keys given by the caller or the config: say which are not active cost-allocation keys.
+        if source != "active_cost_allocation_tags"
+            && let Some(alloc) = &self.allocation
+        {
+            match alloc.principal_tags().await {
+                Ok(listing) => {
+                    paid += listing.paid_requests;
+                    for k in &required {
+                        let full = format!("iamPrincipal/{k}");
+                        match listing.tags.iter().find(|t| t.key == full) {
+                            Some(t) if t.status == "Active" => {}
+                            Some(_) => warnings.push(format!("{full} is not an active cost-allocation tag: spend by it is not attributed in billing until it is activated (cost_allocation_tags says how)")),
+                            None => warnings.push(format!("{full} is not an activated cost-allocation tag (no principal carrying it has called Bedrock yet, or it was never activated)")),
+                        }
+                    }
+                }
+                Err(e) => warnings.push(format!(
+                    "could not check which required keys are activated: {e}"
+                )),
+            }
+        }
         let directory = self.directory.clone().ok_or_else(|| {
             ToolError::Unsupported("IAM is not available from this configuration".into())
         })?;
