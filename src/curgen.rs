@@ -152,20 +152,8 @@ pub enum CurGenError {
     },
 }
 
-/// The model a line bills, by the one rule the generator and the query engine
-/// share: `product['model']` when present and non-empty, else the model part of the
-/// usage type (`USE1-Claude4.6Sonnet-input-tokens` → `Claude4.6Sonnet`), else `unknown`.
-pub fn model_name(product_model: &str, usage_type: &str) -> String {
-    if !product_model.is_empty() {
-        return product_model.to_string();
-    }
-    let parsed = usage_type::parse(usage_type).model;
-    if parsed.is_empty() {
-        "unknown".to_string()
-    } else {
-        parsed
-    }
-}
+/// The model-name rule the query engines use (see `domain::usage_type::model_name`).
+pub use crate::domain::usage_type::model_name;
 
 // ---------------------------------------------------------------------------
 // Schema

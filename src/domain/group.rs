@@ -63,6 +63,14 @@ impl fmt::Display for GroupKey {
     }
 }
 
+/// A principal tag key as callers write it (`team`, ` iamPrincipal/team `),
+/// reduced to its bare form; `None` when it is not a valid tag key.
+pub fn tag_key(raw: &str) -> Option<&str> {
+    let k = raw.trim();
+    let k = k.strip_prefix("iamPrincipal/").unwrap_or(k);
+    valid_tag_key(k).then_some(k)
+}
+
 /// Validate a tag key: the characters AWS allows in tag keys, 1..=128 long.
 pub fn valid_tag_key(k: &str) -> bool {
     !k.is_empty()
@@ -76,12 +84,9 @@ impl FromStr for GroupKey {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
         if let Some(k) = t.strip_prefix("tag:") {
-            let k = k.strip_prefix("iamPrincipal/").unwrap_or(k);
-            if !valid_tag_key(k) {
-                return Err(format!(
-                    "'{s}' is not a valid tag key (1-128 letters, digits, spaces and _.:/=+-@)"
-                ));
-            }
+            let k = tag_key(k).ok_or_else(|| {
+                format!("'{s}' is not a valid tag key (1-128 letters, digits, spaces and _.:/=+-@)")
+            })?;
             return Ok(GroupKey::Tag(k.to_string()));
         }
         Ok(match t.to_ascii_lowercase().as_str() {

@@ -8,15 +8,6 @@ use chrono::{Datelike, Duration, NaiveDate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The period words every tool accepts.
-pub const PERIOD_WORDS: &[&str] = &[
-    "this_month",
-    "month_to_date",
-    "last_month",
-    "last_7_days",
-    "last_30_days",
-];
-
 /// A period as the caller wrote it.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(untagged)]

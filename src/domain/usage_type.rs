@@ -117,6 +117,17 @@ pub fn parse(usage_type: &str) -> UsageTypeInfo {
     }
 }
 
+/// The model a CUR line is for: `product['model']` when the export has it,
+/// else the model part of the usage type, else "unknown". One rule for the
+/// engines and the generator, so figures and truth agree.
+pub fn model_name(product_model: &str, usage_type: &str) -> String {
+    if !product_model.trim().is_empty() {
+        return product_model.trim().to_string();
+    }
+    let m = parse(usage_type).model;
+    if m.is_empty() { "unknown".into() } else { m }
+}
+
 /// AWS billing region codes: 2-4 upper-case letters followed by a digit (USE1, APN1, EUC1, UGW1).
 fn is_region_code(s: &str) -> bool {
     let b = s.as_bytes();

@@ -19,7 +19,7 @@ use super::{Adjustment, SpendRow};
 use crate::domain::group::{Granularity, GroupKey, Metric, SpendQuery, valid_tag_key};
 use crate::domain::period::{first_of_month, next_month};
 use crate::domain::principal::{glob_match, role_of, session_of};
-use crate::domain::usage_type;
+use crate::domain::usage_type::{self, model_name};
 use crate::error::ToolError;
 
 /// Which SQL engine the text is for.
@@ -247,16 +247,6 @@ pub struct RawRow {
     pub values: Vec<Option<String>>,
     pub cost: f64,
     pub tokens: Option<f64>,
-}
-
-/// The model name rule shared with the generator: product model, else the
-/// usage type's model part, else "unknown".
-pub fn model_name(product_model: &str, usage_type: &str) -> String {
-    if !product_model.trim().is_empty() {
-        return product_model.trim().to_string();
-    }
-    let m = usage_type::parse(usage_type).model;
-    if m.is_empty() { "unknown".into() } else { m }
 }
 
 /// A result group: time bucket and key values.

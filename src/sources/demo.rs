@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 
 use super::cost_explorer::check_query;
 use super::{Progress, SpendAnswer, SpendRow, SpendSource};
@@ -106,9 +106,8 @@ impl SpendSource for DemoCostExplorer {
         Ok(SpendAnswer {
             rows,
             currency: "USD".into(),
-            // Like Cost Explorer: the current month is not final.
-            estimated: q.period.end > first_of_month(today)
-                && today.month() == q.period.end.pred_opt().unwrap_or(today).month(),
+            // Like Cost Explorer: spend of the current month is not final.
+            estimated: q.period.end > first_of_month(today),
             services_counted: services,
             paid_requests: 0,
             cached: false,

@@ -163,21 +163,33 @@ fn descriptors(d: Option<&aws_sdk_agentregistry::types::Descriptors>) -> RawDesc
     }
 }
 
+/// A `RawRecord` from either summary shape (search/batch get, or browse):
+/// they share these accessors but are different SDK types.
+macro_rules! raw_record {
+    ($r:expr, $descriptors:expr, $metadata:expr) => {
+        RawRecord {
+            registry_arn: $r.registry_arn().to_string(),
+            record_id: $r.record_id().to_string(),
+            record_arn: $r.record_arn().to_string(),
+            name: $r.name().to_string(),
+            display_name: $r.display_name().map(str::to_string),
+            description: $r.description().map(str::to_string),
+            record_type: $r.record_type().as_str().to_string(),
+            version: $r.record_version().to_string(),
+            status: $r.status().as_str().to_string(),
+            updated_at: $r.updated_at().to_string(),
+            descriptors: $descriptors,
+            custom_metadata: $metadata,
+        }
+    };
+}
+
 fn record(r: &aws_sdk_agentregistry::types::RegistryRecordSummary) -> RawRecord {
-    RawRecord {
-        registry_arn: r.registry_arn().to_string(),
-        record_id: r.record_id().to_string(),
-        record_arn: r.record_arn().to_string(),
-        name: r.name().to_string(),
-        display_name: r.display_name().map(str::to_string),
-        description: r.description().map(str::to_string),
-        record_type: r.record_type().as_str().to_string(),
-        version: r.record_version().to_string(),
-        status: r.status().as_str().to_string(),
-        updated_at: r.updated_at().to_string(),
-        descriptors: descriptors(r.descriptors()),
-        custom_metadata: r.custom_metadata().map(from_document),
-    }
+    raw_record!(
+        r,
+        descriptors(r.descriptors()),
+        r.custom_metadata().map(from_document)
+    )
 }
 
 fn registry_error(e: ToolError, registry_id: &str) -> ToolError {
@@ -299,20 +311,7 @@ impl AgentRegistry for AwsAgentRegistry {
         let records = out
             .registry_records()
             .iter()
-            .map(|r| RawRecord {
-                registry_arn: r.registry_arn().to_string(),
-                record_id: r.record_id().to_string(),
-                record_arn: r.record_arn().to_string(),
-                name: r.name().to_string(),
-                display_name: r.display_name().map(str::to_string),
-                description: r.description().map(str::to_string),
-                record_type: r.record_type().as_str().to_string(),
-                version: r.record_version().to_string(),
-                status: r.status().as_str().to_string(),
-                updated_at: r.updated_at().to_string(),
-                descriptors: RawDescriptors::default(),
-                custom_metadata: None,
-            })
+            .map(|r| raw_record!(r, RawDescriptors::default(), None))
             .collect();
         Ok((
             records,

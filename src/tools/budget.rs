@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{fmt_money, respond};
-use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery, valid_tag_key};
+use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery, tag_key};
 use crate::domain::period::{PeriodInput, next_month};
 use crate::domain::pricing::{ModelPrice, resolve};
 use crate::domain::principal::{Principal, PrincipalKind};
@@ -255,8 +255,8 @@ impl App {
             let (k, v) = tag.split_once('=').ok_or_else(|| {
                 ToolError::invalid("write a tag as tag:<key>=<value>, e.g. tag:team=ml-platform")
             })?;
-            let k = k.trim().trim_start_matches("iamPrincipal/");
-            if !valid_tag_key(k) || v.trim().is_empty() {
+            let k = tag_key(k).unwrap_or_default();
+            if k.is_empty() || v.trim().is_empty() {
                 return Err(ToolError::invalid(format!(
                     "'{raw}' is not tag:<key>=<value>"
                 )));

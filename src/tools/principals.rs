@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{progress_reporter, respond};
-use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery, valid_tag_key};
+use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery, tag_key};
 use crate::domain::period::PeriodInput;
 use crate::domain::principal::{Principal, PrincipalKind, glob_match};
 use crate::error::ToolError;
@@ -155,11 +155,8 @@ pub struct TagsOutput {
 fn clean_keys(keys: &[String]) -> Result<Vec<String>, ToolError> {
     let mut out: Vec<String> = Vec::new();
     for k in keys {
-        let k = k.trim();
-        let k = k.strip_prefix("iamPrincipal/").unwrap_or(k);
-        if !valid_tag_key(k) {
-            return Err(ToolError::invalid(format!("'{k}' is not a valid tag key")));
-        }
+        let k = tag_key(k)
+            .ok_or_else(|| ToolError::invalid(format!("'{k}' is not a valid tag key")))?;
         if !out.iter().any(|o| o == k) {
             out.push(k.to_string());
         }

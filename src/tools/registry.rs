@@ -508,20 +508,14 @@ impl App {
                 let mut by_name: HashMap<(String, String), f64> = HashMap::new();
                 for r in ans.rows {
                     if let Some(Some(role)) = r.keys.first() {
-                        let acct = role.split(':').nth(4).unwrap_or("").to_string();
-                        let name = role.rsplit('/').next().unwrap_or("").to_string();
-                        *by_name.entry((acct, name)).or_default() += r.amount;
+                        *by_name.entry(account_and_name(role)).or_default() += r.amount;
                     }
                 }
                 for h in hits.iter_mut().filter(|h| !h.roles.is_empty()) {
                     let total: f64 = h
                         .roles
                         .iter()
-                        .map(|arn| {
-                            let acct = arn.split(':').nth(4).unwrap_or("").to_string();
-                            let name = arn.rsplit('/').next().unwrap_or("").to_string();
-                            by_name.get(&(acct, name)).copied().unwrap_or(0.0)
-                        })
+                        .map(|arn| by_name.get(&account_and_name(arn)).copied().unwrap_or(0.0))
                         .sum();
                     h.role_spend_this_month = Some((total * 100.0).round() / 100.0);
                 }
@@ -705,6 +699,13 @@ impl App {
         self.add_role_spend(&mut records, &mut notes).await;
         Ok(GetRecordOutput { records, errors })
     }
+}
+
+/// (account, role name) of a role ARN; a record's ARN may carry a path, CUR's never does.
+fn account_and_name(arn: &str) -> (String, String) {
+    crate::domain::principal::Principal::parse(arn)
+        .map(|p| (p.account.to_string(), p.name.to_string()))
+        .unwrap_or_default()
 }
 
 fn line(h: &RecordOut) -> String {

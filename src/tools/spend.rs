@@ -235,13 +235,11 @@ pub fn build_query(
             "role" => filter.roles = values,
             "model" => filter.models = values,
             _ => {
-                let tag = key.strip_prefix("tag:").unwrap_or(&key);
-                let tag = tag.strip_prefix("iamPrincipal/").unwrap_or(tag);
-                if !crate::domain::group::valid_tag_key(tag) {
-                    return Err(ToolError::invalid(format!(
+                let tag = crate::domain::group::tag_key(key.strip_prefix("tag:").unwrap_or(&key)).ok_or_else(|| {
+                    ToolError::invalid(format!(
                         "filter key '{key}' is not a tag key; use a principal tag key such as team, or principal, role, model"
-                    )));
-                }
+                    ))
+                })?;
                 filter.tags.insert(tag.to_string(), values);
             }
         }

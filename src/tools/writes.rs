@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::respond;
-use crate::domain::group::valid_tag_key;
+use crate::domain::group::{tag_key, valid_tag_key};
 use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::cost_allocation::ActivationResult;
@@ -95,10 +95,7 @@ impl App {
             }
             let mut keys = Vec::new();
             for k in &input.keys {
-                let bare = k.trim().strip_prefix("iamPrincipal/").unwrap_or(k.trim());
-                if !valid_tag_key(bare) {
-                    return Err(ToolError::invalid(format!("'{k}' is not a valid tag key")));
-                }
+                let bare = tag_key(k).ok_or_else(|| ToolError::invalid(format!("'{k}' is not a valid tag key")))?;
                 keys.push(format!("iamPrincipal/{bare}"));
             }
             let allocation = self.allocation.clone().ok_or_else(|| ToolError::Unsupported("cost-allocation tags are not available".into()))?;
