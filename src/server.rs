@@ -65,7 +65,12 @@ impl App {
         let sdk = if config.demo {
             None
         } else {
-            Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+            Some(
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .http_client(crate::sources::http_client::deferred_https_client())
+                    .load()
+                    .await,
+            )
         };
         let cur: Option<Arc<dyn SpendSource>> = match (&config.cur, &sdk) {
             (Some(raw), _) => {

@@ -7,6 +7,7 @@
 pub mod athena;
 pub mod budgets;
 pub mod ce_guard;
+pub mod http_client;
 pub mod cost_allocation;
 pub mod cost_explorer;
 pub mod cur;

@@ -4,7 +4,11 @@
 Each run: spawn the server -> send `initialize` -> wait for its response -> send
 `notifications/initialized` -> send `tools/list` (following `nextCursor` pages, if any)
 -> wait for the (last) response -> record elapsed wall time -> close stdin -> wait for
-exit (SIGKILL after 5 s) -> record the child's peak RSS (ru_maxrss from os.wait4).
+exit (SIGKILL after 5 s). Peak RSS is the largest `VmHWM` (the kernel's high-water mark of a
+process's own resident set) among the processes of the server's process group, read from /proc
+right after the last `tools/list` answer. `ru_maxrss` from os.wait4 is kept as a second column but
+is not the server's memory: when Python spawns with vfork, exec charges the *parent's* (this
+script's) high-water RSS to the child, so a small server reports Python's ~15 MiB.
 
 Runs alternate between servers (A, B, A, B, ...) so machine noise hits all alike.
 Python 3.11 standard library only; Linux (ru_maxrss is in KiB there).
@@ -57,6 +61,7 @@ class Run:
     initialize_ms: float | None = None  # spawn -> initialize response
     tools_list_ms: float | None = None  # spawn -> (last) tools/list response
     peak_rss_kib: int | None = None
+    ru_maxrss_kib: int | None = None
     exit_status: int | None = None  # exit code, or -signal
     killed: bool = False  # did not exit within EXIT_GRACE_S after stdin closed
     pages: int | None = None
@@ -172,7 +177,31 @@ def reap(proc: subprocess.Popen, run: Run, reader: LineReader | None, grace: flo
             time.sleep(min(remaining, 0.002))
     proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from reaping again
     run.exit_status = proc.returncode
-    run.peak_rss_kib = rusage.ru_maxrss
+    run.ru_maxrss_kib = rusage.ru_maxrss
+
+
+def group_hwm_kib(pgid: int) -> int | None:
+    """Largest VmHWM (KiB) among live processes in process group `pgid` (Linux /proc)."""
+    best = None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            # Fields after the parenthesised command name: state ppid pgrp ...
+            fields = stat[stat.rindex(b")") + 2:].split()
+            if int(fields[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmHWM:"):
+                        kib = int(line.split()[1])
+                        best = kib if best is None else max(best, kib)
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return best
 
 
 def one_run(server: Server, env: dict[str, str], timeout: float, run: Run) -> None:
@@ -232,6 +261,7 @@ def one_run(server: Server, env: dict[str, str], timeout: float, run: Run) -> No
             run.result_bytes = result_bytes
             run.line_bytes = line_bytes
             run.tool_names = [t.get("name") for t in tools if isinstance(t, dict)]
+            run.peak_rss_kib = group_hwm_kib(proc.pid)
             run.ok = True
         except RunFailed as e:
             run.error = f"{e} (after {(time.perf_counter() - t0) * 1000:.0f} ms)"
@@ -373,8 +403,9 @@ def markdown(command: str, args, servers: list[Server], summaries: dict[str, dic
     L.append("")
     L.append("Time is wall clock from spawn to the `tools/list` response (spawn, `initialize`, "
              "`notifications/initialized`, `tools/list`). p90 interpolates linearly. Peak RSS is "
-             "`ru_maxrss` of the reaped child; for a wrapper (npx, uvx, sh) that is the largest single "
-             "process among the wrapper and the descendants it reaped itself, never a sum. Result bytes = compact JSON re-serialisation of the "
+             "the largest `VmHWM` among the server's process group after the `tools/list` answer (a "
+             "wrapper's server child included; never a sum); `ru_maxrss` is not used because exec after "
+             "vfork charges this script's own RSS to the child. Result bytes = compact JSON re-serialisation of the "
              "`tools/list` `result`; line bytes = the raw response line as sent, newline excluded; "
              "tokens are approximate (result bytes / 4), not a tokenizer count.")
     notes = []
@@ -477,7 +508,7 @@ def main(argv: list[str]) -> int:
             "warmup": args.warmup,
             "timeout_s": args.timeout,
             "exit_grace_s": EXIT_GRACE_S,
-            "units": {"*_ms": "milliseconds, wall clock from spawn", "peak_rss_kib": "KiB (ru_maxrss)",
+            "units": {"*_ms": "milliseconds, wall clock from spawn", "peak_rss_kib": "KiB (max VmHWM in the process group)", "ru_maxrss_kib": "KiB (wait4; includes the spawner's RSS)",
                       "peak_rss_mib_*": "MiB", "approx_tokens": "result_bytes / 4"},
             "servers": [
                 {"name": s.name, "command": s.command, "argv": s.argv,

@@ -1,0 +1,57 @@
+//! The AWS SDK's default HTTPS client, without its eager TLS set-up.
+//!
+//! Constructing any SDK client (`Client::from_conf`, and the STS client `aws_config` builds for
+//! web-identity credentials) runs the HTTP client's `validate_base_client_config`, which for the
+//! default hyper client builds a TLS connector and so reads and parses every certificate under
+//! `/etc/ssl/certs`: ~5 ms and a few MB of touched code at start, before any tool is called. This
+//! wrapper builds the same client (hyper 1.x, rustls with aws-lc, proxy settings from the
+//! environment, as `aws-smithy-runtime` does for `BehaviorVersion::latest()`) but skips that
+//! validation, so the connector, and the certificates, are loaded on the first AWS request.
+
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::shared::IntoShared;
+
+/// The default HTTPS client, building its TLS connector on first use.
+#[derive(Debug)]
+struct Deferred(SharedHttpClient);
+
+impl HttpClient for Deferred {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    // `validate_base_client_config` keeps its default (no check): the inner client's version
+    // would build a connector now. Its final-config check only concerns sleep and time sources,
+    // which `aws_config` always provides.
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+/// The HTTP client every SDK client of this process uses.
+pub fn deferred_https_client() -> SharedHttpClient {
+    let inner = Builder::new().build_with_connector_fn(|settings, components| {
+        let mut conn = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    });
+    Deferred(inner).into_shared()
+}
