@@ -8,44 +8,8 @@ use bedrock_cost_mcp::transport;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-fn main() -> ExitCode {
-    lean_text_mapping();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map(|rt| rt.block_on(run()))
-        .unwrap_or_else(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        })
-}
-
-/// Map only the code pages this process runs. The binary carries DataFusion and nine AWS SDK
-/// clients (~110 MB of code) of which a request touches a scattered few hundred KB; the kernel's
-/// default read-around maps 64 KB around every first touch, which made up most of the RSS.
-/// `MADV_RANDOM` turns that off for the executable's own read-only mappings.
-#[cfg(target_os = "linux")]
-fn lean_text_mapping() {
-    unsafe extern "C" {
-        static __executable_start: u8;
-        static etext: u8;
-    }
-    // SAFETY: only the addresses of linker-defined symbols are taken; madvise with MADV_RANDOM
-    // changes paging advice, never the contents or protection of the range.
-    unsafe {
-        let page = 4096usize;
-        let start = (&raw const __executable_start as usize) & !(page - 1);
-        let end = &raw const etext as usize;
-        if end > start {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lean_text_mapping() {}
-
-async fn run() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

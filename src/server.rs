@@ -10,7 +10,7 @@ use rmcp::{ServerHandler, tool_handler};
 
 use crate::config::Config;
 use crate::error::ToolError;
-use crate::sources::SpendSource;
+use crate::sources::{Lazy, SpendSource, lazy};
 use crate::sources::athena::{Athena, AthenaSettings};
 use crate::sources::budgets::PolicyFile;
 
@@ -49,12 +49,13 @@ pub struct App {
     pub(crate) identity: Arc<dyn Identity>,
     pub(crate) ledger: Arc<Ledger>,
     policy: Option<Arc<PolicyFile>>,
-    budgets: Option<aws_sdk_budgets::Client>,
-    region: String,
+    budgets: Option<Lazy<aws_sdk_budgets::Client>>,
+    /// The AWS configuration, loaded on first use (None in demo mode).
+    sdk: Option<Lazy<aws_config::SdkConfig>>,
     /// AWS budgets, kept five minutes: budget checks in a loop make no AWS call.
     budget_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, BudgetList)>>>,
     /// Cost Explorer client and the shared paid-request cap (anomaly detection).
-    ce_client: Option<(aws_sdk_costexplorer::Client, Arc<RequestCap>)>,
+    ce_client: Option<(Lazy<aws_sdk_costexplorer::Client>, Arc<RequestCap>)>,
     tool_router: ToolRouter<App>,
 }
 
@@ -65,12 +66,7 @@ impl App {
         let sdk = if config.demo {
             None
         } else {
-            Some(
-                aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(crate::sources::http_client::deferred_https_client())
-                    .load()
-                    .await,
-            )
+            Some(crate::sources::http_client::deferred_sdk_config())
         };
         let cur: Option<Arc<dyn SpendSource>> = match (&config.cur, &sdk) {
             (Some(raw), _) => {
@@ -84,7 +80,7 @@ impl App {
                 }
                 let s3 = match (&location, &sdk) {
                     (CurLocation::S3 { bucket, .. }, Some(sdk)) => {
-                        Some(crate::sources::s3::store(sdk, bucket)?)
+                        Some(crate::sources::s3::store(&**sdk, bucket)?)
                     }
                     _ => None,
                 };
@@ -108,8 +104,9 @@ impl App {
                             .filter(|c| !c.is_empty()),
                         timeout: std::time::Duration::from_secs(config.athena_timeout_secs),
                     };
+                    let sdk = sdk.clone();
                     Some(Arc::new(Athena::new(
-                        aws_sdk_athena::Client::new(sdk),
+                        lazy(move || aws_sdk_athena::Client::new(&sdk)),
                         settings,
                     )?))
                 }
@@ -128,26 +125,34 @@ impl App {
             ),
             Some(sdk) => {
                 // Cost Explorer lives in us-east-1 in the aws partition; other partitions set their region.
-                let mut ce_conf = aws_sdk_costexplorer::config::Builder::from(sdk);
-                if sdk.region().is_none() {
-                    ce_conf = ce_conf.region(aws_config::Region::new("us-east-1"));
-                }
-                let client = aws_sdk_costexplorer::Client::from_conf(ce_conf.build());
+                let ce_sdk = sdk.clone();
+                let client = lazy(move || {
+                    let mut conf = aws_sdk_costexplorer::config::Builder::from(&**ce_sdk);
+                    if ce_sdk.region().is_none() {
+                        conf = conf.region(aws_config::Region::new("us-east-1"));
+                    }
+                    aws_sdk_costexplorer::Client::from_conf(conf.build())
+                });
                 // One hourly budget for every paid Cost Explorer request.
                 let cap = Arc::new(RequestCap::new(config.ce_max_requests_per_hour));
                 let ttl = CacheTtl {
                     closed: config.ttl_closed(),
                     open: config.ttl_open(),
                 };
-                let mut iam_conf = aws_sdk_iam::config::Builder::from(sdk);
-                if sdk.region().is_none() {
-                    iam_conf = iam_conf.region(aws_config::Region::new("us-east-1"));
-                }
                 ce_client = Some((client.clone(), cap.clone()));
                 (
                     Arc::new(CostExplorer::new(client.clone(), cap.clone(), ttl)),
                     Arc::new(Iam::new(
-                        aws_sdk_iam::Client::from_conf(iam_conf.build()),
+                        {
+                            let sdk = sdk.clone();
+                            lazy(move || {
+                                let mut conf = aws_sdk_iam::config::Builder::from(&**sdk);
+                                if sdk.region().is_none() {
+                                    conf = conf.region(aws_config::Region::new("us-east-1"));
+                                }
+                                aws_sdk_iam::Client::from_conf(conf.build())
+                            })
+                        },
                         std::time::Duration::from_secs(config.iam_cache_secs),
                     )),
                     Arc::new(CostAllocationTags::new(client, cap)),
@@ -158,35 +163,40 @@ impl App {
             Some(p) => Some(Arc::new(PolicyFile::load(p)?)),
             None => None,
         };
-        let region = sdk
-            .as_ref()
-            .and_then(|s| s.region())
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "us-east-1".into());
         let (prices, identity, budgets): (
             Arc<dyn PriceSource>,
             Arc<dyn Identity>,
-            Option<aws_sdk_budgets::Client>,
+            Option<Lazy<aws_sdk_budgets::Client>>,
         ) = match &sdk {
             None => (Arc::new(SnapshotPrices), Arc::new(DemoIdentity), None),
             Some(sdk) => {
                 // The Price List API and Budgets are global services served from us-east-1.
-                let pricing = aws_sdk_pricing::config::Builder::from(sdk)
-                    .region(aws_config::Region::new("us-east-1"))
-                    .build();
-                let budgets = aws_sdk_budgets::config::Builder::from(sdk)
-                    .region(aws_config::Region::new("us-east-1"))
-                    .build();
+                let (pricing_sdk, budgets_sdk) = (sdk.clone(), sdk.clone());
                 (
                     Arc::new(PriceList::new(
-                        aws_sdk_pricing::Client::from_conf(pricing),
+                        lazy(move || {
+                            aws_sdk_pricing::Client::from_conf(
+                                aws_sdk_pricing::config::Builder::from(&**pricing_sdk)
+                                    .region(aws_config::Region::new("us-east-1"))
+                                    .build(),
+                            )
+                        }),
                         config
                             .price_cache_dir
                             .clone()
                             .or_else(|| crate::config::user_dir("XDG_CACHE_HOME", ".cache")),
                     )),
-                    Arc::new(Sts::new(aws_sdk_sts::Client::new(sdk))),
-                    Some(aws_sdk_budgets::Client::from_conf(budgets)),
+                    Arc::new(Sts::new({
+                        let sdk = sdk.clone();
+                        lazy(move || aws_sdk_sts::Client::new(&sdk))
+                    })),
+                    Some(lazy(move || {
+                        aws_sdk_budgets::Client::from_conf(
+                            aws_sdk_budgets::config::Builder::from(&**budgets_sdk)
+                                .region(aws_config::Region::new("us-east-1"))
+                                .build(),
+                        )
+                    })),
                 )
             }
         };
@@ -203,7 +213,7 @@ impl App {
             chrono::Duration::hours(config.ledger_window_hours),
         ));
         let registry: Option<Arc<dyn AgentRegistry>> = Some(match &sdk {
-            Some(sdk) => Arc::new(AwsAgentRegistry::new(sdk)),
+            Some(sdk) => Arc::new(AwsAgentRegistry::new(sdk.clone())),
             None => Arc::new(crate::sources::demo::DemoRegistry::new()),
         });
         let mut tool_router = Self::spend_router()
@@ -233,15 +243,20 @@ impl App {
             ledger,
             policy,
             budgets,
-            region,
+            sdk: sdk.clone(),
             ce_client,
             budget_cache: Arc::new(tokio::sync::Mutex::new(None)),
             tool_router,
         })
     }
 
+    /// The configured AWS region (us-east-1 in demo mode or when none is configured).
     pub(crate) fn config_region(&self) -> String {
-        self.region.clone()
+        self.sdk
+            .as_ref()
+            .and_then(|s| s.region())
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into())
     }
 
     pub(crate) fn policy_budgets(&self) -> Vec<crate::sources::budgets::Budget> {

@@ -39,13 +39,13 @@ pub fn valid_identifier(s: &str) -> bool {
 
 /// The Athena spend source.
 pub struct Athena {
-    client: Client,
+    client: crate::sources::Lazy<Client>,
     settings: AthenaSettings,
     shape: TableShape,
 }
 
 impl Athena {
-    pub fn new(client: Client, settings: AthenaSettings) -> Result<Athena, String> {
+    pub fn new(client: crate::sources::Lazy<Client>, settings: AthenaSettings) -> Result<Athena, String> {
         for (what, v) in [
             ("database", &settings.database),
             ("table", &settings.table),
@@ -90,7 +90,7 @@ fn literal(v: &str) -> String {
 
 /// Stops the query if the caller drops the future before it finished.
 struct StopOnDrop {
-    client: Client,
+    client: crate::sources::Lazy<Client>,
     id: String,
     armed: bool,
 }

@@ -53,13 +53,13 @@ pub trait AllocationTags: Send + Sync {
 }
 
 pub struct CostAllocationTags {
-    client: Client,
+    client: crate::sources::Lazy<Client>,
     cap: Arc<RequestCap>,
     cache: SingleFlightCache<(Vec<AllocationTag>, u32)>,
 }
 
 impl CostAllocationTags {
-    pub fn new(client: Client, cap: Arc<RequestCap>) -> Self {
+    pub fn new(client: crate::sources::Lazy<Client>, cap: Arc<RequestCap>) -> Self {
         CostAllocationTags {
             client,
             cap,

@@ -63,7 +63,7 @@ struct CeFetch {
 
 /// The Cost Explorer spend source.
 pub struct CostExplorer {
-    client: Client,
+    client: crate::sources::Lazy<Client>,
     answers: SingleFlightCache<CeFetch>,
     services: SingleFlightCache<(Vec<String>, u32, Option<String>)>,
     cap: Arc<RequestCap>,
@@ -71,7 +71,7 @@ pub struct CostExplorer {
 }
 
 impl CostExplorer {
-    pub fn new(client: Client, cap: Arc<RequestCap>, ttl: CacheTtl) -> Self {
+    pub fn new(client: crate::sources::Lazy<Client>, cap: Arc<RequestCap>, ttl: CacheTtl) -> Self {
         CostExplorer {
             client,
             answers: SingleFlightCache::new(512),
@@ -252,7 +252,7 @@ fn parse_amount(raw: Option<&str>) -> Result<f64, ToolError> {
 }
 
 async fn fetch_all(
-    client: Client,
+    client: crate::sources::Lazy<Client>,
     cap: Arc<RequestCap>,
     req: CeRequest,
     progress: Progress,

@@ -55,3 +55,45 @@ pub fn deferred_https_client() -> SharedHttpClient {
     });
     Deferred(inner).into_shared()
 }
+
+/// The standard AWS configuration chain (profiles, SSO, environment, `AWS_ENDPOINT_URL*`, IMDS),
+/// loaded on first use. Loading builds every credential and region provider of the chain (and an
+/// STS client for web identity), a few MB of code the server touches only when a tool first needs
+/// AWS; `tools/list` and demo answers never do.
+///
+/// The load is async (region lookup may ask IMDS). On the server's multi-thread runtime it runs on
+/// that runtime (`block_in_place`), so connections opened while loading stay usable; elsewhere on
+/// a helper thread with its own runtime.
+pub fn deferred_sdk_config() -> crate::sources::Lazy<aws_config::SdkConfig> {
+    crate::sources::lazy(|| {
+        let load = || {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(deferred_https_client())
+                .load()
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(load()))
+            }
+            _ => std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map(|rt| rt.block_on(load()))
+                    })
+                    .join()
+            })
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| {
+                tracing::error!("could not start a runtime to load the AWS configuration");
+                aws_config::SdkConfig::builder()
+                    .behavior_version(aws_config::BehaviorVersion::latest())
+                    .http_client(deferred_https_client())
+                    .build()
+            }),
+        }
+    })
+}

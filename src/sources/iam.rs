@@ -75,13 +75,13 @@ pub trait PrincipalDirectory: Send + Sync {
 /// The IAM-backed directory, with a short cache so paging through a report
 /// does not sweep IAM again.
 pub struct Iam {
-    client: Client,
+    client: crate::sources::Lazy<Client>,
     cache: tokio::sync::Mutex<Option<(Instant, Inventory)>>,
     ttl: Duration,
 }
 
 impl Iam {
-    pub fn new(client: Client, ttl: Duration) -> Self {
+    pub fn new(client: crate::sources::Lazy<Client>, ttl: Duration) -> Self {
         Iam {
             client,
             cache: tokio::sync::Mutex::new(None),

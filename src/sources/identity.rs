@@ -11,12 +11,12 @@ pub trait Identity: Send + Sync {
 
 /// STS, asked once per process (the credentials' identity does not change).
 pub struct Sts {
-    client: aws_sdk_sts::Client,
+    client: crate::sources::Lazy<aws_sdk_sts::Client>,
     arn: tokio::sync::OnceCell<String>,
 }
 
 impl Sts {
-    pub fn new(client: aws_sdk_sts::Client) -> Self {
+    pub fn new(client: crate::sources::Lazy<aws_sdk_sts::Client>) -> Self {
         Sts {
             client,
             arn: tokio::sync::OnceCell::new(),

@@ -4,6 +4,15 @@
 //! held as `Arc<dyn Trait>`; each backend is one file. Caching and guards wrap
 //! the backend that costs money (Cost Explorer).
 
+/// An AWS SDK client built on first use. Constructing the nine clients this server may need
+/// touches a few MB of code per service crate; most sessions call two or three of them.
+pub type Lazy<C> = Arc<std::sync::LazyLock<C, Box<dyn FnOnce() -> C + Send>>>;
+
+/// Wrap a client constructor so it runs on first use (then once).
+pub fn lazy<C>(build: impl FnOnce() -> C + Send + 'static) -> Lazy<C> {
+    Arc::new(std::sync::LazyLock::new(Box::new(build)))
+}
+
 pub mod athena;
 pub mod budgets;
 pub mod ce_guard;

@@ -54,7 +54,7 @@ impl PriceSource for SnapshotPrices {
 }
 
 pub struct PriceList {
-    client: Client,
+    client: crate::sources::Lazy<Client>,
     cache_dir: Option<PathBuf>,
     memory: tokio::sync::Mutex<BTreeMap<String, (Instant, PriceBook)>>,
 }
@@ -62,7 +62,7 @@ pub struct PriceList {
 const DISK_TTL: chrono::Duration = chrono::Duration::days(7);
 
 impl PriceList {
-    pub fn new(client: Client, cache_dir: Option<PathBuf>) -> Self {
+    pub fn new(client: crate::sources::Lazy<Client>, cache_dir: Option<PathBuf>) -> Self {
         PriceList {
             client,
             cache_dir,

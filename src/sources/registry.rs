@@ -84,15 +84,16 @@ pub trait AgentRegistry: Send + Sync {
 }
 
 pub struct AwsAgentRegistry {
-    data: aws_sdk_agentregistry::Client,
-    control: aws_sdk_agentregistrycontrol::Client,
+    data: crate::sources::Lazy<aws_sdk_agentregistry::Client>,
+    control: crate::sources::Lazy<aws_sdk_agentregistrycontrol::Client>,
 }
 
 impl AwsAgentRegistry {
-    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+    pub fn new(sdk: crate::sources::Lazy<aws_config::SdkConfig>) -> Self {
+        let (a, b) = (sdk.clone(), sdk);
         AwsAgentRegistry {
-            data: aws_sdk_agentregistry::Client::new(sdk),
-            control: aws_sdk_agentregistrycontrol::Client::new(sdk),
+            data: crate::sources::lazy(move || aws_sdk_agentregistry::Client::new(&a)),
+            control: crate::sources::lazy(move || aws_sdk_agentregistrycontrol::Client::new(&b)),
         }
     }
 }
