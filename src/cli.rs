@@ -30,6 +30,8 @@ pub enum Command {
     Call(CallArgs),
     /// Write a deterministic, realistic CUR 2.0 Parquet export (and truth.json) for tests, demos and benchmarks.
     GenerateCur(GenerateCurArgs),
+    /// Read a token on stdin and print its SHA-256, the form --auth-tokens files store.
+    HashToken,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -60,7 +62,7 @@ pub struct GenerateCurArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Serve streamable HTTP on this address instead of stdio (loopback only until HTTP auth exists).
+    /// Serve streamable HTTP on this address instead of stdio (beyond loopback only with --auth-tokens or --jwt-issuer).
     #[arg(long, env = "BEDROCK_COST_MCP_HTTP")]
     pub http: Option<SocketAddr>,
 
@@ -84,6 +86,48 @@ pub struct ServeArgs {
     /// Largest accepted HTTP request body, in bytes.
     #[arg(long, env = "BEDROCK_COST_MCP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Static bearer tokens (TOML, hashed; see README "HTTP authentication"). With this or
+    /// --jwt-issuer every /mcp request needs `Authorization: Bearer`, and binding beyond loopback is allowed.
+    #[arg(long, env = "BEDROCK_COST_MCP_AUTH_TOKENS")]
+    pub auth_tokens: Option<std::path::PathBuf>,
+
+    /// OAuth 2.1 authorization server (JWT `iss`) whose access tokens are accepted.
+    #[arg(long, env = "BEDROCK_COST_MCP_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// The issuer's JWKS URL (default: discovered from its RFC 8414 / OpenID metadata).
+    #[arg(long, env = "BEDROCK_COST_MCP_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+
+    /// How long fetched signing keys are kept, in seconds (unknown key ids refetch early).
+    #[arg(long, env = "BEDROCK_COST_MCP_JWT_JWKS_TTL_SECS", default_value_t = 600)]
+    pub jwt_jwks_ttl_secs: u64,
+
+    /// JWT claim listing the iamPrincipal tag values a caller may see (e.g. `team`); with --jwt-visibility-tag-key.
+    #[arg(long, env = "BEDROCK_COST_MCP_JWT_VISIBILITY_CLAIM", requires = "jwt_visibility_tag_key")]
+    pub jwt_visibility_claim: Option<String>,
+
+    /// The iamPrincipal/<key> tag those claim values are values of (e.g. `team`).
+    #[arg(long, env = "BEDROCK_COST_MCP_JWT_VISIBILITY_TAG_KEY", requires = "jwt_visibility_claim")]
+    pub jwt_visibility_tag_key: Option<String>,
+
+    /// This server's public resource URI (the JWT audience and RFC 9728 `resource`);
+    /// default `http://<bound address>/mcp`.
+    #[arg(long, env = "BEDROCK_COST_MCP_RESOURCE_URL")]
+    pub resource_url: Option<String>,
+
+    /// Longest time one HTTP request may take, in seconds.
+    #[arg(long, env = "BEDROCK_COST_MCP_REQUEST_TIMEOUT_SECS", default_value_t = 300)]
+    pub request_timeout_secs: u64,
+
+    /// Requests served at once; more get 503 with Retry-After.
+    #[arg(long, env = "BEDROCK_COST_MCP_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+
+    /// Requests per minute per authenticated caller (0: unlimited); more get 429 with Retry-After.
+    #[arg(long, env = "BEDROCK_COST_MCP_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
 }
 
 #[derive(Debug, Clone, clap::Args)]

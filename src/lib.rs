@@ -15,6 +15,7 @@
 //! - [`demo_data`]: the deterministic fictional organisation behind `--demo`.
 //! - [`error`]: every failure as an answer that names the fix.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod curgen;

@@ -1,6 +1,7 @@
 //! Streamable HTTP at `/mcp`: stateless, JSON responses, Host and Origin
-//! allow-lists always on, graceful shutdown on SIGINT/SIGTERM.
-//! Binding beyond loopback is refused until HTTP authentication exists.
+//! allow-lists always on, graceful shutdown on SIGINT/SIGTERM. `/mcp` sits behind the guard in
+//! `auth::middleware` (authentication when configured, scopes, limits, access log); `/healthz`
+//! and the RFC 9728 metadata are open. Binding beyond loopback needs authentication configured.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,10 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
+use crate::auth::jwt::{JwtSettings, JwtVerifier};
+use crate::auth::middleware::{Guard, Limits};
+use crate::auth::tokens::TokenFile;
 use crate::cli::ServeArgs;
 use crate::server::App;
 
@@ -23,9 +28,11 @@ const LOOPBACK_ORIGINS: &[&str] = &["http://localhost:*", "http://127.0.0.1:*", 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error(
-        "refusing to bind {0}: serving beyond loopback needs HTTP authentication, which this version does not have yet. Bind 127.0.0.1 (or ::1), or put an authenticating proxy on this machine in front of it"
+        "refusing to bind {0}: serving beyond loopback needs HTTP authentication. Pass --auth-tokens FILE and/or --jwt-issuer URL (see README \"HTTP authentication\"), or bind 127.0.0.1 (or ::1)"
     )]
     NotLoopback(SocketAddr),
+    #[error("{0}")]
+    Config(String),
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -35,8 +42,42 @@ pub enum HttpError {
     Serve(std::io::Error),
 }
 
-/// The axum router: `/mcp` and `/healthz`.
-pub fn router(app: App, args: &ServeArgs, ct: CancellationToken) -> Router {
+/// Authentication from the serve flags (None: no auth configured).
+pub fn auth_from_args(args: &ServeArgs, local: SocketAddr) -> Result<Option<Auth>, HttpError> {
+    if args.auth_tokens.is_none() && args.jwt_issuer.is_none() {
+        return Ok(None);
+    }
+    let resource = args
+        .resource_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}/mcp"));
+    let tokens = match &args.auth_tokens {
+        Some(p) => Some(Arc::new(TokenFile::load(p).map_err(HttpError::Config)?)),
+        None => None,
+    };
+    let jwt = match &args.jwt_issuer {
+        Some(issuer) => Some(Arc::new(
+            JwtVerifier::new(JwtSettings {
+                issuer: issuer.clone(),
+                audience: resource.clone(),
+                jwks_url: args.jwt_jwks_url.clone(),
+                jwks_ttl: std::time::Duration::from_secs(args.jwt_jwks_ttl_secs),
+                visibility_claim: args.jwt_visibility_claim.clone(),
+                visibility_tag_key: args.jwt_visibility_tag_key.clone(),
+            })
+            .map_err(HttpError::Config)?,
+        )),
+        None => None,
+    };
+    Ok(Some(Auth {
+        tokens,
+        jwt,
+        resource,
+    }))
+}
+
+/// The axum router: `/mcp` (guarded), `/healthz`, and the protected-resource metadata.
+pub fn router(app: App, args: &ServeArgs, auth: Option<Auth>, ct: CancellationToken) -> Router {
     let hosts: Vec<String> = LOOPBACK_HOSTS
         .iter()
         .map(|s| s.to_string())
@@ -60,14 +101,42 @@ pub fn router(app: App, args: &ServeArgs, ct: CancellationToken) -> Router {
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    Router::new()
+    let guard = Guard::new(
+        auth.clone(),
+        Limits {
+            max_body_bytes: args.max_body_bytes,
+            timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
+            max_concurrent: args.max_concurrent_requests,
+            rate_per_minute: args.rate_limit_per_minute,
+        },
+    );
+    let mut router = Router::new()
         .nest_service("/mcp", service)
-        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn_with_state(guard, crate::auth::middleware::guard))
+        .route("/healthz", get(|| async { "ok" }));
+    if let Some(auth) = auth {
+        let doc = auth.metadata();
+        let path = auth
+            .metadata_url()
+            .split_once("/.well-known/")
+            .map(|(_, p)| format!("/.well-known/{p}"))
+            .unwrap_or_else(|| "/.well-known/oauth-protected-resource".into());
+        let serve_doc = move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc) }
+        };
+        router = router.route(&path, get(serve_doc.clone()));
+        if path != "/.well-known/oauth-protected-resource" {
+            router = router.route("/.well-known/oauth-protected-resource", get(serve_doc));
+        }
+    }
+    router
 }
 
 /// Serve until SIGINT or SIGTERM.
 pub async fn serve(app: App, args: ServeArgs, addr: SocketAddr) -> Result<(), HttpError> {
-    if !addr.ip().is_loopback() {
+    let has_auth = args.auth_tokens.is_some() || args.jwt_issuer.is_some();
+    if !addr.ip().is_loopback() && !has_auth {
         return Err(HttpError::NotLoopback(addr));
     }
     let ct = CancellationToken::new();
@@ -78,9 +147,16 @@ pub async fn serve(app: App, args: ServeArgs, addr: SocketAddr) -> Result<(), Ht
     // One line on stderr that tools and tests can wait for.
     eprintln!("listening on http://{local}/mcp");
     tracing::info!(%local, "serving streamable HTTP");
-    let router = router(app, &args, ct.child_token());
+    let auth = auth_from_args(&args, local)?;
+    if auth.is_none() {
+        tracing::warn!("no HTTP authentication configured: anyone who can reach {local} can read spend");
+    }
+    let router = router(app, &args, auth, ct.child_token());
     let shutdown = ct.clone();
-    axum::serve(listener, router)
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down");

@@ -1,0 +1,165 @@
+//! HTTP authentication and per-caller scope (the streamable HTTP transport only; stdio is the
+//! local user's own process and is not authenticated).
+//!
+//! Two kinds of credentials, both `Authorization: Bearer <token>`:
+//! - static tokens from a TOML file, stored as SHA-256 hashes and compared in constant time
+//!   ([`tokens`]);
+//! - OAuth 2.1 access tokens (JWT) from an authorization server, checked against its JWKS,
+//!   issuer, audience (our resource URI), expiry and scopes ([`jwt`]).
+//!
+//! Either yields a [`Caller`]: a name for the access log, scopes (`cost.read`, `cost.write`) and
+//! an optional [`Visibility`] that narrows every spend, principal and budget answer. The client's
+//! token is never forwarded anywhere, least of all to AWS.
+
+pub mod jwt;
+pub mod middleware;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+/// Scope that every MCP request needs.
+pub const SCOPE_READ: &str = "cost.read";
+/// Scope that the write tools (tagging, activating tags) additionally need.
+pub const SCOPE_WRITE: &str = "cost.write";
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    /// Token name or JWT subject, for logs; never the token.
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// What this caller may see; None: everything.
+    pub visibility: Option<Visibility>,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// The part of the organisation's spend a caller may see: principals whose `iamPrincipal/<tag_key>`
+/// tag has one of `tag_values`, and/or principals whose ARN matches one of `principals` (globs with
+/// `*`). Empty lists mean "no grant of that kind"; a visibility with both empty sees nothing.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Visibility {
+    #[serde(default)]
+    pub tag_key: Option<String>,
+    #[serde(default)]
+    pub tag_values: Vec<String>,
+    #[serde(default)]
+    pub principals: Vec<String>,
+}
+
+impl Visibility {
+    /// May the caller see a principal with this ARN and these tag values?
+    /// `tag` is the principal's value for `tag_key` (None: untagged or unknown).
+    pub fn allows(&self, arn: Option<&str>, tag: Option<&str>) -> bool {
+        if let (Some(_), Some(v)) = (&self.tag_key, tag)
+            && self.tag_values.iter().any(|t| t == v)
+        {
+            return true;
+        }
+        match arn {
+            Some(a) => self
+                .principals
+                .iter()
+                .any(|g| crate::domain::principal::glob_match(g, a)),
+            None => false,
+        }
+    }
+
+    /// Is the tag value `v` of key `key` inside this visibility?
+    pub fn allows_tag(&self, key: &str, v: &str) -> bool {
+        self.tag_key.as_deref() == Some(key) && self.tag_values.iter().any(|t| t == v)
+    }
+
+    /// One line for error messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(k) = &self.tag_key {
+            parts.push(format!("iamPrincipal/{k} in [{}]", self.tag_values.join(", ")));
+        }
+        if !self.principals.is_empty() {
+            parts.push(format!("principals matching [{}]", self.principals.join(", ")));
+        }
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(" or ")
+        }
+    }
+}
+
+/// Everything the HTTP transport needs to authenticate requests.
+#[derive(Clone)]
+pub struct Auth {
+    pub tokens: Option<Arc<tokens::TokenFile>>,
+    pub jwt: Option<Arc<jwt::JwtVerifier>>,
+    /// Our resource URI (the JWT audience), e.g. `https://cost.example.com/mcp`.
+    pub resource: String,
+}
+
+impl Auth {
+    /// Authenticate a bearer token: static tokens first, then JWT.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, AuthError> {
+        if let Some(t) = &self.tokens
+            && let Some(c) = t.lookup(token)
+        {
+            return Ok(c);
+        }
+        match &self.jwt {
+            Some(j) if token.matches('.').count() == 2 => j.verify(token).await,
+            _ => Err(AuthError::Invalid("unknown token".into())),
+        }
+    }
+
+    /// RFC 9728 protected-resource metadata.
+    pub fn metadata(&self) -> serde_json::Value {
+        let mut m = serde_json::json!({
+            "resource": self.resource,
+            "scopes_supported": [SCOPE_READ, SCOPE_WRITE],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "bedrock-cost-mcp",
+        });
+        if let Some(j) = &self.jwt {
+            m["authorization_servers"] = serde_json::json!([j.issuer()]);
+        }
+        m
+    }
+
+    /// Where clients find the metadata: the well-known URI for our resource (RFC 9728 §3.1).
+    pub fn metadata_url(&self) -> String {
+        match url_split(&self.resource) {
+            Some((origin, path)) if path.is_empty() || path == "/" => {
+                format!("{origin}/.well-known/oauth-protected-resource")
+            }
+            Some((origin, path)) => format!("{origin}/.well-known/oauth-protected-resource{path}"),
+            None => "/.well-known/oauth-protected-resource".into(),
+        }
+    }
+}
+
+/// `https://host:port/path` -> (`https://host:port`, `/path`).
+fn url_split(u: &str) -> Option<(&str, &str)> {
+    let scheme_end = u.find("://")? + 3;
+    match u[scheme_end..].find('/') {
+        Some(i) => Some((&u[..scheme_end + i], &u[scheme_end + i..])),
+        None => Some((u, "")),
+    }
+}
+
+/// Why a request was not authenticated. The text goes to the client in `WWW-Authenticate`
+/// (`error_description`), so it never contains the token.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum AuthError {
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("token expired")]
+    Expired,
+    #[error("the authorization server's keys are unavailable: {0}")]
+    KeysUnavailable(String),
+}
