@@ -101,15 +101,27 @@ pub struct ServeArgs {
     pub jwt_jwks_url: Option<String>,
 
     /// How long fetched signing keys are kept, in seconds (unknown key ids refetch early).
-    #[arg(long, env = "BEDROCK_COST_MCP_JWT_JWKS_TTL_SECS", default_value_t = 600)]
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_JWKS_TTL_SECS",
+        default_value_t = 600
+    )]
     pub jwt_jwks_ttl_secs: u64,
 
     /// JWT claim listing the iamPrincipal tag values a caller may see (e.g. `team`); with --jwt-visibility-tag-key.
-    #[arg(long, env = "BEDROCK_COST_MCP_JWT_VISIBILITY_CLAIM", requires = "jwt_visibility_tag_key")]
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_VISIBILITY_CLAIM",
+        requires = "jwt_visibility_tag_key"
+    )]
     pub jwt_visibility_claim: Option<String>,
 
     /// The iamPrincipal/<key> tag those claim values are values of (e.g. `team`).
-    #[arg(long, env = "BEDROCK_COST_MCP_JWT_VISIBILITY_TAG_KEY", requires = "jwt_visibility_claim")]
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_VISIBILITY_TAG_KEY",
+        requires = "jwt_visibility_claim"
+    )]
     pub jwt_visibility_tag_key: Option<String>,
 
     /// This server's public resource URI (the JWT audience and RFC 9728 `resource`);
@@ -118,15 +130,27 @@ pub struct ServeArgs {
     pub resource_url: Option<String>,
 
     /// Longest time one HTTP request may take, in seconds.
-    #[arg(long, env = "BEDROCK_COST_MCP_REQUEST_TIMEOUT_SECS", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_REQUEST_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
     pub request_timeout_secs: u64,
 
     /// Requests served at once; more get 503 with Retry-After.
-    #[arg(long, env = "BEDROCK_COST_MCP_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 256
+    )]
     pub max_concurrent_requests: usize,
 
     /// Requests per minute per authenticated caller (0: unlimited); more get 429 with Retry-After.
-    #[arg(long, env = "BEDROCK_COST_MCP_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 600
+    )]
     pub rate_limit_per_minute: u32,
 }
 

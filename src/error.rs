@@ -12,6 +12,9 @@ pub enum ToolError {
     /// The input was wrong; the text says what is accepted.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The authenticated HTTP caller may not see or do this.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
     /// AWS refused the call for lack of permission.
     #[error(
         "access denied: AWS refused the call. Grant the caller's IAM identity {action} (see the README's permissions table). AWS said: {message}"

@@ -133,10 +133,15 @@ async fn main() -> ExitCode {
         Command::HashToken => {
             let mut token = String::new();
             if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {
-                eprintln!("error: give the token on stdin: `printf %s \"$TOKEN\" | bedrock-cost-mcp hash-token`");
+                eprintln!(
+                    "error: give the token on stdin: `printf %s \"$TOKEN\" | bedrock-cost-mcp hash-token`"
+                );
                 return ExitCode::from(2);
             }
-            println!("{}", bedrock_cost_mcp::auth::tokens::digest_hex(token.trim()));
+            println!(
+                "{}",
+                bedrock_cost_mcp::auth::tokens::digest_hex(token.trim())
+            );
             ExitCode::SUCCESS
         }
         Command::Serve(args) => {

@@ -10,9 +10,16 @@ use rmcp::{ServerHandler, tool_handler};
 
 use crate::config::Config;
 use crate::error::ToolError;
-use crate::sources::{Lazy, SpendSource, lazy};
 use crate::sources::athena::{Athena, AthenaSettings};
 use crate::sources::budgets::PolicyFile;
+use crate::sources::{Lazy, SpendSource, lazy};
+
+/// Price list, caller identity and the Budgets client (global services).
+type GlobalSources = (
+    Arc<dyn PriceSource>,
+    Arc<dyn Identity>,
+    Option<Lazy<aws_sdk_budgets::Client>>,
+);
 
 /// Budgets that apply to Bedrock, and the names of the ones skipped.
 type BudgetList = (Vec<crate::sources::budgets::Budget>, Vec<String>);
@@ -57,6 +64,8 @@ pub struct App {
     /// Cost Explorer client and the shared paid-request cap (anomaly detection).
     ce_client: Option<(Lazy<aws_sdk_costexplorer::Client>, Arc<RequestCap>)>,
     tool_router: ToolRouter<App>,
+    /// The authenticated HTTP caller of this request (None: stdio or unauthenticated loopback).
+    pub(crate) caller: Option<Arc<crate::auth::Caller>>,
 }
 
 impl App {
@@ -80,7 +89,7 @@ impl App {
                 }
                 let s3 = match (&location, &sdk) {
                     (CurLocation::S3 { bucket, .. }, Some(sdk)) => {
-                        Some(crate::sources::s3::store(&**sdk, bucket)?)
+                        Some(crate::sources::s3::store(sdk, bucket)?)
                     }
                     _ => None,
                 };
@@ -163,11 +172,7 @@ impl App {
             Some(p) => Some(Arc::new(PolicyFile::load(p)?)),
             None => None,
         };
-        let (prices, identity, budgets): (
-            Arc<dyn PriceSource>,
-            Arc<dyn Identity>,
-            Option<Lazy<aws_sdk_budgets::Client>>,
-        ) = match &sdk {
+        let (prices, identity, budgets): GlobalSources = match &sdk {
             None => (Arc::new(SnapshotPrices), Arc::new(DemoIdentity), None),
             Some(sdk) => {
                 // The Price List API and Budgets are global services served from us-east-1.
@@ -247,6 +252,7 @@ impl App {
             ce_client,
             budget_cache: Arc::new(tokio::sync::Mutex::new(None)),
             tool_router,
+            caller: None,
         })
     }
 
@@ -442,6 +448,31 @@ impl App {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for App {
+    /// Tools run as the authenticated caller, whose visibility narrows their answers.
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        let caller = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<crate::auth::Caller>())
+            .cloned();
+        match caller {
+            Some(c) => {
+                let mut app = self.clone();
+                app.caller = Some(Arc::new(c));
+                let tcc = rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
+                app.tool_router.call(tcc).await
+            }
+            None => {
+                let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+                self.tool_router.call(tcc).await
+            }
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new(

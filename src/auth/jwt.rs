@@ -100,7 +100,10 @@ impl JwtVerifier {
             .map_err(|_| AuthError::Invalid("malformed JWT header".into()))?;
         let alg = header["alg"].as_str().unwrap_or("");
         let kid = header["kid"].as_str();
-        if !matches!(alg, "RS256" | "RS384" | "RS512" | "ES256" | "ES384" | "EdDSA") {
+        if !matches!(
+            alg,
+            "RS256" | "RS384" | "RS512" | "ES256" | "ES384" | "EdDSA"
+        ) {
             return Err(AuthError::Invalid(format!("unsupported alg '{alg}'")));
         }
         let sig = b64url(s)?;
@@ -118,7 +121,9 @@ impl JwtVerifier {
         }
         let aud_ok = match &c["aud"] {
             Value::String(a) => a == &self.settings.audience,
-            Value::Array(v) => v.iter().any(|a| a.as_str() == Some(&self.settings.audience)),
+            Value::Array(v) => v
+                .iter()
+                .any(|a| a.as_str() == Some(&self.settings.audience)),
             _ => false,
         };
         if !aud_ok {
@@ -141,7 +146,10 @@ impl JwtVerifier {
             (Value::String(s), _) | (_, Value::String(s)) => {
                 s.split_whitespace().map(str::to_string).collect()
             }
-            (_, Value::Array(v)) => v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
+            (_, Value::Array(v)) => v
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect(),
             _ => vec![],
         };
         let name = ["sub", "client_id", "azp"]
@@ -149,12 +157,18 @@ impl JwtVerifier {
             .find_map(|k| c[*k].as_str())
             .unwrap_or("jwt")
             .to_string();
-        let visibility = match (&self.settings.visibility_claim, &self.settings.visibility_tag_key) {
+        let visibility = match (
+            &self.settings.visibility_claim,
+            &self.settings.visibility_tag_key,
+        ) {
             (Some(claim), Some(key)) => Some(Visibility {
                 tag_key: Some(key.clone()),
                 tag_values: match &c[claim.as_str()] {
                     Value::String(s) => vec![s.clone()],
-                    Value::Array(v) => v.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
+                    Value::Array(v) => v
+                        .iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect(),
                     _ => vec![],
                 },
                 principals: vec![],
@@ -231,7 +245,10 @@ impl JwtVerifier {
             .await
             .map_err(|e| AuthError::KeysUnavailable(format!("{url}: {e}")))?;
         if !resp.status().is_success() {
-            return Err(AuthError::KeysUnavailable(format!("{url}: HTTP {}", resp.status())));
+            return Err(AuthError::KeysUnavailable(format!(
+                "{url}: HTTP {}",
+                resp.status()
+            )));
         }
         let body = resp
             .bytes()
@@ -269,7 +286,10 @@ fn pick(keys: &[Jwk], kid: Option<&str>, alg: &str) -> Option<Jwk> {
 fn verify_sig(key: &Jwk, alg: &str, msg: &[u8], sig: &[u8]) -> Result<(), AuthError> {
     let bad = || AuthError::Invalid("bad signature".into());
     let field = |v: &Option<String>| -> Result<Vec<u8>, AuthError> {
-        b64url(v.as_deref().ok_or_else(|| AuthError::Invalid("incomplete JWK".into()))?)
+        b64url(
+            v.as_deref()
+                .ok_or_else(|| AuthError::Invalid("incomplete JWK".into()))?,
+        )
     };
     match alg {
         "RS256" | "RS384" | "RS512" => {
@@ -363,7 +383,10 @@ mod tests {
         assert_eq!(c.visibility.unwrap().tag_values, vec!["ml", "search"]);
         let mut bad = good.clone();
         bad["aud"] = "https://other/mcp".into();
-        assert!(matches!(v.check_claims(&bad, now), Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            v.check_claims(&bad, now),
+            Err(AuthError::Invalid(_))
+        ));
         let mut bad = good.clone();
         bad["iss"] = "https://evil".into();
         assert!(v.check_claims(&bad, now).is_err());

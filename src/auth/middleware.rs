@@ -98,11 +98,19 @@ fn json_error(status: StatusCode, msg: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn challenge(auth: &Auth, status: StatusCode, error: Option<(&str, String)>, scope: Option<&str>) -> Response {
+fn challenge(
+    auth: &Auth,
+    status: StatusCode,
+    error: Option<(&str, String)>,
+    scope: Option<&str>,
+) -> Response {
     let mut v = format!("Bearer resource_metadata=\"{}\"", auth.metadata_url());
     if let Some((code, desc)) = &error {
         // Quotes and backslashes cannot appear inside a quoted-string unescaped.
-        let desc: String = desc.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect();
+        let desc: String = desc
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .collect();
         v.push_str(&format!(", error=\"{code}\", error_description=\"{desc}\""));
     }
     if let Some(s) = scope {
@@ -110,7 +118,9 @@ fn challenge(auth: &Auth, status: StatusCode, error: Option<(&str, String)>, sco
     }
     let mut resp = json_error(
         status,
-        &error.map(|(_, d)| d).unwrap_or_else(|| "authentication required".into()),
+        &error
+            .map(|(_, d)| d)
+            .unwrap_or_else(|| "authentication required".into()),
     );
     if let Ok(h) = HeaderValue::from_str(&v) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, h);
@@ -135,7 +145,7 @@ pub async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response
     let resp = run(&g, req, next, &mut line).await;
     // No header, body or token is logged: only who, what and how it went.
     tracing::info!(
-        target: "access",
+        target: "bedrock_cost_mcp::access",
         remote = %remote,
         caller = %line.caller,
         http = %http_method,
@@ -164,7 +174,11 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
     if let Some(m) = peek.method {
         line.rpc = m.chars().take(64).collect();
     }
-    let tool = peek.params.as_ref().and_then(|p| p.name).filter(|_| peek.method == Some("tools/call"));
+    let tool = peek
+        .params
+        .as_ref()
+        .and_then(|p| p.name)
+        .filter(|_| peek.method == Some("tools/call"));
     if let Some(t) = tool {
         line.tool = t.chars().take(64).collect();
     }
@@ -175,7 +189,10 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let Some(token) = token.filter(|t| !t.is_empty()) else {
             return challenge(auth, StatusCode::UNAUTHORIZED, None, None);
@@ -190,7 +207,12 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
                 );
             }
             Err(e) => {
-                return challenge(auth, StatusCode::UNAUTHORIZED, Some(("invalid_token", e.to_string())), None);
+                return challenge(
+                    auth,
+                    StatusCode::UNAUTHORIZED,
+                    Some(("invalid_token", e.to_string())),
+                    None,
+                );
             }
         };
         line.caller = caller.name.clone();
@@ -198,7 +220,10 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
             return challenge(
                 auth,
                 StatusCode::FORBIDDEN,
-                Some(("insufficient_scope", format!("this server needs scope {SCOPE_READ}"))),
+                Some((
+                    "insufficient_scope",
+                    format!("this server needs scope {SCOPE_READ}"),
+                )),
                 Some(SCOPE_READ),
             );
         }
@@ -209,7 +234,10 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
             return challenge(
                 auth,
                 StatusCode::FORBIDDEN,
-                Some(("insufficient_scope", format!("{t} needs scope {SCOPE_WRITE}"))),
+                Some((
+                    "insufficient_scope",
+                    format!("{t} needs scope {SCOPE_WRITE}"),
+                )),
                 Some(&format!("{SCOPE_READ} {SCOPE_WRITE}")),
             );
         }
@@ -221,17 +249,25 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
     {
         let mut resp = json_error(
             StatusCode::TOO_MANY_REQUESTS,
-            &format!("rate limit of {} requests per minute reached; retry in {wait} s", g.limits.rate_per_minute),
+            &format!(
+                "rate limit of {} requests per minute reached; retry in {wait} s",
+                g.limits.rate_per_minute
+            ),
         );
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return resp;
     }
     let Ok(_permit) = g.permits.clone().try_acquire_owned() else {
         let mut resp = json_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("server busy: {} requests in flight; retry shortly", g.limits.max_concurrent),
+            &format!(
+                "server busy: {} requests in flight; retry shortly",
+                g.limits.max_concurrent
+            ),
         );
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1u32));
         return resp;
     };
     let req = Request::from_parts(parts, Body::from(bytes));

@@ -81,10 +81,16 @@ impl Visibility {
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(k) = &self.tag_key {
-            parts.push(format!("iamPrincipal/{k} in [{}]", self.tag_values.join(", ")));
+            parts.push(format!(
+                "iamPrincipal/{k} in [{}]",
+                self.tag_values.join(", ")
+            ));
         }
         if !self.principals.is_empty() {
-            parts.push(format!("principals matching [{}]", self.principals.join(", ")));
+            parts.push(format!(
+                "principals matching [{}]",
+                self.principals.join(", ")
+            ));
         }
         if parts.is_empty() {
             "nothing".into()

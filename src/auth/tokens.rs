@@ -53,7 +53,14 @@ impl std::fmt::Debug for TokenFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Names only: digests stay out of logs too.
         f.debug_struct("TokenFile")
-            .field("names", &self.entries.iter().map(|e| &e.caller.name).collect::<Vec<_>>())
+            .field(
+                "names",
+                &self
+                    .entries
+                    .iter()
+                    .map(|e| &e.caller.name)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -117,8 +124,17 @@ impl TokenFile {
                 }
             }
             if let Some(v) = &t.visibility {
+                if v.tag_key.is_some() && !v.principals.is_empty() {
+                    return Err(format!(
+                        "token '{}': give visibility by tag (tag_key, tag_values) or by principals, not both",
+                        t.name
+                    ));
+                }
                 if !v.tag_values.is_empty() && v.tag_key.is_none() {
-                    return Err(format!("token '{}': visibility.tag_values needs tag_key", t.name));
+                    return Err(format!(
+                        "token '{}': visibility.tag_values needs tag_key",
+                        t.name
+                    ));
                 }
                 if let Some(k) = &v.tag_key
                     && !crate::domain::group::valid_tag_key(k)
@@ -173,7 +189,10 @@ mod tests {
             ("", "no [[token]]"),
             ("[[token]]\nname=\"x\"\nsha256=\"abc\"\n", "64 hex"),
             (
-                &format!("[[token]]\nname=\"x\"\nsha256=\"{}\"\nscopes=[\"admin\"]\n", digest_hex("x")),
+                &format!(
+                    "[[token]]\nname=\"x\"\nsha256=\"{}\"\nscopes=[\"admin\"]\n",
+                    digest_hex("x")
+                ),
                 "unknown scope",
             ),
         ] {

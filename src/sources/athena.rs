@@ -45,7 +45,10 @@ pub struct Athena {
 }
 
 impl Athena {
-    pub fn new(client: crate::sources::Lazy<Client>, settings: AthenaSettings) -> Result<Athena, String> {
+    pub fn new(
+        client: crate::sources::Lazy<Client>,
+        settings: AthenaSettings,
+    ) -> Result<Athena, String> {
         for (what, v) in [
             ("database", &settings.database),
             ("table", &settings.table),

@@ -138,13 +138,14 @@ impl App {
                 start: period.start - Duration::days(WINDOW),
                 end: period.end,
             };
-            let q = SpendQuery {
+            let mut q = SpendQuery {
                 period: span,
                 granularity: Granularity::Daily,
                 group_by: vec![by.clone(), GroupKey::Model],
                 filter: SpendFilter::default(),
                 metric: Metric::Unblended,
             };
+            self.scope_query(&mut q, false)?;
             let ans = cur.spend(&q, no_progress()).await?;
             // who -> day -> (total, model -> amount)
             let mut series: BTreeMap<String, HashMap<NaiveDate, DaySpend>> = BTreeMap::new();
@@ -219,7 +220,9 @@ impl App {
                 "per-principal spike detection needs the CUR source (start with --cur PATH)".into(),
             );
         }
-        if with_cost_explorer {
+        if with_cost_explorer && self.visibility().is_some() {
+            notes.push("Cost Explorer anomaly detection is account-wide, so it is not shown to a caller limited to part of the spend".into());
+        } else if with_cost_explorer {
             match self.ce_anomalies(period).await {
                 Ok(mut ce) => anomalies.append(&mut ce),
                 Err(e) => notes.push(format!("Cost Explorer anomaly detection not read: {e}")),

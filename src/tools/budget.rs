@@ -431,6 +431,7 @@ impl App {
             }
         };
         let (who, subject) = self.subject(input.who.as_deref(), &mut notes).await?;
+        self.check_subject(&who, &subject)?;
         let today = Utc::now().date_naive();
         let period = PeriodInput::Word("this_month".into())
             .resolve(today)

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod principals;
 pub mod registry;
 pub mod schema;
+pub mod scope;
 pub mod spend;
 pub mod writes;
 

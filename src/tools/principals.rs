@@ -440,13 +440,14 @@ impl App {
         let spend_source;
         if let Some(cur) = &self.cur {
             spend_source = "cur";
-            let q = SpendQuery {
+            let mut q = SpendQuery {
                 period,
                 granularity: Granularity::Monthly,
                 group_by: vec![GroupKey::Principal],
                 filter: SpendFilter::default(),
                 metric: Metric::Unblended,
             };
+            self.scope_query(&mut q, false)?;
             let ans = cur.spend(&q, progress.clone()).await?;
             let mut per_principal: BTreeMap<String, f64> = BTreeMap::new();
             for r in ans.rows {
@@ -476,13 +477,17 @@ impl App {
         } else if let Some(ce) = &self.cost_explorer {
             spend_source = "cost_explorer";
             for k in &required {
-                let q = SpendQuery {
+                let mut q = SpendQuery {
                     period,
                     granularity: Granularity::Monthly,
                     group_by: vec![GroupKey::Tag(k.clone())],
                     filter: SpendFilter::default(),
                     metric: Metric::Unblended,
                 };
+                if let Err(e) = self.scope_query(&mut q, true) {
+                    warnings.push(format!("spend by iamPrincipal/{k} not shown: {e}"));
+                    continue;
+                }
                 match ce.spend(&q, progress.clone()).await {
                     Ok(ans) => {
                         paid += ans.paid_requests;
@@ -514,6 +519,9 @@ impl App {
         let mut unattributed = 0.0;
         let mut seen = std::collections::HashSet::new();
         for p in &inventory.principals {
+            if !self.sees_principal(&p.arn, &p.tags) {
+                continue;
+            }
             let key = (p.account().to_string(), p.kind, p.name.clone());
             seen.insert(key.clone());
             if (kind == KindInput::User && p.kind != IamKind::User)

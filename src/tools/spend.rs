@@ -657,10 +657,11 @@ impl App {
         progress: Progress,
     ) -> Result<SpendOutput, ToolError> {
         let today = Utc::now().date_naive();
-        let q = build_query(&input, &self.config.default_tag_key, today)?;
+        let mut q = build_query(&input, &self.config.default_tag_key, today)?;
         let offset = parse_cursor(&input.cursor)?;
         let top_n = input.top_n.unwrap_or(20).clamp(1, 500) as usize;
         let source = self.spend_source(input.source)?;
+        self.scope_query(&mut q, source.name() == "cost_explorer")?;
         let ans = source.spend(&q, progress).await?;
         Ok(shape_answer(&q, ans, top_n, offset))
     }

@@ -147,6 +147,13 @@ impl App {
                 IamKindInput::Role => IamKind::Role,
             };
             let directory = self.directory.clone().ok_or_else(|| ToolError::Unsupported("IAM is not available".into()))?;
+            if self.visibility().is_some() {
+                let inv = directory.inventory(crate::tools::no_progress()).await?;
+                let visible = inv.principals.iter().any(|p| p.kind == kind && p.name == input.name && self.sees_principal(&p.arn, &p.tags));
+                if !visible {
+                    return Err(ToolError::Forbidden(format!("{} is not a principal this caller may see or tag", input.name)));
+                }
+            }
             directory.tag(kind, &input.name, &input.tags).await?;
             let out = TagPrincipalOutput {
                 kind,

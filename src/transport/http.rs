@@ -112,7 +112,10 @@ pub fn router(app: App, args: &ServeArgs, auth: Option<Auth>, ct: CancellationTo
     );
     let mut router = Router::new()
         .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(guard, crate::auth::middleware::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::auth::middleware::guard,
+        ))
         .route("/healthz", get(|| async { "ok" }));
     if let Some(auth) = auth {
         let doc = auth.metadata();
@@ -149,7 +152,9 @@ pub async fn serve(app: App, args: ServeArgs, addr: SocketAddr) -> Result<(), Ht
     tracing::info!(%local, "serving streamable HTTP");
     let auth = auth_from_args(&args, local)?;
     if auth.is_none() {
-        tracing::warn!("no HTTP authentication configured: anyone who can reach {local} can read spend");
+        tracing::warn!(
+            "no HTTP authentication configured: anyone who can reach {local} can read spend"
+        );
     }
     let router = router(app, &args, auth, ct.child_token());
     let shutdown = ct.clone();
@@ -157,13 +162,13 @@ pub async fn serve(app: App, args: ServeArgs, addr: SocketAddr) -> Result<(), Ht
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            shutdown.cancel();
-        })
-        .await
-        .map_err(HttpError::Serve)
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    })
+    .await
+    .map_err(HttpError::Serve)
 }
 
 async fn shutdown_signal() {

@@ -199,6 +199,7 @@ pub async fn stdio_client(
 pub struct HttpServer {
     child: Child,
     pub url: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl HttpServer {
@@ -232,9 +233,32 @@ impl HttpServer {
                 break rest.to_string();
             }
         };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in reader.lines() {});
-        HttpServer { child, url }
+        // Keep draining stderr (so the server never blocks on a full pipe) into `log`.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for l in reader.lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&l);
+                s.push('\n');
+            }
+        });
+        HttpServer { child, url, log }
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// An rmcp client sending `Authorization: Bearer <token>`.
+    pub async fn client_with_token(&self, token: &str) -> Result<Client, String> {
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        let cfg =
+            StreamableHttpClientTransportConfig::with_uri(self.url.clone()).auth_header(token);
+        ().serve(StreamableHttpClientTransport::from_config(cfg))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn client(&self) -> Client {

@@ -1,0 +1,444 @@
+//! HTTP authentication and per-caller scope, end to end: the real binary over HTTP, driven by
+//! raw HTTP (for status codes and headers) and by rmcp's client with a bearer token, against a
+//! JWKS server on loopback (an in-test HTTP server publishing ES256 keys the test signs with).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use common::*;
+use serde_json::{Value, json};
+
+const READER: &str = "tok-reader-8c1f0a";
+const ADMIN: &str = "tok-admin-51b2e9";
+const NOSCOPE: &str = "tok-noscope-77aa01";
+const ML: &str = "tok-ml-team-3d9e42";
+
+fn hash(token: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn token_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[[token]]
+name = "reader"
+sha256 = "{}"
+scopes = ["cost.read"]
+
+[[token]]
+name = "admin"
+sha256 = "{}"
+scopes = ["cost.read", "cost.write"]
+
+[[token]]
+name = "noscope"
+sha256 = "{}"
+scopes = []
+
+[[token]]
+name = "ml-team"
+sha256 = "{}"
+scopes = ["cost.read"]
+visibility = {{ tag_key = "team", tag_values = ["ml-platform"] }}
+"#,
+        hash(READER),
+        hash(ADMIN),
+        hash(NOSCOPE),
+        hash(ML)
+    );
+    let p = dir.join("tokens.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn rpc_call(tool: &str, args: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": args}})
+}
+
+async fn post(url: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-11-25");
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    req.body(body.to_string())
+        .send()
+        .await
+        .expect("server reachable")
+}
+
+fn www(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn static_tokens_scopes_and_visibility() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = token_file(dir.path());
+    let server = HttpServer::start(
+        None,
+        &["--demo", "--allow-writes"],
+        &[("BEDROCK_COST_MCP_AUTH_TOKENS", file.to_str().unwrap())],
+    );
+    let spend = rpc_call(
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["tag:team"]}),
+    );
+
+    // No token: 401 pointing at the RFC 9728 metadata, which is served and names this resource.
+    let r = post(&server.url, None, &spend).await;
+    assert_eq!(r.status(), 401);
+    let challenge = www(&r);
+    let meta_url = challenge
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("resource_metadata in WWW-Authenticate")
+        .to_string();
+    assert!(
+        meta_url.ends_with("/.well-known/oauth-protected-resource/mcp"),
+        "{meta_url}"
+    );
+    let meta: Value = reqwest::get(&meta_url).await.unwrap().json().await.unwrap();
+    assert_eq!(meta["resource"], json!(server.url));
+    assert_eq!(meta["scopes_supported"], json!(["cost.read", "cost.write"]));
+
+    // Wrong token: 401 invalid_token. Token without cost.read: 403 insufficient_scope.
+    let r = post(&server.url, Some("not-a-token"), &spend).await;
+    assert_eq!(r.status(), 401);
+    assert!(www(&r).contains("error=\"invalid_token\""), "{}", www(&r));
+    let r = post(&server.url, Some(NOSCOPE), &spend).await;
+    assert_eq!(r.status(), 403);
+    assert!(www(&r).contains("error=\"insufficient_scope\""));
+
+    // Read token: reads work, writes are refused with the scope they need.
+    let r = post(&server.url, Some(READER), &spend).await;
+    assert_eq!(r.status(), 200);
+    let all: Value = r.json().await.unwrap();
+    let all_rows = all["result"]["structuredContent"]["rows"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(all_rows.len() >= 4, "{all_rows:?}");
+    let write = rpc_call(
+        "tag_principal",
+        json!({"kind": "role", "name": "SupportBotRole", "tags": {"team": "support"}, "confirm": true}),
+    );
+    let r = post(&server.url, Some(READER), &write).await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        www(&r).contains("scope=\"cost.read cost.write\""),
+        "{}",
+        www(&r)
+    );
+    let r = post(&server.url, Some(ADMIN), &write).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_ne!(body["result"]["isError"], json!(true), "{body}");
+
+    // Per-caller scope through a real MCP client: only ml-platform spend, and it equals the
+    // ml-platform row of the unscoped answer.
+    let ml = server
+        .client_with_token(ML)
+        .await
+        .expect("initialize with a token");
+    let scoped = ok(&call(
+        &ml,
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["tag:team"]}),
+    )
+    .await);
+    let rows = scoped["rows"].as_array().unwrap();
+    let full_ml = all_rows
+        .iter()
+        .find(|r| r["keys"]["tag:team"] == json!("ml-platform"))
+        .expect("ml-platform row");
+    assert_eq!(rows.len(), 1, "{scoped}");
+    assert_eq!(rows[0]["keys"]["tag:team"], json!("ml-platform"));
+    assert_eq!(rows[0]["amount"], full_ml["amount"]);
+    // Asking outside the scope is an authorization error, not an empty answer.
+    let e = err(&call(
+        &ml,
+        "bedrock_spend",
+        json!({"period": "last_month", "filter": {"team": ["web"]}}),
+    )
+    .await);
+    assert!(e.contains("not allowed") && e.contains("ml-team"), "{e}");
+    let e = err(&call(
+        &ml,
+        "check_budget",
+        json!({"who": "tag:team=web", "cost_usd": 1.0}),
+    )
+    .await);
+    assert!(e.contains("not allowed"), "{e}");
+    ok(&call(
+        &ml,
+        "check_budget",
+        json!({"who": "tag:team=ml-platform", "cost_usd": 1.0}),
+    )
+    .await);
+    // Principal findings only for principals the caller may see.
+    let u = ok(&call(
+        &ml,
+        "untagged_principals",
+        json!({"required_keys": ["team", "cost-center"], "include_no_spend": true}),
+    )
+    .await);
+    let uall = {
+        let r = post(
+            &server.url,
+            Some(READER),
+            &rpc_call(
+                "untagged_principals",
+                json!({"required_keys": ["team", "cost-center"], "include_no_spend": true}),
+            ),
+        )
+        .await;
+        let v: Value = r.json().await.unwrap();
+        v["result"]["structuredContent"].clone()
+    };
+    let n = |v: &Value| v["findings"].as_array().map(|a| a.len()).unwrap_or(0);
+    assert!(n(&uall) > n(&u), "scoped {} vs all {}", n(&u), n(&uall));
+    for f in u["findings"].as_array().unwrap() {
+        assert!(
+            !f["arn"].as_str().unwrap_or("").contains("SupportBot"),
+            "{f}"
+        );
+    }
+
+    // The access log names callers and tools; no token appears anywhere in the output.
+    let log = server.stderr();
+    assert!(
+        log.contains("caller=ml-team") && log.contains("tool=bedrock_spend"),
+        "{log}"
+    );
+    assert!(log.contains("status=401") && log.contains("status=403"));
+    for t in [READER, ADMIN, NOSCOPE, ML, "not-a-token"] {
+        assert!(!log.contains(t), "token {t} leaked into the log");
+        assert!(!log.contains(&hash(t)), "hash of {t} leaked into the log");
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_and_body_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = token_file(dir.path());
+    let server = HttpServer::start(
+        None,
+        &["--demo"],
+        &[
+            ("BEDROCK_COST_MCP_AUTH_TOKENS", file.to_str().unwrap()),
+            ("BEDROCK_COST_MCP_RATE_LIMIT_PER_MINUTE", "3"),
+            ("BEDROCK_COST_MCP_MAX_BODY_BYTES", "2048"),
+        ],
+    );
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    for _ in 0..3 {
+        assert_eq!(post(&server.url, Some(READER), &ping).await.status(), 200);
+    }
+    let r = post(&server.url, Some(READER), &ping).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    // Another caller has its own bucket.
+    assert_eq!(post(&server.url, Some(ADMIN), &ping).await.status(), 200);
+    let big =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x".repeat(4096)}});
+    assert_eq!(post(&server.url, Some(ADMIN), &big).await.status(), 413);
+}
+
+// ---------------------------------------------------------------- JWT
+
+fn b64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+struct Key {
+    kid: String,
+    pair: EcdsaKeyPair,
+}
+
+impl Key {
+    fn new(kid: &str) -> Key {
+        Key {
+            kid: kid.into(),
+            pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap(),
+        }
+    }
+    fn jwk(&self) -> Value {
+        let p = self.pair.public_key().as_ref();
+        json!({"kty": "EC", "crv": "P-256", "kid": self.kid, "alg": "ES256", "use": "sig",
+               "x": b64(&p[1..33]), "y": b64(&p[33..65])})
+    }
+    fn sign(&self, claims: &Value) -> String {
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = self
+            .pair
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    }
+}
+
+/// A JWKS endpoint on loopback whose key set the test can change; counts fetches.
+async fn jwks_server(keys: Arc<Mutex<Vec<Value>>>, fetches: Arc<Mutex<u32>>) -> SocketAddr {
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let keys = keys.clone();
+            let fetches = fetches.clone();
+            async move {
+                *fetches.lock().unwrap() += 1;
+                axum::Json(json!({"keys": keys.lock().unwrap().clone()}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn jwt_access_tokens() {
+    let k1 = Key::new("k1");
+    let keys = Arc::new(Mutex::new(vec![k1.jwk()]));
+    let fetches = Arc::new(Mutex::new(0));
+    let jwks = jwks_server(keys.clone(), fetches.clone()).await;
+    let issuer = "https://idp.example.test";
+    let resource = "https://cost.example.test/mcp";
+    let server = HttpServer::start(
+        None,
+        &["--demo"],
+        &[
+            ("BEDROCK_COST_MCP_JWT_ISSUER", issuer),
+            (
+                "BEDROCK_COST_MCP_JWT_JWKS_URL",
+                &format!("http://{jwks}/jwks"),
+            ),
+            ("BEDROCK_COST_MCP_RESOURCE_URL", resource),
+            ("BEDROCK_COST_MCP_JWT_VISIBILITY_CLAIM", "teams"),
+            ("BEDROCK_COST_MCP_JWT_VISIBILITY_TAG_KEY", "team"),
+        ],
+    );
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"iss": issuer, "aud": resource, "sub": "alice@example.test", "exp": now + 600,
+                        "scope": "cost.read", "teams": ["web"]});
+    let spend = rpc_call(
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["tag:team"]}),
+    );
+
+    // The right token works, and its `teams` claim narrows the answer to web.
+    let r = post(&server.url, Some(&k1.sign(&claims)), &spend).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let rows = v["result"]["structuredContent"]["rows"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0]["keys"]["tag:team"], json!("web"));
+
+    // Metadata names the authorization server.
+    let meta: Value = reqwest::get(
+        server
+            .url
+            .replace("/mcp", "/.well-known/oauth-protected-resource/mcp"),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(meta["authorization_servers"], json!([issuer]));
+    assert_eq!(meta["resource"], json!(resource));
+
+    let status = |t: String| {
+        let url = server.url.clone();
+        let spend = spend.clone();
+        async move {
+            let r = post(&url, Some(&t), &spend).await;
+            (r.status().as_u16(), www(&r))
+        }
+    };
+    // Signed by a key the issuer does not publish (same kid): bad signature.
+    let forged = Key::new("k1");
+    let (s, w) = status(forged.sign(&claims)).await;
+    assert_eq!(s, 401, "{w}");
+    assert!(w.contains("bad signature"), "{w}");
+    // Wrong audience, wrong issuer, expired, missing scope.
+    let mut c = claims.clone();
+    c["aud"] = json!("https://other.example.test/mcp");
+    assert_eq!(status(k1.sign(&c)).await.0, 401);
+    let mut c = claims.clone();
+    c["iss"] = json!("https://evil.example.test");
+    assert_eq!(status(k1.sign(&c)).await.0, 401);
+    let mut c = claims.clone();
+    c["exp"] = json!(now - 3600);
+    let (s, w) = status(k1.sign(&c)).await;
+    assert_eq!(s, 401);
+    assert!(w.contains("expired"), "{w}");
+    let mut c = claims.clone();
+    c["scope"] = json!("openid");
+    assert_eq!(status(k1.sign(&c)).await.0, 403);
+    // alg none is never accepted.
+    let none = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none"}).to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    assert_eq!(status(none).await.0, 401);
+
+    // Key rotation: a token with a new kid makes the server fetch the JWKS again.
+    let before = *fetches.lock().unwrap();
+    let k2 = Key::new("k2");
+    keys.lock().unwrap().push(k2.jwk());
+    // The early refetch happens at most every 30 s; wait that out only if needed.
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    let (s, w) = status(k2.sign(&claims)).await;
+    assert_eq!(s, 200, "{w}");
+    assert!(*fetches.lock().unwrap() > before);
+    let log = server.stderr();
+    assert!(log.contains("caller=alice@example.test"), "{log}");
+}
+
+#[test]
+fn beyond_loopback_needs_auth() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bedrock-cost-mcp"))
+        .args(["--demo", "serve", "--http", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("--auth-tokens") && e.contains("--jwt-issuer"),
+        "{e}"
+    );
+}
