@@ -57,7 +57,8 @@ out="$(cd "$out" && pwd)"
 
 echo "== setup: tools/bench/.venv" >&2
 t0=$(date +%s)
-py="$("$bench_dir/setup.sh" | tail -n1)" || { echo "run_all.sh: tools/bench/setup.sh failed" >&2; exit 1; }
+py="$("$bench_dir/setup.sh" | tail -n1)"
+[[ $? -eq 0 && -x "$py" ]] || { echo "run_all.sh: tools/bench/setup.sh failed" >&2; exit 1; }
 if ! command -v wrk >/dev/null; then
     if [[ $(id -u) -eq 0 ]]; then
         echo "== setup: apt-get install -y wrk" >&2
