@@ -238,6 +238,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--duration", type=int, default=10, help="seconds per run (default 10)")
     p.add_argument("--runs", type=int, default=3, help="load runs against the same server (default 3)")
     p.add_argument("--timeout", type=int, default=2, help="wrk per-request timeout in seconds (default 2)")
+    p.add_argument("--mode", choices=("demo", "aws"), default="demo",
+                   help="demo: `--demo serve` (cached CUR answer, the default); aws: `serve` against the AWS "
+                        "emulator seeded as ce_question.py seeds it (cached Cost Explorer answer; needs moto)")
     p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for the server (repeatable), e.g. MALLOC_ARENA_MAX=2")
     p.add_argument("--json", metavar="FILE", help="write the raw numbers as JSON")
@@ -257,8 +260,25 @@ def main(argv: list[str]) -> int:
         if not sep or not k:
             p.error(f"--server-env wants KEY=VALUE, got {kv!r}")
         env[k] = v
-    server_argv = [binary, "--demo", "serve", "--http", "127.0.0.1:0"]
-    server = HttpServer(server_argv, env)
+    em = None
+    if args.mode == "aws":
+        import datetime as dt
+        from ce_question import EMULATOR, last_month, seed
+        from harness import Emulator, server_env
+
+        em = Emulator(EMULATOR, name="AWS emulator")
+        start, end = last_month(dt.datetime.now(dt.timezone.utc).date())
+        seed(em, start, end)
+        env = server_env({**env, "AWS_ENDPOINT_URL": em.url})
+        server_argv = [binary, "serve", "--http", "127.0.0.1:0"]
+    else:
+        server_argv = [binary, "--demo", "serve", "--http", "127.0.0.1:0"]
+    try:
+        server = HttpServer(server_argv, env)
+    except BaseException:
+        if em:
+            em.stop()
+        raise
     runs: list[dict] = []
     failures: list[str] = []
     try:
@@ -301,6 +321,9 @@ def main(argv: list[str]) -> int:
     finally:
         hwm = vm_hwm_kib(server.proc.pid)
         server.stop()
+        calls_after = em.calls() if em else {}
+        if em:
+            em.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     if not runs:
@@ -316,7 +339,8 @@ def main(argv: list[str]) -> int:
 
     L = ["```sh", command, "```", "",
          f"Host: {host_line()}; {wrk_version(wrk)}; {time.strftime('%Y-%m-%d %H:%M %Z')}; load average at the end "
-         f"{os.getloadavg()[0]:.2f}. Server: `bedrock-cost-mcp --demo serve --http 127.0.0.1:0`"
+         f"{os.getloadavg()[0]:.2f}. Server: `bedrock-cost-mcp {'--demo ' if args.mode == 'demo' else ''}serve --http 127.0.0.1:0`"
+         + (" against the AWS emulator (Cost Explorer seeded as in ce_question.py)" if args.mode == "aws" else "")
          + (f" with {' '.join(args.server_env)}" if args.server_env else "") + "; load: `wrk "
          f"-t{args.threads} -c{args.connections} -d{args.duration}s --timeout {args.timeout}s -s tools_call.lua URL` x "
          f"{args.runs}, each request tools/call `{TOOL}` `{json.dumps(ARGS)}` (a cached answer, {warm_bytes:,} bytes).",
@@ -342,7 +366,9 @@ def main(argv: list[str]) -> int:
           "", f"Server RSS before the load: {before.get('VmRSS', 0) / 1024:.1f} MiB (VmHWM {before.get('VmHWM', 0) / 1024:.1f}); "
           f"after: VmRSS {runs[-1]['server_after'].get('VmRSS', 0) / 1024:.1f} MiB, VmHWM {rss_mib:.1f} MiB. "
           f"{total_requests:,} calls in all, every answer checked (HTTP 2xx, JSON-RPC result, not isError, "
-          f"`{marker}`).", ""]
+          f"`{marker}`)."
+          + (f" AWS requests at the emulator over the whole run (warm-up included): {json.dumps(calls_after)}."
+             if args.mode == "aws" else ""), ""]
     L += ["| target (issue 7) | value | |", "|---|---:|---|",
           f"| >= {TARGETS['calls_per_s']:,.0f} calls/s | {med['calls_per_s']:,.0f} | {verdict(med['calls_per_s'] >= TARGETS['calls_per_s'])} |",
           f"| p99 <= {TARGETS['p99_ms']:.0f} ms | {med['p99_ms']:.2f} ms | {verdict(med['p99_ms'] <= TARGETS['p99_ms'])} |",
@@ -354,7 +380,7 @@ def main(argv: list[str]) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"command": command, "host": host_line(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                       "binary": binary, "server_argv": server_argv, "server_env": args.server_env,
+                       "binary": binary, "mode": args.mode, "server_argv": server_argv, "aws_calls": calls_after, "server_env": args.server_env,
                        "wrk": wrk_version(wrk), "arguments": ARGS, "marker": marker,
                        "server_before": before, "server_vm_hwm_kib": hwm, "median": med,
                        "total_errors": total_errors, "failures": failures, "runs": runs}, f, indent=2)

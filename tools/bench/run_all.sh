@@ -3,7 +3,8 @@
 #   1. startup to tools/list: ours (--demo and AWS mode) vs the peer     startup_vs_peer.py
 #   2. one Cost Explorer question, first ask and 10 repeats, vs the peer  ce_question.py
 #   3. CUR aggregation at 1M and 10M line items, ours vs DuckDB          cur_vs_duckdb.py
-#   4. HTTP throughput on cached answers, 64 connections (ours only)     http_load.py
+#   4. HTTP throughput on cached answers, 64 connections (ours only)     http_load.py (--demo: CUR;
+#      --mode aws: Cost Explorer via the emulator)
 #
 # Usage: tools/bench/run_all.sh [--quick] [--bin PATH] [--out DIR]
 #   --bin PATH  binary to measure (default $BIN, else ${CARGO_TARGET_DIR:-target}/release/bedrock-cost-mcp,
@@ -101,6 +102,7 @@ for rows in "${cur_sizes[@]}"; do
     run_step "cur_${rows}" "$py" "$bench_dir/cur_vs_duckdb.py" --bin "$bin" --rows "$rows" "${cur_args[@]}"
 done
 run_step http_load "$py" "$bench_dir/http_load.py" --bin "$bin" "${http_args[@]}"
+run_step http_load_aws "$py" "$bench_dir/http_load.py" --bin "$bin" --mode aws "${http_args[@]}"
 
 total_s=$(( $(date +%s) - started ))
 failed=0
