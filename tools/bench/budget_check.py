@@ -449,8 +449,8 @@ def parse_args(argv: list[str]):
                    help="check_budget calls per round, and as many ping and tools/list calls (default 1000)")
     p.add_argument("--runs", type=int, default=1, help="recorded rounds in the same server process (default 1)")
     p.add_argument("--warmup", type=int, default=20, help="unrecorded check_budget calls first (default 20)")
-    p.add_argument("--bin", help="bedrock-cost-mcp binary (default ${CARGO_TARGET_DIR:-/var/tmp/bedrock-cost-mcp-"
-                                 "target}/release/bedrock-cost-mcp, else .../debug/ with a warning)")
+    p.add_argument("--bin", help="bedrock-cost-mcp binary (default $BIN, else ${CARGO_TARGET_DIR:-target}/"
+                                 "release/bedrock-cost-mcp, built with cargo build --release when missing)")
     p.add_argument("--timeout", type=float, default=60.0, help="per request timeout in seconds (default 60)")
     p.add_argument("--json", metavar="FILE", help="write every call's latency and the raw numbers as JSON")
     args = p.parse_args(argv)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 # Shared helpers from the sibling benchmark (same folder, so on sys.path when run as a script).
 from startup import PROTOCOL_VERSION, LineReader, RunFailed, fmt, host_line, kill_group, pct, ratio, send
+from harness import resolve_binary
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_ROOT = Path("/var/tmp/bedrock-cost-mcp-bench")
@@ -666,20 +667,6 @@ def markdown(ctx: dict) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def default_binary() -> tuple[str | None, bool]:
-    """(path, is_debug): the release binary, else the debug one."""
-    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-    if not target.is_absolute():
-        target = REPO / target
-    release = target / "release" / "bedrock-cost-mcp"
-    debug = target / "debug" / "bedrock-cost-mcp"
-    if release.is_file():
-        return str(release), False
-    if debug.is_file():
-        return str(debug), True
-    return None, False
-
-
 def parse_args(argv: list[str]):
     p = argparse.ArgumentParser(
         description="Our CUR engine (spend CLI) vs DuckDB on the same SQL and Parquet files.",
@@ -693,8 +680,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--principals", type=int, default=400, help="distinct callers (default 400)")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     p.add_argument("--data", type=Path, help=f"export folder (default {BENCH_ROOT}/cur-<rows>)")
-    p.add_argument("--bin", help="bedrock-cost-mcp binary (default ${CARGO_TARGET_DIR:-target}/release/"
-                                 "bedrock-cost-mcp, else .../debug/ with a warning)")
+    p.add_argument("--bin", help="bedrock-cost-mcp binary (default $BIN, else ${CARGO_TARGET_DIR:-target}/"
+                                 "release/bedrock-cost-mcp, built with cargo build --release when missing)")
     p.add_argument("--runs", type=int, default=7, help="recorded runs per engine (default 7)")
     p.add_argument("--warmup", type=int, default=1, help="unrecorded warmup rounds (default 1)")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
@@ -719,19 +706,7 @@ def main(argv: list[str]) -> int:
     # process's peak RSS, and with it the floor under every child's ru_maxrss (see rss_floor_mib).
     probe = python_json(args.python, PROBE_CHILD)
 
-    if args.bin:
-        binary = str(Path(args.bin).absolute())
-        debug = Path(binary).parent.name == "debug"
-    else:
-        binary, debug = default_binary()
-        if binary is None:
-            raise SystemExit("no bedrock-cost-mcp binary under ${CARGO_TARGET_DIR:-target}/{release,debug}; "
-                             "cargo build --release, or pass --bin")
-    if debug:
-        warn_loudly([f"using the DEBUG binary {binary}",
-                     "debug numbers are NOT to be recorded: build with cargo build --release"])
-    if not os.access(binary, os.X_OK):
-        raise SystemExit(f"{binary} is not an executable file")
+    binary, debug = resolve_binary(args.bin)
     affinity = len(os.sched_getaffinity(0))
     if affinity != args.threads:
         log(f"note: DuckDB threads {args.threads}, but this process may use {affinity} CPU(s); "

@@ -1,7 +1,8 @@
 """Shared pieces of the emulator-backed benchmarks (iam_sweep.py, registry_fanout.py).
 
-- `resolve_binary`: `--bin`, else ${CARGO_TARGET_DIR:-/var/tmp/bedrock-cost-mcp-target}/release/,
-  else .../debug/ with a loud warning (debug numbers are not to be recorded);
+- `resolve_binary`: `--bin`, else `$BIN`, else ${CARGO_TARGET_DIR:-target}/release/bedrock-cost-mcp,
+  built with `cargo build --release` when missing; a debug binary (passed explicitly) gets a loud
+  warning (debug numbers are not to be recorded);
 - `Emulator`: one of the loopback emulators (tools/emulator, tools/registry_emulator), spawned with
   stdin=PIPE (it exits when we do), `READY <port>` read with a deadline, control calls over HTTP;
 - `McpServer`: `bedrock-cost-mcp ... serve` over stdio, newline-delimited JSON-RPC as startup.py
@@ -29,7 +30,6 @@ from pathlib import Path
 from startup import PROTOCOL_VERSION, LineReader, RunFailed, kill_group, send
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_TARGET = "/var/tmp/bedrock-cost-mcp-target"
 EXIT_GRACE_S = 5.0
 READY_TIMEOUT_S = 60.0
 
@@ -56,23 +56,35 @@ def shown_command(argv: list[str]) -> str:
     return shlex.join([py, *argv])
 
 
-def resolve_binary(arg: str | None) -> tuple[str, bool]:
-    """(path, is_debug). Exits with a message when there is no binary."""
-    if arg:
-        binary = str(Path(arg).absolute())
-        debug = Path(binary).parent.name == "debug"
+def default_target() -> Path:
+    """${CARGO_TARGET_DIR:-target}, relative paths taken from the repository root."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or "target")
+    return target if target.is_absolute() else REPO / target
+
+
+def resolve_binary(arg: str | None, build: bool = True) -> tuple[str, bool]:
+    """(path, is_debug): `--bin`, else `$BIN`, else the release binary under the target dir.
+
+    The default release binary is built with `cargo build --release` when it is missing (and
+    `build` is true); that takes 20-30 minutes on 2 cores. Exits with a message when there is no
+    binary.
+    """
+    chosen = arg or os.environ.get("BIN")
+    if chosen:
+        binary = str(Path(chosen).absolute())
+        if not Path(binary).is_file():
+            raise SystemExit(f"{binary} (from {'--bin' if arg else '$BIN'}) does not exist")
     else:
-        target = Path(os.environ.get("CARGO_TARGET_DIR") or DEFAULT_TARGET)
-        if not target.is_absolute():
-            target = REPO / target
-        release, dbg = target / "release" / "bedrock-cost-mcp", target / "debug" / "bedrock-cost-mcp"
-        if release.is_file():
-            binary, debug = str(release), False
-        elif dbg.is_file():
-            binary, debug = str(dbg), True
-        else:
-            raise SystemExit(f"no bedrock-cost-mcp binary under {target}/{{release,debug}}; "
-                             "cargo build --release, or pass --bin")
+        release = default_target() / "release" / "bedrock-cost-mcp"
+        if not release.is_file():
+            if not build:
+                raise SystemExit(f"no release binary at {release}; cargo build --release, or pass --bin / set BIN")
+            log(f"{release} is missing: running cargo build --release in {REPO} (20-30 minutes on 2 cores)")
+            r = subprocess.run(["cargo", "build", "--release"], cwd=REPO)
+            if r.returncode != 0 or not release.is_file():
+                raise SystemExit(f"cargo build --release failed (exit {r.returncode}); pass --bin or set BIN")
+        binary = str(release)
+    debug = Path(binary).parent.name == "debug"
     if not os.access(binary, os.X_OK):
         raise SystemExit(f"{binary} is not an executable file")
     if debug:

@@ -466,8 +466,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--page-size", type=int, default=50, help="max_results per page (default 50, as the brief)")
     p.add_argument("--runs", type=int, default=3, help="recorded rounds, each a fresh server (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="unrecorded warmup rounds (default 1)")
-    p.add_argument("--bin", help="bedrock-cost-mcp binary (default ${CARGO_TARGET_DIR:-/var/tmp/bedrock-cost-mcp-"
-                                 "target}/release/bedrock-cost-mcp, else .../debug/ with a warning)")
+    p.add_argument("--bin", help="bedrock-cost-mcp binary (default $BIN, else ${CARGO_TARGET_DIR:-target}/"
+                                 "release/bedrock-cost-mcp, built with cargo build --release when missing)")
     p.add_argument("--timeout", type=float, default=900.0, help="per tools/call timeout in seconds (default 900)")
     p.add_argument("--json", metavar="FILE", help="write every round's raw numbers as JSON")
     args = p.parse_args(argv)

@@ -342,8 +342,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--baseline-runs", type=int, default=1, help="calls at latency 0 (default 1)")
     p.add_argument("--registry-max-results", type=int, default=100,
                    help="passed to the server (its default is 50, which would cap 5 x 20 hits; default here 100)")
-    p.add_argument("--bin", help="bedrock-cost-mcp binary (default ${CARGO_TARGET_DIR:-/var/tmp/bedrock-cost-mcp-"
-                                 "target}/release/bedrock-cost-mcp, else .../debug/ with a warning)")
+    p.add_argument("--bin", help="bedrock-cost-mcp binary (default $BIN, else ${CARGO_TARGET_DIR:-target}/"
+                                 "release/bedrock-cost-mcp, built with cargo build --release when missing)")
     p.add_argument("--timeout", type=float, default=60.0, help="per tools/call timeout in seconds (default 60)")
     p.add_argument("--json", metavar="FILE", help="write every call's raw numbers as JSON")
     args = p.parse_args(argv)

@@ -425,17 +425,19 @@ def markdown(command: str, args, servers: list[Server], summaries: dict[str, dic
         L.append("")
         L.extend(f"- {n}" for n in notes)
     if len(servers) > 1:
-        base = servers[0].name
-        b = summaries[base]
-        L.append("")
-        L.append(f"Ratios relative to `{base}`:")
-        L.append("")
-        for s in servers[1:]:
-            m = summaries[s.name]
-            L.append(f"- {s.name}/{base} startup median: {ratio(m.get('tools_list_ms_median'), b.get('tools_list_ms_median'))}, "
-                     f"p90: {ratio(m.get('tools_list_ms_p90'), b.get('tools_list_ms_p90'))}, "
-                     f"peak RSS median: {ratio(m.get('peak_rss_mib_median'), b.get('peak_rss_mib_median'))}, "
-                     f"tools/list bytes: {ratio(m.get('result_bytes'), b.get('result_bytes'))}")
+        for base in (args.baseline or [servers[0].name]):
+            b = summaries[base]
+            L.append("")
+            L.append(f"Ratios relative to `{base}` (other / {base}; above 1 means {base} is faster or smaller):")
+            L.append("")
+            for s in servers:
+                if s.name == base:
+                    continue
+                m = summaries[s.name]
+                L.append(f"- {s.name}/{base} startup median: {ratio(m.get('tools_list_ms_median'), b.get('tools_list_ms_median'))}, "
+                         f"p90: {ratio(m.get('tools_list_ms_p90'), b.get('tools_list_ms_p90'))}, "
+                         f"peak RSS median: {ratio(m.get('peak_rss_mib_median'), b.get('peak_rss_mib_median'))}, "
+                         f"tools/list bytes: {ratio(m.get('result_bytes'), b.get('result_bytes'))}")
     return "\n".join(L) + "\n"
 
 
@@ -456,6 +458,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--warmup", type=int, default=2, help="unrecorded warmup runs per server (default 2)")
     p.add_argument("--timeout", type=float, default=30.0, help="per-run timeout in seconds, spawn to tools/list (default 30)")
     p.add_argument("--json", metavar="FILE", help="write every run's raw numbers as JSON")
+    p.add_argument("--baseline", action="append", default=[], metavar="NAME",
+                   help="server the ratios are relative to (repeatable; default the first --server)")
     args = p.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         p.error("--runs must be >= 1 and --warmup >= 0")
@@ -467,6 +471,9 @@ def parse_args(argv: list[str]):
         if any(s.name == name for s in servers):
             p.error(f"duplicate server name {name!r}")
         servers.append(Server(name, command, shlex.split(command)))
+    for base in args.baseline:
+        if not any(s.name == base for s in servers):
+            p.error(f"--baseline {base!r} is not a --server name")
     env = dict(os.environ)
     for kv in args.env:
         k, sep, v = kv.partition("=")
