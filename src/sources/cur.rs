@@ -70,7 +70,13 @@ impl CurEngine {
         location: &CurLocation,
         s3: Option<Arc<dyn object_store::ObjectStore>>,
     ) -> Result<CurEngine, ToolError> {
-        let config = SessionConfig::new().with_target_partitions(
+        // DataFusion's own settings can be tuned with DATAFUSION_* environment variables
+        // (e.g. DATAFUSION_EXECUTION_BATCH_SIZE); unset ones keep DataFusion's defaults.
+        let base = SessionConfig::from_env().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "ignoring DATAFUSION_* settings");
+            SessionConfig::new()
+        });
+        let config = base.with_target_partitions(
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
