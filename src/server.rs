@@ -63,7 +63,8 @@ pub struct App {
     budget_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, BudgetList)>>>,
     /// Cost Explorer client and the shared paid-request cap (anomaly detection).
     ce_client: Option<(Lazy<aws_sdk_costexplorer::Client>, Arc<RequestCap>)>,
-    tool_router: ToolRouter<App>,
+    /// Shared: the HTTP transport clones `App` for every request.
+    tool_router: Arc<ToolRouter<App>>,
     /// The authenticated HTTP caller of this request (None: stdio or unauthenticated loopback).
     pub(crate) caller: Option<Arc<crate::auth::Caller>>,
 }
@@ -251,7 +252,7 @@ impl App {
             sdk: sdk.clone(),
             ce_client,
             budget_cache: Arc::new(tokio::sync::Mutex::new(None)),
-            tool_router,
+            tool_router: Arc::new(tool_router),
             caller: None,
         })
     }

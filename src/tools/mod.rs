@@ -49,8 +49,8 @@ pub fn respond<T: Serialize>(result: Result<(String, T), ToolError>) -> CallTool
                 // The readable text replaces the JSON copy rmcp would add: clients that
                 // read structuredContent get the data, the others get the same answer
                 // as a table, and the answer stays half the size.
-                let mut r = CallToolResult::structured(value);
-                r.content = vec![ContentBlock::text(text)];
+                let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+                r.structured_content = Some(value);
                 r
             }
             Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
