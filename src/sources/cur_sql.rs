@@ -191,9 +191,11 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
         Dialect::DataFusion => "product['servicename']",
         Dialect::Athena => "element_at(product, 'servicename')",
     };
+    // Cheapest test first: a batch where every line has a principal (or is AmazonBedrock) never
+    // evaluates the map lookup and LIKE (OR short-circuits per batch in DataFusion).
     wh.push(format!(
-        "(line_item_product_code = 'AmazonBedrock' OR COALESCE({model_lookup}, '') LIKE '%Bedrock%'{})",
-        if shape.has_principal { " OR COALESCE(line_item_iam_principal, '') <> ''" } else { "" }
+        "({}line_item_product_code = 'AmazonBedrock' OR COALESCE({model_lookup}, '') LIKE '%Bedrock%')",
+        if shape.has_principal { "COALESCE(line_item_iam_principal, '') <> '' OR " } else { "" }
     ));
     for (key, values) in &q.filter.tags {
         if !valid_tag_key(key) {
