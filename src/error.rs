@@ -89,9 +89,21 @@ where
     match err {
         SdkError::ServiceError(se) => {
             let e = se.err();
-            let code = e.code().unwrap_or("Unknown").to_string();
-            let message = e.message().unwrap_or("").to_string();
-            classify_code(service, action, &code, &message)
+            match e.code() {
+                Some(code) => {
+                    let message = e.message().unwrap_or("").to_string();
+                    classify_code(service, action, code, &message)
+                }
+                // No error code: the body could not be read as an AWS answer (a proxy's HTML
+                // page, truncated or malformed JSON).
+                None => ToolError::Malformed {
+                    service: service.into(),
+                    message: format!(
+                        "{action} answered something that is not an AWS response ({})",
+                        chain_text(err)
+                    ),
+                },
+            }
         }
         SdkError::DispatchFailure(df) => {
             let text = chain_text(err);

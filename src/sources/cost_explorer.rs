@@ -289,6 +289,14 @@ async fn fetch_all(
             .send()
             .await
             .map_err(|e| from_sdk("Cost Explorer", "ce:GetCostAndUsage", &e))?;
+        if out.results_by_time.is_none() {
+            // Cost Explorer always sends ResultsByTime (empty when nothing matched): without
+            // it the answer would read as $0, which it is not.
+            return Err(ToolError::Malformed {
+                service: "Cost Explorer".into(),
+                message: "GetCostAndUsage answered without ResultsByTime".into(),
+            });
+        }
         pages += 1;
         progress(pages as f64, 0.0, format!("Cost Explorer page {pages}"));
         for bucket in out.results_by_time() {
