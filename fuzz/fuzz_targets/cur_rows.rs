@@ -79,17 +79,29 @@ fuzz_target!(|input: Input| {
     }
     let q = SpendQuery {
         period,
-        granularity: if input.daily { Granularity::Daily } else { Granularity::Monthly },
+        granularity: if input.daily {
+            Granularity::Daily
+        } else {
+            Granularity::Monthly
+        },
         group_by,
         filter,
-        metric: if input.net { Metric::NetUnblended } else { Metric::Unblended },
+        metric: if input.net {
+            Metric::NetUnblended
+        } else {
+            Metric::Unblended
+        },
     };
     let shape = TableShape {
         table: "cur".into(),
         partition_column: Some("BILLING_PERIOD".into()),
         has_principal: input.has_principal,
     };
-    let dialect = if input.athena { Dialect::Athena } else { Dialect::DataFusion };
+    let dialect = if input.athena {
+        Dialect::Athena
+    } else {
+        Dialect::DataFusion
+    };
     let Ok(sql) = cur_sql::build(&q, &shape, dialect) else {
         return;
     };
@@ -108,7 +120,10 @@ fuzz_target!(|input: Input| {
 
     // The engine's answer: one value per grouped column, cost and tokens.
     let n = sql.columns.len();
-    let line_col = sql.columns.iter().position(|c| *c == cur_sql::RawCol::LineType);
+    let line_col = sql
+        .columns
+        .iter()
+        .position(|c| *c == cur_sql::RawCol::LineType);
     let mut raw = Vec::new();
     let mut total = 0.0;
     for r in input.rows.into_iter().take(64) {
@@ -141,6 +156,9 @@ fuzz_target!(|input: Input| {
     if q.filter.principals.is_empty() && q.filter.roles.is_empty() && q.filter.models.is_empty() {
         let counted: f64 = shaped.rows.iter().map(|r| r.amount).sum::<f64>()
             + shaped.adjustments.iter().map(|a| a.amount).sum::<f64>();
-        assert!((counted - total).abs() < 1e-3 * (1.0 + total.abs()), "{counted} != {total}");
+        assert!(
+            (counted - total).abs() < 1e-3 * (1.0 + total.abs()),
+            "{counted} != {total}"
+        );
     }
 });

@@ -86,7 +86,11 @@ fuzz_target!(|data: &[u8]| {
     for value in whole {
         let once = reencode(&value);
         for key in ["jsonrpc", "id", "method"] {
-            assert_eq!(once.get(key), value.get(key), "{key} changed: {value} -> {once}");
+            assert_eq!(
+                once.get(key),
+                value.get(key),
+                "{key} changed: {value} -> {once}"
+            );
         }
         assert_eq!(reencode(&once), once, "not stable after one round: {value}");
     }
@@ -100,7 +104,11 @@ fn reencode(value: &serde_json::Value) -> serde_json::Value {
     JsonRpcMessageCodec::<Msg>::new()
         .encode(msg, &mut line)
         .expect("encodes");
-    assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line per message");
+    assert_eq!(
+        line.iter().filter(|b| **b == b'\n').count(),
+        1,
+        "one line per message"
+    );
     assert_eq!(line.last(), Some(&b'\n'));
     let again: Msg = serde_json::from_slice(&line[..line.len() - 1]).expect("re-parses");
     serde_json::to_value(&again).expect("serialises")

@@ -54,6 +54,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = glob_match(pattern, arn);
     if !pattern.contains(['*', '?']) {
         assert_eq!(glob_match(pattern, arn), pattern == arn);
-        assert!(glob_match(&format!("{pattern}*"), &format!("{pattern}{arn}")));
+        assert!(glob_match(
+            &format!("{pattern}*"),
+            &format!("{pattern}{arn}")
+        ));
     }
 });

@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
     let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
     match tool % 11 {
         0 => {
-            let Ok(input) = serde_json::from_slice::<SpendInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<SpendInput>(json) else {
+                return;
+            };
             if let Ok(q) = build_query(&input, "team", today) {
                 assert!(q.period.start < q.period.end && q.period.start <= today);
                 assert!((1..=3).contains(&q.group_by.len()));
@@ -46,23 +48,32 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         1 => {
-            let Ok(input) = serde_json::from_slice::<AnomalyInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<AnomalyInput>(json) else {
+                return;
+            };
             if let Ok(a) = anomaly_args(&input, today) {
                 assert!(a.period.start < a.period.end && a.period.days() <= 92);
                 assert!((0.5..=20.0).contains(&a.k));
                 assert!(a.min_increase >= 0.0);
-                assert!(matches!(a.by, GroupKey::Role | GroupKey::Principal | GroupKey::Tag(_)));
+                assert!(matches!(
+                    a.by,
+                    GroupKey::Role | GroupKey::Principal | GroupKey::Tag(_)
+                ));
                 check_group_keys(std::slice::from_ref(&a.by));
             }
         }
         2 => {
-            let Ok(input) = serde_json::from_slice::<EstimateInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<EstimateInput>(json) else {
+                return;
+            };
             if let Ok(model) = estimate_args(&input) {
                 assert!(!model.is_empty() && model.trim() == model);
             }
         }
         3 => {
-            let Ok(input) = serde_json::from_slice::<CheckInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<CheckInput>(json) else {
+                return;
+            };
             match planned_call(&input) {
                 Ok(Planned::Cost(c)) => assert!(c.is_finite() && (0.0..=1_000_000.0).contains(&c)),
                 Ok(Planned::Priced(e)) => {
@@ -70,7 +81,12 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Err(_) => {}
             }
-            if let Some(who) = input.who.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+            if let Some(who) = input
+                .who
+                .as_deref()
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+            {
                 match parse_who(who) {
                     Ok(Who::Tag { key, value }) => {
                         assert!(valid_tag_key(key));
@@ -83,7 +99,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         4 => {
-            let Ok(input) = serde_json::from_slice::<UntaggedInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<UntaggedInput>(json) else {
+                return;
+            };
             if let Ok((max, _offset)) = untagged_page(&input) {
                 assert!((1..=500).contains(&max));
             }
@@ -101,13 +119,17 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         5 => {
-            let Ok(input) = serde_json::from_slice::<TagsInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<TagsInput>(json) else {
+                return;
+            };
             if let Some(keys) = &input.required_keys {
                 let _ = clean_keys(keys);
             }
         }
         6 => {
-            let Ok(input) = serde_json::from_slice::<SearchInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<SearchInput>(json) else {
+                return;
+            };
             if let Ok((per, query)) = search_args(&input) {
                 assert!((1..=20).contains(&per));
                 assert!(query.chars().count() <= 256 && query.trim() == query);
@@ -123,20 +145,26 @@ fuzz_target!(|data: &[u8]| {
         }
         7 => {
             // A cursor as raw text.
-            let Ok(text) = std::str::from_utf8(json) else { return };
+            let Ok(text) = std::str::from_utf8(json) else {
+                return;
+            };
             if let Ok(cursor) = BrowseCursor::decode(text) {
                 assert_eq!(BrowseCursor::decode(&cursor.encode()).ok(), Some(cursor));
             }
             let _ = parse_cursor(&Some(text.to_string()));
         }
         8 => {
-            let Ok(input) = serde_json::from_slice::<GetRecordInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<GetRecordInput>(json) else {
+                return;
+            };
             if let Ok(ids) = record_ids(&input) {
                 assert!((1..=100).contains(&ids.len()));
             }
         }
         9 => {
-            let Ok(input) = serde_json::from_slice::<ActivateInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<ActivateInput>(json) else {
+                return;
+            };
             if let Ok(keys) = activation_keys(&input) {
                 assert!((1..=20).contains(&keys.len()) && input.confirm == Some(true));
                 for k in keys {
@@ -146,7 +174,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         _ => {
-            let Ok(input) = serde_json::from_slice::<TagPrincipalInput>(json) else { return };
+            let Ok(input) = serde_json::from_slice::<TagPrincipalInput>(json) else {
+                return;
+            };
             if check_tag_principal(&input).is_ok() {
                 assert!(input.confirm == Some(true));
                 assert!((1..=50).contains(&input.tags.len()));

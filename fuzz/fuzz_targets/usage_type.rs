@@ -68,12 +68,20 @@ fuzz_target!(|data: &[u8]| {
     let built = format!("{region}-{}{marker}{}", parts.model, parts.suffix);
     let info = parse(&built);
     assert_eq!(
-        (info.region_code.as_str(), info.model.as_str(), info.token_kind),
+        (
+            info.region_code.as_str(),
+            info.model.as_str(),
+            info.token_kind
+        ),
         (region.as_str(), parts.model.as_str(), kind),
         "{built}"
     );
     let expected = if parts.product_model.trim().is_empty() {
-        if parts.model.is_empty() { "unknown".to_string() } else { parts.model.clone() }
+        if parts.model.is_empty() {
+            "unknown".to_string()
+        } else {
+            parts.model.clone()
+        }
     } else {
         parts.product_model.trim().to_string()
     };
