@@ -9,6 +9,7 @@
 //! - [`server`]: the one MCP server type ([`server::App`]) for both transports.
 //! - [`transport`]: stdio and streamable HTTP (Host/Origin checks, shutdown).
 //! - [`tools`]: one file per tool; thin: validate, ask one source, shape the output.
+//!   Every tool's input struct and checks live in [`tools::args`] (pure, fuzzed in `fuzz/`).
 //! - [`sources`]: one trait per question, one file per backend (Cost Explorer
 //!   behind its cache/single-flight/cap guard, the demo organisation).
 //! - [`domain`]: periods, principal ARNs, usage types, group keys; no I/O.

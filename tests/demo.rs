@@ -178,3 +178,28 @@ async fn demo_registry_hits_show_their_roles_spend() {
     );
     client.cancel().await.unwrap();
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/period.rs): an end date with a five- or
+/// six-digit year was accepted, and the CUR source's list of billing months then
+/// ran past chrono's last date and panicked. It is now refused as input, and the
+/// server keeps answering.
+#[tokio::test]
+async fn a_period_beyond_year_9999_is_refused_not_a_panic() {
+    let client = stdio_client(None, &["--demo"], &[]).await;
+    for end in ["+262142-12-31", "+12026-01-01"] {
+        let e = err(&call(
+            &client,
+            "bedrock_spend",
+            json!({"period": {"start": "2026-01-01", "end": end}, "source": "cur"}),
+        )
+        .await);
+        assert!(e.contains("YYYY-MM-DD") && e.contains(end), "{e}");
+    }
+    ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "source": "cur"}),
+    )
+    .await);
+    client.cancel().await.unwrap();
+}

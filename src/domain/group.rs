@@ -48,6 +48,9 @@ impl GroupKey {
 impl fmt::Display for GroupKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // Parsing strips one `iamPrincipal/`; a key that still starts with it keeps
+            // its own, so the text parses back to this key.
+            GroupKey::Tag(k) if k.starts_with("iamPrincipal/") => write!(f, "tag:iamPrincipal/{k}"),
             GroupKey::Tag(k) => write!(f, "tag:{k}"),
             GroupKey::Service => f.write_str("service"),
             GroupKey::UsageType => f.write_str("usage_type"),
@@ -191,5 +194,26 @@ mod tests {
         assert!("tag:".parse::<GroupKey>().is_err());
         assert!("tag:a\"b".parse::<GroupKey>().is_err());
         assert_eq!(GroupKey::Tag("team".into()).to_string(), "tag:team");
+    }
+
+    #[test]
+    fn keys_round_trip_through_their_text() {
+        // Found by fuzz/fuzz_targets/tool_args.rs: the tag key "iamPrincipal/x" (written
+        // "tag:iamPrincipal/iamPrincipal/x") was shown as "tag:iamPrincipal/x", which
+        // parses to the tag key "x".
+        for text in [
+            "tag:iamPrincipal/iamPrincipal/x",
+            "tag:team",
+            "tag:a b",
+            "model",
+            "day",
+        ] {
+            let k: GroupKey = text.parse().unwrap();
+            assert_eq!(k.to_string().parse::<GroupKey>().unwrap(), k, "{text}");
+        }
+        assert_eq!(
+            GroupKey::Tag("iamPrincipal/x".into()).to_string(),
+            "tag:iamPrincipal/iamPrincipal/x"
+        );
     }
 }

@@ -89,10 +89,15 @@ pub fn add_months(d: NaiveDate, months: i32) -> NaiveDate {
 }
 
 fn parse_date(field: &'static str, value: &str) -> Result<NaiveDate, PeriodError> {
-    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| PeriodError::BadDate {
-        field,
-        value: value.to_string(),
-    })
+    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .ok()
+        // chrono also reads signed years of 5+ digits ("+262142-12-31"); month arithmetic
+        // on those runs off the end of the calendar. A period needs four-digit years.
+        .filter(|d| (1..=9999).contains(&d.year()))
+        .ok_or_else(|| PeriodError::BadDate {
+            field,
+            value: value.to_string(),
+        })
 }
 
 impl PeriodInput {
@@ -246,6 +251,31 @@ mod tests {
             r.resolve(today),
             Err(PeriodError::FutureStart { .. })
         ));
+    }
+
+    #[test]
+    fn years_beyond_four_digits_are_refused() {
+        // Found with fuzz/fuzz_targets/period.rs: this end was accepted, and the CUR
+        // source's month list then stepped past the last date chrono has and panicked.
+        let today = d("2026-11-26");
+        for end in ["+262142-12-31", "+12026-01-01", "262142-12-31"] {
+            let r = PeriodInput::Range {
+                start: "2026-01-01".into(),
+                end: end.into(),
+            };
+            assert!(
+                matches!(
+                    r.resolve(today),
+                    Err(PeriodError::BadDate { field: "end", .. })
+                ),
+                "{end}"
+            );
+        }
+        let r = PeriodInput::Range {
+            start: "2026-01-01".into(),
+            end: "9999-12-31".into(),
+        };
+        assert!(r.resolve(today).is_ok());
     }
 
     #[test]

@@ -107,13 +107,14 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let (mut star, mut mark) = (None::<usize>, 0usize);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // A `*` in the pattern is always a wildcard, even where the text has a `*`.
+        if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             pi += 1;
             mark = ti;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some(s) = star {
             pi = s + 1;
             mark += 1;
@@ -161,5 +162,15 @@ mod tests {
         assert!(!glob_match("*/alice", "arn:aws:iam::1:user/alicex"));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("", "x"));
+    }
+
+    #[test]
+    fn star_is_a_wildcard_even_against_a_star() {
+        // Found by fuzz/fuzz_targets/principal_arn.rs: the pattern's `*` was first
+        // compared literally with the text's `*`, so "*" did not match "*x".
+        assert!(glob_match("*", "*x"));
+        assert!(glob_match("a*", "a*b"));
+        assert!(glob_match("*/R", "*arn:aws:iam::1:role/x/R"));
+        assert!(glob_match("*x*", "**x"));
     }
 }

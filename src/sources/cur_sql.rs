@@ -274,7 +274,9 @@ pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Sha
     let mut adjustments: BTreeMap<(NaiveDate, String), f64> = BTreeMap::new();
     for r in raw {
         let day = get(&r, &RawCol::Bucket)
-            .and_then(|s| NaiveDate::parse_from_str(&s[..s.len().min(10)], "%Y-%m-%d").ok())
+            // The date part of a DATE or TIMESTAMP text; `get` because the engine's text is
+            // not ours to trust to be ASCII (slicing inside a character panics).
+            .and_then(|s| NaiveDate::parse_from_str(s.get(..10).unwrap_or(&s), "%Y-%m-%d").ok())
             .ok_or_else(|| ToolError::Malformed {
                 service: "CUR query".into(),
                 message: "a row has no usage date".into(),
@@ -551,6 +553,35 @@ mod tests {
         assert_eq!((parsed.amount, parsed.usage), (2.0, Some(500_000.0)));
         assert_eq!(out.adjustments.len(), 1);
         assert_eq!(out.adjustments[0].amount, -5.0);
+    }
+
+    #[test]
+    fn a_non_ascii_bucket_is_an_error_not_a_panic() {
+        // Found by fuzz/fuzz_targets/cur_rows.rs: the bucket text was cut at byte 10,
+        // inside the two-byte 'ʸ'.
+        let query = q(vec![GroupKey::Service]);
+        let s = build(&query, &shape_of(true), Dialect::DataFusion).unwrap();
+        let mut values = vec![None; s.columns.len()];
+        values[0] = Some("2026-10-0ʸ".to_string());
+        let raw = vec![RawRow {
+            values,
+            cost: 1.0,
+            tokens: None,
+        }];
+        assert!(matches!(
+            shape(&query, &s.columns, raw),
+            Err(ToolError::Malformed { .. })
+        ));
+        // A timestamp text still gives its day.
+        let mut values = vec![None; s.columns.len()];
+        values[0] = Some("2026-10-05 00:00:00".to_string());
+        let raw = vec![RawRow {
+            values,
+            cost: 1.0,
+            tokens: None,
+        }];
+        let out = shape(&query, &s.columns, raw).unwrap();
+        assert_eq!(out.rows[0].bucket_start, d("2026-10-01"));
     }
 
     #[test]

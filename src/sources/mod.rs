@@ -27,14 +27,16 @@ pub mod identity;
 pub mod ledger;
 pub mod pricing;
 pub mod registry;
+pub mod rows;
 pub mod s3;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::domain::group::SpendQuery;
 use crate::error::ToolError;
+pub use rows::{Adjustment, SpendRow};
 
 /// Reports progress of long work (0..=total); a no-op when the client asked for none.
 pub type Progress = Arc<dyn Fn(f64, f64, String) + Send + Sync>;
@@ -42,30 +44,6 @@ pub type Progress = Arc<dyn Fn(f64, f64, String) + Send + Sync>;
 /// A progress sink that drops every report.
 pub fn no_progress() -> Progress {
     Arc::new(|_, _, _| {})
-}
-
-/// One group's spend in one time bucket.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpendRow {
-    /// Start of the time bucket (a month's or a day's first day).
-    pub bucket_start: NaiveDate,
-    /// One value per group key, in the query's order; `None` = no value (untagged).
-    pub keys: Vec<Option<String>>,
-    /// Cost in the answer's currency.
-    pub amount: f64,
-    /// Usage quantity, when the source reports it and the rows share a unit.
-    pub usage: Option<f64>,
-    /// The unit of `usage` (e.g. `1K tokens`).
-    pub usage_unit: Option<String>,
-}
-
-/// A credit, refund or other non-usage line, shown on its own, never netted silently.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Adjustment {
-    pub bucket_start: NaiveDate,
-    /// CUR `line_item_line_item_type`: Credit, Refund, Tax, ...
-    pub line_item_type: String,
-    pub amount: f64,
 }
 
 /// A source's answer, before the tool ranks and renders it.

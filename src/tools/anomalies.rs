@@ -10,30 +10,18 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use super::args::AnomalyInput;
+use super::args::{AnomalyArgs, anomaly_args};
 use super::{fmt_money, respond};
 use crate::domain::anomaly::judge;
 use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
-use crate::domain::period::{Period, PeriodInput};
+use crate::domain::period::Period;
 use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::budgets::{Subject, choose};
 use crate::sources::no_progress;
-
-/// Input of `spend_anomalies`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AnomalyInput {
-    /// Days to check (default last_7_days).
-    pub period: Option<PeriodInput>,
-    /// role (default), principal or tag:<key>.
-    pub by: Option<String>,
-    /// Sensitivity in robust standard deviations (default 3).
-    pub k: Option<f64>,
-    /// Smallest increase over the baseline worth reporting, USD (default 5).
-    pub min_increase_usd: Option<f64>,
-}
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Driver {
@@ -102,27 +90,12 @@ impl App {
         with_cost_explorer: bool,
     ) -> Result<AnomalyOutput, ToolError> {
         let today = Utc::now().date_naive();
-        let period = input
-            .period
-            .clone()
-            .unwrap_or(PeriodInput::Word("last_7_days".into()))
-            .resolve(today)
-            .map_err(|e| ToolError::invalid(e.to_string()))?;
-        if period.days() > 92 {
-            return Err(ToolError::invalid("check at most 92 days at a time"));
-        }
-        let k = input.k.unwrap_or(3.0);
-        if !(0.5..=20.0).contains(&k) {
-            return Err(ToolError::invalid("k must be between 0.5 and 20"));
-        }
-        let min_increase = input.min_increase_usd.unwrap_or(5.0).max(0.0);
-        let by_raw = input.by.clone().unwrap_or_else(|| "role".into());
-        let by: GroupKey = by_raw.parse().map_err(ToolError::invalid)?;
-        if !matches!(by, GroupKey::Role | GroupKey::Principal | GroupKey::Tag(_)) {
-            return Err(ToolError::invalid(
-                "by must be role, principal or tag:<key>",
-            ));
-        }
+        let AnomalyArgs {
+            period,
+            k,
+            min_increase,
+            by,
+        } = anomaly_args(&input, today)?;
         let mut notes = Vec::new();
         let mut anomalies = Vec::new();
         let mut groups_checked = 0;

@@ -8,32 +8,20 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use super::args::{CheckInput, EstimateInput};
+use super::args::{Planned, Who, estimate_args, parse_who, planned_call};
 use super::{fmt_money, respond};
-use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery, tag_key};
+use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
 use crate::domain::period::{PeriodInput, next_month};
 use crate::domain::pricing::{ModelPrice, resolve};
-use crate::domain::principal::{Principal, PrincipalKind};
+use crate::domain::principal::PrincipalKind;
 use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::budgets::{Budget, Scope, Subject, choose};
 use crate::sources::ledger::Entry;
 use crate::sources::no_progress;
-
-/// The planned call.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct EstimateInput {
-    /// Model id, inference profile or name (Claude Sonnet 4.6).
-    pub model: Option<String>,
-    pub input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    pub cache_read_tokens: Option<u64>,
-    pub cache_write_tokens: Option<u64>,
-    /// Default: the configured region.
-    pub region: Option<String>,
-}
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct EstimateOutput {
@@ -47,22 +35,6 @@ pub struct EstimateOutput {
     pub price_source: String,
     pub prices_as_of: String,
     pub notes: Vec<String>,
-}
-
-/// Input of `check_budget`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CheckInput {
-    /// Principal ARN, role, or tag:<key>=<value>. Default: the caller (STS).
-    pub who: Option<String>,
-    /// Planned call: model and token counts (see estimate_cost), or cost_usd.
-    pub model: Option<String>,
-    pub input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    pub cache_read_tokens: Option<u64>,
-    pub cache_write_tokens: Option<u64>,
-    /// Planned cost in USD (instead of model and tokens).
-    pub cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -92,8 +64,6 @@ pub struct CheckOutput {
     pub ledger_recorded: bool,
     pub notes: Vec<String>,
 }
-
-const MAX_TOKENS: u64 = 100_000_000;
 
 fn r4(x: f64) -> f64 {
     // + 0.0 turns -0.0 into 0.0.
@@ -144,32 +114,7 @@ impl App {
 impl App {
     /// `estimate_cost`, shared with check_budget and the CLI.
     pub async fn estimate(&self, input: EstimateInput) -> Result<EstimateOutput, ToolError> {
-        let model = input
-            .model
-            .as_deref()
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| {
-                ToolError::invalid(
-                    "model is required (e.g. anthropic.claude-sonnet-4-6 or \"Claude Sonnet 4.6\")",
-                )
-            })?;
-        let counts = [
-            input.input_tokens,
-            input.output_tokens,
-            input.cache_read_tokens,
-            input.cache_write_tokens,
-        ];
-        if counts.iter().all(|c| c.is_none()) {
-            return Err(ToolError::invalid(
-                "give at least one of input_tokens, output_tokens, cache_read_tokens, cache_write_tokens",
-            ));
-        }
-        if counts.iter().flatten().any(|c| *c > MAX_TOKENS) {
-            return Err(ToolError::invalid(format!(
-                "token counts above {MAX_TOKENS} per call are not plausible; check the numbers"
-            )));
-        }
+        let model = estimate_args(&input)?;
         let region = input.region.clone().unwrap_or_else(|| self.config_region());
         let book = self.prices.prices(&region).await;
         let price = match resolve(&book.prices, model) {
@@ -251,21 +196,12 @@ impl App {
             }
         };
         let mut s = Subject::default();
-        if let Some(tag) = raw.strip_prefix("tag:") {
-            let (k, v) = tag.split_once('=').ok_or_else(|| {
-                ToolError::invalid("write a tag as tag:<key>=<value>, e.g. tag:team=ml-platform")
-            })?;
-            let k = tag_key(k).unwrap_or_default();
-            if k.is_empty() || v.trim().is_empty() {
-                return Err(ToolError::invalid(format!(
-                    "'{raw}' is not tag:<key>=<value>"
-                )));
+        let (kind, name) = match parse_who(&raw)? {
+            Who::Tag { key, value } => {
+                s.tags.insert(key.to_string(), value.to_string());
+                return Ok((raw, s));
             }
-            s.tags.insert(k.to_string(), v.trim().to_string());
-            return Ok((raw, s));
-        }
-        let (kind, name) = match Principal::parse(&raw) {
-            Some(p) => {
+            Who::Arn(p) => {
                 s.principal_arn = Some(raw.clone());
                 match p.kind {
                     PrincipalKind::AssumedRole | PrincipalKind::Role => {
@@ -278,7 +214,7 @@ impl App {
                     _ => (None, p.name.to_string()),
                 }
             }
-            None => (None, raw.clone()),
+            Who::Name(_) => (None, raw.clone()),
         };
         // Tags (and, for a bare name, the principal itself) from IAM.
         if let Some(dir) = &self.directory {
@@ -400,34 +336,15 @@ impl App {
         let mut notes = Vec::new();
         let mut reasons = Vec::new();
         // The planned call.
-        let planned = match (input.cost_usd, &input.model) {
-            (Some(c), _) if !c.is_finite() || !(0.0..=1_000_000.0).contains(&c) => {
-                return Err(ToolError::invalid(
-                    "cost_usd must be between 0 and 1,000,000",
-                ));
-            }
-            (Some(c), _) => c,
-            (None, Some(_)) => {
-                let e = self
-                    .estimate(EstimateInput {
-                        model: input.model.clone(),
-                        input_tokens: input.input_tokens,
-                        output_tokens: input.output_tokens,
-                        cache_read_tokens: input.cache_read_tokens,
-                        cache_write_tokens: input.cache_write_tokens,
-                        region: None,
-                    })
-                    .await?;
+        let planned = match planned_call(&input)? {
+            Planned::Cost(c) => c,
+            Planned::Priced(estimate) => {
+                let e = self.estimate(estimate).await?;
                 notes.push(format!(
                     "planned call priced from {} ({} as of {})",
                     e.model, e.price_source, e.prices_as_of
                 ));
                 e.cost_usd
-            }
-            (None, None) => {
-                return Err(ToolError::invalid(
-                    "describe the planned call: model with token counts, or cost_usd",
-                ));
             }
         };
         let (who, subject) = self.subject(input.who.as_deref(), &mut notes).await?;

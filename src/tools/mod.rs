@@ -3,6 +3,7 @@
 //! plus a short text table, or an `isError` result naming the fix.
 
 pub mod anomalies;
+pub mod args;
 pub mod budget;
 pub mod principals;
 pub mod registry;

@@ -10,10 +10,12 @@ use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use super::args::{KindInput, TagsInput, UntaggedInput};
+use super::args::{clean_keys, untagged_page};
 use super::{progress_reporter, respond};
-use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery, tag_key};
+use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
 use crate::domain::period::PeriodInput;
 use crate::domain::principal::{Principal, PrincipalKind, glob_match};
 use crate::error::ToolError;
@@ -21,37 +23,6 @@ use crate::server::App;
 use crate::sources::Progress;
 use crate::sources::cost_allocation::AllocationTag;
 use crate::sources::iam::{IamKind, IamPrincipal};
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum KindInput {
-    User,
-    Role,
-    #[default]
-    All,
-}
-
-/// Input of `untagged_principals`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct UntaggedInput {
-    /// Tag keys each principal needs. Default: configured keys, else active iamPrincipal/* keys.
-    pub required_keys: Option<Vec<String>>,
-    /// user, role or all (default).
-    pub kind: Option<KindInput>,
-    /// IAM path prefix, e.g. /agents/.
-    pub path_prefix: Option<String>,
-    /// Name glob, e.g. *Agent*.
-    pub name: Option<String>,
-    /// Spend period for ranking (default last_30_days).
-    pub period: Option<PeriodInput>,
-    /// Also list principals without spend.
-    pub include_no_spend: Option<bool>,
-    /// Page size (default 50).
-    pub max_results: Option<u32>,
-    /// next_cursor from the previous answer.
-    pub cursor: Option<String>,
-}
 
 /// A session of a role, with its spend.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -128,14 +99,6 @@ pub struct UntaggedOutput {
     pub warnings: Vec<String>,
 }
 
-/// Input of `cost_allocation_tags`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct TagsInput {
-    /// Keys to check. Default: configured keys.
-    pub required_keys: Option<Vec<String>>,
-}
-
 /// Output of `cost_allocation_tags`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TagsOutput {
@@ -150,18 +113,6 @@ pub struct TagsOutput {
     pub notes: Vec<String>,
     pub paid_requests: u32,
     pub cached: bool,
-}
-
-fn clean_keys(keys: &[String]) -> Result<Vec<String>, ToolError> {
-    let mut out: Vec<String> = Vec::new();
-    for k in keys {
-        let k = tag_key(k)
-            .ok_or_else(|| ToolError::invalid(format!("'{k}' is not a valid tag key")))?;
-        if !out.iter().any(|o| o == k) {
-            out.push(k.to_string());
-        }
-    }
-    Ok(out)
 }
 
 /// The IAM policy that makes principals carry the keys from creation on.
@@ -350,18 +301,7 @@ impl App {
             .unwrap_or(PeriodInput::Word("last_30_days".into()))
             .resolve(today)
             .map_err(|e| ToolError::invalid(e.to_string()))?;
-        let max = input.max_results.unwrap_or(50).clamp(1, 500) as usize;
-        let offset = match &input.cursor {
-            None => 0,
-            Some(c) => c
-                .strip_prefix("findings:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| {
-                    ToolError::invalid(
-                        "cursor is not one this tool issued; pass next_cursor unchanged",
-                    )
-                })?,
-        };
+        let (max, offset) = untagged_page(&input)?;
         let mut warnings = Vec::new();
         let mut paid = 0;
         // Required keys: input, config, or the active iamPrincipal/* keys.

@@ -7,14 +7,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use base64::Engine;
 use chrono::Utc;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::args::{BrowseCursor, record_ids, search_args, search_filters};
+pub use super::args::{GetRecordInput, RecordTypeInput, SearchInput};
 use super::{fmt_money, respond};
 use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
 use crate::domain::period::PeriodInput;
@@ -22,46 +23,6 @@ use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::no_progress;
 use crate::sources::registry::{RawRecord, RecordError, RegistryInfo};
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordTypeInput {
-    Agent,
-    Mcp,
-    Skill,
-    Custom,
-}
-
-impl RecordTypeInput {
-    fn api(self) -> &'static str {
-        match self {
-            RecordTypeInput::Agent => "AGENT",
-            RecordTypeInput::Mcp => "MCP",
-            RecordTypeInput::Skill => "SKILL",
-            RecordTypeInput::Custom => "CUSTOM",
-        }
-    }
-}
-
-/// Input of `search_registry`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SearchInput {
-    /// Keywords ("invoice processing agent"). Empty: browse.
-    pub query: Option<String>,
-    /// agent, mcp, skill, custom.
-    pub record_types: Option<Vec<RecordTypeInput>>,
-    /// Exact record name.
-    pub name: Option<String>,
-    /// Exact record version.
-    pub version: Option<String>,
-    /// Registry ids or names (default: all readable).
-    pub registries: Option<Vec<String>>,
-    /// Hits per registry, 1-20 (default 10).
-    pub max_results: Option<u32>,
-    /// next_cursor from the previous answer (browsing).
-    pub cursor: Option<String>,
-}
 
 /// A record summarised.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -118,17 +79,6 @@ pub struct SearchOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
     pub notes: Vec<String>,
-}
-
-/// Input of `get_registry_record`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct GetRecordInput {
-    pub record_id: Option<String>,
-    /// Up to 100 record ids.
-    pub record_ids: Option<Vec<String>>,
-    /// Registry id or name (default: every READY registry).
-    pub registry: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -311,36 +261,6 @@ pub fn summarise(r: &RawRecord, registry: &RegistryInfo) -> RecordOut {
         custom_metadata: r.custom_metadata.clone(),
         problems,
     }
-}
-
-fn search_filters(input: &SearchInput) -> Option<serde_json::Value> {
-    let mut parts = Vec::new();
-    if let Some(types) = input.record_types.as_ref().filter(|t| !t.is_empty()) {
-        let list: Vec<&str> = types.iter().map(|t| t.api()).collect();
-        parts.push(if list.len() == 1 {
-            serde_json::json!({"recordType": {"$eq": list[0]}})
-        } else {
-            serde_json::json!({"recordType": {"$in": list}})
-        });
-    }
-    if let Some(n) = &input.name {
-        parts.push(serde_json::json!({"name": {"$eq": n}}));
-    }
-    if let Some(v) = &input.version {
-        parts.push(serde_json::json!({"recordVersion": {"$eq": v}}));
-    }
-    match parts.len() {
-        0 => None,
-        1 => parts.pop(),
-        _ => Some(serde_json::json!({ "$and": parts })),
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct BrowseCursor {
-    /// Index into the registries browsed.
-    r: usize,
-    t: Option<String>,
 }
 
 #[tool_router(router = registry_router, vis = "pub(crate)")]
@@ -530,28 +450,14 @@ impl App {
         let registries = self
             .pick_registries(input.registries.as_deref(), &mut notes)
             .await?;
-        let per = input.max_results.unwrap_or(10).clamp(1, 20) as i32;
-        let query = input.query.clone().unwrap_or_default().trim().to_string();
-        if query.chars().count() > 256 {
-            return Err(ToolError::invalid(
-                "query is limited to 256 characters; keep it topical and put constraints in record_types, name or version",
-            ));
-        }
+        let (per, query) = search_args(&input)?;
         let client = self.registry()?;
         let mut registry_errors = Vec::new();
         let (mode, mut hits, next_cursor) = if query.is_empty() {
             // Browse: one registry at a time, a page per call.
             let cursor: BrowseCursor = match &input.cursor {
                 None => BrowseCursor { r: 0, t: None },
-                Some(c) => base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(c)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .ok_or_else(|| {
-                        ToolError::invalid(
-                            "cursor is not one this tool issued; pass next_cursor unchanged",
-                        )
-                    })?,
+                Some(c) => BrowseCursor::decode(c)?,
             };
             let reg = registries.get(cursor.r).ok_or_else(|| {
                 ToolError::invalid("cursor points past the last registry; start again without it")
@@ -577,10 +483,7 @@ impl App {
                 }),
                 None => None,
             };
-            let next = next.map(|c| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .encode(serde_json::to_vec(&c).unwrap_or_default())
-            });
+            let next = next.map(|c| c.encode());
             ("browse", hits, next)
         } else {
             let filters = search_filters(&input);
@@ -640,14 +543,7 @@ impl App {
 
     /// `get_registry_record`, shared with the CLI.
     pub async fn registry_get(&self, input: GetRecordInput) -> Result<GetRecordOutput, ToolError> {
-        let mut ids: Vec<String> = input.record_ids.clone().unwrap_or_default();
-        if let Some(id) = &input.record_id {
-            ids.insert(0, id.clone());
-        }
-        ids.dedup();
-        if ids.is_empty() || ids.len() > 100 {
-            return Err(ToolError::invalid("give record_id, or 1 to 100 record_ids"));
-        }
+        let ids = record_ids(&input)?;
         let mut notes = Vec::new();
         let registries = self
             .pick_registries(

@@ -10,81 +10,19 @@ use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use super::args::{
+    GranularityInput, MetricInput, OneOrMany, SourceInput, SpendInput, build_query, parse_cursor,
+};
 use super::{fmt_money, progress_reporter, respond};
-use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
-use crate::domain::period::PeriodInput;
+use crate::domain::group::{Granularity, GroupKey, SpendQuery};
 use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::{Progress, SpendAnswer, SpendRow};
 
 /// Rows per page of the answer.
 pub const PAGE_ROWS: usize = 200;
-
-/// One value or a list of values.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum GranularityInput {
-    #[default]
-    Monthly,
-    Daily,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum MetricInput {
-    #[default]
-    Unblended,
-    NetUnblended,
-    Amortized,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceInput {
-    CostExplorer,
-    Cur,
-    Athena,
-}
-
-/// Input of `bedrock_spend`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SpendInput {
-    /// this_month (default), last_month, last_7_days, last_30_days, or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"} (end exclusive).
-    pub period: Option<PeriodInput>,
-    /// tag:<key>, service, usage_type, region; cur/athena also principal, role, session, model, token_kind, day, month. Max 2 (cost_explorer) or 3.
-    pub group_by: Option<Vec<String>>,
-    /// Tag key (cur/athena also principal, role, model; * globs) -> value(s); "" = untagged.
-    pub filter: Option<BTreeMap<String, OneOrMany>>,
-    /// monthly (default) or daily.
-    pub granularity: Option<GranularityInput>,
-    /// Default unblended.
-    pub metric: Option<MetricInput>,
-    /// Default: cur if configured, else cost_explorer.
-    pub source: Option<SourceInput>,
-    /// Largest N groups (default 20); the rest sum into "others".
-    pub top_n: Option<u32>,
-    /// next_cursor from the previous answer.
-    pub cursor: Option<String>,
-}
 
 /// A period in the output.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -185,79 +123,6 @@ fn is_untagged(group_by: &[GroupKey], keys: &[Option<String>]) -> bool {
         .iter()
         .zip(keys)
         .any(|(k, v)| k.is_tag() && v.is_none())
-}
-
-/// Parse and validate the input into a query (pure; unit-tested).
-pub fn build_query(
-    input: &SpendInput,
-    default_tag_key: &str,
-    today: NaiveDate,
-) -> Result<SpendQuery, ToolError> {
-    let period = input
-        .period
-        .clone()
-        .unwrap_or_default()
-        .resolve(today)
-        .map_err(|e| ToolError::invalid(e.to_string()))?;
-    let group_by = match &input.group_by {
-        None => vec![GroupKey::Tag(default_tag_key.to_string())],
-        Some(list) => {
-            let keys = list
-                .iter()
-                .map(|s| s.parse::<GroupKey>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(ToolError::invalid)?;
-            if keys.len() > 3 {
-                return Err(ToolError::invalid(format!(
-                    "group_by takes at most 3 keys, got {}",
-                    keys.len()
-                )));
-            }
-            let mut seen = keys.clone();
-            seen.sort();
-            seen.dedup();
-            if seen.len() != keys.len() {
-                return Err(ToolError::invalid("group_by lists a key twice"));
-            }
-            keys
-        }
-    };
-    let mut filter = SpendFilter::default();
-    for (key, values) in input.filter.clone().unwrap_or_default() {
-        let values = values.into_vec();
-        if values.is_empty() {
-            return Err(ToolError::invalid(format!(
-                "filter '{key}' has no values; give a value, a list, or \"\" for untagged"
-            )));
-        }
-        match key.as_str() {
-            "principal" => filter.principals = values,
-            "role" => filter.roles = values,
-            "model" => filter.models = values,
-            _ => {
-                let tag = crate::domain::group::tag_key(key.strip_prefix("tag:").unwrap_or(&key)).ok_or_else(|| {
-                    ToolError::invalid(format!(
-                        "filter key '{key}' is not a tag key; use a principal tag key such as team, or principal, role, model"
-                    ))
-                })?;
-                filter.tags.insert(tag.to_string(), values);
-            }
-        }
-    }
-    Ok(SpendQuery {
-        period,
-        granularity: match input.granularity.unwrap_or_default() {
-            GranularityInput::Monthly => Granularity::Monthly,
-            GranularityInput::Daily => Granularity::Daily,
-        },
-        group_by,
-        filter,
-        metric: match input.metric.unwrap_or_default() {
-            MetricInput::Unblended => Metric::Unblended,
-            MetricInput::NetUnblended => Metric::NetUnblended,
-            MetricInput::Amortized => Metric::Amortized,
-        },
-    })
 }
 
 fn round4(x: f64) -> f64 {
@@ -616,16 +481,6 @@ pub fn input_from_cli(a: &crate::cli::SpendArgs) -> Result<SpendInput, String> {
     serde_json::from_value(v).map_err(|e| format!("{e}"))
 }
 
-fn parse_cursor(c: &Option<String>) -> Result<usize, ToolError> {
-    match c {
-        None => Ok(0),
-        Some(c) => c
-            .strip_prefix("rows:")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| ToolError::invalid(format!("cursor '{c}' is not one this server issued; pass next_cursor from the previous answer unchanged"))),
-    }
-}
-
 #[tool_router(router = spend_router, vis = "pub(crate)")]
 impl App {
     /// Bedrock spend by principal tag, principal, role, session, model or token kind. Untagged spend is its own row; rows reconcile to the total. Uncached Cost Explorer requests cost $0.01.
@@ -658,8 +513,7 @@ impl App {
     ) -> Result<SpendOutput, ToolError> {
         let today = Utc::now().date_naive();
         let mut q = build_query(&input, &self.config.default_tag_key, today)?;
-        let offset = parse_cursor(&input.cursor)?;
-        let top_n = input.top_n.unwrap_or(20).clamp(1, 500) as usize;
+        let (top_n, offset) = super::args::spend_page(&input)?;
         let source = self.spend_source(input.source)?;
         self.scope_query(&mut q, source.name() == "cost_explorer")?;
         let ans = source.spend(&q, progress).await?;

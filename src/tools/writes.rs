@@ -8,24 +8,15 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use super::args::{ActivateInput, IamKindInput, TagPrincipalInput};
+use super::args::{activation_keys, check_tag_principal};
 use super::respond;
-use crate::domain::group::{tag_key, valid_tag_key};
 use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::cost_allocation::ActivationResult;
 use crate::sources::iam::IamKind;
-
-/// Input of `activate_cost_allocation_tags`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActivateInput {
-    /// 1-20 principal tag keys (iamPrincipal/ prefix optional).
-    pub keys: Vec<String>,
-    /// Must be true: this changes billing settings.
-    pub confirm: Option<bool>,
-}
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ActivateOutput {
@@ -36,43 +27,12 @@ pub struct ActivateOutput {
     pub note: String,
 }
 
-/// Input of `tag_principal`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TagPrincipalInput {
-    /// user or role.
-    pub kind: IamKindInput,
-    /// User or role name (not ARN).
-    pub name: String,
-    /// Tags to add (existing keys get the new value; nothing is removed).
-    pub tags: BTreeMap<String, String>,
-    /// Must be true: this changes IAM.
-    pub confirm: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum IamKindInput {
-    User,
-    Role,
-}
-
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TagPrincipalOutput {
     pub kind: IamKind,
     pub name: String,
     pub added: BTreeMap<String, String>,
     pub note: String,
-}
-
-fn require_confirm(confirm: Option<bool>, what: &str) -> Result<(), ToolError> {
-    if confirm == Some(true) {
-        Ok(())
-    } else {
-        Err(ToolError::invalid(format!(
-            "{what} changes your AWS account; call again with \"confirm\": true once the user agreed"
-        )))
-    }
 }
 
 #[tool_router(router = write_router, vis = "pub(crate)")]
@@ -89,15 +49,7 @@ impl App {
         Parameters(input): Parameters<ActivateInput>,
     ) -> CallToolResult {
         let result = async {
-            require_confirm(input.confirm, "activating cost-allocation tags")?;
-            if input.keys.is_empty() || input.keys.len() > 20 {
-                return Err(ToolError::invalid(format!("give 1 to 20 keys per call (got {})", input.keys.len())));
-            }
-            let mut keys = Vec::new();
-            for k in &input.keys {
-                let bare = tag_key(k).ok_or_else(|| ToolError::invalid(format!("'{k}' is not a valid tag key")))?;
-                keys.push(format!("iamPrincipal/{bare}"));
-            }
+            let keys = activation_keys(&input)?;
             let allocation = self.allocation.clone().ok_or_else(|| ToolError::Unsupported("cost-allocation tags are not available".into()))?;
             let (results, paid) = allocation.activate(&keys).await?;
             let activated = results.iter().filter(|r| r.activated).count();
@@ -130,18 +82,7 @@ impl App {
         Parameters(input): Parameters<TagPrincipalInput>,
     ) -> CallToolResult {
         let result = async {
-            require_confirm(input.confirm, "tagging a principal")?;
-            if input.tags.is_empty() || input.tags.len() > 50 {
-                return Err(ToolError::invalid("give 1 to 50 tags"));
-            }
-            for (k, v) in &input.tags {
-                if !valid_tag_key(k) || k.starts_with("aws:") || v.len() > 256 {
-                    return Err(ToolError::invalid(format!("tag {k}={v} is not valid (keys 1-128 chars, not aws:*; values up to 256)")));
-                }
-            }
-            if input.name.is_empty() || input.name.contains(':') || input.name.contains('/') {
-                return Err(ToolError::invalid("name is the user or role name, not its ARN or path"));
-            }
+            check_tag_principal(&input)?;
             let kind = match input.kind {
                 IamKindInput::User => IamKind::User,
                 IamKindInput::Role => IamKind::Role,

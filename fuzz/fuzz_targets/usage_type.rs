@@ -1,0 +1,89 @@
+//! Usage-type parsing (`src/domain/usage_type.rs`) and the model-name rule.
+//!
+//! Invariants: no panic; the region is a prefix and the model a substring of
+//! the input; a usage type built from parts parses back into those parts.
+#![no_main]
+
+use arbitrary::{Arbitrary, Unstructured};
+use libfuzzer_sys::fuzz_target;
+use pure::domain::usage_type::{TokenKind, model_name, parse};
+
+/// Markers in the parser's table, with the kind each one means.
+const MARKERS: &[(&str, TokenKind)] = &[
+    ("-cache-read-input-token-count", TokenKind::CacheRead),
+    ("-cache-read-input-tokens", TokenKind::CacheRead),
+    ("-cache-read-tokens", TokenKind::CacheRead),
+    ("-cache-write-input-token-count", TokenKind::CacheWrite),
+    ("-cache-write-1h-input-token-count", TokenKind::CacheWrite),
+    ("-cache-write-1h-tokens", TokenKind::CacheWrite),
+    ("-cache-write-input-tokens", TokenKind::CacheWrite),
+    ("-cache-write-tokens", TokenKind::CacheWrite),
+    ("-mantle-input-tokens", TokenKind::Input),
+    ("-mantle-output-tokens", TokenKind::Output),
+    ("-input-tokens", TokenKind::Input),
+    ("-output-tokens", TokenKind::Output),
+];
+
+#[derive(Debug, Arbitrary)]
+struct Parts {
+    region: (u8, u8, u8, u8),
+    model: String,
+    marker: u8,
+    suffix: String,
+    product_model: String,
+}
+
+// The input is the usage type as text; the same bytes also pick the parts
+// of a built usage type.
+fuzz_target!(|data: &[u8]| {
+    let raw = &*String::from_utf8_lossy(data);
+    let Ok(parts) = Parts::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
+    // Any text.
+    let info = parse(raw);
+    assert!(raw.starts_with(&info.region_code));
+    assert!(raw.contains(&info.model));
+    if !info.region_code.is_empty() {
+        assert!(raw[info.region_code.len()..].starts_with('-'));
+    }
+    let name = model_name(&parts.product_model, raw);
+    assert!(!name.is_empty());
+    if !parts.product_model.trim().is_empty() {
+        assert_eq!(name, parts.product_model.trim());
+    }
+
+    // Built from parts: REGION-model<marker><suffix>, with a model free of '-'
+    // so the marker is the first one in the text.
+    let (a, b, c, len) = parts.region;
+    let letters = [a, b, c].map(|l| (b'A' + l % 26) as char);
+    let region: String = letters[..2 + (len % 2) as usize]
+        .iter()
+        .chain(std::iter::once(&((b'0' + len % 10) as char)))
+        .collect();
+    if parts.model.contains('-') || parts.model.starts_with("MP:") {
+        return;
+    }
+    let (marker, kind) = MARKERS[parts.marker as usize % MARKERS.len()];
+    let built = format!("{region}-{}{marker}{}", parts.model, parts.suffix);
+    let info = parse(&built);
+    assert_eq!(
+        (
+            info.region_code.as_str(),
+            info.model.as_str(),
+            info.token_kind
+        ),
+        (region.as_str(), parts.model.as_str(), kind),
+        "{built}"
+    );
+    let expected = if parts.product_model.trim().is_empty() {
+        if parts.model.is_empty() {
+            "unknown".to_string()
+        } else {
+            parts.model.clone()
+        }
+    } else {
+        parts.product_model.trim().to_string()
+    };
+    assert_eq!(model_name(&parts.product_model, &built), expected);
+});

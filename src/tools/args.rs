@@ -1,0 +1,645 @@
+//! Tool arguments: every tool's input struct and the checks on it, pure (no
+//! rmcp, no AWS, no I/O), so the fuzz crate (`fuzz/`) compiles this file
+//! alone and feeds it arbitrary arguments. The tools re-export their input
+//! types from here and call these checks before they touch a source.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::group::{
+    Granularity, GroupKey, Metric, SpendFilter, SpendQuery, tag_key, valid_tag_key,
+};
+use crate::domain::period::{Period, PeriodInput};
+use crate::domain::principal::Principal;
+use crate::error::ToolError;
+
+// ---------------------------------------------------------------- bedrock_spend
+
+/// One value or a list of values.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GranularityInput {
+    #[default]
+    Monthly,
+    Daily,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricInput {
+    #[default]
+    Unblended,
+    NetUnblended,
+    Amortized,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceInput {
+    CostExplorer,
+    Cur,
+    Athena,
+}
+
+/// Input of `bedrock_spend`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpendInput {
+    /// this_month (default), last_month, last_7_days, last_30_days, or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"} (end exclusive).
+    pub period: Option<PeriodInput>,
+    /// tag:<key>, service, usage_type, region; cur/athena also principal, role, session, model, token_kind, day, month. Max 2 (cost_explorer) or 3.
+    pub group_by: Option<Vec<String>>,
+    /// Tag key (cur/athena also principal, role, model; * globs) -> value(s); "" = untagged.
+    pub filter: Option<BTreeMap<String, OneOrMany>>,
+    /// monthly (default) or daily.
+    pub granularity: Option<GranularityInput>,
+    /// Default unblended.
+    pub metric: Option<MetricInput>,
+    /// Default: cur if configured, else cost_explorer.
+    pub source: Option<SourceInput>,
+    /// Largest N groups (default 20); the rest sum into "others".
+    pub top_n: Option<u32>,
+    /// next_cursor from the previous answer.
+    pub cursor: Option<String>,
+}
+
+/// Parse and validate the input into a query (pure; unit-tested).
+pub fn build_query(
+    input: &SpendInput,
+    default_tag_key: &str,
+    today: NaiveDate,
+) -> Result<SpendQuery, ToolError> {
+    let period = input
+        .period
+        .clone()
+        .unwrap_or_default()
+        .resolve(today)
+        .map_err(|e| ToolError::invalid(e.to_string()))?;
+    let group_by = match &input.group_by {
+        None => vec![GroupKey::Tag(default_tag_key.to_string())],
+        Some(list) => {
+            let keys = list
+                .iter()
+                .map(|s| s.parse::<GroupKey>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ToolError::invalid)?;
+            if keys.len() > 3 {
+                return Err(ToolError::invalid(format!(
+                    "group_by takes at most 3 keys, got {}",
+                    keys.len()
+                )));
+            }
+            let mut seen = keys.clone();
+            seen.sort();
+            seen.dedup();
+            if seen.len() != keys.len() {
+                return Err(ToolError::invalid("group_by lists a key twice"));
+            }
+            keys
+        }
+    };
+    let mut filter = SpendFilter::default();
+    for (key, values) in input.filter.clone().unwrap_or_default() {
+        let values = values.into_vec();
+        if values.is_empty() {
+            return Err(ToolError::invalid(format!(
+                "filter '{key}' has no values; give a value, a list, or \"\" for untagged"
+            )));
+        }
+        match key.as_str() {
+            "principal" => filter.principals = values,
+            "role" => filter.roles = values,
+            "model" => filter.models = values,
+            _ => {
+                let tag = crate::domain::group::tag_key(key.strip_prefix("tag:").unwrap_or(&key)).ok_or_else(|| {
+                    ToolError::invalid(format!(
+                        "filter key '{key}' is not a tag key; use a principal tag key such as team, or principal, role, model"
+                    ))
+                })?;
+                filter.tags.insert(tag.to_string(), values);
+            }
+        }
+    }
+    Ok(SpendQuery {
+        period,
+        granularity: match input.granularity.unwrap_or_default() {
+            GranularityInput::Monthly => Granularity::Monthly,
+            GranularityInput::Daily => Granularity::Daily,
+        },
+        group_by,
+        filter,
+        metric: match input.metric.unwrap_or_default() {
+            MetricInput::Unblended => Metric::Unblended,
+            MetricInput::NetUnblended => Metric::NetUnblended,
+            MetricInput::Amortized => Metric::Amortized,
+        },
+    })
+}
+
+/// The row offset a `bedrock_spend` cursor (`rows:<n>`) points at.
+pub fn parse_cursor(c: &Option<String>) -> Result<usize, ToolError> {
+    match c {
+        None => Ok(0),
+        Some(c) => c
+            .strip_prefix("rows:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| ToolError::invalid(format!("cursor '{c}' is not one this server issued; pass next_cursor from the previous answer unchanged"))),
+    }
+}
+
+/// Rows per page and the offset of the page asked for.
+pub fn spend_page(input: &SpendInput) -> Result<(usize, usize), ToolError> {
+    let offset = parse_cursor(&input.cursor)?;
+    let top_n = input.top_n.unwrap_or(20).clamp(1, 500) as usize;
+    Ok((top_n, offset))
+}
+
+// -------------------------------------------------------------- spend_anomalies
+
+/// Input of `spend_anomalies`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyInput {
+    /// Days to check (default last_7_days).
+    pub period: Option<PeriodInput>,
+    /// role (default), principal or tag:<key>.
+    pub by: Option<String>,
+    /// Sensitivity in robust standard deviations (default 3).
+    pub k: Option<f64>,
+    /// Smallest increase over the baseline worth reporting, USD (default 5).
+    pub min_increase_usd: Option<f64>,
+}
+
+/// The checked arguments of `spend_anomalies`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyArgs {
+    pub period: Period,
+    /// Sensitivity, 0.5..=20.
+    pub k: f64,
+    /// At least 0.
+    pub min_increase: f64,
+    /// Role, principal or a tag.
+    pub by: GroupKey,
+}
+
+/// Check `spend_anomalies` arguments against `today` (UTC).
+pub fn anomaly_args(input: &AnomalyInput, today: NaiveDate) -> Result<AnomalyArgs, ToolError> {
+    let period = input
+        .period
+        .clone()
+        .unwrap_or(PeriodInput::Word("last_7_days".into()))
+        .resolve(today)
+        .map_err(|e| ToolError::invalid(e.to_string()))?;
+    if period.days() > 92 {
+        return Err(ToolError::invalid("check at most 92 days at a time"));
+    }
+    let k = input.k.unwrap_or(3.0);
+    if !(0.5..=20.0).contains(&k) {
+        return Err(ToolError::invalid("k must be between 0.5 and 20"));
+    }
+    let min_increase = input.min_increase_usd.unwrap_or(5.0).max(0.0);
+    let by_raw = input.by.clone().unwrap_or_else(|| "role".into());
+    let by: GroupKey = by_raw.parse().map_err(ToolError::invalid)?;
+    if !matches!(by, GroupKey::Role | GroupKey::Principal | GroupKey::Tag(_)) {
+        return Err(ToolError::invalid(
+            "by must be role, principal or tag:<key>",
+        ));
+    }
+    Ok(AnomalyArgs {
+        period,
+        k,
+        min_increase,
+        by,
+    })
+}
+
+// ------------------------------------------------- estimate_cost, check_budget
+
+/// The planned call.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EstimateInput {
+    /// Model id, inference profile or name (Claude Sonnet 4.6).
+    pub model: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cache_read_tokens: Option<u64>,
+    pub cache_write_tokens: Option<u64>,
+    /// Default: the configured region.
+    pub region: Option<String>,
+}
+
+/// Input of `check_budget`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInput {
+    /// Principal ARN, role, or tag:<key>=<value>. Default: the caller (STS).
+    pub who: Option<String>,
+    /// Planned call: model and token counts (see estimate_cost), or cost_usd.
+    pub model: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cache_read_tokens: Option<u64>,
+    pub cache_write_tokens: Option<u64>,
+    /// Planned cost in USD (instead of model and tokens).
+    pub cost_usd: Option<f64>,
+}
+
+/// More tokens than any one call plausibly uses.
+pub const MAX_TOKENS: u64 = 100_000_000;
+
+/// Check `estimate_cost` arguments; returns the model as asked (trimmed).
+pub fn estimate_args(input: &EstimateInput) -> Result<&str, ToolError> {
+    let model = input
+        .model
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            ToolError::invalid(
+                "model is required (e.g. anthropic.claude-sonnet-4-6 or \"Claude Sonnet 4.6\")",
+            )
+        })?;
+    let counts = [
+        input.input_tokens,
+        input.output_tokens,
+        input.cache_read_tokens,
+        input.cache_write_tokens,
+    ];
+    if counts.iter().all(|c| c.is_none()) {
+        return Err(ToolError::invalid(
+            "give at least one of input_tokens, output_tokens, cache_read_tokens, cache_write_tokens",
+        ));
+    }
+    if counts.iter().flatten().any(|c| *c > MAX_TOKENS) {
+        return Err(ToolError::invalid(format!(
+            "token counts above {MAX_TOKENS} per call are not plausible; check the numbers"
+        )));
+    }
+    Ok(model)
+}
+
+/// How `check_budget` learns the planned call's cost.
+#[derive(Debug, Clone)]
+pub enum Planned {
+    /// Given in USD.
+    Cost(f64),
+    /// To be priced from the model and token counts.
+    Priced(EstimateInput),
+}
+
+/// Check the planned call of `check_budget`.
+pub fn planned_call(input: &CheckInput) -> Result<Planned, ToolError> {
+    match (input.cost_usd, &input.model) {
+        (Some(c), _) if !c.is_finite() || !(0.0..=1_000_000.0).contains(&c) => Err(
+            ToolError::invalid("cost_usd must be between 0 and 1,000,000"),
+        ),
+        (Some(c), _) => Ok(Planned::Cost(c)),
+        (None, Some(_)) => Ok(Planned::Priced(EstimateInput {
+            model: input.model.clone(),
+            input_tokens: input.input_tokens,
+            output_tokens: input.output_tokens,
+            cache_read_tokens: input.cache_read_tokens,
+            cache_write_tokens: input.cache_write_tokens,
+            region: None,
+        })),
+        (None, None) => Err(ToolError::invalid(
+            "describe the planned call: model with token counts, or cost_usd",
+        )),
+    }
+}
+
+/// Whom `check_budget` asks about, as written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Who<'a> {
+    /// `tag:<key>=<value>`: bare key, trimmed value.
+    Tag { key: &'a str, value: &'a str },
+    /// A principal ARN.
+    Arn(Principal<'a>),
+    /// Anything else: a user or role name to look up in IAM.
+    Name(&'a str),
+}
+
+/// Read `who` (already trimmed and not empty).
+pub fn parse_who(raw: &str) -> Result<Who<'_>, ToolError> {
+    if let Some(tag) = raw.strip_prefix("tag:") {
+        let (k, v) = tag.split_once('=').ok_or_else(|| {
+            ToolError::invalid("write a tag as tag:<key>=<value>, e.g. tag:team=ml-platform")
+        })?;
+        let k = tag_key(k).unwrap_or_default();
+        if k.is_empty() || v.trim().is_empty() {
+            return Err(ToolError::invalid(format!(
+                "'{raw}' is not tag:<key>=<value>"
+            )));
+        }
+        return Ok(Who::Tag {
+            key: k,
+            value: v.trim(),
+        });
+    }
+    Ok(match Principal::parse(raw) {
+        Some(p) => Who::Arn(p),
+        None => Who::Name(raw),
+    })
+}
+
+// ------------------------------------------- untagged_principals, cost_allocation_tags
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KindInput {
+    User,
+    Role,
+    #[default]
+    All,
+}
+
+/// Input of `untagged_principals`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UntaggedInput {
+    /// Tag keys each principal needs. Default: configured keys, else active iamPrincipal/* keys.
+    pub required_keys: Option<Vec<String>>,
+    /// user, role or all (default).
+    pub kind: Option<KindInput>,
+    /// IAM path prefix, e.g. /agents/.
+    pub path_prefix: Option<String>,
+    /// Name glob, e.g. *Agent*.
+    pub name: Option<String>,
+    /// Spend period for ranking (default last_30_days).
+    pub period: Option<PeriodInput>,
+    /// Also list principals without spend.
+    pub include_no_spend: Option<bool>,
+    /// Page size (default 50).
+    pub max_results: Option<u32>,
+    /// next_cursor from the previous answer.
+    pub cursor: Option<String>,
+}
+
+/// Input of `cost_allocation_tags`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TagsInput {
+    /// Keys to check. Default: configured keys.
+    pub required_keys: Option<Vec<String>>,
+}
+
+/// Required tag keys, reduced to their bare form, without duplicates.
+pub fn clean_keys(keys: &[String]) -> Result<Vec<String>, ToolError> {
+    let mut out: Vec<String> = Vec::new();
+    for k in keys {
+        let k = tag_key(k)
+            .ok_or_else(|| ToolError::invalid(format!("'{k}' is not a valid tag key")))?;
+        if !out.iter().any(|o| o == k) {
+            out.push(k.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Page size and offset of `untagged_principals` (cursor `findings:<n>`).
+pub fn untagged_page(input: &UntaggedInput) -> Result<(usize, usize), ToolError> {
+    let max = input.max_results.unwrap_or(50).clamp(1, 500) as usize;
+    let offset = match &input.cursor {
+        None => 0,
+        Some(c) => c
+            .strip_prefix("findings:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                ToolError::invalid("cursor is not one this tool issued; pass next_cursor unchanged")
+            })?,
+    };
+    Ok((max, offset))
+}
+
+// ------------------------------------------- search_registry, get_registry_record
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordTypeInput {
+    Agent,
+    Mcp,
+    Skill,
+    Custom,
+}
+
+impl RecordTypeInput {
+    pub fn api(self) -> &'static str {
+        match self {
+            RecordTypeInput::Agent => "AGENT",
+            RecordTypeInput::Mcp => "MCP",
+            RecordTypeInput::Skill => "SKILL",
+            RecordTypeInput::Custom => "CUSTOM",
+        }
+    }
+}
+
+/// Input of `search_registry`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SearchInput {
+    /// Keywords ("invoice processing agent"). Empty: browse.
+    pub query: Option<String>,
+    /// agent, mcp, skill, custom.
+    pub record_types: Option<Vec<RecordTypeInput>>,
+    /// Exact record name.
+    pub name: Option<String>,
+    /// Exact record version.
+    pub version: Option<String>,
+    /// Registry ids or names (default: all readable).
+    pub registries: Option<Vec<String>>,
+    /// Hits per registry, 1-20 (default 10).
+    pub max_results: Option<u32>,
+    /// next_cursor from the previous answer (browsing).
+    pub cursor: Option<String>,
+}
+
+/// Input of `get_registry_record`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GetRecordInput {
+    pub record_id: Option<String>,
+    /// Up to 100 record ids.
+    pub record_ids: Option<Vec<String>>,
+    /// Registry id or name (default: every READY registry).
+    pub registry: Option<String>,
+}
+
+/// The registry search filter for record types, name and version.
+pub fn search_filters(input: &SearchInput) -> Option<serde_json::Value> {
+    let mut parts = Vec::new();
+    if let Some(types) = input.record_types.as_ref().filter(|t| !t.is_empty()) {
+        let list: Vec<&str> = types.iter().map(|t| t.api()).collect();
+        parts.push(if list.len() == 1 {
+            serde_json::json!({"recordType": {"$eq": list[0]}})
+        } else {
+            serde_json::json!({"recordType": {"$in": list}})
+        });
+    }
+    if let Some(n) = &input.name {
+        parts.push(serde_json::json!({"name": {"$eq": n}}));
+    }
+    if let Some(v) = &input.version {
+        parts.push(serde_json::json!({"recordVersion": {"$eq": v}}));
+    }
+    match parts.len() {
+        0 => None,
+        1 => parts.pop(),
+        _ => Some(serde_json::json!({ "$and": parts })),
+    }
+}
+
+/// Where browsing continues: a registry and its page token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowseCursor {
+    /// Index into the registries browsed.
+    pub r: usize,
+    pub t: Option<String>,
+}
+
+impl BrowseCursor {
+    /// The opaque `next_cursor` text.
+    pub fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Read a cursor this tool issued.
+    pub fn decode(c: &str) -> Result<BrowseCursor, ToolError> {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(c)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| {
+                ToolError::invalid("cursor is not one this tool issued; pass next_cursor unchanged")
+            })
+    }
+}
+
+/// Hits per registry and the trimmed query of `search_registry`.
+pub fn search_args(input: &SearchInput) -> Result<(i32, String), ToolError> {
+    let per = input.max_results.unwrap_or(10).clamp(1, 20) as i32;
+    let query = input.query.clone().unwrap_or_default().trim().to_string();
+    if query.chars().count() > 256 {
+        return Err(ToolError::invalid(
+            "query is limited to 256 characters; keep it topical and put constraints in record_types, name or version",
+        ));
+    }
+    Ok((per, query))
+}
+
+/// The record ids `get_registry_record` asks for: 1 to 100.
+pub fn record_ids(input: &GetRecordInput) -> Result<Vec<String>, ToolError> {
+    let mut ids: Vec<String> = input.record_ids.clone().unwrap_or_default();
+    if let Some(id) = &input.record_id {
+        ids.insert(0, id.clone());
+    }
+    ids.dedup();
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(ToolError::invalid("give record_id, or 1 to 100 record_ids"));
+    }
+    Ok(ids)
+}
+
+// ------------------------------------- activate_cost_allocation_tags, tag_principal
+
+/// Input of `activate_cost_allocation_tags`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateInput {
+    /// 1-20 principal tag keys (iamPrincipal/ prefix optional).
+    pub keys: Vec<String>,
+    /// Must be true: this changes billing settings.
+    pub confirm: Option<bool>,
+}
+
+/// Input of `tag_principal`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagPrincipalInput {
+    /// user or role.
+    pub kind: IamKindInput,
+    /// User or role name (not ARN).
+    pub name: String,
+    /// Tags to add (existing keys get the new value; nothing is removed).
+    pub tags: BTreeMap<String, String>,
+    /// Must be true: this changes IAM.
+    pub confirm: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IamKindInput {
+    User,
+    Role,
+}
+
+/// Write tools act only on `confirm: true`.
+pub fn require_confirm(confirm: Option<bool>, what: &str) -> Result<(), ToolError> {
+    if confirm == Some(true) {
+        Ok(())
+    } else {
+        Err(ToolError::invalid(format!(
+            "{what} changes your AWS account; call again with \"confirm\": true once the user agreed"
+        )))
+    }
+}
+
+/// The `iamPrincipal/<key>` cost-allocation tag keys to activate (1 to 20).
+pub fn activation_keys(input: &ActivateInput) -> Result<Vec<String>, ToolError> {
+    require_confirm(input.confirm, "activating cost-allocation tags")?;
+    if input.keys.is_empty() || input.keys.len() > 20 {
+        return Err(ToolError::invalid(format!(
+            "give 1 to 20 keys per call (got {})",
+            input.keys.len()
+        )));
+    }
+    let mut keys = Vec::new();
+    for k in &input.keys {
+        let bare = tag_key(k)
+            .ok_or_else(|| ToolError::invalid(format!("'{k}' is not a valid tag key")))?;
+        keys.push(format!("iamPrincipal/{bare}"));
+    }
+    Ok(keys)
+}
+
+/// Check `tag_principal` arguments.
+pub fn check_tag_principal(input: &TagPrincipalInput) -> Result<(), ToolError> {
+    require_confirm(input.confirm, "tagging a principal")?;
+    if input.tags.is_empty() || input.tags.len() > 50 {
+        return Err(ToolError::invalid("give 1 to 50 tags"));
+    }
+    for (k, v) in &input.tags {
+        if !valid_tag_key(k) || k.starts_with("aws:") || v.len() > 256 {
+            return Err(ToolError::invalid(format!(
+                "tag {k}={v} is not valid (keys 1-128 chars, not aws:*; values up to 256)"
+            )));
+        }
+    }
+    if input.name.is_empty() || input.name.contains(':') || input.name.contains('/') {
+        return Err(ToolError::invalid(
+            "name is the user or role name, not its ARN or path",
+        ));
+    }
+    Ok(())
+}
