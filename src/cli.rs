@@ -32,6 +32,8 @@ pub enum Command {
     GenerateCur(GenerateCurArgs),
     /// Read a token on stdin and print its SHA-256, the form --auth-tokens files store.
     HashToken,
+    /// Check the setup (credentials, region, endpoints, each tool's permissions) and say what to fix.
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -159,6 +159,9 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Doctor(args) => {
+            ExitCode::from(bedrock_cost_mcp::doctor::main(cli.config, &args).await)
+        }
         Command::HashToken => {
             let mut token = String::new();
             if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {

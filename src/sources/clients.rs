@@ -43,9 +43,10 @@ pub fn global_region(partition: &str) -> &'static str {
     }
 }
 
-/// The configured region, or us-east-1.
+/// The configured region (an empty `AWS_REGION` configures none), or us-east-1.
 fn region_or_default(sdk: &SdkConfig) -> Region {
     sdk.region()
+        .filter(|r| !r.as_ref().trim().is_empty())
         .cloned()
         .unwrap_or_else(|| Region::new("us-east-1"))
 }
