@@ -104,6 +104,14 @@ impl Check {
         self.detail = one_line(detail.into());
         self
     }
+
+    /// Append a remark to a failure's fix.
+    fn note_fix(mut self, note: &str) -> Check {
+        if let Some(f) = &mut self.fix {
+            f.push_str(note);
+        }
+        self
+    }
 }
 
 /// Multi-line error texts (the credential chain lists every provider it tried) on one line.
@@ -392,8 +400,9 @@ struct Env {
 
 impl Env {
     fn capture() -> Env {
+        // Secrets are never read here, so they cannot end up in a detail.
         let mut vars: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("AWS_"))
+            .filter(|(k, _)| k.starts_with("AWS_") && !k.contains("SECRET") && !k.contains("TOKEN"))
             .collect();
         vars.sort();
         let endpoint_url = vars
@@ -1072,20 +1081,6 @@ fn short_error(err: &ToolError) -> String {
         ToolError::Unreachable { service, message } => format!("cannot reach {service}: {message}"),
         ToolError::InvalidInput(m) => m.clone(),
         other => other.to_string(),
-    }
-}
-
-trait NoteFix {
-    fn note_fix(self, note: &str) -> Self;
-}
-
-impl NoteFix for Check {
-    /// Append a remark to a failure's fix.
-    fn note_fix(mut self, note: &str) -> Check {
-        if let Some(f) = &mut self.fix {
-            f.push_str(note);
-        }
-        self
     }
 }
 

@@ -218,9 +218,27 @@ async fn all_checks_pass_with_good_credentials_and_cost_explorer_is_not_called()
     assert_eq!(ce_calls(&emu).await, 0, "{calls:?}");
     assert_eq!(reg.calls().await.get("ListRegistries"), Some(&1));
 
-    // The table says the same, and still makes no paid call.
-    let run = doctor(Some(&emu), Some(&reg), &["doctor"], &[]);
+    // The table says the same, and still makes no paid call. Temporary credentials are named
+    // as such, and no secret reaches stdout or the (debug-level) log.
+    let (secret, token) = ("S3cr3t-doctor-never-prints", "T0ken-doctor-never-prints");
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &["doctor"],
+        &[
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_SESSION_TOKEN", token),
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        line(&run.stdout, "credentials").contains("temporary (session token)"),
+        "{}",
+        run.stdout
+    );
+    for s in [secret, token] {
+        assert!(!run.stdout.contains(s) && !run.stderr.contains(s));
+    }
     assert!(line(&run.stdout, "iam").contains(" ok "), "{}", run.stdout);
     let ce = line(&run.stdout, "cost_explorer");
     assert!(ce.contains("skipped") && ce.contains("$0.01"), "{ce}");
