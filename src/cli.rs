@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve MCP on stdio (default) or streamable HTTP (`--http 127.0.0.1:8000`, endpoint `/mcp`).
     Serve(ServeArgs),
+    /// Check the setup (credentials, region, endpoints, each tool's permissions) and say what to fix.
+    Doctor(crate::doctor::DoctorArgs),
     /// Bedrock spend, as the bedrock_spend tool answers it, printed as a table (or JSON).
     Spend(SpendArgs),
     /// Run any tool with JSON arguments and print its answer (a table, or --json):

@@ -15,12 +15,14 @@
 //! - [`domain`]: periods, principal ARNs, usage types, group keys; no I/O.
 //! - [`demo_data`]: the deterministic fictional organisation behind `--demo`.
 //! - [`error`]: every failure as an answer that names the fix.
+//! - [`doctor`]: the `doctor` subcommand: setup and permission checks, each with its fix.
 
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod curgen;
 pub mod demo_data;
+pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod server;

@@ -52,6 +52,9 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match cli.command {
+        Command::Doctor(args) => {
+            ExitCode::from(bedrock_cost_mcp::doctor::main(cli.config, &args).await)
+        }
         Command::GenerateCur(args) => {
             let today = chrono::Utc::now().date_naive();
             let spec = bedrock_cost_mcp::curgen::GenSpec {

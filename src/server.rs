@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::ToolError;
 use crate::sources::athena::{Athena, AthenaSettings};
 use crate::sources::budgets::PolicyFile;
-use crate::sources::{Lazy, SpendSource, lazy};
+use crate::sources::{Lazy, SpendSource, clients, lazy};
 
 /// Price list, caller identity and the Budgets client (global services).
 type GlobalSources = (
@@ -116,7 +116,7 @@ impl App {
                     };
                     let sdk = sdk.clone();
                     Some(Arc::new(Athena::new(
-                        lazy(move || aws_sdk_athena::Client::new(&sdk)),
+                        lazy(move || clients::athena(&sdk)),
                         settings,
                     )?))
                 }
@@ -134,15 +134,9 @@ impl App {
                 Arc::new(DemoAllocationTags::default()),
             ),
             Some(sdk) => {
-                // Cost Explorer lives in us-east-1 in the aws partition; other partitions set their region.
+                // Regions of the global services: see `sources::clients`.
                 let ce_sdk = sdk.clone();
-                let client = lazy(move || {
-                    let mut conf = aws_sdk_costexplorer::config::Builder::from(&**ce_sdk);
-                    if ce_sdk.region().is_none() {
-                        conf = conf.region(aws_config::Region::new("us-east-1"));
-                    }
-                    aws_sdk_costexplorer::Client::from_conf(conf.build())
-                });
+                let client = lazy(move || clients::cost_explorer(&ce_sdk));
                 // One hourly budget for every paid Cost Explorer request.
                 let cap = Arc::new(RequestCap::new(config.ce_max_requests_per_hour));
                 let ttl = CacheTtl {
@@ -155,13 +149,7 @@ impl App {
                     Arc::new(Iam::new(
                         {
                             let sdk = sdk.clone();
-                            lazy(move || {
-                                let mut conf = aws_sdk_iam::config::Builder::from(&**sdk);
-                                if sdk.region().is_none() {
-                                    conf = conf.region(aws_config::Region::new("us-east-1"));
-                                }
-                                aws_sdk_iam::Client::from_conf(conf.build())
-                            })
+                            lazy(move || clients::iam(&sdk))
                         },
                         std::time::Duration::from_secs(config.iam_cache_secs),
                     )),
@@ -176,17 +164,11 @@ impl App {
         let (prices, identity, budgets): GlobalSources = match &sdk {
             None => (Arc::new(SnapshotPrices), Arc::new(DemoIdentity), None),
             Some(sdk) => {
-                // The Price List API and Budgets are global services served from us-east-1.
+                // The Price List API and Budgets are served from the partition's global region.
                 let (pricing_sdk, budgets_sdk) = (sdk.clone(), sdk.clone());
                 (
                     Arc::new(PriceList::new(
-                        lazy(move || {
-                            aws_sdk_pricing::Client::from_conf(
-                                aws_sdk_pricing::config::Builder::from(&**pricing_sdk)
-                                    .region(aws_config::Region::new("us-east-1"))
-                                    .build(),
-                            )
-                        }),
+                        lazy(move || clients::pricing(&pricing_sdk)),
                         config
                             .price_cache_dir
                             .clone()
@@ -194,15 +176,9 @@ impl App {
                     )),
                     Arc::new(Sts::new({
                         let sdk = sdk.clone();
-                        lazy(move || aws_sdk_sts::Client::new(&sdk))
+                        lazy(move || clients::sts(&sdk))
                     })),
-                    Some(lazy(move || {
-                        aws_sdk_budgets::Client::from_conf(
-                            aws_sdk_budgets::config::Builder::from(&**budgets_sdk)
-                                .region(aws_config::Region::new("us-east-1"))
-                                .build(),
-                        )
-                    })),
+                    Some(lazy(move || clients::budgets(&budgets_sdk))),
                 )
             }
         };

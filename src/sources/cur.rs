@@ -196,6 +196,16 @@ impl CurEngine {
         &self.location
     }
 
+    /// Parquet files found under the location.
+    pub fn files(&self) -> usize {
+        self.files
+    }
+
+    /// The newest Parquet file's modification time (when the export was last delivered).
+    pub fn delivered(&self) -> Option<chrono::DateTime<Utc>> {
+        self.delivered
+    }
+
     async fn run(&self, q: &CurSql) -> Result<Vec<RecordBatch>, ToolError> {
         let df = self.ctx.sql(&q.sql).await.map_err(engine_err)?;
         let params: Vec<ScalarValue> = q

@@ -66,11 +66,7 @@ pub fn deferred_https_client() -> SharedHttpClient {
 /// a helper thread with its own runtime.
 pub fn deferred_sdk_config() -> crate::sources::Lazy<aws_config::SdkConfig> {
     crate::sources::lazy(|| {
-        let load = || {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(deferred_https_client())
-                .load()
-        };
+        let load = load_sdk_config;
         match tokio::runtime::Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| handle.block_on(load()))
@@ -96,4 +92,12 @@ pub fn deferred_sdk_config() -> crate::sources::Lazy<aws_config::SdkConfig> {
             }),
         }
     })
+}
+
+/// The standard AWS configuration chain, loaded now (what [`deferred_sdk_config`] loads).
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(deferred_https_client())
+        .load()
+        .await
 }

@@ -16,6 +16,7 @@ pub fn lazy<C>(build: impl FnOnce() -> C + Send + 'static) -> Lazy<C> {
 pub mod athena;
 pub mod budgets;
 pub mod ce_guard;
+pub mod clients;
 pub mod cost_allocation;
 pub mod cost_explorer;
 pub mod cur;

@@ -93,7 +93,7 @@ impl AwsAgentRegistry {
         let (a, b) = (sdk.clone(), sdk);
         AwsAgentRegistry {
             data: crate::sources::lazy(move || aws_sdk_agentregistry::Client::new(&a)),
-            control: crate::sources::lazy(move || aws_sdk_agentregistrycontrol::Client::new(&b)),
+            control: crate::sources::lazy(move || crate::sources::clients::registry_control(&b)),
         }
     }
 }

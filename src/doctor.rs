@@ -1,0 +1,1223 @@
+//! `bedrock-cost-mcp doctor`: checks the setup and says what to fix.
+//!
+//! Credentials and identity, region and partition, endpoint overrides, then per tool whether
+//! the permissions it needs are granted, each with one free, read-only call (IAM, Budgets,
+//! Price List, Agent Registry, Athena) or a local read (CUR export, budget policy). Cost
+//! Explorer charges $0.01 a request, so it is called only with `--paid-checks` (one
+//! `ListCostAllocationTags`, which also says which `iamPrincipal/*` keys are active).
+//!
+//! Exit codes: 0 when every check that ran passed, 1 when one failed, 2 for bad usage.
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_credential_types::credential_feature::AwsCredentialFeature;
+use aws_credential_types::provider::ProvideCredentials;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{ToolError, from_sdk};
+use crate::sources::clients;
+use crate::sources::cur::{CurEngine, CurLocation};
+
+/// Flags of `doctor`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also check Cost Explorer: one ListCostAllocationTags request, billed $0.01 by AWS.
+    #[arg(long)]
+    pub paid_checks: bool,
+}
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Fail,
+    Skipped,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Fail => "fail",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// One check: what was looked at, how it went, and for a failure what to change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Stable name: credentials, identity, region, endpoints, iam, budgets, budget_policy,
+    /// pricing, agent_registry, athena, cur, cost_explorer, principal_tags.
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    /// For failures: the IAM action to grant, or the flag or variable to set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// The tools that need this check to pass.
+    pub tools: Vec<&'static str>,
+    /// Skipped because the feature is not configured (not counted as "not checked").
+    #[serde(skip)]
+    not_configured: bool,
+}
+
+impl Check {
+    fn new(name: &'static str, tools: &[&'static str]) -> Check {
+        Check {
+            name,
+            status: Status::Skipped,
+            detail: String::new(),
+            fix: None,
+            tools: tools.to_vec(),
+            not_configured: false,
+        }
+    }
+
+    /// Skipped because the feature it checks is not configured.
+    fn not_configured(mut self, detail: impl Into<String>) -> Check {
+        self.not_configured = true;
+        self.skipped(detail)
+    }
+
+    fn ok(mut self, detail: impl Into<String>) -> Check {
+        self.status = Status::Ok;
+        self.detail = one_line(detail.into());
+        self
+    }
+
+    fn fail(mut self, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        self.status = Status::Fail;
+        self.detail = one_line(detail.into());
+        self.fix = Some(one_line(fix.into()));
+        self
+    }
+
+    fn skipped(mut self, detail: impl Into<String>) -> Check {
+        self.status = Status::Skipped;
+        self.detail = one_line(detail.into());
+        self
+    }
+
+    /// Append a remark to a failure's fix.
+    fn note_fix(mut self, note: &str) -> Check {
+        if let Some(f) = &mut self.fix {
+            f.push_str(note);
+        }
+        self
+    }
+}
+
+/// Multi-line error texts (the credential chain lists every provider it tried) on one line.
+fn one_line(s: String) -> String {
+    if !s.contains('\n') {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len());
+    for l in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(l);
+    }
+    out
+}
+
+/// Everything `doctor` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// True when no check failed.
+    pub ok: bool,
+    /// `aws` or `demo`.
+    pub mode: &'static str,
+    pub version: &'static str,
+    /// Paid Cost Explorer requests made ($0.01 each).
+    pub paid_requests: u32,
+    pub checks: Vec<Check>,
+    /// Per tool: the checks it needs, grouped by outcome.
+    pub tools: Vec<ToolStatus>,
+}
+
+/// Whether one tool's needs are met, from the checks that list it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolStatus {
+    pub tool: &'static str,
+    /// `fail` when a check it needs failed, else `ok`.
+    pub status: Status,
+    /// Checks it needs that failed.
+    pub failed: Vec<&'static str>,
+    /// Checks it needs that did not run (paid, or blocked by an earlier failure); checks of
+    /// features that are not configured are left out.
+    pub not_checked: Vec<&'static str>,
+}
+
+impl Report {
+    fn new(mode: &'static str, checks: Vec<Check>, paid_requests: u32) -> Report {
+        let tools = ALL_AWS
+            .iter()
+            .filter(|t| checks.iter().any(|c| c.tools.contains(t)))
+            .map(|&tool| {
+                let with = |st: Status| {
+                    checks
+                        .iter()
+                        .filter(|c| c.status == st && !c.not_configured && c.tools.contains(&tool))
+                        .map(|c| c.name)
+                        .collect::<Vec<_>>()
+                };
+                let failed = with(Status::Fail);
+                ToolStatus {
+                    tool,
+                    status: if failed.is_empty() {
+                        Status::Ok
+                    } else {
+                        Status::Fail
+                    },
+                    failed,
+                    not_checked: with(Status::Skipped),
+                }
+            })
+            .collect();
+        Report {
+            ok: checks.iter().all(|c| c.status != Status::Fail),
+            mode,
+            version: env!("CARGO_PKG_VERSION"),
+            paid_requests,
+            checks,
+            tools,
+        }
+    }
+
+    /// 0 when every check that ran passed, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if self.ok { 0 } else { 1 }
+    }
+}
+
+// Tools by check.
+const SPEND_CE: &[&str] = &[
+    "bedrock_spend",
+    "cost_allocation_tags",
+    "untagged_principals",
+    "spend_anomalies",
+];
+const ALL_AWS: &[&str] = &[
+    "bedrock_spend",
+    "untagged_principals",
+    "cost_allocation_tags",
+    "search_registry",
+    "list_registries",
+    "get_registry_record",
+    "estimate_cost",
+    "check_budget",
+    "spend_anomalies",
+];
+
+/// Longest wait for one check's AWS call (retries included).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+const CREDENTIALS_FIX: &str = "configure the standard AWS chain: AWS_PROFILE=<profile> (after `aws sso login --profile <profile>` for SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary keys); or run with --demo to use bundled sample data";
+
+/// Run `doctor`: print the report (table or JSON) and return the exit code.
+pub async fn main(config: Config, args: &DoctorArgs) -> u8 {
+    if let Err(e) = check_usage(&config) {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    let report = run(&config, args).await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render_text(&report));
+    }
+    report.exit_code()
+}
+
+/// Flag values that are wrong whatever the account (exit 2), as opposed to setup problems.
+fn check_usage(config: &Config) -> Result<(), String> {
+    if let Some(raw) = &config.cur {
+        CurLocation::parse(raw).map_err(|e| format!("--cur {e}"))?;
+    }
+    if config.athena_database.is_some() {
+        use crate::sources::athena::valid_identifier;
+        if !valid_identifier(&config.athena_workgroup) {
+            return Err(format!(
+                "--athena-workgroup '{}' is not a valid Athena name (letters, digits, _ and -)",
+                config.athena_workgroup
+            ));
+        }
+        if let Some(o) = &config.athena_output
+            && !o.starts_with("s3://")
+        {
+            return Err(format!("--athena-output '{o}' must be an s3:// location"));
+        }
+    }
+    Ok(())
+}
+
+/// Run every check.
+pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
+    if config.demo {
+        return Report::new(
+            "demo",
+            vec![Check::new("demo", &[]).ok(
+                "--demo answers from bundled demo data (a fictional organisation): no AWS account, credentials or permissions are needed, nothing to check. Drop --demo to check your AWS setup",
+            )],
+            0,
+        );
+    }
+    let sdk = crate::sources::http_client::load_sdk_config().await;
+    let env = Env::capture();
+
+    let mut region = region_check(&sdk, &env);
+    let endpoints = endpoints_check(&sdk, &env);
+    let credentials = credentials_check(&sdk, &env).await;
+    let has_region = configured_region(&sdk).is_some();
+    let has_credentials = credentials.status == Status::Ok;
+    let endpoints_ok = endpoints.status != Status::Fail;
+    // Why an AWS call cannot be made, if it cannot.
+    let blocked = |needs_region: bool| {
+        if !has_credentials {
+            Some("needs AWS credentials (see the credentials check)")
+        } else if !endpoints_ok {
+            Some("an AWS_ENDPOINT_URL* override is not a URL (see the endpoints check)")
+        } else if needs_region && !has_region {
+            Some("needs a region (see the region check)")
+        } else {
+            None
+        }
+    };
+
+    let (identity, caller) = match blocked(true) {
+        Some(why) => (Check::new("identity", &["check_budget"]).skipped(why), None),
+        None => identity_check(&sdk).await,
+    };
+    if let (Some(arn), Some(r)) = (&caller, configured_region(&sdk))
+        && let Some((detail, fix)) = partition_mismatch(r, arn)
+    {
+        region = region.fail(detail, fix);
+    }
+    let account = caller
+        .as_deref()
+        .and_then(|a| a.split(':').nth(4))
+        .map(str::to_string);
+
+    let gate = |name: &'static str, tools: &[&'static str], needs_region: bool| {
+        blocked(needs_region).map(|why| Check::new(name, tools).skipped(why))
+    };
+    let who = caller.as_deref();
+
+    let iam = async {
+        match gate("iam", &["untagged_principals"], false) {
+            Some(c) => c,
+            None => iam_check(&sdk, config, who).await,
+        }
+    };
+    let budgets = async {
+        match gate("budgets", &["check_budget"], false) {
+            Some(c) => c,
+            None => budgets_check(&sdk, account.as_deref(), who).await,
+        }
+    };
+    let pricing = async {
+        match gate("pricing", &["estimate_cost", "check_budget"], false) {
+            Some(c) => c,
+            None => pricing_check(&sdk, who).await,
+        }
+    };
+    let registry = async {
+        match gate(
+            "agent_registry",
+            &["search_registry", "list_registries", "get_registry_record"],
+            true,
+        ) {
+            Some(c) => c,
+            None => registry_check(&sdk, who).await,
+        }
+    };
+    let athena = async {
+        if config.athena_database.is_none() {
+            return Check::new("athena", &["bedrock_spend"]).not_configured(
+                "not configured (--athena-database and --athena-table enable the Athena source)",
+            );
+        }
+        match gate("athena", &["bedrock_spend"], true) {
+            Some(c) => c,
+            None => athena_check(&sdk, config, who).await,
+        }
+    };
+    let cur = cur_check(&sdk, config, blocked(false));
+    let cost_explorer = async {
+        if !args.paid_checks {
+            return (
+                Check::new("cost_explorer", SPEND_CE).skipped(
+                    "not checked: every Cost Explorer request costs $0.01; pass --paid-checks to make one ListCostAllocationTags call",
+                ),
+                None,
+            );
+        }
+        match gate("cost_explorer", SPEND_CE, false) {
+            Some(c) => (c, None),
+            None => cost_explorer_check(&sdk, who).await,
+        }
+    };
+    let (iam, budgets, pricing, registry, athena, cur, (cost_explorer, tags)) =
+        tokio::join!(iam, budgets, pricing, registry, athena, cur, cost_explorer);
+    let paid_requests = u32::from(args.paid_checks && cost_explorer.status != Status::Skipped);
+    let principal_tags = principal_tags_check(config, &cost_explorer, tags.as_ref());
+
+    let checks = vec![
+        credentials,
+        identity,
+        region,
+        endpoints,
+        iam,
+        budgets,
+        budget_policy_check(config),
+        pricing,
+        registry,
+        athena,
+        cur,
+        cost_explorer,
+        principal_tags,
+    ];
+    Report::new("aws", checks, paid_requests)
+}
+
+/// The environment variables doctor reports on.
+struct Env {
+    vars: Vec<(String, String)>,
+    endpoint_url: Option<String>,
+}
+
+impl Env {
+    fn capture() -> Env {
+        // Secrets are never read here, so they cannot end up in a detail.
+        let mut vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AWS_") && !k.contains("SECRET") && !k.contains("TOKEN"))
+            .collect();
+        vars.sort();
+        let endpoint_url = vars
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .map(|(_, v)| v.clone());
+        Env { vars, endpoint_url }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Credentials of one partition cannot call another partition's endpoints: (detail, fix).
+fn partition_mismatch(region: &str, arn: &str) -> Option<(String, String)> {
+    let arn_partition = arn.split(':').nth(1).unwrap_or("aws");
+    let region_partition = clients::partition(region);
+    (arn_partition != region_partition).then(|| {
+        (
+            format!(
+                "{region} is in partition {region_partition}, but the credentials belong to partition {arn_partition} ({arn})"
+            ),
+            format!(
+                "set AWS_REGION to a region of {arn_partition} (e.g. {}), or use credentials of {region_partition}",
+                clients::global_region(arn_partition)
+            ),
+        )
+    })
+}
+
+/// The configured region, if any (an empty `AWS_REGION` configures none).
+fn configured_region(sdk: &SdkConfig) -> Option<&str> {
+    sdk.region()
+        .map(|r| r.as_ref())
+        .filter(|r| !r.trim().is_empty())
+}
+
+fn region_check(sdk: &SdkConfig, env: &Env) -> Check {
+    let c = Check::new("region", ALL_AWS);
+    let Some(region) = configured_region(sdk) else {
+        return c.fail(
+            "no region configured",
+            "set AWS_REGION (e.g. us-east-1; cn-north-1 or cn-northwest-1 in China, us-gov-west-1 in GovCloud), or `region` in the profile",
+        );
+    };
+    let from = if env.get("AWS_REGION").is_some() {
+        "AWS_REGION"
+    } else if env.get("AWS_DEFAULT_REGION").is_some() {
+        "AWS_DEFAULT_REGION"
+    } else {
+        "the profile or instance metadata"
+    };
+    let partition = clients::partition(region);
+    c.ok(format!(
+        "{region}, partition {partition} (from {from}); Budgets and Price List via {}",
+        clients::global_region(partition)
+    ))
+}
+
+fn endpoints_check(sdk: &SdkConfig, env: &Env) -> Check {
+    let c = Check::new("endpoints", ALL_AWS);
+    let ignored = env
+        .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let overrides: Vec<&(String, String)> = env
+        .vars
+        .iter()
+        .filter(|(k, _)| k.starts_with("AWS_ENDPOINT_URL"))
+        .collect();
+    let mut shown = Vec::new();
+    let mut bad = Vec::new();
+    for (k, v) in &overrides {
+        match url::Url::parse(v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                shown.push(format!("{k}={}", redact(&u)));
+            }
+            _ => bad.push(format!("{k}={v:?}")),
+        }
+    }
+    if let (None, Some(u)) = (&env.endpoint_url, sdk.endpoint_url()) {
+        shown.push(format!("endpoint_url={u} (profile)"));
+    }
+    for flag in ["AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"] {
+        if let Some(v) = env.get(flag) {
+            shown.push(format!("{flag}={v}"));
+        }
+    }
+    if !bad.is_empty() {
+        return c.fail(
+            format!("not a URL: {}", bad.join(", ")),
+            "write each AWS_ENDPOINT_URL* as http(s)://host[:port], or unset it",
+        );
+    }
+    if ignored && !overrides.is_empty() {
+        return c.ok(format!(
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true: ignoring {}; AWS default endpoints",
+            shown.join(", ")
+        ));
+    }
+    if shown.is_empty() {
+        c.ok("no overrides: AWS default endpoints")
+    } else {
+        c.ok(shown.join(", "))
+    }
+}
+
+/// A URL without user info (an endpoint URL should not carry any, but never print a secret).
+fn redact(u: &url::Url) -> String {
+    let mut u = u.clone();
+    if !u.username().is_empty() || u.password().is_some() {
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+    }
+    u.to_string().trim_end_matches('/').to_string()
+}
+
+async fn credentials_check(sdk: &SdkConfig, env: &Env) -> Check {
+    let c = Check::new("credentials", ALL_AWS);
+    let Some(provider) = sdk.credentials_provider() else {
+        return c.fail("no credential provider configured", CREDENTIALS_FIX);
+    };
+    let creds = match tokio::time::timeout(CALL_TIMEOUT, provider.provide_credentials()).await {
+        Err(_) => {
+            return c.fail(
+                format!(
+                    "no credentials after {} s (the chain may be waiting on instance metadata)",
+                    CALL_TIMEOUT.as_secs()
+                ),
+                CREDENTIALS_FIX,
+            );
+        }
+        Ok(Err(e)) => {
+            let fix = match env.get("AWS_PROFILE") {
+                Some(p) => format!(
+                    "AWS_PROFILE={p}: check that the profile exists in {} or {} (and run `aws sso login --profile {p}` if it uses SSO); or unset AWS_PROFILE and {}",
+                    env.get("AWS_CONFIG_FILE").unwrap_or("~/.aws/config"),
+                    env.get("AWS_SHARED_CREDENTIALS_FILE")
+                        .unwrap_or("~/.aws/credentials"),
+                    CREDENTIALS_FIX
+                ),
+                None => CREDENTIALS_FIX.to_string(),
+            };
+            return c.fail(
+                format!("no credentials: {}", crate::error::chain_text(&e)),
+                fix,
+            );
+        }
+        Ok(Ok(creds)) => creds,
+    };
+    let profile = env.get("AWS_PROFILE").unwrap_or("default");
+    let source = credential_source(
+        creds
+            .get_property::<Vec<AwsCredentialFeature>>()
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+        profile,
+    );
+    let kind = match (creds.session_token(), creds.expiry()) {
+        (None, _) => "long-term access key".to_string(),
+        (Some(_), Some(at)) => {
+            let at: chrono::DateTime<chrono::Utc> = at.into();
+            format!("temporary, expire {}", at.format("%Y-%m-%d %H:%M UTC"))
+        }
+        (Some(_), None) => "temporary (session token)".to_string(),
+    };
+    let mut detail = format!("from {source}; {kind}");
+    if let Some(p) = env.get("AWS_PROFILE")
+        && !source.contains("profile")
+    {
+        detail.push_str(&format!(
+            "; AWS_PROFILE={p} is set but other credentials came first"
+        ));
+    }
+    c.ok(detail)
+}
+
+/// Name where credentials came from, from the features the SDK's providers record.
+fn credential_source(features: &[AwsCredentialFeature], profile: &str) -> String {
+    use AwsCredentialFeature as F;
+    let has = |f: &F| features.contains(f);
+    if has(&F::CredentialsEnvVars) {
+        "environment variables (AWS_ACCESS_KEY_ID)".into()
+    } else if has(&F::CredentialsEnvVarsStsWebIdToken) {
+        "web identity token (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)".into()
+    } else if has(&F::CredentialsProfileSso) || has(&F::CredentialsSso) {
+        format!("SSO through profile '{profile}'")
+    } else if has(&F::CredentialsProfileSourceProfile)
+        || has(&F::CredentialsProfileNamedProvider)
+        || (has(&F::CredentialsProfile) && has(&F::CredentialsStsAssumeRole))
+    {
+        format!("an assumed role through profile '{profile}'")
+    } else if has(&F::CredentialsProfileProcess) || has(&F::CredentialsProcess) {
+        format!("credential_process of profile '{profile}'")
+    } else if has(&F::CredentialsProfileLogin) || has(&F::CredentialsLogin) {
+        format!("`aws login` through profile '{profile}'")
+    } else if has(&F::CredentialsProfileStsWebIdToken) {
+        format!("a web identity token through profile '{profile}'")
+    } else if has(&F::CredentialsProfile) {
+        format!("profile '{profile}' (shared config/credentials files)")
+    } else if has(&F::CredentialsHttp) {
+        "the container credentials endpoint (ECS task role or EKS Pod Identity)".into()
+    } else if has(&F::CredentialsImds) {
+        "instance metadata (EC2 instance role)".into()
+    } else {
+        "the default credential chain".into()
+    }
+}
+
+/// STS GetCallerIdentity: the check and the caller's ARN.
+async fn identity_check(sdk: &SdkConfig) -> (Check, Option<String>) {
+    let c = Check::new("identity", &["check_budget"]);
+    let call = clients::sts(sdk).get_caller_identity().send();
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Err(_) => (timed_out(c, "STS"), None),
+        Ok(Err(e)) => (
+            failed(c, from_sdk("STS", "sts:GetCallerIdentity", &e), None),
+            None,
+        ),
+        Ok(Ok(out)) => match out.arn() {
+            Some(arn) => (
+                c.ok(format!(
+                    "{arn} (account {})",
+                    out.account().unwrap_or("unknown")
+                )),
+                Some(arn.to_string()),
+            ),
+            None => (
+                c.fail(
+                    "GetCallerIdentity answered without an Arn",
+                    "check AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL: the endpoint is not STS",
+                ),
+                None,
+            ),
+        },
+    }
+}
+
+async fn iam_check(sdk: &SdkConfig, config: &Config, who: Option<&str>) -> Check {
+    use aws_sdk_iam::types::EntityType;
+    let c = Check::new("iam", &["untagged_principals"]);
+    let call = clients::iam(sdk)
+        .get_account_authorization_details()
+        .filter(EntityType::User)
+        .filter(EntityType::Role)
+        .max_items(1)
+        .send();
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Err(_) => timed_out(c, "IAM"),
+        Ok(Err(e)) => failed(
+            c,
+            from_sdk("IAM", "iam:GetAccountAuthorizationDetails", &e),
+            who,
+        ),
+        Ok(Ok(_)) => {
+            let mut detail = "iam:GetAccountAuthorizationDetails allowed (MaxItems=1)".to_string();
+            if config.allow_writes {
+                detail.push_str(
+                    "; iam:TagUser and iam:TagRole (tag_principal) not checked: they are writes",
+                );
+            }
+            c.ok(detail)
+        }
+    }
+}
+
+async fn budgets_check(sdk: &SdkConfig, account: Option<&str>, who: Option<&str>) -> Check {
+    let c = Check::new("budgets", &["check_budget"]);
+    let Some(account) = account else {
+        return c.skipped("needs the account id from sts:GetCallerIdentity (see identity)");
+    };
+    let call = clients::budgets(sdk)
+        .describe_budgets()
+        .account_id(account)
+        .max_results(1)
+        .send();
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Err(_) => timed_out(c, "AWS Budgets"),
+        Ok(Err(e)) => match from_sdk("AWS Budgets", "budgets:ViewBudget", &e) {
+            // AWS answers NotFoundException for an account without budgets.
+            ToolError::Upstream { code, .. } if code == "NotFoundException" => c.ok(format!(
+                "budgets:ViewBudget allowed; no AWS budgets in account {account} (check_budget uses --budget-policy limits only)"
+            )),
+            err => failed(c, err, who),
+        },
+        Ok(Ok(out)) => c.ok(if out.budgets().is_empty() {
+            format!(
+                "budgets:ViewBudget allowed; no AWS budgets in account {account} (check_budget uses --budget-policy limits only)"
+            )
+        } else {
+            format!("budgets:ViewBudget allowed; account {account} has budgets")
+        }),
+    }
+}
+
+fn budget_policy_check(config: &Config) -> Check {
+    let c = Check::new("budget_policy", &["check_budget"]);
+    let Some(path) = &config.budget_policy else {
+        return c.not_configured("not configured (--budget-policy adds local limits)");
+    };
+    match crate::sources::budgets::PolicyFile::load(path) {
+        Ok(p) => c.ok(format!(
+            "{}: {} budget(s), warn at {}%, deny at {}%",
+            path.display(),
+            p.budgets().len(),
+            p.warn_percent,
+            p.deny_percent
+        )),
+        Err(e) => c.fail(
+            e,
+            "fix the TOML file (README: Budget checks) or unset --budget-policy / BEDROCK_COST_MCP_BUDGET_POLICY",
+        ),
+    }
+}
+
+async fn pricing_check(sdk: &SdkConfig, who: Option<&str>) -> Check {
+    let c = Check::new("pricing", &["estimate_cost", "check_budget"]);
+    let call = clients::pricing(sdk)
+        .get_products()
+        .service_code("AmazonBedrock")
+        .format_version("aws_v1")
+        .max_results(1)
+        .send();
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Err(_) => timed_out(c, "Price List"),
+        Ok(Err(e)) => failed(c, from_sdk("Price List", "pricing:GetProducts", &e), who)
+            .note_fix("; until then prices come from the bundled snapshot"),
+        Ok(Ok(out)) if out.price_list().is_empty() => c.fail(
+            "pricing:GetProducts answered no AmazonBedrock products",
+            "check the region (the Price List API is served in the partition's global region) and AWS_ENDPOINT_URL_PRICING",
+        ),
+        Ok(Ok(_)) => c.ok("pricing:GetProducts allowed (AmazonBedrock, MaxResults=1)"),
+    }
+}
+
+async fn registry_check(sdk: &SdkConfig, who: Option<&str>) -> Check {
+    let c = Check::new(
+        "agent_registry",
+        &["search_registry", "list_registries", "get_registry_record"],
+    );
+    let region = configured_region(sdk).unwrap_or_default().to_string();
+    let call = clients::registry_control(sdk)
+        .list_registries()
+        .max_results(1)
+        .send();
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Err(_) => timed_out(c, "Agent Registry"),
+        Ok(Err(e)) => failed(
+            c,
+            from_sdk("Agent Registry", "agent-registry:ListRegistries", &e),
+            who,
+        ),
+        Ok(Ok(out)) => c.ok(if out.registries().is_empty() {
+            format!("agent-registry:ListRegistries allowed; no registries in {region}")
+        } else {
+            format!(
+                "agent-registry:ListRegistries allowed; registries in {region} (first: {}); searching also needs agent-registry:SearchDiscoverableRegistryRecords",
+                out.registries()[0].name()
+            )
+        }),
+    }
+}
+
+async fn athena_check(sdk: &SdkConfig, config: &Config, who: Option<&str>) -> Check {
+    use aws_sdk_athena::types::WorkGroupState;
+    let c = Check::new("athena", &["bedrock_spend"]);
+    let wg = &config.athena_workgroup;
+    let call = clients::athena(sdk).get_work_group().work_group(wg).send();
+    let out = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Err(_) => return timed_out(c, "Athena"),
+        Ok(Err(e)) => {
+            let err = from_sdk("Athena", "athena:GetWorkGroup", &e);
+            if let ToolError::Upstream { code, message, .. } = &err
+                && code == "InvalidRequestException"
+            {
+                return c.fail(
+                    format!("workgroup '{wg}': {message}"),
+                    "name an existing workgroup with --athena-workgroup (BEDROCK_COST_MCP_ATHENA_WORKGROUP)",
+                );
+            }
+            return failed(c, err, who);
+        }
+        Ok(Ok(out)) => out,
+    };
+    let Some(group) = out.work_group() else {
+        return c.fail(
+            format!("workgroup '{wg}' not found"),
+            "name an existing workgroup with --athena-workgroup (BEDROCK_COST_MCP_ATHENA_WORKGROUP)",
+        );
+    };
+    if group.state() == Some(&WorkGroupState::Disabled) {
+        return c.fail(
+            format!("workgroup '{wg}' is disabled"),
+            format!("enable it (aws athena update-work-group --work-group {wg} --state ENABLED) or pick another with --athena-workgroup"),
+        );
+    }
+    let conf = group.configuration();
+    let output = config
+        .athena_output
+        .clone()
+        .map(|o| format!("{o} (--athena-output)"))
+        .or_else(|| {
+            conf.and_then(|c| c.result_configuration())
+                .and_then(|r| r.output_location())
+                .map(|o| format!("{o} (workgroup)"))
+        })
+        .or_else(|| {
+            conf.and_then(|c| c.managed_query_results_configuration())
+                .filter(|m| m.enabled())
+                .map(|_| "managed query results (workgroup)".to_string())
+        });
+    let Some(output) = output else {
+        return c.fail(
+            format!("workgroup '{wg}' has no query result location"),
+            "pass --athena-output s3://bucket/prefix (BEDROCK_COST_MCP_ATHENA_OUTPUT) or set the workgroup's result location",
+        );
+    };
+    c.ok(format!(
+        "athena:GetWorkGroup allowed; workgroup '{wg}', results to {output}; table {}.{} not queried (queries are billed per TB scanned)",
+        config.athena_database.as_deref().unwrap_or_default(),
+        config.athena_table.as_deref().unwrap_or_default()
+    ))
+}
+
+async fn cur_check(sdk: &SdkConfig, config: &Config, blocked: Option<&str>) -> Check {
+    let c = Check::new(
+        "cur",
+        &[
+            "bedrock_spend",
+            "untagged_principals",
+            "spend_anomalies",
+            "check_budget",
+        ],
+    );
+    let Some(raw) = &config.cur else {
+        return c.not_configured("not configured (--cur PATH reads a CUR 2.0 Parquet export)");
+    };
+    let Ok(location) = CurLocation::parse(raw) else {
+        return c.fail(
+            format!("--cur {raw} is not a folder or s3:// URL"),
+            "pass a local folder or s3://bucket/prefix",
+        );
+    };
+    let s3 = match &location {
+        CurLocation::S3 { bucket, .. } => {
+            if let Some(why) = blocked {
+                return c.skipped(format!("{raw} is on S3: {why}"));
+            }
+            match crate::sources::s3::store(sdk, bucket) {
+                Ok(s) => Some(s),
+                Err(e) => return c.fail(e, "check the bucket name and AWS_ENDPOINT_URL_S3"),
+            }
+        }
+        CurLocation::Local(_) => None,
+    };
+    let opened = tokio::time::timeout(CALL_TIMEOUT, CurEngine::open(&location, s3)).await;
+    let engine = match opened {
+        Err(_) => return timed_out(c, "CUR export"),
+        Ok(Err(err)) => {
+            let fix = match &err {
+                ToolError::AccessDenied { action, .. } => {
+                    format!("grant {action} on the export's bucket and prefix")
+                }
+                _ => "point --cur (BEDROCK_COST_MCP_CUR) at the CUR 2.0 export folder that holds data/BILLING_PERIOD=YYYY-MM/*.parquet".into(),
+            };
+            return c.fail(short_error(&err), fix);
+        }
+        Ok(Ok(engine)) => engine,
+    };
+    let delivered = engine
+        .delivered()
+        .map(|d| format!(", last delivered {}", d.format("%Y-%m-%d %H:%M UTC")))
+        .unwrap_or_default();
+    if !engine.has_principal() {
+        return c.fail(
+            format!(
+                "{}: {} Parquet file(s){delivered}, but no line_item_iam_principal column: spend by principal, role or session is unavailable",
+                engine.location(),
+                engine.files()
+            ),
+            "in Billing > Data Exports, create a CUR 2.0 export with \"Include caller identity (IAM principal) allocation data\" (INCLUDE_IAM_PRINCIPAL_DATA) and point --cur at it",
+        );
+    }
+    c.ok(format!(
+        "{}: {} Parquet file(s){delivered}; line_item_iam_principal present",
+        engine.location(),
+        engine.files()
+    ))
+}
+
+/// What ListCostAllocationTags said about `iamPrincipal/*` keys.
+struct PrincipalTags {
+    active: Vec<String>,
+    inactive: Vec<String>,
+    truncated: bool,
+}
+
+async fn cost_explorer_check(sdk: &SdkConfig, who: Option<&str>) -> (Check, Option<PrincipalTags>) {
+    let c = Check::new("cost_explorer", SPEND_CE);
+    // One request, however many tags there are: the first 1000 (the most a page holds).
+    let call = clients::cost_explorer(sdk)
+        .list_cost_allocation_tags()
+        .max_results(1000)
+        .send();
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Err(_) => (timed_out(c, "Cost Explorer"), None),
+        Ok(Err(e)) => (
+            failed(
+                c,
+                from_sdk("Cost Explorer", "ce:ListCostAllocationTags", &e),
+                who,
+            ),
+            None,
+        ),
+        Ok(Ok(out)) => {
+            let (mut active, mut inactive) = (Vec::new(), Vec::new());
+            for t in out.cost_allocation_tags() {
+                if let Some(key) = t.tag_key().strip_prefix("iamPrincipal/") {
+                    if t.status().as_str() == "Active" {
+                        active.push(key.to_string());
+                    } else {
+                        inactive.push(key.to_string());
+                    }
+                }
+            }
+            active.sort();
+            inactive.sort();
+            let truncated = out.next_token().is_some_and(|t| !t.is_empty());
+            let check = c.ok(format!(
+                "ce:ListCostAllocationTags allowed (1 paid request, $0.01; {} tag key(s){}); ce:GetCostAndUsage, ce:GetDimensionValues and ce:GetAnomalies not checked (each is a paid request)",
+                out.cost_allocation_tags().len(),
+                if truncated { ", first page of 1000 only" } else { "" }
+            ));
+            (
+                check,
+                Some(PrincipalTags {
+                    active,
+                    inactive,
+                    truncated,
+                }),
+            )
+        }
+    }
+}
+
+fn principal_tags_check(
+    config: &Config,
+    cost_explorer: &Check,
+    tags: Option<&PrincipalTags>,
+) -> Check {
+    let c = Check::new(
+        "principal_tags",
+        &[
+            "bedrock_spend",
+            "cost_allocation_tags",
+            "untagged_principals",
+            "check_budget",
+        ],
+    );
+    let Some(tags) = tags else {
+        return c.skipped(if cost_explorer.status == Status::Fail {
+            "needs the cost_explorer check to pass".to_string()
+        } else {
+            "not checked: comes from the cost_explorer check (--paid-checks)".to_string()
+        });
+    };
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.iter()
+                .map(|k| format!("iamPrincipal/{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let detail = format!(
+        "active: {}; inactive: {}{}",
+        list(&tags.active),
+        list(&tags.inactive),
+        if tags.truncated {
+            " (among the first 1000 tag keys)"
+        } else {
+            ""
+        }
+    );
+    let activate = |keys: &[String]| {
+        format!(
+            "activate {} in Billing > Cost allocation tags (or call activate_cost_allocation_tags with --allow-writes); it takes up to 24 h to show in Cost Explorer",
+            list(keys)
+        )
+    };
+    if tags.active.is_empty() {
+        let fix = if tags.inactive.is_empty() {
+            "tag IAM users and roles (e.g. team=...), call Bedrock with them, then activate iamPrincipal/<key> in Billing > Cost allocation tags once the key appears (about 24 h)".to_string()
+        } else {
+            activate(&tags.inactive)
+        };
+        return c.fail(
+            format!("no active iamPrincipal/* cost-allocation tag: spend by tag shows as untagged; {detail}"),
+            fix,
+        );
+    }
+    let missing: Vec<String> = config
+        .required_tag_keys
+        .iter()
+        .filter(|k| !tags.active.contains(k))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return c.fail(
+            format!("required key(s) not active: {}; {detail}", list(&missing)),
+            activate(&missing),
+        );
+    }
+    if !tags.active.contains(&config.default_tag_key) {
+        return c.fail(
+            format!(
+                "the default group key iamPrincipal/{} is not active; {detail}",
+                config.default_tag_key
+            ),
+            format!(
+                "pass --default-tag-key {} (BEDROCK_COST_MCP_DEFAULT_TAG_KEY), or {}",
+                tags.active[0],
+                activate(std::slice::from_ref(&config.default_tag_key))
+            ),
+        );
+    }
+    c.ok(detail)
+}
+
+fn timed_out(c: Check, service: &str) -> Check {
+    c.fail(
+        format!(
+            "no answer from {service} within {} s",
+            CALL_TIMEOUT.as_secs()
+        ),
+        "check network access, proxies (HTTPS_PROXY) and AWS_ENDPOINT_URL* overrides",
+    )
+}
+
+/// A failed call as a failed check, with the fix the error names.
+fn failed(c: Check, err: ToolError, who: Option<&str>) -> Check {
+    let to = who.map(|w| format!(" to {w}")).unwrap_or_default();
+    let fix = match &err {
+        ToolError::AccessDenied { action, .. } => {
+            format!("grant {action}{to} (an IAM policy statement allowing \"{action}\")")
+        }
+        ToolError::NoCredentials(_) => CREDENTIALS_FIX.to_string(),
+        ToolError::Throttled { .. } => "AWS throttled the call; run doctor again in a minute".into(),
+        ToolError::Unreachable { .. } => {
+            "check network access, proxies (HTTPS_PROXY), the region and AWS_ENDPOINT_URL* overrides".into()
+        }
+        _ => "see the AWS error; rerun with BEDROCK_COST_MCP_LOG=debug for the request".into(),
+    };
+    c.fail(short_error(&err), fix)
+}
+
+/// A tool error's text without the advice the fix column gives.
+fn short_error(err: &ToolError) -> String {
+    match err {
+        ToolError::AccessDenied { action, message } => {
+            format!("access denied for {action}: {message}")
+        }
+        ToolError::NoCredentials(m) => format!("no usable credentials: {m}"),
+        ToolError::Upstream {
+            service,
+            code,
+            message,
+            ..
+        } => format!("{service} error {code}: {message}"),
+        ToolError::Unreachable { service, message } => format!("cannot reach {service}: {message}"),
+        ToolError::InvalidInput(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The report as an aligned table, fixes under their check, and a summary line.
+pub fn render_text(report: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "bedrock-cost-mcp {} doctor ({} mode)\n",
+        report.version,
+        if report.mode == "demo" { "demo" } else { "AWS" }
+    );
+    let name_w = report
+        .checks
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(5)
+        .max("CHECK".len());
+    let status_w = "skipped".len();
+    let _ = writeln!(s, "{:name_w$}  {:status_w$}  DETAIL", "CHECK", "STATUS");
+    for c in &report.checks {
+        let _ = writeln!(
+            s,
+            "{:name_w$}  {:status_w$}  {}",
+            c.name,
+            c.status.as_str(),
+            c.detail
+        );
+        if let Some(fix) = &c.fix {
+            let _ = writeln!(s, "{:name_w$}  {:status_w$}  fix: {fix}", "", "");
+            if !c.tools.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "{:name_w$}  {:status_w$}  affects: {}",
+                    "",
+                    "",
+                    c.tools.join(", ")
+                );
+            }
+        }
+    }
+    if !report.tools.is_empty() {
+        let tool_w = report.tools.iter().map(|t| t.tool.len()).max().unwrap_or(4);
+        let _ = writeln!(s, "\n{:tool_w$}  {:status_w$}  NEEDS", "TOOL", "STATUS");
+        for t in &report.tools {
+            let mut needs = Vec::new();
+            if !t.failed.is_empty() {
+                needs.push(format!("failed: {}", t.failed.join(", ")));
+            }
+            if !t.not_checked.is_empty() {
+                needs.push(format!("not checked: {}", t.not_checked.join(", ")));
+            }
+            if needs.is_empty() {
+                needs.push("every check passed".into());
+            }
+            let _ = writeln!(
+                s,
+                "{:tool_w$}  {:status_w$}  {}",
+                t.tool,
+                t.status.as_str(),
+                needs.join("; ")
+            );
+        }
+    }
+    let count = |st: Status| report.checks.iter().filter(|c| c.status == st).count();
+    let _ = writeln!(
+        s,
+        "\n{} ok, {} failed, {} skipped; {} paid Cost Explorer request(s).",
+        count(Status::Ok),
+        count(Status::Fail),
+        count(Status::Skipped),
+        report.paid_requests
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_outside_the_credentials_partition_is_named() {
+        assert!(partition_mismatch("us-east-1", "arn:aws:iam::1:user/a").is_none());
+        assert!(partition_mismatch("cn-north-1", "arn:aws-cn:iam::1:user/a").is_none());
+        let (detail, fix) = partition_mismatch("us-east-1", "arn:aws-cn:iam::1:user/a").unwrap();
+        assert!(detail.contains("partition aws, but the credentials belong to partition aws-cn"));
+        assert!(fix.starts_with("set AWS_REGION to a region of aws-cn (e.g. cn-northwest-1)"));
+        assert_eq!(
+            one_line("chain. Attempted:\n  Env: no\n  Profile: no".into()),
+            "chain. Attempted: Env: no; Profile: no"
+        );
+    }
+
+    #[test]
+    fn credential_sources_are_named() {
+        use AwsCredentialFeature as F;
+        assert!(credential_source(&[F::CredentialsEnvVars], "default").contains("environment"));
+        assert_eq!(
+            credential_source(&[F::CredentialsProfile], "dev"),
+            "profile 'dev' (shared config/credentials files)"
+        );
+        assert!(
+            credential_source(&[F::CredentialsProfile, F::CredentialsProfileSso], "sso")
+                .starts_with("SSO through profile 'sso'")
+        );
+        assert!(credential_source(&[F::CredentialsImds], "default").contains("instance"));
+        assert_eq!(credential_source(&[], "x"), "the default credential chain");
+    }
+
+    #[test]
+    fn failures_name_the_action_and_exit_1() {
+        let c = failed(
+            Check::new("iam", &["untagged_principals"]),
+            ToolError::AccessDenied {
+                action: "iam:GetAccountAuthorizationDetails".into(),
+                message: "nope".into(),
+            },
+            Some("arn:aws:iam::1:user/a"),
+        );
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.fix
+                .as_deref()
+                .unwrap()
+                .starts_with("grant iam:GetAccountAuthorizationDetails to arn:aws:iam::1:user/a")
+        );
+        let r = Report::new("aws", vec![c, Check::new("x", &[]).ok("fine")], 0);
+        assert_eq!(r.exit_code(), 1);
+        let text = render_text(&r);
+        assert!(
+            text.contains("fix: grant iam:GetAccountAuthorizationDetails"),
+            "{text}"
+        );
+        assert!(text.contains("affects: untagged_principals"), "{text}");
+        let r = Report::new("aws", vec![Check::new("x", &[]).skipped("later")], 0);
+        assert_eq!(r.exit_code(), 0);
+    }
+}

@@ -1,0 +1,712 @@
+//! `bedrock-cost-mcp doctor`: the real binary against the AWS emulator and the Agent Registry
+//! emulator on loopback. Every check's status is asserted by name, failures must name the IAM
+//! action to grant, and Cost Explorer (paid) is counted at the emulator.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{BIN, Emulator, RegistryEmulator};
+use serde_json::{Value, json};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("doctor --json printed no JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Run `doctor` with hermetic AWS settings pointing at the emulators (`None`: no credentials);
+/// `extra_env` adds variables, or removes those given an empty value.
+fn doctor(
+    emu: Option<&Emulator>,
+    reg: Option<&RegistryEmulator>,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Run {
+    let mut cmd = std::process::Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(common::aws_env(emu));
+    if let Some(r) = reg {
+        cmd.envs(r.env());
+    }
+    // An empty value removes the variable.
+    for (k, v) in extra_env {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd.args(args).output().expect("run the binary");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// name -> (status, detail, fix) of every check.
+fn checks(v: &Value) -> HashMap<String, (String, String, String)> {
+    v["checks"]
+        .as_array()
+        .expect("checks array")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                (
+                    c["status"].as_str().unwrap().to_string(),
+                    c["detail"].as_str().unwrap().to_string(),
+                    c["fix"].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn statuses(v: &Value) -> Vec<(String, String)> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn expected(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// The text table's line for a check.
+fn line<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no line for {name} in:\n{text}"))
+}
+
+const CE_OPERATIONS: [&str; 5] = [
+    "ListCostAllocationTags",
+    "GetCostAndUsage",
+    "GetDimensionValues",
+    "GetAnomalies",
+    "GetCostForecast",
+];
+
+async fn ce_calls(emu: &Emulator) -> u64 {
+    let calls = emu.calls().await;
+    CE_OPERATIONS
+        .iter()
+        .map(|op| calls.get(*op).copied().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test]
+async fn all_checks_pass_with_good_credentials_and_cost_explorer_is_not_called() {
+    let emu = Emulator::start();
+    let reg = RegistryEmulator::start();
+
+    let run = doctor(Some(&emu), Some(&reg), &["doctor", "--json"], &[]);
+    assert_eq!(
+        run.code, 0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    let v = run.json();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["mode"], "aws");
+    assert_eq!(v["paid_requests"], 0);
+    assert_eq!(
+        statuses(&v),
+        expected(&[
+            ("credentials", "ok"),
+            ("identity", "ok"),
+            ("region", "ok"),
+            ("endpoints", "ok"),
+            ("iam", "ok"),
+            ("budgets", "ok"),
+            ("budget_policy", "skipped"),
+            ("pricing", "ok"),
+            ("agent_registry", "ok"),
+            ("athena", "skipped"),
+            ("cur", "skipped"),
+            ("cost_explorer", "skipped"),
+            ("principal_tags", "skipped"),
+        ])
+    );
+    let c = checks(&v);
+    assert!(
+        c["credentials"].1.contains("environment variables"),
+        "{:?}",
+        c["credentials"]
+    );
+    assert!(c["credentials"].1.contains("long-term"));
+    assert_eq!(
+        c["identity"].1,
+        "arn:aws:sts::123456789012:user/moto (account 123456789012)"
+    );
+    assert!(
+        c["region"]
+            .1
+            .starts_with("us-east-1, partition aws (from AWS_REGION)"),
+        "{:?}",
+        c["region"]
+    );
+    assert!(
+        c["endpoints"]
+            .1
+            .contains(&format!("AWS_ENDPOINT_URL={}", emu.url)),
+        "{:?}",
+        c["endpoints"]
+    );
+    assert!(
+        c["endpoints"].1.contains(&format!(
+            "AWS_ENDPOINT_URL_AGENT_REGISTRY_CONTROL={}",
+            reg.url
+        )),
+        "{:?}",
+        c["endpoints"]
+    );
+    assert!(c["agent_registry"].1.contains("platform-tools"));
+    assert!(
+        c["cost_explorer"].1.contains("$0.01") && c["cost_explorer"].1.contains("--paid-checks"),
+        "{:?}",
+        c["cost_explorer"]
+    );
+    // No fix on a passing or skipped check.
+    assert!(c.values().all(|(_, _, fix)| fix.is_empty()));
+    // Per tool: nothing failed; cost_allocation_tags is only checkable with --paid-checks.
+    let tools = v["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 9);
+    assert!(tools.iter().all(|t| t["status"] == "ok"), "{tools:?}");
+    let cat = tools
+        .iter()
+        .find(|t| t["tool"] == "cost_allocation_tags")
+        .unwrap();
+    assert_eq!(
+        cat["not_checked"],
+        json!(["cost_explorer", "principal_tags"])
+    );
+
+    // One free call each, and not one Cost Explorer request.
+    let calls = emu.calls().await;
+    for op in [
+        "GetCallerIdentity",
+        "GetAccountAuthorizationDetails",
+        "DescribeBudgets",
+        "GetProducts",
+    ] {
+        assert_eq!(calls.get(op), Some(&1), "{op}: {calls:?}");
+    }
+    assert_eq!(ce_calls(&emu).await, 0, "{calls:?}");
+    assert_eq!(reg.calls().await.get("ListRegistries"), Some(&1));
+
+    // The table says the same, and still makes no paid call. Temporary credentials are named
+    // as such, and no secret reaches stdout or the (debug-level) log.
+    let (secret, token) = ("S3cr3t-doctor-never-prints", "T0ken-doctor-never-prints");
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &["doctor"],
+        &[
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_SESSION_TOKEN", token),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        line(&run.stdout, "credentials").contains("temporary (session token)"),
+        "{}",
+        run.stdout
+    );
+    for s in [secret, token] {
+        assert!(!run.stdout.contains(s) && !run.stderr.contains(s));
+    }
+    assert!(line(&run.stdout, "iam").contains(" ok "), "{}", run.stdout);
+    let ce = line(&run.stdout, "cost_explorer");
+    assert!(ce.contains("skipped") && ce.contains("$0.01"), "{ce}");
+    assert!(
+        run.stdout
+            .contains("8 ok, 0 failed, 5 skipped; 0 paid Cost Explorer request(s)."),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(ce_calls(&emu).await, 0);
+}
+
+#[tokio::test]
+async fn access_denied_fails_that_check_and_names_the_iam_action() {
+    let emu = Emulator::start();
+    let reg = RegistryEmulator::start();
+    for (operation, error, check, action) in [
+        (
+            "GetAccountAuthorizationDetails",
+            "AccessDenied",
+            "iam",
+            "iam:GetAccountAuthorizationDetails",
+        ),
+        (
+            "DescribeBudgets",
+            "AccessDeniedException",
+            "budgets",
+            "budgets:ViewBudget",
+        ),
+        (
+            "GetProducts",
+            "AccessDeniedException",
+            "pricing",
+            "pricing:GetProducts",
+        ),
+    ] {
+        emu.fault(operation, error, 1).await;
+        let run = doctor(Some(&emu), Some(&reg), &["doctor"], &[]);
+        assert_eq!(run.code, 1, "{operation}: {}", run.stdout);
+        assert!(
+            line(&run.stdout, check).contains(" fail "),
+            "{operation}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains(&format!(
+                "fix: grant {action} to arn:aws:sts::123456789012:user/moto"
+            )),
+            "{operation}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("1 failed"),
+            "only {check} failed: {}",
+            run.stdout
+        );
+    }
+
+    // Agent Registry (its own emulator), seen through --json.
+    reg.post(
+        "/_emulator/faults",
+        json!({"operation": "ListRegistries", "error_type": "AccessDeniedException", "message": "not allowed"}),
+    )
+    .await;
+    let run = doctor(Some(&emu), Some(&reg), &["doctor", "--json"], &[]);
+    assert_eq!(run.code, 1);
+    let v = run.json();
+    assert_eq!(v["ok"], false);
+    let c = checks(&v);
+    assert_eq!(c["agent_registry"].0, "fail");
+    assert!(
+        c["agent_registry"]
+            .1
+            .contains("access denied for agent-registry:ListRegistries"),
+        "{:?}",
+        c["agent_registry"]
+    );
+    assert!(
+        c["agent_registry"]
+            .2
+            .starts_with("grant agent-registry:ListRegistries"),
+        "{:?}",
+        c["agent_registry"]
+    );
+    let failed: Vec<&String> = c
+        .iter()
+        .filter(|(_, s)| s.0 == "fail")
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(failed, vec!["agent_registry"]);
+    let tools = v["tools"].as_array().unwrap();
+    let search = tools
+        .iter()
+        .find(|t| t["tool"] == "search_registry")
+        .unwrap();
+    assert_eq!(search["status"], "fail");
+    assert_eq!(search["failed"], json!(["agent_registry"]));
+    let spend = tools.iter().find(|t| t["tool"] == "bedrock_spend").unwrap();
+    assert_eq!(spend["status"], "ok");
+
+    // STS denied: identity fails, and Budgets (which needs the account id) is skipped.
+    emu.fault("GetCallerIdentity", "AccessDenied", 1).await;
+    let run = doctor(Some(&emu), Some(&reg), &["doctor", "--json"], &[]);
+    assert_eq!(run.code, 1);
+    let c = checks(&run.json());
+    assert_eq!(c["identity"].0, "fail");
+    assert!(c["identity"].2.starts_with("grant sts:GetCallerIdentity"));
+    assert_eq!(c["budgets"].0, "skipped");
+    assert!(c["budgets"].1.contains("account id"), "{:?}", c["budgets"]);
+    assert_eq!(c["iam"].0, "ok");
+    assert_eq!(ce_calls(&emu).await, 0);
+}
+
+#[tokio::test]
+async fn paid_checks_call_cost_explorer_exactly_once_and_report_principal_tags() {
+    let emu = Emulator::start();
+    let reg = RegistryEmulator::start();
+    emu.post(
+        "/_emulator/ce/cost-allocation-tags",
+        json!({"CostAllocationTags": [
+            {"TagKey": "iamPrincipal/team", "Type": "UserDefined", "Status": "Active"},
+            {"TagKey": "iamPrincipal/project", "Type": "UserDefined", "Status": "Inactive"},
+            {"TagKey": "env", "Type": "UserDefined", "Status": "Active"}
+        ]}),
+    )
+    .await;
+
+    let run = doctor(Some(&emu), Some(&reg), &["doctor", "--json"], &[]);
+    assert_eq!(run.code, 0);
+    assert_eq!(emu.count("ListCostAllocationTags").await, 0);
+
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &["doctor", "--paid-checks", "--json"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let v = run.json();
+    assert_eq!(v["paid_requests"], 1);
+    let c = checks(&v);
+    assert_eq!(c["cost_explorer"].0, "ok");
+    assert!(
+        c["cost_explorer"]
+            .1
+            .starts_with("ce:ListCostAllocationTags allowed (1 paid request, $0.01; 3 tag key(s))"),
+        "{:?}",
+        c["cost_explorer"]
+    );
+    assert_eq!(c["principal_tags"].0, "ok");
+    assert_eq!(
+        c["principal_tags"].1,
+        "active: iamPrincipal/team; inactive: iamPrincipal/project"
+    );
+    assert_eq!(emu.count("ListCostAllocationTags").await, 1);
+    assert_eq!(ce_calls(&emu).await, 1, "{:?}", emu.calls().await);
+
+    // A required key that is not active fails, with the activation as the fix.
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &[
+            "--required-tag-keys",
+            "team,project",
+            "doctor",
+            "--paid-checks",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(line(&run.stdout, "principal_tags").contains(" fail "));
+    assert!(
+        run.stdout
+            .contains("fix: activate iamPrincipal/project in Billing > Cost allocation tags"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1 paid Cost Explorer request(s)."));
+    assert_eq!(emu.count("ListCostAllocationTags").await, 2);
+
+    // Cost Explorer denied: that check fails with the action, principal_tags cannot run.
+    emu.fault("ListCostAllocationTags", "AccessDeniedException", 1)
+        .await;
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &["doctor", "--paid-checks", "--json"],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    let c = checks(&run.json());
+    assert_eq!(c["cost_explorer"].0, "fail");
+    assert!(
+        c["cost_explorer"]
+            .2
+            .starts_with("grant ce:ListCostAllocationTags")
+    );
+    assert_eq!(c["principal_tags"].0, "skipped");
+    assert_eq!(emu.count("ListCostAllocationTags").await, 3);
+}
+
+#[tokio::test]
+async fn cur_and_athena_are_checked_when_configured() {
+    let emu = Emulator::start();
+    let reg = RegistryEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let with = dir.path().join("with");
+    let without = dir.path().join("without");
+    for (out, extra) in [(&with, None), (&without, Some("--no-principal-column"))] {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["generate-cur", "--out", out.to_str().unwrap()])
+            .args(["--rows", "300", "--days", "3"]);
+        if let Some(e) = extra {
+            cmd.arg(e);
+        }
+        assert!(cmd.output().unwrap().status.success());
+    }
+
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &[
+            "--cur",
+            with.to_str().unwrap(),
+            "--athena-database",
+            "cur",
+            "--athena-table",
+            "cur2",
+            "--athena-output",
+            "s3://results/doctor",
+            "doctor",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let c = checks(&run.json());
+    assert_eq!(c["cur"].0, "ok");
+    assert!(
+        c["cur"].1.contains("1 Parquet file(s)")
+            && c["cur"].1.contains("line_item_iam_principal present"),
+        "{:?}",
+        c["cur"]
+    );
+    assert_eq!(c["athena"].0, "ok");
+    assert!(
+        c["athena"]
+            .1
+            .contains("workgroup 'primary', results to s3://results/doctor (--athena-output)"),
+        "{:?}",
+        c["athena"]
+    );
+    assert_eq!(emu.count("GetWorkGroup").await, 1);
+    assert_eq!(emu.count("StartQueryExecution").await, 0);
+
+    // An export without IAM principal data, and a workgroup with no result location.
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &[
+            "--cur",
+            without.to_str().unwrap(),
+            "--athena-database",
+            "cur",
+            "--athena-table",
+            "cur2",
+            "doctor",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    let c = checks(&run.json());
+    assert_eq!(c["cur"].0, "fail");
+    assert!(c["cur"].1.contains("no line_item_iam_principal column"));
+    assert!(
+        c["cur"].2.contains("INCLUDE_IAM_PRINCIPAL_DATA"),
+        "{:?}",
+        c["cur"]
+    );
+    assert_eq!(c["athena"].0, "fail");
+    assert!(
+        c["athena"].2.starts_with("pass --athena-output"),
+        "{:?}",
+        c["athena"]
+    );
+
+    // A missing folder and a denied GetWorkGroup.
+    emu.fault("GetWorkGroup", "AccessDeniedException", 1).await;
+    let missing = dir.path().join("missing");
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &[
+            "--cur",
+            missing.to_str().unwrap(),
+            "--athena-database",
+            "cur",
+            "--athena-table",
+            "cur2",
+            "doctor",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    assert!(line(&run.stdout, "cur").contains(" fail "));
+    assert!(run.stdout.contains("fix: point --cur"), "{}", run.stdout);
+    assert!(line(&run.stdout, "athena").contains(" fail "));
+    assert!(
+        run.stdout.contains("fix: grant athena:GetWorkGroup"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn without_credentials_doctor_says_how_to_configure_them() {
+    let run = doctor(None, None, &["doctor", "--json"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let v = run.json();
+    let c = checks(&v);
+    assert_eq!(c["credentials"].0, "fail");
+    assert!(
+        c["credentials"].2.contains("AWS_PROFILE"),
+        "{:?}",
+        c["credentials"]
+    );
+    assert!(!c["credentials"].1.contains('\n'));
+    for name in ["identity", "iam", "budgets", "pricing", "agent_registry"] {
+        assert_eq!(c[name].0, "skipped", "{name}");
+        assert!(c[name].1.contains("needs AWS credentials"), "{name}");
+    }
+    assert_eq!(c["region"].0, "ok");
+
+    // No region: the region check says what to set.
+    let run = doctor(
+        None,
+        None,
+        &["doctor", "--json"],
+        &[
+            ("AWS_REGION", ""),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ],
+    );
+    let c = checks(&run.json());
+    assert_eq!(c["region"].0, "fail");
+    assert!(
+        c["region"].2.starts_with("set AWS_REGION"),
+        "{:?}",
+        c["region"]
+    );
+    assert_eq!(c["identity"].0, "skipped");
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn demo_needs_no_aws_and_bad_usage_exits_2() {
+    let run = doctor(None, None, &["--demo", "doctor"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("no AWS account"), "{}", run.stdout);
+    let run = doctor(None, None, &["doctor", "--demo", "--json"], &[]);
+    assert_eq!(run.code, 0);
+    let v = run.json();
+    assert_eq!(v["mode"], "demo");
+    assert_eq!(v["ok"], true);
+    assert_eq!(statuses(&v), expected(&[("demo", "ok")]));
+
+    let run = doctor(None, None, &["doctor", "--no-such-flag"], &[]);
+    assert_eq!(run.code, 2);
+    let run = doctor(None, None, &["--cur", "s3:///nobucket", "doctor"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no bucket"), "{}", run.stderr);
+    let run = doctor(
+        None,
+        None,
+        &["doctor", "--json"],
+        &[("AWS_ENDPOINT_URL", "not a url")],
+    );
+    assert_eq!(run.code, 1);
+    let c = checks(&run.json());
+    assert_eq!(c["endpoints"].0, "fail");
+}
+
+#[tokio::test]
+async fn profile_credentials_and_partitions_come_from_the_standard_configuration() {
+    let emu = Emulator::start();
+    let reg = RegistryEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, credentials) = (dir.path().join("config"), dir.path().join("credentials"));
+    std::fs::write(&config, "[profile dev]\nregion = eu-west-1\n").unwrap();
+    std::fs::write(
+        &credentials,
+        "[dev]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    let files = [
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_REGION", ""),
+    ];
+
+    let mut env = files.to_vec();
+    env.push(("AWS_PROFILE", "dev"));
+    let run = doctor(Some(&emu), Some(&reg), &["doctor", "--json"], &env);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let c = checks(&run.json());
+    assert_eq!(
+        c["credentials"].1,
+        "from profile 'dev' (shared config/credentials files); long-term access key"
+    );
+    assert_eq!(
+        c["region"].1,
+        "eu-west-1, partition aws (from the profile or instance metadata); Budgets and Price List via us-east-1"
+    );
+
+    // A profile that does not exist: the fix names it and the files searched.
+    let mut env = files.to_vec();
+    env.push(("AWS_PROFILE", "nope"));
+    let run = doctor(Some(&emu), Some(&reg), &["doctor", "--json"], &env);
+    assert_eq!(run.code, 1);
+    let c = checks(&run.json());
+    assert_eq!(c["credentials"].0, "fail");
+    assert!(
+        c["credentials"]
+            .1
+            .contains("profile `nope` was not defined"),
+        "{:?}",
+        c["credentials"]
+    );
+    assert!(
+        c["credentials"].2.starts_with(&format!(
+            "AWS_PROFILE=nope: check that the profile exists in {}",
+            config.display()
+        )),
+        "{:?}",
+        c["credentials"]
+    );
+
+    // China and GovCloud through AWS_REGION alone: the identity is of that partition, and
+    // the global services (Budgets, Price List) go to its global region.
+    for (region, partition, global) in [
+        ("cn-north-1", "aws-cn", "cn-northwest-1"),
+        ("us-gov-east-1", "aws-us-gov", "us-gov-west-1"),
+    ] {
+        let run = doctor(
+            Some(&emu),
+            Some(&reg),
+            &["doctor", "--json"],
+            &[("AWS_REGION", region)],
+        );
+        assert_eq!(run.code, 0, "{region}: {}", run.stdout);
+        let c = checks(&run.json());
+        assert_eq!(
+            c["region"].1,
+            format!(
+                "{region}, partition {partition} (from AWS_REGION); Budgets and Price List via {global}"
+            )
+        );
+        assert_eq!(
+            c["identity"].1,
+            format!("arn:{partition}:sts::123456789012:user/moto (account 123456789012)")
+        );
+        for name in ["iam", "budgets", "pricing", "agent_registry"] {
+            assert_eq!(c[name].0, "ok", "{region} {name}: {:?}", c[name]);
+        }
+    }
+}
