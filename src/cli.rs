@@ -118,6 +118,9 @@ pub struct SpendArgs {
     /// Print the structured answer as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the answer as a PNG chart into FILE (stacked over time, or ranked bars).
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -13,8 +13,10 @@
 //!   behind its cache/single-flight/cap guard, the demo organisation).
 //! - [`domain`]: periods, principal ARNs, usage types, group keys; no I/O.
 //! - [`demo_data`]: the deterministic fictional organisation behind `--demo`.
+//! - [`chart`]: a `bedrock_spend` answer drawn as PNG (stacked over time, or ranked bars).
 //! - [`error`]: every failure as an answer that names the fix.
 
+pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod curgen;

@@ -105,10 +105,16 @@ async fn run() -> ExitCode {
                 }
             };
             match app
-                .spend(input, bedrock_cost_mcp::sources::no_progress())
+                .spend_charted(input, bedrock_cost_mcp::sources::no_progress())
                 .await
             {
-                Ok(out) => {
+                Ok((out, png)) => {
+                    if let (Some(path), Some(png)) = (&args.chart, png)
+                        && let Err(e) = std::fs::write(path, png)
+                    {
+                        eprintln!("error: cannot write the chart to {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
                     if args.json {
                         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
                     } else {

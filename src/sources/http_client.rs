@@ -44,8 +44,8 @@ impl HttpClient for Deferred {
 /// The HTTP client every SDK client of this process uses.
 pub fn deferred_https_client() -> SharedHttpClient {
     let inner = Builder::new().build_with_connector_fn(|settings, components| {
-        let mut conn = ConnectorBuilder::default()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        let mut conn =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
         conn.set_connector_settings(settings.cloned());
         if let Some(components) = components {
             conn.set_sleep_impl(components.sleep_impl());

@@ -7,12 +7,12 @@
 pub mod athena;
 pub mod budgets;
 pub mod ce_guard;
-pub mod http_client;
 pub mod cost_allocation;
 pub mod cost_explorer;
 pub mod cur;
 pub mod cur_sql;
 pub mod demo;
+pub mod http_client;
 pub mod iam;
 pub mod identity;
 pub mod ledger;
