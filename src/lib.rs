@@ -14,6 +14,8 @@
 //! - [`domain`]: periods, principal ARNs, usage types, group keys; no I/O.
 //! - [`demo_data`]: the deterministic fictional organisation behind `--demo`.
 //! - [`chart`]: a `bedrock_spend` answer drawn as PNG (stacked over time, or ranked bars).
+//! - [`prompts`] and [`resources`]: MCP prompts that tell the model which tools
+//!   to call, and the effective configuration and required-tags policy as JSON.
 //! - [`error`]: every failure as an answer that names the fix.
 
 pub mod chart;
@@ -23,6 +25,8 @@ pub mod curgen;
 pub mod demo_data;
 pub mod domain;
 pub mod error;
+pub mod prompts;
+pub mod resources;
 pub mod server;
 pub mod sources;
 pub mod tools;
