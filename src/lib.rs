@@ -5,7 +5,8 @@
 //! (`line_item_iam_principal`).
 //!
 //! The map:
-//! - [`cli`] and [`config`]: flags and `BEDROCK_COST_MCP_*` variables.
+//! - [`cli`] and [`config`]: flags and `BEDROCK_COST_MCP_*` variables; [`terminal`]:
+//!   tables and a progress line for the commands people run.
 //! - [`server`]: the one MCP server type ([`server::App`]) for both transports.
 //! - [`transport`]: stdio and streamable HTTP (Host/Origin checks, shutdown).
 //! - [`tools`]: one file per tool; thin: validate, ask one source, shape the output.
@@ -29,5 +30,6 @@ pub mod prompts;
 pub mod resources;
 pub mod server;
 pub mod sources;
+pub mod terminal;
 pub mod tools;
 pub mod transport;
