@@ -140,8 +140,14 @@ impl CheckBudgetArgs {
         set("model", serde_json::json!(self.model));
         set("input_tokens", serde_json::json!(self.input_tokens));
         set("output_tokens", serde_json::json!(self.output_tokens));
-        set("cache_read_tokens", serde_json::json!(self.cache_read_tokens));
-        set("cache_write_tokens", serde_json::json!(self.cache_write_tokens));
+        set(
+            "cache_read_tokens",
+            serde_json::json!(self.cache_read_tokens),
+        );
+        set(
+            "cache_write_tokens",
+            serde_json::json!(self.cache_write_tokens),
+        );
         set("cost_usd", serde_json::json!(self.cost_usd));
         v
     }

@@ -150,7 +150,10 @@ fn who_is_spending(args: &Args, default_tag_key: &str) -> Result<(String, String
     let period = period(args, "this_month")?;
     let key = tag_key(&args.text("tag_key").unwrap_or(default_tag_key.into()))?;
     let top = args.count("top_n")?.unwrap_or(10).clamp(1, 100);
-    let label = period.as_str().map(str::to_string).unwrap_or(period.to_string());
+    let label = period
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or(period.to_string());
     let text = format!(
         "Who is spending what on Amazon Bedrock ({label})? Use the bedrock-cost-mcp tools in this order.\n\
 1. {by_team}: spend per {key}. The \"untagged\" row is spend by principals without the iamPrincipal/{key} tag; the untagged share is reconciliation.untagged / total. Add \"chart\": true if you can show images.\n\

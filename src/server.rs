@@ -476,9 +476,7 @@ impl ServerHandler for App {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(
-            crate::resources::list(),
-        ))
+        Ok(ListResourcesResult::with_all_items(crate::resources::list()))
     }
 
     async fn list_resource_templates(

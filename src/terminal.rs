@@ -49,9 +49,9 @@ impl Table {
         }
         let line = |cells: &[String]| {
             let mut s = String::new();
-            for i in 0..n {
+            for (i, w) in width.iter().enumerate() {
                 let c = cells.get(i).map(String::as_str).unwrap_or("");
-                let pad = width[i].saturating_sub(c.chars().count());
+                let pad = w.saturating_sub(c.chars().count());
                 if i > 0 {
                     s.push_str("  ");
                 }
