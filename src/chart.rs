@@ -70,6 +70,9 @@ pub struct ChartSummary {
     /// Time buckets on the x axis, oldest first (stacked_over_time only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<String>,
+    /// day or month: what one bucket is (stacked_over_time only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_unit: Option<String>,
     /// Groups drawn: stacked bottom to top, or bars top to bottom.
     pub groups: Vec<ChartGroup>,
     /// Sum of the groups drawn (equals the answer's total over the rows charted).
@@ -274,6 +277,12 @@ pub fn plan(o: &SpendOutput) -> ChartSummary {
         bytes: 0,
         currency: o.currency.clone(),
         total: round4(groups.iter().map(|g| g.amount).sum()),
+        time_unit: match &axis {
+            Some(TimeAxis::Key(k)) => Some(k.clone()),
+            Some(TimeAxis::Bucket) if o.granularity == "daily" => Some("day".into()),
+            Some(TimeAxis::Bucket) => Some("month".into()),
+            None => None,
+        },
         buckets,
         groups,
     }
@@ -486,12 +495,13 @@ where
         y_max + span * 0.08,
     );
     let cents = span < 20.0;
-    let daily = s.buckets.iter().all(|b| b.len() == 10) && !monthly_buckets(&s.buckets);
+    let unit = s.time_unit.as_deref().unwrap_or("bucket");
+    let (daily, monthly) = (unit == "day", unit == "month");
     let labels: Vec<String> = s
         .buckets
         .iter()
         .map(|b| {
-            if monthly_buckets(&s.buckets) {
+            if monthly {
                 b.chars().take(7).collect()
             } else if b.len() == 10 {
                 b[5..].to_string()
@@ -521,11 +531,17 @@ where
         .y_desc(format!(
             "{} per {}",
             s.currency,
-            if daily { "day" } else { "bucket" }
+            if daily {
+                "day"
+            } else if monthly {
+                "month"
+            } else {
+                "bucket"
+            }
         ))
         .x_desc(if daily {
             "day (MM-DD)"
-        } else if monthly_buckets(&s.buckets) {
+        } else if monthly {
             "month"
         } else {
             "bucket"
@@ -581,13 +597,6 @@ where
         ))?;
     }
     Ok(())
-}
-
-/// Month buckets: `YYYY-MM` values, or firsts of distinct months.
-fn monthly_buckets(b: &[String]) -> bool {
-    b.iter().all(|x| x.len() == 7)
-        || (b.iter().all(|x| x.len() == 10 && x.ends_with("-01"))
-            && b.windows(2).all(|w| w[0][..7] != w[1][..7]))
 }
 
 fn draw_ranked<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, s: &ChartSummary) -> DrawResult
@@ -1013,6 +1022,7 @@ mod tests {
         let p = plan(&o);
         assert_eq!(p.kind, "stacked_over_time");
         assert_eq!(p.buckets, ["2026-10-01", "2026-10-02"]);
+        assert_eq!(p.time_unit.as_deref(), Some("day"));
         let labels: Vec<&str> = p.groups.iter().map(|g| g.label.as_str()).collect();
         // 8 series: 7 named + untagged; i and j fold into others beside the answer's others.
         assert_eq!(

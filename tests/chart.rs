@@ -105,6 +105,7 @@ async fn daily_chart_stacks_the_answers_groups_with_untagged_apart() {
     );
     let chart = &out["chart"];
     assert_eq!(chart["kind"], "stacked_over_time");
+    assert_eq!(chart["time_unit"], "day");
     assert_eq!(chart["mime_type"], "image/png");
     assert_eq!(chart["currency"], out["currency"]);
     check_png(&png_of(&r), chart);
@@ -185,6 +186,7 @@ async fn one_bucket_is_ranked_bars_with_the_others_row() {
     let chart = &out["chart"];
     assert_eq!(chart["kind"], "ranked_bars");
     check_png(&png_of(&r), chart);
+    assert!(chart.get("time_unit").is_none() && chart.get("buckets").is_none());
     let rows = out["rows"].as_array().unwrap();
     let groups = chart["groups"].as_array().unwrap();
     assert_eq!(groups.len(), rows.len(), "one bar per row");
