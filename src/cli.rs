@@ -1,4 +1,9 @@
-//! Command line: `serve` (stdio, or streamable HTTP with `--http`).
+//! Command line: `serve` (stdio, or streamable HTTP with `--http`), and
+//! commands for people that answer with the same tools: `spend`, `untagged`,
+//! `check-budget`, `registry search`, `call`.
+//!
+//! Exit codes: 0 answered, 1 a failure upstream (AWS, credentials), 2 bad
+//! input, 3 `check-budget` said deny.
 
 use std::net::SocketAddr;
 
@@ -30,10 +35,183 @@ pub enum Command {
     /// Run any tool with JSON arguments and print its answer (a table, or --json):
     /// `bedrock-cost-mcp --demo call untagged_principals '{"include_no_spend": true}'`.
     Call(CallArgs),
+    /// IAM users and roles missing required tag keys, ranked by Bedrock spend, with fixes (untagged_principals).
+    Untagged(UntaggedArgs),
+    /// allow / warn / deny before a Bedrock job (check_budget); exits 3 on deny.
+    CheckBudget(CheckBudgetArgs),
+    /// AWS Agent Registry: `registry search "invoice agent"`.
+    Registry(RegistryArgs),
     /// Write a deterministic, realistic CUR 2.0 Parquet export (and truth.json) for tests, demos and benchmarks.
     GenerateCur(GenerateCurArgs),
     /// Read a token on stdin and print its SHA-256, the form --auth-tokens files store.
     HashToken,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct UntaggedArgs {
+    /// Tag keys each principal needs, comma-separated (default: --required-tag-keys, else the active iamPrincipal/* keys).
+    #[arg(long = "required-keys", value_delimiter = ',')]
+    pub required_keys: Vec<String>,
+    /// user, role or all.
+    #[arg(long, default_value = "all")]
+    pub kind: String,
+    /// IAM path prefix, e.g. /agents/.
+    #[arg(long)]
+    pub path_prefix: Option<String>,
+    /// Name glob, e.g. '*Agent*'.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Spend period for ranking: last_30_days, this_month, last_month, last_7_days.
+    #[arg(long, default_value = "last_30_days")]
+    pub period: String,
+    /// Also list principals without spend.
+    #[arg(long)]
+    pub include_no_spend: bool,
+    /// Page size.
+    #[arg(long, default_value_t = 50)]
+    pub max: u32,
+    /// next_cursor from the previous answer.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Print the structured answer as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl UntaggedArgs {
+    /// The `untagged_principals` arguments.
+    pub fn tool_args(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "kind": self.kind,
+            "period": self.period,
+            "max_results": self.max,
+        });
+        if !self.required_keys.is_empty() {
+            v["required_keys"] = serde_json::json!(self.required_keys);
+        }
+        if let Some(p) = &self.path_prefix {
+            v["path_prefix"] = serde_json::json!(p);
+        }
+        if let Some(n) = &self.name {
+            v["name"] = serde_json::json!(n);
+        }
+        if self.include_no_spend {
+            v["include_no_spend"] = serde_json::json!(true);
+        }
+        if let Some(c) = &self.cursor {
+            v["cursor"] = serde_json::json!(c);
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckBudgetArgs {
+    /// Principal ARN, role, or tag:<key>=<value> (default: the caller).
+    #[arg(long)]
+    pub who: Option<String>,
+    /// Model id or name of the planned calls, e.g. "Claude Sonnet 4.6".
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Input tokens in all.
+    #[arg(long)]
+    pub input_tokens: Option<u64>,
+    /// Output tokens in all.
+    #[arg(long)]
+    pub output_tokens: Option<u64>,
+    #[arg(long)]
+    pub cache_read_tokens: Option<u64>,
+    #[arg(long)]
+    pub cache_write_tokens: Option<u64>,
+    /// Planned cost in USD, instead of model and tokens.
+    #[arg(long)]
+    pub cost_usd: Option<f64>,
+    /// Print the structured answer as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CheckBudgetArgs {
+    /// The `check_budget` arguments.
+    pub fn tool_args(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({});
+        let mut set = |k: &str, x: serde_json::Value| {
+            if !x.is_null() {
+                v[k] = x;
+            }
+        };
+        set("who", serde_json::json!(self.who));
+        set("model", serde_json::json!(self.model));
+        set("input_tokens", serde_json::json!(self.input_tokens));
+        set("output_tokens", serde_json::json!(self.output_tokens));
+        set(
+            "cache_read_tokens",
+            serde_json::json!(self.cache_read_tokens),
+        );
+        set(
+            "cache_write_tokens",
+            serde_json::json!(self.cache_write_tokens),
+        );
+        set("cost_usd", serde_json::json!(self.cost_usd));
+        v
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    #[command(subcommand)]
+    pub command: RegistryCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum RegistryCommand {
+    /// Search every readable registry at once (search_registry); an empty QUERY browses.
+    Search(RegistrySearchArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistrySearchArgs {
+    /// Keywords, e.g. "invoice processing agent".
+    #[arg(default_value = "")]
+    pub query: String,
+    /// Record types, comma-separated: agent, mcp, skill, custom.
+    #[arg(long = "type", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Registry ids or names, comma-separated (default: all readable).
+    #[arg(long = "registry", value_delimiter = ',')]
+    pub registries: Vec<String>,
+    /// Hits per registry, 1-20.
+    #[arg(long)]
+    pub max: Option<u32>,
+    /// next_cursor from the previous answer (browsing).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Print the structured answer as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RegistrySearchArgs {
+    /// The `search_registry` arguments.
+    pub fn tool_args(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({});
+        if !self.query.is_empty() {
+            v["query"] = serde_json::json!(self.query);
+        }
+        if !self.types.is_empty() {
+            v["record_types"] = serde_json::json!(self.types);
+        }
+        if !self.registries.is_empty() {
+            v["registries"] = serde_json::json!(self.registries);
+        }
+        if let Some(m) = self.max {
+            v["max_results"] = serde_json::json!(m);
+        }
+        if let Some(c) = &self.cursor {
+            v["cursor"] = serde_json::json!(c);
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -188,6 +366,9 @@ pub struct SpendArgs {
     /// Print the structured answer as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the answer as a PNG chart into FILE (stacked over time, or ranked bars).
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -5,7 +5,8 @@
 //! (`line_item_iam_principal`).
 //!
 //! The map:
-//! - [`cli`] and [`config`]: flags and `BEDROCK_COST_MCP_*` variables.
+//! - [`cli`] and [`config`]: flags and `BEDROCK_COST_MCP_*` variables; [`terminal`]:
+//!   tables and a progress line for the commands people run.
 //! - [`server`]: the one MCP server type ([`server::App`]) for both transports.
 //! - [`transport`]: stdio and streamable HTTP (Host/Origin checks, shutdown).
 //! - [`tools`]: one file per tool; thin: validate, ask one source, shape the output.
@@ -14,10 +15,14 @@
 //!   behind its cache/single-flight/cap guard, the demo organisation).
 //! - [`domain`]: periods, principal ARNs, usage types, group keys; no I/O.
 //! - [`demo_data`]: the deterministic fictional organisation behind `--demo`.
+//! - [`chart`]: a `bedrock_spend` answer drawn as PNG (stacked over time, or ranked bars).
+//! - [`prompts`] and [`resources`]: MCP prompts that tell the model which tools
+//!   to call, and the effective configuration and required-tags policy as JSON.
 //! - [`error`]: every failure as an answer that names the fix.
 //! - [`doctor`]: the `doctor` subcommand: setup and permission checks, each with its fix.
 
 pub mod auth;
+pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod curgen;
@@ -25,7 +30,10 @@ pub mod demo_data;
 pub mod doctor;
 pub mod domain;
 pub mod error;
+pub mod prompts;
+pub mod resources;
 pub mod server;
 pub mod sources;
+pub mod terminal;
 pub mod tools;
 pub mod transport;

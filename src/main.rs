@@ -2,9 +2,11 @@
 
 use std::process::ExitCode;
 
-use bedrock_cost_mcp::cli::{Cli, Command};
+use bedrock_cost_mcp::cli::{Cli, Command, RegistryCommand};
+use bedrock_cost_mcp::config::Config;
+use bedrock_cost_mcp::error::ToolError;
 use bedrock_cost_mcp::server::App;
-use bedrock_cost_mcp::transport;
+use bedrock_cost_mcp::{terminal, transport};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -100,11 +102,17 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match app
-                .spend(input, bedrock_cost_mcp::sources::no_progress())
-                .await
-            {
-                Ok(out) => {
+            let (spinner, progress) = terminal::Spinner::start("bedrock_spend");
+            let result = app.spend_charted(input, progress).await;
+            spinner.stop();
+            match result {
+                Ok((out, png)) => {
+                    if let (Some(path), Some(png)) = (&args.chart, png)
+                        && let Err(e) = std::fs::write(path, png)
+                    {
+                        eprintln!("error: cannot write the chart to {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
                     if args.json {
                         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
                     } else {
@@ -115,7 +123,7 @@ async fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e}");
                     match e {
-                        bedrock_cost_mcp::error::ToolError::InvalidInput(_) => ExitCode::from(2),
+                        ToolError::InvalidInput(_) => ExitCode::from(2),
                         _ => ExitCode::FAILURE,
                     }
                 }
@@ -134,32 +142,35 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let app = match App::build(cli.config).await {
-                Ok(app) => app,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            match bedrock_cost_mcp::tools::run_tool(&app, &args.tool, value).await {
-                Ok((text, structured)) => {
-                    if args.json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&structured).unwrap_or_default()
-                        );
-                    } else {
-                        print!("{text}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    match e {
-                        bedrock_cost_mcp::error::ToolError::InvalidInput(_) => ExitCode::from(2),
-                        _ => ExitCode::FAILURE,
-                    }
-                }
+            answer(cli.config, &args.tool, value, args.json, |text, _| {
+                text.to_string()
+            })
+            .await
+            .map_or_else(|code| code, |_| ExitCode::SUCCESS)
+        }
+        Command::Untagged(args) => answer(
+            cli.config,
+            "untagged_principals",
+            args.tool_args(),
+            args.json,
+            |_, v| terminal::untagged(v),
+        )
+        .await
+        .map_or_else(|code| code, |_| ExitCode::SUCCESS),
+        Command::CheckBudget(args) => {
+            match answer(
+                cli.config,
+                "check_budget",
+                args.tool_args(),
+                args.json,
+                |_, v| terminal::check(v),
+            )
+            .await
+            {
+                // A deny is an answer, and scripts gate on it: `check-budget ... && run-job`.
+                Ok(v) if v["verdict"] == "deny" => ExitCode::from(3),
+                Ok(_) => ExitCode::SUCCESS,
+                Err(code) => code,
             }
         }
         Command::HashToken => {
@@ -176,6 +187,17 @@ async fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Registry(args) => match args.command {
+            RegistryCommand::Search(a) => answer(
+                cli.config,
+                "search_registry",
+                a.tool_args(),
+                a.json,
+                |_, v| terminal::registry_search(v),
+            )
+            .await
+            .map_or_else(|code| code, |_| ExitCode::SUCCESS),
+        },
         Command::Serve(args) => {
             let app = match App::build(cli.config).await {
                 Ok(app) => app,
@@ -199,6 +221,46 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// One tool from the command line: build the server, run the tool (with a
+/// progress line on a terminal), print `--json` (the structured answer, as the
+/// MCP tool returns it) or `render(text, structured)`. Exit codes: 2 for bad
+/// input or configuration, 1 for a failure upstream.
+async fn answer(
+    config: Config,
+    tool: &str,
+    args: serde_json::Value,
+    json: bool,
+    render: impl Fn(&str, &serde_json::Value) -> String,
+) -> Result<serde_json::Value, ExitCode> {
+    let app = App::build(config).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    let (spinner, progress) = terminal::Spinner::start(tool);
+    let result = bedrock_cost_mcp::tools::run_tool_with_progress(&app, tool, args, progress).await;
+    spinner.stop();
+    match result {
+        Ok((text, structured)) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&structured).unwrap_or_default()
+                );
+            } else {
+                print!("{}", render(&text, &structured));
+            }
+            Ok(structured)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(match e {
+                ToolError::InvalidInput(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            })
         }
     }
 }

@@ -5,8 +5,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool_handler};
+use rmcp::model::{
+    ErrorData, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler, tool_handler};
 
 use crate::config::Config;
 use crate::error::ToolError;
@@ -48,7 +54,7 @@ pub struct App {
     pub(crate) config: Arc<Config>,
     pub(crate) cost_explorer: Option<Arc<dyn SpendSource>>,
     pub(crate) cur: Option<Arc<dyn SpendSource>>,
-    athena: Option<Arc<dyn SpendSource>>,
+    pub(crate) athena: Option<Arc<dyn SpendSource>>,
     pub(crate) directory: Option<Arc<dyn PrincipalDirectory>>,
     pub(crate) allocation: Option<Arc<dyn AllocationTags>>,
     pub(crate) registry: Option<Arc<dyn AgentRegistry>>,
@@ -451,11 +457,83 @@ impl ServerHandler for App {
     }
 
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                env!("CARGO_PKG_NAME"),
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(crate::prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        crate::prompts::get(
+            &request.name,
+            request.arguments.as_ref(),
+            &self.config.default_tag_key,
+            &self.config.required_tag_keys,
+        )
+        .map(Into::into)
+        .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(crate::resources::list()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let value = match request.uri.as_str() {
+            crate::resources::CONFIG_URI => self.effective_config(),
+            crate::resources::REQUIRED_TAGS_URI => self.required_tags_policy().await,
+            other => {
+                return Err(ErrorData::resource_not_found(
+                    format!(
+                        "no resource '{other}'; read {} or {}",
+                        crate::resources::CONFIG_URI,
+                        crate::resources::REQUIRED_TAGS_URI
+                    ),
+                    None,
+                ));
+            }
+        };
+        let text = serde_json::to_string_pretty(&value)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, request.uri).with_mime_type("application/json"),
+        ])
+        .into())
     }
 }

@@ -86,3 +86,201 @@ fn call_runs_any_tool_and_exit_codes_mean_something() {
     assert_eq!(code, 1, "no credentials is a failure upstream");
     assert!(err.contains("no AWS credentials"), "{err}");
 }
+
+/// The structured answer of a tool, asked over MCP from the real server.
+fn tool_answer(tool: &str, args: Value) -> Value {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = common::stdio_client(None, &["--demo"], &[]).await;
+        let v = common::ok(&common::call(&client, tool, args).await);
+        client.cancel().await.unwrap();
+        v
+    })
+}
+
+/// Drop the fields that say when an answer was made.
+fn timeless(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("as_of");
+    }
+    v
+}
+
+#[test]
+fn untagged_prints_tables_and_json_equal_to_the_tool() {
+    let (code, json, _) = run(&["--demo", "untagged", "--json"]);
+    assert_eq!(code, 0);
+    let cli: Value = serde_json::from_str(&json).unwrap();
+    let tool = tool_answer(
+        "untagged_principals",
+        serde_json::json!({"kind": "all", "period": "last_30_days", "max_results": 50}),
+    );
+    assert_eq!(timeless(cli.clone()), timeless(tool));
+
+    let (code, table, err) = run(&["--demo", "untagged"]);
+    assert_eq!(code, 0);
+    assert!(
+        err.is_empty(),
+        "no progress noise when stderr is not a terminal: {err:?}"
+    );
+    let lines: Vec<&str> = table.lines().collect();
+    let header = lines.iter().position(|l| l.starts_with("KIND")).unwrap();
+    assert_eq!(
+        lines[header].split_whitespace().collect::<Vec<_>>(),
+        ["KIND", "NAME", "MISSING", "SPEND", "FLAGS"]
+    );
+    // One aligned row per finding: the SPEND column ends at the same place on every line.
+    let spend_end = lines[header].find("SPEND").unwrap() + "SPEND".len();
+    for (i, f) in cli["findings"].as_array().unwrap().iter().enumerate() {
+        let line = lines[header + 1 + i];
+        let spend = bedrock_cost_mcp::tools::fmt_money(f["spend"].as_f64().unwrap());
+        assert!(line.starts_with(f["kind"].as_str().unwrap()), "{line}");
+        assert!(line.contains(f["name"].as_str().unwrap()), "{line}");
+        assert_eq!(&line[spend_end - spend.len()..spend_end], spend, "{line}");
+    }
+    assert!(table.contains("arn:aws:iam::123456789012:role/LegacyBatchRole  deleted_or_renamed"));
+    assert!(table.contains("aws iam tag-role --role-name SupportBotRole"));
+}
+
+#[test]
+fn check_budget_exit_codes_follow_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("budgets.toml");
+    std::fs::write(
+        &policy,
+        "[[budgets]]\ntag = \"team=web\"\nmonthly_usd = 10\n",
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    // A 1,000 USD job against a 10 USD monthly budget is denied whatever was spent so far.
+    let (code, table, _) = run(&[
+        "--demo",
+        "--budget-policy",
+        policy,
+        "check-budget",
+        "--who",
+        "tag:team=web",
+        "--cost-usd",
+        "1000",
+    ]);
+    assert_eq!(code, 3, "deny exits 3: {table}");
+    assert!(
+        table.starts_with("verdict   DENY\nwho       tag:team=web\n"),
+        "{table}"
+    );
+    assert!(table.contains("budget    "), "{table}");
+    let (code, json, _) = run(&[
+        "--demo",
+        "--budget-policy",
+        policy,
+        "check-budget",
+        "--who",
+        "tag:team=web",
+        "--cost-usd",
+        "1000",
+        "--json",
+    ]);
+    assert_eq!(code, 3);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["verdict"], "deny");
+    assert_eq!(v["budget"]["limit_usd"], 10.0);
+
+    let (code, table, _) = run(&[
+        "--demo",
+        "check-budget",
+        "--who",
+        "tag:team=web",
+        "--cost-usd",
+        "5",
+    ]);
+    assert_eq!(code, 0, "{table}");
+    assert!(table.starts_with("verdict   ALLOW\n"), "{table}");
+    assert!(table.contains("planned   5.00\n"), "{table}");
+    let (code, _, err) = run(&[
+        "--demo",
+        "check-budget",
+        "--model",
+        "no-such-model",
+        "--input-tokens",
+        "5",
+    ]);
+    assert_eq!(code, 2, "bad input");
+    assert!(err.contains("unknown model"), "{err}");
+    let (code, _, _) = run(&["--demo", "check-budget", "--input-tokens", "many"]);
+    assert_eq!(code, 2, "bad flag");
+    let (code, _, err) = run(&["check-budget", "--cost-usd", "1"]);
+    assert_eq!(code, 1, "no credentials is a failure upstream: {err}");
+}
+
+#[test]
+fn registry_search_prints_hits_and_json_equal_to_the_tool() {
+    let (code, json, _) = run(&["--demo", "registry", "search", "invoice", "--json"]);
+    assert_eq!(code, 0);
+    let cli: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        cli,
+        tool_answer("search_registry", serde_json::json!({"query": "invoice"}))
+    );
+    let (code, table, _) = run(&["--demo", "registry", "search", "invoice"]);
+    assert_eq!(code, 0);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("TYPE"))
+        .take(3)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "TYPE", "NAME", "VERSION", "REGISTRY", "RUNS", "AS", "SPEND", "THIS", "MONTH"
+            ],
+            vec![
+                "AGENT",
+                "invoice-processing-agent",
+                "1.0",
+                "finance-agents",
+                "123456789012:role/InvoiceAgentRole",
+                "216.18"
+            ],
+            vec![
+                "MCP",
+                "erp-ledger-mcp",
+                "1.0",
+                "finance-agents",
+                "123456789012:role/InvoiceAgentRole",
+                "216.18"
+            ],
+        ]
+    );
+    let spend = bedrock_cost_mcp::tools::fmt_money(
+        cli["hits"][0]["role_spend_this_month"].as_f64().unwrap(),
+    );
+    assert!(table.contains(&spend));
+    let (code, _, err) = run(&["--demo", "registry", "search", "x", "--type", "robot"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[tokio::test]
+async fn a_long_question_shows_progress_on_a_terminal_only() {
+    // Cost Explorer behind 1.2 s of latency; `script` gives the command a terminal.
+    let emu = common::Emulator::start();
+    emu.latency(1200).await;
+    let env: Vec<String> = common::aws_env(Some(&emu))
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let cmd = format!(
+        "env -i PATH=/usr/bin:/bin {} {} spend --period last_month --source cost_explorer",
+        env.join(" "),
+        common::BIN
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{seen}");
+    assert!(seen.contains("\r\x1b[2K"), "a progress line: {seen:?}");
+    assert!(seen.contains(" s)"), "elapsed time shown: {seen:?}");
+    assert!(seen.contains("Bedrock spend "), "then the answer: {seen:?}");
+}

@@ -28,6 +28,11 @@ async fn tools_list_matches_snapshot_and_every_tool_is_read_only_with_a_title() 
             t.name
         );
     }
+    // The budget a client pays on every session: the tools/list result as compact JSON.
+    let wire = serde_json::to_string(&serde_json::json!({ "tools": tools }))
+        .unwrap()
+        .len();
+    assert!(wire <= 8192, "tools/list is {wire} bytes, over 8,192");
     let json = serde_json::to_string_pretty(&tools).unwrap() + "\n";
     if std::env::var("UPDATE_SNAPSHOTS").is_ok() {
         std::fs::write(SNAPSHOT, &json).unwrap();

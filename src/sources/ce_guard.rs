@@ -113,6 +113,15 @@ impl<V: Send + Sync + 'static> SingleFlightCache<V> {
         }
     }
 
+    /// The value for `key` if a fetch for it has finished and is still fresh; never fetches.
+    pub fn peek(&self, key: &str) -> Option<Arc<V>> {
+        let map = self.entries.lock().expect("cache lock poisoned");
+        let e = map
+            .get(key)
+            .filter(|e| Instant::now().duration_since(e.created) < e.ttl)?;
+        e.fetch.peek().and_then(|r| r.as_ref().ok().cloned())
+    }
+
     /// Forget everything (after a write that changes the answers).
     pub fn clear(&self) {
         self.entries.lock().expect("cache lock poisoned").clear();

@@ -50,6 +50,10 @@ pub trait AllocationTags: Send + Sync {
     async fn principal_tags(&self) -> Result<TagListing, ToolError>;
     /// Activate keys (full `iamPrincipal/<key>` names), at most 20.
     async fn activate(&self, keys: &[String]) -> Result<(Vec<ActivationResult>, u32), ToolError>;
+    /// The listing when it costs no paid request (cached, or a free source); never calls AWS.
+    async fn principal_tags_if_free(&self) -> Option<TagListing> {
+        None
+    }
 }
 
 pub struct CostAllocationTags {
@@ -120,6 +124,14 @@ impl AllocationTags for CostAllocationTags {
             tags: v.0.clone(),
             paid_requests: if served == Served::Fetched { v.1 } else { 0 },
             cached: served == Served::Shared,
+        })
+    }
+
+    async fn principal_tags_if_free(&self) -> Option<TagListing> {
+        self.cache.peek("iamPrincipal").map(|v| TagListing {
+            tags: v.0.clone(),
+            paid_requests: 0,
+            cached: true,
         })
     }
 

@@ -287,6 +287,10 @@ impl super::cost_allocation::AllocationTags for DemoAllocationTags {
         })
     }
 
+    async fn principal_tags_if_free(&self) -> Option<super::cost_allocation::TagListing> {
+        self.principal_tags().await.ok()
+    }
+
     async fn activate(
         &self,
         keys: &[String],

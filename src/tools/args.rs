@@ -81,6 +81,8 @@ pub struct SpendInput {
     pub top_n: Option<u32>,
     /// next_cursor from the previous answer.
     pub cursor: Option<String>,
+    /// true: add a PNG chart.
+    pub chart: Option<bool>,
 }
 
 /// Parse and validate the input into a query (pure; unit-tested).

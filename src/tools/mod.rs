@@ -72,6 +72,16 @@ pub async fn run_tool(
     name: &str,
     args: serde_json::Value,
 ) -> Result<(String, serde_json::Value), ToolError> {
+    run_tool_with_progress(app, name, args, no_progress()).await
+}
+
+/// [`run_tool`], reporting the progress of long questions (spend, untagged) to `progress`.
+pub async fn run_tool_with_progress(
+    app: &crate::server::App,
+    name: &str,
+    args: serde_json::Value,
+    progress: Progress,
+) -> Result<(String, serde_json::Value), ToolError> {
     fn input<T: serde::de::DeserializeOwned>(args: serde_json::Value) -> Result<T, ToolError> {
         serde_json::from_value(args).map_err(|e| ToolError::invalid(format!("arguments: {e}")))
     }
@@ -88,11 +98,11 @@ pub async fn run_tool(
     };
     match name {
         "bedrock_spend" => {
-            let o = app.spend(input(args)?, no_progress()).await?;
+            let o = app.spend(input(args)?, progress).await?;
             out(spend::render_text(&o), o)
         }
         "untagged_principals" => {
-            let o = app.untagged(input(args)?, no_progress()).await?;
+            let o = app.untagged(input(args)?, progress).await?;
             out(principals::render_untagged(&o), o)
         }
         "cost_allocation_tags" => {

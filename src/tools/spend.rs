@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{NaiveDate, SecondsFormat, Utc};
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::CallToolResult;
+use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
@@ -110,6 +110,9 @@ pub struct SpendOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
     pub notes: Vec<String>,
+    /// What the PNG chart shows (with chart: true): kind, size, and the groups drawn with their figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart: Option<crate::chart::ChartSummary>,
 }
 
 /// A ranked group across the period.
@@ -132,6 +135,21 @@ fn round4(x: f64) -> f64 {
 
 /// Rank groups, fold beyond top_n into "others", keep untagged, page, reconcile.
 pub fn shape_answer(q: &SpendQuery, ans: SpendAnswer, top_n: usize, offset: usize) -> SpendOutput {
+    page(shape_all(q, ans, top_n), offset)
+}
+
+/// The page of rows starting at `offset`, with the cursor to the next one.
+pub fn page(mut o: SpendOutput, offset: usize) -> SpendOutput {
+    let row_count = o.rows.len();
+    o.rows = o.rows.into_iter().skip(offset).take(PAGE_ROWS).collect();
+    o.next_cursor =
+        (offset + o.rows.len() < row_count).then(|| format!("rows:{}", offset + o.rows.len()));
+    o.row_count = row_count;
+    o
+}
+
+/// The whole answer, every row on one page.
+fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
     let total: f64 = ans.rows.iter().map(|r| r.amount).sum();
     let mut by_group: HashMap<Vec<Option<String>>, f64> = HashMap::new();
     for r in &ans.rows {
@@ -272,9 +290,6 @@ pub fn shape_answer(q: &SpendQuery, ans: SpendAnswer, top_n: usize, offset: usiz
         ));
     }
     let row_count = out_rows.len();
-    let page: Vec<SpendRowOut> = out_rows.into_iter().skip(offset).take(PAGE_ROWS).collect();
-    let next_cursor =
-        (offset + page.len() < row_count).then(|| format!("rows:{}", offset + page.len()));
     let reconciled = (named + untagged_sum + others_sum - total).abs() < 0.005;
     let adjustments_sum: f64 = ans.adjustments.iter().map(|a| a.amount).sum();
     let adjustments = ans
@@ -312,13 +327,14 @@ pub fn shape_answer(q: &SpendQuery, ans: SpendAnswer, top_n: usize, offset: usiz
             total: round4(total),
             reconciled,
         },
-        rows: page,
+        rows: out_rows,
         adjustments,
         total_after_adjustments: round4(total + adjustments_sum),
         data_scanned_bytes: ans.scanned_bytes,
         row_count,
-        next_cursor,
+        next_cursor: None,
         notes,
+        chart: None,
     }
 }
 
@@ -428,6 +444,15 @@ pub fn render_text(o: &SpendOutput) -> String {
             o.row_count
         ));
     }
+    if let Some(c) = &o.chart {
+        s.push_str(&format!(
+            "Chart: {} of {} group(s), {}x{} PNG attached.\n",
+            c.kind.replace('_', " "),
+            c.groups.len(),
+            c.width,
+            c.height
+        ));
+    }
     for n in &o.notes {
         s.push_str(&format!("Note: {n}\n"));
     }
@@ -478,6 +503,9 @@ pub fn input_from_cli(a: &crate::cli::SpendArgs) -> Result<SpendInput, String> {
     if let Some(s) = &a.source {
         v["source"] = serde_json::json!(s);
     }
+    if a.chart.is_some() {
+        v["chart"] = serde_json::json!(true);
+    }
     serde_json::from_value(v).map_err(|e| format!("{e}"))
 }
 
@@ -497,10 +525,23 @@ impl App {
     ) -> CallToolResult {
         let progress = progress_reporter(&ctx);
         let result = tokio::select! {
-            r = self.spend(input, progress) => r.map(|out| (render_text(&out), out)),
+            r = self.spend_charted(input, progress) => r,
             _ = ctx.ct.cancelled() => Err(ToolError::Cancelled),
         };
-        respond(result)
+        match result {
+            Ok((out, png)) => {
+                let mut r = respond(Ok((render_text(&out), out)));
+                if let Some(png) = png {
+                    use base64::Engine;
+                    r.content.push(ContentBlock::image(
+                        base64::engine::general_purpose::STANDARD.encode(png),
+                        "image/png",
+                    ));
+                }
+                r
+            }
+            Err(e) => respond::<SpendOutput>(Err(e)),
+        }
     }
 }
 
@@ -511,13 +552,39 @@ impl App {
         input: SpendInput,
         progress: Progress,
     ) -> Result<SpendOutput, ToolError> {
+        self.spend_charted(input, progress).await.map(|(o, _)| o)
+    }
+
+    /// The answer page and, with `chart: true`, the PNG chart of the whole
+    /// answer (every page); the answer then says what the chart shows.
+    pub async fn spend_charted(
+        &self,
+        input: SpendInput,
+        progress: Progress,
+    ) -> Result<(SpendOutput, Option<Vec<u8>>), ToolError> {
         let today = Utc::now().date_naive();
         let mut q = build_query(&input, &self.config.default_tag_key, today)?;
         let (top_n, offset) = super::args::spend_page(&input)?;
         let source = self.spend_source(input.source)?;
         self.scope_query(&mut q, source.name() == "cost_explorer")?;
         let ans = source.spend(&q, progress).await?;
-        Ok(shape_answer(&q, ans, top_n, offset))
+        let full = shape_all(&q, ans, top_n);
+        if input.chart != Some(true) {
+            return Ok((page(full, offset), None));
+        }
+        // Drawing is CPU work (tens of ms): keep it off the async workers.
+        let (full, chart) = tokio::task::spawn_blocking(move || {
+            let chart = crate::chart::render(&full);
+            (full, chart)
+        })
+        .await
+        .map_err(|e| ToolError::Unsupported(format!("the chart could not be drawn: {e}")))?;
+        let chart = chart.map_err(|e| {
+            ToolError::Unsupported(format!("{e}; ask again without chart for the figures"))
+        })?;
+        let mut out = page(full, offset);
+        out.chart = Some(chart.summary);
+        Ok((out, Some(chart.png)))
     }
 }
 
