@@ -9,6 +9,9 @@
 //!   tables and a progress line for the commands people run.
 //! - [`server`]: the one MCP server type ([`server::App`]) for both transports.
 //! - [`transport`]: stdio and streamable HTTP (Host/Origin checks, shutdown).
+//! - [`auth`]: HTTP only: hashed static tokens, JWT/JWKS resource server, RFC 9728 metadata,
+//!   the guard (scopes, rate/concurrency/time/body limits, access log); the caller's visibility
+//!   is applied by [`tools::scope`].
 //! - [`tools`]: one file per tool; thin: validate, ask one source, shape the output.
 //!   Every tool's input struct and checks live in [`tools::args`] (pure, fuzzed in `fuzz/`).
 //! - [`sources`]: one trait per question, one file per backend (Cost Explorer
