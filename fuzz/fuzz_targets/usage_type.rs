@@ -6,23 +6,10 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use pure::domain::usage_type::{TokenKind, model_name, parse};
+use pure::domain::usage_type::{KIND_MARKERS, TokenKind, model_name, parse};
 
-/// Markers in the parser's table, with the kind each one means.
-const MARKERS: &[(&str, TokenKind)] = &[
-    ("-cache-read-input-token-count", TokenKind::CacheRead),
-    ("-cache-read-input-tokens", TokenKind::CacheRead),
-    ("-cache-read-tokens", TokenKind::CacheRead),
-    ("-cache-write-input-token-count", TokenKind::CacheWrite),
-    ("-cache-write-1h-input-token-count", TokenKind::CacheWrite),
-    ("-cache-write-1h-tokens", TokenKind::CacheWrite),
-    ("-cache-write-input-tokens", TokenKind::CacheWrite),
-    ("-cache-write-tokens", TokenKind::CacheWrite),
-    ("-mantle-input-tokens", TokenKind::Input),
-    ("-mantle-output-tokens", TokenKind::Output),
-    ("-input-tokens", TokenKind::Input),
-    ("-output-tokens", TokenKind::Output),
-];
+/// The parser's own marker table.
+const MARKERS: &[(&str, TokenKind)] = KIND_MARKERS;
 
 #[derive(Debug, Arbitrary)]
 struct Parts {

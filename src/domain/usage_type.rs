@@ -41,8 +41,8 @@ pub struct UsageTypeInfo {
     pub token_kind: TokenKind,
 }
 
-/// Ordered: the most specific suffixes first.
-const KIND_MARKERS: &[(&str, TokenKind)] = &[
+/// Usage-type suffixes and the token kind each means. Ordered: the most specific first.
+pub const KIND_MARKERS: &[(&str, TokenKind)] = &[
     ("-cache-read-input-token-count", TokenKind::CacheRead),
     ("-cache-read-input-tokens", TokenKind::CacheRead),
     ("-cache-read-tokens", TokenKind::CacheRead),
