@@ -57,11 +57,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import REPO, Emulator, calls_diff, log, resolve_binary, server_env, shown_command
+from harness import PEER_ENTRY, REPO, Emulator, calls_diff, default_peer, log, resolve_binary, server_env, shown_command
 from startup import fmt, host_line, pct
 
 EMULATOR = REPO / "tools" / "emulator" / "aws_emulator.py"
-PEER_ENTRY = "awslabs.billing-cost-management-mcp-server"
 CE_OPERATIONS = {"GetCostAndUsage", "GetCostAndUsageWithResources", "GetDimensionValues", "GetTags",
                  "GetCostForecast", "GetUsageForecast", "GetCostCategories", "ListCostAllocationTags",
                  "GetAnomalies", "GetAnomalyMonitors"}
@@ -323,7 +322,7 @@ def parse_args(argv: list[str]):
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--bin", help="bedrock-cost-mcp binary (default $BIN, else ${CARGO_TARGET_DIR:-target}/"
                                  "release/bedrock-cost-mcp, built with cargo build --release when missing)")
-    p.add_argument("--peer", default=str(Path(sys.executable).parent / PEER_ENTRY),
+    p.add_argument("--peer", default=default_peer(),
                    help=f"peer command (default: {PEER_ENTRY} next to this Python)")
     p.add_argument("--rounds", type=int, default=3, help="rounds, each a fresh session per server (default 3)")
     p.add_argument("--repeats", type=int, default=10, help="repeated asks after the first (default 10)")

@@ -305,3 +305,12 @@ class McpServer:
 
     def stderr_tail(self, lines: int = 15) -> str:
         return stderr_tail(self.err, lines)
+
+
+# The peer (awslabs-billing-cost-management-mcp-server), installed by tools/bench/setup.sh.
+PEER_ENTRY = "awslabs.billing-cost-management-mcp-server"
+
+
+def default_peer() -> str:
+    """The peer's console script next to this interpreter (the bench venv)."""
+    return str(Path(sys.executable).parent / PEER_ENTRY)

@@ -33,17 +33,11 @@ import tempfile
 from pathlib import Path
 
 import startup
-from harness import REPO, Emulator, log, resolve_binary, server_env, shown_command
+from harness import PEER_ENTRY, REPO, Emulator, default_peer, log, resolve_binary, server_env, shown_command
 
 EMULATOR = REPO / "tools" / "emulator" / "aws_emulator.py"
-PEER_ENTRY = "awslabs.billing-cost-management-mcp-server"
 TARGET_STARTUP_X = 200.0
 TARGET_BYTES_X = 20.0
-
-
-def default_peer() -> str:
-    """The peer's console script next to this interpreter (the bench venv)."""
-    return str(Path(sys.executable).parent / PEER_ENTRY)
 
 
 def parse_args(argv: list[str]):
