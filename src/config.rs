@@ -116,6 +116,44 @@ pub struct Config {
     #[arg(long, env = "BEDROCK_COST_MCP_ALLOW_WRITES", global = true)]
     pub allow_writes: bool,
 
+    /// AWS profiles a tool call may pick with its `profile` input (comma-separated); empty: none.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_ALLOW_PROFILES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allow_profiles: Vec<String>,
+
+    /// AWS regions a tool call may pick with its `region` input (comma-separated); empty: none.
+    /// GovCloud (us-gov-*) and China (cn-*) regions select their partition.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_ALLOW_REGIONS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allow_regions: Vec<String>,
+
+    /// IAM role ARNs a tool call may assume with its `role_arn` input (comma-separated; `*` matches
+    /// within the ARN, e.g. arn:aws:iam::*:role/FinOpsRead); empty: none.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_ALLOW_ROLE_ARNS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allow_role_arns: Vec<String>,
+
+    /// Session name used when assuming a role picked with `role_arn` (shows in CloudTrail).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_ROLE_SESSION_NAME",
+        default_value = "bedrock-cost-mcp",
+        global = true
+    )]
+    pub role_session_name: String,
+
     /// Seconds to keep the IAM inventory (paging through a report reuses it).
     #[arg(
         long,
@@ -180,6 +218,7 @@ impl Config {
         if self.ledger_window_hours < 1 {
             return Err("--ledger-window-hours must be at least 1".into());
         }
+        crate::accounts::validate_allow_lists(self)?;
         if self.ce_max_requests_per_hour == 0 {
             return Err("--ce-max-requests-per-hour must be at least 1".into());
         }

@@ -9,6 +9,8 @@
 //!   tables and a progress line for the commands people run.
 //! - [`server`]: the one MCP server type ([`server::App`]) for both transports.
 //! - [`transport`]: stdio and streamable HTTP (Host/Origin checks, shutdown).
+//! - [`accounts`]: per-call `profile`/`region`/`role_arn` against the allow-lists; the server
+//!   keeps one set of AWS sources per chosen account.
 //! - [`auth`]: HTTP only: hashed static tokens, JWT/JWKS resource server, RFC 9728 metadata,
 //!   the guard (scopes, rate/concurrency/time/body limits, access log); the caller's visibility
 //!   is applied by [`tools::scope`].
@@ -24,6 +26,7 @@
 //! - [`error`]: every failure as an answer that names the fix.
 //! - [`doctor`]: the `doctor` subcommand: setup and permission checks, each with its fix.
 
+pub mod accounts;
 pub mod auth;
 pub mod chart;
 pub mod cli;

@@ -100,6 +100,12 @@ impl App {
                 "cache_ttl_open_secs": c.cache_ttl_open_secs,
                 "cache_ttl_closed_secs": c.cache_ttl_closed_secs,
             },
+            "accounts": {
+                "allow_profiles": c.allow_profiles,
+                "allow_regions": c.allow_regions,
+                "allow_role_arns": c.allow_role_arns,
+                "role_session_name": c.role_session_name,
+            },
             "required_tag_keys": c.required_tag_keys,
             "allow_writes": c.allow_writes,
             "iam_cache_secs": c.iam_cache_secs,

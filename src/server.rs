@@ -20,13 +20,6 @@ use crate::sources::athena::{Athena, AthenaSettings};
 use crate::sources::budgets::PolicyFile;
 use crate::sources::{Lazy, SpendSource, clients, lazy};
 
-/// Price list, caller identity and the Budgets client (global services).
-type GlobalSources = (
-    Arc<dyn PriceSource>,
-    Arc<dyn Identity>,
-    Option<Lazy<aws_sdk_budgets::Client>>,
-);
-
 /// Budgets that apply to Bedrock, and the names of the ones skipped.
 type BudgetList = (Vec<crate::sources::budgets::Budget>, Vec<String>);
 use crate::sources::ce_guard::RequestCap;
@@ -73,6 +66,74 @@ pub struct App {
     tool_router: Arc<ToolRouter<App>>,
     /// The authenticated HTTP caller of this request (None: stdio or unauthenticated loopback).
     pub(crate) caller: Option<Arc<crate::auth::Caller>>,
+    /// The accounts tool calls picked so far, each with its own sources (`for_account`).
+    accounts: Arc<std::sync::Mutex<std::collections::HashMap<crate::accounts::Account, App>>>,
+}
+
+/// The sources that call one AWS account: the server's own, or one a tool call picked
+/// (`accounts`). The paid-request cap is shared by all of them.
+struct AccountSources {
+    cost_explorer: Arc<dyn SpendSource>,
+    athena: Option<Arc<dyn SpendSource>>,
+    directory: Arc<dyn PrincipalDirectory>,
+    allocation: Arc<dyn AllocationTags>,
+    identity: Arc<dyn Identity>,
+    budgets: Lazy<aws_sdk_budgets::Client>,
+    registry: Arc<dyn AgentRegistry>,
+    ce_client: (Lazy<aws_sdk_costexplorer::Client>, Arc<RequestCap>),
+}
+
+impl AccountSources {
+    /// Every client is built on first use: no AWS call, no credential lookup happens here.
+    fn build(
+        config: &Config,
+        sdk: &Lazy<aws_config::SdkConfig>,
+        cap: Arc<RequestCap>,
+    ) -> Result<AccountSources, String> {
+        let athena: Option<Arc<dyn SpendSource>> =
+            match (&config.athena_database, &config.athena_table) {
+                (Some(database), Some(table)) => {
+                    let settings = AthenaSettings {
+                        catalog: config.athena_catalog.clone(),
+                        database: database.clone(),
+                        table: table.clone(),
+                        workgroup: config.athena_workgroup.clone(),
+                        output: config.athena_output.clone(),
+                        partition_column: Some(config.athena_partition_column.clone())
+                            .filter(|c| !c.is_empty()),
+                        timeout: std::time::Duration::from_secs(config.athena_timeout_secs),
+                    };
+                    let sdk = sdk.clone();
+                    Some(Arc::new(Athena::new(
+                        lazy(move || clients::athena(&sdk)),
+                        settings,
+                    )?))
+                }
+                _ => None,
+            };
+        // Regions of the global services: see `sources::clients`.
+        let ce_sdk = sdk.clone();
+        let client = lazy(move || clients::cost_explorer(&ce_sdk));
+        let ttl = CacheTtl {
+            closed: config.ttl_closed(),
+            open: config.ttl_open(),
+        };
+        let (iam_sdk, sts_sdk, budgets_sdk) = (sdk.clone(), sdk.clone(), sdk.clone());
+        Ok(AccountSources {
+            cost_explorer: Arc::new(CostExplorer::new(client.clone(), cap.clone(), ttl)),
+            athena,
+            directory: Arc::new(Iam::new(
+                lazy(move || clients::iam(&iam_sdk)),
+                std::time::Duration::from_secs(config.iam_cache_secs),
+            )),
+            allocation: Arc::new(CostAllocationTags::new(client.clone(), cap.clone())),
+            identity: Arc::new(Sts::new(lazy(move || clients::sts(&sts_sdk)))),
+            // Budgets is served from the partition's global region.
+            budgets: lazy(move || clients::budgets(&budgets_sdk)),
+            registry: Arc::new(AwsAgentRegistry::new(sdk.clone())),
+            ce_client: (client, cap),
+        })
+    }
 }
 
 impl App {
@@ -107,85 +168,22 @@ impl App {
             )))),
             (None, Some(_)) => None,
         };
-        let athena: Option<Arc<dyn SpendSource>> =
-            match (&config.athena_database, &config.athena_table, &sdk) {
-                (Some(database), Some(table), Some(sdk)) => {
-                    let settings = AthenaSettings {
-                        catalog: config.athena_catalog.clone(),
-                        database: database.clone(),
-                        table: table.clone(),
-                        workgroup: config.athena_workgroup.clone(),
-                        output: config.athena_output.clone(),
-                        partition_column: Some(config.athena_partition_column.clone())
-                            .filter(|c| !c.is_empty()),
-                        timeout: std::time::Duration::from_secs(config.athena_timeout_secs),
-                    };
-                    let sdk = sdk.clone();
-                    Some(Arc::new(Athena::new(
-                        lazy(move || clients::athena(&sdk)),
-                        settings,
-                    )?))
-                }
-                _ => None,
-            };
-        let mut ce_client = None;
-        let (cost_explorer, directory, allocation): (
-            Arc<dyn SpendSource>,
-            Arc<dyn PrincipalDirectory>,
-            Arc<dyn AllocationTags>,
-        ) = match &sdk {
-            None => (
-                Arc::new(DemoCostExplorer::new(Utc::now().date_naive())),
-                Arc::new(DemoDirectory::new()),
-                Arc::new(DemoAllocationTags::default()),
-            ),
-            Some(sdk) => {
-                // Regions of the global services: see `sources::clients`.
-                let ce_sdk = sdk.clone();
-                let client = lazy(move || clients::cost_explorer(&ce_sdk));
-                // One hourly budget for every paid Cost Explorer request.
-                let cap = Arc::new(RequestCap::new(config.ce_max_requests_per_hour));
-                let ttl = CacheTtl {
-                    closed: config.ttl_closed(),
-                    open: config.ttl_open(),
-                };
-                ce_client = Some((client.clone(), cap.clone()));
-                (
-                    Arc::new(CostExplorer::new(client.clone(), cap.clone(), ttl)),
-                    Arc::new(Iam::new(
-                        {
-                            let sdk = sdk.clone();
-                            lazy(move || clients::iam(&sdk))
-                        },
-                        std::time::Duration::from_secs(config.iam_cache_secs),
-                    )),
-                    Arc::new(CostAllocationTags::new(client, cap)),
-                )
-            }
-        };
         let policy = match &config.budget_policy {
             Some(p) => Some(Arc::new(PolicyFile::load(p)?)),
             None => None,
         };
-        let (prices, identity, budgets): GlobalSources = match &sdk {
-            None => (Arc::new(SnapshotPrices), Arc::new(DemoIdentity), None),
+        let prices: Arc<dyn PriceSource> = match &sdk {
+            None => Arc::new(SnapshotPrices),
             Some(sdk) => {
-                // The Price List API and Budgets are served from the partition's global region.
-                let (pricing_sdk, budgets_sdk) = (sdk.clone(), sdk.clone());
-                (
-                    Arc::new(PriceList::new(
-                        lazy(move || clients::pricing(&pricing_sdk)),
-                        config
-                            .price_cache_dir
-                            .clone()
-                            .or_else(|| crate::config::user_dir("XDG_CACHE_HOME", ".cache")),
-                    )),
-                    Arc::new(Sts::new({
-                        let sdk = sdk.clone();
-                        lazy(move || clients::sts(&sdk))
-                    })),
-                    Some(lazy(move || clients::budgets(&budgets_sdk))),
-                )
+                // The Price List API is served from the partition's global region.
+                let pricing_sdk = sdk.clone();
+                Arc::new(PriceList::new(
+                    lazy(move || clients::pricing(&pricing_sdk)),
+                    config
+                        .price_cache_dir
+                        .clone()
+                        .or_else(|| crate::config::user_dir("XDG_CACHE_HOME", ".cache")),
+                ))
             }
         };
         let ledger_path = config.ledger.clone().or_else(|| {
@@ -200,10 +198,6 @@ impl App {
             ledger_path,
             chrono::Duration::hours(config.ledger_window_hours),
         ));
-        let registry: Option<Arc<dyn AgentRegistry>> = Some(match &sdk {
-            Some(sdk) => Arc::new(AwsAgentRegistry::new(sdk.clone())),
-            None => Arc::new(crate::sources::demo::DemoRegistry::new()),
-        });
         let mut tool_router = Self::spend_router()
             + Self::principals_router()
             + Self::registry_router()
@@ -213,30 +207,109 @@ impl App {
             tool_router += Self::write_router();
         }
         for route in tool_router.map.values_mut() {
-            route.attr.input_schema = compact_input(&route.attr.input_schema);
+            let mut input = compact_input(&route.attr.input_schema);
+            if crate::accounts::ACCOUNT_TOOLS.contains(&route.attr.name.as_ref()) {
+                crate::accounts::advertise(Arc::make_mut(&mut input), &config);
+            }
+            route.attr.input_schema = input;
             if let Some(out) = &route.attr.output_schema {
                 route.attr.output_schema = Some(compact_output(out));
             }
         }
-        Ok(App {
+        let mut app = App {
             config: Arc::new(config),
-            cost_explorer: Some(cost_explorer),
+            cost_explorer: None,
             cur,
-            athena,
-            directory: Some(directory),
-            allocation: Some(allocation),
-            registry,
+            athena: None,
+            directory: None,
+            allocation: None,
+            registry: None,
             prices,
-            identity,
+            identity: Arc::new(DemoIdentity),
             ledger,
             policy,
-            budgets,
-            sdk: sdk.clone(),
-            ce_client,
+            budgets: None,
+            sdk: None,
+            ce_client: None,
             budget_cache: Arc::new(tokio::sync::Mutex::new(None)),
             tool_router: Arc::new(tool_router),
             caller: None,
-        })
+            accounts: Arc::new(std::sync::Mutex::new(std::collections::HashMap::new())),
+        };
+        match sdk {
+            None => {
+                app.cost_explorer = Some(Arc::new(DemoCostExplorer::new(Utc::now().date_naive())));
+                app.directory = Some(Arc::new(DemoDirectory::new()));
+                app.allocation = Some(Arc::new(DemoAllocationTags::default()));
+                app.registry = Some(Arc::new(crate::sources::demo::DemoRegistry::new()));
+            }
+            Some(sdk) => {
+                // One hourly budget for every paid Cost Explorer request, whichever account.
+                let cap = Arc::new(RequestCap::new(app.config.ce_max_requests_per_hour));
+                let sources = AccountSources::build(&app.config, &sdk, cap)?;
+                app.use_account(sources, sdk);
+            }
+        }
+        Ok(app)
+    }
+
+    /// Point the AWS-backed fields at one account's sources.
+    fn use_account(&mut self, s: AccountSources, sdk: Lazy<aws_config::SdkConfig>) {
+        self.cost_explorer = Some(s.cost_explorer);
+        self.athena = s.athena;
+        self.directory = Some(s.directory);
+        self.allocation = Some(s.allocation);
+        self.identity = s.identity;
+        self.budgets = Some(s.budgets);
+        self.registry = Some(s.registry);
+        self.ce_client = Some(s.ce_client);
+        self.sdk = Some(sdk);
+        self.budget_cache = Arc::new(tokio::sync::Mutex::new(None));
+    }
+
+    /// This server as seen from the account a tool call picked: its own Cost Explorer cache,
+    /// IAM inventory, budgets, registry and Athena, the shared paid-request cap, ledger, prices
+    /// and CUR export. Kept for the life of the process (the allow-lists bound how many).
+    pub(crate) fn for_account(&self, account: &crate::accounts::Account) -> Result<App, ToolError> {
+        account.check(&self.config)?;
+        let mut cache = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(app) = cache.get(account) {
+            return Ok(app.clone());
+        }
+        let Some((_, cap)) = &self.ce_client else {
+            return Err(ToolError::Unsupported(
+                "per-call accounts need AWS mode".into(),
+            ));
+        };
+        let sdk = crate::accounts::deferred_sdk_config(
+            account.clone(),
+            self.config.role_session_name.clone(),
+        );
+        let sources = AccountSources::build(&self.config, &sdk, cap.clone())
+            .map_err(ToolError::Unsupported)?;
+        let mut app = self.clone();
+        app.use_account(sources, sdk);
+        app.caller = None;
+        // A picked account does not pick again (and holding the map would be a cycle).
+        app.accounts = Arc::default();
+        cache.insert(account.clone(), app.clone());
+        Ok(app)
+    }
+
+    /// Run a tool for the account its arguments name (`profile`, `region`, `role_arn`, taken
+    /// out of `args`), or for the server's own when they name none.
+    pub(crate) fn for_call(
+        &self,
+        tool: &str,
+        args: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<(App, crate::accounts::Account)>, ToolError> {
+        if !crate::accounts::ACCOUNT_TOOLS.contains(&tool) {
+            return Ok(None);
+        }
+        match crate::accounts::Account::take(args)? {
+            None => Ok(None),
+            Some(account) => Ok(Some((self.for_account(&account)?, account))),
+        }
     }
 
     /// The configured AWS region (us-east-1 in demo mode or when none is configured).
@@ -434,7 +507,7 @@ impl ServerHandler for App {
     /// Tools run as the authenticated caller, whose visibility narrows their answers.
     async fn call_tool(
         &self,
-        request: rmcp::model::CallToolRequestParams,
+        mut request: rmcp::model::CallToolRequestParams,
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
         let caller = context
@@ -442,18 +515,33 @@ impl ServerHandler for App {
             .get::<axum::http::request::Parts>()
             .and_then(|p| p.extensions.get::<crate::auth::Caller>())
             .cloned();
-        match caller {
-            Some(c) => {
-                let mut app = self.clone();
-                app.caller = Some(Arc::new(c));
-                let tcc = rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
-                app.tool_router.call(tcc).await
-            }
-            None => {
+        // A call may pick the AWS account it runs in (`accounts`).
+        let picked = match request.arguments.as_mut() {
+            Some(args) => match self.for_call(&request.name, args) {
+                Ok(picked) => picked,
+                Err(e) => return Ok(crate::tools::respond::<()>(Err(e)).into()),
+            },
+            None => None,
+        };
+        let account = picked.as_ref().map(|(_, a)| a.clone());
+        let mut result = match (picked, caller) {
+            (None, None) => {
                 let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
                 self.tool_router.call(tcc).await
             }
+            (picked, caller) => {
+                let mut app = picked.map(|(app, _)| app).unwrap_or_else(|| self.clone());
+                app.caller = caller.map(Arc::new);
+                let tcc = rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
+                app.tool_router.call(tcc).await
+            }
+        };
+        if let (Some(account), Ok(rmcp::model::CallToolResponse::Complete(r))) =
+            (account, result.as_mut())
+        {
+            crate::accounts::annotate(r, &account);
         }
+        result
     }
 
     fn get_info(&self) -> ServerConfig {

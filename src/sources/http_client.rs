@@ -65,32 +65,39 @@ pub fn deferred_https_client() -> SharedHttpClient {
 /// that runtime (`block_in_place`), so connections opened while loading stay usable; elsewhere on
 /// a helper thread with its own runtime.
 pub fn deferred_sdk_config() -> crate::sources::Lazy<aws_config::SdkConfig> {
-    crate::sources::lazy(|| {
-        let load = load_sdk_config;
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| handle.block_on(load()))
-            }
-            _ => std::thread::scope(|scope| {
-                scope
-                    .spawn(|| {
-                        tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .map(|rt| rt.block_on(load()))
-                    })
-                    .join()
-            })
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_else(|| {
-                tracing::error!("could not start a runtime to load the AWS configuration");
-                aws_config::SdkConfig::builder()
-                    .behavior_version(aws_config::BehaviorVersion::latest())
-                    .http_client(deferred_https_client())
-                    .build()
-            }),
+    deferred(load_sdk_config)
+}
+
+/// An AWS configuration that `load` builds on first use, on the server's runtime when there is
+/// one (see [`deferred_sdk_config`]).
+pub fn deferred<F, Fut>(load: F) -> crate::sources::Lazy<aws_config::SdkConfig>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = aws_config::SdkConfig> + Send,
+{
+    crate::sources::lazy(move || match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(load()))
         }
+        _ => std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map(|rt| rt.block_on(load()))
+                })
+                .join()
+        })
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| {
+            tracing::error!("could not start a runtime to load the AWS configuration");
+            aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .http_client(deferred_https_client())
+                .build()
+        }),
     })
 }
 

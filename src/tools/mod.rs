@@ -82,6 +82,28 @@ pub async fn run_tool_with_progress(
     args: serde_json::Value,
     progress: Progress,
 ) -> Result<(String, serde_json::Value), ToolError> {
+    let mut args = args;
+    // `profile`, `region`, `role_arn`: the account the call runs in (`accounts`).
+    if let serde_json::Value::Object(m) = &mut args
+        && let Some((picked, account)) = app.for_call(name, m)?
+    {
+        let (mut text, mut value) = run_named(&picked, name, args, progress).await?;
+        if let serde_json::Value::Object(m) = &mut value {
+            m.insert("account".into(), account.to_json());
+        }
+        text.push_str(&account.label());
+        text.push('\n');
+        return Ok((text, value));
+    }
+    run_named(app, name, args, progress).await
+}
+
+async fn run_named(
+    app: &crate::server::App,
+    name: &str,
+    args: serde_json::Value,
+    progress: Progress,
+) -> Result<(String, serde_json::Value), ToolError> {
     fn input<T: serde::de::DeserializeOwned>(args: serde_json::Value) -> Result<T, ToolError> {
         serde_json::from_value(args).map_err(|e| ToolError::invalid(format!("arguments: {e}")))
     }

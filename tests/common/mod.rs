@@ -92,6 +92,19 @@ impl Emulator {
             .unwrap()
     }
 
+    /// The AWS calls since the last reset with the access key, region and service each was
+    /// signed with (`GET /_emulator/signed`).
+    pub async fn signed(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/_emulator/signed", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn count(&self, op: &str) -> u64 {
         self.calls().await.get(op).copied().unwrap_or(0)
     }

@@ -1361,6 +1361,21 @@ def classify(environ: dict[str, Any]) -> AwsCall:
     return AwsCall(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '/')}", "rest", content_type)
 
 
+# The signing log keeps the first calls after a reset; a test needs a handful.
+MAX_SIGNED_LOG = 10_000
+
+
+def signing_scope(authorization: str) -> dict[str, str]:
+    """Access key, region and service of a SigV4 ``Authorization`` header (empty strings when the
+    request is unsigned or signed otherwise): ``AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/
+    <service>/aws4_request, SignedHeaders=..., Signature=...``."""
+    _, _, rest = authorization.partition("Credential=")
+    parts = rest.split(",")[0].strip().split("/")
+    if len(parts) != 5:
+        return {"access_key_id": "", "region": "", "service": ""}
+    return {"access_key_id": parts[0], "region": parts[2], "service": parts[3]}
+
+
 def fault_response(call: AwsCall, fault: Fault) -> Response:
     request_id = str(uuid.uuid4())
     if call.protocol == "query":
@@ -1396,6 +1411,7 @@ class EmulatorMiddleware:
         self.calls: dict[str, int] = {}
         self.faults: dict[str, list[Fault]] = {}
         self.latency_ms = 0
+        self.signed: list[dict[str, str]] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -1408,8 +1424,11 @@ class EmulatorMiddleware:
             return self.moto_app(environ, start_response)
 
         call = classify(environ)
+        signer = signing_scope(environ.get("HTTP_AUTHORIZATION", ""))
         with self.lock:
             self.calls[call.operation] = self.calls.get(call.operation, 0) + 1
+            if len(self.signed) < MAX_SIGNED_LOG:
+                self.signed.append({"operation": call.operation, **signer})
             latency_ms = self.latency_ms
             fault = self._take_fault(call.operation)
         delay_ms = latency_ms + (fault.delay_ms if fault else 0)
@@ -1436,6 +1455,7 @@ class EmulatorMiddleware:
         with self.lock:
             self.calls.clear()
             self.faults.clear()
+            self.signed.clear()
             self.latency_ms = 0
         ATHENA.clear()
         PRICING.restore_defaults()
@@ -1451,6 +1471,9 @@ class EmulatorMiddleware:
         if route == ("GET", "/_emulator/calls"):
             with self.lock:
                 return json_response(dict(self.calls))
+        if route == ("GET", "/_emulator/signed"):
+            with self.lock:
+                return json_response(list(self.signed))
         if route == ("POST", "/_emulator/reset"):
             self.clear()
             moto_api_backend.reset()

@@ -153,6 +153,22 @@ def cost_and_usage_seeded_and_counted(emu: Emulator) -> None:
 
 
 @check
+def signing_log_names_key_region_and_service(emu: Emulator) -> None:
+    seed_usage(emu, usage_result("3.00"))
+    cost_and_usage(emu.client("ce"))
+    sts = boto3.client("sts", endpoint_url=emu.url, region_name="eu-west-1",
+                       aws_access_key_id="other", aws_secret_access_key="other")
+    sts.get_caller_identity()
+    signed = emu.control("GET", "/_emulator/signed", expect=200)
+    assert signed == [
+        {"operation": "GetCostAndUsage", "access_key_id": "testing", "region": "us-east-1", "service": "ce"},
+        {"operation": "GetCallerIdentity", "access_key_id": "other", "region": "eu-west-1", "service": "sts"},
+    ], signed
+    emu.control("POST", "/_emulator/reset", expect=200)
+    assert emu.control("GET", "/_emulator/signed", expect=200) == []
+
+
+@check
 def cost_and_usage_cached_per_request_body(emu: Emulator) -> None:
     seed_usage(emu, usage_result("1.00"), usage_result("2.00"))
     ce = emu.client("ce")
