@@ -39,7 +39,12 @@ const INSTRUCTIONS: &str = "Answers who spends what on Amazon Bedrock, per IAM p
 bedrock_spend: spend for a period grouped by principal tag (tag:<key>), service, usage type or region on Cost Explorer, \
 and by principal ARN, role, session, model and token kind on CUR. Periods: start inclusive, end exclusive. \
 Untagged spend is always shown. Billing data lags 24-48 h; every answer says as_of and estimated. \
-Cost Explorer requests cost $0.01 each; answers are cached, so repeat questions are free.";
+Cost Explorer requests cost $0.01 each; answers are cached, so repeat questions are free. \
+Prompts who_is_spending, tag_hygiene_report and before_i_run_this_job chain the tools for common asks.";
+
+/// Added to the instructions when tool calls may pick an AWS account.
+const ACCOUNT_INSTRUCTIONS: &str = " AWS-backed tools take optional profile, region and role_arn \
+(allowed values in their schemas) to answer for another account; omit them for the server's own.";
 
 /// The server: configuration, sources and the tool router.
 #[derive(Clone)]
@@ -556,7 +561,17 @@ impl ServerHandler for App {
             env!("CARGO_PKG_NAME"),
             env!("CARGO_PKG_VERSION"),
         ))
-        .with_instructions(INSTRUCTIONS)
+        .with_instructions({
+            let c = &self.config;
+            if c.allow_profiles.is_empty()
+                && c.allow_regions.is_empty()
+                && c.allow_role_arns.is_empty()
+            {
+                INSTRUCTIONS.to_string()
+            } else {
+                format!("{INSTRUCTIONS}{ACCOUNT_INSTRUCTIONS}")
+            }
+        })
     }
 
     async fn list_prompts(

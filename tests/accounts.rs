@@ -174,6 +174,18 @@ async fn unlisted_accounts_are_refused_before_any_aws_call() {
     let e = err(&call(&plain, "untagged_principals", json!({"role_arn": FINOPS})).await);
     assert!(e.contains("none are allowed"), "{e}");
 
+    let info = client.peer_info().unwrap();
+    let instructions = info.instructions.as_deref().unwrap_or_default();
+    assert!(instructions.contains("role_arn"), "{instructions}");
+    let plain_info = plain.peer_info().unwrap();
+    assert!(
+        !plain_info
+            .instructions
+            .as_deref()
+            .unwrap_or_default()
+            .contains("role_arn")
+    );
+
     // With them, the account tools advertise exactly the allowed values; estimate_cost keeps
     // its own `region` (the Bedrock region it prices).
     let tools = client.list_all_tools().await.unwrap();
