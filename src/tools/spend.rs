@@ -282,11 +282,14 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
         }
     }
     if total == 0.0 && out_rows.is_empty() {
+        let services = if ans.services_counted.is_empty() {
+            "any Bedrock service".to_string()
+        } else {
+            ans.services_counted.join(", ")
+        };
         notes.push(format!(
-            "no Bedrock spend found for {} in {} to {}; billing data lags 24-48 h",
-            ans.services_counted.join(", "),
-            q.period.start,
-            q.period.end
+            "no Bedrock spend found for {services} in {} to {}; billing data lags 24-48 h",
+            q.period.start, q.period.end
         ));
     }
     let row_count = out_rows.len();
@@ -664,6 +667,28 @@ mod tests {
             o.notes
                 .iter()
                 .any(|n| n.contains("list-cost-allocation-tags")),
+            "{:?}",
+            o.notes
+        );
+    }
+
+    #[test]
+    fn empty_answer_names_the_services_or_says_any() {
+        let o = shape_answer(&query(), answer(vec![]), 20, 0);
+        assert!(
+            o.notes
+                .iter()
+                .any(|n| n.starts_with("no Bedrock spend found for Amazon Bedrock in 2026-10-01")),
+            "{:?}",
+            o.notes
+        );
+        let mut none = answer(vec![]);
+        none.services_counted.clear();
+        let o = shape_answer(&query(), none, 20, 0);
+        assert!(
+            o.notes
+                .iter()
+                .any(|n| n.starts_with("no Bedrock spend found for any Bedrock service in")),
             "{:?}",
             o.notes
         );
