@@ -33,6 +33,11 @@ pub struct Limits {
     pub rate_per_minute: u32,
 }
 
+/// Idle buckets are swept when a new caller arrives and this many are kept.
+const BUCKET_SWEEP_AT: usize = 1024;
+/// A bucket's capacity is one minute of its rate.
+const REFILL: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct Guard {
     auth: Option<Auth>,
@@ -53,15 +58,24 @@ impl Guard {
 
     /// Take one request from `who`'s bucket; Err(seconds to wait) when empty.
     fn take(&self, who: &str) -> Result<(), u64> {
+        self.take_at(who, Instant::now())
+    }
+
+    fn take_at(&self, who: &str, now: Instant) -> Result<(), u64> {
         let rate = self.limits.rate_per_minute;
         if rate == 0 {
             return Ok(());
         }
         let per_sec = rate as f64 / 60.0;
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
+        // A bucket idle for a minute has refilled: forgetting it changes nothing, and keeps
+        // the map as small as the set of recent callers (JWT subjects are unbounded).
+        if buckets.len() >= BUCKET_SWEEP_AT && !buckets.contains_key(who) {
+            buckets.retain(|_, (_, at)| now.saturating_duration_since(*at) < REFILL);
+        }
         let (tokens, at) = buckets.entry(who.to_string()).or_insert((rate as f64, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_sec).min(rate as f64);
+        *tokens =
+            (*tokens + now.saturating_duration_since(*at).as_secs_f64() * per_sec).min(rate as f64);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -280,5 +294,51 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
                 g.limits.timeout.as_secs()
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(rate: u32) -> Guard {
+        Guard::new(
+            None,
+            Limits {
+                max_body_bytes: 1024,
+                timeout: Duration::from_secs(1),
+                max_concurrent: 1,
+                rate_per_minute: rate,
+            },
+        )
+    }
+
+    #[test]
+    fn bucket_empties_refills_and_idle_buckets_are_forgotten() {
+        let g = guard(2);
+        let t0 = Instant::now();
+        assert!(g.take_at("a", t0).is_ok());
+        assert!(g.take_at("a", t0).is_ok());
+        assert_eq!(g.take_at("a", t0), Err(30), "one token per 30 s at 2/min");
+        assert!(g.take_at("a", t0 + Duration::from_secs(30)).is_ok());
+        // Fill the map with callers, then let them idle for a minute.
+        for i in 0..BUCKET_SWEEP_AT {
+            g.take_at(&format!("c{i}"), t0).unwrap();
+        }
+        let later = t0 + REFILL + Duration::from_secs(1);
+        assert!(g.take_at("new", later).is_ok());
+        let kept = g.buckets.lock().unwrap().len();
+        assert_eq!(
+            kept, 2,
+            "the idle ones are gone; `a` (30 s ago) and the new caller stay"
+        );
+        // Recent buckets survive a sweep: their state still limits.
+        let g = guard(1);
+        g.take_at("busy", t0).unwrap();
+        for i in 0..BUCKET_SWEEP_AT {
+            g.take_at(&format!("c{i}"), t0).unwrap();
+        }
+        g.take_at("another", t0 + Duration::from_secs(1)).unwrap();
+        assert!(g.take_at("busy", t0 + Duration::from_secs(2)).is_err());
     }
 }
