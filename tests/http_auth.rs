@@ -442,3 +442,92 @@ fn beyond_loopback_needs_auth() {
         "{e}"
     );
 }
+
+/// A caller limited by principal globs sees only matching principals' CUR spend, to the cent of
+/// the unscoped answer, and is told why on Cost Explorer (which cannot filter by principal).
+#[tokio::test]
+async fn principal_glob_visibility_end_to_end() {
+    const DS: &str = "tok-datascience-41c7";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[token]]\nname = \"admin\"\nsha256 = \"{}\"\nscopes = [\"cost.read\"]\n\n\
+             [[token]]\nname = \"ds\"\nsha256 = \"{}\"\nscopes = [\"cost.read\"]\n\
+             visibility = {{ principals = [\"arn:aws:sts::*:assumed-role/DataScienceRole/*\"] }}\n",
+            hash(ADMIN),
+            hash(DS)
+        ),
+    )
+    .unwrap();
+    let server = HttpServer::start(
+        None,
+        &["--demo"],
+        &[("BEDROCK_COST_MCP_AUTH_TOKENS", file.to_str().unwrap())],
+    );
+    let by_principal =
+        json!({"period": "last_month", "group_by": ["principal"], "source": "cur", "top_n": 100});
+    let admin = server.client_with_token(ADMIN).await.unwrap();
+    let all = ok(&call(&admin, "bedrock_spend", by_principal.clone()).await);
+    let ds = server.client_with_token(DS).await.unwrap();
+    let mine = ok(&call(&ds, "bedrock_spend", by_principal).await);
+
+    let amounts = |v: &Value| -> Vec<(String, f64)> {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["keys"]["principal"].as_str().unwrap().to_string(),
+                    r["amount"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let want: Vec<(String, f64)> = amounts(&all)
+        .into_iter()
+        .filter(|(p, _)| p.contains(":assumed-role/DataScienceRole/"))
+        .collect();
+    assert!(
+        want.len() >= 2,
+        "the demo has two DataScienceRole sessions: {all}"
+    );
+    assert!(
+        amounts(&all).len() > want.len(),
+        "others exist and are hidden"
+    );
+    let mut got = amounts(&mine);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want_sorted = want.clone();
+    want_sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, want_sorted);
+    let sum: f64 = want.iter().map(|(_, a)| a).sum();
+    assert!(
+        (mine["total"].as_f64().unwrap() - sum).abs() < 0.005,
+        "{mine}"
+    );
+
+    // Naming a principal outside the globs is refused; Cost Explorer says to ask CUR/Athena.
+    let e = err(&call(
+        &ds,
+        "bedrock_spend",
+        json!({"period": "last_month", "source": "cur", "filter": {"principal": "arn:aws:sts::*:assumed-role/SupportBotRole/*"}}),
+    )
+    .await);
+    assert!(
+        e.contains("not allowed") && e.contains("SupportBotRole"),
+        "{e}"
+    );
+    let e = err(&call(
+        &ds,
+        "bedrock_spend",
+        json!({"period": "last_month", "source": "cost_explorer"}),
+    )
+    .await);
+    assert!(
+        e.contains("Cost Explorer cannot filter by principal"),
+        "{e}"
+    );
+}

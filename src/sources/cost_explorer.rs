@@ -373,6 +373,10 @@ impl SpendSource for CostExplorer {
         "cost_explorer"
     }
 
+    fn filters_principals(&self) -> bool {
+        false
+    }
+
     async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
         let today = Utc::now().date_naive();
         let mut notes = Vec::new();

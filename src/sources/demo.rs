@@ -53,6 +53,10 @@ impl SpendSource for DemoCostExplorer {
         "demo"
     }
 
+    fn filters_principals(&self) -> bool {
+        false
+    }
+
     async fn spend(&self, q: &SpendQuery, _progress: Progress) -> Result<SpendAnswer, ToolError> {
         check_query(q)?;
         let mut groups: BTreeMap<(NaiveDate, Vec<Option<String>>), f64> = BTreeMap::new();

@@ -77,6 +77,11 @@ pub struct SpendAnswer {
 pub trait SpendSource: Send + Sync {
     /// Short name used in outputs.
     fn name(&self) -> &'static str;
+    /// Whether the source can filter by principal ARN or role (CUR, Athena); Cost Explorer and
+    /// its demo stand-in filter only on tags.
+    fn filters_principals(&self) -> bool {
+        true
+    }
     /// Answer the query.
     async fn spend(&self, query: &SpendQuery, progress: Progress)
     -> Result<SpendAnswer, ToolError>;

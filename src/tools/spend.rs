@@ -569,7 +569,7 @@ impl App {
         let mut q = build_query(&input, &self.config.default_tag_key, today)?;
         let (top_n, offset) = super::args::spend_page(&input)?;
         let source = self.spend_source(input.source)?;
-        self.scope_query(&mut q, source.name() == "cost_explorer")?;
+        self.scope_query(&mut q, !source.filters_principals())?;
         let ans = source.spend(&q, progress).await?;
         let full = shape_all(&q, ans, top_n);
         if input.chart != Some(true) {
