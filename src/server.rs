@@ -301,6 +301,20 @@ impl App {
         Ok(app)
     }
 
+    /// Convert arguments sent as JSON text or strings to the types the tool declares
+    /// (`tools::lenient`).
+    pub(crate) fn coerce_args(
+        &self,
+        tool: &str,
+        args: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ToolError> {
+        match self.tool_router.map.get(tool) {
+            Some(route) => crate::tools::lenient::coerce(args, &route.attr.input_schema)
+                .map_err(ToolError::invalid),
+            None => Ok(()),
+        }
+    }
+
     /// Run a tool for the account its arguments name (`profile`, `region`, `role_arn`, taken
     /// out of `args`), or for the server's own when they name none.
     pub(crate) fn for_call(
@@ -520,6 +534,11 @@ impl ServerHandler for App {
             .get::<axum::http::request::Parts>()
             .and_then(|p| p.extensions.get::<crate::auth::Caller>())
             .cloned();
+        if let Some(args) = request.arguments.as_mut()
+            && let Err(e) = self.coerce_args(&request.name, args)
+        {
+            return Ok(crate::tools::respond::<()>(Err(e)).into());
+        }
         // A call may pick the AWS account it runs in (`accounts`).
         let picked = match request.arguments.as_mut() {
             Some(args) => match self.for_call(&request.name, args) {

@@ -203,3 +203,35 @@ async fn a_period_beyond_year_9999_is_refused_not_a_panic() {
     .await);
     client.cancel().await.unwrap();
 }
+
+/// Arguments sent as JSON text, comma lists or numeric strings (as some models and clients do)
+/// get the same answer as native JSON; text that is not the declared type is still refused with
+/// the accepted forms.
+#[tokio::test]
+async fn stringly_arguments_answer_like_native_ones() {
+    let client = stdio_client(None, &["--demo"], &[]).await;
+    let native = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"source": "cur", "period": "last_month", "group_by": ["tag:team", "model"], "top_n": 3, "filter": {"team": ["ml-platform", "support"]}}),
+    )
+    .await);
+    assert!(native["rows"].as_array().unwrap().len() >= 2, "{native}");
+    let (start, end) = (
+        native["period"]["start"].clone(),
+        native["period"]["end"].clone(),
+    );
+    for args in [
+        json!({"source": "cur", "period": "last_month", "group_by": "[\"tag:team\", \"model\"]", "top_n": "3", "filter": "{\"team\": [\"ml-platform\", \"support\"]}"}),
+        json!({"source": "cur", "period": format!("{{\"start\": {start}, \"end\": {end}}}"), "group_by": "tag:team,model", "top_n": 3, "filter": {"team": ["ml-platform", "support"]}}),
+    ] {
+        let got = ok(&call(&client, "bedrock_spend", args.clone()).await);
+        assert_eq!(got["rows"], native["rows"], "{args}");
+        assert_eq!(got["total"], native["total"], "{args}");
+    }
+    let e = err(&call(&client, "bedrock_spend", json!({"top_n": "three"})).await);
+    assert!(e.contains("top_n must be a whole number"), "{e}");
+    // Wrong non-string types are tool errors too (the model can correct them), not protocol errors.
+    let e = err(&call(&client, "bedrock_spend", json!({"chart": 1})).await);
+    assert!(e.contains("expected a boolean"), "{e}");
+}

@@ -5,6 +5,7 @@
 pub mod anomalies;
 pub mod args;
 pub mod budget;
+pub mod lenient;
 pub mod principals;
 pub mod registry;
 pub mod schema;
@@ -83,6 +84,9 @@ pub async fn run_tool_with_progress(
     progress: Progress,
 ) -> Result<(String, serde_json::Value), ToolError> {
     let mut args = args;
+    if let serde_json::Value::Object(m) = &mut args {
+        app.coerce_args(name, m)?;
+    }
     // `profile`, `region`, `role_arn`: the account the call runs in (`accounts`).
     if let serde_json::Value::Object(m) = &mut args
         && let Some((picked, account)) = app.for_call(name, m)?
