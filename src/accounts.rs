@@ -242,7 +242,8 @@ pub fn validate_allow_lists(config: &Config) -> Result<(), String> {
 }
 
 /// Add the allowed account inputs to an account tool's input schema (only those with a
-/// non-empty allow-list, each as an enum where it can be).
+/// non-empty allow-list, each as an enum where it can be). No per-property description: the
+/// server instructions explain them once, instead of once per tool in `tools/list`.
 pub fn advertise(schema: &mut Map<String, Value>, config: &Config) {
     let Some(Value::Object(props)) = schema.get_mut("properties") else {
         return;
@@ -250,20 +251,21 @@ pub fn advertise(schema: &mut Map<String, Value>, config: &Config) {
     if !config.allow_profiles.is_empty() {
         props.insert(
             "profile".into(),
-            json!({"type": "string", "enum": config.allow_profiles, "description": "AWS profile to call AWS with (default: the server's)"}),
+            json!({"type": "string", "enum": config.allow_profiles}),
         );
     }
     if !config.allow_regions.is_empty() {
         props.insert(
             "region".into(),
-            json!({"type": "string", "enum": config.allow_regions, "description": "AWS region (partition) to call (default: the server's)"}),
+            json!({"type": "string", "enum": config.allow_regions}),
         );
     }
     if !config.allow_role_arns.is_empty() {
-        let mut p = json!({"type": "string", "description": format!("IAM role to assume for this call; allowed: {}", config.allow_role_arns.join(", "))});
-        if config.allow_role_arns.iter().all(|a| !a.contains('*')) {
-            p = json!({"type": "string", "enum": config.allow_role_arns, "description": "IAM role to assume for this call"});
-        }
+        let p = if config.allow_role_arns.iter().any(|a| a.contains('*')) {
+            json!({"type": "string", "description": format!("matching {}", config.allow_role_arns.join(", "))})
+        } else {
+            json!({"type": "string", "enum": config.allow_role_arns})
+        };
         props.insert("role_arn".into(), p);
     }
 }

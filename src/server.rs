@@ -43,8 +43,9 @@ Cost Explorer requests cost $0.01 each; answers are cached, so repeat questions 
 Prompts who_is_spending, tag_hygiene_report and before_i_run_this_job chain the tools for common asks.";
 
 /// Added to the instructions when tool calls may pick an AWS account.
-const ACCOUNT_INSTRUCTIONS: &str = " AWS-backed tools take optional profile, region and role_arn \
-(allowed values in their schemas) to answer for another account; omit them for the server's own.";
+const ACCOUNT_INSTRUCTIONS: &str = " AWS-backed tools take optional profile (AWS config profile), \
+region (GovCloud/China regions select their partition) and role_arn (IAM role to assume), allowed \
+values in their schemas, to answer for another account; omit them for the server's own.";
 
 /// The server: configuration, sources and the tool router.
 #[derive(Clone)]
