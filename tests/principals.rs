@@ -604,3 +604,54 @@ async fn write_tools_need_the_flag_and_confirmation() {
     assert!(e.contains("1 to 20"), "{e}");
     client.cancel().await.unwrap();
 }
+
+/// IAM answers the inventory in pages (the emulator pages like IAM): every page is read, and a
+/// page that keeps failing after retries leaves a report of what was read, with a warning.
+#[tokio::test]
+async fn iam_inventory_pages_and_a_failed_page_leaves_a_partial_report() {
+    let (emu, dir, list, _) = setup().await;
+    let scanned = list.iter().filter(|e| e.class != Class::Deleted).count() + 3;
+    emu.post("/_emulator/iam/page-cap", json!({"max_items": 7}))
+        .await;
+    let args = json!({"period": period(), "max_results": 500, "include_no_spend": true});
+    let cur = dir.path().to_str().unwrap();
+    let client = stdio_client(Some(&emu), &["--cur", cur], &[]).await;
+    let full = ok(&call(&client, "untagged_principals", args.clone()).await);
+    let pages = scanned.div_ceil(7);
+    assert!(pages >= 3, "{scanned} principals");
+    assert_eq!(full["summary"]["principals_scanned"], json!(scanned));
+    assert_eq!(full["iam_requests"], json!(pages));
+    assert_eq!(
+        emu.count("GetAccountAuthorizationDetails").await,
+        pages as u64
+    );
+    assert!(
+        !full["warnings"].to_string().contains("IAM sweep stopped"),
+        "{full}"
+    );
+
+    // A fresh server (no cached inventory): page 2 fails every retry.
+    emu.post(
+        "/_emulator/faults",
+        json!({"operation": "GetAccountAuthorizationDetails", "status": 500,
+               "error_type": "ServiceFailure", "message": "injected", "after": 1, "times": 20}),
+    )
+    .await;
+    let client = stdio_client(Some(&emu), &["--cur", cur], &[]).await;
+    let part = ok(&call(&client, "untagged_principals", args).await);
+    assert_eq!(part["summary"]["principals_scanned"], json!(7));
+    assert_eq!(part["iam_requests"], json!(1));
+    let warnings = part["warnings"].to_string();
+    assert!(
+        warnings.contains("the IAM sweep stopped after 1 page(s) (7 principals)"),
+        "{warnings}"
+    );
+    // What was read is reported as in the full sweep.
+    let first_page: Vec<&Value> = part["findings"].as_array().unwrap().iter().collect();
+    for f in &first_page {
+        assert!(
+            full["findings"].as_array().unwrap().contains(f),
+            "{f} is in the full report"
+        );
+    }
+}

@@ -25,6 +25,8 @@ One process, one port:
   GetAttributeValues over a default Bedrock catalog (``default_price_catalog``) or a seeded one;
 - Budgets' DescribeBudget/DescribeBudgets of moto's ``BudgetsResponse`` are wrapped: FilterExpression
   only with ShowFilterExpression=true, and DescribeBudgets pages (MaxResults, NextToken);
+- IAM's GetAccountAuthorizationDetails (moto answers one page whatever MaxItems says) is replaced
+  by a version that pages like IAM (MaxItems, IsTruncated, Marker), with a test cap on page size;
 - four Athena operations of moto's ``AthenaResponse`` are wrapped (StartQueryExecution,
   GetQueryExecution, StopQueryExecution, GetQueryResults): the wrappers call moto's method and
   add GetQueryResults paging, the query log and queued outcomes (FAILED, CANCELLED, RUNNING for
@@ -32,6 +34,7 @@ One process, one port:
 
 This touches moto internals (``CostExplorerResponse``, ``ce_backends``, ``AthenaResponse``, ``BudgetsResponse``,
 ``AthenaBackend.executions``/``query_results_queue``, ``Execution.status``, ``moto_api_backend``,
+``IamResponse``/``ActionResult``,
 ``DomainDispatcherApplication``, ``MotoRequestHandler``), so moto is pinned to 5.2.5 and the
 emulator refuses to start on another version.
 
@@ -117,6 +120,9 @@ from moto.budgets.responses import BudgetsResponse
 from moto.ce.models import ce_backends
 from moto.ce.responses import CostExplorerResponse
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.responses import ActionResult
+from moto.iam.exceptions import InvalidInput as IamInvalidInput
+from moto.iam.responses import IamResponse
 from moto.core.exceptions import JsonRESTError
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
@@ -1287,6 +1293,66 @@ def serve_price_list(operation: str, body: bytes) -> Response:
 
 
 # ---------------------------------------------------------------------------------------------
+# IAM: GetAccountAuthorizationDetails pages
+# ---------------------------------------------------------------------------------------------
+
+# IAM's default and largest page (API reference: MaxItems 1-1000, default 100).
+IAM_DEFAULT_MAX_ITEMS = 100
+IAM_MAX_ITEMS = 1000
+
+
+class IamPaging:
+    """A cap on GetAccountAuthorizationDetails pages (``/_emulator/iam/page-cap``), so tests can
+    make a client that asks for 1000 items page through a handful; any reset clears it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.cap: int | None = None
+
+
+IAM_PAGING = IamPaging()
+
+
+def get_account_authorization_details(self: IamResponse) -> ActionResult:
+    """moto 5.2.5 answers every entity in one page and ignores MaxItems and Marker; this pages
+    like IAM: users, groups, roles, then policies, ``MaxItems`` per page (capped by the page cap),
+    ``IsTruncated`` and an opaque ``Marker`` while more remain."""
+    filter_param = self._get_param("Filter", [])
+    max_items = self._get_int_param("MaxItems", IAM_DEFAULT_MAX_ITEMS)
+    if not 1 <= max_items <= IAM_MAX_ITEMS:
+        raise IamInvalidInput(f"MaxItems must be between 1 and {IAM_MAX_ITEMS}")
+    with IAM_PAGING.lock:
+        if IAM_PAGING.cap is not None:
+            max_items = min(max_items, IAM_PAGING.cap)
+    offset = decode_offset(
+        self._get_param("Marker"), lambda: IamInvalidInput("Invalid Marker")
+    )
+    details = self.backend.get_account_authorization_details(filter_param)
+    lists = [
+        ("UserDetailList", "users"),
+        ("GroupDetailList", "groups"),
+        ("RoleDetailList", "roles"),
+        ("Policies", "managed_policies"),
+    ]
+    items = [(name, item) for name, key in lists for item in details[key]]
+    if offset > len(items):
+        raise IamInvalidInput("Invalid Marker")
+    chunk = items[offset : offset + max_items]
+    result: dict[str, Any] = {name: [item for n, item in chunk if n == name] for name, _ in lists}
+    end = offset + len(chunk)
+    result["IsTruncated"] = end < len(items)
+    if end < len(items):
+        result["Marker"] = encode_offset(end)
+    return ActionResult(result)
+
+
+def install_iam_extensions() -> None:
+    if "get_account_authorization_details" not in IamResponse.__dict__:
+        raise RuntimeError("moto's IamResponse has no get_account_authorization_details; review the override")
+    IamResponse.get_account_authorization_details = get_account_authorization_details
+
+
+# ---------------------------------------------------------------------------------------------
 # Middleware: counters, faults, latency
 # ---------------------------------------------------------------------------------------------
 
@@ -1300,6 +1366,7 @@ class Fault:
     content_type: str | None
     delay_ms: int
     times: int
+    after: int = 0  # let this many matching calls pass before the fault applies
 
     @classmethod
     def from_json(cls, spec: dict[str, Any]) -> Fault:
@@ -1313,11 +1380,12 @@ class Fault:
             content_type=spec.get("content_type"),
             delay_ms=spec.get("delay_ms", 0),
             times=spec.get("times", 1),
+            after=spec.get("after", 0),
         )
-        if not all(isinstance(n, int) for n in (fault.status, fault.times, fault.delay_ms)):
-            raise BadRequest("status, times and delay_ms must be integers")
-        if fault.times < 1 or fault.delay_ms < 0:
-            raise BadRequest("times must be >= 1 and delay_ms >= 0")
+        if not all(isinstance(n, int) for n in (fault.status, fault.times, fault.delay_ms, fault.after)):
+            raise BadRequest("status, times, delay_ms and after must be integers")
+        if fault.times < 1 or fault.delay_ms < 0 or fault.after < 0:
+            raise BadRequest("times must be >= 1, delay_ms and after >= 0")
         if fault.status == 0 and (body is not None or error_type):
             raise BadRequest("status 0 (delay only) cannot carry a body or an error_type")
         if fault.status != 0 and body is None and not error_type:
@@ -1446,6 +1514,9 @@ class EmulatorMiddleware:
         if not queue:
             return None
         fault = queue[0]
+        if fault.after > 0:
+            fault.after -= 1
+            return None
         fault.times -= 1
         if fault.times == 0:
             queue.pop(0)
@@ -1459,6 +1530,8 @@ class EmulatorMiddleware:
             self.latency_ms = 0
         ATHENA.clear()
         PRICING.restore_defaults()
+        with IAM_PAGING.lock:
+            IAM_PAGING.cap = None
 
     def control(self, request: Request) -> Response:
         try:
@@ -1520,6 +1593,13 @@ class EmulatorMiddleware:
         if route == ("GET", "/_emulator/athena/queries"):
             with ATHENA.lock:
                 return json_response([dict(query.log) for query in ATHENA.queries.values()])
+        if route == ("POST", "/_emulator/iam/page-cap"):
+            cap = json_body(request).get("max_items")
+            if cap is not None and (not isinstance(cap, int) or cap < 1):
+                raise BadRequest('expected {"max_items": <integer >= 1>} or {"max_items": null}')
+            with IAM_PAGING.lock:
+                IAM_PAGING.cap = cap
+            return json_response({"max_items": cap})
         if route == ("POST", "/_emulator/pricing/products"):
             seed_price_products(json_body(request))
             return json_response({"status": "ok"}, 201)
@@ -1583,6 +1663,7 @@ def main(argv: list[str] | None = None) -> int:
     install_ce_extensions()
     install_athena_extensions()
     install_budgets_extensions()
+    install_iam_extensions()
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     app = EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))

@@ -169,6 +169,32 @@ def signing_log_names_key_region_and_service(emu: Emulator) -> None:
 
 
 @check
+def iam_authorization_details_page_with_cap_and_fault_after(emu: Emulator) -> None:
+    iam = emu.client("iam")
+    for i in range(5):
+        iam.create_user(UserName=f"user{i}")
+    iam.create_role(RoleName="role0", AssumeRolePolicyDocument="{}")
+    one = iam.get_account_authorization_details(Filter=["User", "Role"])
+    assert len(one["UserDetailList"]) == 5 and len(one["RoleDetailList"]) == 1 and not one["IsTruncated"], one
+    emu.control("POST", "/_emulator/iam/page-cap", {"max_items": 2}, expect=200)
+    pages = list(iam.get_paginator("get_account_authorization_details").paginate(Filter=["User", "Role"], MaxItems=1000))
+    assert len(pages) == 3, pages
+    names = [u["UserName"] for p in pages for u in p["UserDetailList"]] + [r["RoleName"] for p in pages for r in p["RoleDetailList"]]
+    assert sorted(names) == ["role0", "user0", "user1", "user2", "user3", "user4"], names
+    err = client_error(lambda: iam.get_account_authorization_details(Marker="bogus"))
+    assert err.response["Error"]["Code"] == "InvalidInput", err.response
+    # A fault that lets the first call pass hits the second page.
+    emu.control("POST", "/_emulator/faults", {"operation": "GetAccountAuthorizationDetails", "status": 500,
+                "error_type": "ServiceFailure", "after": 1}, expect=201)
+    first = iam.get_account_authorization_details(MaxItems=2)
+    err = client_error(lambda: iam.get_account_authorization_details(MaxItems=2, Marker=first["Marker"]))
+    assert err.response["Error"]["Code"] == "ServiceFailure", err.response
+    assert iam.get_account_authorization_details(MaxItems=2, Marker=first["Marker"])["IsTruncated"]
+    emu.control("POST", "/_emulator/reset", expect=200)
+    emu.control("POST", "/_emulator/faults", {"operation": "X", "error_type": "E", "after": -1}, expect=400)
+
+
+@check
 def cost_and_usage_cached_per_request_body(emu: Emulator) -> None:
     seed_usage(emu, usage_result("1.00"), usage_result("2.00"))
     ce = emu.client("ce")
