@@ -26,17 +26,7 @@ async fn seed_spend(emu: &Emulator, account: &str, groups: &[(&str, &str)]) {
 }
 
 fn team_rows(out: &Value) -> Vec<(String, f64)> {
-    out["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["keys"]["tag:team"].as_str().unwrap().to_string(),
-                r["amount"].as_f64().unwrap(),
-            )
-        })
-        .collect()
+    rows_by(out, "tag:team")
 }
 
 /// (operation, access key, region) of each signed call whose operation is `op`.

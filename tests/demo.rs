@@ -35,17 +35,7 @@ async fn demo_last_month_by_team_matches_the_line_items() {
             .unwrap_or("untagged".into());
         *want.entry(team).or_default() += l.unblended;
     }
-    let got: BTreeMap<String, f64> = out["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["keys"]["tag:team"].as_str().unwrap().to_string(),
-                r["amount"].as_f64().unwrap(),
-            )
-        })
-        .collect();
+    let got: BTreeMap<String, f64> = rows_by(&out, "tag:team").into_iter().collect();
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>()

@@ -473,19 +473,7 @@ async fn principal_glob_visibility_end_to_end() {
     let ds = server.client_with_token(DS).await.unwrap();
     let mine = ok(&call(&ds, "bedrock_spend", by_principal).await);
 
-    let amounts = |v: &Value| -> Vec<(String, f64)> {
-        v["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["keys"]["principal"].as_str().unwrap().to_string(),
-                    r["amount"].as_f64().unwrap(),
-                )
-            })
-            .collect()
-    };
+    let amounts = |v: &Value| rows_by(v, "principal");
     let want: Vec<(String, f64)> = amounts(&all)
         .into_iter()
         .filter(|(p, _)| p.contains(":assumed-role/DataScienceRole/"))

@@ -99,17 +99,7 @@ async fn groups_by_role_across_result_pages_with_bound_parameters() {
     let out = ok(&call(&client, "bedrock_spend", json!({"period": "last_month", "source": "athena", "group_by": ["role"], "filter": {"team": ["ml", "o'brien"]}})).await);
     assert_eq!(out["source"], json!("athena"));
     assert_eq!(out["total"], json!(625.0));
-    let roles: Vec<(String, f64)> = out["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["keys"]["role"].as_str().unwrap().to_string(),
-                r["amount"].as_f64().unwrap(),
-            )
-        })
-        .collect();
+    let roles: Vec<(String, f64)> = rows_by(&out, "role");
     assert_eq!(roles.len(), 7);
     assert_eq!(
         roles[0],

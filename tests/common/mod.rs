@@ -80,29 +80,26 @@ impl Emulator {
         assert!(r.status().is_success(), "emulator {path}: {}", r.status());
     }
 
-    /// Calls per AWS operation since the last reset.
-    pub async fn calls(&self) -> HashMap<String, u64> {
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.http
-            .get(format!("{}/_emulator/calls", self.url))
+            .get(format!("{}{path}", self.url))
             .send()
             .await
-            .unwrap()
+            .expect("emulator reachable")
             .json()
             .await
-            .unwrap()
+            .expect("emulator answers JSON")
+    }
+
+    /// Calls per AWS operation since the last reset.
+    pub async fn calls(&self) -> HashMap<String, u64> {
+        self.get_json("/_emulator/calls").await
     }
 
     /// The AWS calls since the last reset with the access key, region and service each was
     /// signed with (`GET /_emulator/signed`).
     pub async fn signed(&self) -> Vec<Value> {
-        self.http
-            .get(format!("{}/_emulator/signed", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json("/_emulator/signed").await
     }
 
     pub async fn count(&self, op: &str) -> u64 {
@@ -315,6 +312,21 @@ pub fn err(r: &CallToolResult) -> String {
         r.structured_content
     );
     text(r)
+}
+
+/// (value of `keys[key]`, amount) of each row of a `bedrock_spend` answer, in answer order.
+pub fn rows_by(out: &Value, key: &str) -> Vec<(String, f64)> {
+    out["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["keys"][key].as_str().expect("row key").to_string(),
+                r["amount"].as_f64().expect("row amount"),
+            )
+        })
+        .collect()
 }
 
 pub fn text(r: &CallToolResult) -> String {
