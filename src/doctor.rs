@@ -54,7 +54,7 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// Stable name: credentials, identity, region, endpoints, iam, budgets, budget_policy,
-    /// pricing, agent_registry, athena, cur, cost_explorer, principal_tags.
+    /// pricing, agent_registry, athena, cur, cost_explorer, principal_tags, accounts.
     pub name: &'static str,
     pub status: Status,
     pub detail: String,
@@ -369,8 +369,17 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
             None => cost_explorer_check(&sdk, who).await,
         }
     };
-    let (iam, budgets, pricing, registry, athena, cur, (cost_explorer, tags)) =
-        tokio::join!(iam, budgets, pricing, registry, athena, cur, cost_explorer);
+    let accounts = accounts_check(config);
+    let (iam, budgets, pricing, registry, athena, cur, (cost_explorer, tags), accounts) = tokio::join!(
+        iam,
+        budgets,
+        pricing,
+        registry,
+        athena,
+        cur,
+        cost_explorer,
+        accounts
+    );
     let paid_requests = u32::from(args.paid_checks && cost_explorer.status != Status::Skipped);
     let principal_tags = principal_tags_check(config, &cost_explorer, tags.as_ref());
 
@@ -388,6 +397,7 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
         cur,
         cost_explorer,
         principal_tags,
+        accounts,
     ];
     Report::new("aws", checks, paid_requests)
 }
@@ -617,6 +627,93 @@ fn credential_source(features: &[AwsCredentialFeature], profile: &str) -> String
 }
 
 /// STS GetCallerIdentity: the check and the caller's ARN.
+/// Each account a tool call may pick (`--allow-profiles`, `--allow-regions`, exact
+/// `--allow-role-arns`): can it be reached? One free `sts:GetCallerIdentity` each, concurrently.
+/// Role patterns cannot be checked without an ARN and are listed as such.
+async fn accounts_check(config: &Config) -> Check {
+    use crate::accounts::Account;
+    let c = Check::new("accounts", &crate::accounts::ACCOUNT_TOOLS);
+    let mut picks: Vec<(String, Account)> = Vec::new();
+    for p in &config.allow_profiles {
+        picks.push((
+            format!("profile {p}"),
+            Account {
+                profile: Some(p.clone()),
+                ..Default::default()
+            },
+        ));
+    }
+    for r in &config.allow_regions {
+        picks.push((
+            format!("region {r}"),
+            Account {
+                region: Some(r.clone()),
+                ..Default::default()
+            },
+        ));
+    }
+    let (exact, patterns): (Vec<&String>, Vec<&String>) = config
+        .allow_role_arns
+        .iter()
+        .partition(|a| !a.contains('*'));
+    for a in exact {
+        picks.push((
+            format!("role {a}"),
+            Account {
+                role_arn: Some(a.clone()),
+                ..Default::default()
+            },
+        ));
+    }
+    if picks.is_empty() && patterns.is_empty() {
+        return c.not_configured(
+            "no allow-lists: tool calls use the server's account (--allow-profiles, --allow-regions and --allow-role-arns let them pick others)",
+        );
+    }
+    let session = config.role_session_name.clone();
+    let results = futures::future::join_all(picks.into_iter().map(|(label, account)| {
+        let session = session.clone();
+        async move {
+            let sdk = crate::accounts::load_sdk_config(&account, &session).await;
+            let call = clients::sts(&sdk).get_caller_identity().send();
+            let outcome = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+                Err(_) => Err(format!("STS did not answer in {}s", CALL_TIMEOUT.as_secs())),
+                Ok(Err(e)) => Err(short_error(&from_sdk("STS", "sts:GetCallerIdentity", &e))),
+                Ok(Ok(out)) => Ok(out.arn().unwrap_or("an unnamed caller").to_string()),
+            };
+            (label, account, outcome)
+        }
+    }))
+    .await;
+    let mut lines = Vec::new();
+    let mut fixes = Vec::new();
+    for (label, account, outcome) in results {
+        match outcome {
+            Ok(arn) => lines.push(format!("{label}: ok as {arn}")),
+            Err(e) => {
+                lines.push(format!("{label}: FAILS: {e}"));
+                fixes.push(match (&account.profile, &account.region, &account.role_arn) {
+                    (Some(p), _, _) => format!("define profile {p} in your AWS config (with credentials, SSO or a role), or drop it from --allow-profiles"),
+                    (_, Some(r), _) => format!("region {r}: the server's credentials must be valid in its partition ({}); drop it from --allow-regions otherwise", clients::partition(r)),
+                    (_, _, Some(a)) => format!("allow the server's principal to sts:AssumeRole {a} (and the role's trust policy to trust it), or drop it from --allow-role-arns"),
+                    _ => String::new(),
+                });
+            }
+        }
+    }
+    for p in patterns {
+        lines.push(format!(
+            "role pattern {p}: not checked (only exact ARNs can be)"
+        ));
+    }
+    let detail = lines.join("; ");
+    if fixes.is_empty() {
+        c.ok(detail)
+    } else {
+        c.fail(detail, fixes.join("; "))
+    }
+}
+
 async fn identity_check(sdk: &SdkConfig) -> (Check, Option<String>) {
     let c = Check::new("identity", &["check_budget"]);
     let call = clients::sts(sdk).get_caller_identity().send();

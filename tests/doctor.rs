@@ -149,6 +149,7 @@ async fn all_checks_pass_with_good_credentials_and_cost_explorer_is_not_called()
             ("cur", "skipped"),
             ("cost_explorer", "skipped"),
             ("principal_tags", "skipped"),
+            ("accounts", "skipped"),
         ])
     );
     let c = checks(&v);
@@ -244,7 +245,7 @@ async fn all_checks_pass_with_good_credentials_and_cost_explorer_is_not_called()
     assert!(ce.contains("skipped") && ce.contains("$0.01"), "{ce}");
     assert!(
         run.stdout
-            .contains("8 ok, 0 failed, 5 skipped; 0 paid Cost Explorer request(s)."),
+            .contains("8 ok, 0 failed, 6 skipped; 0 paid Cost Explorer request(s)."),
         "{}",
         run.stdout
     );
@@ -709,4 +710,56 @@ async fn profile_credentials_and_partitions_come_from_the_standard_configuration
             assert_eq!(c[name].0, "ok", "{region} {name}: {:?}", c[name]);
         }
     }
+}
+
+/// With allow-lists, doctor checks each account a tool call may pick, for free.
+#[tokio::test]
+async fn accounts_check_reaches_each_allowed_account() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        "[profile base]\naws_access_key_id = basekey\naws_secret_access_key = basesecret\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let run = doctor(
+        Some(&emu),
+        None,
+        &[
+            "--allow-profiles",
+            "base,ghost",
+            "--allow-regions",
+            "us-gov-west-1",
+            "--allow-role-arns",
+            "arn:aws:iam::111111111111:role/FinOpsRead,arn:aws:iam::*:role/Other",
+            "doctor",
+            "--json",
+        ],
+        &[("AWS_CONFIG_FILE", config.to_str().unwrap())],
+    );
+    let v = run.json();
+    let c = checks(&v);
+    let (status, detail, fix) = &c["accounts"];
+    assert_eq!(status, "fail", "{detail}");
+    assert!(
+        detail.contains("profile base: ok as arn:aws:sts::123456789012:user/moto"),
+        "{detail}"
+    );
+    assert!(detail.contains("profile ghost: FAILS"), "{detail}");
+    assert!(detail.contains("region us-gov-west-1: ok as"), "{detail}");
+    assert!(
+        detail.contains("role arn:aws:iam::111111111111:role/FinOpsRead: ok as arn:aws:sts::111111111111:assumed-role/FinOpsRead/bedrock-cost-mcp"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("role pattern arn:aws:iam::*:role/Other: not checked"),
+        "{detail}"
+    );
+    assert!(
+        fix.contains("define profile ghost") && !fix.contains("profile base"),
+        "{fix}"
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(emu.count("GetCostAndUsage").await, 0);
 }
