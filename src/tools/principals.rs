@@ -555,7 +555,14 @@ impl App {
         }
         orphans.sort_by(|a, b| b.amount.total_cmp(&a.amount));
         if orphans.iter().any(|o| o.reason == "other_account") {
-            warnings.push("spend by principals of other accounts: GetAccountAuthorizationDetails covers only the caller's account; run with that account's credentials to check their tags".into());
+            let how = if self.config.allow_role_arns.is_empty()
+                && self.config.allow_profiles.is_empty()
+            {
+                "run with that account's credentials to check their tags (or start the server with --allow-role-arns / --allow-profiles and ask again with role_arn or profile)"
+            } else {
+                "ask again with role_arn or profile naming that account to check their tags"
+            };
+            warnings.push(format!("spend by principals of other accounts: GetAccountAuthorizationDetails covers only the caller's account; {how}"));
         }
         // Flagged per-session roles are not certain misses.
         findings.sort_by(|a, b| {
