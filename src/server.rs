@@ -73,8 +73,15 @@ pub struct App {
     /// The authenticated HTTP caller of this request (None: stdio or unauthenticated loopback).
     pub(crate) caller: Option<Arc<crate::auth::Caller>>,
     /// The accounts tool calls picked so far, each with its own sources (`for_account`).
-    accounts: Arc<std::sync::Mutex<std::collections::HashMap<crate::accounts::Account, App>>>,
+    accounts: Arc<std::sync::Mutex<AccountApps>>,
 }
+
+/// The accounts tool calls picked, with when each was last used.
+type AccountApps = std::collections::HashMap<crate::accounts::Account, (App, std::time::Instant)>;
+
+/// Most picked accounts kept at once: role patterns (`arn:aws:iam::*:role/X`) allow any number
+/// of accounts, so the least recently used one is dropped (with its caches) beyond this.
+const MAX_ACCOUNTS: usize = 64;
 
 /// The sources that call one AWS account: the server's own, or one a tool call picked
 /// (`accounts`). The paid-request cap is shared by all of them.
@@ -240,7 +247,7 @@ impl App {
             budget_cache: Arc::new(tokio::sync::Mutex::new(None)),
             tool_router: Arc::new(tool_router),
             caller: None,
-            accounts: Arc::new(std::sync::Mutex::new(std::collections::HashMap::new())),
+            accounts: Arc::default(),
         };
         match sdk {
             None => {
@@ -279,8 +286,18 @@ impl App {
     pub(crate) fn for_account(&self, account: &crate::accounts::Account) -> Result<App, ToolError> {
         account.check(&self.config)?;
         let mut cache = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(app) = cache.get(account) {
+        let now = std::time::Instant::now();
+        if let Some((app, used)) = cache.get_mut(account) {
+            *used = now;
             return Ok(app.clone());
+        }
+        if cache.len() >= MAX_ACCOUNTS
+            && let Some(oldest) = cache
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            cache.remove(&oldest);
         }
         let Some((_, cap)) = &self.ce_client else {
             return Err(ToolError::Unsupported(
@@ -298,7 +315,7 @@ impl App {
         app.caller = None;
         // A picked account does not pick again (and holding the map would be a cycle).
         app.accounts = Arc::default();
-        cache.insert(account.clone(), app.clone());
+        cache.insert(account.clone(), (app.clone(), now));
         Ok(app)
     }
 
@@ -658,5 +675,56 @@ impl ServerHandler for App {
             ResourceContents::text(text, request.uri).with_mime_type("application/json"),
         ])
         .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::Account;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn picked_accounts_are_kept_per_account_and_the_least_recent_is_dropped() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        let config = Cli::try_parse_from(["x", "--allow-role-arns", "arn:aws:iam::*:role/R"])
+            .unwrap()
+            .config;
+        let app = App::build(config).await.unwrap();
+        let role = |i: usize| Account {
+            role_arn: Some(format!("arn:aws:iam::{:012}:role/R", i)),
+            ..Default::default()
+        };
+        let first = app.for_account(&role(0)).unwrap();
+        let again = app.for_account(&role(0)).unwrap();
+        assert!(
+            Arc::ptr_eq(&first.ledger, &app.ledger),
+            "the ledger is shared"
+        );
+        assert!(
+            Arc::ptr_eq(
+                first.cost_explorer.as_ref().unwrap(),
+                again.cost_explorer.as_ref().unwrap()
+            ),
+            "one set of sources per account"
+        );
+        assert!(!Arc::ptr_eq(
+            first.cost_explorer.as_ref().unwrap(),
+            app.cost_explorer.as_ref().unwrap()
+        ));
+        for i in 1..MAX_ACCOUNTS {
+            app.for_account(&role(i)).unwrap();
+        }
+        // Touch account 0 again: account 1 is now the least recently used.
+        app.for_account(&role(0)).unwrap();
+        app.for_account(&role(MAX_ACCOUNTS)).unwrap();
+        let cache = app.accounts.lock().unwrap();
+        assert_eq!(cache.len(), MAX_ACCOUNTS);
+        assert!(cache.contains_key(&role(0)) && !cache.contains_key(&role(1)));
+        assert!(cache.contains_key(&role(MAX_ACCOUNTS)));
     }
 }
