@@ -21,8 +21,12 @@ use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::{Progress, SpendAnswer, SpendRow};
 
-/// Rows per page of the answer.
+/// Most rows per page of the answer.
 pub const PAGE_ROWS: usize = 200;
+/// Most bytes of rows (as JSON) per page: long principal ARNs and three group keys make a
+/// 200-row page ~75 KB, near the 25,000-token tool-output limit of some clients (Claude Code's
+/// MAX_MCP_OUTPUT_TOKENS); a page stops earlier and the cursor continues it.
+pub const PAGE_BYTES: usize = 40 * 1024;
 
 /// A period in the output.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -141,7 +145,19 @@ pub fn shape_answer(q: &SpendQuery, ans: SpendAnswer, top_n: usize, offset: usiz
 /// The page of rows starting at `offset`, with the cursor to the next one.
 pub fn page(mut o: SpendOutput, offset: usize) -> SpendOutput {
     let row_count = o.rows.len();
-    o.rows = o.rows.into_iter().skip(offset).take(PAGE_ROWS).collect();
+    let mut bytes = 0;
+    o.rows = o
+        .rows
+        .into_iter()
+        .skip(offset)
+        .take(PAGE_ROWS)
+        .enumerate()
+        .take_while(|(i, r)| {
+            bytes += serde_json::to_vec(r).map(|v| v.len() + 1).unwrap_or(0);
+            *i == 0 || bytes <= PAGE_BYTES
+        })
+        .map(|(_, r)| r)
+        .collect();
     o.next_cursor =
         (offset + o.rows.len() < row_count).then(|| format!("rows:{}", offset + o.rows.len()));
     o.row_count = row_count;
@@ -722,8 +738,34 @@ mod tests {
             ),
             (200, 450, Some("rows:200"))
         );
-        let last = shape_answer(&q, a, 500, 400);
+        let last = shape_answer(&q, a.clone(), 500, 400);
         assert_eq!((last.rows.len(), last.next_cursor), (50, None));
+        // Long keys: a page stops at PAGE_BYTES, and the cursors still cover every row once.
+        for r in a.rows.iter_mut() {
+            let k = r.keys[0].take().unwrap();
+            r.keys[0] = Some(format!(
+                "arn:aws:sts::123456789012:assumed-role/{}/{k}",
+                "R".repeat(300)
+            ));
+        }
+        let (mut offset, mut seen, mut pages) = (0, 0, 0);
+        loop {
+            let p = shape_answer(&q, a.clone(), 500, offset);
+            let size: usize = p
+                .rows
+                .iter()
+                .map(|r| serde_json::to_vec(r).unwrap().len() + 1)
+                .sum();
+            assert!(!p.rows.is_empty() && size <= PAGE_BYTES, "{size}");
+            seen += p.rows.len();
+            pages += 1;
+            match p.next_cursor {
+                Some(c) => offset = c.trim_start_matches("rows:").parse().unwrap(),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 450);
+        assert!(pages > 3, "{pages} pages");
     }
 
     #[test]
