@@ -24,6 +24,9 @@ use crate::sources::Progress;
 use crate::sources::cost_allocation::AllocationTag;
 use crate::sources::iam::{IamKind, IamPrincipal};
 
+/// Most principals listed in `not_in_iam` (the largest by spend; the rest are summed in a warning).
+const MAX_NOT_IN_IAM: usize = 100;
+
 /// A session of a role, with its spend.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SessionSpend {
@@ -554,6 +557,14 @@ impl App {
             }
         }
         orphans.sort_by(|a, b| b.amount.total_cmp(&a.amount));
+        if orphans.len() > MAX_NOT_IN_IAM {
+            let rest = orphans.split_off(MAX_NOT_IN_IAM);
+            let amount: f64 = rest.iter().map(|o| o.amount).sum();
+            warnings.push(format!(
+                "not_in_iam lists the {MAX_NOT_IN_IAM} largest; {} more principals not in IAM spent ${amount:.2} (group bedrock_spend by principal on CUR to see them all)",
+                rest.len()
+            ));
+        }
         if orphans.iter().any(|o| o.reason == "other_account") {
             let how = if self.config.allow_role_arns.is_empty()
                 && self.config.allow_profiles.is_empty()
@@ -576,7 +587,7 @@ impl App {
             unattributed = untagged_by_key.values().cloned().fold(0.0, f64::max);
         }
         let total_findings = findings.len();
-        let page: Vec<Finding> = findings.into_iter().skip(offset).take(max).collect();
+        let page: Vec<Finding> = super::take_page(findings.into_iter().skip(offset), max);
         let next_cursor = (offset + page.len() < total_findings)
             .then(|| format!("findings:{}", offset + page.len()));
         let r4 = |x: f64| (x * 10_000.0).round() / 10_000.0 + 0.0;

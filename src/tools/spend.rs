@@ -21,12 +21,9 @@ use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::{Progress, SpendAnswer, SpendRow};
 
-/// Most rows per page of the answer.
+/// Most rows per page of the answer; a page also stops at [`super::PAGE_BYTES`] (long principal
+/// ARNs and three group keys made a 200-row page ~75 KB).
 pub const PAGE_ROWS: usize = 200;
-/// Most bytes of rows (as JSON) per page: long principal ARNs and three group keys make a
-/// 200-row page ~75 KB, near the 25,000-token tool-output limit of some clients (Claude Code's
-/// MAX_MCP_OUTPUT_TOKENS); a page stops earlier and the cursor continues it.
-pub const PAGE_BYTES: usize = 40 * 1024;
 
 /// A period in the output.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -145,19 +142,7 @@ pub fn shape_answer(q: &SpendQuery, ans: SpendAnswer, top_n: usize, offset: usiz
 /// The page of rows starting at `offset`, with the cursor to the next one.
 pub fn page(mut o: SpendOutput, offset: usize) -> SpendOutput {
     let row_count = o.rows.len();
-    let mut bytes = 0;
-    o.rows = o
-        .rows
-        .into_iter()
-        .skip(offset)
-        .take(PAGE_ROWS)
-        .enumerate()
-        .take_while(|(i, r)| {
-            bytes += serde_json::to_vec(r).map(|v| v.len() + 1).unwrap_or(0);
-            *i == 0 || bytes <= PAGE_BYTES
-        })
-        .map(|(_, r)| r)
-        .collect();
+    o.rows = super::take_page(o.rows.into_iter().skip(offset), PAGE_ROWS);
     o.next_cursor =
         (offset + o.rows.len() < row_count).then(|| format!("rows:{}", offset + o.rows.len()));
     o.row_count = row_count;
@@ -756,7 +741,10 @@ mod tests {
                 .iter()
                 .map(|r| serde_json::to_vec(r).unwrap().len() + 1)
                 .sum();
-            assert!(!p.rows.is_empty() && size <= PAGE_BYTES, "{size}");
+            assert!(
+                !p.rows.is_empty() && size <= crate::tools::PAGE_BYTES,
+                "{size}"
+            );
             seen += p.rows.len();
             pages += 1;
             match p.next_cursor {
