@@ -364,27 +364,38 @@ pub fn render_text(o: &SpendOutput) -> String {
         .collect::<std::collections::BTreeSet<_>>()
         .len()
         > 1;
-    let label = |r: &SpendRowOut| {
-        o.group_by
-            .iter()
-            .map(|k| r.keys.get(k).cloned().unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    };
-    let width = o
-        .rows
+    // One aligned column per group key (each at most 60 characters wide).
+    let widths: Vec<usize> = o
+        .group_by
         .iter()
-        .map(|r| label(r).chars().count())
-        .chain([o.group_by.join(" | ").len(), 5])
-        .max()
-        .unwrap_or(5)
-        .min(72);
+        .map(|k| {
+            o.rows
+                .iter()
+                .map(|r| r.keys.get(k).map_or(0, |v| v.chars().count()))
+                .chain([k.chars().count(), 5])
+                .max()
+                .unwrap_or(5)
+                .min(60)
+        })
+        .collect();
+    let cells = |values: &[&str]| -> String {
+        values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| {
+                let v: String = v.chars().take(*w).collect();
+                format!("{v:<w$}")
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
     if multi_bucket {
         s.push_str(&format!("{:<10}  ", "bucket"));
     }
+    let header: Vec<&str> = o.group_by.iter().map(String::as_str).collect();
     s.push_str(&format!(
-        "{:<width$}  {:>12}  {:>6}\n",
-        o.group_by.join(" | "),
+        "{}  {:>12}  {:>6}\n",
+        cells(&header),
         "amount",
         "share"
     ));
@@ -392,10 +403,14 @@ pub fn render_text(o: &SpendOutput) -> String {
         if multi_bucket {
             s.push_str(&format!("{:<10}  ", r.bucket));
         }
-        let l: String = label(r).chars().take(width).collect();
+        let values: Vec<&str> = o
+            .group_by
+            .iter()
+            .map(|k| r.keys.get(k).map_or("", String::as_str))
+            .collect();
         s.push_str(&format!(
-            "{:<width$}  {:>12}  {:>5.1}%\n",
-            l,
+            "{}  {:>12}  {:>5.1}%\n",
+            cells(&values),
             fmt_money(r.amount),
             r.share * 100.0
         ));
@@ -403,9 +418,13 @@ pub fn render_text(o: &SpendOutput) -> String {
     if multi_bucket {
         s.push_str(&format!("{:<10}  ", ""));
     }
+    let mut total_cells = vec![""; widths.len()];
+    if let Some(first) = total_cells.first_mut() {
+        *first = "TOTAL";
+    }
     s.push_str(&format!(
-        "{:<width$}  {:>12}\n",
-        "TOTAL",
+        "{}  {:>12}\n",
+        cells(&total_cells),
         fmt_money(o.total)
     ));
     let rc = &o.reconciliation;
