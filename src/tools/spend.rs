@@ -681,6 +681,36 @@ mod tests {
     }
 
     #[test]
+    fn text_table_aligns_one_column_per_group_key() {
+        let mut q = query();
+        q.group_by = vec![GroupKey::Tag("team".into()), GroupKey::Model];
+        let mut a = answer(vec![]);
+        for (team, model, amount) in [
+            ("finance-apps", "Claude Sonnet 4.6", 30.0),
+            ("ml", "Nova Lite", 5.0),
+        ] {
+            a.rows.push(SpendRow {
+                bucket_start: d("2026-10-01"),
+                keys: vec![Some(team.into()), Some(model.into())],
+                amount,
+                usage: None,
+                usage_unit: None,
+            });
+        }
+        let text = render_text(&shape_answer(&q, a, 20, 0));
+        let lines: Vec<&str> = text.lines().skip(1).take(3).collect();
+        assert_eq!(
+            lines,
+            [
+                "tag:team      model                    amount   share",
+                "finance-apps  Claude Sonnet 4.6         30.00   85.7%",
+                "ml            Nova Lite                  5.00   14.3%",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
     fn all_untagged_warns_about_activation() {
         let o = shape_answer(&query(), answer(vec![("2026-10-01", None, 5.0)]), 20, 0);
         assert!(
