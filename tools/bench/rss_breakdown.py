@@ -13,8 +13,12 @@ With `--pages`, it also counts the binary's resident pages per ELF section (from
 windows they fall in: file-backed read faults map the whole `fault_around_bytes` window (64 KiB by
 default), so scattered code costs a window per touch.
 
+With `--spend JSON`, it first answers one `bedrock_spend` with those arguments (e.g. the first
+CUR answer in `--demo`), and measures after that instead.
+
 Example:
   python3 tools/bench/rss_breakdown.py --runs 5 -- $BIN --demo serve
+  python3 tools/bench/rss_breakdown.py --spend '{"period": "last_month", "group_by": ["tag:team"]}' -- $BIN --demo serve
   python3 tools/bench/rss_breakdown.py --pages -- $BIN serve
 Linux only; Python 3.11 standard library (plus `readelf` for --pages).
 """
@@ -22,6 +26,7 @@ Linux only; Python 3.11 standard library (plus `readelf` for --pages).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -135,7 +140,8 @@ def page_report(pid: int, exe: str, maps: list[dict]) -> list[str]:
     return lines
 
 
-def one(argv: list[str], env: dict[str, str], timeout: float, pages: bool) -> tuple[dict[str, int], dict[str, int], list[str]]:
+def one(argv: list[str], env: dict[str, str], timeout: float, pages: bool,
+        spend: dict | None) -> tuple[dict[str, int], dict[str, int], list[str]]:
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env=env, bufsize=0, start_new_session=True)
     reader = LineReader(proc.stdout.fileno())
@@ -150,6 +156,12 @@ def one(argv: list[str], env: dict[str, str], timeout: float, pages: bool) -> tu
         send(fd, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         send(fd, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}})
         await_response(reader, 2, "tools/list", deadline, run)
+        if spend is not None:
+            send(fd, {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "bedrock_spend", "arguments": spend}})
+            msg, _ = await_response(reader, 3, "tools/call", deadline, run)
+            if msg["result"].get("isError"):
+                raise SystemExit(f"bedrock_spend failed: {json.dumps(msg['result'])[:300]}")
         exe = os.path.realpath(f"/proc/{proc.pid}/exe")
         maps = smaps(proc.pid)
         st = status(proc.pid)
@@ -173,14 +185,18 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="runs; the table shows medians (default 3)")
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--pages", action="store_true", help="also count the binary's resident pages per ELF section (last run)")
+    ap.add_argument("--spend", type=json.loads, metavar="JSON",
+                    help="answer one bedrock_spend with these arguments first, then measure")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="-- server command line")
     args = ap.parse_args()
     argv = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not argv:
         ap.error("give the server command after --")
-    results = [one(argv, dict(os.environ), args.timeout, args.pages and i == args.runs - 1) for i in range(args.runs)]
+    results = [one(argv, dict(os.environ), args.timeout, args.pages and i == args.runs - 1, args.spend)
+               for i in range(args.runs)]
     kinds = sorted({k for r in results for k in r[0]}, key=lambda k: -statistics.median(r[0].get(k, 0) for r in results))
-    print(f"`{' '.join(argv)}`, after `tools/list`, median of {args.runs} runs")
+    after = "`tools/list`" if args.spend is None else f"`tools/list` and `bedrock_spend` {json.dumps(args.spend)}"
+    print(f"`{' '.join(argv)}`, after {after}, median of {args.runs} runs")
     print()
     print("| resident | KiB |")
     print("|---|---:|")
