@@ -8,9 +8,11 @@
 //!   ~1,500 functions that run from exec to the `tools/list` answer, listed in
 //!   `tools/startup-order/symbols.txt`, are placed together at the start of `.text`. Scattered
 //!   over the 110 MB text section they cost ~12 MB of RSS (every first touch maps a 64 KiB
-//!   fault-around window); together, ~1.5 MB. A stale list only costs memory: unknown names are
-//!   skipped without a warning. Regenerate it with `tools/startup-order/generate.py`; set
-//!   `BEDROCK_COST_MCP_SYMBOL_ORDER=0` to link without it (e.g. with a linker other than lld).
+//!   fault-around window); together, ~1.5 MB. The functions of the first CUR answers follow
+//!   (~8 MB of code, mostly DataFusion, that otherwise map ~70 MB). A stale list only costs
+//!   memory: unknown names are skipped without a warning. Regenerate it with
+//!   `tools/startup-order/generate.py`; set `BEDROCK_COST_MCP_SYMBOL_ORDER=0` to link without it
+//!   (e.g. with a linker other than lld).
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=BEDROCK_COST_MCP_PIE");
