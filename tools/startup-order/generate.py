@@ -23,6 +23,10 @@ off), functions missing from the list keep their usual place. Regenerate after l
   python3 tools/startup-order/generate.py            # --bin PATH, --runs N, --out FILE
   cargo build --release                              # relinks with the new order
 
+`--check` only reports how much of the committed list the binary still has, and where the
+start-up functions it runs now are (a stale list shows as start-up functions outside the front
+of `.text`).
+
 Linux x86_64, Python 3.11 standard library, binutils (`nm`, `readelf`) and a C compiler.
 """
 
@@ -131,6 +135,28 @@ def trace_http(binary: str, lib: str, funcs: str, out: str) -> list[int]:
         return [int(line, 16) for line in f if line.strip()]
 
 
+def check(binary: str, names: dict[int, list[str]], listed: str) -> int:
+    with open(listed) as f:
+        wanted = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    have = {n for ns in names.values() for n in ns}
+    found = sum(1 for n in wanted if n in have)
+    print(f"{found} of {len(wanted)} listed symbols are in {binary}")
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = os.path.join(tmp, "bptrace.so")
+        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", "-o", lib,
+                        os.path.join(HERE, "bptrace.c")], check=True)
+        funcs = os.path.join(tmp, "funcs.txt")
+        with open(funcs, "w") as f:
+            f.writelines(f"{a:x}\n" for a in sorted(names))
+        hits = trace(binary, MODES[0][1], MODES[0][2], lib, funcs, os.path.join(tmp, "t.txt"))
+    listed_names = set(wanted)
+    missing = [a for a in hits if not any(n in listed_names for n in names.get(a, []))]
+    windows = len({a >> 16 for a in hits})
+    print(f"--demo start-up runs {len(hits)} functions in {windows} distinct 64 KiB windows; "
+          f"{len(missing)} of them are not in the list")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -139,8 +165,12 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(HERE, "symbols.txt"))
     ap.add_argument("--no-queries", dest="queries", action="store_false",
                     help="start-up functions only, without the CUR answers (stdio and HTTP) after them")
+    ap.add_argument("--check", action="store_true",
+                    help="compare the binary with the committed list instead of writing one")
     args = ap.parse_args()
     names = functions(args.bin)
+    if args.check:
+        return check(args.bin, names, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         lib = os.path.join(tmp, "bptrace.so")
         subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", "-o", lib,
