@@ -17,6 +17,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=BEDROCK_COST_MCP_PIE");
     println!("cargo:rerun-if-env-changed=BEDROCK_COST_MCP_SYMBOL_ORDER");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let env = |k: &str| std::env::var(k).unwrap_or_default();
     if env("CARGO_CFG_TARGET_OS") != "linux" {
         return;
@@ -26,9 +27,15 @@ fn main() {
     }
     let order =
         std::path::Path::new(&env("CARGO_MANIFEST_DIR")).join("tools/startup-order/symbols.txt");
+    // rustc links x86_64-unknown-linux-gnu with its bundled rust-lld; a linker chosen in the
+    // Cargo configuration or RUSTFLAGS may not know the option, so then only when it names lld.
+    let flags = env("CARGO_ENCODED_RUSTFLAGS");
+    let custom_linker = !env("RUSTC_LINKER").is_empty() || flags.contains("link");
+    let lld = !custom_linker || env("RUSTC_LINKER").contains("lld") || flags.contains("lld");
     if env("TARGET") == "x86_64-unknown-linux-gnu"
         && env("PROFILE") == "release"
         && env("BEDROCK_COST_MCP_SYMBOL_ORDER") != "0"
+        && lld
         && order.is_file()
     {
         println!(
