@@ -13,11 +13,13 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::ScalarValue;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 
 use super::cur_sql::{self, CurSql, Dialect, RawRow, TableShape};
 use super::{Progress, SpendAnswer, SpendSource};
+use super::{cur_map_get, cur_scan};
 use crate::domain::group::SpendQuery;
 use crate::error::ToolError;
 
@@ -43,6 +45,12 @@ impl CurLocation {
         }
         Ok(CurLocation::Local(std::path::PathBuf::from(raw)))
     }
+}
+
+/// Whether a map speed-up is on: `BEDROCK_COST_MCP_CUR_VIEW_MAPS=0` or
+/// `BEDROCK_COST_MCP_CUR_MAP_GET=0` turns one off (to compare, or to rule it out).
+fn fast_maps(var: &str) -> bool {
+    std::env::var(var).as_deref() != Ok("0")
 }
 
 /// The embedded CUR engine.
@@ -81,7 +89,16 @@ impl CurEngine {
                 .map(|n| n.get())
                 .unwrap_or(2),
         );
-        let ctx = SessionContext::new_with_config(config);
+        let mut state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features();
+        // `m['k']` on a map through `cur_map_get` (see there), ahead of DataFusion's planners.
+        if fast_maps("BEDROCK_COST_MCP_CUR_MAP_GET")
+            && let Some(planners) = state.expr_planners()
+        {
+            planners.insert(0, Arc::new(cur_map_get::MapGetPlanner));
+        }
+        let ctx = SessionContext::new_with_state(state.build());
         let mut listing: Option<(
             Arc<dyn object_store::ObjectStore>,
             Option<object_store::path::Path>,
@@ -144,11 +161,42 @@ impl CurEngine {
         let options = ParquetReadOptions::default()
             .file_extension(".parquet")
             .table_partition_cols(vec![("BILLING_PERIOD".to_string(), DataType::Utf8)]);
-        ctx.register_parquet("cur", &table_url, options).await.map_err(|e| {
+        let unreadable = |e: datafusion::error::DataFusionError| {
             ToolError::invalid(format!(
                 "cannot read CUR 2.0 Parquet at {table_url}: {e}. Expected files under BILLING_PERIOD=YYYY-MM/ folders"
             ))
-        })?;
+        };
+        ctx.register_parquet("cur", &table_url, options.clone())
+            .await
+            .map_err(unreadable)?;
+        // Again with the string maps' values as views (see `cur_scan`): the inferred schema,
+        // without the partition column the options add back.
+        let inferred = ctx
+            .table("cur")
+            .await
+            .map_err(engine_err)?
+            .schema()
+            .as_arrow()
+            .clone();
+        let file_fields: Vec<_> = inferred
+            .fields()
+            .iter()
+            .filter(|f| f.name() != "BILLING_PERIOD")
+            .cloned()
+            .collect();
+        let file_schema = datafusion::arrow::datatypes::Schema::new(file_fields);
+        if let Some(viewed) = cur_scan::with_view_maps(&file_schema)
+            && fast_maps("BEDROCK_COST_MCP_CUR_VIEW_MAPS")
+        {
+            ctx.deregister_table("cur").map_err(engine_err)?;
+            ctx.register_parquet("cur_files", &table_url, options.schema(&viewed))
+                .await
+                .map_err(unreadable)?;
+            let listing = ctx.table_provider("cur_files").await.map_err(engine_err)?;
+            ctx.deregister_table("cur_files").map_err(engine_err)?;
+            ctx.register_table("cur", Arc::new(cur_scan::ViewMapTable { inner: listing }))
+                .map_err(engine_err)?;
+        }
         let df = ctx.table("cur").await.map_err(engine_err)?;
         let schema = df.schema();
         let has = |c: &str| schema.fields().iter().any(|f| f.name() == c);

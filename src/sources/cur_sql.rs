@@ -72,6 +72,13 @@ fn needs_principal(q: &SpendQuery) -> bool {
         || !q.filter.roles.is_empty()
 }
 
+/// Whether the shaping needs every line's usage type, not only where it names the model.
+fn needs_usage_type(q: &SpendQuery) -> bool {
+    q.group_by
+        .iter()
+        .any(|k| matches!(k, GroupKey::TokenKind | GroupKey::UsageType))
+}
+
 /// Billing months ("YYYY-MM") a period touches.
 pub fn months_of(start: NaiveDate, end: NaiveDate) -> Vec<String> {
     let mut m = first_of_month(start);
@@ -151,6 +158,16 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
                 format!("CAST(date_trunc('{time_unit}', line_item_usage_start_date) AS DATE)")
             }
             RawCol::Principal => "line_item_iam_principal".into(),
+            // Only the model name needs the usage type (a line without product['model'] is
+            // named from it): keep it only there, so lines with a model group by principal and
+            // model, not by every usage type too. A model that trims to nothing starts with a
+            // whitespace character, which is outside ASCII 33-126, so it keeps its usage type.
+            RawCol::UsageType if dialect == Dialect::DataFusion && !needs_usage_type(q) => {
+                "CASE WHEN COALESCE(product['model'], '') = '' \
+                 OR ascii(product['model']) NOT BETWEEN 33 AND 126 \
+                 THEN line_item_usage_type END"
+                    .into()
+            }
             RawCol::UsageType => "line_item_usage_type".into(),
             RawCol::ProductModel => match dialect {
                 Dialect::DataFusion => "product['model']".into(),
@@ -221,9 +238,14 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
     let n = select.len();
     let first_group = if constant_bucket { 2 } else { 1 };
     // Usage in tokens, from the lines priced per token count; NULL when a group has none.
-    let tokens = "SUM(CASE lower(pricing_unit) WHEN '1k tokens' THEN line_item_usage_amount * 1000 \
+    // Units are compared case-insensitively; the spellings CUR writes ("1K tokens",
+    // "1M tokens") match without lower-casing every line, the rest go through lower().
+    let tokens = "SUM(CASE pricing_unit WHEN '1K tokens' THEN line_item_usage_amount * 1000 \
+                  WHEN '1M tokens' THEN line_item_usage_amount * 1000000 \
+                  WHEN 'tokens' THEN line_item_usage_amount \
+                  ELSE CASE lower(pricing_unit) WHEN '1k tokens' THEN line_item_usage_amount * 1000 \
                   WHEN '1m tokens' THEN line_item_usage_amount * 1000000 \
-                  WHEN 'tokens' THEN line_item_usage_amount ELSE NULL END)";
+                  WHEN 'tokens' THEN line_item_usage_amount ELSE NULL END END)";
     let sql = format!(
         "SELECT {}, SUM({cost}) AS cost, {tokens} AS tokens FROM {} WHERE {} GROUP BY {}",
         select.join(", "),
@@ -553,6 +575,73 @@ mod tests {
         assert_eq!((parsed.amount, parsed.usage), (2.0, Some(500_000.0)));
         assert_eq!(out.adjustments.len(), 1);
         assert_eq!(out.adjustments[0].amount, -5.0);
+    }
+
+    #[test]
+    fn usage_type_is_kept_only_where_it_names_the_model() {
+        let query = q(vec![GroupKey::Principal, GroupKey::Model]);
+        let s = build(&query, &shape_of(true), Dialect::DataFusion).unwrap();
+        assert!(
+            s.sql.contains(
+                "CASE WHEN COALESCE(product['model'], '') = '' OR ascii(product['model']) NOT BETWEEN 33 AND 126 THEN line_item_usage_type END"
+            ),
+            "{}",
+            s.sql
+        );
+        // Athena keeps the raw column; token kinds need every line's usage type.
+        let a = build(&query, &shape_of(true), Dialect::Athena).unwrap();
+        assert!(a.sql.contains(", line_item_usage_type,"), "{}", a.sql);
+        let t = build(
+            &q(vec![GroupKey::Model, GroupKey::TokenKind]),
+            &shape_of(true),
+            Dialect::DataFusion,
+        )
+        .unwrap();
+        assert!(!t.sql.contains("ascii("), "{}", t.sql);
+        // A line with a model needs no usage type to be named; one without is named from it.
+        let row = |m: Option<&str>, ut: Option<&str>, cost: f64| RawRow {
+            values: vec![
+                Some("2026-10-01".into()),
+                Some("arn:aws:iam::1:user/u".into()),
+                m.map(str::to_string),
+                ut.map(str::to_string),
+                Some("Usage".into()),
+            ],
+            cost,
+            tokens: None,
+        };
+        let raw = vec![
+            row(Some("Claude Sonnet 4.6"), None, 1.0),
+            row(None, Some("USE1-Claude4.6Sonnet-input-tokens"), 2.0),
+            row(Some("  "), Some("USE1-NovaLite-input-tokens"), 4.0),
+        ];
+        let out = shape(&query, &s.columns, raw).unwrap();
+        let amount = |m: &str| {
+            out.rows
+                .iter()
+                .find(|r| r.keys[1].as_deref() == Some(m))
+                .map(|r| r.amount)
+        };
+        assert_eq!(amount("Claude Sonnet 4.6"), Some(1.0));
+        assert_eq!(amount("Claude4.6Sonnet"), Some(2.0));
+        assert_eq!(amount("NovaLite"), Some(4.0));
+    }
+
+    #[test]
+    fn token_units_match_in_any_case() {
+        let s = build(
+            &q(vec![GroupKey::Model]),
+            &shape_of(true),
+            Dialect::DataFusion,
+        )
+        .unwrap();
+        assert!(
+            s.sql.contains("CASE pricing_unit WHEN '1K tokens'")
+                && s.sql
+                    .contains("ELSE CASE lower(pricing_unit) WHEN '1k tokens'"),
+            "{}",
+            s.sql
+        );
     }
 
     #[test]

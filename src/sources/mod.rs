@@ -20,6 +20,8 @@ pub mod clients;
 pub mod cost_allocation;
 pub mod cost_explorer;
 pub mod cur;
+pub mod cur_map_get;
+pub mod cur_scan;
 pub mod cur_sql;
 pub mod demo;
 pub mod http_client;
