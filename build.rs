@@ -15,6 +15,8 @@
 //!   (e.g. with a linker other than lld).
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // A new list must relink the binary (a rerun of this script makes the package rebuild).
+    println!("cargo:rerun-if-changed=tools/startup-order/symbols.txt");
     println!("cargo:rerun-if-env-changed=BEDROCK_COST_MCP_PIE");
     println!("cargo:rerun-if-env-changed=BEDROCK_COST_MCP_SYMBOL_ORDER");
     println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
