@@ -142,12 +142,7 @@ def check(binary: str, names: dict[int, list[str]], listed: str) -> int:
     found = sum(1 for n in wanted if n in have)
     print(f"{found} of {len(wanted)} listed symbols are in {binary}")
     with tempfile.TemporaryDirectory() as tmp:
-        lib = os.path.join(tmp, "bptrace.so")
-        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", "-o", lib,
-                        os.path.join(HERE, "bptrace.c")], check=True)
-        funcs = os.path.join(tmp, "funcs.txt")
-        with open(funcs, "w") as f:
-            f.writelines(f"{a:x}\n" for a in sorted(names))
+        lib, funcs = build_tracer(tmp, names)
         hits = trace(binary, MODES[0][1], MODES[0][2], lib, funcs, os.path.join(tmp, "t.txt"))
     listed_names = set(wanted)
     missing = [a for a in hits if not any(n in listed_names for n in names.get(a, []))]
@@ -155,6 +150,17 @@ def check(binary: str, names: dict[int, list[str]], listed: str) -> int:
     print(f"--demo start-up runs {len(hits)} functions in {windows} distinct 64 KiB windows; "
           f"{len(missing)} of them are not in the list")
     return 0
+
+
+def build_tracer(tmp: str, names: dict[int, list[str]]) -> tuple[str, str]:
+    """Compile bptrace.so into `tmp` and write the function addresses it traps: (lib, funcs)."""
+    lib = os.path.join(tmp, "bptrace.so")
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", "-o", lib,
+                    os.path.join(HERE, "bptrace.c")], check=True)
+    funcs = os.path.join(tmp, "funcs.txt")
+    with open(funcs, "w") as f:
+        f.writelines(f"{a:x}\n" for a in sorted(names))
+    return lib, funcs
 
 
 def main() -> int:
@@ -172,12 +178,7 @@ def main() -> int:
     if args.check:
         return check(args.bin, names, args.out)
     with tempfile.TemporaryDirectory() as tmp:
-        lib = os.path.join(tmp, "bptrace.so")
-        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", "-o", lib,
-                        os.path.join(HERE, "bptrace.c")], check=True)
-        funcs = os.path.join(tmp, "funcs.txt")
-        with open(funcs, "w") as f:
-            f.writelines(f"{a:x}\n" for a in sorted(names))
+        lib, funcs = build_tracer(tmp, names)
         order: dict[int, None] = {}
         for mode, mode_args, env_extra in MODES:
             for i in range(args.runs):
