@@ -31,6 +31,16 @@ pub struct Config {
     )]
     pub ce_max_requests_per_hour: usize,
 
+    /// Most paid Cost Explorer requests one authenticated HTTP caller may cause in any rolling
+    /// hour (0: no per-caller limit, only --ce-max-requests-per-hour).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_CE_MAX_REQUESTS_PER_CALLER_PER_HOUR",
+        default_value_t = 0,
+        global = true
+    )]
+    pub ce_max_requests_per_caller_per_hour: usize,
+
     /// Seconds to keep Cost Explorer answers for periods that reach into the current month.
     #[arg(
         long,

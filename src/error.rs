@@ -38,6 +38,16 @@ pub enum ToolError {
         cap: usize,
         retry_after_secs: u64,
     },
+    /// One authenticated caller's share of the paid requests is used up.
+    #[error(
+        "paid request cap reached for caller '{caller}': {used} Cost Explorer requests in the last hour (per-caller cap {cap}, $0.01 each). The next slot frees in about {retry_after_secs} s; cached answers are still served. The server's operator sets it with --ce-max-requests-per-caller-per-hour."
+    )]
+    CallerRequestCap {
+        caller: String,
+        used: usize,
+        cap: usize,
+        retry_after_secs: u64,
+    },
     /// No usable AWS credentials or region.
     #[error(
         "no AWS credentials: {0}. Configure the standard AWS chain (AWS_PROFILE, `aws sso login`, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or start the server with --demo to use bundled sample data."

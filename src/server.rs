@@ -258,7 +258,10 @@ impl App {
             }
             Some(sdk) => {
                 // One hourly budget for every paid Cost Explorer request, whichever account.
-                let cap = Arc::new(RequestCap::new(app.config.ce_max_requests_per_hour));
+                let cap = Arc::new(RequestCap::with_per_caller(
+                    app.config.ce_max_requests_per_hour,
+                    app.config.ce_max_requests_per_caller_per_hour,
+                ));
                 let sources = AccountSources::build(&app.config, &sdk, cap)?;
                 app.use_account(sources, sdk);
             }
@@ -573,9 +576,18 @@ impl ServerHandler for App {
             }
             (picked, caller) => {
                 let mut app = picked.map(|(app, _)| app).unwrap_or_else(|| self.clone());
+                let payer: Option<Arc<str>> = caller.as_ref().map(|c| Arc::from(c.name.as_str()));
                 app.caller = caller.map(Arc::new);
                 let tcc = rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
-                app.tool_router.call(tcc).await
+                match payer {
+                    // Paid requests this call causes count against its caller's share.
+                    Some(p) => {
+                        crate::sources::ce_guard::PAYER
+                            .scope(p, app.tool_router.call(tcc))
+                            .await
+                    }
+                    None => app.tool_router.call(tcc).await,
+                }
             }
         };
         if let (Some(account), Ok(rmcp::model::CallToolResponse::Complete(r))) =

@@ -324,3 +324,74 @@ async fn missing_credentials_say_how_to_configure() {
     );
     client.cancel().await.unwrap();
 }
+
+/// On a shared HTTP server each authenticated caller gets its own share of the paid requests
+/// (--ce-max-requests-per-caller-per-hour): one caller using it up does not block another, and
+/// cached answers stay free.
+#[tokio::test]
+async fn per_caller_share_of_paid_requests_over_http() {
+    let emu = seeded_emulator().await;
+    let (start, _) = last_month();
+    let month = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    let first = month(&start);
+    // Two more answers for other periods (moto hands out one per distinct request).
+    for days in [7, 14] {
+        let s = first + chrono::Duration::days(days);
+        let e = s + chrono::Duration::days(1);
+        emu.seed_cost_and_usage(vec![ce_month(
+            &s.to_string(),
+            &e.to_string(),
+            "team",
+            &[("ml", "1.00")],
+            None,
+        )])
+        .await;
+    }
+    let sha = |t: &str| -> String {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "[[token]]\nname = \"alice\"\nsha256 = \"{}\"\nscopes = [\"cost.read\"]\n\n\
+             [[token]]\nname = \"bob\"\nsha256 = \"{}\"\nscopes = [\"cost.read\"]\n",
+            sha("tok-alice-91c2"),
+            sha("tok-bob-5d07")
+        ),
+    )
+    .unwrap();
+    let server = HttpServer::start(
+        Some(&emu),
+        &["--ce-max-requests-per-caller-per-hour", "2"],
+        &[("BEDROCK_COST_MCP_AUTH_TOKENS", tokens.to_str().unwrap())],
+    );
+    let alice = server.client_with_token("tok-alice-91c2").await.unwrap();
+    let bob = server.client_with_token("tok-bob-5d07").await.unwrap();
+    let day = |d: i64| {
+        let s = first + chrono::Duration::days(d);
+        json!({"period": {"start": s.to_string(), "end": (s + chrono::Duration::days(1)).to_string()}})
+    };
+    let a1 = ok(&call(&alice, "bedrock_spend", json!({"period": "last_month"})).await);
+    assert_eq!(
+        a1["paid_requests"],
+        json!(2),
+        "GetDimensionValues + GetCostAndUsage"
+    );
+    let e = err(&call(&alice, "bedrock_spend", day(7)).await);
+    assert!(
+        e.contains("caller 'alice'") && e.contains("per-caller cap 2"),
+        "{e}"
+    );
+    // Cached answers stay free for her; Bob has his own share.
+    let again = ok(&call(&alice, "bedrock_spend", json!({"period": "last_month"})).await);
+    assert_eq!(
+        (again["paid_requests"].clone(), again["cached"].clone()),
+        (json!(0), json!(true))
+    );
+    let b = ok(&call(&bob, "bedrock_spend", day(7)).await);
+    assert_eq!(b["total"], json!(1.0));
+    assert_eq!(emu.count("GetCostAndUsage").await, 2);
+}

@@ -141,13 +141,30 @@ impl<V: Send + Sync + 'static> SingleFlightCache<V> {
 pub struct RequestCap {
     cap: usize,
     sent: Mutex<VecDeque<Instant>>,
+    /// Most paid requests one authenticated caller may cause per hour (0: no per-caller limit).
+    per_caller: usize,
+    by_caller: Mutex<std::collections::HashMap<std::sync::Arc<str>, VecDeque<Instant>>>,
+}
+
+tokio::task_local! {
+    /// The authenticated HTTP caller a tool call runs for: the one a paid request it causes is
+    /// charged to (unset for stdio and unauthenticated loopback).
+    pub static PAYER: std::sync::Arc<str>;
 }
 
 impl RequestCap {
     pub fn new(cap: usize) -> Self {
+        Self::with_per_caller(cap, 0)
+    }
+
+    /// A cap for everyone plus one per authenticated caller (0: none), so one caller of a shared
+    /// server cannot spend the whole hour's budget.
+    pub fn with_per_caller(cap: usize, per_caller: usize) -> Self {
         RequestCap {
             cap,
             sent: Mutex::new(VecDeque::new()),
+            per_caller,
+            by_caller: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -155,20 +172,42 @@ impl RequestCap {
     pub fn take(&self) -> Result<(), ToolError> {
         let hour = Duration::from_secs(3600);
         let now = Instant::now();
+        let retry = |q: &VecDeque<Instant>| {
+            q.front()
+                .map(|t| hour.saturating_sub(now.duration_since(*t)).as_secs() + 1)
+                .unwrap_or(60)
+        };
         let mut sent = self.sent.lock().expect("cap lock poisoned");
         while sent.front().is_some_and(|t| now.duration_since(*t) >= hour) {
             sent.pop_front();
         }
         if sent.len() >= self.cap {
-            let retry = sent
-                .front()
-                .map(|t| hour.saturating_sub(now.duration_since(*t)).as_secs() + 1)
-                .unwrap_or(60);
             return Err(ToolError::RequestCap {
                 used: sent.len(),
                 cap: self.cap,
-                retry_after_secs: retry,
+                retry_after_secs: retry(&sent),
             });
+        }
+        if self.per_caller > 0
+            && let Ok(who) = PAYER.try_with(|p| p.clone())
+        {
+            let mut by = self.by_caller.lock().expect("cap lock poisoned");
+            by.retain(|_, q| {
+                while q.front().is_some_and(|t| now.duration_since(*t) >= hour) {
+                    q.pop_front();
+                }
+                !q.is_empty()
+            });
+            let mine = by.entry(who.clone()).or_default();
+            if mine.len() >= self.per_caller {
+                return Err(ToolError::CallerRequestCap {
+                    caller: who.to_string(),
+                    used: mine.len(),
+                    cap: self.per_caller,
+                    retry_after_secs: retry(mine),
+                });
+            }
+            mine.push_back(now);
         }
         sent.push_back(now);
         Ok(())
@@ -187,6 +226,40 @@ impl RequestCap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn each_caller_has_a_share_and_uncharged_calls_only_the_global_cap() {
+        let cap = RequestCap::with_per_caller(10, 2);
+        PAYER
+            .scope("alice".into(), async {
+                cap.take().unwrap();
+                cap.take().unwrap();
+                let e = cap.take().unwrap_err().to_string();
+                assert!(
+                    e.contains("caller 'alice'") && e.contains("per-caller cap 2"),
+                    "{e}"
+                );
+            })
+            .await;
+        PAYER
+            .scope("bob".into(), async { cap.take() })
+            .await
+            .unwrap();
+        cap.take().unwrap();
+        assert_eq!(cap.used(), 4, "the refused request took no slot");
+        // The global cap still binds everyone.
+        let small = RequestCap::with_per_caller(1, 5);
+        PAYER
+            .scope("a".into(), async { small.take() })
+            .await
+            .unwrap();
+        let e = PAYER
+            .scope("b".into(), async { small.take() })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--ce-max-requests-per-hour"), "{e}");
+    }
     use std::sync::atomic::AtomicUsize;
 
     #[tokio::test]
