@@ -97,6 +97,7 @@ impl App {
             },
             "cost_explorer": {
                 "max_paid_requests_per_hour": c.ce_max_requests_per_hour,
+                "max_paid_requests_per_caller_per_hour": c.ce_max_requests_per_caller_per_hour,
                 "cache_ttl_open_secs": c.cache_ttl_open_secs,
                 "cache_ttl_closed_secs": c.cache_ttl_closed_secs,
             },

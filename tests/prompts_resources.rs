@@ -214,7 +214,7 @@ async fn resources_are_the_configuration_and_the_tag_policy() {
             "aws": {"region": "us-east-1", "credentials": "none (demo data)"},
             "default_tag_key": "cost-center",
             "sources": {"default": "cur", "cost_explorer": true, "cur": "bundled demo export", "athena": null},
-            "cost_explorer": {"max_paid_requests_per_hour": 60, "cache_ttl_open_secs": 900, "cache_ttl_closed_secs": 86400},
+            "cost_explorer": {"max_paid_requests_per_hour": 60, "max_paid_requests_per_caller_per_hour": 0, "cache_ttl_open_secs": 900, "cache_ttl_closed_secs": 86400},
             "accounts": {"allow_profiles": [], "allow_regions": [], "allow_role_arns": [], "role_session_name": "bedrock-cost-mcp"},
             "required_tag_keys": [],
             "allow_writes": false,
