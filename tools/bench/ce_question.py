@@ -44,7 +44,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import json
@@ -57,7 +56,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import PEER_ENTRY, REPO, Emulator, calls_diff, default_peer, log, resolve_binary, server_env, shown_command
+from harness import REPO, Emulator, peer_parser, calls_diff, log, resolve_binary, server_env, shown_command
 from startup import fmt, host_line, pct
 
 EMULATOR = REPO / "tools" / "emulator" / "aws_emulator.py"
@@ -317,13 +316,7 @@ def markdown(command: str, args, start: str, end: str, summ: dict, ours_cmd: str
 
 
 def parse_args(argv: list[str]):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--bin", help="bedrock-cost-mcp binary (default $BIN, else ${CARGO_TARGET_DIR:-target}/"
-                                 "release/bedrock-cost-mcp, built with cargo build --release when missing)")
-    p.add_argument("--peer", default=default_peer(),
-                   help=f"peer command (default: {PEER_ENTRY} next to this Python)")
+    p = peer_parser(__doc__)
     p.add_argument("--rounds", type=int, default=3, help="rounds, each a fresh session per server (default 3)")
     p.add_argument("--repeats", type=int, default=10, help="repeated asks after the first (default 10)")
     p.add_argument("--timeout", type=float, default=60.0, help="per call timeout in seconds (default 60)")

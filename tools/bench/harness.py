@@ -14,6 +14,7 @@ Python 3.11 standard library only (the emulators themselves need the tools venv)
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import select
@@ -314,3 +315,16 @@ PEER_ENTRY = "awslabs.billing-cost-management-mcp-server"
 def default_peer() -> str:
     """The peer's console script next to this interpreter (the bench venv)."""
     return str(Path(sys.executable).parent / PEER_ENTRY)
+
+
+def peer_parser(doc: str) -> argparse.ArgumentParser:
+    """The argument parser of a side-by-side benchmark: the script's docstring as help, and
+    --bin (ours) and --peer (theirs)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n", 1)[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=doc.split("\n\n", 1)[1])
+    p.add_argument("--bin", help="bedrock-cost-mcp binary (default $BIN, else ${CARGO_TARGET_DIR:-target}/"
+                                 "release/bedrock-cost-mcp, built with cargo build --release when missing)")
+    p.add_argument("--peer", default=default_peer(),
+                   help=f"peer command (default: {PEER_ENTRY} next to this Python)")
+    return p

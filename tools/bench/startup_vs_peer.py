@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -33,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 import startup
-from harness import PEER_ENTRY, REPO, Emulator, default_peer, log, resolve_binary, server_env, shown_command
+from harness import REPO, Emulator, peer_parser, log, resolve_binary, server_env, shown_command
 
 EMULATOR = REPO / "tools" / "emulator" / "aws_emulator.py"
 TARGET_STARTUP_X = 200.0
@@ -41,13 +40,7 @@ TARGET_BYTES_X = 20.0
 
 
 def parse_args(argv: list[str]):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--bin", help="bedrock-cost-mcp binary (default $BIN, else ${CARGO_TARGET_DIR:-target}/"
-                                 "release/bedrock-cost-mcp, built with cargo build --release when missing)")
-    p.add_argument("--peer", default=default_peer(),
-                   help=f"peer command (default: {PEER_ENTRY} next to this Python)")
+    p = peer_parser(__doc__)
     p.add_argument("--runs", type=int, default=20, help="recorded runs per server (default 20)")
     p.add_argument("--warmup", type=int, default=2, help="unrecorded warmup rounds (default 2)")
     p.add_argument("--timeout", type=float, default=60.0, help="per-run timeout, spawn to tools/list (default 60)")
