@@ -36,7 +36,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from startup import PROTOCOL_VERSION, LineReader, Run, await_response, send  # noqa: E402
+from startup import LineReader, Run, await_response, handshake, send  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 HEADER_RE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ (\d+)\s*(.*)$")
@@ -149,11 +149,7 @@ def one(argv: list[str], env: dict[str, str], timeout: float, pages: bool,
     deadline = time.perf_counter() + timeout
     run = Run(server="x", round=0, warmup=False)
     try:
-        send(fd, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-            "clientInfo": {"name": "rss-breakdown", "version": "1.0.0"}}})
-        await_response(reader, 1, "initialize", deadline, run)
-        send(fd, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        handshake(fd, reader, "rss-breakdown", deadline, run)
         send(fd, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}})
         await_response(reader, 2, "tools/list", deadline, run)
         if spend is not None:

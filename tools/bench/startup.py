@@ -143,6 +143,15 @@ def await_response(reader: LineReader, req_id: int, method: str, deadline: float
         return msg, len(line)
 
 
+def handshake(fd: int, reader: LineReader, client: str, deadline: float, run: Run) -> None:
+    """`initialize` (answered), then `notifications/initialized`."""
+    send(fd, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+        "clientInfo": {"name": client, "version": "1.0.0"}}})
+    await_response(reader, 1, "initialize", deadline, run)
+    send(fd, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+
 def kill_group(pid: int) -> None:
     # The child leads its own session (start_new_session), so this reaches wrappers'
     # children too (npx, uvx, shell scripts) and nothing else.

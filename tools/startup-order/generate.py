@@ -44,7 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
 from budget_check import HttpServer, McpHttpClient  # noqa: E402
-from startup import PROTOCOL_VERSION, LineReader, Run, await_response, send  # noqa: E402
+from startup import LineReader, Run, await_response, handshake, send  # noqa: E402
 
 MODES = [
     ("demo", ["--demo", "serve"], {}),
@@ -93,11 +93,7 @@ def trace(binary: str, args: list[str], env_extra: dict[str, str], lib: str, fun
     reader, run, fd = LineReader(proc.stdout.fileno()), Run(server="trace", round=0, warmup=False), proc.stdin.fileno()
     deadline = time.perf_counter() + 120
     try:
-        send(fd, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-            "clientInfo": {"name": "startup-order", "version": "1.0.0"}}})
-        await_response(reader, 1, "initialize", deadline, run)
-        send(fd, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        handshake(fd, reader, "startup-order", deadline, run)
         send(fd, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}})
         await_response(reader, 2, "tools/list", deadline, run)
         for i, arguments in enumerate(queries, start=3):
