@@ -225,3 +225,35 @@ async fn stringly_arguments_answer_like_native_ones() {
     let e = err(&call(&client, "bedrock_spend", json!({"chart": 1})).await);
     assert!(e.contains("expected a boolean"), "{e}");
 }
+
+/// A wide answer (daily x principal x model x token kind) comes in pages of at most 40 KiB of
+/// rows, and following next_cursor walks every row exactly once.
+#[tokio::test]
+async fn wide_answers_page_by_bytes_and_the_cursor_walks_every_row() {
+    let client = stdio_client(None, &["--demo"], &[]).await;
+    let ask = json!({"source": "cur", "period": "last_30_days", "granularity": "daily",
+                     "group_by": ["principal", "model", "token_kind"], "top_n": 100});
+    let mut args = ask.clone();
+    let (mut seen, mut pages, mut total) = (0usize, 0, None);
+    loop {
+        let out = ok(&call(&client, "bedrock_spend", args.clone()).await);
+        let rows = out["rows"].as_array().unwrap();
+        let bytes: usize = rows.iter().map(|r| r.to_string().len() + 1).sum();
+        assert!(
+            !rows.is_empty() && bytes <= 40 * 1024,
+            "{bytes} bytes of rows"
+        );
+        seen += rows.len();
+        pages += 1;
+        total.get_or_insert(out["row_count"].as_u64().unwrap() as usize);
+        match out["next_cursor"].as_str() {
+            Some(c) => args["cursor"] = json!(c),
+            None => break,
+        }
+    }
+    assert_eq!(Some(seen), total);
+    assert!(
+        pages >= 2,
+        "the demo answer needs several pages ({seen} rows)"
+    );
+}
