@@ -64,6 +64,21 @@ pub struct Config {
     #[arg(long, env = "BEDROCK_COST_MCP_CUR", global = true)]
     pub cur: Option<String>,
 
+    /// Where month rollups of the CUR export are kept: the first question about a month scans
+    /// its files once into a small Parquet summary, later questions read that (default under
+    /// the user's cache directory; rebuilt when a delivery changes the month's files).
+    #[arg(long, env = "BEDROCK_COST_MCP_CUR_ROLLUP_DIR", global = true)]
+    pub cur_rollup_dir: Option<std::path::PathBuf>,
+
+    /// Answer every CUR question by scanning the export, without month rollups.
+    #[arg(long, env = "BEDROCK_COST_MCP_NO_CUR_ROLLUPS", global = true)]
+    pub no_cur_rollups: bool,
+
+    /// Set by `serve`: a long-lived process (month rollups are built after the answer that
+    /// found them missing; one-shot commands build them before answering).
+    #[arg(skip)]
+    pub serving: bool,
+
     /// Athena database holding the CUR 2.0 table (enables the `athena` source).
     #[arg(long, env = "BEDROCK_COST_MCP_ATHENA_DATABASE", global = true)]
     pub athena_database: Option<String>,
@@ -233,6 +248,16 @@ impl Config {
             return Err("--ce-max-requests-per-hour must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The month-rollup folder in effect (None: rollups off, or no cache directory known).
+    pub fn cur_rollups(&self) -> Option<std::path::PathBuf> {
+        if self.no_cur_rollups {
+            return None;
+        }
+        self.cur_rollup_dir
+            .clone()
+            .or_else(|| user_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("cur-rollups")))
     }
 
     pub fn ttl_open(&self) -> Duration {

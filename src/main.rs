@@ -199,7 +199,9 @@ async fn main() -> ExitCode {
             .map_or_else(|code| code, |_| ExitCode::SUCCESS),
         },
         Command::Serve(args) => {
-            let app = match App::build(cli.config).await {
+            let mut config = cli.config;
+            config.serving = true;
+            let app = match App::build(config).await {
                 Ok(app) => app,
                 Err(e) => {
                     eprintln!("error: {e}");

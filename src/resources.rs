@@ -94,6 +94,7 @@ impl App {
                 "cost_explorer": self.cost_explorer.is_some(),
                 "cur": cur,
                 "athena": athena,
+                "cur_rollup_dir": path(&c.cur_rollups()),
             },
             "cost_explorer": {
                 "max_paid_requests_per_hour": c.ce_max_requests_per_hour,

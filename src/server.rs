@@ -174,11 +174,17 @@ impl App {
                     }
                     _ => None,
                 };
-                Some(Arc::new(LazyCur::new(CurOrigin::Location(location, s3))))
+                Some(Arc::new(LazyCur::new(
+                    CurOrigin::Location(location, s3),
+                    config.cur_rollups(),
+                    config.serving,
+                )))
             }
-            (None, None) => Some(Arc::new(LazyCur::new(CurOrigin::Demo(
-                Utc::now().date_naive(),
-            )))),
+            (None, None) => Some(Arc::new(LazyCur::new(
+                CurOrigin::Demo(Utc::now().date_naive()),
+                config.cur_rollups(),
+                config.serving,
+            ))),
             (None, Some(_)) => None,
         };
         let policy = match &config.budget_policy {

@@ -77,6 +77,7 @@ impl Athena {
             table: format!("\"{}\".\"{}\"", settings.database, settings.table),
             partition_column: settings.partition_column.clone(),
             has_principal: true,
+            rollup: false,
         };
         Ok(Athena {
             client,

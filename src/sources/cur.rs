@@ -17,6 +17,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 
+use super::cur_rollup::{self, Listing, Rollups};
 use super::cur_sql::{self, CurSql, Dialect, RawRow, TableShape};
 use super::{Progress, SpendAnswer, SpendSource};
 use super::{cur_map_get, cur_scan};
@@ -53,6 +54,16 @@ fn fast_maps(var: &str) -> bool {
     std::env::var(var).as_deref() != Ok("0")
 }
 
+/// Month rollups of this export: where they are kept, how the files are listed, what the
+/// schema offers, and whether missing ones are built after answering (a server) or before (a
+/// one-shot command, whose process ends with the answer).
+struct RollupSet {
+    rollups: Rollups,
+    listing: Listing,
+    columns: cur_rollup::Columns,
+    background: bool,
+}
+
 /// The embedded CUR engine.
 pub struct CurEngine {
     ctx: SessionContext,
@@ -61,6 +72,10 @@ pub struct CurEngine {
     /// Newest file's modification time: when the export was last delivered.
     delivered: Option<chrono::DateTime<Utc>>,
     files: usize,
+    /// Month rollups (`cur_rollup`), when on and the files can be listed.
+    rollups: Option<Arc<RollupSet>>,
+    /// Numbers the per-question rollup tables.
+    seq: std::sync::atomic::AtomicU64,
 }
 
 fn engine_err(e: impl std::fmt::Display) -> ToolError {
@@ -77,6 +92,8 @@ impl CurEngine {
     pub async fn open(
         location: &CurLocation,
         s3: Option<Arc<dyn object_store::ObjectStore>>,
+        rollup_dir: Option<std::path::PathBuf>,
+        background: bool,
     ) -> Result<CurEngine, ToolError> {
         // DataFusion's own settings can be tuned with DATAFUSION_* environment variables
         // (e.g. DATAFUSION_EXECUTION_BATCH_SIZE); unset ones keep DataFusion's defaults.
@@ -221,10 +238,29 @@ impl CurEngine {
             table: "cur".into(),
             partition_column: Some("BILLING_PERIOD".into()),
             has_principal: has("line_item_iam_principal"),
+            rollup: false,
         };
-        let (delivered, files) = match listing {
+        let (delivered, files) = match &listing {
             Some((store, prefix)) => newest_parquet(store.as_ref(), prefix.as_ref()).await,
             None => (None, 0),
+        };
+        let columns = cur_rollup::Columns {
+            principal: shape.has_principal,
+            net: has("line_item_net_unblended_cost"),
+            region: has("product_region_code"),
+        };
+        let rollups = match (rollup_dir, listing) {
+            (Some(dir), Some((store, prefix))) => Some(Arc::new(RollupSet {
+                rollups: Rollups::new(dir),
+                listing: Listing {
+                    store,
+                    prefix,
+                    url: table_url.clone(),
+                },
+                columns,
+                background,
+            })),
+            _ => None,
         };
         Ok(CurEngine {
             ctx,
@@ -232,6 +268,8 @@ impl CurEngine {
             location: table_url,
             delivered,
             files,
+            rollups,
+            seq: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -252,6 +290,99 @@ impl CurEngine {
     /// The newest Parquet file's modification time (when the export was last delivered).
     pub fn delivered(&self) -> Option<chrono::DateTime<Utc>> {
         self.delivered
+    }
+
+    /// Answer from the month rollups. None: rollups are off, the period has no files, a
+    /// month's rollup is missing (then built after the answer, when in the background), or
+    /// something failed (logged); the answer comes from the export then. The note says which.
+    async fn answer_from_rollups(
+        &self,
+        q: &SpendQuery,
+        progress: Progress,
+    ) -> (Option<(CurSql, Vec<RecordBatch>)>, Option<String>) {
+        let Some(set) = self.rollups.as_ref() else {
+            return (None, None);
+        };
+        let months = cur_sql::months_of(q.period.start, q.period.end);
+        let picked = with_ticker(
+            progress,
+            "summarising the month's CUR files (once per delivery)",
+            set.rollups.pick(
+                &self.ctx,
+                &set.listing,
+                set.columns,
+                &months,
+                !set.background,
+            ),
+        )
+        .await;
+        let picked = match picked {
+            Ok(p) if !p.missing.is_empty() => {
+                let (ctx, set2, missing) = (self.ctx.clone(), set.clone(), p.missing.clone());
+                tokio::spawn(async move {
+                    for month in missing {
+                        if let Err(e) = set2
+                            .rollups
+                            .ensure(&ctx, &set2.listing, set2.columns, &month)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "CUR rollup not built");
+                        }
+                    }
+                });
+                return (
+                    None,
+                    Some(format!(
+                        "scanned the export; {} now summarised in the background, so later questions about it read a small rollup instead",
+                        p.missing.join(", ")
+                    )),
+                );
+            }
+            Ok(p) if !p.files.is_empty() => p,
+            Ok(_) => return (None, None),
+            Err(e) => {
+                tracing::warn!(error = %e, "CUR rollup unavailable; answering from the export");
+                return (None, None);
+            }
+        };
+        let table = format!(
+            "cur_rollup_{}",
+            self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let shape = TableShape {
+            table: table.clone(),
+            partition_column: None,
+            has_principal: self.shape.has_principal,
+            rollup: true,
+        };
+        let answered = async {
+            cur_rollup::register(&self.ctx, &table, &picked.files).await?;
+            let sql = cur_sql::build(q, &shape, Dialect::DataFusion).map_err(|e| e.to_string())?;
+            tracing::debug!(sql = %sql.sql, "CUR rollup query");
+            let batches = self.run(&sql).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((sql, batches))
+        }
+        .await;
+        let _ = self.ctx.deregister_table(&table);
+        match answered {
+            Ok(found) => {
+                let note = format!(
+                    "read from {} month rollup(s) of the export{} (kept in {}; rebuilt when a delivery changes the month's files)",
+                    picked.files.len(),
+                    if picked.built > 0 {
+                        format!(", {} built for this question", picked.built)
+                    } else {
+                        String::new()
+                    },
+                    set.rollups.dir().display()
+                );
+                (Some(found), Some(note))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "CUR rollup query failed; answering from the export");
+                (None, None)
+            }
+        }
     }
 
     async fn run(&self, q: &CurSql) -> Result<Vec<RecordBatch>, ToolError> {
@@ -368,9 +499,18 @@ impl SpendSource for CurEngine {
     }
 
     async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
+        // Built on the export's shape first: its refusals (no principal column, bad tag key)
+        // hold whatever answers.
         let sql = cur_sql::build(q, &self.shape, Dialect::DataFusion)?;
-        tracing::debug!(sql = %sql.sql, "CUR query");
-        let batches = with_ticker(progress, "scanning CUR Parquet", self.run(&sql)).await?;
+        let (found, rollup_note) = self.answer_from_rollups(q, progress.clone()).await;
+        let (sql, batches) = match found {
+            Some(found) => found,
+            None => {
+                tracing::debug!(sql = %sql.sql, "CUR query");
+                let batches = with_ticker(progress, "scanning CUR Parquet", self.run(&sql)).await?;
+                (sql, batches)
+            }
+        };
         let raw = batches_to_rows(&batches, sql.columns.len())?;
         let shaped = cur_sql::shape(q, &sql.columns, raw)?;
         let mut notes = vec![format!(
@@ -381,6 +521,7 @@ impl SpendSource for CurEngine {
                 .map(|d| format!(", last delivered {}", d.format("%Y-%m-%d %H:%M UTC")))
                 .unwrap_or_default()
         )];
+        notes.extend(rollup_note);
         if shaped.rows.is_empty() && shaped.adjustments.is_empty() {
             notes.push(format!(
                 "no Bedrock line items in {} for {} to {}; CUR deliveries lag up to 24 h and Bedrock lines complete on the next daily refresh",
@@ -416,6 +557,8 @@ pub enum CurOrigin {
 /// reported to the caller and retried on the next call.
 pub struct LazyCur {
     origin: CurOrigin,
+    rollup_dir: Option<std::path::PathBuf>,
+    background: bool,
     engine: tokio::sync::OnceCell<CurEngine>,
     /// Answers kept for five minutes: exports change at most a few times a
     /// day, and budget checks in a loop should not rescan them.
@@ -425,9 +568,17 @@ pub struct LazyCur {
 const ANSWER_TTL: Duration = Duration::from_secs(300);
 
 impl LazyCur {
-    pub fn new(origin: CurOrigin) -> Self {
+    /// `rollup_dir`: where month rollups are kept (None: every question scans the export);
+    /// `background`: build missing rollups after answering (a server) instead of before.
+    pub fn new(
+        origin: CurOrigin,
+        rollup_dir: Option<std::path::PathBuf>,
+        background: bool,
+    ) -> Self {
         LazyCur {
             origin,
+            rollup_dir,
+            background,
             engine: tokio::sync::OnceCell::new(),
             answers: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
@@ -437,10 +588,19 @@ impl LazyCur {
         self.engine
             .get_or_try_init(|| async {
                 match &self.origin {
-                    CurOrigin::Location(loc, s3) => CurEngine::open(loc, s3.clone()).await,
+                    CurOrigin::Location(loc, s3) => {
+                        CurEngine::open(loc, s3.clone(), self.rollup_dir.clone(), self.background)
+                            .await
+                    }
                     CurOrigin::Demo(today) => {
                         let dir = demo_export(*today).await?;
-                        CurEngine::open(&CurLocation::Local(dir), None).await
+                        CurEngine::open(
+                            &CurLocation::Local(dir),
+                            None,
+                            self.rollup_dir.clone(),
+                            self.background,
+                        )
+                        .await
                     }
                 }
             })

@@ -60,6 +60,10 @@ pub struct TableShape {
     pub partition_column: Option<String>,
     /// The export includes `line_item_iam_principal`.
     pub has_principal: bool,
+    /// The table is a month's rollup (`cur_rollup`): Bedrock lines only, grouped by day,
+    /// with `product_model`, `product_servicename` and the sums `unblended`, `net_unblended`,
+    /// `tokens` in place of the map lookups and line amounts.
+    pub rollup: bool,
 }
 
 pub const NO_PRINCIPAL_COLUMN: &str = "this CUR 2.0 export has no line_item_iam_principal column, so spend per principal, role or session is not in it. Turn on \"Include caller identity (IAM principal) allocation data\" in the export (Data Exports console: Additional export content; API: TableConfigurations.COST_AND_USAGE_REPORT.INCLUDE_IAM_PRINCIPAL_DATA = \"TRUE\"); new deliveries will carry it. Tag grouping (tag:<key>) works without it";
@@ -88,6 +92,34 @@ pub fn months_of(start: NaiveDate, end: NaiveDate) -> Vec<String> {
         m = next_month(m);
     }
     out
+}
+
+/// A line's cost under `net_unblended`: net where CUR has it, else unblended.
+pub const NET_UNBLENDED: &str = "COALESCE(line_item_net_unblended_cost, line_item_unblended_cost)";
+
+/// Usage in tokens, from the lines priced per token count; NULL when a group has none.
+/// Units are compared case-insensitively; the spellings CUR writes ("1K tokens",
+/// "1M tokens") match without lower-casing every line, the rest go through lower().
+pub const TOKENS: &str = "SUM(CASE pricing_unit WHEN '1K tokens' THEN line_item_usage_amount * 1000 \
+     WHEN '1M tokens' THEN line_item_usage_amount * 1000000 \
+     WHEN 'tokens' THEN line_item_usage_amount \
+     ELSE CASE lower(pricing_unit) WHEN '1k tokens' THEN line_item_usage_amount * 1000 \
+     WHEN '1m tokens' THEN line_item_usage_amount * 1000000 \
+     WHEN 'tokens' THEN line_item_usage_amount ELSE NULL END END)";
+
+/// The Bedrock lines of the export: with a principal, from AmazonBedrock, or from a
+/// Marketplace model whose service name says Bedrock. Cheapest test first: a batch where
+/// every line has a principal (or is AmazonBedrock) never evaluates the map lookup and LIKE
+/// (OR short-circuits per batch in DataFusion).
+pub fn bedrock_lines(has_principal: bool, service: &str) -> String {
+    format!(
+        "({}line_item_product_code = 'AmazonBedrock' OR COALESCE({service}, '') LIKE '%Bedrock%')",
+        if has_principal {
+            "COALESCE(line_item_iam_principal, '') <> '' OR "
+        } else {
+            ""
+        }
+    )
 }
 
 /// Build the grouped SQL for a spend query.
@@ -150,6 +182,14 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
             == first_of_month(q.period.end - chrono::Duration::days(1));
 
     let ts = |d: NaiveDate| format!("TIMESTAMP '{} 00:00:00'", d.format("%Y-%m-%d"));
+    let (model, service) = match (dialect, shape.rollup) {
+        (_, true) => ("product_model", "product_servicename"),
+        (Dialect::DataFusion, false) => ("product['model']", "product['servicename']"),
+        (Dialect::Athena, false) => (
+            "element_at(product, 'model')",
+            "element_at(product, 'servicename')",
+        ),
+    };
     let select: Vec<String> = columns
         .iter()
         .map(|c| match c {
@@ -163,16 +203,14 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
             // model, not by every usage type too. A model that trims to nothing starts with a
             // whitespace character, which is outside ASCII 33-126, so it keeps its usage type.
             RawCol::UsageType if dialect == Dialect::DataFusion && !needs_usage_type(q) => {
-                "CASE WHEN COALESCE(product['model'], '') = '' \
-                 OR ascii(product['model']) NOT BETWEEN 33 AND 126 \
-                 THEN line_item_usage_type END"
-                    .into()
+                format!(
+                    "CASE WHEN COALESCE({model}, '') = '' \
+                     OR ascii({model}) NOT BETWEEN 33 AND 126 \
+                     THEN line_item_usage_type END"
+                )
             }
             RawCol::UsageType => "line_item_usage_type".into(),
-            RawCol::ProductModel => match dialect {
-                Dialect::DataFusion => "product['model']".into(),
-                Dialect::Athena => "element_at(product, 'model')".into(),
-            },
+            RawCol::ProductModel => model.into(),
             RawCol::Tag(t) => {
                 debug_assert!(valid_tag_key(t));
                 match dialect {
@@ -181,15 +219,14 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
                 }
             }
             RawCol::Region => "product_region_code".into(),
-            RawCol::Service => match dialect {
-                Dialect::DataFusion => "product['servicename']".into(),
-                Dialect::Athena => "element_at(product, 'servicename')".into(),
-            },
+            RawCol::Service => service.into(),
             RawCol::LineType => "line_item_line_item_type".into(),
         })
         .collect();
-    let cost = match q.metric {
-        Metric::NetUnblended => "COALESCE(line_item_net_unblended_cost, line_item_unblended_cost)",
+    let cost = match (q.metric, shape.rollup) {
+        (Metric::NetUnblended, true) => "net_unblended",
+        (_, true) => "unblended",
+        (Metric::NetUnblended, false) => NET_UNBLENDED,
         _ => "line_item_unblended_cost",
     };
     let mut wh = vec![
@@ -204,16 +241,10 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
             .join(", ");
         wh.push(format!("\"{pc}\" IN ({months})"));
     }
-    let model_lookup = match dialect {
-        Dialect::DataFusion => "product['servicename']",
-        Dialect::Athena => "element_at(product, 'servicename')",
-    };
-    // Cheapest test first: a batch where every line has a principal (or is AmazonBedrock) never
-    // evaluates the map lookup and LIKE (OR short-circuits per batch in DataFusion).
-    wh.push(format!(
-        "({}line_item_product_code = 'AmazonBedrock' OR COALESCE({model_lookup}, '') LIKE '%Bedrock%')",
-        if shape.has_principal { "COALESCE(line_item_iam_principal, '') <> '' OR " } else { "" }
-    ));
+    // A rollup holds Bedrock lines only.
+    if !shape.rollup {
+        wh.push(bedrock_lines(shape.has_principal, service));
+    }
     for (key, values) in &q.filter.tags {
         if !valid_tag_key(key) {
             return Err(ToolError::invalid(format!(
@@ -237,15 +268,9 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
     }
     let n = select.len();
     let first_group = if constant_bucket { 2 } else { 1 };
-    // Usage in tokens, from the lines priced per token count; NULL when a group has none.
-    // Units are compared case-insensitively; the spellings CUR writes ("1K tokens",
-    // "1M tokens") match without lower-casing every line, the rest go through lower().
-    let tokens = "SUM(CASE pricing_unit WHEN '1K tokens' THEN line_item_usage_amount * 1000 \
-                  WHEN '1M tokens' THEN line_item_usage_amount * 1000000 \
-                  WHEN 'tokens' THEN line_item_usage_amount \
-                  ELSE CASE lower(pricing_unit) WHEN '1k tokens' THEN line_item_usage_amount * 1000 \
-                  WHEN '1m tokens' THEN line_item_usage_amount * 1000000 \
-                  WHEN 'tokens' THEN line_item_usage_amount ELSE NULL END END)";
+    // A rollup's `tokens` are the same sums per day and key (SUM of sums keeps NULL for groups
+    // with no line priced per token).
+    let tokens = if shape.rollup { "SUM(tokens)" } else { TOKENS };
     let sql = format!(
         "SELECT {}, SUM({cost}) AS cost, {tokens} AS tokens FROM {} WHERE {} GROUP BY {}",
         select.join(", "),
@@ -426,6 +451,7 @@ mod tests {
             table: "cur".into(),
             partition_column: Some("BILLING_PERIOD".into()),
             has_principal,
+            rollup: false,
         }
     }
 

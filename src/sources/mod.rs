@@ -21,6 +21,7 @@ pub mod cost_allocation;
 pub mod cost_explorer;
 pub mod cur;
 pub mod cur_map_get;
+pub mod cur_rollup;
 pub mod cur_scan;
 pub mod cur_sql;
 pub mod demo;

@@ -157,6 +157,11 @@ pub fn aws_env(emu: Option<&Emulator>) -> Vec<(String, String)> {
             "BEDROCK_COST_MCP_LOG".into(),
             "bedrock_cost_mcp=debug,rmcp=warn".into(),
         ),
+        // CUR month rollups go to this test process's scratch folder, not the user's cache.
+        (
+            "BEDROCK_COST_MCP_CUR_ROLLUP_DIR".into(),
+            scratch("cur-rollups"),
+        ),
     ];
     if let Some(e) = emu {
         env.push(("AWS_ENDPOINT_URL".into(), e.url.clone()));

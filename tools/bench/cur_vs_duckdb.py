@@ -10,8 +10,14 @@ The question: Bedrock spend for one month grouped by principal and model. Steps:
    totals (ours = DuckDB's Usage rows = truth.json by_month) and per-principal totals (ours
    through `serve` + `tools/call bedrock_spend` group_by principal, every page) to the cent.
 3. Baselines: the CLI on a tiny export (process start + shaping) and `python -c "import duckdb"`.
-4. `--warmup` unrecorded rounds, then `--runs` recorded rounds, alternating ours / DuckDB:
-   - ours: `bedrock-cost-mcp --cur DIR spend --start M --end M+1 --by principal,model --top 500 --json`;
+4. One unrecorded run of ours with `--cur-rollup-dir WARM` builds the month's rollup (the summary
+   later questions read, src/sources/cur_rollup.rs).
+5. `--warmup` unrecorded rounds, then `--runs` recorded rounds, alternating ours (three ways) / DuckDB:
+   - ours: `bedrock-cost-mcp --cur DIR --no-cur-rollups spend --start M --end M+1 --by principal,model
+     --top 500 --json` (the export scanned, as every question did before rollups);
+   - ours_cold: the same with `--cur-rollup-dir <fresh empty folder>`: the first question after a
+     delivery (summarise the month, then answer from the summary);
+   - ours_warm: the same with `--cur-rollup-dir WARM`: any later question about the month;
    - DuckDB: a fresh `python -c` process: import duckdb, connect (threads = os.cpu_count()),
      CREATE VIEW cur AS SELECT * FROM read_parquet('DIR/data/*/*.parquet', hive_partitioning=true),
      then execute + fetchall the same SQL (timed inside the process and printed).
@@ -205,14 +211,28 @@ def clean_env() -> dict[str, str]:
 # --------------------------------------------------------------------------- our side
 
 
-def spend_argv(binary: str, data: Path, month_start: dt.date, month_end: dt.date) -> list[str]:
-    return [binary, "--cur", str(data), "spend", "--start", month_start.isoformat(),
+# Our three ways to answer (see --help): the export scanned every time; the first question after a
+# delivery with month rollups on (an empty rollup folder: summarise the month, then answer from the
+# summary); a later question (the folder already holds the month's rollup).
+OUR_MODES = ("ours", "ours_cold", "ours_warm")
+MODE_LABELS = {
+    "ours": "ours, scan: `spend --no-cur-rollups` process",
+    "ours_cold": "ours, first question (builds the month rollup)",
+    "ours_warm": "ours, later question (reads the rollup)",
+}
+
+
+def spend_argv(binary: str, data: Path, month_start: dt.date, month_end: dt.date,
+               rollups: str | None = None) -> list[str]:
+    """`rollups`: the rollup folder, or None for --no-cur-rollups (scan the export)."""
+    flags = ["--no-cur-rollups"] if rollups is None else ["--cur-rollup-dir", rollups]
+    return [binary, "--cur", str(data), *flags, "spend", "--start", month_start.isoformat(),
             "--end", month_end.isoformat(), "--by", "principal,model", "--top", "500", "--json"]
 
 
 def mcp_all_pages(binary: str, data: Path, env: dict[str, str], arguments: dict, timeout: float) -> dict:
     """`serve` over stdio, `tools/call bedrock_spend` following next_cursor; the first answer with all rows."""
-    proc = subprocess.Popen([binary, "--cur", str(data), "serve"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([binary, "--cur", str(data), "--no-cur-rollups", "serve"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=0,
                             start_new_session=True)
     reader = LineReader(proc.stdout.fileno())
@@ -497,8 +517,9 @@ class Run:
     detail: dict = field(default_factory=dict)
 
 
-def run_ours(args, binary, env, month_start, month_end, expect_total, run: Run) -> None:
-    p = run_proc(spend_argv(binary, args.data, month_start, month_end), env, args.timeout)
+def run_ours(args, binary, env, month_start, month_end, expect_total, run: Run,
+             rollups: str | None = None) -> None:
+    p = run_proc(spend_argv(binary, args.data, month_start, month_end, rollups), env, args.timeout)
     run.wall_ms, run.peak_rss_kib, run.exit_status = p.wall_ms, p.peak_rss_kib, p.exit_status
     if err := proc_failure(p, "ours"):
         run.error = err
@@ -619,7 +640,8 @@ def markdown(ctx: dict) -> str:
     L.append("| engine | ok/runs | wall median ms | wall p90 ms | engine median ms | engine p90 ms "
              "| peak RSS median MiB | peak RSS max MiB |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, s in (("ours: `spend` CLI process", s_o), ("DuckDB: `python -c` process", s_d)):
+    rows = [(MODE_LABELS[m], ctx["summary"][m]) for m in OUR_MODES]
+    for name, s in (*rows, ("DuckDB: `python -c` process", s_d)):
         L.append("| " + " | ".join([
             name, f"{s['ok']}/{s['runs']}", fmt(s.get("wall_ms_median")), fmt(s.get("wall_ms_p90")),
             fmt(s.get("engine_ms_median")), fmt(s.get("engine_ms_p90")), fmt(s.get("peak_rss_mib_median")),
@@ -630,7 +652,12 @@ def markdown(ctx: dict) -> str:
              "for DuckDB = `execute` + `fetchall` timed inside the process (no interpreter start, import, "
              "connect or view creation). Peak RSS = ru_maxrss of the process; DuckDB's includes the Python "
              "interpreter. p90 interpolates linearly.")
-    L.append(f"- Ratios ours/DuckDB (above 1: ours slower or larger): wall median "
+    for m in ("ours_cold", "ours_warm"):
+        s_m = ctx["summary"][m]
+        L.append(f"- {MODE_LABELS[m]} / DuckDB: wall median {ratio(s_m.get('wall_ms_median'), s_d.get('wall_ms_median'))}, "
+                 f"peak RSS median {ratio(s_m.get('peak_rss_mib_median'), s_d.get('peak_rss_mib_median'))} "
+                 f"(`--cur-rollup-dir DIR`: {'a fresh empty folder per run' if m == 'ours_cold' else 'a folder holding the month rollup'}).")
+    L.append(f"- Ratios ours (scan)/DuckDB (above 1: ours slower or larger): wall median "
              f"{ratio(s_o.get('wall_ms_median'), s_d.get('wall_ms_median'))}; engine median (ours whole CLI vs "
              f"DuckDB execute+fetchall) {ratio(s_o.get('engine_ms_median'), s_d.get('engine_ms_median'))}; "
              f"peak RSS median {ratio(s_o.get('peak_rss_mib_median'), s_d.get('peak_rss_mib_median'))}.")
@@ -652,7 +679,7 @@ def markdown(ctx: dict) -> str:
     L.append(f"- RSS floor {floor:.1f} MiB: this script's own peak RSS, which Linux carries into every child's "
              f"ru_maxrss across exec; a child cannot report less."
              + (f" At the floor (true value may be lower): {', '.join(at_floor)}." if at_floor else ""))
-    failed = [(n, s["failed"]) for n, s in (("ours", s_o), ("duckdb", s_d)) if s.get("failed")]
+    failed = [(n, s["failed"]) for n, s in ctx["summary"].items() if s.get("failed")]
     for n, k in failed:
         L.append(f"- `{n}`: {k} run(s) FAILED (see stderr / --json).")
     L.append("")
@@ -752,18 +779,34 @@ def main(argv: list[str]) -> int:
     log(f"  ours tiny: {ours_tiny['wall_ms_median']:.1f} ms, {ours_tiny['peak_rss_mib_median']:.1f} MiB; "
         f"python+duckdb: {py_duck['wall_ms_median']:.1f} ms, {py_duck['peak_rss_mib_median']:.1f} MiB")
 
-    runs: dict[str, list[Run]] = {"ours": [], "duckdb": []}
+    # The folder the later-question runs read: the month's rollup, built here by one unrecorded run.
+    warm_tmp = tempfile.TemporaryDirectory(prefix="cur-rollups-warm-")
+    warm_dir = warm_tmp.name
+    prime = Run("ours_warm", -1, True)
+    run_ours(args, binary, env, month_start, month_end, ver["total"], prime, warm_dir)
+    if not prime.ok or not any(Path(warm_dir).glob("*.parquet")):
+        raise SystemExit(f"building the month rollup failed: {prime.error or 'no rollup file written'}")
+    runs: dict[str, list[Run]] = {m: [] for m in (*OUR_MODES, "duckdb")}
     rounds = args.warmup + args.runs
     for rnd in range(rounds):
         warm = rnd < args.warmup
         label = "warmup" if warm else f"run {rnd - args.warmup + 1}/{args.runs}"
-        r = Run("ours", rnd, warm)
-        run_ours(args, binary, env, month_start, month_end, ver["total"], r)
-        runs["ours"].append(r)
+        done = []
+        for mode in OUR_MODES:
+            r = Run(mode, rnd, warm)
+            if mode == "ours_cold":
+                with tempfile.TemporaryDirectory(prefix="cur-rollups-cold-") as fresh:
+                    run_ours(args, binary, env, month_start, month_end, ver["total"], r, fresh)
+            else:
+                run_ours(args, binary, env, month_start, month_end, ver["total"], r,
+                         warm_dir if mode == "ours_warm" else None)
+            runs[mode].append(r)
+            done.append(r)
         d = Run("duckdb", rnd, warm)
         run_duckdb(args, glob, ver["duckdb_sql"], args.threads, ver["duckdb_result_rows"], d)
         runs["duckdb"].append(d)
-        for x in (r, d):
+        done.append(d)
+        for x in done:
             if x.ok:
                 extra = f", execute+fetchall {x.engine_ms:.1f} ms" if x.engine == "duckdb" else ""
                 log(f"[{x.engine}] {label}: wall {x.wall_ms:.1f} ms{extra}, peak RSS {x.peak_rss_kib / 1024:.1f} MiB")

@@ -1,0 +1,356 @@
+//! Month rollups of the CUR export (src/sources/cur_rollup.rs): a server answers the first
+//! question about a month from the export and summarises the month in the background; later
+//! questions read the rollup. Every question here is asked of two real servers on the same
+//! export, one with rollups and one scanning the export (`--no-cur-rollups`), and the answers
+//! must agree row by row to the cent; totals are also checked against the generator's truth.
+//! A new delivery (another file in the month) must rebuild the rollup, and a rollup folder
+//! that cannot be written must not cost the answer.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Generate an export with the real binary; returns its truth.json.
+fn generate(dir: &Path, rows: u64, start: &str, days: u32, seed: u64) -> Value {
+    let out = std::process::Command::new(BIN)
+        .args(["generate-cur", "--out", dir.to_str().unwrap()])
+        .args(["--rows", &rows.to_string(), "--start", start])
+        .args(["--days", &days.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
+}
+
+fn rollups_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.ends_with(".parquet"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Ask, following `next_cursor` to the last page; the first page with every row.
+async fn ask_all(client: &Client, args: Value) -> Value {
+    let mut out = ok(&call(client, "bedrock_spend", args.clone()).await);
+    let mut cursor = out.get("next_cursor").cloned();
+    while let Some(c) = cursor.filter(|c| c.is_string()) {
+        let mut next = args.clone();
+        next["cursor"] = c;
+        let page = ok(&call(client, "bedrock_spend", next).await);
+        out["rows"]
+            .as_array_mut()
+            .unwrap()
+            .extend(page["rows"].as_array().unwrap().iter().cloned());
+        cursor = page.get("next_cursor").cloned();
+    }
+    out
+}
+
+/// (bucket, keys) -> (amount, usage) of every row, and line item type -> adjustment.
+type Figures = (BTreeMap<String, (f64, f64)>, BTreeMap<String, f64>);
+
+fn figures(out: &Value) -> Figures {
+    let mut rows = BTreeMap::new();
+    for r in out["rows"].as_array().unwrap() {
+        let k = format!("{} {}", r["bucket"], r["keys"]);
+        let e = rows.entry(k).or_insert((0.0, 0.0));
+        e.0 += r["amount"].as_f64().unwrap();
+        e.1 += r.get("usage").and_then(Value::as_f64).unwrap_or(0.0);
+    }
+    let mut adj = BTreeMap::new();
+    for a in out["adjustments"].as_array().unwrap() {
+        *adj.entry(format!("{} {}", a["bucket"], a["line_item_type"]))
+            .or_insert(0.0) += a["amount"].as_f64().unwrap();
+    }
+    (rows, adj)
+}
+
+fn assert_same(question: &Value, rolled: &Value, scanned: &Value) {
+    let (a, b) = (figures(rolled), figures(scanned));
+    assert_eq!(
+        a.0.keys().collect::<Vec<_>>(),
+        b.0.keys().collect::<Vec<_>>(),
+        "{question}: the same rows"
+    );
+    for (k, (amount, usage)) in &a.0 {
+        let (want_amount, want_usage) = b.0[k];
+        assert!(
+            (amount - want_amount).abs() < 0.005,
+            "{question} {k}: {amount} vs {want_amount}"
+        );
+        assert!(
+            (usage - want_usage).abs() <= want_usage.abs() * 1e-9 + 1e-6,
+            "{question} {k}: usage {usage} vs {want_usage}"
+        );
+    }
+    assert_eq!(
+        a.1.keys().collect::<Vec<_>>(),
+        b.1.keys().collect::<Vec<_>>(),
+        "{question}: the same adjustments"
+    );
+    for (k, v) in &a.1 {
+        assert!(
+            (v - b.1[k]).abs() < 0.005,
+            "{question} {k}: {v} vs {}",
+            b.1[k]
+        );
+    }
+    for f in ["total", "total_after_adjustments"] {
+        assert!(
+            (rolled[f].as_f64().unwrap() - scanned[f].as_f64().unwrap()).abs() < 0.005,
+            "{question} {f}: {} vs {}",
+            rolled[f],
+            scanned[f]
+        );
+    }
+    assert_eq!(
+        rolled["reconciliation"]["untagged"]
+            .as_f64()
+            .map(|v| (v * 100.0).round()),
+        scanned["reconciliation"]["untagged"]
+            .as_f64()
+            .map(|v| (v * 100.0).round()),
+        "{question}: untagged"
+    );
+}
+
+#[tokio::test]
+async fn rollups_answer_every_question_as_the_export_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let rollup_dir = tempfile::tempdir().unwrap();
+    let (start, _) = last_month();
+    let truth = generate(dir.path(), 30_000, &start, 45, 11);
+    let cur = dir.path().to_str().unwrap();
+    let rolled = stdio_client(
+        None,
+        &[
+            "--cur",
+            cur,
+            "--cur-rollup-dir",
+            rollup_dir.path().to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let scanned = stdio_client(None, &["--cur", cur, "--no-cur-rollups"], &[]).await;
+    let s = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d").unwrap();
+    let whole = json!({"start": start, "end": (s + chrono::Duration::days(45)).to_string()});
+
+    // The first question is answered from the export; the months are summarised afterwards.
+    // (Not one of the questions below: the server keeps answers for five minutes.)
+    let first = ok(&call(
+        &rolled,
+        "bedrock_spend",
+        json!({"period": whole, "group_by": ["principal"], "metric": "net_unblended", "top_n": 500}),
+    )
+    .await);
+    assert!(
+        (first["total"].as_f64().unwrap() - truth["total_net_unblended"].as_f64().unwrap()).abs()
+            < 0.01
+    );
+    assert!(
+        first["notes"]
+            .to_string()
+            .contains("summarised in the background"),
+        "{}",
+        first["notes"]
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while rollups_in(rollup_dir.path()).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two month rollups within 2 minutes, found {:?}",
+            rollups_in(rollup_dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mid = |days: i64| (s + chrono::Duration::days(days)).to_string();
+    let part = json!({"start": mid(10), "end": mid(38)});
+    let questions = vec![
+        json!({"period": whole, "group_by": ["principal"]}),
+        json!({"period": whole, "group_by": ["role"]}),
+        json!({"period": whole, "group_by": ["session"]}),
+        json!({"period": whole, "group_by": ["model"]}),
+        json!({"period": whole, "group_by": ["token_kind"]}),
+        json!({"period": whole, "group_by": ["usage_type"]}),
+        json!({"period": whole, "group_by": ["region"]}),
+        json!({"period": whole, "group_by": ["service"]}),
+        json!({"period": whole, "group_by": ["tag:team"]}),
+        json!({"period": whole, "group_by": ["tag:cost-center", "model"]}),
+        json!({"period": whole, "group_by": ["principal", "model"]}),
+        json!({"period": whole, "group_by": ["tag:team", "model", "token_kind"]}),
+        json!({"period": whole, "group_by": ["month"]}),
+        json!({"period": part, "group_by": ["day"]}),
+        json!({"period": part, "group_by": ["role"], "granularity": "daily"}),
+        json!({"period": part, "group_by": ["model"], "metric": "net_unblended"}),
+        json!({"period": whole, "group_by": ["principal"], "filter": {"team": ""}}),
+        json!({"period": whole, "group_by": ["model"], "filter": {"team": ["ml-platform", "support"]}}),
+        json!({"period": whole, "group_by": ["session"], "filter": {"role": "arn:aws:iam::*:role/*AgentRole"}}),
+        json!({"period": whole, "group_by": ["token_kind"], "filter": {"principal": "*BedrockAPIKey*"}}),
+        json!({"period": part, "group_by": ["principal"], "filter": {"model": "Claude*"}}),
+        json!({"period": whole, "group_by": ["tag:no-such-key"]}),
+    ];
+    for q in questions {
+        let mut args = q.clone();
+        args["top_n"] = json!(1000);
+        let a = ask_all(&rolled, args.clone()).await;
+        let b = ask_all(&scanned, args).await;
+        assert!(
+            a["notes"]
+                .to_string()
+                .contains("month rollup(s) of the export"),
+            "{q}: read from the rollups: {}",
+            a["notes"]
+        );
+        assert!(
+            !b["notes"].to_string().contains("rollup"),
+            "{q}: {}",
+            b["notes"]
+        );
+        assert!(
+            !a["rows"].as_array().unwrap().is_empty(),
+            "{q}: the question has an answer to compare"
+        );
+        assert_same(&q, &a, &b);
+    }
+    // And the rollups' whole-period figures are the generator's.
+    let out = ask_all(
+        &rolled,
+        json!({"period": whole, "group_by": ["tag:team"], "metric": "net_unblended", "top_n": 500}),
+    )
+    .await;
+    assert!(
+        (out["total"].as_f64().unwrap() - truth["total_net_unblended"].as_f64().unwrap()).abs()
+            < 0.01
+    );
+    rolled.cancel().await.unwrap();
+    scanned.cancel().await.unwrap();
+}
+
+/// `spend` from the command line with the CUR export and rollup folder; its JSON answer.
+fn cli_spend(cur: &Path, rollups: &str, start: &str, end: &str) -> Value {
+    let mut cmd = std::process::Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .envs(aws_env(None))
+        .args(["--cur", cur.to_str().unwrap()])
+        .args(["--cur-rollup-dir", rollups])
+        .args(["spend", "--start", start, "--end", end, "--by", "principal"])
+        .args(["--top", "1000", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_new_delivery_rebuilds_the_months_rollup() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let rollup_dir = tempfile::tempdir().unwrap();
+    let rollups = rollup_dir.path().to_str().unwrap();
+    let (start, end) = last_month();
+    let truth = generate(dir.path(), 4_000, &start, 20, 3);
+    let want = truth["total_unblended"].as_f64().unwrap();
+
+    // A one-shot command builds the rollup before answering, and reads it the next time.
+    assert!(rollups_in(rollup_dir.path()).is_empty());
+    let out = cli_spend(dir.path(), rollups, &start, &end);
+    assert!((out["total"].as_f64().unwrap() - want).abs() < 0.01);
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("read from 1 month rollup(s)"),
+        "{}",
+        out["notes"]
+    );
+    let built = rollups_in(rollup_dir.path());
+    assert_eq!(built.len(), 1, "{built:?}");
+    let again = cli_spend(dir.path(), rollups, &start, &end);
+    assert!(
+        again["notes"]
+            .to_string()
+            .contains("read from 1 month rollup(s)")
+    );
+    assert!(
+        !again["notes"]
+            .to_string()
+            .contains("built for this question"),
+        "{}",
+        again["notes"]
+    );
+    assert_eq!(figures(&again), figures(&out));
+
+    // A delivery adds a file to the month: the rollup is rebuilt and the old one deleted.
+    let more = generate(other.path(), 3_000, &start, 20, 4);
+    let month = format!("BILLING_PERIOD={}", &start[..7]);
+    for f in std::fs::read_dir(other.path().join("data").join(&month))
+        .unwrap()
+        .flatten()
+    {
+        let name = format!("delivery2-{}", f.file_name().to_string_lossy());
+        std::fs::copy(f.path(), dir.path().join("data").join(&month).join(name)).unwrap();
+    }
+    let out = cli_spend(dir.path(), rollups, &start, &end);
+    let want = want + more["total_unblended"].as_f64().unwrap();
+    assert!(
+        (out["total"].as_f64().unwrap() - want).abs() < 0.01,
+        "{} vs {want}",
+        out["total"]
+    );
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("read from 1 month rollup(s)")
+    );
+    let now = rollups_in(rollup_dir.path());
+    assert_eq!(
+        now.len(),
+        1,
+        "the old delivery's rollup is deleted: {now:?}"
+    );
+    assert_ne!(now, built);
+}
+
+#[test]
+fn a_rollup_folder_that_cannot_be_written_costs_nothing_but_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (start, end) = last_month();
+    let truth = generate(dir.path(), 3_000, &start, 20, 5);
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let unwritable = blocker.join("rollups");
+    let out = cli_spend(dir.path(), unwritable.to_str().unwrap(), &start, &end);
+    assert!(
+        (out["total"].as_f64().unwrap() - truth["total_unblended"].as_f64().unwrap()).abs() < 0.01
+    );
+    assert!(
+        !out["notes"].to_string().contains("rollup"),
+        "{}",
+        out["notes"]
+    );
+}
