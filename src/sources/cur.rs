@@ -691,3 +691,171 @@ mod tests {
         );
     }
 }
+
+/// The rollup against the export on hand-made lines: a tag key no question can name (a quote
+/// in it), resource tags, lines without tags, another service's lines, a Marketplace model line
+/// without a principal, and a month whose lines carry no tag at all.
+#[cfg(test)]
+mod rollup_tests {
+    use super::*;
+    use crate::demo_data::LineItem;
+    use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter};
+    use crate::domain::period::Period;
+    use chrono::NaiveDate;
+
+    fn line(
+        day: &str,
+        principal: &str,
+        tags: &[(&str, &str)],
+        service: &str,
+        cost: f64,
+    ) -> LineItem {
+        LineItem {
+            usage_start: NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap(),
+            principal: principal.into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            usage_type: "USE1-Claude4.5Sonnet-input-tokens".into(),
+            region: "us-east-1".into(),
+            service_name: service.into(),
+            product_code: if service == "Amazon Bedrock" {
+                "AmazonBedrock"
+            } else {
+                "AmazonEC2"
+            }
+            .into(),
+            model: "Claude Sonnet 4.5".into(),
+            provider: "Anthropic".into(),
+            usage_amount: cost * 100.0,
+            pricing_unit: "1K tokens".into(),
+            unblended: cost,
+            net_unblended: Some(cost * 0.9),
+            line_item_type: "Usage".into(),
+        }
+    }
+
+    async fn ask(e: &CurEngine, group_by: Vec<GroupKey>, filter: SpendFilter) -> SpendAnswer {
+        let q = SpendQuery {
+            period: Period {
+                start: NaiveDate::from_ymd_opt(2026, 9, 20).unwrap(),
+                end: NaiveDate::from_ymd_opt(2026, 10, 20).unwrap(),
+            },
+            granularity: Granularity::Monthly,
+            group_by,
+            filter,
+            metric: Metric::Unblended,
+        };
+        e.spend(&q, Arc::new(|_, _, _| {})).await.unwrap()
+    }
+
+    fn figures(a: &SpendAnswer) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = a
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    format!("{} {:?}", r.bucket_start, r.keys),
+                    format!("{:.4}", r.amount),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn rollups_give_the_exports_figures_on_odd_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let rollups = tempfile::tempdir().unwrap();
+        let alice = "arn:aws:iam::123456789012:user/alice";
+        let role = "arn:aws:sts::123456789012:assumed-role/Agent/s1";
+        let items = vec![
+            line(
+                "2026-09-25",
+                alice,
+                &[("iamPrincipal/team", "ml")],
+                "Amazon Bedrock",
+                1.25,
+            ),
+            line(
+                "2026-09-26",
+                role,
+                &[
+                    ("iamPrincipal/team", "ops"),
+                    ("iamPrincipal/o'brien", "x"),
+                    ("user:env", "dev"),
+                ],
+                "Amazon Bedrock",
+                2.5,
+            ),
+            line("2026-09-27", role, &[], "Amazon Bedrock", 4.0),
+            line("2026-09-28", "", &[], "Amazon EC2", 100.0),
+            line(
+                "2026-09-29",
+                "",
+                &[],
+                "Claude (Amazon Bedrock Edition)",
+                8.0,
+            ),
+            // October: no tags at all.
+            line("2026-10-02", alice, &[], "Amazon Bedrock", 16.0),
+            line("2026-10-25", alice, &[], "Amazon Bedrock", 32.0),
+        ];
+        crate::curgen::write_line_items(&items, dir.path()).unwrap();
+        let loc = CurLocation::Local(dir.path().to_path_buf());
+        let scan = CurEngine::open(&loc, None, None, false).await.unwrap();
+        let rolled = CurEngine::open(&loc, None, Some(rollups.path().to_path_buf()), false)
+            .await
+            .unwrap();
+        let cases = vec![
+            (vec![GroupKey::Tag("team".into())], SpendFilter::default()),
+            (
+                vec![GroupKey::Principal, GroupKey::Model],
+                SpendFilter::default(),
+            ),
+            (
+                vec![GroupKey::Service, GroupKey::TokenKind],
+                SpendFilter::default(),
+            ),
+            (
+                vec![GroupKey::Role],
+                SpendFilter {
+                    tags: [("team".to_string(), vec![String::new()])].into(),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (group_by, filter) in cases {
+            let a = ask(&rolled, group_by.clone(), filter.clone()).await;
+            let b = ask(&scan, group_by.clone(), filter).await;
+            assert!(
+                a.notes.iter().any(|n| n.contains("month rollup(s)")),
+                "{group_by:?}: {:?}",
+                a.notes
+            );
+            assert_eq!(figures(&a), figures(&b), "{group_by:?}");
+            assert!(!a.rows.is_empty());
+        }
+        // Bedrock lines only (EC2's 100 left out), to the cent: 1.25 + 2.5 + 4 + 8 + 16 in period.
+        let all = ask(
+            &rolled,
+            vec![GroupKey::Tag("team".into())],
+            SpendFilter::default(),
+        )
+        .await;
+        let total: f64 = all.rows.iter().map(|r| r.amount).sum();
+        assert!((total - 31.75).abs() < 1e-9, "{total}");
+        let untagged: f64 = all
+            .rows
+            .iter()
+            .filter(|r| r.keys[0].is_none())
+            .map(|r| r.amount)
+            .sum();
+        assert!((untagged - 28.0).abs() < 1e-9, "{untagged}");
+        // Two months, two rollups.
+        let built = std::fs::read_dir(rollups.path()).unwrap().count();
+        assert_eq!(built, 2);
+    }
+}

@@ -209,7 +209,7 @@ impl Rollups {
         // `month` comes from `cur_sql::months_of` (YYYY-MM), never from a caller.
         debug_assert!(month.len() == 7 && month.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
         let keys = ctx
-            .sql(&tag_keys_sql(cols, month))
+            .sql(&tag_keys_sql(month))
             .await
             .map_err(|e| e.to_string())?
             .collect()
@@ -304,13 +304,14 @@ impl Rollups {
 /// export (real organisations activate a handful).
 pub const MAX_TAG_KEYS: usize = 64;
 
-/// The `iamPrincipal/*` tag keys present on the month's Bedrock lines (the only tags a
-/// question reads), checked like a caller's tag key since they become SQL text.
-pub fn tag_keys_sql(cols: Columns, month: &str) -> String {
+/// The `iamPrincipal/*` tag keys present on the month's lines (the only tags a question reads),
+/// checked like a caller's tag key since they become SQL text. All lines, not only Bedrock's:
+/// testing for Bedrock would read the `product` map too and double the cost, and a key only
+/// other services carry merely adds an empty column.
+pub fn tag_keys_sql(month: &str) -> String {
     format!(
         "SELECT DISTINCT k FROM (SELECT unnest(map_keys(tags)) AS k FROM cur \
-         WHERE \"BILLING_PERIOD\" = '{month}' AND {})",
-        bedrock_lines(cols.principal, "product['servicename']")
+         WHERE \"BILLING_PERIOD\" = '{month}')"
     )
 }
 
