@@ -354,3 +354,193 @@ fn a_rollup_folder_that_cannot_be_written_costs_nothing_but_speed() {
         out["notes"]
     );
 }
+
+#[tokio::test]
+async fn rollups_of_an_s3_export_follow_its_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let rollup_dir = tempfile::tempdir().unwrap();
+    let (start, _) = last_month();
+    let s = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d").unwrap();
+    let whole = json!({"start": start, "end": (s + chrono::Duration::days(45)).to_string()});
+    let truth = generate(dir.path(), 8_000, &start, 45, 21);
+    let emu = Emulator::start();
+    emu.upload_dir("cur-bucket", "exports/bedrock-cur", dir.path())
+        .await;
+    let client = stdio_client(
+        Some(&emu),
+        &[
+            "--cur",
+            "s3://cur-bucket/exports/bedrock-cur",
+            "--cur-rollup-dir",
+            rollup_dir.path().to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let wait_for = |n: usize| {
+        let path = rollup_dir.path().to_path_buf();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while rollups_in(&path).len() != n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{n} rollups, found {:?}",
+                    rollups_in(&path)
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            rollups_in(&path)
+        }
+    };
+    let ask = |group: &str| json!({"period": whole, "group_by": [group], "top_n": 500});
+    let out = ok(&call(&client, "bedrock_spend", ask("model")).await);
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("summarised in the background")
+    );
+    let first = wait_for(2).await;
+    let out = ask_all(&client, ask("role")).await;
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("read from 2 month rollup(s)"),
+        "{}",
+        out["notes"]
+    );
+    let mut roles = BTreeMap::new();
+    for r in out["rows"].as_array().unwrap() {
+        *roles
+            .entry(r["keys"]["role"].as_str().unwrap().to_string())
+            .or_insert(0.0) += r["amount"].as_f64().unwrap();
+    }
+    for (role, want) in truth["by_role"].as_object().unwrap() {
+        let key = if role.is_empty() { "(none)" } else { role };
+        let got = roles.get(key).copied().unwrap_or(0.0);
+        assert!(
+            (got - want.as_f64().unwrap()).abs() < 0.01,
+            "{role}: {got} vs {want}"
+        );
+    }
+
+    // A second delivery adds a file to the first month in the bucket.
+    let other = tempfile::tempdir().unwrap();
+    let more = generate(other.path(), 2_000, &start, 20, 22);
+    let month = other
+        .path()
+        .join("data")
+        .join(format!("BILLING_PERIOD={}", &start[..7]));
+    for f in std::fs::read_dir(&month).unwrap().flatten() {
+        let to = month.join(format!("delivery2-{}", f.file_name().to_string_lossy()));
+        std::fs::rename(f.path(), to).unwrap();
+    }
+    // Only the new Parquet files go up (the export's truth.json is already there).
+    std::fs::remove_file(other.path().join("truth.json")).unwrap();
+    emu.upload_dir("cur-bucket", "exports/bedrock-cur", other.path())
+        .await;
+    let want =
+        truth["total_unblended"].as_f64().unwrap() + more["total_unblended"].as_f64().unwrap();
+    let out = ok(&call(&client, "bedrock_spend", ask("token_kind")).await);
+    assert!(
+        (out["total"].as_f64().unwrap() - want).abs() < 0.01,
+        "the new file counts at once: {} vs {want}; {}",
+        out["total"],
+        out["notes"]
+    );
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains(&format!("{} now summarised", &start[..7])),
+        "only the changed month is summarised again: {}",
+        out["notes"]
+    );
+    // The changed month's rollup is replaced; the other month's is kept.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = rollups_in(rollup_dir.path());
+        if now.len() == 2 && now != first {
+            assert_eq!(
+                now.iter().filter(|n| first.contains(n)).count(),
+                1,
+                "{now:?}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{now:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = ok(&call(&client, "bedrock_spend", ask("region")).await);
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("read from 2 month rollup(s)")
+    );
+    assert!((out["total"].as_f64().unwrap() - want).abs() < 0.01);
+
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_reads_overwritten_files_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let rollup_dir = tempfile::tempdir().unwrap();
+    let (start, end) = last_month();
+    let before = generate(dir.path(), 4_000, &start, 20, 31);
+    let after = generate(other.path(), 5_000, &start, 20, 32);
+    let client = stdio_client(
+        None,
+        &[
+            "--cur",
+            dir.path().to_str().unwrap(),
+            "--cur-rollup-dir",
+            rollup_dir.path().to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let period = json!({"start": start, "end": end});
+    let ask = |group: &str| json!({"period": period, "group_by": [group], "top_n": 500});
+    let out = ok(&call(&client, "bedrock_spend", ask("model")).await);
+    assert!(
+        (out["total"].as_f64().unwrap() - before["total_unblended"].as_f64().unwrap()).abs() < 0.01
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while rollups_in(rollup_dir.path()).len() != 1 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = ok(&call(&client, "bedrock_spend", ask("role")).await);
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("read from 1 month rollup(s)")
+    );
+    assert!(
+        (out["total"].as_f64().unwrap() - before["total_unblended"].as_f64().unwrap()).abs() < 0.01
+    );
+
+    // The next delivery overwrites the month's files (same names, other lines), as exports set
+    // to OVERWRITE_REPORT do.
+    let month = format!("data/BILLING_PERIOD={}", &start[..7]);
+    for f in std::fs::read_dir(other.path().join(&month))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(f.path(), dir.path().join(&month).join(f.file_name())).unwrap();
+    }
+    let want = after["total_unblended"].as_f64().unwrap();
+    let out = ok(&call(&client, "bedrock_spend", ask("token_kind")).await);
+    assert!(
+        (out["total"].as_f64().unwrap() - want).abs() < 0.01,
+        "overwritten files are read anew: {} vs {want}; {}",
+        out["total"],
+        out["notes"]
+    );
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("now summarised in the background")
+    );
+    client.cancel().await.unwrap();
+}

@@ -69,9 +69,14 @@ pub struct CurEngine {
     ctx: SessionContext,
     shape: TableShape,
     location: String,
-    /// Newest file's modification time: when the export was last delivered.
-    delivered: Option<chrono::DateTime<Utc>>,
-    files: usize,
+    /// Where the export's files are listed (for deliveries and rollups).
+    export_files: Option<(
+        Arc<dyn object_store::ObjectStore>,
+        Option<object_store::path::Path>,
+    )>,
+    /// When the files were last listed, the newest file's modification time (when the export
+    /// was last delivered) and the number of files; listed again after `DELIVERY_RECHECK`.
+    seen: std::sync::Mutex<(Instant, Option<chrono::DateTime<Utc>>, usize)>,
     /// Month rollups (`cur_rollup`), when on and the files can be listed.
     rollups: Option<Arc<RollupSet>>,
     /// Numbers the per-question rollup tables.
@@ -106,8 +111,18 @@ impl CurEngine {
                 .map(|n| n.get())
                 .unwrap_or(2),
         );
+        // No list-files cache: DataFusion's default keeps a table's file list forever, and a
+        // server would never see the next delivery (a file added to the month).
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_cache_manager(
+                datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+                    .with_list_files_cache_limit(0),
+            )
+            .build_arc()
+            .map_err(engine_err)?;
         let mut state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(runtime)
             .with_default_features();
         // `m['k']` on a map through `cur_map_get` (see there), ahead of DataFusion's planners.
         if fast_maps("BEDROCK_COST_MCP_CUR_MAP_GET")
@@ -249,12 +264,12 @@ impl CurEngine {
             net: has("line_item_net_unblended_cost"),
             region: has("product_region_code"),
         };
-        let rollups = match (rollup_dir, listing) {
+        let rollups = match (rollup_dir, &listing) {
             (Some(dir), Some((store, prefix))) => Some(Arc::new(RollupSet {
                 rollups: Rollups::new(dir),
                 listing: Listing {
-                    store,
-                    prefix,
+                    store: store.clone(),
+                    prefix: prefix.clone(),
                     url: table_url.clone(),
                 },
                 columns,
@@ -266,8 +281,8 @@ impl CurEngine {
             ctx,
             shape,
             location: table_url,
-            delivered,
-            files,
+            export_files: listing,
+            seen: std::sync::Mutex::new((Instant::now(), delivered, files)),
             rollups,
             seq: std::sync::atomic::AtomicU64::new(0),
         })
@@ -284,12 +299,29 @@ impl CurEngine {
 
     /// Parquet files found under the location.
     pub fn files(&self) -> usize {
-        self.files
+        self.seen.lock().map(|s| s.2).unwrap_or_default()
     }
 
     /// The newest Parquet file's modification time (when the export was last delivered).
     pub fn delivered(&self) -> Option<chrono::DateTime<Utc>> {
-        self.delivered
+        self.seen.lock().ok().and_then(|s| s.1)
+    }
+
+    /// The last delivery and the number of files, listed again when the last listing is over
+    /// `DELIVERY_RECHECK` old (a server runs for days; CUR delivers up to a few times a day).
+    async fn delivery(&self) -> (Option<chrono::DateTime<Utc>>, usize) {
+        let stale = self
+            .seen
+            .lock()
+            .map(|s| s.0.elapsed() > DELIVERY_RECHECK)
+            .unwrap_or(true);
+        if stale && let Some((store, prefix)) = &self.export_files {
+            let (delivered, files) = newest_parquet(store.as_ref(), prefix.as_ref()).await;
+            if let Ok(mut s) = self.seen.lock() {
+                *s = (Instant::now(), delivered, files);
+            }
+        }
+        (self.delivered(), self.files())
     }
 
     /// Answer from the month rollups. None: rollups are off, the period has no files, a
@@ -513,11 +545,12 @@ impl SpendSource for CurEngine {
         };
         let raw = batches_to_rows(&batches, sql.columns.len())?;
         let shaped = cur_sql::shape(q, &sql.columns, raw)?;
+        let (delivered, files) = self.delivery().await;
         let mut notes = vec![format!(
             "CUR export {} ({} Parquet files{}); CUR lags real usage by up to 24 h",
             self.location,
-            self.files,
-            self.delivered
+            files,
+            delivered
                 .map(|d| format!(", last delivered {}", d.format("%Y-%m-%d %H:%M UTC")))
                 .unwrap_or_default()
         )];
@@ -536,7 +569,7 @@ impl SpendSource for CurEngine {
             services_counted: vec![],
             paid_requests: 0,
             cached: false,
-            as_of: self.delivered.unwrap_or_else(Utc::now),
+            as_of: delivered.unwrap_or_else(Utc::now),
             source: "cur",
             notes,
             adjustments: shaped.adjustments,
@@ -566,6 +599,9 @@ pub struct LazyCur {
 }
 
 const ANSWER_TTL: Duration = Duration::from_secs(300);
+
+/// How old the export's file listing may get before an answer lists it again.
+const DELIVERY_RECHECK: Duration = Duration::from_secs(60);
 
 impl LazyCur {
     /// `rollup_dir`: where month rollups are kept (None: every question scans the export);
