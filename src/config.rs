@@ -74,6 +74,17 @@ pub struct Config {
     #[arg(long, env = "BEDROCK_COST_MCP_NO_CUR_ROLLUPS", global = true)]
     pub no_cur_rollups: bool,
 
+    /// A server keeps the rollups of this many recent billing months (this month and the ones
+    /// before it) ready: built a few seconds after start and checked for new deliveries every
+    /// 15 minutes, so even the first question reads a rollup (0: build on demand only).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_CUR_PREBUILD_MONTHS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub cur_prebuild_months: u32,
+
     /// Set by `serve`: a long-lived process (month rollups are built after the answer that
     /// found them missing; one-shot commands build them before answering).
     #[arg(skip)]

@@ -95,6 +95,7 @@ impl App {
                 "cur": cur,
                 "athena": athena,
                 "cur_rollup_dir": path(&c.cur_rollups()),
+                "cur_prebuild_months": c.cur_prebuild_months,
             },
             "cost_explorer": {
                 "max_paid_requests_per_hour": c.ce_max_requests_per_hour,

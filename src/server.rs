@@ -158,7 +158,7 @@ impl App {
         } else {
             Some(crate::sources::http_client::deferred_sdk_config())
         };
-        let cur: Option<Arc<dyn SpendSource>> = match (&config.cur, &sdk) {
+        let lazy_cur: Option<Arc<LazyCur>> = match (&config.cur, &sdk) {
             (Some(raw), _) => {
                 let location = CurLocation::parse(raw)?;
                 if let CurLocation::Local(path) = &location
@@ -187,6 +187,13 @@ impl App {
             ))),
             (None, Some(_)) => None,
         };
+        if config.serving
+            && config.cur_prebuild_months > 0
+            && let Some(lazy) = &lazy_cur
+        {
+            tokio::spawn(lazy.clone().keep_rollups(config.cur_prebuild_months));
+        }
+        let cur: Option<Arc<dyn SpendSource>> = lazy_cur.map(|c| c as Arc<dyn SpendSource>);
         let policy = match &config.budget_policy {
             Some(p) => Some(Arc::new(PolicyFile::load(p)?)),
             None => None,

@@ -4,7 +4,9 @@
 //! export, one with rollups and one scanning the export (`--no-cur-rollups`), and the answers
 //! must agree row by row to the cent; totals are also checked against the generator's truth.
 //! A new delivery (another file in the month) must rebuild the rollup, and a rollup folder
-//! that cannot be written must not cost the answer.
+//! that cannot be written must not cost the answer. Most servers here run with
+//! `--cur-prebuild-months 0` so that their first question finds no rollup; one test checks that
+//! a server left alone builds the recent months by itself.
 
 mod common;
 
@@ -373,6 +375,8 @@ async fn rollups_of_an_s3_export_follow_its_deliveries() {
             "s3://cur-bucket/exports/bedrock-cur",
             "--cur-rollup-dir",
             rollup_dir.path().to_str().unwrap(),
+            "--cur-prebuild-months",
+            "0",
         ],
         &[],
     )
@@ -495,6 +499,8 @@ async fn a_server_reads_overwritten_files_anew() {
             dir.path().to_str().unwrap(),
             "--cur-rollup-dir",
             rollup_dir.path().to_str().unwrap(),
+            "--cur-prebuild-months",
+            "0",
         ],
         &[],
     )
@@ -541,6 +547,71 @@ async fn a_server_reads_overwritten_files_anew() {
         out["notes"]
             .to_string()
             .contains("now summarised in the background")
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_builds_the_recent_months_before_the_first_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let rollup_dir = tempfile::tempdir().unwrap();
+    let (start, _) = last_month();
+    let s = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d").unwrap();
+    // Three months of data: two months before last, last month and this month.
+    let first = (s - chrono::Duration::days(40)).to_string();
+    let truth = generate(dir.path(), 6_000, &first, 85, 41);
+    let client = stdio_client(
+        None,
+        &[
+            "--cur",
+            dir.path().to_str().unwrap(),
+            "--cur-rollup-dir",
+            rollup_dir.path().to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    // Left alone, it summarises this month and last (the default --cur-prebuild-months 2).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while rollups_in(rollup_dir.path()).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            rollups_in(rollup_dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rollups_in(rollup_dir.path()).len(),
+        2,
+        "only the two recent months"
+    );
+    let this_and_last =
+        json!({"start": start, "end": (s + chrono::Duration::days(45)).to_string()});
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": this_and_last, "group_by": ["principal"], "top_n": 500}),
+    )
+    .await);
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("read from 2 month rollup(s)"),
+        "the first question reads the rollups: {}",
+        out["notes"]
+    );
+    let mut want = 0.0;
+    for (month, v) in truth["by_month"].as_object().unwrap() {
+        if month.as_str() >= &start[..7] {
+            want += v.as_f64().unwrap();
+        }
+    }
+    assert!(
+        (out["total"].as_f64().unwrap() - want).abs() < 0.01,
+        "{} vs {want}",
+        out["total"]
     );
     client.cancel().await.unwrap();
 }

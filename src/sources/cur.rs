@@ -324,6 +324,25 @@ impl CurEngine {
         (self.delivered(), self.files())
     }
 
+    /// Build the missing rollups of the last `months` billing months (newest first).
+    async fn prebuild(&self, months: u32) {
+        let Some(set) = self.rollups.as_ref() else {
+            return;
+        };
+        let mut month = crate::domain::period::first_of_month(Utc::now().date_naive());
+        for _ in 0..months {
+            let name = month.format("%Y-%m").to_string();
+            if let Err(e) = set
+                .rollups
+                .ensure(&self.ctx, &set.listing, set.columns, &name)
+                .await
+            {
+                tracing::warn!(month = %name, error = %e, "CUR rollup not built");
+            }
+            month = crate::domain::period::prev_month(month);
+        }
+    }
+
     /// Answer from the month rollups. None: rollups are off, the period has no files, a
     /// month's rollup is missing (then built after the answer, when in the background), or
     /// something failed (logged); the answer comes from the export then. The note says which.
@@ -641,6 +660,27 @@ impl LazyCur {
                 }
             })
             .await
+    }
+}
+
+/// Seconds a server waits after start before building rollups (start-up stays light), and
+/// between checks for new deliveries.
+const PREBUILD_DELAY: Duration = Duration::from_secs(2);
+const PREBUILD_EVERY: Duration = Duration::from_secs(15 * 60);
+
+impl LazyCur {
+    /// Keep the rollups of the last `months` billing months (this one included) built: a
+    /// server's loop, so that even its first question reads a rollup. Opens the export; a
+    /// failure is logged and tried again on the next round.
+    pub async fn keep_rollups(self: Arc<Self>, months: u32) {
+        tokio::time::sleep(PREBUILD_DELAY).await;
+        loop {
+            match self.engine().await {
+                Ok(engine) => engine.prebuild(months).await,
+                Err(e) => tracing::warn!(error = %e, "CUR export not opened for rollups"),
+            }
+            tokio::time::sleep(PREBUILD_EVERY).await;
+        }
     }
 }
 
