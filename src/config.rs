@@ -70,6 +70,16 @@ pub struct Config {
     #[arg(long, env = "BEDROCK_COST_MCP_CUR_ROLLUP_DIR", global = true)]
     pub cur_rollup_dir: Option<std::path::PathBuf>,
 
+    /// Months of the CUR export smaller than this (MiB of Parquet) get no rollup: scanning them
+    /// takes a fraction of a second already (32 MiB is about 1M line items, ~0.2 s).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_CUR_ROLLUP_MIN_MB",
+        default_value_t = 32,
+        global = true
+    )]
+    pub cur_rollup_min_mb: u64,
+
     /// Answer every CUR question by scanning the export, without month rollups.
     #[arg(long, env = "BEDROCK_COST_MCP_NO_CUR_ROLLUPS", global = true)]
     pub no_cur_rollups: bool,
@@ -269,6 +279,16 @@ impl Config {
         self.cur_rollup_dir
             .clone()
             .or_else(|| user_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("cur-rollups")))
+    }
+
+    /// How month rollups are kept (None: off).
+    pub fn cur_rollup_settings(&self) -> Option<crate::sources::cur::RollupSettings> {
+        self.cur_rollups()
+            .map(|dir| crate::sources::cur::RollupSettings {
+                dir,
+                min_bytes: self.cur_rollup_min_mb << 20,
+                background: self.serving,
+            })
     }
 
     pub fn ttl_open(&self) -> Duration {

@@ -960,8 +960,7 @@ async fn cur_check(sdk: &SdkConfig, config: &Config, blocked: Option<&str>) -> C
         }
         CurLocation::Local(_) => None,
     };
-    let opened =
-        tokio::time::timeout(CALL_TIMEOUT, CurEngine::open(&location, s3, None, false)).await;
+    let opened = tokio::time::timeout(CALL_TIMEOUT, CurEngine::open(&location, s3, None)).await;
     let engine = match opened {
         Err(_) => return timed_out(c, "CUR export"),
         Ok(Err(err)) => {

@@ -96,6 +96,7 @@ impl App {
                 "athena": athena,
                 "cur_rollup_dir": path(&c.cur_rollups()),
                 "cur_prebuild_months": c.cur_prebuild_months,
+                "cur_rollup_min_mb": c.cur_rollup_min_mb,
             },
             "cost_explorer": {
                 "max_paid_requests_per_hour": c.ce_max_requests_per_hour,

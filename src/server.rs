@@ -176,14 +176,12 @@ impl App {
                 };
                 Some(Arc::new(LazyCur::new(
                     CurOrigin::Location(location, s3),
-                    config.cur_rollups(),
-                    config.serving,
+                    config.cur_rollup_settings(),
                 )))
             }
             (None, None) => Some(Arc::new(LazyCur::new(
                 CurOrigin::Demo(Utc::now().date_naive()),
-                config.cur_rollups(),
-                config.serving,
+                config.cur_rollup_settings(),
             ))),
             (None, Some(_)) => None,
         };

@@ -145,6 +145,10 @@ async fn rollups_answer_every_question_as_the_export_does() {
             cur,
             "--cur-rollup-dir",
             rollup_dir.path().to_str().unwrap(),
+            "--cur-prebuild-months",
+            "0",
+            "--cur-rollup-min-mb",
+            "0",
         ],
         &[],
     )
@@ -245,8 +249,9 @@ async fn rollups_answer_every_question_as_the_export_does() {
     scanned.cancel().await.unwrap();
 }
 
-/// `spend` from the command line with the CUR export and rollup folder; its JSON answer.
-fn cli_spend(cur: &Path, rollups: &str, start: &str, end: &str) -> Value {
+/// `spend` from the command line with the CUR export and rollup folder (rollups for months of
+/// any size unless `extra` says otherwise); its JSON answer.
+fn cli_spend(cur: &Path, rollups: &str, start: &str, end: &str, extra: &[&str]) -> Value {
     let mut cmd = std::process::Command::new(BIN);
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
@@ -256,7 +261,8 @@ fn cli_spend(cur: &Path, rollups: &str, start: &str, end: &str) -> Value {
     let out = cmd
         .envs(aws_env(None))
         .args(["--cur", cur.to_str().unwrap()])
-        .args(["--cur-rollup-dir", rollups])
+        .args(["--cur-rollup-dir", rollups, "--cur-rollup-min-mb", "0"])
+        .args(extra)
         .args(["spend", "--start", start, "--end", end, "--by", "principal"])
         .args(["--top", "1000", "--json"])
         .output()
@@ -281,7 +287,7 @@ fn a_new_delivery_rebuilds_the_months_rollup() {
 
     // A one-shot command builds the rollup before answering, and reads it the next time.
     assert!(rollups_in(rollup_dir.path()).is_empty());
-    let out = cli_spend(dir.path(), rollups, &start, &end);
+    let out = cli_spend(dir.path(), rollups, &start, &end, &[]);
     assert!((out["total"].as_f64().unwrap() - want).abs() < 0.01);
     assert!(
         out["notes"]
@@ -292,7 +298,7 @@ fn a_new_delivery_rebuilds_the_months_rollup() {
     );
     let built = rollups_in(rollup_dir.path());
     assert_eq!(built.len(), 1, "{built:?}");
-    let again = cli_spend(dir.path(), rollups, &start, &end);
+    let again = cli_spend(dir.path(), rollups, &start, &end, &[]);
     assert!(
         again["notes"]
             .to_string()
@@ -317,7 +323,7 @@ fn a_new_delivery_rebuilds_the_months_rollup() {
         let name = format!("delivery2-{}", f.file_name().to_string_lossy());
         std::fs::copy(f.path(), dir.path().join("data").join(&month).join(name)).unwrap();
     }
-    let out = cli_spend(dir.path(), rollups, &start, &end);
+    let out = cli_spend(dir.path(), rollups, &start, &end, &[]);
     let want = want + more["total_unblended"].as_f64().unwrap();
     assert!(
         (out["total"].as_f64().unwrap() - want).abs() < 0.01,
@@ -346,7 +352,7 @@ fn a_rollup_folder_that_cannot_be_written_costs_nothing_but_speed() {
     let blocker = dir.path().join("not-a-folder");
     std::fs::write(&blocker, b"x").unwrap();
     let unwritable = blocker.join("rollups");
-    let out = cli_spend(dir.path(), unwritable.to_str().unwrap(), &start, &end);
+    let out = cli_spend(dir.path(), unwritable.to_str().unwrap(), &start, &end, &[]);
     assert!(
         (out["total"].as_f64().unwrap() - truth["total_unblended"].as_f64().unwrap()).abs() < 0.01
     );
@@ -376,6 +382,8 @@ async fn rollups_of_an_s3_export_follow_its_deliveries() {
             "--cur-rollup-dir",
             rollup_dir.path().to_str().unwrap(),
             "--cur-prebuild-months",
+            "0",
+            "--cur-rollup-min-mb",
             "0",
         ],
         &[],
@@ -501,6 +509,8 @@ async fn a_server_reads_overwritten_files_anew() {
             rollup_dir.path().to_str().unwrap(),
             "--cur-prebuild-months",
             "0",
+            "--cur-rollup-min-mb",
+            "0",
         ],
         &[],
     )
@@ -567,6 +577,8 @@ async fn a_server_builds_the_recent_months_before_the_first_question() {
             dir.path().to_str().unwrap(),
             "--cur-rollup-dir",
             rollup_dir.path().to_str().unwrap(),
+            "--cur-rollup-min-mb",
+            "0",
         ],
         &[],
     )

@@ -64,6 +64,8 @@ struct RollupSet {
     background: bool,
 }
 
+pub use cur_rollup::Settings as RollupSettings;
+
 /// The embedded CUR engine.
 pub struct CurEngine {
     ctx: SessionContext,
@@ -97,8 +99,7 @@ impl CurEngine {
     pub async fn open(
         location: &CurLocation,
         s3: Option<Arc<dyn object_store::ObjectStore>>,
-        rollup_dir: Option<std::path::PathBuf>,
-        background: bool,
+        rollups: Option<RollupSettings>,
     ) -> Result<CurEngine, ToolError> {
         // DataFusion's own settings can be tuned with DATAFUSION_* environment variables
         // (e.g. DATAFUSION_EXECUTION_BATCH_SIZE); unset ones keep DataFusion's defaults.
@@ -264,16 +265,16 @@ impl CurEngine {
             net: has("line_item_net_unblended_cost"),
             region: has("product_region_code"),
         };
-        let rollups = match (rollup_dir, &listing) {
-            (Some(dir), Some((store, prefix))) => Some(Arc::new(RollupSet {
-                rollups: Rollups::new(dir),
+        let rollups = match (rollups, &listing) {
+            (Some(settings), Some((store, prefix))) => Some(Arc::new(RollupSet {
+                rollups: Rollups::new(settings.dir, settings.min_bytes),
                 listing: Listing {
                     store: store.clone(),
                     prefix: prefix.clone(),
                     url: table_url.clone(),
                 },
                 columns,
-                background,
+                background: settings.background,
             })),
             _ => None,
         };
@@ -609,8 +610,7 @@ pub enum CurOrigin {
 /// reported to the caller and retried on the next call.
 pub struct LazyCur {
     origin: CurOrigin,
-    rollup_dir: Option<std::path::PathBuf>,
-    background: bool,
+    rollups: Option<RollupSettings>,
     engine: tokio::sync::OnceCell<CurEngine>,
     /// Answers kept for five minutes: exports change at most a few times a
     /// day, and budget checks in a loop should not rescan them.
@@ -623,17 +623,11 @@ const ANSWER_TTL: Duration = Duration::from_secs(300);
 const DELIVERY_RECHECK: Duration = Duration::from_secs(60);
 
 impl LazyCur {
-    /// `rollup_dir`: where month rollups are kept (None: every question scans the export);
-    /// `background`: build missing rollups after answering (a server) instead of before.
-    pub fn new(
-        origin: CurOrigin,
-        rollup_dir: Option<std::path::PathBuf>,
-        background: bool,
-    ) -> Self {
+    /// `rollups`: how month rollups are kept (None: every question scans the export).
+    pub fn new(origin: CurOrigin, rollups: Option<RollupSettings>) -> Self {
         LazyCur {
             origin,
-            rollup_dir,
-            background,
+            rollups,
             engine: tokio::sync::OnceCell::new(),
             answers: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
@@ -644,18 +638,11 @@ impl LazyCur {
             .get_or_try_init(|| async {
                 match &self.origin {
                     CurOrigin::Location(loc, s3) => {
-                        CurEngine::open(loc, s3.clone(), self.rollup_dir.clone(), self.background)
-                            .await
+                        CurEngine::open(loc, s3.clone(), self.rollups.clone()).await
                     }
                     CurOrigin::Demo(today) => {
                         let dir = demo_export(*today).await?;
-                        CurEngine::open(
-                            &CurLocation::Local(dir),
-                            None,
-                            self.rollup_dir.clone(),
-                            self.background,
-                        )
-                        .await
+                        CurEngine::open(&CurLocation::Local(dir), None, self.rollups.clone()).await
                     }
                 }
             })
@@ -881,10 +868,13 @@ mod rollup_tests {
         ];
         crate::curgen::write_line_items(&items, dir.path()).unwrap();
         let loc = CurLocation::Local(dir.path().to_path_buf());
-        let scan = CurEngine::open(&loc, None, None, false).await.unwrap();
-        let rolled = CurEngine::open(&loc, None, Some(rollups.path().to_path_buf()), false)
-            .await
-            .unwrap();
+        let scan = CurEngine::open(&loc, None, None).await.unwrap();
+        let settings = RollupSettings {
+            dir: rollups.path().to_path_buf(),
+            min_bytes: 0,
+            background: false,
+        };
+        let rolled = CurEngine::open(&loc, None, Some(settings)).await.unwrap();
         let cases = vec![
             (vec![GroupKey::Tag("team".into())], SpendFilter::default()),
             (
@@ -933,5 +923,34 @@ mod rollup_tests {
         // Two months, two rollups.
         let built = std::fs::read_dir(rollups.path()).unwrap().count();
         assert_eq!(built, 2);
+
+        // Below the size threshold a month gets no rollup, and a question touching it is
+        // answered from the export as a whole (never the big month's rollup alone).
+        let month_bytes = |m: &str| -> u64 {
+            std::fs::read_dir(dir.path().join("data").join(format!("BILLING_PERIOD={m}")))
+                .unwrap()
+                .flatten()
+                .map(|e| e.metadata().unwrap().len())
+                .sum()
+        };
+        let (sept, oct) = (month_bytes("2026-09"), month_bytes("2026-10"));
+        assert!(sept > oct, "{sept} {oct}");
+        let fresh = tempfile::tempdir().unwrap();
+        let settings = RollupSettings {
+            dir: fresh.path().to_path_buf(),
+            min_bytes: oct + 1,
+            background: false,
+        };
+        let mixed = CurEngine::open(&loc, None, Some(settings)).await.unwrap();
+        let a = ask(&mixed, vec![GroupKey::Principal], SpendFilter::default()).await;
+        let b = ask(&scan, vec![GroupKey::Principal], SpendFilter::default()).await;
+        assert!(
+            !a.notes.iter().any(|n| n.contains("rollup")),
+            "{:?}",
+            a.notes
+        );
+        assert_eq!(figures(&a), figures(&b));
+        let total: f64 = a.rows.iter().map(|r| r.amount).sum();
+        assert!((total - 31.75).abs() < 1e-9, "{total}");
     }
 }

@@ -34,9 +34,22 @@ const ROLLUP_VERSION: &str = "cur-rollup-v2";
 /// Rollups older than this are deleted when another is written.
 pub const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// How rollups are kept.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The rollup folder.
+    pub dir: PathBuf,
+    /// Months whose files add up to less are scanned instead (a scan of them is quick already).
+    pub min_bytes: u64,
+    /// Build a missing rollup after answering from the export (a server) instead of before (a
+    /// one-shot command, whose process ends with the answer).
+    pub background: bool,
+}
+
 /// The rollup folder, and one build at a time (two builds would only compete for the cores).
 pub struct Rollups {
     dir: PathBuf,
+    min_bytes: u64,
     building: tokio::sync::Mutex<()>,
 }
 
@@ -57,6 +70,10 @@ pub struct Listing {
     pub url: String,
 }
 
+/// A month whose files are below `Settings::min_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Small;
+
 /// The rollups to query for a period.
 pub struct Picked {
     pub files: Vec<PathBuf>,
@@ -75,9 +92,10 @@ fn hex_digest(text: &str) -> String {
 }
 
 impl Rollups {
-    pub fn new(dir: PathBuf) -> Rollups {
+    pub fn new(dir: PathBuf, min_bytes: u64) -> Rollups {
         Rollups {
             dir,
+            min_bytes,
             building: tokio::sync::Mutex::new(()),
         }
     }
@@ -86,18 +104,27 @@ impl Rollups {
         &self.dir
     }
 
-    /// The month's Parquet files as `path size mtime etag` lines, sorted; empty when none.
-    async fn fingerprint(listing: &Listing, month: &str) -> Result<String, object_store::Error> {
+    /// The month's Parquet files as `path size mtime etag` lines, sorted (empty when none),
+    /// and their total size.
+    async fn fingerprint(
+        listing: &Listing,
+        month: &str,
+    ) -> Result<(String, u64), object_store::Error> {
         let folder = format!("BILLING_PERIOD={month}");
         let prefix = match &listing.prefix {
             Some(p) => object_store::path::Path::from(format!("{p}/{folder}")),
             None => object_store::path::Path::from(folder),
         };
-        let mut files: Vec<String> = listing
+        let metas: Vec<object_store::ObjectMeta> = listing
             .store
             .list(Some(&prefix))
             .try_filter(|m| futures::future::ready(m.location.as_ref().ends_with(".parquet")))
-            .map_ok(|m| {
+            .try_collect()
+            .await?;
+        let bytes = metas.iter().map(|m| m.size).sum();
+        let mut files: Vec<String> = metas
+            .into_iter()
+            .map(|m| {
                 format!(
                     "{} {} {} {}",
                     m.location,
@@ -106,34 +133,39 @@ impl Rollups {
                     m.e_tag.unwrap_or_default()
                 )
             })
-            .try_collect()
-            .await?;
+            .collect();
         files.sort();
-        Ok(files.join("\n"))
+        Ok((files.join("\n"), bytes))
     }
 
-    /// The rollup file a month's current files call for (None: the month has no files).
+    /// The rollup file a month's current files call for: `Ok(None)` when the month has no
+    /// files, `Err(Small)` when they are too few bytes to be worth a rollup.
     async fn name_for(
+        &self,
         listing: &Listing,
         cols: Columns,
         month: &str,
-    ) -> Result<Option<(String, String)>, String> {
-        let files = Self::fingerprint(listing, month)
+    ) -> Result<Result<Option<(String, String)>, Small>, String> {
+        let (files, bytes) = Self::fingerprint(listing, month)
             .await
             .map_err(|e| format!("listing {month}: {e}"))?;
         if files.is_empty() {
-            return Ok(None);
+            return Ok(Ok(None));
+        }
+        if bytes < self.min_bytes {
+            return Ok(Err(Small));
         }
         let stem = hex_digest(&format!("{}\n{month}", listing.url));
         let name = format!(
             "{stem}-{}.parquet",
             hex_digest(&format!("{ROLLUP_VERSION}\n{cols:?}\n{files}"))
         );
-        Ok(Some((stem, name)))
+        Ok(Ok(Some((stem, name))))
     }
 
     /// Rollup files for `months`. Months without files have no rollup (the export has no lines
-    /// there either). A month whose rollup is missing is built now when `build`, else listed
+    /// there either); nor have months smaller than `min_bytes`: if any month asked for is
+    /// such, the answer comes from the export (no files listed). A month whose rollup is missing is built now when `build`, else listed
     /// in `missing`. An error means: answer from the export instead.
     pub async fn pick(
         &self,
@@ -149,8 +181,17 @@ impl Rollups {
             missing: Vec::new(),
         };
         for month in months {
-            let Some((_, name)) = Self::name_for(listing, cols, month).await? else {
-                continue;
+            let name = match self.name_for(listing, cols, month).await? {
+                Ok(Some((_, name))) => name,
+                Ok(None) => continue,
+                // One month scanned means the whole question is (one query, one engine).
+                Err(Small) => {
+                    return Ok(Picked {
+                        files: Vec::new(),
+                        built: 0,
+                        missing: Vec::new(),
+                    });
+                }
             };
             let path = self.dir.join(&name);
             if path.is_file() {
@@ -177,7 +218,7 @@ impl Rollups {
         month: &str,
     ) -> Result<Option<PathBuf>, String> {
         let _one = self.building.lock().await;
-        let Some((stem, name)) = Self::name_for(listing, cols, month).await? else {
+        let Ok(Some((stem, name))) = self.name_for(listing, cols, month).await? else {
             return Ok(None);
         };
         let path = self.dir.join(&name);
@@ -185,7 +226,7 @@ impl Rollups {
             return Ok(Some(path));
         }
         self.build(ctx, cols, month, &path).await?;
-        if Self::name_for(listing, cols, month).await?.map(|(_, n)| n) != Some(name.clone()) {
+        if self.name_for(listing, cols, month).await? != Ok(Some((stem.clone(), name.clone()))) {
             let _ = std::fs::remove_file(&path);
             return Err(format!(
                 "the {month} files changed while its rollup was built; the next question builds it again"
