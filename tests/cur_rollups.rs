@@ -46,21 +46,41 @@ fn rollups_in(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Ask, following `next_cursor` to the last page; the first page with every row.
-async fn ask_all(client: &Client, args: Value) -> Value {
-    let mut out = ok(&call(client, "bedrock_spend", args.clone()).await);
-    let mut cursor = out.get("next_cursor").cloned();
-    while let Some(c) = cursor.filter(|c| c.is_string()) {
-        let mut next = args.clone();
-        next["cursor"] = c;
-        let page = ok(&call(client, "bedrock_spend", next).await);
-        out["rows"]
-            .as_array_mut()
-            .unwrap()
-            .extend(page["rows"].as_array().unwrap().iter().cloned());
-        cursor = page.get("next_cursor").cloned();
+/// A server on `cur` keeping rollups of months of any size in `rollups`; `prebuild` is
+/// `--cur-prebuild-months` ("0": none, so the first question finds no rollup).
+async fn rollup_server(
+    emu: Option<&Emulator>,
+    cur: &str,
+    rollups: &Path,
+    prebuild: &str,
+) -> Client {
+    let dir = rollups.to_str().unwrap();
+    let args = [
+        "--cur",
+        cur,
+        "--cur-rollup-dir",
+        dir,
+        "--cur-rollup-min-mb",
+        "0",
+    ];
+    let prebuild = ["--cur-prebuild-months", prebuild];
+    stdio_client(emu, &[&args[..], &prebuild[..]].concat(), &[]).await
+}
+
+/// Wait (up to 2 minutes) until the rollups in `dir` are as `done` wants; their names.
+async fn wait_for_rollups(dir: &Path, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = rollups_in(dir);
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rollups after 2 minutes: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    out
 }
 
 /// (bucket, keys) -> (amount, usage) of every row, and line item type -> adjustment.
@@ -138,21 +158,7 @@ async fn rollups_answer_every_question_as_the_export_does() {
     let (start, _) = last_month();
     let truth = generate(dir.path(), 30_000, &start, 45, 11);
     let cur = dir.path().to_str().unwrap();
-    let rolled = stdio_client(
-        None,
-        &[
-            "--cur",
-            cur,
-            "--cur-rollup-dir",
-            rollup_dir.path().to_str().unwrap(),
-            "--cur-prebuild-months",
-            "0",
-            "--cur-rollup-min-mb",
-            "0",
-        ],
-        &[],
-    )
-    .await;
+    let rolled = rollup_server(None, cur, rollup_dir.path(), "0").await;
     let scanned = stdio_client(None, &["--cur", cur, "--no-cur-rollups"], &[]).await;
     let s = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d").unwrap();
     let whole = json!({"start": start, "end": (s + chrono::Duration::days(45)).to_string()});
@@ -176,15 +182,7 @@ async fn rollups_answer_every_question_as_the_export_does() {
         "{}",
         first["notes"]
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while rollups_in(rollup_dir.path()).len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "two month rollups within 2 minutes, found {:?}",
-            rollups_in(rollup_dir.path())
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_rollups(rollup_dir.path(), |n| n.len() == 2).await;
 
     let mid = |days: i64| (s + chrono::Duration::days(days)).to_string();
     let part = json!({"start": mid(10), "end": mid(38)});
@@ -374,36 +372,8 @@ async fn rollups_of_an_s3_export_follow_its_deliveries() {
     let emu = Emulator::start();
     emu.upload_dir("cur-bucket", "exports/bedrock-cur", dir.path())
         .await;
-    let client = stdio_client(
-        Some(&emu),
-        &[
-            "--cur",
-            "s3://cur-bucket/exports/bedrock-cur",
-            "--cur-rollup-dir",
-            rollup_dir.path().to_str().unwrap(),
-            "--cur-prebuild-months",
-            "0",
-            "--cur-rollup-min-mb",
-            "0",
-        ],
-        &[],
-    )
-    .await;
-    let wait_for = |n: usize| {
-        let path = rollup_dir.path().to_path_buf();
-        async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(120);
-            while rollups_in(&path).len() != n {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{n} rollups, found {:?}",
-                    rollups_in(&path)
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            rollups_in(&path)
-        }
-    };
+    let s3 = "s3://cur-bucket/exports/bedrock-cur";
+    let client = rollup_server(Some(&emu), s3, rollup_dir.path(), "0").await;
     let ask = |group: &str| json!({"period": whole, "group_by": [group], "top_n": 500});
     let out = ok(&call(&client, "bedrock_spend", ask("model")).await);
     assert!(
@@ -411,7 +381,7 @@ async fn rollups_of_an_s3_export_follow_its_deliveries() {
             .to_string()
             .contains("summarised in the background")
     );
-    let first = wait_for(2).await;
+    let first = wait_for_rollups(rollup_dir.path(), |n| n.len() == 2).await;
     let out = ask_all(&client, ask("role")).await;
     assert!(
         out["notes"]
@@ -467,20 +437,12 @@ async fn rollups_of_an_s3_export_follow_its_deliveries() {
         out["notes"]
     );
     // The changed month's rollup is replaced; the other month's is kept.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let now = rollups_in(rollup_dir.path());
-        if now.len() == 2 && now != first {
-            assert_eq!(
-                now.iter().filter(|n| first.contains(n)).count(),
-                1,
-                "{now:?}"
-            );
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{now:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let now = wait_for_rollups(rollup_dir.path(), |n| n.len() == 2 && n != first).await;
+    assert_eq!(
+        now.iter().filter(|n| first.contains(n)).count(),
+        1,
+        "{now:?}"
+    );
     let out = ok(&call(&client, "bedrock_spend", ask("region")).await);
     assert!(
         out["notes"]
@@ -500,32 +462,15 @@ async fn a_server_reads_overwritten_files_anew() {
     let (start, end) = last_month();
     let before = generate(dir.path(), 4_000, &start, 20, 31);
     let after = generate(other.path(), 5_000, &start, 20, 32);
-    let client = stdio_client(
-        None,
-        &[
-            "--cur",
-            dir.path().to_str().unwrap(),
-            "--cur-rollup-dir",
-            rollup_dir.path().to_str().unwrap(),
-            "--cur-prebuild-months",
-            "0",
-            "--cur-rollup-min-mb",
-            "0",
-        ],
-        &[],
-    )
-    .await;
+    let cur = dir.path().to_str().unwrap();
+    let client = rollup_server(None, cur, rollup_dir.path(), "0").await;
     let period = json!({"start": start, "end": end});
     let ask = |group: &str| json!({"period": period, "group_by": [group], "top_n": 500});
     let out = ok(&call(&client, "bedrock_spend", ask("model")).await);
     assert!(
         (out["total"].as_f64().unwrap() - before["total_unblended"].as_f64().unwrap()).abs() < 0.01
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while rollups_in(rollup_dir.path()).len() != 1 {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_rollups(rollup_dir.path(), |n| n.len() == 1).await;
     let out = ok(&call(&client, "bedrock_spend", ask("role")).await);
     assert!(
         out["notes"]
@@ -570,29 +515,10 @@ async fn a_server_builds_the_recent_months_before_the_first_question() {
     // Three months of data: two months before last, last month and this month.
     let first = (s - chrono::Duration::days(40)).to_string();
     let truth = generate(dir.path(), 6_000, &first, 85, 41);
-    let client = stdio_client(
-        None,
-        &[
-            "--cur",
-            dir.path().to_str().unwrap(),
-            "--cur-rollup-dir",
-            rollup_dir.path().to_str().unwrap(),
-            "--cur-rollup-min-mb",
-            "0",
-        ],
-        &[],
-    )
-    .await;
+    let cur = dir.path().to_str().unwrap();
+    let client = rollup_server(None, cur, rollup_dir.path(), "2").await;
     // Left alone, it summarises this month and last (the default --cur-prebuild-months 2).
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while rollups_in(rollup_dir.path()).len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            rollups_in(rollup_dir.path())
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_rollups(rollup_dir.path(), |n| n.len() >= 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         rollups_in(rollup_dir.path()).len(),

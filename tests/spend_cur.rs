@@ -47,30 +47,6 @@ fn whole() -> Value {
     json!({"start": start, "end": end})
 }
 
-/// Ask, following `next_cursor` until the last page; returns the first answer with all rows.
-async fn ask_all(client: &Client, args: Value) -> Value {
-    let mut out = ok(&call(client, "bedrock_spend", args.clone()).await);
-    let mut cursor = out.get("next_cursor").cloned();
-    let mut pages = 1;
-    while let Some(c) = cursor.filter(|c| c.is_string()) {
-        let mut next_args = args.clone();
-        next_args["cursor"] = c;
-        let page = ok(&call(client, "bedrock_spend", next_args).await);
-        out["rows"]
-            .as_array_mut()
-            .unwrap()
-            .extend(page["rows"].as_array().unwrap().iter().cloned());
-        cursor = page.get("next_cursor").cloned();
-        pages += 1;
-    }
-    assert_eq!(
-        out["rows"].as_array().unwrap().len() as u64,
-        out["row_count"].as_u64().unwrap(),
-        "pages add up ({pages} pages)"
-    );
-    out
-}
-
 /// Sum rows by their (joined) key values.
 fn by_keys(out: &Value, keys: &[&str]) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();

@@ -302,6 +302,31 @@ pub async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
     .expect("tool call failed at the protocol level")
 }
 
+/// Ask `bedrock_spend`, following `next_cursor` until the last page; the first answer with all
+/// rows (checked against its `row_count`).
+pub async fn ask_all(client: &Client, args: Value) -> Value {
+    let mut out = ok(&call(client, "bedrock_spend", args.clone()).await);
+    let mut cursor = out.get("next_cursor").cloned();
+    let mut pages = 1;
+    while let Some(c) = cursor.filter(|c| c.is_string()) {
+        let mut next_args = args.clone();
+        next_args["cursor"] = c;
+        let page = ok(&call(client, "bedrock_spend", next_args).await);
+        out["rows"]
+            .as_array_mut()
+            .unwrap()
+            .extend(page["rows"].as_array().unwrap().iter().cloned());
+        cursor = page.get("next_cursor").cloned();
+        pages += 1;
+    }
+    assert_eq!(
+        out["rows"].as_array().unwrap().len() as u64,
+        out["row_count"].as_u64().unwrap(),
+        "pages add up ({pages} pages)"
+    );
+    out
+}
+
 /// The structured content of a successful call.
 pub fn ok(r: &CallToolResult) -> Value {
     assert_ne!(r.is_error, Some(true), "tool error: {}", text(r));
