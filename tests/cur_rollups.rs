@@ -19,18 +19,13 @@ use serde_json::{Value, json};
 
 /// Generate an export with the real binary; returns its truth.json.
 fn generate(dir: &Path, rows: u64, start: &str, days: u32, seed: u64) -> Value {
-    let out = std::process::Command::new(BIN)
-        .args(["generate-cur", "--out", dir.to_str().unwrap()])
-        .args(["--rows", &rows.to_string(), "--start", start])
-        .args(["--days", &days.to_string(), "--seed", &seed.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
+    let (rows, days, seed) = (rows.to_string(), days.to_string(), seed.to_string());
+    generate_cur(
+        dir,
+        &[
+            "--rows", &rows, "--start", start, "--days", &days, "--seed", &seed,
+        ],
+    )
 }
 
 fn rollups_in(dir: &Path) -> Vec<String> {

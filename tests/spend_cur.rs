@@ -12,27 +12,9 @@ use serde_json::{Value, json};
 
 /// Generate an export with the real binary; returns its truth.json.
 fn generate(dir: &Path, rows: u64, extra: &[&str]) -> Value {
-    let out = std::process::Command::new(BIN)
-        .args([
-            "generate-cur",
-            "--out",
-            dir.to_str().unwrap(),
-            "--rows",
-            &rows.to_string(),
-            "--start",
-            &period().0,
-            "--days",
-            "45",
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
+    let (rows, start) = (rows.to_string(), period().0);
+    let args = ["--rows", &rows, "--start", &start, "--days", "45"];
+    generate_cur(dir, &[&args[..], extra].concat())
 }
 
 /// The generated range: 45 days from the first of last month.

@@ -302,6 +302,21 @@ pub async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
     .expect("tool call failed at the protocol level")
 }
 
+/// Write a CUR export with the real binary's `generate-cur --out DIR ARGS`; its truth.json.
+pub fn generate_cur(dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = std::process::Command::new(BIN)
+        .args(["generate-cur", "--out", dir.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap()
+}
+
 /// Ask `bedrock_spend`, following `next_cursor` until the last page; the first answer with all
 /// rows (checked against its `row_count`).
 pub async fn ask_all(client: &Client, args: Value) -> Value {
