@@ -989,10 +989,38 @@ async fn cur_check(sdk: &SdkConfig, config: &Config, blocked: Option<&str>) -> C
         );
     }
     c.ok(format!(
-        "{}: {} Parquet file(s){delivered}; line_item_iam_principal present",
+        "{}: {} Parquet file(s){delivered}; line_item_iam_principal present; {}",
         engine.location(),
-        engine.files()
+        engine.files(),
+        rollup_folder(config)
     ))
+}
+
+/// Whether month rollups can be kept (a folder that cannot be written only costs speed).
+fn rollup_folder(config: &Config) -> String {
+    let Some(dir) = config.cur_rollups() else {
+        return "month rollups off (--no-cur-rollups): every question scans the export".into();
+    };
+    let probe = dir.join(format!(".doctor-{}", std::process::id()));
+    let writable = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    match writable {
+        Ok(()) => {
+            let kept = std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+                        .count()
+                })
+                .unwrap_or(0);
+            format!("month rollups in {} ({kept} kept)", dir.display())
+        }
+        Err(e) => format!(
+            "month rollups cannot be written in {} ({e}): every question scans the export; set --cur-rollup-dir to a writable folder",
+            dir.display()
+        ),
+    }
 }
 
 /// What ListCostAllocationTags said about `iamPrincipal/*` keys.

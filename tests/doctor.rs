@@ -480,7 +480,9 @@ async fn cur_and_athena_are_checked_when_configured() {
     assert_eq!(c["cur"].0, "ok");
     assert!(
         c["cur"].1.contains("1 Parquet file(s)")
-            && c["cur"].1.contains("line_item_iam_principal present"),
+            && c["cur"].1.contains("line_item_iam_principal present")
+            && c["cur"].1.contains("month rollups in ")
+            && c["cur"].1.contains("(0 kept)"),
         "{:?}",
         c["cur"]
     );
@@ -495,6 +497,31 @@ async fn cur_and_athena_are_checked_when_configured() {
     assert_eq!(emu.count("GetWorkGroup").await, 1);
     assert_eq!(emu.count("StartQueryExecution").await, 0);
 
+    // A rollup folder that cannot be written is said, with the flag to fix it; not a failure.
+    let blocker = with.join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let bad = blocker.join("rollups");
+    let bad_run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &[
+            "--cur",
+            with.to_str().unwrap(),
+            "--cur-rollup-dir",
+            bad.to_str().unwrap(),
+            "doctor",
+            "--json",
+        ],
+        &[],
+    );
+    let c2 = checks(&bad_run.json());
+    assert_eq!(c2["cur"].0, "ok");
+    assert!(
+        c2["cur"].1.contains("month rollups cannot be written")
+            && c2["cur"].1.contains("--cur-rollup-dir"),
+        "{:?}",
+        c2["cur"]
+    );
     // An export without IAM principal data, and a workgroup with no result location.
     let run = doctor(
         Some(&emu),
