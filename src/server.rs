@@ -115,6 +115,8 @@ impl AccountSources {
                         partition_column: Some(config.athena_partition_column.clone())
                             .filter(|c| !c.is_empty()),
                         timeout: std::time::Duration::from_secs(config.athena_timeout_secs),
+                        reuse_open: config.ttl_open(),
+                        reuse_closed: config.ttl_closed(),
                     };
                     let sdk = sdk.clone();
                     Some(Arc::new(Athena::new(

@@ -292,3 +292,66 @@ async fn bad_athena_settings_are_refused_at_startup() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("go together"));
 }
+
+#[tokio::test]
+async fn repeated_questions_let_athena_reuse_a_result() {
+    let emu = Emulator::start();
+    let (start, _) = last_month();
+    let alice = "arn:aws:iam::111122223333:user/alice".to_string();
+    seed(
+        &emu,
+        &start,
+        &[(alice, "", "Usage", "1K tokens", 7.25, 1.0)],
+    )
+    .await;
+    emu.post(
+        "/_emulator/athena/outcomes",
+        json!({"outcomes": [{"state": "SUCCEEDED", "reused_previous_result": true}]}),
+    )
+    .await;
+    let client = stdio_client(Some(&emu), ARGS, &[]).await;
+    let last_month = json!({"period": "last_month", "source": "athena", "group_by": ["principal"]});
+    let out = ok(&call(&client, "bedrock_spend", last_month.clone()).await);
+    assert_eq!(out["total"], json!(7.25));
+    assert!(
+        out["notes"].to_string().contains(
+            "Athena reused the result of the same query from the last 1440 min: no data scanned"
+        ),
+        "{}",
+        out["notes"]
+    );
+    // A closed month may reuse a result as old as --cache-ttl-closed-secs (1 day), a period
+    // reaching into this month one as old as --cache-ttl-open-secs (15 min).
+    let this_month = json!({"period": "this_month", "source": "athena", "group_by": ["principal"]});
+    let out = ok(&call(&client, "bedrock_spend", this_month).await);
+    assert!(
+        !out["notes"].to_string().contains("reused"),
+        "{}",
+        out["notes"]
+    );
+    let sent: Vec<Value> = queries(&emu)
+        .await
+        .iter()
+        .map(|q| q["result_reuse"].clone())
+        .collect();
+    let by_age =
+        |m: u64| json!({"ResultReuseByAgeConfiguration": {"Enabled": true, "MaxAgeInMinutes": m}});
+    assert_eq!(sent, vec![by_age(1440), by_age(15)]);
+    client.cancel().await.unwrap();
+
+    // Cache times of 0 turn reuse off: no ResultReuseConfiguration is sent.
+    let client = stdio_client(
+        Some(&emu),
+        &[ARGS, &["--cache-ttl-closed-secs", "0"]].concat(),
+        &[],
+    )
+    .await;
+    ok(&call(&client, "bedrock_spend", last_month).await);
+    let sent = queries(&emu).await;
+    assert_eq!(
+        sent.last().unwrap()["result_reuse"],
+        Value::Null,
+        "{sent:?}"
+    );
+    client.cancel().await.unwrap();
+}

@@ -6,7 +6,10 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_athena::Client;
-use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration};
+use aws_sdk_athena::types::{
+    QueryExecutionContext, QueryExecutionState, ResultConfiguration, ResultReuseByAgeConfiguration,
+    ResultReuseConfiguration,
+};
 use chrono::Utc;
 
 use super::cur_sql::{self, Dialect, NO_PRINCIPAL_COLUMN, RawRow, TableShape};
@@ -27,7 +30,15 @@ pub struct AthenaSettings {
     pub partition_column: Option<String>,
     /// Give up (and stop the query) after this long.
     pub timeout: Duration,
+    /// Let Athena reuse an identical query's result up to this old (Athena's query result
+    /// reuse: no data scanned, nothing billed), for periods reaching into this month and for
+    /// closed ones; zero turns reuse off. The server passes its cache times.
+    pub reuse_open: Duration,
+    pub reuse_closed: Duration,
 }
+
+/// Athena's longest result reuse (7 days).
+const MAX_REUSE_MINUTES: u64 = 10_080;
 
 /// Athena identifiers we accept: letters, digits, underscore, hyphen (catalogs).
 pub fn valid_identifier(s: &str) -> bool {
@@ -168,6 +179,25 @@ impl SpendSource for Athena {
             start = start
                 .set_execution_parameters(Some(sql.params.iter().map(|p| literal(p)).collect()));
         }
+        let open = q.period.end > crate::domain::period::first_of_month(Utc::now().date_naive());
+        let reuse = if open {
+            self.settings.reuse_open
+        } else {
+            self.settings.reuse_closed
+        };
+        let reuse_minutes = (reuse.as_secs() / 60).min(MAX_REUSE_MINUTES);
+        if reuse_minutes > 0 {
+            start = start.result_reuse_configuration(
+                ResultReuseConfiguration::builder()
+                    .result_reuse_by_age_configuration(
+                        ResultReuseByAgeConfiguration::builder()
+                            .enabled(true)
+                            .max_age_in_minutes(reuse_minutes as i32)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
         let started = start
             .send()
             .await
@@ -186,7 +216,7 @@ impl SpendSource for Athena {
         };
         let t0 = Instant::now();
         let mut delay = Duration::from_millis(200);
-        let scanned = loop {
+        let (scanned, reused) = loop {
             let out = self
                 .client
                 .get_query_execution()
@@ -202,10 +232,15 @@ impl SpendSource for Athena {
                 .unwrap_or(QueryExecutionState::Queued);
             match state {
                 QueryExecutionState::Succeeded => {
-                    break exec
-                        .and_then(|e| e.statistics())
-                        .and_then(|s| s.data_scanned_in_bytes())
-                        .map(|b| b.max(0) as u64);
+                    let stats = exec.and_then(|e| e.statistics());
+                    break (
+                        stats
+                            .and_then(|s| s.data_scanned_in_bytes())
+                            .map(|b| b.max(0) as u64),
+                        stats
+                            .and_then(|s| s.result_reuse_information())
+                            .is_some_and(|r| r.reused_previous_result()),
+                    );
                 }
                 QueryExecutionState::Failed | QueryExecutionState::Cancelled => {
                     guard.armed = false;
@@ -311,7 +346,11 @@ impl SpendSource for Athena {
         }
         let shaped = cur_sql::shape(q, &sql.columns, raw)?;
         let mut notes = vec![format!("Athena query {id} on {}", self.shape.table)];
-        if let Some(b) = scanned {
+        if reused {
+            notes.push(format!(
+                "Athena reused the result of the same query from the last {reuse_minutes} min: no data scanned, nothing billed (--cache-ttl-open-secs / --cache-ttl-closed-secs set how old it may be; 0 turns reuse off)"
+            ));
+        } else if let Some(b) = scanned {
             notes.push(format!(
                 "Athena scanned {:.1} MB (Athena bills per TB scanned)",
                 b as f64 / 1e6

@@ -548,7 +548,10 @@ ATHENA_OUTCOME_DEFAULTS = {
     "FAILED": ("GENERIC_USER_ERROR: query failed (emulated)", 2, 1000),
     "CANCELLED": ("Query cancelled (emulated)", 2, 1000),
 }
-ATHENA_OUTCOME_FIELDS = {"state", "polls", "reason", "error_category", "error_type", "data_scanned_bytes"}
+ATHENA_OUTCOME_FIELDS = {
+    "state", "polls", "reason", "error_category", "error_type", "data_scanned_bytes",
+    "reused_previous_result",
+}
 
 
 def is_int(value: Any) -> bool:
@@ -566,6 +569,7 @@ class AthenaOutcome:
     error_category: int | None
     error_type: int | None
     data_scanned_bytes: int | None
+    reused_previous_result: bool = False
 
     @classmethod
     def from_json(cls, spec: Any) -> AthenaOutcome:
@@ -601,7 +605,10 @@ class AthenaOutcome:
         scanned = spec.get("data_scanned_bytes")
         if scanned is not None and (not is_int(scanned) or scanned < 0):
             raise BadRequest("data_scanned_bytes must be a non-negative integer")
-        return cls(dict(spec), final, polls, reason, category, error_type, scanned)
+        reused = spec.get("reused_previous_result", False)
+        if not isinstance(reused, bool) or (reused and final != "SUCCEEDED"):
+            raise BadRequest("reused_previous_result must be a boolean, true only for a query that succeeds")
+        return cls(dict(spec), final, polls, reason, category, error_type, scanned, reused)
 
 
 @dataclass
@@ -710,6 +717,8 @@ def start_query_execution(self: AthenaResponse) -> Any:
         # As sent: moto (like AWS) reports OutputLocation with "<id>.csv" appended.
         "output_location": result_config.get("OutputLocation"),
         "execution_parameters": self._get_param("ExecutionParameters"),
+        # As sent (None when the caller asked for none).
+        "result_reuse": self._get_param("ResultReuseConfiguration"),
         "stopped": False,
     }
     backend = self.athena_backend
@@ -778,6 +787,8 @@ def get_query_execution(self: AthenaResponse) -> str:
         status["CompletionDateTime"] = query.completed_at
         if outcome.data_scanned_bytes is not None:
             statistics.update(ATHENA_EMULATED_TIMINGS, DataScannedInBytes=outcome.data_scanned_bytes)
+        if state == "SUCCEEDED":
+            statistics["ResultReuseInformation"] = {"ReusedPreviousResult": outcome.reused_previous_result}
     else:
         status.pop("CompletionDateTime", None)
     if state in ("FAILED", "CANCELLED") and not query.cancelled_by_stop:

@@ -1023,9 +1023,9 @@ def athena_query_log(emu: Emulator) -> None:
     assert log == [
         {"id": first, "query": "SELECT * FROM cur WHERE team = ?", "database": "cur_db", "catalog": "AwsDataCatalog",
          "workgroup": "primary", "output_location": "s3://results/athena/", "execution_parameters": ["'ml'"],
-         "stopped": False},
+         "result_reuse": None, "stopped": False},
         {"id": second, "query": "SELECT 2", "database": None, "catalog": None, "workgroup": None,
-         "output_location": None, "execution_parameters": None, "stopped": True},
+         "output_location": None, "execution_parameters": None, "result_reuse": None, "stopped": True},
     ], log
     # Stopping a finished query leaves it SUCCEEDED, as AWS does (moto alone would cancel it).
     assert query_status(athena, second)["Status"]["State"] == "SUCCEEDED"
@@ -1143,7 +1143,9 @@ def athena_outcome_control_requests(emu: Emulator) -> None:
                 {"outcomes": [{"state": "RUNNING", "polls": 2}]},
                 {"outcomes": [{"state": "FAILED", "error_category": "2"}]},
                 {"outcomes": [{"state": "FAILED", "data_scanned_bytes": -5}]},
-                {"outcomes": [{"state": "FAILED", "reson": "typo"}]}):
+                {"outcomes": [{"state": "FAILED", "reson": "typo"}]},
+                {"outcomes": [{"state": "FAILED", "reused_previous_result": True}]},
+                {"outcomes": [{"state": "SUCCEEDED", "reused_previous_result": "yes"}]}):
         emu.control("POST", "/_emulator/athena/outcomes", bad, expect=400)
     queue_outcomes(emu, {"state": "FAILED"}, {"state": "RUNNING_THEN_SUCCEEDED", "polls": 2})
     pending = emu.control("GET", "/_emulator/athena/outcomes", expect=200)
@@ -1156,6 +1158,21 @@ def athena_outcome_control_requests(emu: Emulator) -> None:
     emu.control("DELETE", "/_emulator/athena/outcomes", expect=200)
     assert emu.control("GET", "/_emulator/athena/outcomes", expect=200) == []
     assert query_status(athena, start_query(athena))["Status"]["State"] == "SUCCEEDED"
+
+
+@check
+def athena_result_reuse(emu: Emulator) -> None:
+    athena = emu.client("athena")
+    reuse = {"ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 15}}
+    queue_outcomes(emu, {"state": "SUCCEEDED", "reused_previous_result": True}, {"state": "SUCCEEDED"})
+    reused = athena.start_query_execution(QueryString="SELECT 1", ResultReuseConfiguration=reuse)["QueryExecutionId"]
+    fresh = start_query(athena)
+    stats = query_status(athena, reused)["Statistics"]
+    assert stats["ResultReuseInformation"] == {"ReusedPreviousResult": True}, stats
+    stats = query_status(athena, fresh)["Statistics"]
+    assert stats["ResultReuseInformation"] == {"ReusedPreviousResult": False}, stats
+    log = emu.control("GET", "/_emulator/athena/queries", expect=200)
+    assert [q["result_reuse"] for q in log] == [reuse, None], log
 
 
 @check
