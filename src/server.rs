@@ -103,6 +103,11 @@ impl AccountSources {
         sdk: &Lazy<aws_config::SdkConfig>,
         cap: Arc<RequestCap>,
     ) -> Result<AccountSources, String> {
+        // Cost Explorer keeps answers this long; Athena may reuse a result this old.
+        let ttl = CacheTtl {
+            closed: config.ttl_closed(),
+            open: config.ttl_open(),
+        };
         let athena: Option<Arc<dyn SpendSource>> =
             match (&config.athena_database, &config.athena_table) {
                 (Some(database), Some(table)) => {
@@ -115,8 +120,7 @@ impl AccountSources {
                         partition_column: Some(config.athena_partition_column.clone())
                             .filter(|c| !c.is_empty()),
                         timeout: std::time::Duration::from_secs(config.athena_timeout_secs),
-                        reuse_open: config.ttl_open(),
-                        reuse_closed: config.ttl_closed(),
+                        reuse: ttl,
                     };
                     let sdk = sdk.clone();
                     Some(Arc::new(Athena::new(
@@ -129,10 +133,6 @@ impl AccountSources {
         // Regions of the global services: see `sources::clients`.
         let ce_sdk = sdk.clone();
         let client = lazy(move || clients::cost_explorer(&ce_sdk));
-        let ttl = CacheTtl {
-            closed: config.ttl_closed(),
-            open: config.ttl_open(),
-        };
         let (iam_sdk, sts_sdk, budgets_sdk) = (sdk.clone(), sdk.clone(), sdk.clone());
         Ok(AccountSources {
             cost_explorer: Arc::new(CostExplorer::new(client.clone(), cap.clone(), ttl)),
@@ -187,7 +187,9 @@ impl App {
             ))),
             (None, Some(_)) => None,
         };
+        // Not for the demo: its bundled export is far below --cur-rollup-min-mb.
         if config.serving
+            && config.cur.is_some()
             && config.cur_prebuild_months > 0
             && let Some(lazy) = &lazy_cur
         {

@@ -12,6 +12,7 @@ use aws_sdk_athena::types::{
 };
 use chrono::Utc;
 
+use super::cost_explorer::CacheTtl;
 use super::cur_sql::{self, Dialect, NO_PRINCIPAL_COLUMN, RawRow, TableShape};
 use super::{Progress, SpendAnswer, SpendSource};
 use crate::domain::group::SpendQuery;
@@ -31,10 +32,9 @@ pub struct AthenaSettings {
     /// Give up (and stop the query) after this long.
     pub timeout: Duration,
     /// Let Athena reuse an identical query's result up to this old (Athena's query result
-    /// reuse: no data scanned, nothing billed), for periods reaching into this month and for
-    /// closed ones; zero turns reuse off. The server passes its cache times.
-    pub reuse_open: Duration,
-    pub reuse_closed: Duration,
+    /// reuse: no data scanned, nothing billed); zero turns reuse off. The server passes its
+    /// cache times.
+    pub reuse: CacheTtl,
 }
 
 /// Athena's longest result reuse (7 days).
@@ -179,12 +179,7 @@ impl SpendSource for Athena {
             start = start
                 .set_execution_parameters(Some(sql.params.iter().map(|p| literal(p)).collect()));
         }
-        let open = q.period.end > crate::domain::period::first_of_month(Utc::now().date_naive());
-        let reuse = if open {
-            self.settings.reuse_open
-        } else {
-            self.settings.reuse_closed
-        };
+        let reuse = (self.settings.reuse).for_period(&q.period, Utc::now().date_naive());
         let reuse_minutes = (reuse.as_secs() / 60).min(MAX_REUSE_MINUTES);
         if reuse_minutes > 0 {
             start = start.result_reuse_configuration(

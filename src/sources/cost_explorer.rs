@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::ce_guard::{RequestCap, Served, SingleFlightCache};
 use super::{Progress, SpendAnswer, SpendRow, SpendSource};
 use crate::domain::group::{Granularity, GroupKey, SpendQuery};
-use crate::domain::period::add_months;
+use crate::domain::period::{Period, add_months};
 use crate::error::{ToolError, from_sdk};
 
 /// Used when service discovery is not possible; the note says so.
@@ -35,6 +35,17 @@ pub struct CacheTtl {
     pub closed: Duration,
     /// Periods that reach into the current month.
     pub open: Duration,
+}
+
+impl CacheTtl {
+    /// The time for `period`, seen on `today`.
+    pub fn for_period(&self, period: &Period, today: NaiveDate) -> Duration {
+        if period.is_closed(today) {
+            self.closed
+        } else {
+            self.open
+        }
+    }
 }
 
 /// The normalised request: what the cache is keyed by, and what is sent.
@@ -425,11 +436,7 @@ impl SpendSource for CostExplorer {
                 .collect(),
         };
         let key = serde_json::to_string(&req).map_err(|e| ToolError::invalid(e.to_string()))?;
-        let ttl = if period.is_closed(today) {
-            self.ttl.closed
-        } else {
-            self.ttl.open
-        };
+        let ttl = self.ttl.for_period(&period, today);
         let (client, cap) = (self.client.clone(), self.cap.clone());
         let (fetch, served) = self
             .answers

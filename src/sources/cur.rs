@@ -331,17 +331,14 @@ impl CurEngine {
             return;
         };
         let mut month = crate::domain::period::first_of_month(Utc::now().date_naive());
+        let mut names = Vec::new();
         for _ in 0..months {
-            let name = month.format("%Y-%m").to_string();
-            if let Err(e) = set
-                .rollups
-                .ensure(&self.ctx, &set.listing, set.columns, &name)
-                .await
-            {
-                tracing::warn!(month = %name, error = %e, "CUR rollup not built");
-            }
+            names.push(month.format("%Y-%m").to_string());
             month = crate::domain::period::prev_month(month);
         }
+        set.rollups
+            .ensure_all(&self.ctx, &set.listing, set.columns, &names)
+            .await;
     }
 
     /// Answer from the month rollups. None: rollups are off, the period has no files, a
@@ -372,15 +369,9 @@ impl CurEngine {
             Ok(p) if !p.missing.is_empty() => {
                 let (ctx, set2, missing) = (self.ctx.clone(), set.clone(), p.missing.clone());
                 tokio::spawn(async move {
-                    for month in missing {
-                        if let Err(e) = set2
-                            .rollups
-                            .ensure(&ctx, &set2.listing, set2.columns, &month)
-                            .await
-                        {
-                            tracing::warn!(error = %e, "CUR rollup not built");
-                        }
-                    }
+                    set2.rollups
+                        .ensure_all(&ctx, &set2.listing, set2.columns, &missing)
+                        .await;
                 });
                 return (
                     None,
@@ -952,5 +943,53 @@ mod rollup_tests {
         assert_eq!(figures(&a), figures(&b));
         let total: f64 = a.rows.iter().map(|r| r.amount).sum();
         assert!((total - 31.75).abs() < 1e-9, "{total}");
+    }
+
+    /// A month carrying more principal tag keys than a rollup holds is answered from the export.
+    #[tokio::test]
+    async fn too_many_tag_keys_fall_back_to_the_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let rollups = tempfile::tempdir().unwrap();
+        let keys: Vec<String> = (0..=cur_rollup::MAX_TAG_KEYS)
+            .map(|i| format!("iamPrincipal/k{i}"))
+            .collect();
+        let items: Vec<LineItem> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let p = format!("arn:aws:iam::123456789012:user/u{i}");
+                line(
+                    "2026-09-25",
+                    &p,
+                    &[(k.as_str(), "v")],
+                    "Amazon Bedrock",
+                    1.0,
+                )
+            })
+            .collect();
+        crate::curgen::write_line_items(&items, dir.path()).unwrap();
+        let loc = CurLocation::Local(dir.path().to_path_buf());
+        let settings = RollupSettings {
+            dir: rollups.path().to_path_buf(),
+            min_bytes: 0,
+            background: false,
+        };
+        let e = CurEngine::open(&loc, None, Some(settings)).await.unwrap();
+        let a = ask(&e, vec![GroupKey::Tag("k7".into())], SpendFilter::default()).await;
+        assert!(
+            !a.notes.iter().any(|n| n.contains("rollup")),
+            "{:?}",
+            a.notes
+        );
+        let total: f64 = a.rows.iter().map(|r| r.amount).sum();
+        assert!((total - keys.len() as f64).abs() < 1e-9, "{total}");
+        let k7: f64 = a
+            .rows
+            .iter()
+            .filter(|r| r.keys[0].as_deref() == Some("v"))
+            .map(|r| r.amount)
+            .sum();
+        assert!((k7 - 1.0).abs() < 1e-9, "{k7}");
+        assert_eq!(std::fs::read_dir(rollups.path()).unwrap().count(), 0);
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! The first question about a billing month scans that month's Parquet files once into a small
 //! table: the Bedrock lines only, one row per usage day and raw key (principal, usage type, line
-//! item type, region, `product['model']`, `product['servicename']`, the whole `tags` map), with
-//! the sums every question needs (`unblended`, `net_unblended`, `tokens`). The rollup is written
-//! as one Parquet file in the rollup folder; every later question about that month, whatever it
-//! groups by or filters on, runs the same SQL on the rollup (`TableShape::rollup`) instead of the
-//! export. At 10M line items a month is ~0.4-0.8M rollup rows.
+//! item type, region, `product['model']`, `product['servicename']`, the value of each
+//! `iamPrincipal/*` tag key, put back together as a `tags` map), with the sums every question
+//! needs (`unblended`, `net_unblended`, `tokens`). The rollup is written as one Parquet file in
+//! the rollup folder; every later question about that month, whatever it groups by or filters
+//! on, runs the same SQL on the rollup (`TableShape::rollup`) instead of the export. At 10M line
+//! items a month is ~0.4M rollup rows (8.5 MB).
 //!
 //! A rollup is named after the export location and month, plus a digest of the month's files
 //! (path, size, modification time, ETag) and the columns it was built from: a new delivery
@@ -75,6 +76,7 @@ pub struct Listing {
 pub struct Small;
 
 /// The rollups to query for a period.
+#[derive(Default)]
 pub struct Picked {
     pub files: Vec<PathBuf>,
     /// How many of them were built for this question.
@@ -164,9 +166,9 @@ impl Rollups {
     }
 
     /// Rollup files for `months`. Months without files have no rollup (the export has no lines
-    /// there either); nor have months smaller than `min_bytes`: if any month asked for is
-    /// such, the answer comes from the export (no files listed). A month whose rollup is missing is built now when `build`, else listed
-    /// in `missing`. An error means: answer from the export instead.
+    /// there either); nor have months smaller than `min_bytes`: if any month asked for is such,
+    /// the answer comes from the export (no files listed). A month whose rollup is missing is
+    /// built now when `build`, else listed in `missing`. An error means: answer from the export.
     pub async fn pick(
         &self,
         ctx: &SessionContext,
@@ -175,23 +177,13 @@ impl Rollups {
         months: &[String],
         build: bool,
     ) -> Result<Picked, String> {
-        let mut picked = Picked {
-            files: Vec::new(),
-            built: 0,
-            missing: Vec::new(),
-        };
+        let mut picked = Picked::default();
         for month in months {
             let name = match self.name_for(listing, cols, month).await? {
                 Ok(Some((_, name))) => name,
                 Ok(None) => continue,
                 // One month scanned means the whole question is (one query, one engine).
-                Err(Small) => {
-                    return Ok(Picked {
-                        files: Vec::new(),
-                        built: 0,
-                        missing: Vec::new(),
-                    });
-                }
+                Err(Small) => return Ok(Picked::default()),
             };
             let path = self.dir.join(&name);
             if path.is_file() {
@@ -234,6 +226,22 @@ impl Rollups {
         }
         self.prune(&stem, &name);
         Ok(Some(path))
+    }
+
+    /// `ensure` each month in turn, logging the ones that could not be built (their questions
+    /// are answered from the export).
+    pub async fn ensure_all(
+        &self,
+        ctx: &SessionContext,
+        listing: &Listing,
+        cols: Columns,
+        months: &[String],
+    ) {
+        for month in months {
+            if let Err(e) = self.ensure(ctx, listing, cols, month).await {
+                tracing::warn!(%month, error = %e, "CUR rollup not built");
+            }
+        }
     }
 
     /// Scan one month of the export into `path` (written beside it, then renamed into place).
@@ -432,4 +440,45 @@ pub async fn register(ctx: &SessionContext, name: &str, files: &[PathBuf]) -> Re
     ctx.register_table(name, df.into_view())
         .map_err(|e| format!("registering rollups: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_keeps_the_new_rollup_and_fresh_ones_of_other_months() {
+        let dir = tempfile::tempdir().unwrap();
+        let rollups = Rollups::new(dir.path().to_path_buf(), 0);
+        let day = Duration::from_secs(24 * 3600);
+        let files = [
+            ("aaa-new.parquet", Duration::ZERO), // the one just written
+            ("aaa-old.parquet", Duration::ZERO), // same export and month: an old delivery
+            ("bbb-x.parquet", day),              // another month, used yesterday
+            ("ccc-x.parquet", MAX_AGE + day),    // another month, not rewritten for 31 days
+            ("aaa-new.123.tmp", Duration::from_secs(60)), // a build under way elsewhere
+            ("bbb-x.99.tmp", 2 * day),           // a build whose process stopped
+            ("notes.txt", MAX_AGE + day),        // not ours
+        ];
+        for (name, age) in files {
+            let f = std::fs::File::create(dir.path().join(name)).unwrap();
+            f.set_modified(SystemTime::now() - age).unwrap();
+        }
+        rollups.prune("aaa", "aaa-new.parquet");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "aaa-new.123.tmp",
+                "aaa-new.parquet",
+                "bbb-x.parquet",
+                "notes.txt"
+            ]
+        );
+    }
 }
