@@ -81,6 +81,16 @@ static void on_trap(int sig, siginfo_t *info, void *ctx) {
     uc->uc_mcontext.gregs[REG_RIP] = (greg_t)ip;
 }
 
+// Run `fn` on `sig`, with the signal's details, re-entrantly (a handler may fault again).
+static void handle(int sig, void (*fn)(int, siginfo_t *, void *)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = fn;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
 __attribute__((constructor)) static void bptrace_init(void) {
     const char *funcs = getenv("BPTRACE_FUNCS"), *outp = getenv("BPTRACE_OUT");
     if (!funcs || !outp) return;
@@ -104,12 +114,7 @@ __attribute__((constructor)) static void bptrace_init(void) {
     out_fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (out_fd < 0) { perror("bptrace: BPTRACE_OUT"); return; }
     orig = malloc(count);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_trap;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTRAP, &sa, NULL);
+    handle(SIGTRAP, on_trap);
     long page = page_size = sysconf(_SC_PAGESIZE);
     uint64_t lo = addrs[0] & ~(uint64_t)(page - 1), hi = (addrs[count - 1] + page) & ~(uint64_t)(page - 1);
     if (mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE | PROT_EXEC)) { perror("bptrace: mprotect"); return; }
@@ -121,12 +126,7 @@ __attribute__((constructor)) static void bptrace_init(void) {
     // as "d<address>" (a page-granular view: SIGSEGV, then the page is readable again).
     const char *data = getenv("BPTRACE_DATA");
     if (data) {
-        struct sigaction sv;
-        memset(&sv, 0, sizeof sv);
-        sv.sa_sigaction = on_segv;
-        sv.sa_flags = SA_SIGINFO | SA_NODEFER;
-        sigemptyset(&sv.sa_mask);
-        sigaction(SIGSEGV, &sv, NULL);
+        handle(SIGSEGV, on_segv);
         unsigned long dl, dh;
         int used;
         while (data_n < 8 && sscanf(data, "%lx-%lx%n", &dl, &dh, &used) == 2) {
