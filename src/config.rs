@@ -13,6 +13,13 @@ pub struct Config {
     #[arg(long, env = "BEDROCK_COST_MCP_DEMO", global = true)]
     pub demo: bool,
 
+    /// Pin the calendar clock: answer as if now were this UTC time (RFC 3339, e.g.
+    /// 2026-03-01T09:00:00Z, or a date, read as noon UTC); the clock runs on from there. Periods,
+    /// forecasts, ledger and anomaly windows, rollup months and the demo data follow it; token
+    /// expiry and cache lifetimes keep real time. Every answer's notes say when it is set.
+    #[arg(long, env = "BEDROCK_COST_MCP_NOW", global = true, value_name = "TIME")]
+    pub now: Option<String>,
+
     /// Principal tag key grouped by when a question names none (without the `iamPrincipal/` prefix).
     #[arg(
         long,
@@ -252,6 +259,9 @@ pub struct Config {
 impl Config {
     /// Check values that clap cannot.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(now) = &self.now {
+            crate::domain::clock::parse(now).map_err(|e| format!("--now: {e}"))?;
+        }
         if !crate::domain::group::valid_tag_key(&self.default_tag_key) {
             return Err(format!(
                 "--default-tag-key '{}' is not a valid tag key",
@@ -269,6 +279,13 @@ impl Config {
             return Err("--ce-max-requests-per-hour must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The pinned calendar time, if `--now` is set (checked by [`Config::validate`]).
+    pub fn pinned_now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.now
+            .as_deref()
+            .and_then(|s| crate::domain::clock::parse(s).ok())
     }
 
     /// The month-rollup folder in effect (None: rollups off, or no cache directory known).

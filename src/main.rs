@@ -53,12 +53,13 @@ async fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
+    bedrock_cost_mcp::domain::clock::pin(cli.config.pinned_now());
     match cli.command {
         Command::Doctor(args) => {
             ExitCode::from(bedrock_cost_mcp::doctor::main(cli.config, &args).await)
         }
         Command::GenerateCur(args) => {
-            let today = chrono::Utc::now().date_naive();
+            let today = bedrock_cost_mcp::domain::clock::today();
             let spec = bedrock_cost_mcp::curgen::GenSpec {
                 rows: args.rows,
                 start: args
@@ -113,10 +114,16 @@ async fn main() -> ExitCode {
                         eprintln!("error: cannot write the chart to {}: {e}", path.display());
                         return ExitCode::FAILURE;
                     }
+                    let mut text = bedrock_cost_mcp::tools::spend::render_text(&out);
+                    let mut value = serde_json::to_value(&out).unwrap_or_default();
+                    bedrock_cost_mcp::tools::note_pinned_clock(&mut text, &mut value);
                     if args.json {
-                        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&value).unwrap_or_default()
+                        );
                     } else {
-                        print!("{}", bedrock_cost_mcp::tools::spend::render_text(&out));
+                        print!("{text}");
                     }
                     ExitCode::SUCCESS
                 }

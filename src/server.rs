@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     ErrorData, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
@@ -182,7 +181,7 @@ impl App {
                 )))
             }
             (None, None) => Some(Arc::new(LazyCur::new(
-                CurOrigin::Demo(Utc::now().date_naive()),
+                CurOrigin::Demo(crate::domain::clock::today()),
                 config.cur_rollup_settings(),
             ))),
             (None, Some(_)) => None,
@@ -266,7 +265,9 @@ impl App {
         };
         match sdk {
             None => {
-                app.cost_explorer = Some(Arc::new(DemoCostExplorer::new(Utc::now().date_naive())));
+                app.cost_explorer = Some(Arc::new(DemoCostExplorer::new(
+                    crate::domain::clock::today(),
+                )));
                 app.directory = Some(Arc::new(DemoDirectory::new()));
                 app.allocation = Some(Arc::new(DemoAllocationTags::default()));
                 app.registry = Some(Arc::new(crate::sources::demo::DemoRegistry::new()));

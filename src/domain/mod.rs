@@ -2,6 +2,7 @@
 //! Nothing here talks to AWS.
 
 pub mod anomaly;
+pub mod clock;
 pub mod group;
 pub mod period;
 pub mod pricing;

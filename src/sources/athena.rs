@@ -10,7 +10,6 @@ use aws_sdk_athena::types::{
     QueryExecutionContext, QueryExecutionState, ResultConfiguration, ResultReuseByAgeConfiguration,
     ResultReuseConfiguration,
 };
-use chrono::Utc;
 
 use super::cost_explorer::CacheTtl;
 use super::cur_sql::{self, Dialect, NO_PRINCIPAL_COLUMN, RawRow, TableShape};
@@ -179,7 +178,7 @@ impl SpendSource for Athena {
             start = start
                 .set_execution_parameters(Some(sql.params.iter().map(|p| literal(p)).collect()));
         }
-        let reuse = (self.settings.reuse).for_period(&q.period, Utc::now().date_naive());
+        let reuse = (self.settings.reuse).for_period(&q.period, crate::domain::clock::today());
         let reuse_minutes = (reuse.as_secs() / 60).min(MAX_REUSE_MINUTES);
         if reuse_minutes > 0 {
             start = start.result_reuse_configuration(
@@ -355,11 +354,11 @@ impl SpendSource for Athena {
             rows: shaped.rows,
             currency: "USD".into(),
             estimated: q.period.end
-                > crate::domain::period::first_of_month(Utc::now().date_naive()),
+                > crate::domain::period::first_of_month(crate::domain::clock::today()),
             services_counted: vec![],
             paid_requests: 0,
             cached: false,
-            as_of: Utc::now(),
+            as_of: crate::domain::clock::now(),
             source: "athena",
             notes,
             adjustments: shaped.adjustments,

@@ -374,7 +374,7 @@ async fn fetch_all(
         currency,
         estimated,
         pages,
-        as_of: Utc::now(),
+        as_of: crate::domain::clock::now(),
     })
 }
 
@@ -389,7 +389,7 @@ impl SpendSource for CostExplorer {
     }
 
     async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
-        let today = Utc::now().date_naive();
+        let today = crate::domain::clock::today();
         let mut notes = Vec::new();
         check_query(q)?;
         let oldest = add_months(today, -13);

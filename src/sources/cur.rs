@@ -330,7 +330,7 @@ impl CurEngine {
         let Some(set) = self.rollups.as_ref() else {
             return;
         };
-        let mut month = crate::domain::period::first_of_month(Utc::now().date_naive());
+        let mut month = crate::domain::period::first_of_month(crate::domain::clock::today());
         let mut names = Vec::new();
         for _ in 0..months {
             names.push(month.format("%Y-%m").to_string());
@@ -576,11 +576,11 @@ impl SpendSource for CurEngine {
             rows: shaped.rows,
             currency: "USD".into(),
             estimated: q.period.end
-                > crate::domain::period::first_of_month(Utc::now().date_naive()),
+                > crate::domain::period::first_of_month(crate::domain::clock::today()),
             services_counted: vec![],
             paid_requests: 0,
             cached: false,
-            as_of: delivered.unwrap_or_else(Utc::now),
+            as_of: delivered.unwrap_or_else(crate::domain::clock::now),
             source: "cur",
             notes,
             adjustments: shaped.adjustments,
@@ -662,10 +662,34 @@ impl LazyCur {
     }
 }
 
-/// Write the demo organisation's CUR export once per day into the temp dir
-/// (atomically: concurrent servers each write their own copy, one wins).
+/// Where the demo export is written: the user's cache folder (`$XDG_CACHE_HOME` or
+/// `~/.cache`, then `bedrock-cost-mcp/demo`), never a shared, predictable folder under /tmp
+/// where another local user could plant files before us. Without a home, a private folder
+/// (mode 0700, random name) made for this process.
+fn demo_base() -> Result<std::path::PathBuf, ToolError> {
+    if let Some(dir) = crate::config::user_dir("XDG_CACHE_HOME", ".cache") {
+        return Ok(dir.join("demo"));
+    }
+    static PRIVATE: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    PRIVATE
+        .get_or_init(|| {
+            tempfile::Builder::new()
+                .prefix("bedrock-cost-mcp-demo-")
+                .tempdir()
+                .map(tempfile::TempDir::keep)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| {
+            ToolError::Unsupported(format!("cannot make a folder for the demo CUR export: {e}"))
+        })
+}
+
+/// Write the demo organisation's CUR export once per calendar day (atomically: concurrent
+/// servers each write their own copy, one wins).
 async fn demo_export(today: chrono::NaiveDate) -> Result<std::path::PathBuf, ToolError> {
-    let base = std::env::temp_dir().join("bedrock-cost-mcp-demo");
+    let base = demo_base()?;
     let dir = base.join(format!("v{}-{today}", crate::demo_data::DEMO_DATA_VERSION));
     if dir.join("data").is_dir() {
         return Ok(dir);

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 
 use super::cost_explorer::check_query;
 use super::{Progress, SpendAnswer, SpendRow, SpendSource};
@@ -96,7 +96,7 @@ impl SpendSource for DemoCostExplorer {
             *groups.entry((bucket, keys)).or_default() += amount;
         }
         services.sort();
-        let today = Utc::now().date_naive();
+        let today = crate::domain::clock::today();
         let rows = groups
             .into_iter()
             .map(|((bucket_start, keys), amount)| SpendRow {
@@ -115,7 +115,7 @@ impl SpendSource for DemoCostExplorer {
             services_counted: services,
             paid_requests: 0,
             cached: false,
-            as_of: Utc::now(),
+            as_of: crate::domain::clock::now(),
             source: "demo",
             notes: vec![
                 "demo data: a fictional organisation (Acme Example Corp), not your account".into(),
@@ -230,7 +230,7 @@ impl super::iam::PrincipalDirectory for DemoDirectory {
             requests: 0,
             warnings: vec![],
             complete: true,
-            as_of: Some(Utc::now()),
+            as_of: Some(crate::domain::clock::now()),
         })
     }
 
@@ -278,7 +278,11 @@ impl super::cost_allocation::AllocationTags for DemoAllocationTags {
             },
             tag_type: "UserDefined".into(),
             last_updated: Some("2026-09-02T00:00:00Z".into()),
-            last_used: Some(Utc::now().format("%Y-%m-%dT00:00:00Z").to_string()),
+            last_used: Some(
+                crate::domain::clock::now()
+                    .format("%Y-%m-%dT00:00:00Z")
+                    .to_string(),
+            ),
         };
         Ok(super::cost_allocation::TagListing {
             tags: vec![

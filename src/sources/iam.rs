@@ -175,7 +175,7 @@ impl Iam {
                     .into(),
             );
         }
-        inv.as_of = Some(Utc::now());
+        inv.as_of = Some(crate::domain::clock::now());
         Ok(inv)
     }
 }

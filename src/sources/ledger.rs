@@ -30,7 +30,7 @@ pub struct Ledger {
 impl Ledger {
     /// Open (or start) the ledger at `path`; `None` keeps it in memory only.
     pub fn open(path: Option<PathBuf>, window: Duration) -> Ledger {
-        let now = Utc::now();
+        let now = crate::domain::clock::now();
         let text = path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
@@ -66,12 +66,18 @@ impl Ledger {
         self.window.num_hours()
     }
 
-    /// Unexpired estimates for `key`: (sum, count).
-    pub async fn unbilled(&self, key: &str, now: DateTime<Utc>) -> (f64, usize) {
+    /// Unexpired estimates for `key` recorded since `since` (the start of the budget's period:
+    /// a call checked late on the 31st is January's spend, not February's): (sum, count).
+    pub async fn unbilled(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> (f64, usize) {
         let entries = self.entries.lock().await;
         let live: Vec<&Entry> = entries
             .iter()
-            .filter(|e| e.key == key && now - e.at < self.window)
+            .filter(|e| e.key == key && e.at >= since && now - e.at < self.window)
             .collect();
         (live.iter().map(|e| e.amount).sum(), live.len())
     }
@@ -134,12 +140,24 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(l.unbilled("tag:team=ml", t0).await, (1.5, 1));
+        let month_ago = t0 - Duration::days(31);
+        assert_eq!(l.unbilled("tag:team=ml", month_ago, t0).await, (1.5, 1));
         let again = Ledger::open(Some(path), Duration::hours(48));
-        assert_eq!(again.unbilled("tag:team=ml", t0).await, (1.5, 1));
+        assert_eq!(again.unbilled("tag:team=ml", month_ago, t0).await, (1.5, 1));
         assert_eq!(
             again
-                .unbilled("tag:team=ml", t0 + Duration::hours(49))
+                .unbilled("tag:team=ml", month_ago, t0 + Duration::hours(49))
+                .await,
+            (0.0, 0)
+        );
+        // Within the window but before the period began (a new month): not this period's.
+        assert_eq!(
+            again
+                .unbilled(
+                    "tag:team=ml",
+                    t0 + Duration::seconds(1),
+                    t0 + Duration::hours(1)
+                )
                 .await,
             (0.0, 0)
         );

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
@@ -89,7 +89,7 @@ impl App {
         input: AnomalyInput,
         with_cost_explorer: bool,
     ) -> Result<AnomalyOutput, ToolError> {
-        let today = Utc::now().date_naive();
+        let today = crate::domain::clock::today();
         let AnomalyArgs {
             period,
             k,

@@ -3,7 +3,7 @@
 //! budget, what is spent, what is not billed yet, the forecast and the
 //! remainder, and how fresh each figure is).
 
-use chrono::{Datelike, SecondsFormat, Utc};
+use chrono::{Datelike, SecondsFormat};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
@@ -321,13 +321,13 @@ impl App {
             return (
                 a,
                 "aws_budgets".into(),
-                Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                crate::domain::clock::now().to_rfc3339_opts(SecondsFormat::Secs, true),
             );
         }
         (
             0.0,
             "none".into(),
-            Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            crate::domain::clock::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         )
     }
 
@@ -349,7 +349,7 @@ impl App {
         };
         let (who, subject) = self.subject(input.who.as_deref(), &mut notes).await?;
         self.check_subject(&who, &subject)?;
-        let today = Utc::now().date_naive();
+        let today = crate::domain::clock::today();
         let period = PeriodInput::Word("this_month".into())
             .resolve(today)
             .map_err(|e| ToolError::invalid(e.to_string()))?;
@@ -377,8 +377,9 @@ impl App {
             .as_ref()
             .map(|b| b.scope.key())
             .unwrap_or_else(|| format!("who:{who}"));
-        let now = Utc::now();
-        let (unbilled, unbilled_checks) = self.ledger.unbilled(&ledger_key, now).await;
+        let now = crate::domain::clock::now();
+        let since = period.start.and_time(chrono::NaiveTime::MIN).and_utc();
+        let (unbilled, unbilled_checks) = self.ledger.unbilled(&ledger_key, since, now).await;
         // Linear projection over the month.
         let days_in_month = (next_month(today) - period.start).num_days() as f64;
         let elapsed = (today.day() as f64 - 1.0

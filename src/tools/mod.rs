@@ -63,11 +63,30 @@ pub fn take_page<T: Serialize>(items: impl IntoIterator<Item = T>, max: usize) -
         .collect()
 }
 
+/// While the calendar clock is pinned (`--now`), every answer says so: a line in its notes
+/// (added when the answer has none) and in its text.
+pub fn note_pinned_clock(text: &mut String, value: &mut serde_json::Value) {
+    let Some(note) = crate::domain::clock::note() else {
+        return;
+    };
+    if let serde_json::Value::Object(m) = value
+        && let serde_json::Value::Array(notes) = m
+            .entry("notes")
+            .or_insert_with(|| serde_json::Value::Array(vec![]))
+    {
+        notes.push(note.clone().into());
+    }
+    text.push_str("note: ");
+    text.push_str(&note);
+    text.push('\n');
+}
+
 /// The tool result: structured content plus the same answer as a short text.
 pub fn respond<T: Serialize>(result: Result<(String, T), ToolError>) -> CallToolResult {
     match result {
-        Ok((text, out)) => match serde_json::to_value(&out) {
-            Ok(value) => {
+        Ok((mut text, out)) => match serde_json::to_value(&out) {
+            Ok(mut value) => {
+                note_pinned_clock(&mut text, &mut value);
                 // The readable text replaces the JSON copy rmcp would add: clients that
                 // read structuredContent get the data, the others get the same answer
                 // as a table, and the answer stays half the size.
@@ -81,7 +100,13 @@ pub fn respond<T: Serialize>(result: Result<(String, T), ToolError>) -> CallTool
         },
         Err(e) => {
             tracing::info!(error = %e, "tool error");
-            CallToolResult::error(vec![ContentBlock::text(e.to_string())])
+            let mut text = e.to_string();
+            if let Some(note) = crate::domain::clock::note() {
+                text.push_str("\n(");
+                text.push_str(&note);
+                text.push(')');
+            }
+            CallToolResult::error(vec![ContentBlock::text(text)])
         }
     }
 }
@@ -98,6 +123,17 @@ pub async fn run_tool(
 
 /// [`run_tool`], reporting the progress of long questions (spend, untagged) to `progress`.
 pub async fn run_tool_with_progress(
+    app: &crate::server::App,
+    name: &str,
+    args: serde_json::Value,
+    progress: Progress,
+) -> Result<(String, serde_json::Value), ToolError> {
+    let (mut text, mut value) = run_tool_inner(app, name, args, progress).await?;
+    note_pinned_clock(&mut text, &mut value);
+    Ok((text, value))
+}
+
+async fn run_tool_inner(
     app: &crate::server::App,
     name: &str,
     args: serde_json::Value,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
@@ -297,7 +297,7 @@ impl App {
         input: UntaggedInput,
         progress: Progress,
     ) -> Result<UntaggedOutput, ToolError> {
-        let today = Utc::now().date_naive();
+        let today = crate::domain::clock::today();
         let period = input
             .period
             .clone()
@@ -633,7 +633,7 @@ impl App {
             paid_requests: paid,
             as_of: inventory
                 .as_of
-                .unwrap_or_else(Utc::now)
+                .unwrap_or_else(crate::domain::clock::now)
                 .to_rfc3339_opts(SecondsFormat::Secs, true),
             next_cursor,
             warnings,

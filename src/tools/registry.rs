@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::Utc;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
@@ -412,7 +411,8 @@ impl App {
             notes.push("per-role spend needs the CUR source (start with --cur PATH)".into());
             return;
         };
-        let Ok(period) = PeriodInput::Word("this_month".into()).resolve(Utc::now().date_naive())
+        let Ok(period) =
+            PeriodInput::Word("this_month".into()).resolve(crate::domain::clock::today())
         else {
             return;
         };

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{NaiveDate, SecondsFormat, Utc};
+use chrono::{NaiveDate, SecondsFormat};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
@@ -585,7 +585,7 @@ impl App {
         input: SpendInput,
         progress: Progress,
     ) -> Result<(SpendOutput, Option<Vec<u8>>), ToolError> {
-        let today = Utc::now().date_naive();
+        let today = crate::domain::clock::today();
         let mut q = build_query(&input, &self.config.default_tag_key, today)?;
         let (top_n, offset) = super::args::spend_page(&input)?;
         let source = self.spend_source(input.source)?;
@@ -614,7 +614,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

@@ -145,8 +145,32 @@ DEFAULT_TAG_PAGE_SIZE = 100
 MAX_TAG_PAGE_SIZE = 1000
 
 
+# The calendar follows the server's: BEDROCK_COST_MCP_NOW pins "now" (RFC 3339, or a date read as
+# noon UTC) and the clock runs on from there, as in the server (src/domain/clock.rs).
+_STARTED = time.monotonic()
+
+
+def _pinned_now() -> datetime | None:
+    raw = os.environ.get("BEDROCK_COST_MCP_NOW", "").strip()
+    if not raw:
+        return None
+    if len(raw) == 10:
+        raw += "T12:00:00Z"
+    return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+_PINNED = _pinned_now()
+
+
+def calendar_now() -> datetime:
+    if _PINNED is None:
+        return datetime.now(timezone.utc)
+    from datetime import timedelta
+    return _PINNED + timedelta(seconds=time.monotonic() - _STARTED)
+
+
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return calendar_now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +400,7 @@ def unknown_monitor(arn: str) -> JsonRESTError:
 
 
 def today_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    return calendar_now().strftime("%Y-%m-%d")
 
 
 def create_anomaly_monitor(self: CostExplorerResponse) -> str:

@@ -47,7 +47,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote
 
@@ -127,8 +127,26 @@ STOPWORDS = frozenset(
 )
 
 
+# The calendar follows the server's: BEDROCK_COST_MCP_NOW pins "now" (RFC 3339, or a date read as
+# noon UTC) and the clock runs on from there, as in the server (src/domain/clock.rs).
+_STARTED = time.monotonic()
+_PIN = os.environ.get("BEDROCK_COST_MCP_NOW", "").strip()
+_PINNED = (
+    datetime.fromisoformat((_PIN + "T12:00:00Z" if len(_PIN) == 10 else _PIN).replace("Z", "+00:00"))
+    .astimezone(timezone.utc)
+    if _PIN
+    else None
+)
+
+
+def calendar_now() -> datetime:
+    if _PINNED is None:
+        return datetime.now(timezone.utc)
+    return _PINNED + timedelta(seconds=time.monotonic() - _STARTED)
+
+
 def utc_now_iso() -> str:
-    now = datetime.now(timezone.utc)
+    now = calendar_now()
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 

@@ -3,9 +3,7 @@
 //! credentials, a response slower than the request timeout), the tool answers with an
 //! actionable error and the server keeps serving the next request.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn inject(emu: &Emulator, fault: Value) {

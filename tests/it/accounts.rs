@@ -3,9 +3,7 @@
 //! AssumeRole minted back to the role's account, so each account answers with its own seeds;
 //! the emulator's signing log shows which key and region every call really used.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const FINOPS: &str = "arn:aws:iam::111111111111:role/FinOpsRead";
@@ -191,7 +189,7 @@ async fn unlisted_accounts_are_refused_before_any_aws_call() {
     }
 
     // The CLI's `call` goes through the same check.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bedrock-cost-mcp"))
+    let out = crate::common::command()
         .args(["--allow-regions", "us-east-1", "call", "bedrock_spend"])
         .arg(r#"{"region": "eu-west-1"}"#)
         .envs(aws_env(Some(&emu)))
@@ -211,7 +209,7 @@ async fn unlisted_accounts_are_refused_before_any_aws_call() {
 async fn profile_brings_its_own_credentials_region_and_role() {
     let emu = Emulator::start();
     seed_spend(&emu, "222222222222", &[("data", "9.99")]).await;
-    let dir = std::env::temp_dir().join(format!("bcm-accounts-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(fresh_dir("accounts"));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config");
     std::fs::write(
@@ -307,7 +305,7 @@ async fn over_http_a_scoped_caller_keeps_its_scope_in_the_picked_account() {
     const TOKEN: &str = "tok-accounts-ml-5e1d";
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, TOKEN.as_bytes());
     let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    let dir = std::env::temp_dir().join(format!("bcm-accounts-http-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(fresh_dir("accounts-http"));
     std::fs::create_dir_all(&dir).unwrap();
     let tokens = dir.join("tokens.toml");
     std::fs::write(

@@ -2,11 +2,9 @@
 //! paging, query log and outcome control): the SQL and parameters we send,
 //! result paging, polling with progress, data scanned, failures, stopping.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use rmcp::model::{
     CallToolRequestParams, ClientRequest, ProgressNotificationParam, Request, ServerResult,
 };
@@ -272,7 +270,7 @@ async fn failures_are_reported_with_the_reason() {
 
 #[tokio::test]
 async fn bad_athena_settings_are_refused_at_startup() {
-    let out = std::process::Command::new(BIN)
+    let out = crate::common::command()
         .args([
             "--athena-database",
             "cur\"db",
@@ -285,7 +283,7 @@ async fn bad_athena_settings_are_refused_at_startup() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid Athena name"));
-    let out = std::process::Command::new(BIN)
+    let out = crate::common::command()
         .args(["--athena-database", "db", "serve"])
         .output()
         .unwrap();

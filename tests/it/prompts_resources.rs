@@ -2,9 +2,7 @@
 //! the prompts name the exact tool calls, and the resources are the effective
 //! configuration (without secrets) and the required-tags policy.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};
 
@@ -206,7 +204,7 @@ async fn resources_are_the_configuration_and_the_tag_policy() {
 
     let (config, raw) = read_json(&client, "bedrock-cost://config").await;
     assert!(!raw.contains(secret), "no secret in the configuration");
-    // The tests' scratch folder for CUR month rollups (common::aws_env sets it).
+    // The tests' scratch folder for CUR month rollups (crate::common::aws_env sets it).
     let rollup_dir = aws_env(None)
         .into_iter()
         .find(|(k, _)| k == "BEDROCK_COST_MCP_CUR_ROLLUP_DIR")

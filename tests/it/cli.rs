@@ -1,27 +1,20 @@
 //! The CLI for people: the same answers as the tools, tables or JSON, and
 //! exit codes that mean something (0 ok, 2 bad input, 1 a failure upstream).
 
-mod common;
-
-use common::BIN;
+use crate::common::BIN;
+use chrono::Datelike;
 use serde_json::Value;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let mut cmd = std::process::Command::new(BIN);
+    let mut cmd = crate::common::command();
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
             cmd.env_remove(k);
         }
     }
-    // Hermetic: no profile files, no instance metadata, a private state folder.
-    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        )
-        .env("AWS_REGION", "us-east-1")
-        .env("XDG_STATE_HOME", std::env::temp_dir().join("bcm-cli-state"));
+    // Hermetic: no profile files, no instance metadata, a private home; the tests' calendar.
+    cmd.envs(crate::common::aws_env(None))
+        .env_remove("BEDROCK_COST_MCP_LOG");
     let out = cmd.args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -90,8 +83,8 @@ fn call_runs_any_tool_and_exit_codes_mean_something() {
 /// The structured answer of a tool, asked over MCP from the real server.
 fn tool_answer(tool: &str, args: Value) -> Value {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let client = common::stdio_client(None, &["--demo"], &[]).await;
-        let v = common::ok(&common::call(&client, tool, args).await);
+        let client = crate::common::stdio_client(None, &["--demo"], &[]).await;
+        let v = crate::common::ok(&crate::common::call(&client, tool, args).await);
         client.cancel().await.unwrap();
         v
     })
@@ -228,6 +221,17 @@ fn registry_search_prints_hits_and_json_equal_to_the_tool() {
         .take(3)
         .map(|l| l.split_whitespace().collect())
         .collect();
+    // The role's spend this month, summed by hand from the demo organisation's line items
+    // for the tests' today (the demo data follows the calendar clock).
+    let today = crate::common::today();
+    let month_start = today.with_day(1).unwrap();
+    let by_hand: f64 = bedrock_cost_mcp::demo_data::line_items(today)
+        .iter()
+        .filter(|l| l.usage_start >= month_start && l.usage_start < today)
+        .filter(|l| l.principal.contains(":assumed-role/InvoiceAgentRole/"))
+        .map(|l| l.unblended)
+        .sum();
+    let spend = bedrock_cost_mcp::tools::fmt_money(by_hand);
     assert_eq!(
         rows,
         vec![
@@ -240,7 +244,7 @@ fn registry_search_prints_hits_and_json_equal_to_the_tool() {
                 "1.0",
                 "finance-agents",
                 "123456789012:role/InvoiceAgentRole",
-                "216.18"
+                spend.as_str()
             ],
             vec![
                 "MCP",
@@ -248,7 +252,7 @@ fn registry_search_prints_hits_and_json_equal_to_the_tool() {
                 "1.0",
                 "finance-agents",
                 "123456789012:role/InvoiceAgentRole",
-                "216.18"
+                spend.as_str()
             ],
         ]
     );
@@ -263,16 +267,16 @@ fn registry_search_prints_hits_and_json_equal_to_the_tool() {
 #[tokio::test]
 async fn a_long_question_shows_progress_on_a_terminal_only() {
     // Cost Explorer behind 1.2 s of latency; `script` gives the command a terminal.
-    let emu = common::Emulator::start();
+    let emu = crate::common::Emulator::start();
     emu.latency(1200).await;
-    let env: Vec<String> = common::aws_env(Some(&emu))
+    let env: Vec<String> = crate::common::aws_env(Some(&emu))
         .into_iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let cmd = format!(
         "env -i PATH=/usr/bin:/bin {} {} spend --period last_month --source cost_explorer",
         env.join(" "),
-        common::BIN
+        crate::common::BIN
     );
     let out = std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])

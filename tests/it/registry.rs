@@ -2,9 +2,7 @@
 //! `agent-registry` data and control planes (seeded catalog: two AWS_IAM
 //! registries, one CUSTOM_JWT, one CREATING).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const PLATFORM: &str = "k3Xp9QmTz7Lw2RaB";
@@ -234,9 +232,9 @@ async fn hits_show_their_roles_bedrock_spend_this_month() {
     use chrono::Datelike;
     let reg = RegistryEmulator::start();
     let dir = tempfile::tempdir().unwrap();
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::common::today();
     let first = today.with_day(1).unwrap();
-    let out = std::process::Command::new(BIN)
+    let out = crate::common::command()
         .args([
             "generate-cur",
             "--out",

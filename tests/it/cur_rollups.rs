@@ -8,13 +8,11 @@
 //! `--cur-prebuild-months 0` so that their first question finds no rollup; one test checks that
 //! a server left alone builds the recent months by itself.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Generate an export with the real binary; returns its truth.json.
@@ -245,7 +243,7 @@ async fn rollups_answer_every_question_as_the_export_does() {
 /// `spend` from the command line with the CUR export and rollup folder (rollups for months of
 /// any size unless `extra` says otherwise); its JSON answer.
 fn cli_spend(cur: &Path, rollups: &str, start: &str, end: &str, extra: &[&str]) -> Value {
-    let mut cmd = std::process::Command::new(BIN);
+    let mut cmd = crate::common::command();
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
             cmd.env_remove(k);

@@ -2,11 +2,9 @@
 //! emulator on loopback. Every check's status is asserted by name, failures must name the IAM
 //! action to grant, and Cost Explorer (paid) is counted at the emulator.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{BIN, Emulator, RegistryEmulator};
+use crate::common::{BIN, Emulator, RegistryEmulator};
 use serde_json::{Value, json};
 
 struct Run {
@@ -30,13 +28,13 @@ fn doctor(
     args: &[&str],
     extra_env: &[(&str, &str)],
 ) -> Run {
-    let mut cmd = std::process::Command::new(BIN);
+    let mut cmd = crate::common::command();
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
             cmd.env_remove(k);
         }
     }
-    cmd.envs(common::aws_env(emu));
+    cmd.envs(crate::common::aws_env(emu));
     if let Some(r) = reg {
         cmd.envs(r.env());
     }
@@ -449,7 +447,7 @@ async fn cur_and_athena_are_checked_when_configured() {
     let with = dir.path().join("with");
     let without = dir.path().join("without");
     for (out, extra) in [(&with, None), (&without, Some("--no-principal-column"))] {
-        let mut cmd = std::process::Command::new(BIN);
+        let mut cmd = crate::common::command();
         cmd.args(["generate-cur", "--out", out.to_str().unwrap()])
             .args(["--rows", "300", "--days", "3"]);
         if let Some(e) = extra {

@@ -2,14 +2,12 @@
 //! raw HTTP (for status codes and headers) and by rmcp's client with a bearer token, against a
 //! JWKS server on loopback (an in-test HTTP server publishing ES256 keys the test signs with).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-use common::*;
 use serde_json::{Value, json};
 
 const READER: &str = "tok-reader-8c1f0a";
@@ -431,7 +429,7 @@ async fn jwt_access_tokens() {
 
 #[test]
 fn beyond_loopback_needs_auth() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bedrock-cost-mcp"))
+    let out = crate::common::command()
         .args(["--demo", "serve", "--http", "0.0.0.0:0"])
         .output()
         .unwrap();

@@ -3,13 +3,11 @@
 //! (signature, chunk CRCs, IHDR size, pixel data length), and what the answer
 //! says was charted is checked against the answer's own rows.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
@@ -234,7 +232,7 @@ async fn one_bucket_is_ranked_bars_with_the_others_row() {
 fn cli_spend_writes_the_same_chart() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("team.png");
-    let mut cmd = std::process::Command::new(BIN);
+    let mut cmd = crate::common::command();
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
             cmd.env_remove(k);

@@ -3,12 +3,10 @@
 //! Explorer tag operations, with spend from a generated CUR export whose
 //! truth gives the expected ranking to the cent.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use aws_sdk_iam::types::Tag;
-use common::*;
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "123456789012";
@@ -148,7 +146,7 @@ fn period() -> Value {
 
 async fn setup() -> (Emulator, tempfile::TempDir, Vec<Entity>, f64) {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN)
+    let out = crate::common::command()
         .args([
             "generate-cur",
             "--out",

@@ -32,6 +32,8 @@ fn python() -> String {
 fn spawn_ready(script: &str) -> (Child, String) {
     let mut child = Command::new(python())
         .args([script, "--port", "0"])
+        // The emulators' calendar is the tests' (their dates follow BEDROCK_COST_MCP_NOW).
+        .env("BEDROCK_COST_MCP_NOW", now_rfc3339())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -162,7 +164,23 @@ pub fn aws_env(emu: Option<&Emulator>) -> Vec<(String, String)> {
             "BEDROCK_COST_MCP_CUR_ROLLUP_DIR".into(),
             scratch("cur-rollups"),
         ),
+        // Every server runs on the tests' calendar (see `now`).
+        ("BEDROCK_COST_MCP_NOW".into(), now_rfc3339()),
     ];
+    // Each server gets a home of its own: nothing is read from or left in the user's caches
+    // (price cache, ledger, demo export), and no two servers share state by accident.
+    let home = fresh_dir("home");
+    for (k, sub) in [
+        ("HOME", ""),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CONFIG_HOME", ".config"),
+    ] {
+        env.push((
+            k.into(),
+            format!("{home}/{sub}").trim_end_matches('/').into(),
+        ));
+    }
     if let Some(e) = emu {
         env.push(("AWS_ENDPOINT_URL".into(), e.url.clone()));
         env.push(("AWS_ACCESS_KEY_ID".into(), "testing".into()));
@@ -171,13 +189,101 @@ pub fn aws_env(emu: Option<&Emulator>) -> Vec<(String, String)> {
     env
 }
 
-/// A folder private to this test process.
+/// The tests' calendar: `BEDROCK_COST_MCP_NOW` when the test process has it (tools/test.sh
+/// runs the `calendar` tests on hard dates that way), else the real time when the process
+/// started. Every server and emulator a test starts is pinned to it, so a suite that runs
+/// across midnight still sees one date; tests compute their expected dates from it.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    static NOW: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+    *NOW.get_or_init(|| match std::env::var("BEDROCK_COST_MCP_NOW") {
+        Ok(raw) if !raw.trim().is_empty() => {
+            let raw = raw.trim();
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                        .map(|d| d.and_hms_opt(12, 0, 0).unwrap().and_utc())
+                })
+                .unwrap_or_else(|_| panic!("BEDROCK_COST_MCP_NOW={raw} is not RFC 3339 or a date"))
+        }
+        // A server's pinned clock runs on while it lives: keep clear of midnight so that no
+        // server started late in the run crosses into the next day.
+        _ => {
+            use chrono::Timelike;
+            let t = chrono::Utc::now();
+            let latest = t.date_naive().and_hms_opt(23, 50, 0).unwrap().and_utc();
+            if t.hour() == 23 && t > latest {
+                latest
+            } else {
+                t
+            }
+        }
+    })
+}
+
+/// The tests' today (UTC).
+pub fn today() -> chrono::NaiveDate {
+    now().date_naive()
+}
+
+pub fn now_rfc3339() -> String {
+    now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// This test process's scratch root: a fresh folder under the target directory (never a
+/// predictable /tmp path another run or user could have left behind). Roots of earlier runs
+/// older than a day are removed.
+fn scratch_root() -> &'static std::path::Path {
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-scratch");
+        std::fs::create_dir_all(&base).expect("create the scratch base");
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten() {
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(86_400));
+                if old {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(&base)
+            .expect("create the scratch root")
+            .keep()
+    })
+}
+
+/// A folder private to this test process (the same one for the same name).
 fn scratch(name: &str) -> String {
-    std::env::temp_dir()
-        .join(format!("bedrock-cost-mcp-tests-{}", std::process::id()))
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
+    scratch_root().join(name).to_string_lossy().into_owned()
+}
+
+/// A new folder, private to one caller.
+pub fn fresh_dir(name: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch_root().join(format!("{name}-{n}"));
+    std::fs::create_dir_all(&dir).expect("create a scratch folder");
+    dir.to_string_lossy().into_owned()
+}
+
+/// The real binary with the tests' hermetic environment: none of the caller's AWS or
+/// BEDROCK_COST_MCP variables, a private home, the tests' calendar.
+pub fn command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(aws_env(None));
+    cmd
 }
 
 fn clean_env(cmd: &mut tokio::process::Command) {
@@ -304,7 +410,7 @@ pub async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
 
 /// Write a CUR export with the real binary's `generate-cur --out DIR ARGS`; its truth.json.
 pub fn generate_cur(dir: &std::path::Path, args: &[&str]) -> Value {
-    let out = std::process::Command::new(BIN)
+    let out = crate::common::command()
         .args(["generate-cur", "--out", dir.to_str().unwrap()])
         .args(args)
         .output()
@@ -408,7 +514,7 @@ pub fn ce_month(
 /// First day of last month and of this month, as CE strings.
 pub fn last_month() -> (String, String) {
     use chrono::Datelike;
-    let today = chrono::Utc::now().date_naive();
+    let today = today();
     let this = today.with_day(1).unwrap();
     let last = (this - chrono::Duration::days(1)).with_day(1).unwrap();
     (last.to_string(), this.to_string())

@@ -3,17 +3,15 @@
 //! list its tools to a real MCP client; each client's section must show both the demo and an
 //! AWS-profile entry, in that client's own keys.
 
-mod common;
-
 use std::process::Stdio;
 
-use common::BIN;
+use crate::common::BIN;
 use rmcp::ServiceExt;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::Value;
 
-const README: &str = include_str!("../README.md");
-const MCP_JSON: &str = include_str!("../mcp.json");
+const README: &str = include_str!("../../README.md");
+const MCP_JSON: &str = include_str!("../../mcp.json");
 
 /// One way a client starts the server.
 #[derive(Debug)]
@@ -161,7 +159,7 @@ async fn tools_of(e: &Entry) -> Vec<String> {
                 cmd.env_remove(k);
             }
         }
-        cmd.envs(common::aws_env(None));
+        cmd.envs(crate::common::aws_env(None));
         cmd.envs(e.env.iter().cloned());
         cmd.args(&e.args);
         cmd.stderr(Stdio::null());
@@ -252,10 +250,7 @@ async fn every_documented_client_configuration_starts_the_server() {
 
 #[test]
 fn version_flag_prints_the_crate_version() {
-    let out = std::process::Command::new(BIN)
-        .arg("--version")
-        .output()
-        .unwrap();
+    let out = crate::common::command().arg("--version").output().unwrap();
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),

@@ -2,12 +2,10 @@
 //! through the same tool code as Cost Explorer. Figures are checked against
 //! sums computed here from the demo line items.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use bedrock_cost_mcp::demo_data::line_items;
-use common::*;
 use serde_json::json;
 
 #[tokio::test]
@@ -20,7 +18,7 @@ async fn demo_last_month_by_team_matches_the_line_items() {
     )
     .await);
     let (start, end) = last_month();
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::common::today();
     let mut want: BTreeMap<String, f64> = BTreeMap::new();
     for l in line_items(today) {
         let d = l.usage_start.to_string();
@@ -77,7 +75,7 @@ async fn demo_cur_answers_per_role_and_model_with_credits_apart() {
         "--demo answers from its CUR export by default"
     );
     let (start, end) = last_month();
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::common::today();
     let mut want: BTreeMap<String, f64> = BTreeMap::new();
     let mut credits = 0.0;
     for l in line_items(today) {
@@ -133,7 +131,7 @@ async fn demo_registry_hits_show_their_roles_spend() {
     let out = ok(&call(&client, "search_registry", json!({"query": "invoice"})).await);
     let hits = out["hits"].as_array().unwrap();
     assert_eq!(hits[0]["name"], json!("invoice-processing-agent"));
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::common::today();
     let first = today.with_day(1).unwrap();
     let want: f64 = line_items(today)
         .iter()

@@ -1,9 +1,7 @@
 //! Streamable HTTP: Host/Origin checks, stateless JSON, both lifecycles
 //! (2025-11-25 `initialize` and 2026-07-28 `server/discover`), loopback-only bind.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rmcp::model::ProtocolVersion;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientLifecycleMode, ClientServiceExt};
@@ -131,7 +129,7 @@ async fn initialize_and_discover_clients_both_get_answers() {
 
 #[tokio::test]
 async fn binding_beyond_loopback_is_refused() {
-    let out = std::process::Command::new(BIN)
+    let out = crate::common::command()
         .args(["--demo", "serve", "--http", "0.0.0.0:0"])
         .output()
         .unwrap();

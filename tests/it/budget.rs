@@ -3,11 +3,9 @@
 //! local policy with their precedence, STS caller identity, the unbilled
 //! ledger across calls and processes, and the verdict thresholds.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_budgets::types::{Budget, BudgetType, Expression, Spend, TagValues, TimeUnit};
 use aws_sdk_iam::types::Tag;
-use common::*;
 use serde_json::json;
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
@@ -175,7 +173,7 @@ async fn seed_account(emu: &Emulator) {
         .await
         .unwrap();
     emu.seed_services(&["Amazon Bedrock"]).await;
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::common::today();
     let start = today.format("%Y-%m-01").to_string();
     let end = (today + chrono::Duration::days(1)).to_string();
     emu.seed_cost_and_usage(vec![json!({
@@ -184,6 +182,20 @@ async fn seed_account(emu: &Emulator) {
         "DimensionValueAttributes": []
     })])
     .await;
+}
+
+/// Month-to-date spend projected to the month's end: spend / days elapsed (fractional, at least
+/// half a day) x days in the month, on the tests' calendar.
+pub fn linear_forecast(spent: f64) -> f64 {
+    use chrono::{Datelike, Timelike};
+    let now = crate::common::now();
+    let first = now.date_naive().with_day(1).unwrap();
+    let next = (first + chrono::Duration::days(32)).with_day(1).unwrap();
+    let days = (next - first).num_days() as f64;
+    let elapsed = (now.day() as f64 - 1.0
+        + now.time().num_seconds_from_midnight() as f64 / 86_400.0)
+        .max(0.5);
+    spent / elapsed * days
 }
 
 #[tokio::test]
@@ -196,7 +208,17 @@ async fn verdicts_follow_the_budget_and_the_ledger_sees_unbilled_checks() {
     let client = stdio_client(Some(&emu), &args, &[]).await;
     let who = "arn:aws:sts::123456789012:assumed-role/MlRole/session-1";
     let first = ok(&call(&client, "check_budget", json!({"who": who, "cost_usd": 10})).await);
-    assert_eq!(first["verdict"], json!("allow"), "{first}");
+    // 70% of the budget after the call is under the warn threshold (80%); the verdict then
+    // follows the month-end forecast: $60 spent so far, projected linearly over the month
+    // from the days elapsed on the tests' calendar (by hand, as the README describes it).
+    let forecast = linear_forecast(60.0);
+    let expected = if forecast > 100.0 { "warn" } else { "allow" };
+    assert_eq!(first["verdict"], json!(expected), "{first}");
+    assert!(
+        (first["forecast"].as_f64().unwrap() - forecast).abs() < 0.01 * forecast,
+        "forecast {} vs {forecast} by hand",
+        first["forecast"]
+    );
     assert_eq!(first["budget"]["name"], json!("ml-platform-bedrock"));
     assert_eq!(first["budget"]["source"], json!("aws_budgets"));
     assert_eq!(
@@ -360,7 +382,7 @@ async fn local_policy_precedence_caller_default_and_budgets_denied() {
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[budgets]]\nmonthly_usd = 5\n").unwrap();
-    let out = std::process::Command::new(BIN)
+    let out = crate::common::command()
         .args(["--budget-policy", bad.to_str().unwrap(), "--demo", "serve"])
         .output()
         .unwrap();

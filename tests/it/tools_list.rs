@@ -2,9 +2,7 @@
 //! are snapshotted in tests/snapshots/tools_list.json. Run with
 //! `UPDATE_SNAPSHOTS=1` to accept a deliberate change, and review the diff.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const SNAPSHOT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

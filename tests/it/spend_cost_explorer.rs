@@ -2,9 +2,7 @@
 //! against the AWS emulator (moto) on loopback. Paid requests are counted at
 //! the emulator, not trusted from the server.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const SERVICES: &[&str] = &[

@@ -2,16 +2,14 @@
 //! with no false alarm on steady principals; Cost Explorer anomalies on
 //! Bedrock come through (and others are left out).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]
 async fn finds_the_runaway_loop_and_nothing_else() {
     let client = stdio_client(None, &["--demo"], &[]).await;
     let out = ok(&call(&client, "spend_anomalies", json!({})).await);
-    let day = (chrono::Utc::now().date_naive()
+    let day = (crate::common::today()
         - chrono::Duration::days(bedrock_cost_mcp::demo_data::RUNAWAY_DAYS_AGO))
     .to_string();
     let found = out["anomalies"].as_array().unwrap();
@@ -46,7 +44,7 @@ async fn finds_the_runaway_loop_and_nothing_else() {
 #[tokio::test]
 async fn cost_explorer_anomalies_on_bedrock_come_through() {
     let emu = Emulator::start();
-    let day = (chrono::Utc::now().date_naive() - chrono::Duration::days(3)).to_string();
+    let day = (crate::common::today() - chrono::Duration::days(3)).to_string();
     let anomaly = |id: &str, service: &str, usage: &str| {
         json!({"AnomalyId": id, "AnomalyStartDate": day, "AnomalyEndDate": day, "DimensionValue": service,
                "RootCauses": [{"Service": service, "Region": "us-east-1", "UsageType": usage, "LinkedAccount": "123456789012"}],

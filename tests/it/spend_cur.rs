@@ -2,12 +2,10 @@
 //! compared with the generator's known truth (sums of exactly the values it
 //! wrote), to the cent. Local folders and S3 (the emulator's) are covered.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Generate an export with the real binary; returns its truth.json.
@@ -281,7 +279,7 @@ async fn export_without_principal_data_says_which_option_to_turn_on() {
 
 #[tokio::test]
 async fn bad_exports_and_questions_get_clear_errors() {
-    let out = std::process::Command::new(BIN)
+    let out = crate::common::command()
         .args(["--cur", "/nonexistent/cur", "serve"])
         .output()
         .unwrap();
