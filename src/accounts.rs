@@ -280,8 +280,9 @@ pub async fn load_sdk_config(account: &Account, session_name: &str) -> aws_confi
     use aws_config::meta::region::ProvideRegion;
     use aws_credential_types::provider::SharedCredentialsProvider;
     let http = crate::sources::http_client::deferred_https_client();
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http.clone());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http.clone())
+        .timeout_config(crate::sources::http_client::timeouts());
     let mut region = account.region.clone().map(aws_config::Region::new);
     if let Some(p) = &account.profile {
         loader = loader.profile_name(p);

@@ -288,6 +288,15 @@ pub struct ServeArgs {
     )]
     pub jwt_jwks_ttl_secs: u64,
 
+    /// Least seconds between two fetches of the JWKS (tried or not): a token naming an unknown
+    /// key id (rotation) fetches again at most this often, so junk tokens cannot hammer the issuer.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_JWKS_MIN_REFETCH_SECS",
+        default_value_t = 30
+    )]
+    pub jwt_jwks_min_refetch_secs: u64,
+
     /// JWT claim listing the iamPrincipal tag values a caller may see (e.g. `team`); with --jwt-visibility-tag-key.
     #[arg(
         long,
@@ -303,6 +312,15 @@ pub struct ServeArgs {
         requires = "jwt_visibility_claim"
     )]
     pub jwt_visibility_tag_key: Option<String>,
+
+    /// A blank value of the visibility claim grants untagged spend (principals without the
+    /// tag). Off: a blank value grants nothing, so a token missing its team sees nothing.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_VISIBILITY_ALLOW_UNTAGGED",
+        requires = "jwt_visibility_claim"
+    )]
+    pub jwt_visibility_allow_untagged: bool,
 
     /// This server's public resource URI (the JWT audience and RFC 9728 `resource`);
     /// default `http://<bound address>/mcp`.

@@ -63,8 +63,9 @@ pub struct App {
     budgets: Option<Lazy<aws_sdk_budgets::Client>>,
     /// The AWS configuration, loaded on first use (None in demo mode).
     sdk: Option<Lazy<aws_config::SdkConfig>>,
-    /// AWS budgets, kept five minutes: budget checks in a loop make no AWS call.
-    budget_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, BudgetList)>>>,
+    /// AWS budgets, kept five minutes: budget checks in a loop make no AWS call. One fetch at a
+    /// time (moka's single flight), no lock held across it.
+    budget_cache: moka::future::Cache<(), BudgetList>,
     /// Cost Explorer client and the shared paid-request cap (anomaly detection).
     ce_client: Option<(Lazy<aws_sdk_costexplorer::Client>, Arc<RequestCap>)>,
     /// Shared: the HTTP transport clones `App` for every request.
@@ -73,6 +74,13 @@ pub struct App {
     pub(crate) caller: Option<Arc<crate::auth::Caller>>,
     /// The accounts tool calls picked so far, each with its own sources (`for_account`).
     accounts: Arc<std::sync::Mutex<AccountApps>>,
+}
+
+fn budget_cache() -> moka::future::Cache<(), BudgetList> {
+    moka::future::Cache::builder()
+        .max_capacity(1)
+        .time_to_live(std::time::Duration::from_secs(300))
+        .build()
 }
 
 /// The accounts tool calls picked, with when each was last used.
@@ -258,7 +266,7 @@ impl App {
             budgets: None,
             sdk: None,
             ce_client: None,
-            budget_cache: Arc::new(tokio::sync::Mutex::new(None)),
+            budget_cache: budget_cache(),
             tool_router: Arc::new(tool_router),
             caller: None,
             accounts: Arc::default(),
@@ -296,7 +304,7 @@ impl App {
         self.registry = Some(s.registry);
         self.ce_client = Some(s.ce_client);
         self.sdk = Some(sdk);
-        self.budget_cache = Arc::new(tokio::sync::Mutex::new(None));
+        self.budget_cache = budget_cache();
     }
 
     /// This server as seen from the account a tool call picked: its own Cost Explorer cache,
@@ -389,22 +397,19 @@ impl App {
         let Some(client) = &self.budgets else {
             return Ok((vec![], vec![]));
         };
-        let mut cache = self.budget_cache.lock().await;
-        if let Some((at, list)) = cache.as_ref()
-            && at.elapsed() < std::time::Duration::from_secs(300)
-        {
-            return Ok(list.clone());
-        }
-        let arn = self.identity.caller().await?;
-        let account = arn.split(':').nth(4).unwrap_or_default().to_string();
         let (warn, deny) = self
             .policy
             .as_ref()
             .map(|p| (p.warn_percent, p.deny_percent))
             .unwrap_or((80.0, 100.0));
-        let list = crate::sources::budgets::aws_budgets(client, &account, warn, deny).await?;
-        *cache = Some((std::time::Instant::now(), list.clone()));
-        Ok(list)
+        self.budget_cache
+            .try_get_with((), async {
+                let arn = self.identity.caller().await?;
+                let account = arn.split(':').nth(4).unwrap_or_default().to_string();
+                crate::sources::budgets::aws_budgets(client, &account, warn, deny).await
+            })
+            .await
+            .map_err(|e| (*e).clone())
     }
 
     /// Cost Explorer's forecast of Bedrock spend from `start` to `end` (None in demo mode,
@@ -534,6 +539,15 @@ impl App {
         Ok(out)
     }
 
+    /// Does this tool change anything? Every listed tool not annotated read-only does (fail
+    /// closed: a new tool without the annotation needs the write scope). An unknown name runs
+    /// nothing: rmcp answers that the tool does not exist.
+    pub(crate) fn writes(&self, tool: &str) -> bool {
+        self.tool_router.map.get(tool).is_some_and(|r| {
+            r.attr.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true)
+        })
+    }
+
     /// The spend source for a request: the one asked for, or the default.
     pub(crate) fn spend_source(
         &self,
@@ -566,11 +580,51 @@ impl ServerHandler for App {
         mut request: rmcp::model::CallToolRequestParams,
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
-        let caller = context
-            .extensions
-            .get::<axum::http::request::Parts>()
+        let parts = context.extensions.get::<axum::http::request::Parts>();
+        let caller = parts
             .and_then(|p| p.extensions.get::<crate::auth::Caller>())
             .cloned();
+        let note = parts
+            .and_then(|p| p.extensions.get::<crate::auth::middleware::RequestNote>())
+            .cloned();
+        // Authorisation happens here, on the name rmcp decoded (escapes, duplicate keys and
+        // all), never on a second reading of the body.
+        if let Some(n) = &note {
+            n.call(
+                &request.name,
+                &serde_json::to_string(&context.id).unwrap_or_default(),
+            );
+        }
+        if let Some(c) = &caller {
+            if self.writes(&request.name) && !c.has_scope(crate::auth::SCOPE_WRITE) {
+                if let Some(n) = &note {
+                    n.denied(&request.name, crate::auth::SCOPE_WRITE);
+                }
+                return Ok(
+                    crate::tools::respond::<()>(Err(ToolError::Forbidden(format!(
+                        "{} changes the AWS account and needs scope {}; this caller has {}",
+                        request.name,
+                        crate::auth::SCOPE_WRITE,
+                        c.scopes.join(" ")
+                    ))))
+                    .into(),
+                );
+            }
+            // A caller whose visibility grants nothing may still price a call (public prices).
+            if request.name != "estimate_cost"
+                && let Some(why) = c
+                    .visibility
+                    .as_ref()
+                    .and_then(crate::domain::visibility::Visibility::grants_nothing)
+            {
+                return Ok(
+                    crate::tools::respond::<()>(Err(ToolError::Forbidden(format!(
+                        "{why}. Ask the server's operator for a token that names what you may see"
+                    ))))
+                    .into(),
+                );
+            }
+        }
         if let Some(args) = request.arguments.as_mut()
             && let Err(e) = self.coerce_args(&request.name, args)
         {
@@ -585,26 +639,38 @@ impl ServerHandler for App {
             None => None,
         };
         let account = picked.as_ref().map(|(_, a)| a.clone());
-        let mut result = match (picked, caller) {
-            (None, None) => {
-                let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-                self.tool_router.call(tcc).await
-            }
-            (picked, caller) => {
-                let mut app = picked.map(|(app, _)| app).unwrap_or_else(|| self.clone());
-                let payer: Option<Arc<str>> = caller.as_ref().map(|c| Arc::from(c.name.as_str()));
-                app.caller = caller.map(Arc::new);
-                let tcc = rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
-                match payer {
-                    // Paid requests this call causes count against its caller's share.
-                    Some(p) => {
-                        crate::sources::ce_guard::PAYER
-                            .scope(p, app.tool_router.call(tcc))
-                            .await
+        // A cancelled request (the client went away, or the HTTP deadline dropped the stream)
+        // drops the tool's work with it, whatever the tool does.
+        let ct = context.ct.clone();
+        let run = async move {
+            match (picked, caller) {
+                (None, None) => {
+                    let tcc =
+                        rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+                    self.tool_router.call(tcc).await
+                }
+                (picked, caller) => {
+                    let mut app = picked.map(|(app, _)| app).unwrap_or_else(|| self.clone());
+                    let payer: Option<Arc<str>> =
+                        caller.as_ref().map(|c| Arc::from(c.name.as_str()));
+                    app.caller = caller.map(Arc::new);
+                    let tcc =
+                        rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
+                    match payer {
+                        // Paid requests this call causes count against its caller's share.
+                        Some(p) => {
+                            crate::sources::ce_guard::PAYER
+                                .scope(p, app.tool_router.call(tcc))
+                                .await
+                        }
+                        None => app.tool_router.call(tcc).await,
                     }
-                    None => app.tool_router.call(tcc).await,
                 }
             }
+        };
+        let mut result = tokio::select! {
+            r = run => r,
+            () = ct.cancelled() => Err(rmcp::ErrorData::internal_error("the request was cancelled", None)),
         };
         if let (Some(account), Ok(rmcp::model::CallToolResponse::Complete(r))) =
             (account, result.as_mut())

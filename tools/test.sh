@@ -8,6 +8,8 @@
 #   calendar     the date-sensitive tests (tests/it/calendar.rs) again on hard dates: the last
 #                and the first day of a year, 29 February, the first and the last day of a
 #                month, late and early in the day, each in a far-off time zone
+#   fuzz         every fuzz target of the pure parsers for FUZZ_SECONDS (20) each, coverage-guided
+#                on the stable toolchain (tools/fuzz/stable.sh)
 #   conformance  the official MCP conformance suite against the binary cargo test built (pinned
 #                with npm into tools/conformance/node_modules; needs Node >= 20)
 # Extra arguments go to every `cargo test` (e.g. --release). The last lines are one total over
@@ -59,6 +61,9 @@ calendar() {
     done
     return $ok
 }
+fuzz() {
+    FUZZ_SECONDS="${FUZZ_SECONDS:-20}" tools/fuzz/stable.sh
+}
 conformance() {
     # cargo test built the debug binary; a --release run built that one instead.
     local profile=debug arg
@@ -72,6 +77,7 @@ stage setup setup
 stage selftests selftests
 stage rust rust "$@"
 stage calendar calendar "$@"
+stage fuzz fuzz
 stage conformance conformance "$@"
 
 # One line over every test binary and calendar run.

@@ -96,6 +96,7 @@ fuzz_target!(|input: Input| {
         table: "cur".into(),
         partition_column: Some("BILLING_PERIOD".into()),
         has_principal: input.has_principal,
+        rollup: false,
     };
     let dialect = if input.athena {
         Dialect::Athena

@@ -1,27 +1,69 @@
-//! The HTTP guard in front of `/mcp`: authentication and scopes, per-caller rate limit,
-//! concurrency limit, per-request timeout, and one structured access-log line per request.
+//! The HTTP guard in front of `/mcp`: authentication and the read scope, per-caller rate
+//! limit, concurrency limit, per-request deadline, and one structured access-log line per
+//! request.
 //!
-//! Order: read the body (bounded) -> authenticate (when configured) -> scope check from the
-//! JSON-RPC method and tool name -> rate limit -> concurrency permit -> run with a timeout.
-//! The authenticated [`Caller`] travels in the request's extensions; rmcp hands the request
-//! parts to the tool handlers, which narrow answers to the caller's visibility.
+//! Order: authenticate (when configured) -> `cost.read` -> rate limit -> concurrency permit ->
+//! run with a deadline. The guard never reads the request body: rmcp decodes it once, and
+//! everything that depends on what is asked (the write scope, the tool named in the access log)
+//! is decided where the call is dispatched, on the decoded values (`server::App::call_tool`),
+//! which reports back through the request's [`RequestNote`].
+//!
+//! The permit and the deadline also hold for streamed responses: a call that sends progress
+//! answers as an event stream once its headers are out, so the permit and the deadline travel
+//! inside the response body ([`Bounded`]); at the deadline the stream ends with a JSON-RPC error
+//! and is dropped, which cancels the call (rmcp cancels a stateless request whose stream is
+//! gone). A body rmcp cannot decode is answered HTTP 400 with JSON-RPC error -32700.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
-use super::{Auth, AuthError, Caller, SCOPE_READ, SCOPE_WRITE};
+use super::{Auth, AuthError, Caller, SCOPE_READ};
 
-/// Tools that change the AWS account; they need `cost.write`.
-pub const WRITE_TOOLS: &[&str] = &["activate_cost_allocation_tags", "tag_principal"];
+/// What the dispatch tells the guard about one request (shared through the request's
+/// extensions; rmcp hands the request parts to the handler).
+#[derive(Clone, Default)]
+pub struct RequestNote(Arc<Mutex<NoteInner>>);
+
+#[derive(Default)]
+struct NoteInner {
+    rpc: Option<String>,
+    tool: Option<String>,
+    /// The JSON-RPC id, as JSON text.
+    id: Option<String>,
+    /// A tool was refused for want of this scope.
+    denied: Option<(String, String)>,
+}
+
+impl RequestNote {
+    fn with<R>(&self, f: impl FnOnce(&mut NoteInner) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A tool call, as dispatched (the decoded name and id).
+    pub fn call(&self, tool: &str, id: &str) {
+        self.with(|n| {
+            n.rpc = Some("tools/call".into());
+            n.tool = Some(tool.chars().take(64).collect());
+            n.id = Some(id.to_string());
+        });
+    }
+
+    /// The tool needs a scope the caller lacks; the guard answers 403 with a challenge.
+    pub fn denied(&self, tool: &str, scope: &str) {
+        self.with(|n| n.denied = Some((tool.to_string(), scope.to_string())));
+    }
+}
 
 /// Limits for the HTTP transport.
 #[derive(Debug, Clone)]
@@ -84,21 +126,6 @@ impl Guard {
             Err(((1.0 - *tokens) / per_sec).ceil().max(1.0) as u64)
         }
     }
-}
-
-/// What the access log and the scope check need from a JSON-RPC body.
-#[derive(Deserialize, Default)]
-struct Peek<'a> {
-    #[serde(borrow, default)]
-    method: Option<&'a str>,
-    #[serde(borrow, default)]
-    params: Option<PeekParams<'a>>,
-}
-
-#[derive(Deserialize, Default)]
-struct PeekParams<'a> {
-    #[serde(borrow, default)]
-    name: Option<&'a str>,
 }
 
 struct Line {
@@ -173,30 +200,17 @@ pub async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response
 }
 
 async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
+    let started = Instant::now();
     let (mut parts, body) = req.into_parts();
-    // Bounded read: a body over the limit is refused before anything parses it.
-    let bytes = match axum::body::to_bytes(body, g.limits.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
-            return json_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("request body over {} bytes", g.limits.max_body_bytes),
-            );
-        }
-    };
-    let peek: Peek = serde_json::from_slice(&bytes).unwrap_or_default();
-    if let Some(m) = peek.method {
-        line.rpc = m.chars().take(64).collect();
-    }
-    let tool = peek
-        .params
-        .as_ref()
-        .and_then(|p| p.name)
-        .filter(|_| peek.method == Some("tools/call"));
-    if let Some(t) = tool {
-        line.tool = t.chars().take(64).collect();
-    }
-
+    let json_body = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/json"))
+        });
     let mut who = None;
     if let Some(auth) = &g.auth {
         let token = parts
@@ -241,20 +255,6 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
                 Some(SCOPE_READ),
             );
         }
-        if let Some(t) = tool
-            && WRITE_TOOLS.contains(&t)
-            && !caller.has_scope(SCOPE_WRITE)
-        {
-            return challenge(
-                auth,
-                StatusCode::FORBIDDEN,
-                Some((
-                    "insufficient_scope",
-                    format!("{t} needs scope {SCOPE_WRITE}"),
-                )),
-                Some(&format!("{SCOPE_READ} {SCOPE_WRITE}")),
-            );
-        }
         who = Some(caller.name.clone());
         parts.extensions.insert(caller);
     }
@@ -272,7 +272,7 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return resp;
     }
-    let Ok(_permit) = g.permits.clone().try_acquire_owned() else {
+    let Ok(permit) = g.permits.clone().try_acquire_owned() else {
         let mut resp = json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(
@@ -284,16 +284,140 @@ async fn run(g: &Guard, req: Request, next: Next, line: &mut Line) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(1u32));
         return resp;
     };
-    let req = Request::from_parts(parts, Body::from(bytes));
-    match tokio::time::timeout(g.limits.timeout, next.run(req)).await {
+    let note = RequestNote::default();
+    parts.extensions.insert(note.clone());
+    let deadline = started + g.limits.timeout;
+    let req = Request::from_parts(parts, body);
+    let resp = match tokio::time::timeout_at(deadline.into(), next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => json_error(
-            StatusCode::GATEWAY_TIMEOUT,
-            &format!(
-                "request took longer than {} s and was stopped; narrow the question (period, filters) or raise --request-timeout-secs",
-                g.limits.timeout.as_secs()
-            ),
-        ),
+        Err(_) => {
+            note.with(|n| fill_line(line, n));
+            return json_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                &timeout_message(g.limits.timeout),
+            );
+        }
+    };
+    let (denied, id) = note.with(|n| {
+        fill_line(line, n);
+        (n.denied.clone(), n.id.clone())
+    });
+    // The dispatch refused a tool for want of a scope: answer as OAuth asks (RFC 6750 §3.1),
+    // so clients can step up; the refusal itself already happened at dispatch.
+    if let (Some((tool, scope)), Some(auth)) = (denied, &g.auth) {
+        return challenge(
+            auth,
+            StatusCode::FORBIDDEN,
+            Some(("insufficient_scope", format!("{tool} needs scope {scope}"))),
+            Some(&format!("{SCOPE_READ} {scope}")),
+        );
+    }
+    // rmcp answers 415 for a JSON body it cannot decode as one JSON-RPC message (and for a
+    // wrong content type, which stays 415).
+    if resp.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE && json_body {
+        return parse_error();
+    }
+    let streamed = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !streamed {
+        return resp;
+    }
+    let (resp_parts, body) = resp.into_parts();
+    let body = Body::new(Bounded {
+        inner: Some(body),
+        _permit: permit,
+        deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
+        timeout_event: Some(timeout_event(id.as_deref(), g.limits.timeout)),
+    });
+    Response::from_parts(resp_parts, body)
+}
+
+fn fill_line(line: &mut Line, n: &NoteInner) {
+    if let Some(r) = &n.rpc {
+        line.rpc = r.clone();
+    }
+    if let Some(t) = &n.tool {
+        line.tool = t.clone();
+    }
+}
+
+fn timeout_message(timeout: Duration) -> String {
+    format!(
+        "request took longer than {} s and was stopped; narrow the question (period, filters) or raise --request-timeout-secs",
+        timeout.as_secs()
+    )
+}
+
+/// HTTP 400 with JSON-RPC error -32700: the body is not one JSON-RPC message (malformed JSON,
+/// a batch, a wrong shape).
+fn parse_error() -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32700, "message": "Parse error: the body is not one JSON-RPC 2.0 message (batches are not accepted)"}
+    })
+    .to_string();
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The last event of a stream stopped at its deadline: a JSON-RPC error for the request.
+fn timeout_event(id: Option<&str>, timeout: Duration) -> Bytes {
+    let error = serde_json::json!({"code": -32000, "message": timeout_message(timeout)});
+    let id: serde_json::Value = id
+        .and_then(|i| serde_json::from_str(i).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let msg = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": error});
+    Bytes::from(format!("event: message\ndata: {msg}\n\n"))
+}
+
+/// A streamed response body that holds the request's concurrency permit until it ends and
+/// stops at the request's deadline: then it sends [`timeout_event`] and drops the inner
+/// stream (which cancels the call).
+struct Bounded {
+    inner: Option<Body>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout_event: Option<Bytes>,
+}
+
+impl http_body::Body for Bounded {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        if let Some(inner) = this.inner.as_mut() {
+            match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(None) => {
+                    this.inner = None;
+                    this.timeout_event = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(frame)) => return Poll::Ready(Some(frame)),
+                Poll::Pending => {}
+            }
+            if this.deadline.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The deadline: stop the call, tell the client why.
+            this.inner = None;
+        }
+        Poll::Ready(
+            this.timeout_event
+                .take()
+                .map(|e| Ok(http_body::Frame::data(e))),
+        )
     }
 }
 

@@ -17,8 +17,6 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 /// Scope that every MCP request needs.
 pub const SCOPE_READ: &str = "cost.read";
 /// Scope that the write tools (tagging, activating tags) additionally need.
@@ -40,65 +38,7 @@ impl Caller {
     }
 }
 
-/// The part of the organisation's spend a caller may see: principals whose `iamPrincipal/<tag_key>`
-/// tag has one of `tag_values`, and/or principals whose ARN matches one of `principals` (globs with
-/// `*`). Empty lists mean "no grant of that kind"; a visibility with both empty sees nothing.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Visibility {
-    #[serde(default)]
-    pub tag_key: Option<String>,
-    #[serde(default)]
-    pub tag_values: Vec<String>,
-    #[serde(default)]
-    pub principals: Vec<String>,
-}
-
-impl Visibility {
-    /// May the caller see a principal with this ARN and these tag values?
-    /// `tag` is the principal's value for `tag_key` (None: untagged or unknown).
-    pub fn allows(&self, arn: Option<&str>, tag: Option<&str>) -> bool {
-        if let (Some(_), Some(v)) = (&self.tag_key, tag)
-            && self.tag_values.iter().any(|t| t == v)
-        {
-            return true;
-        }
-        match arn {
-            Some(a) => self
-                .principals
-                .iter()
-                .any(|g| crate::domain::principal::glob_match(g, a)),
-            None => false,
-        }
-    }
-
-    /// Is the tag value `v` of key `key` inside this visibility?
-    pub fn allows_tag(&self, key: &str, v: &str) -> bool {
-        self.tag_key.as_deref() == Some(key) && self.tag_values.iter().any(|t| t == v)
-    }
-
-    /// One line for error messages.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(k) = &self.tag_key {
-            parts.push(format!(
-                "iamPrincipal/{k} in [{}]",
-                self.tag_values.join(", ")
-            ));
-        }
-        if !self.principals.is_empty() {
-            parts.push(format!(
-                "principals matching [{}]",
-                self.principals.join(", ")
-            ));
-        }
-        if parts.is_empty() {
-            "nothing".into()
-        } else {
-            parts.join(" or ")
-        }
-    }
-}
+pub use crate::domain::visibility::Visibility;
 
 /// Everything the HTTP transport needs to authenticate requests.
 #[derive(Clone)]

@@ -6,8 +6,14 @@
 //! sha256 = "9f86d08..."              # hex SHA-256 of the token: `bedrock-cost-mcp hash-token`
 //! scopes = ["cost.read"]             # add "cost.write" for the write tools
 //! # Optional: what this caller may see (default: everything).
-//! visibility = { tag_key = "team", tag_values = ["ml-platform"], principals = ["arn:aws:iam::*:role/ml-*"] }
+//! visibility = { tag_key = "team", tag_values = ["ml-platform"] }
+//! # or: visibility = { principals = ["arn:aws:iam::123456789012:role/ml-*"] }
+//! # A blank value ("") is untagged spend: granted only with allow_untagged = true.
 //! ```
+//!
+//! A visibility that would grant nothing (a tag key without values, only blank values without
+//! `allow_untagged`, no principal) is refused when the file is loaded: it is a mistake, and a
+//! token that silently saw everything or nothing would hide it.
 //!
 //! Tokens are compared by hashing the presented token and comparing the 32-byte digests in
 //! constant time against every entry (no early exit), so neither the match nor its position
@@ -32,7 +38,21 @@ struct RawToken {
     #[serde(default = "default_scopes")]
     scopes: Vec<String>,
     #[serde(default)]
-    visibility: Option<Visibility>,
+    visibility: Option<RawVisibility>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVisibility {
+    #[serde(default)]
+    tag_key: Option<String>,
+    #[serde(default)]
+    tag_values: Vec<String>,
+    #[serde(default)]
+    principals: Vec<String>,
+    /// Grant untagged spend (the blank tag value) too.
+    #[serde(default)]
+    allow_untagged: bool,
 }
 
 fn default_scopes() -> Vec<String> {
@@ -123,31 +143,41 @@ impl TokenFile {
                     ));
                 }
             }
-            if let Some(v) = &t.visibility {
-                if v.tag_key.is_some() && !v.principals.is_empty() {
-                    return Err(format!(
-                        "token '{}': give visibility by tag (tag_key, tag_values) or by principals, not both",
-                        t.name
-                    ));
+            let visibility = match &t.visibility {
+                None => None,
+                Some(v) => {
+                    if v.tag_key.is_some() && !v.principals.is_empty() {
+                        return Err(format!(
+                            "token '{}': give visibility by tag (tag_key, tag_values) or by principals, not both",
+                            t.name
+                        ));
+                    }
+                    if let Some(k) = &v.tag_key
+                        && !crate::domain::group::valid_tag_key(k)
+                    {
+                        return Err(format!("token '{}': '{k}' is not a valid tag key", t.name));
+                    }
+                    let vis = Visibility::new(
+                        v.tag_key.as_deref(),
+                        &v.tag_values,
+                        &v.principals,
+                        v.allow_untagged,
+                    );
+                    if let Some(why) = vis.grants_nothing() {
+                        return Err(format!(
+                            "token '{}': {why}; list what it may see (tag_values, principals), or remove visibility to let it see everything",
+                            t.name
+                        ));
+                    }
+                    Some(vis)
                 }
-                if !v.tag_values.is_empty() && v.tag_key.is_none() {
-                    return Err(format!(
-                        "token '{}': visibility.tag_values needs tag_key",
-                        t.name
-                    ));
-                }
-                if let Some(k) = &v.tag_key
-                    && !crate::domain::group::valid_tag_key(k)
-                {
-                    return Err(format!("token '{}': '{k}' is not a valid tag key", t.name));
-                }
-            }
+            };
             entries.push(Entry {
                 digest,
                 caller: Caller {
                     name: t.name,
                     scopes: t.scopes,
-                    visibility: t.visibility,
+                    visibility,
                 },
             });
         }
@@ -194,6 +224,27 @@ mod tests {
                     digest_hex("x")
                 ),
                 "unknown scope",
+            ),
+            (
+                &format!(
+                    "[[token]]\nname=\"x\"\nsha256=\"{}\"\nvisibility = {{ tag_key = \"team\" }}\n",
+                    digest_hex("x")
+                ),
+                "grants nothing",
+            ),
+            (
+                &format!(
+                    "[[token]]\nname=\"x\"\nsha256=\"{}\"\nvisibility = {{ tag_key = \"team\", tag_values = [\"\"] }}\n",
+                    digest_hex("x")
+                ),
+                "allow_untagged",
+            ),
+            (
+                &format!(
+                    "[[token]]\nname=\"x\"\nsha256=\"{}\"\nvisibility = {{ principals = [\"\"] }}\n",
+                    digest_hex("x")
+                ),
+                "grants nothing",
             ),
         ] {
             let e = TokenFile::parse(bad).unwrap_err();

@@ -70,7 +70,9 @@ impl fmt::Display for GroupKey {
 /// reduced to its bare form; `None` when it is not a valid tag key.
 pub fn tag_key(raw: &str) -> Option<&str> {
     let k = raw.trim();
-    let k = k.strip_prefix("iamPrincipal/").unwrap_or(k);
+    // Trimmed after the prefix too: `tag:iamPrincipal/ team` is `team`, and a key reads back
+    // the same from its own text (found by fuzz/fuzz_targets/tool_args.rs).
+    let k = k.strip_prefix("iamPrincipal/").map(str::trim).unwrap_or(k);
     valid_tag_key(k).then_some(k)
 }
 
@@ -194,6 +196,10 @@ mod tests {
         assert!("tag:".parse::<GroupKey>().is_err());
         assert!("tag:a\"b".parse::<GroupKey>().is_err());
         assert_eq!(GroupKey::Tag("team".into()).to_string(), "tag:team");
+        // Found by fuzzing: spaces after the prefix did not read back the same.
+        let k = "tag:iamPrincipal/   team".parse::<GroupKey>().unwrap();
+        assert_eq!(k, GroupKey::Tag("team".into()));
+        assert_eq!(k.to_string().parse::<GroupKey>().unwrap(), k);
     }
 
     #[test]

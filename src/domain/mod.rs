@@ -8,3 +8,4 @@ pub mod period;
 pub mod pricing;
 pub mod principal;
 pub mod usage_type;
+pub mod visibility;

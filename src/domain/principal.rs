@@ -129,9 +129,92 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
+/// Does every text `requested` can match also match `granted`? Both are globs (`*` any run,
+/// `?` one character). Sound, not complete: `true` is a proof, `false` may be a request that
+/// is inside in fact but cannot be shown to be (it is refused). A `*` of the request must lie
+/// inside a `*` of the grant; a `?` of the request inside a `?` or a `*`; a literal character
+/// inside the same literal, a `?` or a `*`. O(|granted| x |requested|).
+pub fn glob_covers(granted: &str, requested: &str) -> bool {
+    let g: Vec<char> = granted.chars().collect();
+    let r: Vec<char> = requested.chars().collect();
+    // row[j]: granted[..i] covers requested[..j].
+    let mut row = vec![false; r.len() + 1];
+    row[0] = true;
+    for &gc in &g {
+        let mut next = vec![false; r.len() + 1];
+        if gc == '*' {
+            // The star covers the empty run, then absorbs any request token.
+            next[0] = row[0];
+            for j in 1..=r.len() {
+                next[j] = row[j] || next[j - 1];
+            }
+        } else {
+            for j in 1..=r.len() {
+                let rc = r[j - 1];
+                let one = match gc {
+                    '?' => rc != '*',
+                    c => rc == c && rc != '*' && rc != '?',
+                };
+                next[j] = row[j - 1] && one;
+            }
+        }
+        row = next;
+    }
+    row[r.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glob_cover_is_sound() {
+        for (g, r, want) in [
+            ("arn:aws:iam::1:role/ml-*", "arn:aws:iam::1:role/ml-x", true),
+            ("arn:aws:iam::1:role/ml-*", "arn:aws:iam::1:role/ml-*", true),
+            (
+                "arn:aws:iam::1:role/ml-*",
+                "arn:aws:iam::1:role/ml-a*b?",
+                true,
+            ),
+            ("arn:aws:iam::1:role/ml-*", "arn:aws:iam::1:role/*", false),
+            (
+                "arn:aws:iam::1:role/ml-*",
+                "arn:aws:iam::*:role/ml-*",
+                false,
+            ),
+            // A `?` grants one character, never a request's `*` or `?`... of any length.
+            ("arn:aws:iam::1:role/A?", "arn:aws:iam::1:role/A*", false),
+            ("arn:aws:iam::1:role/A?", "arn:aws:iam::1:role/A?", true),
+            ("arn:aws:iam::1:role/AB", "arn:aws:iam::1:role/A?", false),
+            ("*", "anything*at?all", true),
+            ("a*b*c", "a*x*b*y*c", true),
+            ("a*b*c", "a*c", false),
+            ("", "", true),
+            ("", "*", false),
+        ] {
+            assert_eq!(glob_covers(g, r), want, "{g} covers {r}");
+        }
+        // Whenever it says yes, every sample text of the request matches the grant.
+        let samples = ["", "x", "ab", "a*b", "role/ml-", "role/ml-zz"];
+        for g in ["role/ml-*", "*ml*", "role/?l-*", "r*"] {
+            for r in [
+                "role/ml-*",
+                "role/ml-?",
+                "*",
+                "role/*",
+                "r?le/ml-x",
+                "role/ml-a*",
+            ] {
+                if glob_covers(g, r) {
+                    for fill in samples {
+                        let text = r.replace('*', fill).replace('?', "q");
+                        assert!(glob_match(g, &text), "{g} covers {r} but not {text}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn parses_users_and_sessions() {

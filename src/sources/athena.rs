@@ -315,6 +315,7 @@ impl SpendSource for Athena {
                         }),
                     }
                 };
+                cur_sql::check_group_count(raw.len() + 1)?;
                 raw.push(RawRow {
                     values: cells[..width - 2].to_vec(),
                     cost: num(&cells[width - 2])?,
@@ -338,7 +339,7 @@ impl SpendSource for Athena {
                 break;
             }
         }
-        let shaped = cur_sql::shape(q, &sql.columns, raw)?;
+        let shaped = cur_sql::shape_off_thread(q, &sql.columns, raw).await?;
         let mut notes = vec![format!("Athena query {id} on {}", self.shape.table)];
         if reused {
             notes.push(format!(

@@ -94,6 +94,16 @@ fn engine_err(e: impl std::fmt::Display) -> ToolError {
     }
 }
 
+/// The engine's memory pool in bytes: `BEDROCK_COST_MCP_CUR_MEMORY_LIMIT_MB` (default 2048).
+fn memory_limit() -> usize {
+    std::env::var("BEDROCK_COST_MCP_CUR_MEMORY_LIMIT_MB")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|mb| *mb >= 64)
+        .unwrap_or(2048)
+        << 20
+}
+
 impl CurEngine {
     /// Open the export. Checks that files exist and reads the schema once.
     pub async fn open(
@@ -115,6 +125,9 @@ impl CurEngine {
         // No list-files cache: DataFusion's default keeps a table's file list forever, and a
         // server would never see the next delivery (a file added to the month).
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            // Operators that keep state (grouping, sorting) take memory from a bounded pool; a
+            // question that needs more fails with a clear error instead of taking the host.
+            .with_memory_limit(memory_limit(), 1.0)
             .with_cache_manager(
                 datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
                     .with_list_files_cache_limit(0),
@@ -483,6 +496,8 @@ pub fn batches_to_rows(
     batches: &[RecordBatch],
     n_group_cols: usize,
 ) -> Result<Vec<RawRow>, ToolError> {
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    cur_sql::check_group_count(total)?;
     let mut rows = Vec::new();
     for b in batches {
         if b.num_columns() != n_group_cols + 2 {
@@ -555,7 +570,7 @@ impl SpendSource for CurEngine {
             }
         };
         let raw = batches_to_rows(&batches, sql.columns.len())?;
-        let shaped = cur_sql::shape(q, &sql.columns, raw)?;
+        let shaped = cur_sql::shape_off_thread(q, &sql.columns, raw).await?;
         let (delivered, files) = self.delivery().await;
         let mut notes = vec![format!(
             "CUR export {} ({} Parquet files{}); CUR lags real usage by up to 24 h",

@@ -307,6 +307,34 @@ pub struct Shaped {
     pub adjustments: Vec<Adjustment>,
 }
 
+/// Most groups one CUR or Athena question may return before it is refused as too wide: a
+/// bound on the memory and time one request can take (a month of 400 principals by day, model
+/// and token kind is ~50k).
+pub const MAX_GROUPS: usize = 200_000;
+
+/// Err once a result has more than [`MAX_GROUPS`] groups.
+pub fn check_group_count(n: usize) -> Result<(), ToolError> {
+    if n > MAX_GROUPS {
+        return Err(ToolError::invalid(format!(
+            "the question has more than {MAX_GROUPS} groups; narrow it (a shorter period, monthly granularity, fewer group_by keys, or a filter)"
+        )));
+    }
+    Ok(())
+}
+
+/// [`shape`] on a blocking thread: globs are matched per group, which is CPU work that must
+/// not hold an async worker (the HTTP server's health checks and other callers share them).
+pub async fn shape_off_thread(
+    q: &SpendQuery,
+    columns: &[RawCol],
+    raw: Vec<RawRow>,
+) -> Result<Shaped, ToolError> {
+    let (q, columns) = (q.clone(), columns.to_vec());
+    tokio::task::spawn_blocking(move || shape(&q, &columns, raw))
+        .await
+        .map_err(|e| ToolError::Unsupported(format!("shaping the answer failed: {e}")))?
+}
+
 /// Turn raw grouped rows into spend rows keyed like the query, applying the
 /// filters SQL cannot express (globs on principal/role, model).
 pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Shaped, ToolError> {
@@ -319,6 +347,8 @@ pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Sha
     // (bucket, keys) -> (cost, tokens, any line measured in tokens)
     let mut groups: BTreeMap<GroupId, (f64, f64, bool)> = BTreeMap::new();
     let mut adjustments: BTreeMap<(NaiveDate, String), f64> = BTreeMap::new();
+    // Glob verdicts per distinct principal: rows repeat principals many times over.
+    let mut passes: HashMap<String, bool> = HashMap::new();
     for r in raw {
         let day = get(&r, &RawCol::Bucket)
             // The date part of a DATE or TIMESTAMP text; `get` because the engine's text is
@@ -340,22 +370,23 @@ pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Sha
         let principal = get(&r, &RawCol::Principal).unwrap_or_default();
         let usage_type = get(&r, &RawCol::UsageType).unwrap_or_default();
         let product_model = get(&r, &RawCol::ProductModel).unwrap_or_default();
-        if !q.filter.principals.is_empty()
-            && !q
-                .filter
-                .principals
-                .iter()
-                .any(|g| glob_match(g, &principal))
-        {
-            continue;
-        }
-        if !q.filter.roles.is_empty()
-            && !q
-                .filter
-                .roles
-                .iter()
-                .any(|g| glob_match(g, &role_of(&principal)))
-        {
+        let pass = match passes.get(&principal) {
+            Some(p) => *p,
+            None => {
+                let p = (q.filter.principals.is_empty()
+                    || q.filter
+                        .principals
+                        .iter()
+                        .any(|g| glob_match(g, &principal)))
+                    && (q.filter.roles.is_empty() || {
+                        let role = role_of(&principal);
+                        q.filter.roles.iter().any(|g| glob_match(g, &role))
+                    });
+                passes.insert(principal.clone(), p);
+                p
+            }
+        };
+        if !pass {
             continue;
         }
         let model = model_name(&product_model, &usage_type);

@@ -105,6 +105,18 @@ where
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(deferred_https_client())
+        .timeout_config(timeouts())
         .load()
         .await
+}
+
+/// Every AWS operation ends: a slow or silent endpoint fails the call (and frees whatever
+/// waits on it) instead of holding a request forever. Connect 5 s, one attempt 30 s, the
+/// operation with its retries 60 s. Athena queries poll with their own timeout.
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(30))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build()
 }

@@ -21,6 +21,10 @@ pub struct Entry {
     pub what: String,
 }
 
+/// Most estimates kept at once (a few hundred bytes each): checks in a loop, or a caller
+/// naming many subjects, cannot grow the ledger without bound.
+pub const MAX_ENTRIES: usize = 20_000;
+
 pub struct Ledger {
     path: Option<PathBuf>,
     window: Duration,
@@ -82,12 +86,28 @@ impl Ledger {
         (live.iter().map(|e| e.amount).sum(), live.len())
     }
 
-    /// Record an estimate (appended to the file) and forget expired ones.
+    /// Record an estimate (appended to the file) and forget expired ones. The ledger keeps at
+    /// most [`MAX_ENTRIES`] estimates; past that the oldest go first (the file is compacted).
     pub async fn record(&self, entry: Entry) -> Result<(), String> {
         use std::io::Write;
         let mut entries = self.entries.lock().await;
         let now = entry.at;
         entries.retain(|e| now - e.at < self.window);
+        if entries.len() >= MAX_ENTRIES {
+            let drop = entries.len() + 1 - MAX_ENTRIES;
+            entries.drain(..drop);
+            if let Some(path) = &self.path {
+                let body: String = entries
+                    .iter()
+                    .filter_map(|e| serde_json::to_string(e).ok())
+                    .map(|l| l + "\n")
+                    .collect();
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, body)
+                    .and_then(|()| std::fs::rename(&tmp, path))
+                    .map_err(|e| format!("cannot compact {}: {e}", path.display()))?;
+            }
+        }
         if let Some(path) = &self.path {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)

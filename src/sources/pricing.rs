@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_pricing::Client;
 use aws_sdk_pricing::types::{Filter, FilterType};
@@ -56,8 +56,13 @@ impl PriceSource for SnapshotPrices {
 pub struct PriceList {
     client: crate::sources::Lazy<Client>,
     cache_dir: Option<PathBuf>,
-    memory: tokio::sync::Mutex<BTreeMap<String, (Instant, PriceBook)>>,
+    /// An hour per region, one fetch at a time per region (moka's single flight): no lock is
+    /// held across a fetch, and a question about one region never waits for another.
+    memory: moka::future::Cache<String, PriceBook>,
 }
+
+/// Regions kept in memory at once (there are fewer than 40; the bound is for safety).
+const MAX_REGIONS: u64 = 64;
 
 const DISK_TTL: chrono::Duration = chrono::Duration::days(7);
 
@@ -66,11 +71,18 @@ impl PriceList {
         PriceList {
             client,
             cache_dir,
-            memory: tokio::sync::Mutex::new(BTreeMap::new()),
+            memory: moka::future::Cache::builder()
+                .max_capacity(MAX_REGIONS)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
         }
     }
 
     fn cache_file(&self, region: &str) -> Option<PathBuf> {
+        // Only a region code becomes part of a file name (no `/`, no `..`).
+        if !crate::domain::pricing::valid_region(region) {
+            return None;
+        }
         self.cache_dir
             .as_ref()
             .map(|d| d.join(format!("prices-{region}.json")))
@@ -216,12 +228,22 @@ struct DiskCache {
 #[async_trait::async_trait]
 impl PriceSource for PriceList {
     async fn prices(&self, region: &str) -> PriceBook {
-        let mut memory = self.memory.lock().await;
-        if let Some((at, book)) = memory.get(region)
-            && at.elapsed() < Duration::from_secs(3600)
-        {
-            return book.clone();
+        if !crate::domain::pricing::valid_region(region) {
+            return PriceBook::snapshot(Some(format!(
+                "'{}' is not an AWS region code; bundled price snapshot",
+                region.chars().take(40).collect::<String>()
+            )));
         }
+        self.memory
+            .get_with(region.to_string(), self.load(region))
+            .await
+    }
+}
+
+impl PriceList {
+    /// The disk cache while fresh, else the Price List API (written to the disk cache), else
+    /// the stale disk cache or the snapshot, saying why.
+    async fn load(&self, region: &str) -> PriceBook {
         let disk: Option<DiskCache> = self
             .cache_file(region)
             .and_then(|p| std::fs::read_to_string(p).ok())
@@ -229,16 +251,14 @@ impl PriceSource for PriceList {
         if let Some(d) = &disk
             && Utc::now() - d.fetched_at < DISK_TTL
         {
-            let book = PriceBook {
+            return PriceBook {
                 prices: d.prices.clone(),
                 source: "price_cache".into(),
                 as_of: d.fetched_at.to_rfc3339(),
                 notes: vec![],
             };
-            memory.insert(region.to_string(), (Instant::now(), book.clone()));
-            return book;
         }
-        let book = match self.fetch(region).await {
+        match self.fetch(region).await {
             Ok(prices) if !prices.is_empty() => {
                 let now = Utc::now();
                 if let Some(path) = self.cache_file(region) {
@@ -265,9 +285,7 @@ impl PriceSource for PriceList {
                 format!("the Price List API returned no Bedrock prices for {region}"),
             ),
             Err(e) => fallback(disk, format!("the Price List API failed ({e})")),
-        };
-        memory.insert(region.to_string(), (Instant::now(), book.clone()));
-        book
+        }
     }
 }
 

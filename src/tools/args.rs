@@ -105,6 +105,11 @@ pub fn build_query(
                 .map(|s| s.parse::<GroupKey>())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(ToolError::invalid)?;
+            if keys.is_empty() {
+                return Err(ToolError::invalid(format!(
+                    "group_by is empty; give 1 to 3 keys (e.g. [\"tag:{default_tag_key}\", \"model\"]) or leave it out for tag:{default_tag_key}"
+                )));
+            }
             if keys.len() > 3 {
                 return Err(ToolError::invalid(format!(
                     "group_by takes at most 3 keys, got {}",
@@ -121,13 +126,21 @@ pub fn build_query(
         }
     };
     let mut filter = SpendFilter::default();
-    for (key, values) in input.filter.clone().unwrap_or_default() {
+    let filters = input.filter.clone().unwrap_or_default();
+    if filters.len() > MAX_FILTER_KEYS {
+        return Err(ToolError::invalid(format!(
+            "filter takes at most {MAX_FILTER_KEYS} keys, got {}",
+            filters.len()
+        )));
+    }
+    for (key, values) in filters {
         let values = values.into_vec();
         if values.is_empty() {
             return Err(ToolError::invalid(format!(
                 "filter '{key}' has no values; give a value, a list, or \"\" for untagged"
             )));
         }
+        check_filter_values(&key, &values)?;
         match key.as_str() {
             "principal" => filter.principals = values,
             "role" => filter.roles = values,
@@ -156,6 +169,39 @@ pub fn build_query(
             MetricInput::Amortized => Metric::Amortized,
         },
     })
+}
+
+/// Most keys one `filter` takes.
+pub const MAX_FILTER_KEYS: usize = 8;
+/// Most values (or globs) one filter key takes.
+pub const MAX_FILTER_VALUES: usize = 32;
+/// Longest filter value or glob, in characters (AWS tag values are at most 256; IAM ARNs 2048,
+/// but no principal ARN a bill records comes near this).
+pub const MAX_FILTER_VALUE_CHARS: usize = 1024;
+/// Most wildcards (`*`, `?`) in one glob.
+pub const MAX_GLOB_WILDCARDS: usize = 8;
+
+/// Bound the values of one filter key: these size the work of every row of the answer.
+fn check_filter_values(key: &str, values: &[String]) -> Result<(), ToolError> {
+    if values.len() > MAX_FILTER_VALUES {
+        return Err(ToolError::invalid(format!(
+            "filter '{key}' takes at most {MAX_FILTER_VALUES} values, got {}; ask with a glob (principal, role) or in parts",
+            values.len()
+        )));
+    }
+    for v in values {
+        if v.chars().count() > MAX_FILTER_VALUE_CHARS {
+            return Err(ToolError::invalid(format!(
+                "a value of filter '{key}' is longer than {MAX_FILTER_VALUE_CHARS} characters"
+            )));
+        }
+        if v.chars().filter(|c| matches!(c, '*' | '?')).count() > MAX_GLOB_WILDCARDS {
+            return Err(ToolError::invalid(format!(
+                "a glob of filter '{key}' has more than {MAX_GLOB_WILDCARDS} wildcards (* or ?)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The row offset a `bedrock_spend` cursor (`rows:<n>`) points at.
@@ -342,8 +388,23 @@ pub enum Who<'a> {
     Name(&'a str),
 }
 
-/// Read `who` (already trimmed and not empty).
+/// Longest `who`: an IAM ARN is at most 2048 characters.
+pub const MAX_WHO_CHARS: usize = 2048;
+
+/// Read `who` (already trimmed and not empty). It names one principal, role or tag value:
+/// wildcards are refused (a budget check is about one caller, and `who` becomes a filter).
 pub fn parse_who(raw: &str) -> Result<Who<'_>, ToolError> {
+    if raw.chars().count() > MAX_WHO_CHARS {
+        return Err(ToolError::invalid(format!(
+            "who is longer than {MAX_WHO_CHARS} characters; give a principal ARN, a role name or tag:<key>=<value>"
+        )));
+    }
+    if raw.contains(['*', '?']) {
+        return Err(ToolError::invalid(format!(
+            "who '{}' holds a wildcard; name one principal ARN, role or tag:<key>=<value>",
+            raw.chars().take(80).collect::<String>()
+        )));
+    }
     if let Some(tag) = raw.strip_prefix("tag:") {
         let (k, v) = tag.split_once('=').ok_or_else(|| {
             ToolError::invalid("write a tag as tag:<key>=<value>, e.g. tag:team=ml-platform")
@@ -644,4 +705,60 @@ pub fn check_tag_principal(input: &TagPrincipalInput) -> Result<(), ToolError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spend(v: serde_json::Value) -> Result<SpendQuery, ToolError> {
+        let input: SpendInput = serde_json::from_value(v).unwrap();
+        build_query(
+            &input,
+            "team",
+            NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+        )
+    }
+
+    #[test]
+    fn group_by_takes_one_to_three_keys() {
+        // Found by fuzz/fuzz_targets/tool_args.rs: an empty list was accepted.
+        let e = spend(serde_json::json!({"group_by": []})).unwrap_err();
+        assert!(e.to_string().contains("tag:team"), "{e}");
+        assert!(spend(serde_json::json!({"group_by": ["model"]})).is_ok());
+        assert!(
+            spend(serde_json::json!({"group_by": ["model", "region", "day", "month"]})).is_err()
+        );
+    }
+
+    #[test]
+    fn filters_are_bounded() {
+        let many: Vec<String> = (0..MAX_FILTER_VALUES + 1)
+            .map(|i| format!("r{i}"))
+            .collect();
+        let e = spend(serde_json::json!({"filter": {"role": many}})).unwrap_err();
+        assert!(e.to_string().contains("at most 32"), "{e}");
+        let keys: serde_json::Map<String, serde_json::Value> = (0..MAX_FILTER_KEYS + 1)
+            .map(|i| (format!("k{i}"), serde_json::json!("v")))
+            .collect();
+        assert!(spend(serde_json::json!({"filter": keys})).is_err());
+        let long = "x".repeat(MAX_FILTER_VALUE_CHARS + 1);
+        assert!(spend(serde_json::json!({"filter": {"principal": long}})).is_err());
+        let stars = "*".repeat(MAX_GLOB_WILDCARDS + 1);
+        assert!(spend(serde_json::json!({"filter": {"principal": stars}})).is_err());
+        let stars = "*".repeat(MAX_GLOB_WILDCARDS);
+        assert!(spend(serde_json::json!({"filter": {"principal": stars}})).is_ok());
+    }
+
+    #[test]
+    fn who_names_one_subject() {
+        assert!(parse_who("arn:aws:sts::1:assumed-role/R/*").is_err());
+        assert!(parse_who("Role?").is_err());
+        assert!(parse_who(&"a".repeat(MAX_WHO_CHARS + 1)).is_err());
+        assert!(matches!(parse_who("tag:team=ml"), Ok(Who::Tag { .. })));
+        assert!(matches!(
+            parse_who("arn:aws:iam::123456789012:role/R"),
+            Ok(Who::Arn(_))
+        ));
+    }
 }

@@ -46,22 +46,29 @@ pub struct CheckOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
     pub period: super::spend::PeriodOut,
-    pub spent: f64,
+    /// Spend so far this month under the budget (absent when withheld).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spent: Option<f64>,
     /// cur, cost_explorer, aws_budgets or none.
     pub spent_source: String,
     pub spent_as_of: String,
-    /// Estimates of earlier checks not billed yet (ledger).
-    pub unbilled: f64,
+    /// Estimates of earlier checks not billed yet (ledger; absent when withheld).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unbilled: Option<f64>,
     pub unbilled_checks: usize,
     pub planned_cost: f64,
-    /// Linear projection of month-to-date spend to the period end.
-    pub forecast: f64,
+    /// Linear projection of month-to-date spend to the period end (absent when withheld).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<f64>,
     pub forecast_method: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining_after: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub percent_after: Option<f64>,
     pub ledger_recorded: bool,
+    /// Why the budget's figures are not shown: it covers spend outside what the caller may see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub figures_withheld: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -116,6 +123,12 @@ impl App {
     pub async fn estimate(&self, input: EstimateInput) -> Result<EstimateOutput, ToolError> {
         let model = estimate_args(&input)?;
         let region = input.region.clone().unwrap_or_else(|| self.config_region());
+        if !crate::domain::pricing::valid_region(&region) {
+            return Err(ToolError::invalid(format!(
+                "region '{}' is not an AWS region code; write it like us-east-1 or eu-central-1",
+                region.chars().take(40).collect::<String>()
+            )));
+        }
         let book = self.prices.prices(&region).await;
         let price = match resolve(&book.prices, model) {
             Ok(p) => p.clone(),
@@ -189,6 +202,13 @@ impl App {
     ) -> Result<(String, Subject), ToolError> {
         let raw = match who.map(str::trim).filter(|w| !w.is_empty()) {
             Some(w) => w.to_string(),
+            // The server's own AWS identity is not an HTTP caller's: a limited caller says
+            // whom the call runs as.
+            None if self.visibility().is_some() => {
+                return Err(ToolError::invalid(
+                    "who is required for this caller: name the principal ARN, role or tag:<key>=<value> the planned call runs as",
+                ));
+            }
             None => {
                 let arn = self.identity.caller().await?;
                 notes.push(format!("who defaulted to the caller's identity {arn}"));
@@ -196,6 +216,8 @@ impl App {
             }
         };
         let mut s = Subject::default();
+        // The account an ARN names: its IAM tags are looked up in that account only.
+        let mut account: Option<String> = None;
         let (kind, name) = match parse_who(&raw)? {
             Who::Tag { key, value } => {
                 s.tags.insert(key.to_string(), value.to_string());
@@ -203,6 +225,7 @@ impl App {
             }
             Who::Arn(p) => {
                 s.principal_arn = Some(raw.clone());
+                account = Some(p.account.to_string());
                 match p.kind {
                     PrincipalKind::AssumedRole | PrincipalKind::Role => {
                         s.role_arn = Some(p.role_arn());
@@ -220,10 +243,11 @@ impl App {
         if let Some(dir) = &self.directory {
             match dir.inventory(no_progress()).await {
                 Ok(inv) => {
-                    let hit = inv
-                        .principals
-                        .iter()
-                        .find(|p| p.name == name && kind.is_none_or(|k| k == p.kind));
+                    let hit = inv.principals.iter().find(|p| {
+                        p.name == name
+                            && kind.is_none_or(|k| k == p.kind)
+                            && account.as_deref().is_none_or(|a| a == p.account())
+                    });
                     match hit {
                         Some(p) => {
                             s.tags = p.tags.clone();
@@ -373,13 +397,29 @@ impl App {
         let (spent, spent_source, spent_as_of) = self
             .spent_for(budget.as_ref(), &subject, period, &mut notes)
             .await;
-        let ledger_key = budget
+        // A limited caller's estimates count only toward its own checks: it cannot push the
+        // checks of callers it may not see (another team, the whole account) toward deny.
+        let ledger_key = budget.as_ref().map(|b| match &self.caller {
+            Some(c) if c.visibility.is_some() => format!("caller:{}|{}", c.name, b.scope.key()),
+            _ => b.scope.key(),
+        });
+        // A budget whose scope reaches beyond what the caller may see: its verdict is given,
+        // its figures (spend of others) are not.
+        let withheld = budget
             .as_ref()
-            .map(|b| b.scope.key())
-            .unwrap_or_else(|| format!("who:{who}"));
+            .filter(|b| !self.sees_budget(b))
+            .map(|b| {
+                format!(
+                    "budget {} covers spend outside what this caller may see; its figures are withheld, only the verdict is given",
+                    b.name
+                )
+            });
         let now = crate::domain::clock::now();
         let since = period.start.and_time(chrono::NaiveTime::MIN).and_utc();
-        let (unbilled, unbilled_checks) = self.ledger.unbilled(&ledger_key, since, now).await;
+        let (unbilled, unbilled_checks) = match &ledger_key {
+            Some(key) => self.ledger.unbilled(key, since, now).await,
+            None => (0.0, 0),
+        };
         // Linear projection over the month.
         let days_in_month = (next_month(today) - period.start).num_days() as f64;
         let elapsed = (today.day() as f64 - 1.0
@@ -498,7 +538,10 @@ impl App {
             fmt_money(spent)
         ));
         let mut ledger_recorded = false;
-        if verdict != "deny" && planned > 0.0 {
+        if let Some(ledger_key) = ledger_key
+            && verdict != "deny"
+            && planned > 0.0
+        {
             match self
                 .ledger
                 .record(Entry {
@@ -513,7 +556,7 @@ impl App {
                 Err(e) => notes.push(format!("could not record the estimate in the ledger: {e}")),
             }
         }
-        Ok(CheckOutput {
+        let mut out = CheckOutput {
             verdict: verdict.into(),
             reasons,
             who,
@@ -522,32 +565,48 @@ impl App {
                 start: period.start.to_string(),
                 end: period.end.to_string(),
             },
-            spent: r4(spent),
+            spent: Some(r4(spent)),
             spent_source,
             spent_as_of,
-            unbilled: r4(unbilled),
+            unbilled: Some(r4(unbilled)),
             unbilled_checks,
             planned_cost: (planned * 1e8).round() / 1e8,
-            forecast: r4(forecast),
+            forecast: Some(r4(forecast)),
             forecast_method,
             remaining_after,
             percent_after,
             ledger_recorded,
+            figures_withheld: None,
             notes,
-        })
+        };
+        if let Some(why) = withheld {
+            out.spent = None;
+            out.unbilled = None;
+            out.forecast = None;
+            out.remaining_after = None;
+            out.percent_after = None;
+            // Every reason that carries an amount goes; the verdict's own reason stays.
+            out.reasons = vec![format!(
+                "verdict {verdict} from budget {}",
+                out.budget.as_ref().map(|b| b.name.as_str()).unwrap_or("-")
+            )];
+            out.figures_withheld = Some(why);
+        }
+        Ok(out)
     }
 }
 
 use chrono::Timelike;
 
 pub(crate) fn render_check(o: &CheckOutput) -> String {
+    let money = |v: Option<f64>| v.map(fmt_money).unwrap_or_else(|| "(withheld)".into());
     let mut t = format!(
         "{} for {}: planned {}, spent {} + unbilled {} this month{}.\n",
         o.verdict.to_uppercase(),
         o.who,
         fmt_money(o.planned_cost),
-        fmt_money(o.spent),
-        fmt_money(o.unbilled),
+        money(o.spent),
+        money(o.unbilled),
         match (&o.budget, o.remaining_after) {
             (Some(b), Some(r)) => format!(
                 "; budget {} {} ({}), {} left after",
@@ -562,11 +621,16 @@ pub(crate) fn render_check(o: &CheckOutput) -> String {
     for r in &o.reasons {
         t.push_str(&format!("- {r}\n"));
     }
-    t.push_str(&format!(
-        "Forecast to month end: {} ({}).\n",
-        fmt_money(o.forecast),
-        o.forecast_method
-    ));
+    if let Some(f) = o.forecast {
+        t.push_str(&format!(
+            "Forecast to month end: {} ({}).\n",
+            fmt_money(f),
+            o.forecast_method
+        ));
+    }
+    if let Some(w) = &o.figures_withheld {
+        t.push_str(&format!("Note: {w}\n"));
+    }
     for n in &o.notes {
         t.push_str(&format!("Note: {n}\n"));
     }

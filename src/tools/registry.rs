@@ -416,13 +416,22 @@ impl App {
         else {
             return;
         };
-        let q = SpendQuery {
+        let mut q = SpendQuery {
             period,
             granularity: Granularity::Monthly,
             group_by: vec![GroupKey::Role],
             filter: SpendFilter::default(),
             metric: Metric::Unblended,
         };
+        // A limited caller sees only the spend it may see: roles outside it show no figure.
+        if let Err(e) = self.scope_query(&mut q, false) {
+            notes.push(format!("role spend not shown: {e}"));
+            return;
+        }
+        let scoped = self.visibility().is_some();
+        if scoped {
+            notes.push("role spend counts only the principals this caller may see".into());
+        }
         match cur.spend(&q, no_progress()).await {
             Ok(ans) => {
                 let mut by_name: HashMap<(String, String), f64> = HashMap::new();
@@ -432,11 +441,16 @@ impl App {
                     }
                 }
                 for h in hits.iter_mut().filter(|h| !h.roles.is_empty()) {
-                    let total: f64 = h
+                    let seen: Vec<f64> = h
                         .roles
                         .iter()
-                        .map(|arn| by_name.get(&account_and_name(arn)).copied().unwrap_or(0.0))
-                        .sum();
+                        .filter_map(|arn| by_name.get(&account_and_name(arn)).copied())
+                        .collect();
+                    // Unscoped, a role without spend spent 0; scoped, it may be one we cannot see.
+                    if seen.is_empty() && scoped {
+                        continue;
+                    }
+                    let total: f64 = seen.iter().sum();
                     h.role_spend_this_month = Some((total * 100.0).round() / 100.0);
                 }
             }

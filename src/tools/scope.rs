@@ -1,12 +1,13 @@
-//! Per-caller scope: what an authenticated HTTP caller may see (see `auth::Visibility`).
-//! stdio and unauthenticated loopback HTTP have no caller and see everything.
+//! Per-caller scope: what an authenticated HTTP caller may see (see `domain::visibility`).
+//! stdio and unauthenticated loopback HTTP have no caller and see everything; a caller whose
+//! visibility grants nothing sees nothing, and is told why.
 //!
 //! Spend questions get the caller's visibility added to their filter (tag values on Cost
 //! Explorer and CUR; principal globs on CUR/Athena only). Asking explicitly for something outside
 //! it is an authorization error, never a silently empty answer.
 
-use crate::auth::Visibility;
 use crate::domain::group::SpendQuery;
+use crate::domain::visibility::Visibility;
 use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::budgets::Subject;
@@ -17,7 +18,7 @@ impl App {
         self.caller.as_ref().and_then(|c| c.visibility.as_ref())
     }
 
-    fn forbidden(&self, what: &str) -> ToolError {
+    pub(crate) fn forbidden(&self, what: &str) -> ToolError {
         let (name, sees) = match &self.caller {
             Some(c) => (
                 c.name.as_str(),
@@ -33,6 +34,16 @@ impl App {
         ))
     }
 
+    /// Err when the caller's visibility grants nothing at all (with the reason).
+    pub(crate) fn sees_anything(&self) -> Result<(), ToolError> {
+        match self.visibility().and_then(Visibility::grants_nothing) {
+            Some(why) => Err(ToolError::Forbidden(format!(
+                "{why}. Ask the server's operator for a token that names what you may see"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Narrow a spend query to the caller's visibility. `cost_explorer`: the query goes to
     /// Cost Explorer, which cannot filter by principal ARN.
     pub(crate) fn scope_query(
@@ -40,13 +51,17 @@ impl App {
         q: &mut SpendQuery,
         cost_explorer: bool,
     ) -> Result<(), ToolError> {
+        self.sees_anything()?;
         let Some(v) = self.visibility().cloned() else {
             return Ok(());
         };
-        if let Some(key) = &v.tag_key {
+        if let Some((key, values)) = v.tag() {
             match q.filter.tags.get(key) {
                 Some(asked) => {
-                    if let Some(bad) = asked.iter().find(|a| !v.tag_values.contains(a)) {
+                    if asked.is_empty() {
+                        return Err(self.forbidden(&format!("iamPrincipal/{key} with no value")));
+                    }
+                    if let Some(bad) = asked.iter().find(|a| !values.contains(a)) {
                         let shown = if bad.is_empty() {
                             "untagged"
                         } else {
@@ -56,37 +71,32 @@ impl App {
                     }
                 }
                 None => {
-                    q.filter.tags.insert(key.clone(), v.tag_values.clone());
+                    q.filter.tags.insert(key.to_string(), values.to_vec());
                 }
             }
             return Ok(());
         }
-        if !v.principals.is_empty() {
-            if cost_explorer {
-                return Err(ToolError::Forbidden(format!(
-                    "this caller may see only principals matching [{}], and Cost Explorer cannot filter by principal; ask with source \"cur\" or \"athena\"",
-                    v.principals.join(", ")
-                )));
-            }
-            if !q.filter.principals.is_empty() || !q.filter.roles.is_empty() {
-                let asked: Vec<&String> =
-                    q.filter.principals.iter().chain(&q.filter.roles).collect();
-                // A requested glob must be a plain ARN (or ARN glob) inside one visible glob.
-                for a in asked {
-                    if !v
-                        .principals
-                        .iter()
-                        .any(|g| crate::domain::principal::glob_match(g, a))
-                    {
-                        return Err(self.forbidden(&format!("principal {a}")));
-                    }
-                }
-            } else {
-                q.filter.principals = v.principals.clone();
-            }
-            return Ok(());
+        // A visibility that grants something and names no tag grants principal globs.
+        let globs = v.principals();
+        if cost_explorer {
+            return Err(ToolError::Forbidden(format!(
+                "this caller may see only principals matching [{}], and Cost Explorer cannot filter by principal; ask with source \"cur\" or \"athena\"",
+                globs.join(", ")
+            )));
         }
-        Err(self.forbidden("any spend"))
+        if q.filter.principals.is_empty() {
+            q.filter.principals = globs.to_vec();
+        } else {
+            // Each requested glob must provably stay inside a visible one.
+            for a in &q.filter.principals {
+                if !v.covers_glob(a) {
+                    return Err(self.forbidden(&format!("principal {a}")));
+                }
+            }
+        }
+        // Requested roles narrow further: they are ANDed with the principal globs above, so
+        // they can only select visible principals.
+        Ok(())
     }
 
     /// May the caller see this principal (ARN and its tags)?
@@ -99,29 +109,44 @@ impl App {
             None => true,
             Some(v) => v.allows(
                 Some(arn),
-                v.tag_key
-                    .as_ref()
-                    .and_then(|k| tags.get(k))
-                    .map(String::as_str),
+                v.tag().and_then(|(k, _)| tags.get(k)).map(String::as_str),
             ),
+        }
+    }
+
+    /// Is all the spend a budget measures inside what the caller may see? A Bedrock-wide
+    /// budget, a role pattern or another tag value is not; the default budget measures only the
+    /// (visible) subject's own spend.
+    pub(crate) fn sees_budget(&self, b: &crate::sources::budgets::Budget) -> bool {
+        use crate::sources::budgets::Scope;
+        let Some(v) = self.visibility() else {
+            return true;
+        };
+        match &b.scope {
+            Scope::Default => v.grants_nothing().is_none(),
+            Scope::Tag { key, value } => v.allows_tag(key, value),
+            Scope::Principal { pattern } => v.covers_glob(pattern),
+            Scope::Role { .. } | Scope::Bedrock => false,
         }
     }
 
     /// A budget subject must be visible to the caller.
     pub(crate) fn check_subject(&self, who: &str, s: &Subject) -> Result<(), ToolError> {
+        self.sees_anything()?;
         let Some(v) = self.visibility() else {
             return Ok(());
         };
-        let tag = v
-            .tag_key
-            .as_ref()
-            .and_then(|k| s.tags.get(k))
-            .map(String::as_str);
         let arn_ok = [&s.principal_arn, &s.role_arn]
             .into_iter()
             .flatten()
             .any(|a| v.allows(Some(a), None));
-        if arn_ok || v.allows(None, tag) {
+        // Tag grants: the subject's value for the visibility's key (None: untagged).
+        let tag_ok = v.tag().is_some_and(|(k, _)| {
+            let value = s.tags.get(k).map(String::as_str);
+            // A tag subject names its own key; a principal's tags come from IAM.
+            v.allows(None, Some(value.unwrap_or("")))
+        });
+        if arn_ok || tag_ok {
             Ok(())
         } else {
             Err(self.forbidden(who))

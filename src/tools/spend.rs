@@ -590,7 +590,13 @@ impl App {
         let (top_n, offset) = super::args::spend_page(&input)?;
         let source = self.spend_source(input.source)?;
         self.scope_query(&mut q, !source.filters_principals())?;
-        let ans = source.spend(&q, progress).await?;
+        let mut ans = source.spend(&q, progress).await?;
+        // Credits, refunds, tax and other adjustments carry no principal: they belong to the
+        // whole account, so a caller limited to part of the spend does not see them.
+        if self.visibility().is_some() && !ans.adjustments.is_empty() {
+            ans.adjustments.clear();
+            ans.notes.push("adjustments (credits, refunds, tax) are account-wide and not shown to a caller limited to part of the spend".into());
+        }
         let full = shape_all(&q, ans, top_n);
         if input.chart != Some(true) {
             return Ok((page(full, offset), None));

@@ -62,8 +62,10 @@ pub fn auth_from_args(args: &ServeArgs, local: SocketAddr) -> Result<Option<Auth
                 audience: resource.clone(),
                 jwks_url: args.jwt_jwks_url.clone(),
                 jwks_ttl: std::time::Duration::from_secs(args.jwt_jwks_ttl_secs),
+                min_refetch: std::time::Duration::from_secs(args.jwt_jwks_min_refetch_secs),
                 visibility_claim: args.jwt_visibility_claim.clone(),
                 visibility_tag_key: args.jwt_visibility_tag_key.clone(),
+                visibility_allow_untagged: args.jwt_visibility_allow_untagged,
             })
             .map_err(HttpError::Config)?,
         )),

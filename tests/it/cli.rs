@@ -1,7 +1,6 @@
 //! The CLI for people: the same answers as the tools, tables or JSON, and
 //! exit codes that mean something (0 ok, 2 bad input, 1 a failure upstream).
 
-use crate::common::BIN;
 use chrono::Datelike;
 use serde_json::Value;
 
@@ -276,7 +275,7 @@ async fn a_long_question_shows_progress_on_a_terminal_only() {
     let cmd = format!(
         "env -i PATH=/usr/bin:/bin {} {} spend --period last_month --source cost_explorer",
         env.join(" "),
-        crate::common::BIN
+        crate::common::bin()
     );
     let out = std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])

@@ -5,7 +5,6 @@
 
 use std::process::Stdio;
 
-use crate::common::BIN;
 use rmcp::ServiceExt;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::Value;
@@ -153,17 +152,19 @@ async fn tools_of(e: &Entry) -> Vec<String> {
         e.name,
         e.command
     );
-    let transport = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|cmd| {
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
-                cmd.env_remove(k);
+    let transport = TokioChildProcess::new(
+        tokio::process::Command::new(crate::common::bin()).configure(|cmd| {
+            for (k, _) in std::env::vars() {
+                if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
+                    cmd.env_remove(k);
+                }
             }
-        }
-        cmd.envs(crate::common::aws_env(None));
-        cmd.envs(e.env.iter().cloned());
-        cmd.args(&e.args);
-        cmd.stderr(Stdio::null());
-    }))
+            cmd.envs(crate::common::aws_env(None));
+            cmd.envs(e.env.iter().cloned());
+            cmd.args(&e.args);
+            cmd.stderr(Stdio::null());
+        }),
+    )
     .expect("spawn");
     let Ok(started) =
         tokio::time::timeout(std::time::Duration::from_secs(30), ().serve(transport)).await

@@ -14,7 +14,14 @@ use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioC
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_bedrock-cost-mcp");
+/// The binary under test: the one cargo built, or `BEDROCK_COST_MCP_TEST_BIN` (to run a suite,
+/// such as the attack suite, against another build, e.g. an older release).
+pub fn bin() -> String {
+    std::env::var("BEDROCK_COST_MCP_TEST_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bedrock-cost-mcp").to_string())
+}
 
 pub type Client = RunningService<RoleClient, ()>;
 
@@ -276,7 +283,7 @@ pub fn fresh_dir(name: &str) -> String {
 /// The real binary with the tests' hermetic environment: none of the caller's AWS or
 /// BEDROCK_COST_MCP variables, a private home, the tests' calendar.
 pub fn command() -> std::process::Command {
-    let mut cmd = std::process::Command::new(BIN);
+    let mut cmd = std::process::Command::new(bin());
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
             cmd.env_remove(k);
@@ -301,7 +308,7 @@ pub async fn stdio_client(
     extra_env: &[(&str, &str)],
 ) -> Client {
     let env = aws_env(emu);
-    let transport = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|cmd| {
+    let transport = TokioChildProcess::new(tokio::process::Command::new(bin()).configure(|cmd| {
         clean_env(cmd);
         cmd.args(args).arg("serve");
         for (k, v) in &env {
@@ -325,7 +332,7 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn start(emu: Option<&Emulator>, args: &[&str], extra_env: &[(&str, &str)]) -> HttpServer {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         for (k, _) in std::env::vars() {
             if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
                 cmd.env_remove(k);

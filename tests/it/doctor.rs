@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::common::{BIN, Emulator, RegistryEmulator};
+use crate::common::{Emulator, RegistryEmulator};
 use serde_json::{Value, json};
 
 struct Run {

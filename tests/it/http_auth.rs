@@ -15,7 +15,7 @@ const ADMIN: &str = "tok-admin-51b2e9";
 const NOSCOPE: &str = "tok-noscope-77aa01";
 const ML: &str = "tok-ml-team-3d9e42";
 
-fn hash(token: &str) -> String {
+pub(crate) fn hash(token: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -54,11 +54,11 @@ visibility = {{ tag_key = "team", tag_values = ["ml-platform"] }}
     p
 }
 
-fn rpc_call(tool: &str, args: Value) -> Value {
+pub(crate) fn rpc_call(tool: &str, args: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": args}})
 }
 
-async fn post(url: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(url: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(url)
         .header("Content-Type", "application/json")
@@ -73,7 +73,7 @@ async fn post(url: &str, token: Option<&str>, body: &Value) -> reqwest::Response
         .expect("server reachable")
 }
 
-fn www(resp: &reqwest::Response) -> String {
+pub(crate) fn www(resp: &reqwest::Response) -> String {
     resp.headers()
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_string())
@@ -257,7 +257,7 @@ async fn rate_limit_and_body_limit() {
 
 // ---------------------------------------------------------------- JWT
 
-fn b64(data: &[u8]) -> String {
+pub(crate) fn b64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
@@ -272,24 +272,24 @@ fn b64(data: &[u8]) -> String {
     out
 }
 
-struct Key {
+pub(crate) struct Key {
     kid: String,
     pair: EcdsaKeyPair,
 }
 
 impl Key {
-    fn new(kid: &str) -> Key {
+    pub(crate) fn new(kid: &str) -> Key {
         Key {
             kid: kid.into(),
             pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap(),
         }
     }
-    fn jwk(&self) -> Value {
+    pub(crate) fn jwk(&self) -> Value {
         let p = self.pair.public_key().as_ref();
         json!({"kty": "EC", "crv": "P-256", "kid": self.kid, "alg": "ES256", "use": "sig",
                "x": b64(&p[1..33]), "y": b64(&p[33..65])})
     }
-    fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.kid});
         let input = format!(
             "{}.{}",
@@ -343,6 +343,7 @@ async fn jwt_access_tokens() {
             ("BEDROCK_COST_MCP_RESOURCE_URL", resource),
             ("BEDROCK_COST_MCP_JWT_VISIBILITY_CLAIM", "teams"),
             ("BEDROCK_COST_MCP_JWT_VISIBILITY_TAG_KEY", "team"),
+            ("BEDROCK_COST_MCP_JWT_JWKS_MIN_REFETCH_SECS", "2"),
         ],
     );
     let now = chrono::Utc::now().timestamp();
@@ -418,8 +419,8 @@ async fn jwt_access_tokens() {
     let before = *fetches.lock().unwrap();
     let k2 = Key::new("k2");
     keys.lock().unwrap().push(k2.jwk());
-    // The early refetch happens at most every 30 s; wait that out only if needed.
-    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    // The early refetch happens at most every --jwt-jwks-min-refetch-secs (2 s here).
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
     let (s, w) = status(k2.sign(&claims)).await;
     assert_eq!(s, 200, "{w}");
     assert!(*fetches.lock().unwrap() > before);

@@ -7,6 +7,7 @@ mod common;
 
 mod accounts;
 mod anomalies;
+mod attack;
 mod budget;
 mod calendar;
 mod chart;
@@ -14,6 +15,7 @@ mod cli;
 mod client_configs;
 mod cur_rollups;
 mod demo;
+mod dispatch_props;
 mod doctor;
 mod faults;
 mod http_auth;

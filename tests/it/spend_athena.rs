@@ -167,17 +167,19 @@ async fn polls_with_progress_and_reports_data_scanned() {
     .await;
     emu.post("/_emulator/athena/outcomes", json!({"outcomes": [{"state": "RUNNING_THEN_SUCCEEDED", "polls": 3, "data_scanned_bytes": 123456789}]})).await;
     let env = aws_env(Some(&emu));
-    let transport = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|cmd| {
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
-                cmd.env_remove(k);
+    let transport = TokioChildProcess::new(
+        tokio::process::Command::new(crate::common::bin()).configure(|cmd| {
+            for (k, _) in std::env::vars() {
+                if k.starts_with("AWS_") {
+                    cmd.env_remove(k);
+                }
             }
-        }
-        cmd.args(ARGS)
-            .arg("serve")
-            .envs(env.clone())
-            .stderr(std::process::Stdio::null());
-    }))
+            cmd.args(ARGS)
+                .arg("serve")
+                .envs(env.clone())
+                .stderr(std::process::Stdio::null());
+        }),
+    )
     .unwrap();
     let log = ProgressLog::default();
     let client = log.clone().serve(transport).await.unwrap();

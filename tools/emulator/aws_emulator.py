@@ -1466,6 +1466,8 @@ def classify(environ: dict[str, Any]) -> AwsCall:
 
 # The signing log keeps the first calls after a reset; a test needs a handful.
 MAX_SIGNED_LOG = 10_000
+# The request log keeps the last bodies of each JSON-protocol operation.
+MAX_REQUEST_LOG = 1_000
 
 
 def signing_scope(authorization: str) -> dict[str, str]:
@@ -1515,6 +1517,9 @@ class EmulatorMiddleware:
         self.faults: dict[str, list[Fault]] = {}
         self.latency_ms = 0
         self.signed: list[dict[str, str]] = []
+        # JSON-protocol request bodies per operation (the last MAX_REQUEST_LOG of each), so a
+        # test can see exactly what was asked: e.g. the Filter of a GetCostAndUsage.
+        self.requests: dict[str, list[Any]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -1528,10 +1533,20 @@ class EmulatorMiddleware:
 
         call = classify(environ)
         signer = signing_scope(environ.get("HTTP_AUTHORIZATION", ""))
+        body = None
+        if call.protocol == "json":
+            try:
+                body = json.loads(read_body(environ) or b"{}")
+            except ValueError:
+                body = None
         with self.lock:
             self.calls[call.operation] = self.calls.get(call.operation, 0) + 1
             if len(self.signed) < MAX_SIGNED_LOG:
                 self.signed.append({"operation": call.operation, **signer})
+            if body is not None:
+                log = self.requests.setdefault(call.operation, [])
+                log.append(body)
+                del log[:-MAX_REQUEST_LOG]
             latency_ms = self.latency_ms
             fault = self._take_fault(call.operation)
         delay_ms = latency_ms + (fault.delay_ms if fault else 0)
@@ -1562,6 +1577,7 @@ class EmulatorMiddleware:
             self.calls.clear()
             self.faults.clear()
             self.signed.clear()
+            self.requests.clear()
             self.latency_ms = 0
         ATHENA.clear()
         PRICING.restore_defaults()
@@ -1582,6 +1598,9 @@ class EmulatorMiddleware:
         if route == ("GET", "/_emulator/signed"):
             with self.lock:
                 return json_response(list(self.signed))
+        if route == ("GET", "/_emulator/requests"):
+            with self.lock:
+                return json_response({op: list(bodies) for op, bodies in self.requests.items()})
         if route == ("POST", "/_emulator/reset"):
             self.clear()
             moto_api_backend.reset()

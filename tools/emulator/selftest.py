@@ -169,6 +169,17 @@ def signing_log_names_key_region_and_service(emu: Emulator) -> None:
 
 
 @check
+def request_log_keeps_json_bodies_per_operation(emu: Emulator) -> None:
+    seed_usage(emu, usage_result("3.00"))
+    cost_and_usage(emu.client("ce"), Filter={"Dimensions": {"Key": "SERVICE", "Values": ["Amazon Bedrock"]}})
+    logged = emu.control("GET", "/_emulator/requests", expect=200)
+    assert list(logged) == ["GetCostAndUsage"], logged
+    assert logged["GetCostAndUsage"][0]["Filter"] == {"Dimensions": {"Key": "SERVICE", "Values": ["Amazon Bedrock"]}}
+    emu.control("POST", "/_emulator/reset", expect=200)
+    assert emu.control("GET", "/_emulator/requests", expect=200) == {}
+
+
+@check
 def iam_authorization_details_page_with_cap_and_fault_after(emu: Emulator) -> None:
     iam = emu.client("iam")
     for i in range(5):

@@ -1,0 +1,247 @@
+//! What an authenticated caller may see of the organisation's spend: principals whose
+//! `iamPrincipal/<key>` tag has one of some values, and/or principals whose ARN matches one of
+//! some globs. A caller with no visibility at all (stdio, unauthenticated loopback, a token
+//! without one) sees everything; that is `Option::None` where a visibility is held.
+//!
+//! A visibility is never empty-and-permissive: it is built only by [`Visibility::new`], which
+//! turns an empty or malformed grant (a tag key with no values, only blank values, blank globs)
+//! into [`Visibility::nothing`], which grants nothing and carries the reason to tell the caller.
+//! Untagged spend (the empty tag value) is granted only when the configuration opts in.
+
+/// Longest principal glob a visibility or a filter may hold (IAM ARNs are at most 2048
+/// characters; a glob past this is an attack, not a principal).
+pub const MAX_GLOB_CHARS: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Visibility(Inner);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Inner {
+    Grant {
+        /// The tag key and its values (never empty; "" is untagged, only when allowed).
+        tag: Option<(String, Vec<String>)>,
+        /// ARN globs (never blank).
+        principals: Vec<String>,
+    },
+    Nothing(String),
+}
+
+impl Visibility {
+    /// A grant by tag values and/or principal globs. Values and globs are trimmed; blank globs
+    /// are dropped; the blank tag value (untagged spend) is kept only with `allow_untagged`.
+    /// Whatever remains empty grants nothing, and the result says why.
+    pub fn new(
+        tag_key: Option<&str>,
+        tag_values: &[String],
+        principals: &[String],
+        allow_untagged: bool,
+    ) -> Visibility {
+        let mut why = Vec::new();
+        let tag = match tag_key.map(str::trim) {
+            None | Some("") => {
+                if !tag_values.is_empty() {
+                    why.push("tag values were given without a tag key".to_string());
+                }
+                None
+            }
+            Some(key) => {
+                let mut values: Vec<String> = Vec::new();
+                let mut blank = false;
+                for v in tag_values.iter().map(|v| v.trim()) {
+                    if v.is_empty() {
+                        blank = true;
+                        if !allow_untagged {
+                            continue;
+                        }
+                    }
+                    if !values.iter().any(|x| x == v) {
+                        values.push(v.to_string());
+                    }
+                }
+                if values.is_empty() {
+                    why.push(if blank {
+                        format!(
+                            "its only iamPrincipal/{key} value is blank (untagged spend), which this server grants only with allow_untagged"
+                        )
+                    } else {
+                        format!("it names the tag key iamPrincipal/{key} but no value of it")
+                    });
+                    None
+                } else {
+                    Some((key.to_string(), values))
+                }
+            }
+        };
+        let mut globs: Vec<String> = Vec::new();
+        for g in principals.iter().map(|g| g.trim()) {
+            if g.is_empty() {
+                continue;
+            }
+            if g.chars().count() > MAX_GLOB_CHARS {
+                why.push(format!(
+                    "a principal glob is longer than {MAX_GLOB_CHARS} characters"
+                ));
+                continue;
+            }
+            if !globs.iter().any(|x| x == g) {
+                globs.push(g.to_string());
+            }
+        }
+        if tag.is_none() && globs.is_empty() {
+            if why.is_empty() {
+                why.push("it names no tag value and no principal".into());
+            }
+            return Visibility::nothing(format!(
+                "this caller's visibility grants nothing: {}",
+                why.join("; ")
+            ));
+        }
+        Visibility(Inner::Grant {
+            tag,
+            principals: globs,
+        })
+    }
+
+    /// A visibility that grants nothing, for the reason given.
+    pub fn nothing(why: impl Into<String>) -> Visibility {
+        Visibility(Inner::Nothing(why.into()))
+    }
+
+    /// Why this visibility grants nothing (None: it grants something).
+    pub fn grants_nothing(&self) -> Option<&str> {
+        match &self.0 {
+            Inner::Nothing(why) => Some(why),
+            Inner::Grant { .. } => None,
+        }
+    }
+
+    /// The tag key and its granted values (never an empty list).
+    pub fn tag(&self) -> Option<(&str, &[String])> {
+        match &self.0 {
+            Inner::Grant {
+                tag: Some((k, v)), ..
+            } => Some((k, v)),
+            _ => None,
+        }
+    }
+
+    /// The granted principal globs.
+    pub fn principals(&self) -> &[String] {
+        match &self.0 {
+            Inner::Grant { principals, .. } => principals,
+            Inner::Nothing(_) => &[],
+        }
+    }
+
+    /// May the caller see a principal with this ARN and this value of the visibility's tag key
+    /// (None: untagged or unknown)?
+    pub fn allows(&self, arn: Option<&str>, tag: Option<&str>) -> bool {
+        if let Some((_, values)) = self.tag() {
+            let v = tag.unwrap_or("");
+            if values.iter().any(|t| t == v) {
+                return true;
+            }
+        }
+        match arn {
+            Some(a) => self
+                .principals()
+                .iter()
+                .any(|g| super::principal::glob_match(g, a)),
+            None => false,
+        }
+    }
+
+    /// Is the tag value `v` of key `key` inside this visibility ("" is untagged)?
+    pub fn allows_tag(&self, key: &str, v: &str) -> bool {
+        self.tag()
+            .is_some_and(|(k, values)| k == key && values.iter().any(|t| t == v))
+    }
+
+    /// Is every principal a requested glob can match inside one granted glob? Sound, not
+    /// complete: a request it cannot prove inside is refused.
+    pub fn covers_glob(&self, requested: &str) -> bool {
+        self.principals()
+            .iter()
+            .any(|g| super::principal::glob_covers(g, requested))
+    }
+
+    /// One line for error messages.
+    pub fn describe(&self) -> String {
+        match &self.0 {
+            Inner::Nothing(why) => why.clone(),
+            Inner::Grant { tag, principals } => {
+                let mut parts = Vec::new();
+                if let Some((k, values)) = tag {
+                    let shown: Vec<&str> = values
+                        .iter()
+                        .map(|v| if v.is_empty() { "(untagged)" } else { v })
+                        .collect();
+                    parts.push(format!("iamPrincipal/{k} in [{}]", shown.join(", ")));
+                }
+                if !principals.is_empty() {
+                    parts.push(format!("principals matching [{}]", principals.join(", ")));
+                }
+                parts.join(" or ")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn empty_or_malformed_grants_nothing_and_says_why() {
+        for (key, values, principals, why) in [
+            (Some("team"), s(&[]), s(&[]), "no value"),
+            (Some("team"), s(&["", "  "]), s(&[]), "allow_untagged"),
+            (None, s(&["ml"]), s(&[]), "without a tag key"),
+            (None, s(&[]), s(&["", " "]), "no tag value and no principal"),
+            (Some(" "), s(&[]), s(&[]), "no tag value and no principal"),
+        ] {
+            let v = Visibility::new(key, &values, &principals, false);
+            let got = v
+                .grants_nothing()
+                .unwrap_or_else(|| panic!("{key:?} {values:?}"));
+            assert!(got.contains(why), "{got}");
+            assert!(!v.allows(Some("arn:aws:iam::1:user/a"), None));
+            assert!(!v.allows(None, Some("")));
+            assert!(v.tag().is_none() && v.principals().is_empty());
+        }
+    }
+
+    #[test]
+    fn untagged_needs_the_opt_in() {
+        let v = Visibility::new(Some("team"), &s(&["ml", ""]), &[], false);
+        assert_eq!(v.tag(), Some(("team", &s(&["ml"])[..])));
+        assert!(!v.allows(None, None));
+        let v = Visibility::new(Some("team"), &s(&[""]), &[], true);
+        assert!(v.allows(None, None) && v.allows_tag("team", ""));
+        assert!(!v.allows_tag("team", "ml"));
+    }
+
+    #[test]
+    fn grants_by_tag_or_principal() {
+        let v = Visibility::new(
+            Some("team"),
+            &s(&["ml"]),
+            &s(&["arn:aws:iam::1:role/ml-*"]),
+            false,
+        );
+        assert!(v.allows(None, Some("ml")));
+        assert!(!v.allows(None, Some("web")));
+        assert!(v.allows(Some("arn:aws:iam::1:role/ml-x"), None));
+        assert!(!v.allows(Some("arn:aws:iam::2:role/ml-x"), None));
+        assert!(v.covers_glob("arn:aws:iam::1:role/ml-batch-*"));
+        assert!(!v.covers_glob("arn:aws:iam::*:role/ml-*"));
+        assert_eq!(
+            v.describe(),
+            "iamPrincipal/team in [ml] or principals matching [arn:aws:iam::1:role/ml-*]"
+        );
+    }
+}
