@@ -909,6 +909,7 @@ mod tests {
             share: 0.0,
             untagged: team == "untagged",
             others: team == "others",
+            no_principal: false,
             usage: None,
             usage_unit: None,
         }
@@ -935,6 +936,7 @@ mod tests {
             reconciliation: Reconciliation {
                 named: 0.0,
                 untagged: 0.0,
+                no_principal: 0.0,
                 others: 0.0,
                 total,
                 reconciled: true,

@@ -238,6 +238,27 @@ pub struct GenerateCurArgs {
     /// Leave out line_item_iam_principal, as an export without IAM principal data.
     #[arg(long)]
     pub no_principal_column: bool,
+    /// How refreshes are delivered: overwrite (files directly in each BILLING_PERIOD folder) or
+    /// create-new (a <timestamp>-<id>/ folder per refresh, with an earlier partial refresh left
+    /// next to the current one, as Data Exports leaves them).
+    #[arg(long, value_enum, default_value = "overwrite")]
+    pub delivery: DeliveryArg,
+    /// Do not write metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json.
+    #[arg(long)]
+    pub no_manifest: bool,
+    /// Lines of the first N days lack product['model'] (written before AWS's product-metadata backfill).
+    #[arg(long, default_value_t = 0)]
+    pub backfill_days: u32,
+    /// The export's name (file names, manifests).
+    #[arg(long, default_value = "bedrock-cur")]
+    pub export_name: String,
+}
+
+/// `generate-cur --delivery`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeliveryArg {
+    Overwrite,
+    CreateNew,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,30 +1,46 @@
-//! A deterministic generator of realistic CUR 2.0 Parquet with Bedrock line items,
-//! at any size, plus the "known truth" totals of what it wrote.
+//! A deterministic generator of CUR 2.0 Parquet with Bedrock line items shaped like AWS's real
+//! bills, at any size, plus the "known truth" totals of what it wrote.
 //!
-//! Tests, the demo and the benchmarks need CUR data whose answers are known
-//! without trusting the query engine under test. [`generate`] writes the files a
-//! CUR 2.0 export with *Include caller identity (IAM principal) allocation data*
-//! delivers (aws-facts.md §2.2, §2.4) and sums every amount it writes into a
-//! [`Truth`], which it also saves as `truth.json`.
+//! Tests, the demo and the benchmarks need CUR data whose answers are known without trusting the
+//! query engine under test. [`generate`] writes what a CUR 2.0 export with *Include caller
+//! identity (IAM principal) allocation data* delivers and sums every amount it writes into a
+//! [`Truth`], saved as `truth.json`. **The truth shares nothing with the query path**: this module
+//! imports nothing from `crate::domain` or `crate::sources`. It knows each line's model, token
+//! kind, tier, inference scope, role and service because it *built* the line from its own tables,
+//! never by parsing what it wrote, so a mistake in the engine's parsers cannot pass unseen.
 //!
-//! Layout: `out_dir/data/BILLING_PERIOD=YYYY-MM/part-00000.snappy.parquet`,
-//! `part-00001…`, one folder per billing month touched. Rows are produced day by
-//! day and streamed in Arrow batches of at most [`MAX_BATCH_ROWS`] rows, so
-//! memory stays bounded whatever the size.
+//! What AWS writes, and so what this writes (sources cited where it matters):
+//! - Layout (Data Exports user guide, "Export delivery"): `data/BILLING_PERIOD=YYYY-MM/` with
+//!   files named `<export>-00001.snappy.parquet`; with *create new* delivery every refresh goes in
+//!   a `<timestamp>-<execution id>/` folder of its own inside the period, and
+//!   `metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json` lists the current delivery's files
+//!   as full `s3://` URIs. [`DeliveryMode::CreateNew`] writes an earlier, partial refresh next to
+//!   the current one, so an engine that adds both is off by the partial refresh.
+//! - Callers (CUR 2.0 `line_item_iam_principal`): IAM users (some with a path), Bedrock API-key
+//!   users and assumed-role sessions (AgentCore `BedrockAgentCore-…`, federated
+//!   `first.last@acme.example`, `batch-<n>`) in two accounts; principal tags as
+//!   `tags['iamPrincipal/<key>']`, ~20% of identities untagged, and a resource tag
+//!   `resourceTags/user:env` on some lines.
+//! - Models named every way a bill names them: Anthropic's Claude Sonnet/Opus 4.6 are AWS
+//!   Marketplace products ("Claude Sonnet 4.6 (Amazon Bedrock Edition)") whose usage types name no
+//!   model (`USE1-MP:USE1_InputTokenCount_Global-Units`, pricing unit `Units` = 1M tokens); the
+//!   others bill under Amazon Bedrock with the model in the usage type
+//!   (`USE1-Claude4.5Haiku-cache-write-1h-input-token-count`, `USE1-NovaLite-input-tokens-flex`);
+//!   `product['model']` is missing on lines before AWS's product-metadata backfill
+//!   ([`GenSpec::backfill_days`]) and on ~10% of the others.
+//! - Token kinds input, output, cache read, 5-minute and 1-hour cache writes; tiers standard,
+//!   batch (50% off), flex (50% off) and priority (+75%); scopes in-region, geographic
+//!   cross-region and global (Claude 4.5+ on a global profile costs ~10% less than regional).
+//! - Lines without a principal: Amazon Bedrock AgentCore runtime compute, Guardrails text units
+//!   and provisioned throughput hours.
+//! - Adjustments per account and month (CUR 2.0 `line_item_line_item_type`): `Credit`, `Refund`
+//!   (billed this month for the previous month's usage), `Tax`, and the account's discount as a
+//!   line of its own (`EdpDiscount` / `PrivateRateDiscount`, as with manual discount
+//!   compatibility) whose amount is exactly what the usage lines' `line_item_net_unblended_cost`
+//!   already took off.
 //!
-//! What makes the data realistic (and the engine's job non-trivial):
-//! - callers are IAM users (some with a path), Bedrock API-key users and
-//!   assumed-role sessions (AgentCore `BedrockAgentCore-…`, federated
-//!   `first.last@acme.example`, `batch-<n>`) in two accounts (§1.2);
-//! - volumes are Zipf-skewed, so a few callers dominate and "top N" means something;
-//! - principal tags (`iamPrincipal/team`, `iamPrincipal/cost-center`) are shared by
-//!   the sessions of one role, ~20% of identities are untagged, and an unrelated
-//!   `resourceTags/user:env` tag appears on some rows (§1.3, §2.2);
-//! - usage types follow §1.7 (four token kinds, cross-region variants) with ~0.5%
-//!   of an unknown type (`…-ProvisionedThroughput-ModelUnits`, unit `Units`);
-//! - `pricing_unit` is mostly `1K tokens`, but some models and lines use `1M tokens`;
-//! - ~10% of rows lack `product['model']` and ~5% have a NULL net cost;
-//! - each month has Credit and Refund lines next to the Usage lines.
+//! Rows are produced day by day and streamed in Arrow batches of at most [`MAX_BATCH_ROWS`]
+//! rows, so memory stays bounded whatever the size.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -44,10 +60,7 @@ use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use crate::demo_data::{DEMO_ACCOUNT, DemoModel, LineItem, MODELS, mix, round10};
-use crate::domain::period::first_of_month;
-use crate::domain::principal::role_of;
-use crate::domain::usage_type::{self, TokenKind};
+use crate::demo_data::{DEMO_ACCOUNT, LineItem, mix, round10};
 
 /// Largest Arrow batch and Parquet row group written (rows).
 pub const MAX_BATCH_ROWS: usize = 131_072;
@@ -55,10 +68,27 @@ pub const MAX_BATCH_ROWS: usize = 131_072;
 /// Rows per file for [`write_line_items`] (the demo organisation fits in one file a month).
 const DEMO_ROWS_PER_FILE: usize = 1_000_000;
 
+/// The export name of the demo data's files.
+const DEMO_EXPORT: &str = "bedrock-demo";
+
+/// Where the manifests say the export lives (the files' `s3://` URIs).
+const S3_BASE: &str = "s3://acme-billing-exports/cur2";
+
+/// How an export delivers a refreshed billing period (Data Exports "overwrite" or "create new").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryMode {
+    /// Each refresh replaces the period's files.
+    Overwrite,
+    /// Each refresh is a new `<timestamp>-<id>/` folder in the period; older ones stay.
+    CreateNew,
+}
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenSpec {
-    /// Number of Usage line items to write (exact); adjustment lines come on top.
+    /// Number of Usage line items with a principal to write (exact); lines without a principal
+    /// (a few a day) and adjustment lines come on top.
     pub rows: u64,
     /// First usage day.
     pub start: NaiveDate,
@@ -67,16 +97,25 @@ pub struct GenSpec {
     pub seed: u64,
     /// Distinct callers (user ARNs and assumed-role session ARNs).
     pub principals: u32,
-    /// Rows per Parquet file before the next `part-NNNNN` starts.
+    /// Rows per Parquet file before the next file starts.
     pub rows_per_file: usize,
     /// `false` mimics an export made without `INCLUDE_IAM_PRINCIPAL_DATA`: the
     /// `line_item_iam_principal` column is absent.
     pub include_principal_column: bool,
+    /// Lines of the first `backfill_days` days lack `product['model']` (written before AWS
+    /// backfilled the product metadata).
+    pub backfill_days: u32,
+    pub delivery: DeliveryMode,
+    /// Write `metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json`.
+    pub manifest: bool,
+    /// The export's name (file names and manifests).
+    pub export_name: String,
 }
 
 impl GenSpec {
     /// A spec with the caller count scaled to the size (about 40 callers for 20k
-    /// rows, 400 for 10M), one-million-row files and the principal column included.
+    /// rows, 400 for 10M), one-million-row files, the principal column included, overwrite
+    /// delivery with manifests.
     pub fn scaled(rows: u64, start: NaiveDate, days: u32, seed: u64) -> GenSpec {
         // 40 × (rows / 20k)^0.37: 20k -> 40, 10M -> ~400.
         let principals = (40.0 * (rows as f64 / 20_000.0).powf(0.37)).clamp(12.0, 2_000.0) as u32;
@@ -88,45 +127,88 @@ impl GenSpec {
             principals,
             rows_per_file: 1_000_000,
             include_principal_column: true,
+            backfill_days: 0,
+            delivery: DeliveryMode::Overwrite,
+            manifest: true,
+            export_name: "bedrock-cur".to_string(),
         }
     }
 }
 
-/// The totals of what was written, computed while writing and independent of any
-/// query engine. Amounts are `f64` sums of exactly the values written.
+/// One adjustment line as written.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct AdjustmentTruth {
+    /// Billing month `YYYY-MM`.
+    pub month: String,
+    pub line_item_type: String,
+    pub account: String,
+    pub unblended: f64,
+    /// The earlier usage month a refund refers to.
+    pub refers_to: Option<String>,
+}
+
+/// The totals of what was written (the current delivery only), computed while writing and
+/// independent of any query engine. Amounts are `f64` sums of exactly the values written.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Truth {
-    /// Σ `line_item_unblended_cost` over Usage lines.
+    /// Σ `line_item_unblended_cost` over Usage lines (with and without principal).
     pub total_unblended: f64,
     /// Σ `COALESCE(line_item_net_unblended_cost, line_item_unblended_cost)` over Usage lines.
     pub total_net_unblended: f64,
-    /// Usage unblended per `line_item_iam_principal`; empty when the column was not written.
+    /// `total_unblended` plus every adjustment.
+    pub total_after_adjustments: f64,
+    /// `total_net_unblended` plus the adjustments that are not discounts (the discounts are
+    /// already in the usage lines' net cost).
+    pub total_net_after_adjustments: f64,
+    /// Usage unblended per `line_item_iam_principal` (lines with a principal); empty when the
+    /// column was not written.
     pub by_principal: BTreeMap<String, f64>,
-    /// Usage unblended per role (`arn:aws:iam::A:role/R` for sessions, users as they
-    /// are, see [`role_of`]); empty when the principal column was not written.
+    /// Usage unblended per role (`arn:aws:iam::A:role/R` for sessions, users as they are);
+    /// empty when the principal column was not written.
     pub by_role: BTreeMap<String, f64>,
-    /// Usage unblended per [`model_name`] of the row.
+    /// Usage unblended per model (its catalogue name; `""` for lines of no model).
     pub by_model: BTreeMap<String, f64>,
-    /// Usage unblended per token kind (`input`, `output`, `cache_read`, `cache_write`, `other`).
+    /// Usage unblended per token kind (`input`, `output`, `cache_read`, `cache_write_5m`,
+    /// `cache_write_1h`, `other`).
     pub by_token_kind: BTreeMap<String, f64>,
-    /// Usage unblended per `tags['iamPrincipal/team']`, `""` for rows without it.
+    /// Usage unblended per tier (`standard`, `batch`, `flex`, `priority`, `provisioned`).
+    pub by_tier: BTreeMap<String, f64>,
+    /// Usage unblended per inference scope (`in_region`, `cross_region`, `global`).
+    pub by_scope: BTreeMap<String, f64>,
+    /// Usage unblended per `product['servicename']`.
+    pub by_service: BTreeMap<String, f64>,
+    /// Usage unblended per `tags['iamPrincipal/team']` over lines with a principal, `""` for
+    /// principals without it.
     pub by_team: BTreeMap<String, f64>,
+    /// Usage unblended of principals without a team tag (= `by_team[""]`).
+    pub untagged: f64,
+    /// Usage unblended of lines without a principal.
+    pub no_principal: f64,
+    /// `no_principal` per model (`""`: lines of no model).
+    pub no_principal_by_model: BTreeMap<String, f64>,
     /// Usage unblended per `"<principal>|<model>"`; empty when the principal column
     /// was not written.
     pub by_principal_model: BTreeMap<String, f64>,
-    /// Usage normalised to tokens (`1K tokens` ×1000, `1M tokens` ×1e6) per model;
-    /// lines priced in `Units` are left out.
+    /// Tokens per model, over the lines priced per token count.
     pub tokens_by_model: BTreeMap<String, f64>,
     /// Unblended sum per `line_item_line_item_type` of the non-Usage lines.
     pub adjustments: BTreeMap<String, f64>,
+    /// Every adjustment line.
+    pub adjustment_lines: Vec<AdjustmentTruth>,
     /// Usage unblended per billing month `YYYY-MM`.
     pub by_month: BTreeMap<String, f64>,
-    /// Usage lines written.
+    /// Usage lines with a principal written (= `GenSpec::rows`).
     pub usage_rows: u64,
-    /// All lines written (Usage and adjustments).
+    /// Usage lines without a principal written.
+    pub no_principal_rows: u64,
+    /// All lines of the current deliveries (Usage and adjustments).
     pub rows_written: u64,
-    /// Parquet files written, relative to the output directory, in write order.
+    /// Parquet files of the current deliveries, relative to the output directory.
     pub files: Vec<String>,
+    /// Parquet files of earlier (superseded) create-new deliveries; never to be counted.
+    pub stale_files: Vec<String>,
+    /// Manifests written, relative to the output directory.
+    pub manifests: Vec<String>,
 }
 
 /// Why generation failed; I/O failures name the path.
@@ -152,9 +234,16 @@ pub enum CurGenError {
     },
 }
 
-/// The model-name rule the query engines use (see `domain::usage_type::model_name`).
-pub use crate::domain::usage_type::model_name;
+/// The first day of `day`'s month.
+fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).expect("day 1 exists")
+}
 
+/// A create-new delivery: its folder in the billing period and when it was written.
+pub struct Delivery {
+    pub folder: String,
+    pub at_ms: i64,
+}
 // ---------------------------------------------------------------------------
 // Schema
 
@@ -234,11 +323,13 @@ struct Row<'a> {
     line_item_type: &'a str,
     product_code: &'a str,
     usage_type: &'a str,
+    operation: &'a str,
     account: &'a str,
     usage_amount: f64,
     pricing_unit: &'a str,
     unblended: f64,
     net_unblended: Option<f64>,
+    currency: &'a str,
     region: &'a str,
     product: Product<'a>,
     /// Principal tags with their `iamPrincipal/` prefix.
@@ -318,13 +409,13 @@ impl Columns {
         self.line_item_type.append_value(row.line_item_type);
         self.product_code.append_value(row.product_code);
         self.usage_type.append_value(row.usage_type);
-        self.operation.append_value("InvokeModelInference");
+        self.operation.append_value(row.operation);
         self.account.append_value(row.account);
         self.usage_amount.append_value(row.usage_amount);
         self.pricing_unit.append_value(row.pricing_unit);
         self.unblended.append_value(row.unblended);
         self.net_unblended.append_option(row.net_unblended);
-        self.currency.append_value("USD");
+        self.currency.append_value(row.currency);
         self.region.append_value(row.region);
 
         let p = &row.product;
@@ -395,12 +486,16 @@ struct OpenFile {
     rows: usize,
 }
 
-/// Streams rows into `data/BILLING_PERIOD=YYYY-MM/part-NNNNN.snappy.parquet`.
+/// Streams rows into `data/BILLING_PERIOD=YYYY-MM/[<delivery>/]<export>-NNNNN.snappy.parquet`
+/// (the names Data Exports gives its files).
 ///
 /// Rows must arrive grouped by month (one month is finished before the next
 /// starts); a new file starts every `rows_per_file` rows and every month.
 struct PartitionedWriter<'a> {
     out_dir: &'a Path,
+    export: String,
+    /// The delivery folder of each month (create-new delivery), `None` for overwrite.
+    delivery: Option<Box<dyn Fn(NaiveDate) -> Delivery + 'a>>,
     schema: SchemaRef,
     rows_per_file: usize,
     columns: Columns,
@@ -412,9 +507,17 @@ struct PartitionedWriter<'a> {
 }
 
 impl<'a> PartitionedWriter<'a> {
-    fn new(out_dir: &'a Path, include_principal_column: bool, rows_per_file: usize) -> Self {
+    fn new(
+        out_dir: &'a Path,
+        include_principal_column: bool,
+        rows_per_file: usize,
+        export: &str,
+        delivery: Option<Box<dyn Fn(NaiveDate) -> Delivery + 'a>>,
+    ) -> Self {
         PartitionedWriter {
             out_dir,
+            export: export.to_string(),
+            delivery,
             schema: schema(include_principal_column),
             rows_per_file,
             columns: Columns::new(include_principal_column),
@@ -430,7 +533,7 @@ impl<'a> PartitionedWriter<'a> {
         if self.month != Some(row.month) {
             self.close_month()?;
             self.month = Some(row.month);
-            self.next_part = 0;
+            self.next_part = 1;
         }
         self.columns
             .append(row)
@@ -471,7 +574,7 @@ impl<'a> PartitionedWriter<'a> {
         file.rows += batch.num_rows();
         self.rows_written += batch.num_rows() as u64;
         if file.rows >= self.rows_per_file {
-            close_file(file)
+            self.finish_file(file)
         } else {
             self.open = Some(file);
             Ok(())
@@ -480,9 +583,15 @@ impl<'a> PartitionedWriter<'a> {
 
     fn open_file(&mut self) -> Result<OpenFile, CurGenError> {
         let month = self.month.expect("a row set the month before any flush");
+        let folder = self
+            .delivery
+            .as_ref()
+            .map(|d| format!("{}/", d(month).folder))
+            .unwrap_or_default();
         let rel = format!(
-            "data/BILLING_PERIOD={}/part-{:05}.snappy.parquet",
+            "data/BILLING_PERIOD={}/{folder}{}-{:05}.snappy.parquet",
             month.format("%Y-%m"),
+            self.export,
             self.next_part
         );
         let path = self.out_dir.join(&rel);
@@ -519,9 +628,26 @@ impl<'a> PartitionedWriter<'a> {
     fn close_month(&mut self) -> Result<(), CurGenError> {
         self.flush()?;
         match self.open.take() {
-            Some(f) => close_file(f),
+            Some(f) => self.finish_file(f),
             None => Ok(()),
         }
+    }
+
+    /// Close a file; a create-new delivery's files carry the delivery's time, so "the newest
+    /// delivery" is the one written last.
+    fn finish_file(&self, f: OpenFile) -> Result<(), CurGenError> {
+        let path = f.path.clone();
+        close_file(f)?;
+        if let (Some(d), Some(month)) = (&self.delivery, self.month) {
+            let at = std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(d(month).at_ms.max(0) as u64);
+            File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(at))
+                .map_err(|source| CurGenError::Io { path, source })?;
+        }
+        Ok(())
     }
 
     /// Close everything; the files written (relative paths) and the row count.
@@ -570,22 +696,24 @@ fn prepare_out_dir(out_dir: &Path) -> Result<(), CurGenError> {
 pub fn write_line_items(items: &[LineItem], out_dir: &Path) -> Result<(), CurGenError> {
     prepare_out_dir(out_dir)?;
     let mut ordered: Vec<&LineItem> = items.iter().collect();
-    ordered.sort_by_key(|li| first_of_month(li.usage_start));
-    let mut writer = PartitionedWriter::new(out_dir, true, DEMO_ROWS_PER_FILE);
+    ordered.sort_by_key(|li| month_of(li.usage_start));
+    let mut writer = PartitionedWriter::new(out_dir, true, DEMO_ROWS_PER_FILE, DEMO_EXPORT, None);
     for li in ordered {
         writer.push(&Row {
-            month: first_of_month(li.usage_start),
+            month: month_of(li.usage_start),
             usage_start: li.usage_start,
             usage_end: li.usage_start + Duration::days(1),
             principal: &li.principal,
             line_item_type: &li.line_item_type,
             product_code: &li.product_code,
             usage_type: &li.usage_type,
+            operation: "InvokeModelInference",
             account: DEMO_ACCOUNT,
             usage_amount: li.usage_amount,
             pricing_unit: &li.pricing_unit,
             unblended: li.unblended,
             net_unblended: li.net_unblended,
+            currency: "USD",
             region: &li.region,
             product: Product {
                 service_name: &li.service_name,
@@ -601,63 +729,220 @@ pub fn write_line_items(items: &[LineItem], out_dir: &Path) -> Result<(), CurGen
 }
 
 // ---------------------------------------------------------------------------
-// The synthetic organisation
+// The synthetic organisation: its own tables, shared with nothing else
 
-/// Models on top of [`MODELS`]: a second Marketplace model, a larger first-party
-/// model, and an embeddings model that only bills input tokens.
-const EXTRA_MODELS: &[DemoModel] = &[
-    DemoModel {
-        usage_name: "Claude4.6Opus",
-        display: "Claude Opus 4.6",
+/// Token kinds, in the order of [`GenModel::prices`] and the truth's names.
+const KIND_NAMES: [&str; 5] = [
+    "input",
+    "output",
+    "cache_read",
+    "cache_write_5m",
+    "cache_write_1h",
+];
+/// The first-party usage-type meter of each kind (Amazon Bedrock pricing page, usage types as
+/// they appear in CUR: `USE1-Claude4.5Haiku-cache-write-1h-input-token-count`).
+const KIND_METERS: [&str; 5] = [
+    "input-tokens",
+    "output-tokens",
+    "cache-read-input-token-count",
+    "cache-write-input-token-count",
+    "cache-write-1h-input-token-count",
+];
+/// The Marketplace meter of each kind (`USE1-MP:USE1_CacheWrite1hInputTokenCount_Global-Units`).
+const MP_METERS: [&str; 5] = [
+    "InputTokenCount",
+    "OutputTokenCount",
+    "CacheReadInputTokenCount",
+    "CacheWriteInputTokenCount",
+    "CacheWrite1hInputTokenCount",
+];
+/// How often each kind appears as a line, relative, and typical thousands of tokens on a line.
+const KIND_ROW_WEIGHTS: [f64; 5] = [0.35, 0.3, 0.2, 0.1, 0.05];
+const KIND_BASE_KTOKENS: [f64; 5] = [400.0, 60.0, 900.0, 120.0, 120.0];
+
+/// Tiers: name, first-party suffix, Marketplace suffix, price factor (batch and flex at half the
+/// on-demand price, priority at +75%: Amazon Bedrock pricing page).
+const TIERS: [(&str, &str, &str, f64); 4] = [
+    ("standard", "", "", 1.0),
+    ("batch", "-batch", "_Batch", 0.5),
+    ("flex", "-flex", "_Flex", 0.5),
+    ("priority", "-priority", "_Priority", 1.75),
+];
+/// Inference scopes: name, first-party suffix, Marketplace suffix.
+const SCOPES: [(&str, &str, &str); 3] = [
+    ("in_region", "", ""),
+    ("cross_region", "-cross-region", "_Geo"),
+    ("global", "-cross-region-global", "_Global"),
+];
+
+/// A model as it bills: the name AWS writes in `product['model']` (the truth's name), the
+/// service and product code its lines carry, and how its usage types are spelled.
+struct GenModel {
+    name: &'static str,
+    provider: &'static str,
+    service: &'static str,
+    product_code: &'static str,
+    /// The usage-type stem of a first-party model; `None` for a Marketplace model, whose usage
+    /// types name no model.
+    stem: Option<&'static str>,
+    /// USD per 1K tokens of each kind on the standard tier, in-region (0 = not billed).
+    prices: [f64; 5],
+    /// Relative weights of the tiers its input/output lines use.
+    tiers: [f64; 4],
+    /// Relative weights of the scopes its lines use.
+    scopes: [f64; 3],
+    /// Price factor of a global profile against regional (Claude 4.5+: about 10% less).
+    global_factor: f64,
+}
+
+const CATALOGUE: &[GenModel] = &[
+    GenModel {
+        name: "Claude Sonnet 4.6",
         provider: "Anthropic",
-        service_name: "Claude Opus 4.6 (Amazon Bedrock Edition)",
+        service: "Claude Sonnet 4.6 (Amazon Bedrock Edition)",
+        product_code: "7zgyu5r4sonnet46",
+        stem: None,
+        prices: [0.0033, 0.0165, 0.00033, 0.004125, 0.0066],
+        tiers: [0.9, 0.1, 0.0, 0.0],
+        scopes: [0.4, 0.3, 0.3],
+        global_factor: 1.0 / 1.1,
+    },
+    GenModel {
+        name: "Claude Opus 4.6",
+        provider: "Anthropic",
+        service: "Claude Opus 4.6 (Amazon Bedrock Edition)",
         product_code: "4kx8wq2mopus46",
-        prices: [0.005, 0.025, 0.0005, 0.00625],
+        stem: None,
+        prices: [0.0055, 0.0275, 0.00055, 0.006875, 0.011],
+        tiers: [0.9, 0.1, 0.0, 0.0],
+        scopes: [0.4, 0.3, 0.3],
+        global_factor: 1.0 / 1.1,
     },
-    DemoModel {
-        usage_name: "NovaPro",
-        display: "Nova Pro",
-        provider: "Amazon",
-        service_name: "Amazon Bedrock",
+    GenModel {
+        name: "Claude Haiku 4.5",
+        provider: "Anthropic",
+        service: "Amazon Bedrock",
         product_code: "AmazonBedrock",
-        prices: [0.0008, 0.0032, 0.0002, 0.0],
+        stem: Some("Claude4.5Haiku"),
+        prices: [0.0011, 0.0055, 0.00011, 0.001375, 0.0022],
+        tiers: [0.85, 0.15, 0.0, 0.0],
+        scopes: [0.5, 0.25, 0.25],
+        global_factor: 1.0 / 1.1,
     },
-    DemoModel {
-        usage_name: "TitanEmbeddingsV2-Text",
-        display: "Titan Text Embeddings V2",
+    GenModel {
+        name: "Nova Lite",
         provider: "Amazon",
-        service_name: "Amazon Bedrock",
+        service: "Amazon Bedrock",
         product_code: "AmazonBedrock",
-        prices: [0.00002, 0.0, 0.0, 0.0],
+        stem: Some("NovaLite"),
+        prices: [0.00006, 0.00024, 0.000015, 0.0, 0.0],
+        tiers: [0.6, 0.15, 0.15, 0.1],
+        scopes: [0.8, 0.2, 0.0],
+        global_factor: 1.0,
+    },
+    GenModel {
+        name: "Nova Pro",
+        provider: "Amazon",
+        service: "Amazon Bedrock",
+        product_code: "AmazonBedrock",
+        stem: Some("NovaPro"),
+        prices: [0.0008, 0.0032, 0.0002, 0.0, 0.0],
+        tiers: [0.6, 0.15, 0.15, 0.1],
+        scopes: [0.8, 0.2, 0.0],
+        global_factor: 1.0,
+    },
+    GenModel {
+        name: "Llama 3.3 70B Instruct",
+        provider: "Meta",
+        service: "Amazon Bedrock",
+        product_code: "AmazonBedrock",
+        stem: Some("Llama3.3-70B"),
+        prices: [0.00072, 0.00072, 0.0, 0.0, 0.0],
+        tiers: [0.8, 0.2, 0.0, 0.0],
+        scopes: [0.85, 0.15, 0.0],
+        global_factor: 1.0,
+    },
+    GenModel {
+        name: "Titan Text Embeddings V2",
+        provider: "Amazon",
+        service: "Amazon Bedrock",
+        product_code: "AmazonBedrock",
+        stem: Some("TitanEmbeddingsV2-Text"),
+        prices: [0.00002, 0.0, 0.0, 0.0, 0.0],
+        tiers: [1.0, 0.0, 0.0, 0.0],
+        scopes: [1.0, 0.0, 0.0],
+        global_factor: 1.0,
     },
 ];
 
-/// Models whose every line is priced per `1M tokens`; the others switch to
+/// First-party models whose every line is priced per `1M tokens`; the others switch to
 /// `1M tokens` on ~10% of lines, so a model's quantities mix both units.
-const MILLION_UNIT_MODELS: &[&str] = &["Claude4.6Opus", "TitanEmbeddingsV2-Text"];
+const MILLION_UNIT_MODELS: &[&str] = &["Titan Text Embeddings V2"];
 
 /// Billing region prefix and region code (`product_region_code`).
 const REGIONS: [(&str, &str); 2] = [("USE1", "us-east-1"), ("USW2", "us-west-2")];
 
 const ACCOUNTS: [&str; 2] = [DEMO_ACCOUNT, "210987654321"];
-/// Share of unblended cost the account's discount takes off the net cost.
-const NET_DISCOUNT: [f64; 2] = [0.05, 0.0];
+/// The discount each account has and the line type it comes as: account 0 has an Enterprise
+/// Discount Program (5%), account 1 a private rate (1%).
+const DISCOUNTS: [(&str, f64); 2] = [("EdpDiscount", 0.05), ("PrivateRateDiscount", 0.01)];
+/// Tax rate on an account's usage.
+const TAX_RATE: f64 = 0.06;
 
-/// Usage-type suffixes of the four token kinds (aws-facts.md §1.7), in price order.
-const KIND_SUFFIXES: [&str; 4] = [
-    "input-tokens",
-    "output-tokens",
-    "cache-read-input-token-count",
-    "cache-write-input-token-count",
+/// Lines without a principal, per account and day, sized as a share of the day's token spend:
+/// (service, product code, usage type after the region, operation, unit, price per unit, share,
+/// model, tier, accounts).
+struct Unattributed {
+    service: &'static str,
+    product_code: &'static str,
+    usage_type: &'static str,
+    operation: &'static str,
+    unit: &'static str,
+    price: f64,
+    share: f64,
+    model: Option<usize>,
+    tier: &'static str,
+    only_account: Option<usize>,
+}
+
+const UNATTRIBUTED: [Unattributed; 3] = [
+    Unattributed {
+        service: "Amazon Bedrock AgentCore",
+        product_code: "AmazonBedrockAgentCore",
+        usage_type: "AgentCore-Runtime-vCPU-Hours",
+        operation: "Runtime",
+        unit: "vCPU-Hours",
+        price: 0.0895,
+        share: 0.04,
+        model: None,
+        tier: "standard",
+        only_account: None,
+    },
+    Unattributed {
+        service: "Amazon Bedrock",
+        product_code: "AmazonBedrock",
+        usage_type: "Guardrails-ContentPolicyTextUnits",
+        operation: "ApplyGuardrail",
+        unit: "1K Text Units",
+        price: 0.15,
+        share: 0.01,
+        model: None,
+        tier: "standard",
+        only_account: None,
+    },
+    Unattributed {
+        service: "Amazon Bedrock",
+        product_code: "AmazonBedrock",
+        usage_type: "ProvisionedThroughput-NovaPro-ModelUnits",
+        operation: "ProvisionedThroughput",
+        unit: "Hours",
+        price: 15.85,
+        share: 0.03,
+        model: Some(4),
+        tier: "provisioned",
+        only_account: Some(0),
+    },
 ];
-/// How often each token kind appears as a line, relative.
-const KIND_ROW_WEIGHTS: [f64; 4] = [0.4, 0.3, 0.2, 0.1];
-/// Typical thousands of tokens on one line of each kind.
-const KIND_BASE_KTOKENS: [f64; 4] = [400.0, 60.0, 900.0, 120.0];
-
-/// The unknown usage type (token kind `other`, unit `Units`) and its price per unit.
-const PROVISIONED_SUFFIX: &str = "ProvisionedThroughput-ModelUnits";
-const PROVISIONED_PRICE: f64 = 1.75;
 
 const TEAMS: &[&str] = &[
     "ml-platform",
@@ -747,6 +1032,9 @@ const IDENTITY_KINDS: [(IdentityKind, f64); 6] = [
 #[derive(Debug, Clone)]
 struct Caller {
     arn: String,
+    /// The role behind a session (`arn:aws:iam::A:role/R`), the ARN itself for users: known
+    /// from how the ARN was built, not parsed back.
+    role: String,
     account: usize,
     /// Index into [`TEAMS`], `None` when the identity has no team tag.
     team: Option<usize>,
@@ -810,19 +1098,26 @@ fn callers(seed: u64, count: usize, n_models: usize) -> Vec<Caller> {
         };
         let nth = seen[family];
         seen[family] += 1;
-        let arns: Vec<String> = match kind {
-            IdentityKind::User => vec![format!(
-                "arn:aws:iam::{acct}:user/{}",
-                indexed(USER_NAMES, nth)
+        let role_arn = |role: &str| format!("arn:aws:iam::{acct}:role/{role}");
+        let arns: Vec<(String, Option<String>)> = match kind {
+            IdentityKind::User => vec![(
+                format!("arn:aws:iam::{acct}:user/{}", indexed(USER_NAMES, nth)),
+                None,
             )],
-            IdentityKind::PathUser => vec![format!(
-                "arn:aws:iam::{acct}:user/{}/{}",
-                USER_PATHS[rng.below(USER_PATHS.len())],
-                indexed(USER_NAMES, nth)
+            IdentityKind::PathUser => vec![(
+                format!(
+                    "arn:aws:iam::{acct}:user/{}/{}",
+                    USER_PATHS[rng.below(USER_PATHS.len())],
+                    indexed(USER_NAMES, nth)
+                ),
+                None,
             )],
-            IdentityKind::ApiKeyUser => vec![format!(
-                "arn:aws:iam::{acct}:user/BedrockAPIKey-{:03x}{nth}",
-                rng.next_u64() & 0xfff
+            IdentityKind::ApiKeyUser => vec![(
+                format!(
+                    "arn:aws:iam::{acct}:user/BedrockAPIKey-{:03x}{nth}",
+                    rng.next_u64() & 0xfff
+                ),
+                None,
             )],
             IdentityKind::AgentCoreRole => {
                 let role = indexed(AGENT_ROLES, nth);
@@ -830,7 +1125,12 @@ fn callers(seed: u64, count: usize, n_models: usize) -> Vec<Caller> {
                     .map(|s| {
                         // The low hex digit is the session index: unique within the role.
                         let id = (rng.next_u64() as u32 & !0xf) | s as u32;
-                        format!("arn:aws:sts::{acct}:assumed-role/{role}/BedrockAgentCore-{id:08x}")
+                        (
+                            format!(
+                                "arn:aws:sts::{acct}:assumed-role/{role}/BedrockAgentCore-{id:08x}"
+                            ),
+                            Some(role_arn(&role)),
+                        )
                     })
                     .collect()
             }
@@ -840,8 +1140,11 @@ fn callers(seed: u64, count: usize, n_models: usize) -> Vec<Caller> {
                     .map(|s| {
                         let first = FIRST_NAMES[(ident * 5 + s) % FIRST_NAMES.len()];
                         let last = LAST_NAMES[(ident + s * 3) % LAST_NAMES.len()];
-                        format!(
-                            "arn:aws:sts::{acct}:assumed-role/{role}/{first}.{last}@acme.example"
+                        (
+                            format!(
+                                "arn:aws:sts::{acct}:assumed-role/{role}/{first}.{last}@acme.example"
+                            ),
+                            Some(role_arn(&role)),
                         )
                     })
                     .collect()
@@ -849,13 +1152,19 @@ fn callers(seed: u64, count: usize, n_models: usize) -> Vec<Caller> {
             IdentityKind::BatchRole => {
                 let role = indexed(BATCH_ROLES, nth);
                 (0..1 + rng.below(3))
-                    .map(|s| format!("arn:aws:sts::{acct}:assumed-role/{role}/batch-{}", s + 1))
+                    .map(|s| {
+                        (
+                            format!("arn:aws:sts::{acct}:assumed-role/{role}/batch-{}", s + 1),
+                            Some(role_arn(&role)),
+                        )
+                    })
                     .collect()
             }
         };
-        for arn in arns.into_iter().take(count - out.len()) {
+        for (arn, role) in arns.into_iter().take(count - out.len()) {
             let u = rng.next_f64();
             out.push(Caller {
+                role: role.unwrap_or_else(|| arn.clone()),
                 arn,
                 account,
                 team,
@@ -870,37 +1179,84 @@ fn callers(seed: u64, count: usize, n_models: usize) -> Vec<Caller> {
     out
 }
 
-/// One pre-built usage type with what the truth needs to know about it.
-struct UsageTypeEntry {
-    text: String,
-    kind: TokenKind,
-    /// Model-key ids: `[with product['model'], without it]`.
-    model_key: [usize; 2],
+/// Pick an index by relative weights (`u` uniform in [0, 1)); zero weights are never picked.
+fn weighted(weights: &[f64], u: f64) -> usize {
+    let total: f64 = weights.iter().sum();
+    let mut w = u * total;
+    let mut last = 0;
+    for (i, &x) in weights.iter().enumerate() {
+        if x <= 0.0 {
+            continue;
+        }
+        last = i;
+        w -= x;
+        if w < 0.0 {
+            return i;
+        }
+    }
+    last
 }
 
-/// Everything fixed before the first row: callers, catalogue, usage types,
-/// model keys. Rows then only pick indexes into these.
+/// Pricing unit of a line and how many tokens one unit is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Unit {
+    ThousandTokens,
+    MillionTokens,
+    /// Marketplace meters: `Units`, one unit per million tokens.
+    MarketplaceUnits,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::ThousandTokens => "1K tokens",
+            Unit::MillionTokens => "1M tokens",
+            Unit::MarketplaceUnits => "Units",
+        }
+    }
+    fn tokens(self) -> f64 {
+        match self {
+            Unit::ThousandTokens => 1e3,
+            Unit::MillionTokens | Unit::MarketplaceUnits => 1e6,
+        }
+    }
+}
+
+/// One drawn token line, as indexes into the tables.
+struct UsageLine {
+    caller: usize,
+    model: usize,
+    region: usize,
+    kind: usize,
+    tier: usize,
+    scope: usize,
+    /// Index into [`World::usage_types`].
+    usage_type: usize,
+    has_model: bool,
+    usage_amount: f64,
+    unit: Unit,
+    unblended: f64,
+    net_null: bool,
+    env_tag: Option<&'static str>,
+}
+
+/// Everything fixed before the first row: callers, usage types, services. Rows then only pick
+/// indexes into these.
 struct World {
-    models: Vec<&'static DemoModel>,
-    million_unit: Vec<bool>,
     callers: Vec<Caller>,
     /// Cumulative Zipf weights in caller order (for picking by binary search).
     cumulative: Vec<f64>,
     /// The heaviest caller of each account (Refund lines name it).
     top_caller: [Option<usize>; 2],
-    usage_types: Vec<UsageTypeEntry>,
-    /// Model-key id -> [`model_name`] value.
-    model_keys: Vec<String>,
+    /// Every token usage type, indexed by [`World::usage_type_index`].
+    usage_types: Vec<String>,
+    /// Service names: the catalogue's, then the unattributed lines'.
+    services: Vec<&'static str>,
 }
 
 impl World {
     fn new(spec: &GenSpec) -> World {
-        let models: Vec<&'static DemoModel> = MODELS.iter().chain(EXTRA_MODELS).collect();
-        let million_unit = models
-            .iter()
-            .map(|m| MILLION_UNIT_MODELS.contains(&m.usage_name))
-            .collect();
-        let callers = callers(spec.seed, spec.principals as usize, models.len());
+        let callers = callers(spec.seed, spec.principals as usize, CATALOGUE.len());
 
         // Zipf ranks in a seed-dependent order, so the heavy hitters vary with the seed.
         let mut order: Vec<usize> = (0..callers.len()).collect();
@@ -921,67 +1277,62 @@ impl World {
             top_caller[callers[i].account].get_or_insert(i);
         }
 
-        let mut keys: BTreeMap<String, usize> = BTreeMap::new();
-        let mut model_keys = Vec::new();
-        let mut key_id = |name: String| {
-            *keys.entry(name).or_insert_with_key(|k| {
-                model_keys.push(k.clone());
-                model_keys.len() - 1
-            })
-        };
         let mut usage_types = Vec::new();
         for (prefix, _) in REGIONS {
-            for m in &models {
-                for suffix in KIND_SUFFIXES {
-                    for variant in ["", "-cross-region-global"] {
-                        let text = format!("{prefix}-{}-{suffix}{variant}", m.usage_name);
-                        usage_types.push(UsageTypeEntry {
-                            model_key: [
-                                key_id(model_name(m.display, &text)),
-                                key_id(model_name("", &text)),
-                            ],
-                            kind: usage_type::parse(&text).token_kind,
-                            text,
-                        });
+            for m in CATALOGUE {
+                for kind in 0..5 {
+                    for (_, fp_scope, mp_scope) in SCOPES {
+                        for (_, fp_tier, mp_tier, _) in TIERS {
+                            usage_types.push(match m.stem {
+                                Some(stem) => format!(
+                                    "{prefix}-{stem}-{}{fp_scope}{fp_tier}",
+                                    KIND_METERS[kind]
+                                ),
+                                None => format!(
+                                    "{prefix}-MP:{prefix}_{}{mp_scope}{mp_tier}-Units",
+                                    MP_METERS[kind]
+                                ),
+                            });
+                        }
                     }
                 }
             }
         }
-        for (prefix, _) in REGIONS {
-            for m in &models {
-                let text = format!("{prefix}-{PROVISIONED_SUFFIX}");
-                usage_types.push(UsageTypeEntry {
-                    model_key: [
-                        key_id(model_name(m.display, &text)),
-                        key_id(model_name("", &text)),
-                    ],
-                    kind: usage_type::parse(&text).token_kind,
-                    text,
-                });
+        let mut services: Vec<&'static str> = Vec::new();
+        for s in CATALOGUE
+            .iter()
+            .map(|m| m.service)
+            .chain(UNATTRIBUTED.iter().map(|u| u.service))
+        {
+            if !services.contains(&s) {
+                services.push(s);
             }
         }
-
         World {
-            models,
-            million_unit,
             callers,
             cumulative,
             top_caller,
             usage_types,
-            model_keys,
+            services,
         }
     }
 
-    /// Index of the token usage type for region, model, kind and variant
-    /// (0 = plain, 1 = cross-region global), in the order [`World::new`] built them.
-    fn token_usage_type(&self, region: usize, model: usize, kind: usize, variant: usize) -> usize {
-        ((region * self.models.len() + model) * KIND_SUFFIXES.len() + kind) * 2 + variant
+    fn usage_type_index(
+        region: usize,
+        model: usize,
+        kind: usize,
+        scope: usize,
+        tier: usize,
+    ) -> usize {
+        (((region * CATALOGUE.len() + model) * 5 + kind) * SCOPES.len() + scope) * TIERS.len()
+            + tier
     }
 
-    fn provisioned_usage_type(&self, region: usize, model: usize) -> usize {
-        REGIONS.len() * self.models.len() * KIND_SUFFIXES.len() * 2
-            + region * self.models.len()
-            + model
+    fn service_index(&self, service: &str) -> usize {
+        self.services
+            .iter()
+            .position(|s| *s == service)
+            .expect("every service is in the table")
     }
 
     fn pick_caller(&self, u: f64) -> usize {
@@ -991,8 +1342,8 @@ impl World {
             .min(self.callers.len() - 1)
     }
 
-    /// Draw the Usage line number `index` (a pure function of seed and index).
-    fn usage_line(&self, seed: u64, index: u64) -> UsageLine {
+    /// Draw the token line number `index` (a pure function of seed and index).
+    fn usage_line(&self, seed: u64, index: u64, before_backfill: bool) -> UsageLine {
         let mut rng = Rng::new(seed ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93));
         let caller = self.pick_caller(rng.next_f64());
         let c = &self.callers[caller];
@@ -1005,70 +1356,63 @@ impl World {
         } else {
             2
         }];
-        let m = self.models[model];
+        let m = &CATALOGUE[model];
         let region = if rng.next_f64() < 0.85 {
             c.home_region
         } else {
             1 - c.home_region
         };
-        let has_model = rng.next_f64() >= 0.10;
+        let has_model = !before_backfill && rng.next_f64() >= 0.10;
         let net_null = rng.next_f64() < 0.05;
         let env_tag = (rng.next_f64() < 0.3).then(|| ENV_VALUES[rng.below(ENV_VALUES.len())]);
-        let jitter = 0.05 + 1.95 * rng.next_f64();
+        // Busy days and quiet days.
+        let jitter = 0.5 + rng.next_f64();
 
-        if rng.next_f64() < 0.005 {
-            // Model-unit hours.
-            let amount = round10(jitter);
-            return UsageLine {
-                caller,
-                model,
-                region,
-                usage_type: self.provisioned_usage_type(region, model),
-                has_model,
-                usage_amount: amount,
-                unit: Unit::Units,
-                unblended: round10(amount * PROVISIONED_PRICE),
-                net_null,
-                env_tag,
-            };
-        }
-
-        // Token kinds the model bills (a zero price means the kind does not exist).
-        let total_w: f64 = (0..4)
-            .filter(|&k| m.prices[k] > 0.0)
-            .map(|k| KIND_ROW_WEIGHTS[k])
-            .sum();
-        let mut w = rng.next_f64() * total_w;
-        let kind = (0..4)
-            .filter(|&k| m.prices[k] > 0.0)
-            .find(|&k| {
-                w -= KIND_ROW_WEIGHTS[k];
-                w < 0.0
+        let kind_weights: Vec<f64> = (0..5)
+            .map(|k| {
+                if m.prices[k] > 0.0 {
+                    KIND_ROW_WEIGHTS[k]
+                } else {
+                    0.0
+                }
             })
-            .unwrap_or(0);
-        let variant = usize::from(m.provider == "Anthropic" && rng.next_f64() < 0.25);
-        let million = self.million_unit[model] || rng.next_f64() < 0.10;
-        let k_tokens = KIND_BASE_KTOKENS[kind] * c.volume * jitter;
-        let (usage_amount, unit, unblended) = if million {
-            let amount = round10(k_tokens / 1000.0);
-            (
-                amount,
-                Unit::MillionTokens,
-                round10(amount * round10(m.prices[kind] * 1000.0)),
-            )
+            .collect();
+        let kind = weighted(&kind_weights, rng.next_f64());
+        // Batch, flex and priority serve input and output only.
+        let tier = if kind < 2 {
+            weighted(&m.tiers, rng.next_f64())
         } else {
-            let amount = round10(k_tokens);
-            (
-                amount,
-                Unit::ThousandTokens,
-                round10(amount * m.prices[kind]),
-            )
+            0
+        };
+        let scope = weighted(&m.scopes, rng.next_f64());
+        let unit = if m.stem.is_none() {
+            Unit::MarketplaceUnits
+        } else if MILLION_UNIT_MODELS.contains(&m.name) || rng.next_f64() < 0.10 {
+            Unit::MillionTokens
+        } else {
+            Unit::ThousandTokens
+        };
+        let per_1k =
+            m.prices[kind] * TIERS[tier].3 * if scope == 2 { m.global_factor } else { 1.0 };
+        let k_tokens = KIND_BASE_KTOKENS[kind] * c.volume * jitter;
+        let (usage_amount, unblended) = match unit {
+            Unit::ThousandTokens => {
+                let amount = round10(k_tokens);
+                (amount, round10(amount * round10(per_1k)))
+            }
+            Unit::MillionTokens | Unit::MarketplaceUnits => {
+                let amount = round10(k_tokens / 1000.0);
+                (amount, round10(amount * round10(per_1k * 1000.0)))
+            }
         };
         UsageLine {
             caller,
             model,
             region,
-            usage_type: self.token_usage_type(region, model, kind, variant),
+            kind,
+            tier,
+            scope,
+            usage_type: World::usage_type_index(region, model, kind, scope, tier),
             has_model,
             usage_amount,
             unit,
@@ -1079,56 +1423,8 @@ impl World {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Unit {
-    ThousandTokens,
-    MillionTokens,
-    Units,
-}
-
-impl Unit {
-    fn as_str(self) -> &'static str {
-        match self {
-            Unit::ThousandTokens => "1K tokens",
-            Unit::MillionTokens => "1M tokens",
-            Unit::Units => "Units",
-        }
-    }
-    /// Tokens per unit of usage amount; `None` for non-token units.
-    fn tokens(self) -> Option<f64> {
-        match self {
-            Unit::ThousandTokens => Some(1e3),
-            Unit::MillionTokens => Some(1e6),
-            Unit::Units => None,
-        }
-    }
-}
-
-/// One drawn Usage line, as indexes into the [`World`].
-struct UsageLine {
-    caller: usize,
-    model: usize,
-    region: usize,
-    usage_type: usize,
-    has_model: bool,
-    usage_amount: f64,
-    unit: Unit,
-    unblended: f64,
-    net_null: bool,
-    env_tag: Option<&'static str>,
-}
-
 // ---------------------------------------------------------------------------
 // Truth bookkeeping
-
-/// Every token kind, for turning the `by_kind` array into names.
-const TOKEN_KINDS: [TokenKind; 5] = [
-    TokenKind::Input,
-    TokenKind::Output,
-    TokenKind::CacheRead,
-    TokenKind::CacheWrite,
-    TokenKind::Other,
-];
 
 /// A sum and how many lines went into it (keys without lines stay out of the truth).
 #[derive(Debug, Clone, Copy, Default)]
@@ -1144,63 +1440,101 @@ impl Acc {
     }
 }
 
-/// Dense accumulators indexed by caller / model key / kind, turned into the
-/// string-keyed [`Truth`] maps once at the end (no per-row string work).
+/// Model slots in the dense accumulators: the catalogue, then "no model".
+const NO_MODEL: usize = CATALOGUE.len();
+/// Kind slots: the five token kinds, then `other`.
+const OTHER_KIND: usize = 5;
+/// Tier slots: [`TIERS`], then `provisioned`.
+const PROVISIONED_TIER: usize = TIERS.len();
+
+/// Dense accumulators indexed by caller / model / kind / tier / scope / service, turned into
+/// the string-keyed [`Truth`] maps once at the end (no per-row string work).
 struct Tally {
     total_unblended: f64,
     total_net_unblended: f64,
     usage_rows: u64,
+    no_principal_rows: u64,
+    no_principal: f64,
     by_caller: Vec<Acc>,
     by_model: Vec<Acc>,
     by_caller_model: Vec<Acc>,
     tokens_by_model: Vec<Acc>,
-    /// Indexed by `TokenKind as usize`.
-    by_kind: [Acc; 5],
+    by_kind: [Acc; 6],
+    by_tier: [Acc; 5],
+    by_scope: [Acc; 3],
+    by_service: Vec<Acc>,
+    no_principal_by_model: Vec<Acc>,
     by_month: BTreeMap<String, f64>,
-    adjustments: BTreeMap<String, f64>,
+    adjustment_lines: Vec<AdjustmentTruth>,
 }
 
 impl Tally {
     fn new(world: &World) -> Tally {
-        let n_keys = world.model_keys.len();
+        let n_models = CATALOGUE.len() + 1;
         Tally {
             total_unblended: 0.0,
             total_net_unblended: 0.0,
             usage_rows: 0,
+            no_principal_rows: 0,
+            no_principal: 0.0,
             by_caller: vec![Acc::default(); world.callers.len()],
-            by_model: vec![Acc::default(); n_keys],
-            by_caller_model: vec![Acc::default(); world.callers.len() * n_keys],
-            tokens_by_model: vec![Acc::default(); n_keys],
-            by_kind: [Acc::default(); 5],
+            by_model: vec![Acc::default(); n_models],
+            by_caller_model: vec![Acc::default(); world.callers.len() * n_models],
+            tokens_by_model: vec![Acc::default(); n_models],
+            by_kind: [Acc::default(); 6],
+            by_tier: [Acc::default(); 5],
+            by_scope: [Acc::default(); 3],
+            by_service: vec![Acc::default(); world.services.len()],
+            no_principal_by_model: vec![Acc::default(); n_models],
             by_month: BTreeMap::new(),
-            adjustments: BTreeMap::new(),
+            adjustment_lines: Vec::new(),
         }
     }
 
     fn add_usage(&mut self, world: &World, line: &UsageLine, net: Option<f64>) {
-        let ut = &world.usage_types[line.usage_type];
-        let key = ut.model_key[usize::from(!line.has_model)];
         self.total_unblended += line.unblended;
         self.total_net_unblended += net.unwrap_or(line.unblended);
         self.usage_rows += 1;
         self.by_caller[line.caller].add(line.unblended);
-        self.by_model[key].add(line.unblended);
-        self.by_caller_model[line.caller * world.model_keys.len() + key].add(line.unblended);
-        if let Some(per_unit) = line.unit.tokens() {
-            self.tokens_by_model[key].add(line.usage_amount * per_unit);
-        }
-        self.by_kind[ut.kind as usize].add(line.unblended);
+        self.by_model[line.model].add(line.unblended);
+        self.by_caller_model[line.caller * (CATALOGUE.len() + 1) + line.model].add(line.unblended);
+        self.tokens_by_model[line.model].add(line.usage_amount * line.unit.tokens());
+        self.by_kind[line.kind].add(line.unblended);
+        self.by_tier[line.tier].add(line.unblended);
+        self.by_scope[line.scope].add(line.unblended);
+        self.by_service[world.service_index(CATALOGUE[line.model].service)].add(line.unblended);
     }
 
-    fn into_truth(
-        self,
+    /// A line without a principal; `model` is the model its line names, if any.
+    fn add_unattributed(
+        &mut self,
         world: &World,
-        include_principal_column: bool,
-        files: Vec<String>,
-        rows_written: u64,
-    ) -> Truth {
+        u: &Unattributed,
+        model: Option<usize>,
+        cost: f64,
+        net: f64,
+    ) {
+        self.total_unblended += cost;
+        self.total_net_unblended += net;
+        self.no_principal_rows += 1;
+        self.no_principal += cost;
+        self.by_model[model.unwrap_or(NO_MODEL)].add(cost);
+        self.no_principal_by_model[model.unwrap_or(NO_MODEL)].add(cost);
+        self.by_kind[OTHER_KIND].add(cost);
+        let tier = if u.tier == "provisioned" {
+            PROVISIONED_TIER
+        } else {
+            0
+        };
+        self.by_tier[tier].add(cost);
+        self.by_scope[0].add(cost);
+        self.by_service[world.service_index(u.service)].add(cost);
+    }
+
+    fn into_truth(self, world: &World, spec: &GenSpec, written: Written) -> Truth {
         let used = |a: &Acc| a.lines > 0;
-        let n_keys = world.model_keys.len();
+        let n_models = CATALOGUE.len() + 1;
+        let model_name = |i: usize| CATALOGUE.get(i).map_or("", |m| m.name).to_string();
         let mut by_principal = BTreeMap::new();
         let mut by_role = BTreeMap::new();
         let mut by_team = BTreeMap::new();
@@ -1211,57 +1545,93 @@ impl Tally {
             }
             let team = c.team.map_or("", |t| TEAMS[t]).to_string();
             *by_team.entry(team).or_insert(0.0) += acc.sum;
-            if include_principal_column {
+            if spec.include_principal_column {
                 by_principal.insert(c.arn.clone(), acc.sum);
-                *by_role.entry(role_of(&c.arn)).or_insert(0.0) += acc.sum;
-                for (k, cm) in self.by_caller_model[i * n_keys..(i + 1) * n_keys]
+                *by_role.entry(c.role.clone()).or_insert(0.0) += acc.sum;
+                for (k, cm) in self.by_caller_model[i * n_models..(i + 1) * n_models]
                     .iter()
                     .enumerate()
                 {
                     if used(cm) {
-                        by_principal_model
-                            .insert(format!("{}|{}", c.arn, world.model_keys[k]), cm.sum);
+                        by_principal_model.insert(format!("{}|{}", c.arn, model_name(k)), cm.sum);
                     }
                 }
             }
         }
-        let keyed = |accs: &[Acc]| -> BTreeMap<String, f64> {
+        let keyed = |accs: &[Acc], name: &dyn Fn(usize) -> String| -> BTreeMap<String, f64> {
             accs.iter()
                 .enumerate()
                 .filter(|(_, a)| used(a))
-                .map(|(k, a)| (world.model_keys[k].clone(), a.sum))
+                .map(|(k, a)| (name(k), a.sum))
                 .collect()
         };
+        let kind_name = |k: usize| KIND_NAMES.get(k).copied().unwrap_or("other").to_string();
+        let tier_name = |k: usize| TIERS.get(k).map_or("provisioned", |t| t.0).to_string();
+        let mut adjustments: BTreeMap<String, f64> = BTreeMap::new();
+        let mut adjusted = self.total_unblended;
+        let mut net_adjusted = self.total_net_unblended;
+        for a in &self.adjustment_lines {
+            *adjustments.entry(a.line_item_type.clone()).or_insert(0.0) += a.unblended;
+            adjusted += a.unblended;
+            if !DISCOUNTS.iter().any(|(t, _)| *t == a.line_item_type) {
+                net_adjusted += a.unblended;
+            }
+        }
         Truth {
             total_unblended: self.total_unblended,
             total_net_unblended: self.total_net_unblended,
+            total_after_adjustments: adjusted,
+            total_net_after_adjustments: net_adjusted,
+            untagged: by_team.get("").copied().unwrap_or(0.0),
             by_principal,
             by_role,
-            by_model: keyed(&self.by_model),
-            by_token_kind: TOKEN_KINDS
-                .iter()
-                .filter(|k| used(&self.by_kind[**k as usize]))
-                .map(|k| (k.as_str().to_string(), self.by_kind[*k as usize].sum))
-                .collect(),
+            by_model: keyed(&self.by_model, &model_name),
+            by_token_kind: keyed(&self.by_kind, &kind_name),
+            by_tier: keyed(&self.by_tier, &tier_name),
+            by_scope: keyed(&self.by_scope, &|k| SCOPES[k].0.to_string()),
+            by_service: keyed(&self.by_service, &|k| world.services[k].to_string()),
             by_team,
+            no_principal: self.no_principal,
+            no_principal_by_model: keyed(&self.no_principal_by_model, &model_name),
             by_principal_model,
-            tokens_by_model: keyed(&self.tokens_by_model),
-            adjustments: self.adjustments,
+            tokens_by_model: keyed(&self.tokens_by_model, &model_name)
+                .into_iter()
+                .filter(|(k, _)| !k.is_empty())
+                .collect(),
+            adjustments,
+            adjustment_lines: self.adjustment_lines,
             by_month: self.by_month,
             usage_rows: self.usage_rows,
-            rows_written,
-            files,
+            no_principal_rows: self.no_principal_rows,
+            rows_written: written.rows,
+            files: written.files,
+            stale_files: written.stale_files,
+            manifests: written.manifests,
         }
     }
 }
 
-/// The month being generated: its covered days and Usage spend per account,
-/// which sizes the month's Credit and Refund lines.
+/// What went to disk.
+struct Written {
+    rows: u64,
+    files: Vec<String>,
+    stale_files: Vec<String>,
+    manifests: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Months, deliveries and adjustments
+
+/// The month being generated: its covered days and spend per account, which size the month's
+/// adjustment lines.
 struct MonthState {
     month: NaiveDate,
     first_day: NaiveDate,
     last_day: NaiveDate,
+    /// Usage unblended per account.
     spend: [f64; 2],
+    /// Σ (unblended − net) per account: what the account's discount took off the usage lines.
+    discounted: [f64; 2],
     total: f64,
 }
 
@@ -1269,80 +1639,176 @@ fn cents(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// One Credit or Refund line of a month.
-struct Adjustment<'a> {
-    line_item_type: &'static str,
-    caller: Option<&'a Caller>,
-    model: usize,
-    region: usize,
-    amount: f64,
+fn next_month(month: NaiveDate) -> NaiveDate {
+    month_of(month + Duration::days(32))
 }
 
-/// Finish a month after its Usage lines: record its spend and write its
-/// adjustments. Per account with callers: a promotional Credit without a principal
-/// (2% of the account's Usage spend, at least $1, on Claude Sonnet 4.6 as in the
-/// demo) and a Refund naming the account's heaviest caller (0.5%, at least $0.50),
-/// which an engine must still keep out of per-principal spend. Both span the
-/// month's covered days.
+fn prev_month(month: NaiveDate) -> NaiveDate {
+    month_of(month - Duration::days(1))
+}
+
+/// The export's create-new refreshes of a month: the current one (after the last covered day)
+/// and, when the month has days before the 15th, an earlier partial one (on the 15th).
+struct Refreshes {
+    seed: u64,
+    end: NaiveDate,
+}
+
+impl Refreshes {
+    /// The day a partial refresh was taken: lines of earlier days are in it.
+    fn cut(month: NaiveDate) -> NaiveDate {
+        month + Duration::days(14)
+    }
+
+    fn delivery(&self, month: NaiveDate, at: NaiveDate) -> Delivery {
+        let at = at.and_hms_opt(6, 0, 0).expect("06:00 exists").and_utc();
+        let h = mix(self.seed ^ at.timestamp() as u64);
+        let g = mix(h);
+        let _ = month;
+        Delivery {
+            folder: format!(
+                "{}-{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+                at.format("%Y%m%dT%H%M%SZ"),
+                h >> 32,
+                (h >> 16) & 0xffff,
+                h & 0xfff,
+                0x8000 | (g >> 48) & 0x3fff,
+                g & 0xffff_ffff_ffff
+            ),
+            at_ms: at.timestamp_millis(),
+        }
+    }
+
+    fn current(&self, month: NaiveDate) -> Delivery {
+        let last = (next_month(month) - Duration::days(1)).min(self.end - Duration::days(1));
+        self.delivery(month, last + Duration::days(1))
+    }
+
+    fn partial(&self, month: NaiveDate) -> Delivery {
+        self.delivery(month, Refreshes::cut(month))
+    }
+}
+
+/// Finish a month after its Usage lines: record its spend and write its adjustments, per
+/// account with callers: a promotional `Credit` without a principal (2% of the account's usage,
+/// at least $1); a `Refund` naming the account's heaviest caller (0.5%, at least $0.50) for the
+/// previous month's usage (the month itself when it is the first generated); `Tax` (6%); and the
+/// account's discount line, exactly the Σ (unblended − net) of its usage lines.
 fn close_month(
     world: &World,
     state: &MonthState,
+    first_month: NaiveDate,
     writer: &mut PartitionedWriter,
     tally: &mut Tally,
 ) -> Result<(), CurGenError> {
     tally
         .by_month
         .insert(state.month.format("%Y-%m").to_string(), state.total);
+    let refund_month = if state.month > first_month {
+        prev_month(state.month)
+    } else {
+        state.month
+    };
     for (account, top) in world.top_caller.iter().enumerate() {
         let Some(top) = *top else { continue };
         let caller = &world.callers[top];
-        let adjustments = [
-            Adjustment {
-                line_item_type: "Credit",
-                caller: None,
-                model: 0,
-                region: 0,
-                amount: -cents((0.02 * state.spend[account]).max(1.0)),
-            },
-            Adjustment {
-                line_item_type: "Refund",
-                caller: Some(caller),
-                model: caller.models[0],
-                region: caller.home_region,
-                amount: -cents((0.005 * state.spend[account]).max(0.5)),
-            },
+        let spend = state.spend[account];
+        let span = (state.first_day, state.last_day + Duration::days(1));
+        let model0 = World::usage_type_index(0, 0, 0, 0, 0);
+        let lines: [(
+            &str,
+            Option<&Caller>,
+            f64,
+            (NaiveDate, NaiveDate),
+            usize,
+            Option<String>,
+        ); 4] = [
+            (
+                "Credit",
+                None,
+                -cents((0.02 * spend).max(1.0)),
+                span,
+                model0,
+                None,
+            ),
+            (
+                "Refund",
+                Some(caller),
+                -cents((0.005 * spend).max(0.5)),
+                (refund_month, next_month(refund_month)),
+                World::usage_type_index(caller.home_region, caller.models[0], 0, 0, 0),
+                (refund_month < state.month).then(|| refund_month.format("%Y-%m").to_string()),
+            ),
+            ("Tax", None, cents(TAX_RATE * spend), span, usize::MAX, None),
+            (
+                DISCOUNTS[account].0,
+                None,
+                -cents(state.discounted[account]),
+                span,
+                model0,
+                None,
+            ),
         ];
-        for adj in adjustments {
-            let model = world.models[adj.model];
-            let region = REGIONS[adj.region].1;
+        for (line_item_type, who, amount, (start, end), ut, refers_to) in lines {
+            if amount == 0.0 {
+                continue;
+            }
+            let model = &CATALOGUE[if ut == usize::MAX {
+                3
+            } else {
+                (ut / (5 * 3 * 4)) % CATALOGUE.len()
+            }];
+            let (region_prefix, region) = REGIONS[who.map_or(0, |c| c.home_region)];
+            let _ = region_prefix;
+            let usage_type = if ut == usize::MAX {
+                ""
+            } else {
+                world.usage_types[ut].as_str()
+            };
             writer.push(&Row {
                 month: state.month,
-                usage_start: state.first_day,
-                usage_end: state.last_day + Duration::days(1),
-                principal: adj.caller.map_or("", |c| c.arn.as_str()),
-                line_item_type: adj.line_item_type,
-                product_code: model.product_code,
-                usage_type: &world.usage_types[world.token_usage_type(adj.region, adj.model, 0, 0)]
-                    .text,
+                usage_start: start,
+                usage_end: end,
+                principal: who.map_or("", |c| c.arn.as_str()),
+                line_item_type,
+                product_code: if ut == usize::MAX {
+                    "AmazonBedrock"
+                } else {
+                    model.product_code
+                },
+                usage_type,
+                operation: if ut == usize::MAX {
+                    ""
+                } else {
+                    "InvokeModelInference"
+                },
                 account: ACCOUNTS[account],
                 usage_amount: 0.0,
-                pricing_unit: Unit::ThousandTokens.as_str(),
-                unblended: adj.amount,
-                net_unblended: Some(adj.amount),
+                pricing_unit: "",
+                unblended: amount,
+                net_unblended: Some(amount),
+                currency: "USD",
                 region,
                 product: Product {
-                    service_name: model.service_name,
-                    model: Some(model.display),
+                    service_name: if ut == usize::MAX {
+                        "Amazon Bedrock"
+                    } else {
+                        model.service
+                    },
+                    model: None,
                     provider: model.provider,
                     region,
                 },
-                tags: adj.caller.map_or(&[][..], |c| &c.tags[..]),
+                tags: who.map_or(&[][..], |c| &c.tags[..]),
                 env_tag: None,
             })?;
-            *tally
-                .adjustments
-                .entry(adj.line_item_type.to_string())
-                .or_insert(0.0) += adj.amount;
+            tally.adjustment_lines.push(AdjustmentTruth {
+                month: state.month.format("%Y-%m").to_string(),
+                line_item_type: line_item_type.to_string(),
+                account: ACCOUNTS[account].to_string(),
+                unblended: amount,
+                refers_to,
+            });
         }
     }
     Ok(())
@@ -1355,9 +1821,16 @@ fn validate(spec: &GenSpec) -> Result<(), CurGenError> {
         "principals must be at least 1"
     } else if spec.rows_per_file == 0 {
         "rows_per_file must be at least 1"
+    } else if spec.export_name.is_empty()
+        || !spec
+            .export_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        "export_name must be letters, digits, - and _"
     } else if spec
         .start
-        .checked_add_signed(Duration::days(i64::from(spec.days)))
+        .checked_add_signed(Duration::days(i64::from(spec.days) + 40))
         .is_none()
     {
         "start + days is out of the calendar range"
@@ -1375,88 +1848,279 @@ fn day_weight(day: NaiveDate) -> u128 {
     }
 }
 
+/// Write `metadata/BILLING_PERIOD=M/<export>-Manifest.json` for each month: the current
+/// delivery's files as `s3://` URIs (Data Exports user guide, "Data export manifest").
+fn write_manifests(
+    spec: &GenSpec,
+    out_dir: &Path,
+    months: &[NaiveDate],
+    files: &[String],
+    refreshes: &Refreshes,
+) -> Result<Vec<String>, CurGenError> {
+    let export_arn = format!(
+        "arn:aws:bcm-data-exports:us-east-1:{DEMO_ACCOUNT}:export/{}-{:08x}",
+        spec.export_name,
+        mix(spec.seed) >> 32
+    );
+    let columns: Vec<serde_json::Value> = schema(spec.include_principal_column)
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = match f.data_type() {
+                DataType::Utf8 => "string",
+                DataType::Float64 => "double",
+                DataType::Timestamp(..) => "timestamp",
+                DataType::Map(..) => "map<string,string>",
+                _ => "string",
+            };
+            serde_json::json!({"name": f.name(), "type": ty})
+        })
+        .collect();
+    let mut written = Vec::new();
+    for &month in months {
+        let period = month.format("%Y-%m").to_string();
+        let prefix = format!("data/BILLING_PERIOD={period}/");
+        let data_files: Vec<String> = files
+            .iter()
+            .filter(|f| f.starts_with(&prefix))
+            .map(|f| format!("{S3_BASE}/{}/{f}", spec.export_name))
+            .collect();
+        let delivery = refreshes.current(month);
+        let execution = match spec.delivery {
+            DeliveryMode::CreateNew => delivery.folder.clone(),
+            DeliveryMode::Overwrite => format!("{:016x}", mix(spec.seed ^ delivery.at_ms as u64)),
+        };
+        let doc = serde_json::json!({
+            "version": "1.0",
+            "exportArn": export_arn,
+            "exportName": spec.export_name,
+            "executionId": execution,
+            "billingPeriod": {
+                "start": format!("{}T00:00:00.000Z", month),
+                "end": format!("{}T00:00:00.000Z", next_month(month)),
+            },
+            "deliveryPreference": match spec.delivery {
+                DeliveryMode::CreateNew => "CREATE_NEW_REPORT",
+                DeliveryMode::Overwrite => "OVERWRITE_REPORT",
+            },
+            "timeGranularity": "DAILY",
+            "format": "PARQUET",
+            "compression": "PARQUET",
+            "columns": columns,
+            "dataFiles": data_files,
+            "additionalOutputFiles": [],
+        });
+        let rel = format!(
+            "metadata/BILLING_PERIOD={period}/{}-Manifest.json",
+            spec.export_name
+        );
+        let path = out_dir.join(&rel);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|source| CurGenError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let text = serde_json::to_string_pretty(&doc).map_err(|source| CurGenError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        fs::write(&path, text).map_err(|source| CurGenError::Io { path, source })?;
+        written.push(rel);
+    }
+    Ok(written)
+}
+
 /// Generate CUR 2.0 Parquet for `spec` under `out_dir` (see the module docs for the
 /// layout) and return the truth, also written to `out_dir/truth.json`.
 ///
-/// Exactly `spec.rows` Usage lines are spread over the days by weekday weight;
-/// each month then gets its Credit and Refund lines. The same spec always gives
-/// byte-identical files and truth. Fails if `out_dir/data` already has files.
+/// Exactly `spec.rows` token lines are spread over the days by weekday weight; each day then
+/// gets its lines without a principal and each month its adjustment lines. The same spec always
+/// gives byte-identical files and truth. Fails if `out_dir/data` already has files.
 pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
     validate(spec)?;
     prepare_out_dir(out_dir)?;
     let world = World::new(spec);
-    let mut writer =
-        PartitionedWriter::new(out_dir, spec.include_principal_column, spec.rows_per_file);
+    let end = spec.start + Duration::days(i64::from(spec.days));
+    let refreshes = Refreshes {
+        seed: spec.seed,
+        end,
+    };
+    let create_new = spec.delivery == DeliveryMode::CreateNew;
+    let mut writer = PartitionedWriter::new(
+        out_dir,
+        spec.include_principal_column,
+        spec.rows_per_file,
+        &spec.export_name,
+        create_new.then(|| {
+            Box::new(|m: NaiveDate| refreshes.current(m)) as Box<dyn Fn(NaiveDate) -> Delivery>
+        }),
+    );
+    let mut stale = create_new.then(|| {
+        PartitionedWriter::new(
+            out_dir,
+            spec.include_principal_column,
+            spec.rows_per_file,
+            &spec.export_name,
+            Some(Box::new(|m: NaiveDate| refreshes.partial(m))),
+        )
+    });
     let mut tally = Tally::new(&world);
 
     let days: Vec<NaiveDate> = (0..spec.days)
         .map(|d| spec.start + Duration::days(i64::from(d)))
         .collect();
+    let backfill = spec.start + Duration::days(i64::from(spec.backfill_days));
     let total_weight: u128 = days.iter().map(|&d| day_weight(d)).sum();
     let mut weight_so_far = 0u128;
     let mut index = 0u64;
     let mut state: Option<MonthState> = None;
+    let mut months = Vec::new();
+    let first_month = month_of(spec.start);
 
     for &day in &days {
-        let month = first_of_month(day);
+        let month = month_of(day);
         if state.as_ref().is_some_and(|s| s.month != month) {
             let done = state.take().expect("checked above");
-            close_month(&world, &done, &mut writer, &mut tally)?;
+            close_month(&world, &done, first_month, &mut writer, &mut tally)?;
         }
-        let st = state.get_or_insert(MonthState {
-            month,
-            first_day: day,
-            last_day: day,
-            spend: [0.0; 2],
-            total: 0.0,
+        let st = state.get_or_insert_with(|| {
+            months.push(month);
+            MonthState {
+                month,
+                first_day: day,
+                last_day: day,
+                spend: [0.0; 2],
+                discounted: [0.0; 2],
+                total: 0.0,
+            }
         });
         st.last_day = day;
+        let in_partial = day < Refreshes::cut(month);
+        let before_backfill = day < backfill;
 
         weight_so_far += day_weight(day);
         // Cumulative integer split: the per-day counts add up to exactly spec.rows.
         let rows_through = (u128::from(spec.rows) * weight_so_far / total_weight) as u64;
+        let mut day_spend = [0.0f64; 2];
         while index < rows_through {
-            let line = world.usage_line(spec.seed, index);
+            let line = world.usage_line(spec.seed, index, before_backfill);
             let c = &world.callers[line.caller];
-            let m = world.models[line.model];
+            let m = &CATALOGUE[line.model];
             let net =
-                (!line.net_null).then(|| round10(line.unblended * (1.0 - NET_DISCOUNT[c.account])));
+                (!line.net_null).then(|| round10(line.unblended * (1.0 - DISCOUNTS[c.account].1)));
             let region = REGIONS[line.region].1;
-            writer.push(&Row {
+            let row = Row {
                 month,
                 usage_start: day,
                 usage_end: day + Duration::days(1),
                 principal: &c.arn,
                 line_item_type: "Usage",
                 product_code: m.product_code,
-                usage_type: &world.usage_types[line.usage_type].text,
+                usage_type: &world.usage_types[line.usage_type],
+                operation: "InvokeModelInference",
                 account: ACCOUNTS[c.account],
                 usage_amount: line.usage_amount,
                 pricing_unit: line.unit.as_str(),
                 unblended: line.unblended,
                 net_unblended: net,
+                currency: "USD",
                 region,
                 product: Product {
-                    service_name: m.service_name,
-                    model: line.has_model.then_some(m.display),
+                    service_name: m.service,
+                    model: line.has_model.then_some(m.name),
                     provider: m.provider,
                     region,
                 },
                 tags: &c.tags,
                 env_tag: line.env_tag,
-            })?;
+            };
+            writer.push(&row)?;
+            if in_partial && let Some(s) = stale.as_mut() {
+                s.push(&row)?;
+            }
             tally.add_usage(&world, &line, net);
             st.spend[c.account] += line.unblended;
+            st.discounted[c.account] += net.map_or(0.0, |n| line.unblended - n);
             st.total += line.unblended;
+            day_spend[c.account] += line.unblended;
             index += 1;
+        }
+        // The day's lines without a principal, per account that used Bedrock that day.
+        for (account, spent) in day_spend.iter().enumerate() {
+            if *spent <= 0.0 {
+                continue;
+            }
+            for u in &UNATTRIBUTED {
+                if u.only_account.is_some_and(|a| a != account) {
+                    continue;
+                }
+                let amount = round10(spent * u.share / u.price);
+                let cost = round10(amount * u.price);
+                let net = round10(cost * (1.0 - DISCOUNTS[account].1));
+                let (prefix, region) = REGIONS[0];
+                let usage_type = format!("{prefix}-{}", u.usage_type);
+                let model = u.model.filter(|_| !before_backfill);
+                let row = Row {
+                    month,
+                    usage_start: day,
+                    usage_end: day + Duration::days(1),
+                    principal: "",
+                    line_item_type: "Usage",
+                    product_code: u.product_code,
+                    usage_type: &usage_type,
+                    operation: u.operation,
+                    account: ACCOUNTS[account],
+                    usage_amount: amount,
+                    pricing_unit: u.unit,
+                    unblended: cost,
+                    net_unblended: Some(net),
+                    currency: "USD",
+                    region,
+                    product: Product {
+                        service_name: u.service,
+                        model: model.map(|m| CATALOGUE[m].name),
+                        provider: "Amazon",
+                        region,
+                    },
+                    tags: &[],
+                    env_tag: None,
+                };
+                writer.push(&row)?;
+                if in_partial && let Some(s) = stale.as_mut() {
+                    s.push(&row)?;
+                }
+                tally.add_unattributed(&world, u, model, cost, net);
+                st.spend[account] += cost;
+                st.discounted[account] += cost - net;
+                st.total += cost;
+            }
         }
     }
     if let Some(done) = state {
-        close_month(&world, &done, &mut writer, &mut tally)?;
+        close_month(&world, &done, first_month, &mut writer, &mut tally)?;
     }
 
-    let (files, rows_written) = writer.finish()?;
-    let truth = tally.into_truth(&world, spec.include_principal_column, files, rows_written);
+    let (files, rows) = writer.finish()?;
+    let stale_files = match stale {
+        Some(s) => s.finish()?.0,
+        None => Vec::new(),
+    };
+    let manifests = if spec.manifest {
+        write_manifests(spec, out_dir, &months, &files, &refreshes)?
+    } else {
+        Vec::new()
+    };
+    let truth = tally.into_truth(
+        &world,
+        spec,
+        Written {
+            rows,
+            files,
+            stale_files,
+            manifests,
+        },
+    );
     let path = out_dir.join("truth.json");
     let json = serde_json::to_string_pretty(&truth).map_err(|source| CurGenError::Json {
         path: path.clone(),
@@ -1472,33 +2136,31 @@ mod tests {
     use datafusion::arrow::array::{Array, AsArray, MapArray, StringArray};
     use datafusion::arrow::datatypes::{Float64Type, TimestampMillisecondType};
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use std::time::Instant;
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
     }
 
-    /// ~20k rows over three billing months, several files per month.
+    /// ~20k rows over three billing months, several files per month, create-new deliveries,
+    /// the first 10 days before the product-metadata backfill.
     fn small_spec(seed: u64) -> GenSpec {
         GenSpec {
             rows_per_file: 3_000,
+            backfill_days: 10,
+            delivery: DeliveryMode::CreateNew,
             ..GenSpec::scaled(20_000, date(2026, 9, 20), 45, seed)
         }
     }
 
-    /// Every batch of every file the truth lists, with the file's path.
-    fn read_all(dir: &Path, truth: &Truth) -> Vec<(String, RecordBatch)> {
+    /// Every batch of the given files.
+    fn read_all(dir: &Path, files: &[String]) -> Vec<(String, RecordBatch)> {
         let mut out = Vec::new();
-        for rel in &truth.files {
+        for rel in files {
             let file = File::open(dir.join(rel)).unwrap();
             let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-            let meta = builder.metadata().clone();
-            for rg in meta.row_groups() {
+            for rg in builder.metadata().row_groups() {
                 assert!(rg.num_rows() as usize <= MAX_BATCH_ROWS);
-                assert_eq!(
-                    rg.column(0).compression(),
-                    datafusion::parquet::basic::Compression::SNAPPY
-                );
+                assert_eq!(rg.column(0).compression(), Compression::SNAPPY);
             }
             for batch in builder.build().unwrap() {
                 out.push((rel.clone(), batch.unwrap()));
@@ -1509,6 +2171,14 @@ mod tests {
 
     fn strings<'a>(b: &'a RecordBatch, name: &str) -> &'a StringArray {
         b.column_by_name(name).unwrap().as_string::<i32>()
+    }
+
+    fn floats(b: &RecordBatch, name: &str, i: usize) -> Option<f64> {
+        let a = b
+            .column_by_name(name)
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        a.is_valid(i).then(|| a.value(i))
     }
 
     /// `map[key]` of row `i`, `None` when the key is absent.
@@ -1525,198 +2195,225 @@ mod tests {
         (a - b).abs() <= 1e-6 * (1.0 + a.abs().max(b.abs()))
     }
 
+    fn assert_maps(got: &BTreeMap<String, f64>, want: &BTreeMap<String, f64>, what: &str) {
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{what}"
+        );
+        for (k, v) in want {
+            assert!(close(got[k], *v), "{what} {k}: {} vs {v}", got[k]);
+        }
+    }
+
+    /// The files, re-read by plain code, add up to the truth: totals, months, principals,
+    /// teams, services, adjustments (by line type, as written). The stale delivery is not in the
+    /// truth, and the manifests list exactly the current files.
     #[test]
-    fn written_files_match_schema_layout_and_truth() {
+    fn written_files_add_up_to_the_truth() {
         let dir = tempfile::tempdir().unwrap();
         let spec = small_spec(7);
-        let t0 = Instant::now();
         let truth = generate(&spec, dir.path()).unwrap();
-        eprintln!(
-            "generated {} rows in {:?}",
-            truth.rows_written,
-            t0.elapsed()
-        );
-
         assert_eq!(
             fs::read_to_string(dir.path().join("truth.json")).unwrap(),
             serde_json::to_string_pretty(&truth).unwrap()
         );
         assert_eq!(truth.usage_rows, spec.rows);
-        // Two adjustment lines per account and month, three months.
-        assert_eq!(truth.rows_written, spec.rows + 3 * 2 * 2);
         let months: Vec<&str> = truth.by_month.keys().map(String::as_str).collect();
         assert_eq!(months, ["2026-09", "2026-10", "2026-11"]);
 
-        let mut unblended = 0.0;
-        let mut net = 0.0;
-        let mut by_model: BTreeMap<String, f64> = BTreeMap::new();
-        let mut by_team: BTreeMap<String, f64> = BTreeMap::new();
+        let (mut unblended, mut net, mut no_principal) = (0.0, 0.0, 0.0);
         let mut by_month: BTreeMap<String, f64> = BTreeMap::new();
-        let (mut rows, mut usage, mut no_model, mut null_net) = (0u64, 0u64, 0u64, 0u64);
-        let mut units: BTreeMap<String, u64> = BTreeMap::new();
-        let expected_schema = schema(true);
-        for (rel, b) in read_all(dir.path(), &truth) {
-            assert_eq!(b.schema().fields(), expected_schema.fields(), "{rel}");
-            let period = b
-                .column_by_name("bill_billing_period_start_date")
-                .unwrap()
-                .as_primitive::<TimestampMillisecondType>();
-            let start = b
+        let mut by_principal: BTreeMap<String, f64> = BTreeMap::new();
+        let mut by_team: BTreeMap<String, f64> = BTreeMap::new();
+        let mut by_service: BTreeMap<String, f64> = BTreeMap::new();
+        let mut adjustments: BTreeMap<String, f64> = BTreeMap::new();
+        let (mut rows, mut usage, mut unattributed, mut early_with_model, mut mp) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
+        let backfill_ms = day_ms(spec.start + Duration::days(i64::from(spec.backfill_days)));
+        for (rel, b) in read_all(dir.path(), &truth.files) {
+            assert_eq!(b.schema().fields(), schema(true).fields(), "{rel}");
+            let types = strings(&b, "line_item_line_item_type");
+            let principals = strings(&b, "line_item_iam_principal");
+            let usage_types = strings(&b, "line_item_usage_type");
+            let units = strings(&b, "pricing_unit");
+            let product = b.column_by_name("product").unwrap().as_map();
+            let tags = b.column_by_name("tags").unwrap().as_map();
+            let starts = b
                 .column_by_name("line_item_usage_start_date")
                 .unwrap()
                 .as_primitive::<TimestampMillisecondType>();
-            let kind = strings(&b, "line_item_line_item_type");
-            let ut = strings(&b, "line_item_usage_type");
-            let principal = strings(&b, "line_item_iam_principal");
-            let region = strings(&b, "product_region_code");
-            let unit = strings(&b, "pricing_unit");
-            let cost = b
-                .column_by_name("line_item_unblended_cost")
+            let period = rel
+                .split('/')
+                .nth(1)
                 .unwrap()
-                .as_primitive::<Float64Type>();
-            let net_cost = b
-                .column_by_name("line_item_net_unblended_cost")
-                .unwrap()
-                .as_primitive::<Float64Type>();
-            let product = b.column_by_name("product").unwrap().as_map();
-            let tags = b.column_by_name("tags").unwrap().as_map();
+                .trim_start_matches("BILLING_PERIOD=");
             for i in 0..b.num_rows() {
                 rows += 1;
-                let p = chrono::DateTime::from_timestamp_millis(period.value(i))
-                    .unwrap()
-                    .date_naive();
-                let s = chrono::DateTime::from_timestamp_millis(start.value(i))
-                    .unwrap()
-                    .date_naive();
-                let folder = format!("data/BILLING_PERIOD={}/", p.format("%Y-%m"));
-                assert!(rel.starts_with(&folder), "{rel} holds a row of {p}");
-                assert_eq!((p.day(), first_of_month(s)), (1, p));
-                // The usage type's region prefix agrees with product_region_code.
-                let prefix = if region.value(i) == "us-east-1" {
-                    "USE1-"
-                } else {
-                    "USW2-"
-                };
-                assert!(ut.value(i).starts_with(prefix));
-                if kind.value(i) != "Usage" {
-                    assert!(["Credit", "Refund"].contains(&kind.value(i)));
-                    assert!(cost.value(i) < 0.0);
+                let cost = floats(&b, "line_item_unblended_cost", i).unwrap();
+                if types.value(i) != "Usage" {
+                    *adjustments.entry(types.value(i).to_string()).or_default() += cost;
                     continue;
                 }
                 usage += 1;
-                assert!(!principal.value(i).is_empty());
-                let c = cost.value(i);
-                unblended += c;
-                net += if net_cost.is_null(i) {
-                    null_net += 1;
-                    c
-                } else {
-                    net_cost.value(i)
-                };
-                let model = map_get(product, i, "model");
-                no_model += u64::from(model.is_none());
-                *by_model
-                    .entry(model_name(model.unwrap_or(""), ut.value(i)))
-                    .or_default() += c;
+                unblended += cost;
+                net += floats(&b, "line_item_net_unblended_cost", i).unwrap_or(cost);
+                *by_month.entry(period.to_string()).or_default() += cost;
+                *by_service
+                    .entry(map_get(product, i, "servicename").unwrap().to_string())
+                    .or_default() += cost;
+                if starts.value(i) < backfill_ms && map_get(product, i, "model").is_some() {
+                    early_with_model += 1;
+                }
+                if usage_types.value(i).contains("-MP:") {
+                    mp += 1;
+                    assert_eq!(units.value(i), "Units");
+                }
+                let p = principals.value(i);
+                if p.is_empty() {
+                    unattributed += 1;
+                    no_principal += cost;
+                    assert_eq!(tags.value(i).len(), 0, "no principal, no principal tags");
+                    continue;
+                }
+                *by_principal.entry(p.to_string()).or_default() += cost;
                 let team = map_get(tags, i, "iamPrincipal/team").unwrap_or("");
-                *by_team.entry(team.to_string()).or_default() += c;
-                *by_month.entry(p.format("%Y-%m").to_string()).or_default() += c;
-                *units.entry(unit.value(i).to_string()).or_default() += 1;
+                *by_team.entry(team.to_string()).or_default() += cost;
             }
         }
-        assert_eq!((rows, usage), (truth.rows_written, truth.usage_rows));
-        assert!(
-            close(unblended, truth.total_unblended),
-            "{unblended} vs {}",
-            truth.total_unblended
+        assert_eq!(rows, truth.rows_written);
+        assert_eq!(
+            (usage - unattributed, unattributed),
+            (truth.usage_rows, truth.no_principal_rows)
         );
+        assert_eq!(
+            early_with_model, 0,
+            "no product['model'] before the backfill"
+        );
+        assert!(mp > 1000, "Marketplace lines: {mp}");
+        assert!(close(unblended, truth.total_unblended));
         assert!(close(net, truth.total_net_unblended));
-        assert!(net < unblended, "the net cost carries a discount");
-        for (got, want) in [
-            (&by_model, &truth.by_model),
-            (&by_team, &truth.by_team),
-            (&by_month, &truth.by_month),
+        assert!(close(no_principal, truth.no_principal) && no_principal > 0.0);
+        assert!(close(by_team[""], truth.untagged) && truth.untagged > 0.0);
+        assert_maps(&by_month, &truth.by_month, "by_month");
+        assert_maps(&by_principal, &truth.by_principal, "by_principal");
+        assert_maps(&by_team, &truth.by_team, "by_team");
+        assert_maps(&by_service, &truth.by_service, "by_service");
+        assert_maps(&adjustments, &truth.adjustments, "adjustments");
+        for t in [
+            "Credit",
+            "Refund",
+            "Tax",
+            "EdpDiscount",
+            "PrivateRateDiscount",
         ] {
-            assert_eq!(
-                got.keys().collect::<Vec<_>>(),
-                want.keys().collect::<Vec<_>>()
+            assert!(truth.adjustments.contains_key(t), "{t}");
+        }
+        // The discounts are what the usage lines' net cost already took off.
+        let discounts = truth.adjustments["EdpDiscount"] + truth.adjustments["PrivateRateDiscount"];
+        assert!(
+            (discounts - (net - unblended)).abs() < 0.05,
+            "{discounts} vs {}",
+            net - unblended
+        );
+        assert!(close(
+            truth.total_net_after_adjustments,
+            net + truth.adjustments["Credit"]
+                + truth.adjustments["Refund"]
+                + truth.adjustments["Tax"]
+        ));
+        // Refunds after the first month refer to the month before.
+        let refunds: Vec<(&str, Option<&str>)> = truth
+            .adjustment_lines
+            .iter()
+            .filter(|a| a.line_item_type == "Refund" && a.account == DEMO_ACCOUNT)
+            .map(|a| (a.month.as_str(), a.refers_to.as_deref()))
+            .collect();
+        assert_eq!(
+            refunds,
+            [
+                ("2026-09", None),
+                ("2026-10", Some("2026-09")),
+                ("2026-11", Some("2026-10"))
+            ]
+        );
+
+        // Files as Data Exports names them, in one delivery folder per month, and an earlier
+        // partial delivery of the months with days before the 15th.
+        let mut folders: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+        for f in truth.files.iter().chain(&truth.stale_files) {
+            let parts: Vec<&str> = f.split('/').collect();
+            assert_eq!(parts.len(), 4, "{f}");
+            assert!(
+                parts[3].starts_with("bedrock-cur-") && parts[3].ends_with(".snappy.parquet"),
+                "{f}"
             );
-            for (k, v) in got {
-                assert!(close(*v, want[k]), "{k}: {v} vs {}", want[k]);
+            folders.entry(parts[1]).or_default().insert(parts[2]);
+        }
+        assert_eq!(
+            folders["BILLING_PERIOD=2026-09"].len(),
+            1,
+            "no day before the 15th in September"
+        );
+        assert_eq!(folders["BILLING_PERIOD=2026-10"].len(), 2);
+        assert!(!truth.stale_files.is_empty());
+        assert!(truth.stale_files.iter().all(|f| !truth.files.contains(f)));
+        // The manifests list exactly the current files, as s3:// URIs.
+        let mut listed = Vec::new();
+        for m in &truth.manifests {
+            let doc: serde_json::Value =
+                serde_json::from_str(&fs::read_to_string(dir.path().join(m)).unwrap()).unwrap();
+            for f in doc["dataFiles"].as_array().unwrap() {
+                let uri = f.as_str().unwrap();
+                let rel = uri.split_once("/bedrock-cur/").unwrap().1;
+                assert!(uri.starts_with("s3://"));
+                listed.push(rel.to_string());
             }
         }
-        // The deterministic "holes" are there in about the promised shares.
-        let share = |n: u64| n as f64 / usage as f64;
-        assert!(
-            (0.07..0.13).contains(&share(no_model)),
-            "{}",
-            share(no_model)
-        );
-        assert!(
-            (0.03..0.07).contains(&share(null_net)),
-            "{}",
-            share(null_net)
-        );
-        assert!((0.002..0.01).contains(&share(units["Units"])));
-        assert!(units["1M tokens"] > units["Units"] && units["1K tokens"] > units["1M tokens"]);
+        let mut want = truth.files.clone();
+        want.sort();
+        listed.sort();
+        assert_eq!(listed, want);
     }
 
+    /// Every kind, tier, scope and service of the catalogue shows up, and a few callers
+    /// dominate.
     #[test]
     fn truth_shows_the_realistic_mix() {
         let dir = tempfile::tempdir().unwrap();
         let truth = generate(&small_spec(11), dir.path()).unwrap();
-        let principals: Vec<&String> = truth.by_principal.keys().collect();
-        for needle in [
-            ":user/",
-            ":user/BedrockAPIKey-",
-            "/BedrockAgentCore-",
-            "@acme.example",
-            "/batch-",
-        ] {
-            assert!(principals.iter().any(|p| p.contains(needle)), "no {needle}");
-        }
-        assert!(
-            principals
-                .iter()
-                .any(|p| p.matches('/').count() >= 2 && p.contains(":user/"))
-        );
-        for account in ACCOUNTS {
-            assert!(principals.iter().any(|p| p.contains(account)));
-        }
-        assert!(truth.by_role.keys().any(|r| r.contains(":role/")));
-        assert!(truth.by_role.len() < truth.by_principal.len());
-        assert!(truth.by_team.contains_key(""), "some callers are untagged");
+        let keys = |m: &BTreeMap<String, f64>| m.keys().cloned().collect::<Vec<_>>();
         assert_eq!(
-            truth.by_token_kind.keys().collect::<Vec<_>>(),
-            ["cache_read", "cache_write", "input", "other", "output"]
+            keys(&truth.by_token_kind),
+            [
+                "cache_read",
+                "cache_write_1h",
+                "cache_write_5m",
+                "input",
+                "other",
+                "output"
+            ]
         );
-        for model in [
-            "Claude Sonnet 4.6",
-            "Claude4.6Sonnet",
-            "Titan Text Embeddings V2",
-            "unknown",
-        ] {
-            assert!(truth.by_model.contains_key(model), "{model}");
-        }
+        assert_eq!(
+            keys(&truth.by_tier),
+            ["batch", "flex", "priority", "provisioned", "standard"]
+        );
+        assert_eq!(
+            keys(&truth.by_scope),
+            ["cross_region", "global", "in_region"]
+        );
+        assert!(truth.by_service.contains_key("Amazon Bedrock AgentCore"));
         assert!(
-            !truth.tokens_by_model.contains_key("unknown"),
-            "Units lines carry no tokens"
+            truth
+                .by_service
+                .contains_key("Claude Sonnet 4.6 (Amazon Bedrock Edition)")
         );
-        assert!(truth.adjustments["Credit"] < 0.0 && truth.adjustments["Refund"] < 0.0);
-
-        // Per-key breakdowns add up to the total.
-        for map in [
-            &truth.by_principal,
-            &truth.by_role,
-            &truth.by_model,
-            &truth.by_token_kind,
-            &truth.by_team,
-            &truth.by_principal_model,
-            &truth.by_month,
-        ] {
-            assert!(close(map.values().sum::<f64>(), truth.total_unblended));
-        }
-        // Zipf: the top caller alone outspends the bottom half together.
+        assert!(truth.by_model.contains_key(""), "lines of no model");
+        assert!(
+            truth
+                .by_role
+                .contains_key("arn:aws:iam::123456789012:role/InvoiceAgentRole")
+        );
         let mut spend: Vec<f64> = truth.by_principal.values().copied().collect();
         spend.sort_by(|a, b| b.total_cmp(a));
         let bottom_half: f64 = spend[spend.len() / 2..].iter().sum();
@@ -1732,40 +2429,47 @@ mod tests {
         );
         let ta = generate(&small_spec(3), a.path()).unwrap();
         let tb = generate(&small_spec(3), b.path()).unwrap();
-        assert_eq!(
-            fs::read(a.path().join("truth.json")).unwrap(),
-            fs::read(b.path().join("truth.json")).unwrap()
-        );
-        for rel in &ta.files {
+        assert_eq!(ta, tb);
+        for rel in ta
+            .files
+            .iter()
+            .chain(&ta.manifests)
+            .chain(["truth.json".to_string()].iter())
+        {
             assert_eq!(
                 fs::read(a.path().join(rel)).unwrap(),
                 fs::read(b.path().join(rel)).unwrap(),
                 "{rel}"
             );
         }
-        assert_eq!(ta, tb);
         let tc = generate(&small_spec(4), c.path()).unwrap();
         assert_ne!(ta.by_principal, tc.by_principal);
     }
 
     #[test]
-    fn without_principal_column() {
+    fn without_principal_column_or_manifest_in_overwrite_mode() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let with = generate(&small_spec(5), a.path()).unwrap();
         let spec = GenSpec {
             include_principal_column: false,
+            delivery: DeliveryMode::Overwrite,
+            manifest: false,
             ..small_spec(5)
         };
         let without = generate(&spec, b.path()).unwrap();
-        let batches = read_all(b.path(), &without);
+        let batches = read_all(b.path(), &without.files);
         assert!(!batches.is_empty());
-        for (_, batch) in &batches {
+        for (rel, batch) in &batches {
             assert!(batch.column_by_name("line_item_iam_principal").is_none());
-            assert_eq!(batch.schema().fields(), schema(false).fields());
+            assert_eq!(
+                rel.split('/').count(),
+                3,
+                "overwrite: files directly in the period"
+            );
         }
         assert!(without.by_principal.is_empty() && without.by_role.is_empty());
-        assert!(without.by_principal_model.is_empty());
-        // The same lines otherwise: equal totals, teams and models.
+        assert!(without.manifests.is_empty() && without.stale_files.is_empty());
+        assert!(!b.path().join("metadata").exists());
         assert_eq!(
             (without.total_unblended, &without.by_team, &without.by_model),
             (with.total_unblended, &with.by_team, &with.by_model)
@@ -1779,25 +2483,19 @@ mod tests {
         write_line_items(&items, dir.path()).unwrap();
         let mut files: Vec<String> = Vec::new();
         for month in ["2026-09", "2026-10", "2026-11"] {
-            let rel = format!("data/BILLING_PERIOD={month}/part-00000.snappy.parquet");
+            let rel = format!("data/BILLING_PERIOD={month}/{DEMO_EXPORT}-00001.snappy.parquet");
             assert!(dir.path().join(&rel).is_file(), "{rel}");
             files.push(rel);
         }
-        let fake_truth = Truth {
-            files,
-            ..generate_nothing()
-        };
-        let batches = read_all(dir.path(), &fake_truth);
+        let batches = read_all(dir.path(), &files);
         let rows: usize = batches.iter().map(|(_, b)| b.num_rows()).sum();
         assert_eq!(rows, items.len());
         let cost: f64 = batches
             .iter()
             .flat_map(|(_, b)| {
-                b.column_by_name("line_item_unblended_cost")
-                    .unwrap()
-                    .as_primitive::<Float64Type>()
-                    .values()
-                    .to_vec()
+                (0..b.num_rows())
+                    .map(|i| floats(b, "line_item_unblended_cost", i).unwrap())
+                    .collect::<Vec<_>>()
             })
             .sum();
         assert!(close(cost, items.iter().map(|l| l.unblended).sum()));
@@ -1806,68 +2504,6 @@ mod tests {
             write_line_items(&items, dir.path()),
             Err(CurGenError::OutputNotEmpty { .. })
         ));
-    }
-
-    /// An empty truth, for reading files that [`write_line_items`] wrote.
-    fn generate_nothing() -> Truth {
-        Truth {
-            total_unblended: 0.0,
-            total_net_unblended: 0.0,
-            by_principal: BTreeMap::new(),
-            by_role: BTreeMap::new(),
-            by_model: BTreeMap::new(),
-            by_token_kind: BTreeMap::new(),
-            by_team: BTreeMap::new(),
-            by_principal_model: BTreeMap::new(),
-            tokens_by_model: BTreeMap::new(),
-            adjustments: BTreeMap::new(),
-            by_month: BTreeMap::new(),
-            usage_rows: 0,
-            rows_written: 0,
-            files: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn model_name_rule() {
-        assert_eq!(
-            model_name("Claude Sonnet 4.6", "USE1-Claude4.6Sonnet-input-tokens"),
-            "Claude Sonnet 4.6"
-        );
-        assert_eq!(
-            model_name(
-                "",
-                "USE1-Claude4.6Opus-cache-read-input-token-count-cross-region-global"
-            ),
-            "Claude4.6Opus"
-        );
-        assert_eq!(
-            model_name("", "USE1-ProvisionedThroughput-ModelUnits"),
-            "unknown"
-        );
-        assert_eq!(model_name("", ""), "unknown");
-        assert_eq!(
-            model_name("Nova Pro", "USE1-ProvisionedThroughput-ModelUnits"),
-            "Nova Pro"
-        );
-    }
-
-    #[test]
-    fn usage_types_parse_to_their_kind() {
-        let world = World::new(&small_spec(1));
-        for (r, region) in REGIONS.iter().enumerate() {
-            for m in 0..world.models.len() {
-                for (k, want) in TOKEN_KINDS[..4].iter().enumerate() {
-                    for v in 0..2 {
-                        let ut = &world.usage_types[world.token_usage_type(r, m, k, v)];
-                        assert_eq!(ut.kind, *want, "{}", ut.text);
-                        assert!(ut.text.starts_with(region.0));
-                    }
-                }
-                let pt = &world.usage_types[world.provisioned_usage_type(r, m)];
-                assert_eq!(pt.kind, TokenKind::Other, "{}", pt.text);
-            }
-        }
     }
 
     #[test]
@@ -1884,6 +2520,10 @@ mod tests {
             },
             GenSpec {
                 rows_per_file: 0,
+                ..small_spec(1)
+            },
+            GenSpec {
+                export_name: "../x".into(),
                 ..small_spec(1)
             },
         ] {

@@ -70,6 +70,17 @@ async fn main() -> ExitCode {
                 principals: args.principals,
                 rows_per_file: args.rows_per_file,
                 include_principal_column: !args.no_principal_column,
+                backfill_days: args.backfill_days,
+                delivery: match args.delivery {
+                    bedrock_cost_mcp::cli::DeliveryArg::Overwrite => {
+                        bedrock_cost_mcp::curgen::DeliveryMode::Overwrite
+                    }
+                    bedrock_cost_mcp::cli::DeliveryArg::CreateNew => {
+                        bedrock_cost_mcp::curgen::DeliveryMode::CreateNew
+                    }
+                },
+                manifest: !args.no_manifest,
+                export_name: args.export_name.clone(),
             };
             match bedrock_cost_mcp::curgen::generate(&spec, &args.out) {
                 Ok(truth) => {

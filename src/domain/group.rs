@@ -22,13 +22,17 @@ pub enum GroupKey {
     Session,
     /// Model (CUR only).
     Model,
-    /// input / output / cache_read / cache_write / other (CUR only).
+    /// input / output / cache_read / cache_write_5m / cache_write_1h / other (CUR only).
     TokenKind,
+    /// How the call was served: standard, batch, flex, priority, reserved, provisioned (CUR only).
+    Tier,
+    /// in_region, cross_region (a geographic inference profile) or global (CUR only).
+    InferenceScope,
     Day,
     Month,
 }
 
-pub const GROUP_KEY_FORMS: &str = "tag:<key>, service, usage_type, region, principal, role, session, model, token_kind, day, month";
+pub const GROUP_KEY_FORMS: &str = "tag:<key>, service, usage_type, region, principal, role, session, model, token_kind, tier, inference_scope, day, month";
 
 impl GroupKey {
     /// Whether Cost Explorer can group by this key.
@@ -42,6 +46,15 @@ impl GroupKey {
     /// Whether a missing value means "untagged" (as opposed to "not applicable").
     pub fn is_tag(&self) -> bool {
         matches!(self, GroupKey::Tag(_))
+    }
+
+    /// Whether the key depends on who called: its value is unknown on lines without an IAM
+    /// principal, which then form a bucket of their own (`no_principal`).
+    pub fn depends_on_principal(&self) -> bool {
+        matches!(
+            self,
+            GroupKey::Tag(_) | GroupKey::Principal | GroupKey::Role | GroupKey::Session
+        )
     }
 }
 
@@ -60,6 +73,8 @@ impl fmt::Display for GroupKey {
             GroupKey::Session => f.write_str("session"),
             GroupKey::Model => f.write_str("model"),
             GroupKey::TokenKind => f.write_str("token_kind"),
+            GroupKey::Tier => f.write_str("tier"),
+            GroupKey::InferenceScope => f.write_str("inference_scope"),
             GroupKey::Day => f.write_str("day"),
             GroupKey::Month => f.write_str("month"),
         }
@@ -103,6 +118,8 @@ impl FromStr for GroupKey {
             "session" => GroupKey::Session,
             "model" => GroupKey::Model,
             "token_kind" => GroupKey::TokenKind,
+            "tier" => GroupKey::Tier,
+            "inference_scope" => GroupKey::InferenceScope,
             "day" => GroupKey::Day,
             "month" => GroupKey::Month,
             _ => {
@@ -153,8 +170,12 @@ pub struct SpendFilter {
     pub principals: Vec<String>,
     /// Globs on the role ARN (CUR only).
     pub roles: Vec<String>,
-    /// Models (CUR only), matched case-insensitively against the model name.
+    /// Models (CUR only): any spelling of a model (name, model id, inference profile), or a glob
+    /// on its name.
     pub models: Vec<String>,
+    /// Currencies (`line_item_currency_code`, CUR only): lines in several currencies are never
+    /// added together, so a question over them names one.
+    pub currencies: Vec<String>,
 }
 
 impl SpendFilter {
@@ -163,6 +184,7 @@ impl SpendFilter {
             && self.principals.is_empty()
             && self.roles.is_empty()
             && self.models.is_empty()
+            && self.currencies.is_empty()
     }
 }
 

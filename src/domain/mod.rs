@@ -4,6 +4,8 @@
 pub mod anomaly;
 pub mod clock;
 pub mod group;
+pub mod lines;
+pub mod model;
 pub mod period;
 pub mod pricing;
 pub mod principal;

@@ -58,6 +58,9 @@ pub enum PeriodError {
     FutureStart { start: NaiveDate, today: NaiveDate },
 }
 
+/// Days after a billing month ends during which AWS may still update its export.
+pub const RESTATEMENT_DAYS: i64 = 14;
+
 pub fn first_of_month(d: NaiveDate) -> NaiveDate {
     d.with_day(1).expect("day 1 exists in every month")
 }
@@ -162,6 +165,16 @@ impl Period {
     /// Whether the whole period lies before the current month (closed billing months).
     pub fn is_closed(&self, today: NaiveDate) -> bool {
         self.end <= first_of_month(today)
+    }
+
+    /// Whether AWS may still change the figures: the period reaches into the current month, or
+    /// its last month ended less than two weeks ago. "After the billing period ends, AWS may
+    /// update the export delivery for the previous billing period within the first two weeks
+    /// after it ended" (Data Exports user guide, "Understanding export delivery",
+    /// <https://docs.aws.amazon.com/cur/latest/userguide/dataexports-export-delivery.html>).
+    pub fn may_be_restated(&self, today: NaiveDate) -> bool {
+        let last_month = first_of_month(self.end - Duration::days(1));
+        today < next_month(last_month) + Duration::days(RESTATEMENT_DAYS)
     }
 }
 
@@ -276,6 +289,23 @@ mod tests {
             end: "9999-12-31".into(),
         };
         assert!(r.resolve(today).is_ok());
+    }
+
+    #[test]
+    fn months_may_be_restated_for_two_weeks_after_they_end() {
+        let october = Period {
+            start: d("2026-10-01"),
+            end: d("2026-11-01"),
+        };
+        assert!(october.may_be_restated(d("2026-10-20")));
+        assert!(october.may_be_restated(d("2026-11-14")));
+        assert!(!october.may_be_restated(d("2026-11-15")));
+        let december = Period {
+            start: d("2026-12-30"),
+            end: d("2027-01-01"),
+        };
+        assert!(december.may_be_restated(d("2027-01-14")));
+        assert!(!december.may_be_restated(d("2027-01-15")));
     }
 
     #[test]

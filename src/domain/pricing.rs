@@ -5,74 +5,69 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::usage_type::{Scope, Tier};
+
 /// Date of the bundled price snapshot.
 pub const SNAPSHOT_DATE: &str = "2026-11-01";
 
-/// On-demand prices of one model in one region, USD per 1,000 tokens.
+/// Prices of one model in one region for one way of serving it (tier, scope), USD per 1,000
+/// tokens. One Price List row per token kind adds up to one of these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelPrice {
     /// Display name, e.g. "Claude Sonnet 4.6".
     pub model: String,
     pub provider: String,
     pub region: String,
+    /// standard, batch, flex or priority.
+    #[serde(default = "standard")]
+    pub tier: String,
+    /// in_region, cross_region (a geographic inference profile: `us.`, `eu.`, `apac.`) or global
+    /// (`global.` profiles).
+    #[serde(default = "in_region")]
+    pub scope: String,
     pub input_per_1k: f64,
     pub output_per_1k: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_read_per_1k: Option<f64>,
+    /// Cache writes kept 5 minutes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_write_per_1k: Option<f64>,
+    /// Cache writes kept 1 hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h_per_1k: Option<f64>,
     /// Price List service code the price came from.
     pub service_code: String,
 }
 
-/// A canonical key: lower-case letters and digits only, provider and
-/// inference-profile prefixes and version suffixes removed.
-/// `us.anthropic.claude-sonnet-4-6-v1:0`, `anthropic.claude-sonnet-4-6` and
-/// `Claude Sonnet 4.6` all give `claudesonnet46`.
-pub fn model_key(name: &str) -> String {
-    let mut s = name.trim().to_ascii_lowercase();
-    for prefix in ["global.", "us.", "eu.", "apac.", "jp.", "au.", "us-gov."] {
-        if let Some(rest) = s.strip_prefix(prefix) {
-            s = rest.to_string();
-            break;
-        }
-    }
-    for provider in [
-        "anthropic.",
-        "amazon.",
-        "meta.",
-        "mistral.",
-        "cohere.",
-        "ai21.",
-        "deepseek.",
-        "openai.",
-        "qwen.",
-        "writer.",
-    ] {
-        if let Some(rest) = s.strip_prefix(provider) {
-            s = rest.to_string();
-            break;
-        }
-    }
-    // Version suffixes: "-v1:0", "-20250929-v1:0", ":0".
-    if let Some(pos) = s.rfind("-v") {
-        let tail = &s[pos + 2..];
-        if tail.contains(':')
-            && tail
-                .split(':')
-                .all(|p| p.chars().all(|c| c.is_ascii_digit()))
-        {
-            s.truncate(pos);
-        }
-    }
-    let parts: Vec<&str> = s.split('-').collect();
-    let s = parts
+fn standard() -> String {
+    "standard".into()
+}
+
+fn in_region() -> String {
+    "in_region".into()
+}
+
+/// How a planned call will be served, from what the caller names: an inference-profile id or
+/// ARN gives the scope (`global.` -> global; `us.`, `eu.`, `apac.`, `jp.`, `au.`, `ca.`,
+/// `us-gov.` -> cross_region; a model id -> in_region); the tier is asked separately.
+pub fn scope_of(name: &str) -> Scope {
+    let s = name.trim().to_ascii_lowercase();
+    let id = s.rsplit_once('/').map_or(s.as_str(), |(_, id)| id);
+    if id.starts_with("global.") {
+        Scope::Global
+    } else if ["us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov."]
         .iter()
-        .filter(|p| !(p.len() == 8 && p.chars().all(|c| c.is_ascii_digit())))
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("-");
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+        .any(|p| id.starts_with(p))
+    {
+        Scope::CrossRegion
+    } else {
+        Scope::InRegion
+    }
+}
+
+/// An application inference profile names no model: its ARN ends in an opaque id.
+pub fn is_application_profile(name: &str) -> bool {
+    name.contains(":application-inference-profile/")
 }
 
 /// Price per 1K tokens from a Price List price and its unit; None for units
@@ -122,8 +117,12 @@ pub fn snapshot() -> Vec<ModelPrice> {
         region: "us-east-1".into(),
         input_per_1k: i,
         output_per_1k: o,
+        tier: standard(),
+        scope: in_region(),
         cache_read_per_1k: cr,
         cache_write_per_1k: cw,
+        // Anthropic's 1-hour cache writes cost twice the input price (5-minute: 1.25x).
+        cache_write_1h_per_1k: cw.map(|_| 2.0 * i),
         service_code: sc.into(),
     };
     let fm = "AmazonBedrockFoundationModels";
@@ -196,32 +195,66 @@ pub fn snapshot() -> Vec<ModelPrice> {
     ]
 }
 
-/// Extra names that do not reduce to the display name's key.
-const ALIASES: &[(&str, &str)] = &[
-    ("titanembedtext", "titantextembeddingsv2"),
-    ("titanembedtextv2", "titantextembeddingsv2"),
-];
-
-/// Find a model in `prices` by any of its names; else the closest names.
-pub fn resolve<'a>(prices: &'a [ModelPrice], name: &str) -> Result<&'a ModelPrice, Vec<String>> {
-    let mut key = model_key(name);
-    if let Some((_, to)) = ALIASES.iter().find(|(from, _)| *from == key) {
-        key = to.to_string();
-    }
-    if let Some(p) = prices.iter().find(|p| model_key(&p.model) == key) {
-        return Ok(p);
-    }
-    let mut close: Vec<(usize, &str)> = prices
+/// The price of `name` served at `tier` and `scope`, with notes on any fallback; else the
+/// closest model names. Never "the last row wins": the book holds one row per model, tier and
+/// scope (see `sources::pricing`); when the exact one is missing the in-region, then the
+/// standard price is used and the note says so.
+pub fn resolve<'a>(
+    prices: &'a [ModelPrice],
+    name: &str,
+    tier: Tier,
+    scope: Scope,
+) -> Result<(&'a ModelPrice, Vec<String>), Vec<String>> {
+    let key = super::model::key(name);
+    let rows: Vec<&ModelPrice> = prices
         .iter()
-        .map(|p| (distance(&model_key(&p.model), &key), p.model.as_str()))
+        .filter(|p| super::model::key(&p.model) == key)
         .collect();
-    close.sort();
-    close.dedup_by(|a, b| a.1 == b.1);
-    Err(close
-        .into_iter()
-        .take(3)
-        .map(|(_, m)| m.to_string())
-        .collect())
+    if rows.is_empty() {
+        let mut close: Vec<(usize, &str)> = prices
+            .iter()
+            .map(|p| {
+                (
+                    distance(&super::model::key(&p.model), &key),
+                    p.model.as_str(),
+                )
+            })
+            .collect();
+        close.sort();
+        close.dedup_by(|a, b| a.1 == b.1);
+        return Err(close
+            .into_iter()
+            .take(3)
+            .map(|(_, m)| m.to_string())
+            .collect());
+    }
+    let find = |t: Tier, s: Scope| {
+        rows.iter()
+            .find(|p| p.tier == t.as_str() && p.scope == s.as_str())
+            .copied()
+    };
+    if let Some(p) = find(tier, scope) {
+        return Ok((p, vec![]));
+    }
+    let fallback = [
+        (tier, Scope::InRegion),
+        (Tier::Standard, scope),
+        (Tier::Standard, Scope::InRegion),
+    ]
+    .into_iter()
+    .find_map(|(t, s)| find(t, s))
+    .unwrap_or(rows[0]);
+    Ok((
+        fallback,
+        vec![format!(
+            "no {} {} price is listed for {}; the {} {} price is used",
+            tier.as_str(),
+            scope.as_str(),
+            fallback.model,
+            fallback.tier,
+            fallback.scope
+        )],
+    ))
 }
 
 /// Is `r` shaped like an AWS region code (`us-east-1`, `us-gov-west-1`, `cn-north-1`,
@@ -275,23 +308,6 @@ mod tests {
     }
 
     #[test]
-    fn names_of_one_model_agree() {
-        for n in [
-            "us.anthropic.claude-sonnet-4-6-v1:0",
-            "anthropic.claude-sonnet-4-6",
-            "Claude Sonnet 4.6",
-            "global.anthropic.claude-sonnet-4-6-20260101-v1:0",
-        ] {
-            assert_eq!(model_key(n), "claudesonnet46", "{n}");
-        }
-        assert_eq!(model_key("amazon.nova-lite-v1:0"), "novalite");
-        assert_eq!(
-            model_key("meta.llama3-3-70b-instruct-v1:0"),
-            model_key("Llama 3.3 70B Instruct")
-        );
-    }
-
-    #[test]
     fn units_normalise_to_per_1k() {
         assert_eq!(per_1k(0.003, "1K tokens"), Some(0.003));
         assert_eq!(per_1k(3.0, "1M tokens"), Some(0.003));
@@ -300,19 +316,49 @@ mod tests {
     }
 
     #[test]
-    fn resolves_or_suggests() {
-        let s = snapshot();
+    fn prices_resolve_by_any_name_tier_and_scope() {
+        let mut book = snapshot();
+        let mut global = book[1].clone();
+        global.scope = "global".into();
+        global.input_per_1k = 0.0027;
+        book.push(global);
+        let (p, notes) = resolve(
+            &book,
+            "us.anthropic.claude-sonnet-4-6-v1:0",
+            Tier::Standard,
+            Scope::InRegion,
+        )
+        .unwrap();
         assert_eq!(
-            resolve(&s, "amazon.titan-embed-text-v2:0").unwrap().model,
-            "Titan Text Embeddings V2"
+            (p.model.as_str(), p.input_per_1k, notes.len()),
+            ("Claude Sonnet 4.6", 0.003, 0)
         );
+        let name = "global.anthropic.claude-sonnet-4-6";
+        let (p, _) = resolve(&book, name, Tier::Standard, scope_of(name)).unwrap();
+        assert_eq!(p.input_per_1k, 0.0027);
+        // A tier that is not listed falls back, and says so.
+        let (p, notes) = resolve(&book, "Claude Sonnet 4.6", Tier::Batch, Scope::Global).unwrap();
+        assert_eq!(p.input_per_1k, 0.0027);
+        assert!(notes[0].contains("no batch global price"), "{notes:?}");
+        let close =
+            resolve(&book, "claude-sonet-4.6", Tier::Standard, Scope::InRegion).unwrap_err();
+        assert_eq!(close[0], "Claude Sonnet 4.6");
+        let (p, _) = resolve(
+            &book,
+            "amazon.titan-embed-text-v2:0",
+            Tier::Standard,
+            Scope::InRegion,
+        )
+        .unwrap();
+        assert_eq!(p.model, "Titan Text Embeddings V2");
         assert_eq!(
-            resolve(&s, "us.anthropic.claude-haiku-4-5-v1:0")
-                .unwrap()
-                .model,
-            "Claude Haiku 4.5"
+            scope_of(
+                "arn:aws:bedrock:us-east-1:1:inference-profile/eu.anthropic.claude-sonnet-4-6"
+            ),
+            Scope::CrossRegion
         );
-        let e = resolve(&s, "claude-sonet-4-6").unwrap_err();
-        assert_eq!(e[0], "Claude Sonnet 4.6");
+        assert!(is_application_profile(
+            "arn:aws:bedrock:us-east-1:1:application-inference-profile/abc123"
+        ));
     }
 }

@@ -276,7 +276,7 @@ impl SpendSource for Athena {
         let mut raw = Vec::new();
         let mut token: Option<String> = None;
         let mut first_page = true;
-        let width = sql.columns.len() + 2;
+        let width = sql.columns.len() + 3;
         loop {
             let page = self
                 .client
@@ -317,12 +317,13 @@ impl SpendSource for Athena {
                 };
                 cur_sql::check_group_count(raw.len() + 1)?;
                 raw.push(RawRow {
-                    values: cells[..width - 2].to_vec(),
-                    cost: num(&cells[width - 2])?,
-                    tokens: match cells[width - 1].as_deref() {
+                    values: cells[..width - 3].to_vec(),
+                    cost: num(&cells[width - 3])?,
+                    tokens: match cells[width - 2].as_deref() {
                         None | Some("") => None,
-                        Some(_) => Some(num(&cells[width - 1])?),
+                        Some(_) => Some(num(&cells[width - 2])?),
                     },
+                    other_cost: num(&cells[width - 1])?,
                 });
             }
             first_page = false;
@@ -351,11 +352,11 @@ impl SpendSource for Athena {
                 b as f64 / 1e6
             ));
         }
+        notes.extend(cur_sql::shaped_notes(&shaped));
         Ok(SpendAnswer {
             rows: shaped.rows,
-            currency: "USD".into(),
-            estimated: q.period.end
-                > crate::domain::period::first_of_month(crate::domain::clock::today()),
+            currency: shaped.currency.unwrap_or_else(|| "USD".into()),
+            estimated: q.period.may_be_restated(crate::domain::clock::today()),
             services_counted: vec![],
             paid_requests: 0,
             cached: false,
@@ -364,6 +365,7 @@ impl SpendSource for Athena {
             notes,
             adjustments: shaped.adjustments,
             scanned_bytes: scanned,
+            no_principal: Some(shaped.no_principal),
         })
     }
 }

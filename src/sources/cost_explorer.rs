@@ -1,5 +1,12 @@
 //! Cost Explorer: spend by `iamPrincipal/<key>` tag, service, usage type, region.
 //!
+//! Usage only is grouped (`RECORD_TYPE` in Usage, DiscountedUsage, SavingsPlanCoveredUsage):
+//! credits and refunds carry no principal tag, so grouped by a tag they would fall into its
+//! untagged group and net it. They are asked for in a second request, grouped by record type,
+//! and listed beside the total. A third request splits an untagged group by usage type, to tell
+//! the spend that never has a principal (capacity, non-token meters) from untagged principals
+//! (Cost Explorer has no dimension for the principal itself).
+//!
 //! Every request is $0.01 (each page too), so all calls go through the
 //! [`ce_guard`](super::ce_guard): cache, single-flight and an hourly cap.
 //! Bedrock spend appears under several SERVICE names (aws-facts.md §1.6); they
@@ -60,6 +67,10 @@ struct CeRequest {
     services: Vec<String>,
     /// iamPrincipal/<key> -> values; "" = absent (untagged).
     tags: BTreeMap<String, Vec<String>>,
+    /// RECORD_TYPE: the usage record types only (`true`), or all but them (`false`: credits,
+    /// refunds, tax, discounts). Credits and refunds carry no principal tag: grouped with usage
+    /// by a tag they would land in its untagged group and net it.
+    usage_only: bool,
 }
 
 /// One fetched answer (all pages).
@@ -159,10 +170,13 @@ pub fn check_query(q: &SpendQuery) -> Result<(), ToolError> {
             "Cost Explorer groups by at most 2 keys; drop one, or use source \"cur\"",
         ));
     }
-    if !q.filter.principals.is_empty() || !q.filter.roles.is_empty() || !q.filter.models.is_empty()
+    if !q.filter.principals.is_empty()
+        || !q.filter.roles.is_empty()
+        || !q.filter.models.is_empty()
+        || !q.filter.currencies.is_empty()
     {
         return Err(ToolError::Unsupported(
-        "filters on principal, role or model need source \"cur\" (start the server with --cur PATH); Cost Explorer filters only on tags".into(),
+        "filters on principal, role, model or currency need source \"cur\" (start the server with --cur PATH); Cost Explorer filters only on tags".into(),
         ));
     }
     Ok(())
@@ -183,7 +197,20 @@ fn interval(start: NaiveDate, end: NaiveDate) -> Result<DateInterval, ToolError>
         .map_err(|e| ToolError::invalid(e.to_string()))
 }
 
-fn build_filter(req: &CeRequest) -> Expression {
+fn build_filter(req: &CeRequest) -> Result<Expression, ToolError> {
+    let record_types = Expression::builder()
+        .dimensions(
+            DimensionValues::builder()
+                .key(Dimension::RecordType)
+                .set_values(Some(
+                    crate::domain::lines::USAGE_RECORD_TYPES
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect(),
+                ))
+                .build(),
+        )
+        .build();
     let mut parts = vec![
         Expression::builder()
             .dimensions(
@@ -193,8 +220,18 @@ fn build_filter(req: &CeRequest) -> Expression {
                     .build(),
             )
             .build(),
+        if req.usage_only {
+            record_types
+        } else {
+            Expression::builder().not(record_types).build()
+        },
     ];
     for (key, values) in &req.tags {
+        if values.is_empty() {
+            // Fail closed: a filter that names no value must never be dropped (the request
+            // would go out unfiltered and count everyone's spend).
+            return Err(ToolError::invalid(format!("filter {key} has no value")));
+        }
         let named: Vec<String> = values.iter().filter(|v| !v.is_empty()).cloned().collect();
         let wants_untagged = values.iter().any(|v| v.is_empty());
         let mut alts = Vec::new();
@@ -229,11 +266,7 @@ fn build_filter(req: &CeRequest) -> Expression {
             parts.push(Expression::builder().set_or(Some(alts)).build());
         }
     }
-    if parts.len() == 1 {
-        parts.remove(0)
-    } else {
-        Expression::builder().set_and(Some(parts)).build()
-    }
+    Ok(Expression::builder().set_and(Some(parts)).build())
 }
 
 /// Strip `iamPrincipal/team$` from a TAG group key; empty value = untagged.
@@ -273,7 +306,7 @@ async fn fetch_all(
     let mut pages = 0u32;
     let mut estimated = false;
     let mut currency = None;
-    let filter = build_filter(&req);
+    let filter = build_filter(&req)?;
     let granularity = if req.granularity == "DAILY" {
         CeGranularity::Daily
     } else {
@@ -328,6 +361,7 @@ async fn fetch_all(
                         amount: parse_amount(m.amount())?,
                         usage: None,
                         usage_unit: None,
+                        no_principal: false,
                     });
                 }
                 continue;
@@ -351,6 +385,13 @@ async fn fetch_all(
                         message: format!("group {:?} has no {} metric", g.keys(), req.metric),
                     });
                 };
+                if let (Some(c), Some(u)) = (&currency, m.unit())
+                    && c != u
+                {
+                    return Err(ToolError::invalid(format!(
+                        "Cost Explorer answered in two currencies ({c}, {u}); amounts in different currencies are never added together"
+                    )));
+                }
                 currency = currency.or(m.unit().map(str::to_string));
                 rows.push(SpendRow {
                     bucket_start: start,
@@ -358,6 +399,7 @@ async fn fetch_all(
                     amount: parse_amount(m.amount())?,
                     usage: None,
                     usage_unit: None,
+                    no_principal: false,
                 });
             }
         }
@@ -409,6 +451,12 @@ impl SpendSource for CostExplorer {
         let (services, served_services) = self.bedrock_services(today).await?;
         let (service_names, service_requests, service_note) = services.as_ref().clone();
         notes.extend(service_note);
+        let tags: BTreeMap<String, Vec<String>> = q
+            .filter
+            .tags
+            .iter()
+            .map(|(k, v)| (format!("iamPrincipal/{k}"), v.clone()))
+            .collect();
         let req = CeRequest {
             start: period.start,
             end: period.end,
@@ -417,56 +465,243 @@ impl SpendSource for CostExplorer {
                 Granularity::Monthly => "MONTHLY",
             },
             metric: q.metric.ce_name(),
-            group_by: q
-                .group_by
-                .iter()
-                .map(|k| match k {
-                    GroupKey::Tag(t) => ("TAG", format!("iamPrincipal/{t}")),
-                    GroupKey::Service => ("DIMENSION", "SERVICE".to_string()),
-                    GroupKey::UsageType => ("DIMENSION", "USAGE_TYPE".to_string()),
-                    _ => ("DIMENSION", "REGION".to_string()),
-                })
-                .collect(),
+            group_by: q.group_by.iter().map(ce_group).collect(),
             services: service_names.clone(),
-            tags: q
-                .filter
-                .tags
-                .iter()
-                .map(|(k, v)| (format!("iamPrincipal/{k}"), v.clone()))
-                .collect(),
+            tags: tags.clone(),
+            usage_only: true,
         };
-        let key = serde_json::to_string(&req).map_err(|e| ToolError::invalid(e.to_string()))?;
         let ttl = self.ttl.for_period(&period, today);
-        let (client, cap) = (self.client.clone(), self.cap.clone());
-        let (fetch, served) = self
-            .answers
-            .get_or_fetch(&key, ttl, move || {
-                fetch_all(client, cap, req, progress).boxed()
-            })
-            .await?;
-        let paid = if served == Served::Fetched {
-            fetch.pages
-        } else {
-            0
-        } + if served_services == Served::Fetched {
+        let mut paid = if served_services == Served::Fetched {
             service_requests
         } else {
             0
         };
+        let mut cached = true;
+        let (fetch, served) = self.fetch(req.clone(), ttl, progress.clone()).await?;
+        paid += if served == Served::Fetched {
+            fetch.pages
+        } else {
+            0
+        };
+        cached &= served == Served::Shared;
+        let mut rows = fetch.rows.clone();
+        let mut estimated = fetch.estimated;
+        let currency = fetch.currency.clone().unwrap_or_else(|| "USD".into());
+        // The untagged group holds untagged principals and lines without any principal alike:
+        // split off what a second request by usage type shows to be the latter.
+        let untagged: f64 = rows
+            .iter()
+            .filter(|r| {
+                q.group_by
+                    .iter()
+                    .zip(&r.keys)
+                    .any(|(k, v)| k.is_tag() && v.is_none())
+            })
+            .map(|r| r.amount)
+            .sum();
+        let tag_keys: Vec<&String> = q
+            .group_by
+            .iter()
+            .filter_map(|k| match k {
+                GroupKey::Tag(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        // Never widen what was asked: when a filter (the caller's visibility, the question's
+        // own) already names the key, split only if it admits untagged principals.
+        let split_allowed = |key: &String| {
+            tags.get(&format!("iamPrincipal/{key}"))
+                .is_none_or(|values| values.iter().any(String::is_empty))
+        };
+        if untagged.abs() >= 0.005 && tag_keys.len() == 1 && split_allowed(tag_keys[0]) {
+            let key = tag_keys[0];
+            let mut split_tags = tags.clone();
+            split_tags.insert(format!("iamPrincipal/{key}"), vec![String::new()]);
+            let mut group_by: Vec<(&'static str, String)> = q
+                .group_by
+                .iter()
+                .filter(|k| !k.is_tag())
+                .map(ce_group)
+                .collect();
+            group_by.push(("DIMENSION", "USAGE_TYPE".to_string()));
+            let split_req = CeRequest {
+                group_by,
+                tags: split_tags,
+                ..req.clone()
+            };
+            match self.fetch(split_req, ttl, progress.clone()).await {
+                Ok((split, served)) => {
+                    paid += if served == Served::Fetched { split.pages } else { 0 };
+                    cached &= served == Served::Shared;
+                    estimated |= split.estimated;
+                    let moved = split_no_principal(q, &mut rows, &split.rows);
+                    if moved.abs() >= 0.005 {
+                        notes.push(format!(
+                            "Cost Explorer cannot tell a principal without the iamPrincipal/{key} tag from a line without any principal: {} of the untagged spend is on usage types that never carry a principal (provisioned throughput, reserved capacity, AgentCore compute, other non-token meters) and is shown as no_principal (inferred from the usage type); the rest stays untagged",
+                            crate::tools::fmt_money(moved)
+                        ));
+                    } else {
+                        notes.push(format!("the untagged group is spend by principals without the iamPrincipal/{key} tag (no usage type without a principal was found in it)"));
+                    }
+                }
+                Err(e) => notes.push(format!(
+                    "the untagged group may also hold spend without any principal (provisioned throughput, AgentCore compute): the request to split it failed ({e})"
+                )),
+            }
+        } else if untagged.abs() >= 0.005 {
+            notes.push("the untagged groups may also hold spend without any principal (provisioned throughput, AgentCore compute): Cost Explorer cannot tell them apart, and a split is asked only for one tag key".into());
+        }
+        // Credits, refunds, tax and discounts, beside the total (they carry no principal tag:
+        // with a tag filter none would match, so they are asked only for the whole account).
+        let mut adjustments = Vec::new();
+        if tags.is_empty() {
+            let adj_req = CeRequest {
+                granularity: "MONTHLY",
+                group_by: vec![("DIMENSION", "RECORD_TYPE".to_string())],
+                usage_only: false,
+                ..req.clone()
+            };
+            match self.fetch(adj_req, ttl, progress).await {
+                Ok((adj, served)) => {
+                    paid += if served == Served::Fetched {
+                        adj.pages
+                    } else {
+                        0
+                    };
+                    cached &= served == Served::Shared;
+                    for r in adj.rows.iter().filter(|r| r.amount.abs() >= 0.000_05) {
+                        let record_type = r.keys.first().cloned().flatten().unwrap_or_default();
+                        let line_item_type =
+                            crate::domain::lines::cur_name_of_record_type(&record_type);
+                        adjustments.push(crate::sources::Adjustment {
+                            bucket_start: r.bucket_start,
+                            in_net: q.metric == crate::domain::group::Metric::NetUnblended
+                                && crate::domain::lines::in_net(&line_item_type),
+                            line_item_type,
+                            refers_to: None,
+                            amount: r.amount,
+                        });
+                    }
+                }
+                Err(e) => notes.push(format!(
+                    "credits, refunds and other adjustments not read: {e}"
+                )),
+            }
+        } else {
+            notes.push("credits, refunds, tax and discounts are account-wide (they carry no principal tag), so a tag-filtered answer lists none".into());
+        }
         Ok(SpendAnswer {
-            rows: fetch.rows.clone(),
-            currency: fetch.currency.clone().unwrap_or_else(|| "USD".into()),
-            estimated: fetch.estimated,
+            rows,
+            currency,
+            estimated,
             services_counted: service_names,
             paid_requests: paid,
-            cached: served == Served::Shared,
+            cached,
             as_of: fetch.as_of,
             source: "cost_explorer",
             notes,
-            adjustments: vec![],
+            adjustments,
             scanned_bytes: None,
+            no_principal: None,
         })
     }
+}
+
+impl CostExplorer {
+    /// One request (all its pages), through the cache, single flight and the paid-request cap.
+    async fn fetch(
+        &self,
+        req: CeRequest,
+        ttl: Duration,
+        progress: Progress,
+    ) -> Result<(Arc<CeFetch>, Served), ToolError> {
+        let key = serde_json::to_string(&req).map_err(|e| ToolError::invalid(e.to_string()))?;
+        let (client, cap) = (self.client.clone(), self.cap.clone());
+        self.answers
+            .get_or_fetch(&key, ttl, move || {
+                fetch_all(client, cap, req, progress).boxed()
+            })
+            .await
+    }
+}
+
+/// A group key as Cost Explorer names it. Only the keys `check_query` lets through reach here;
+/// the others have no Cost Explorer dimension (a new key must be decided on here to compile).
+fn ce_group(k: &GroupKey) -> (&'static str, String) {
+    match k {
+        GroupKey::Tag(t) => ("TAG", format!("iamPrincipal/{t}")),
+        GroupKey::Service => ("DIMENSION", "SERVICE".to_string()),
+        GroupKey::UsageType => ("DIMENSION", "USAGE_TYPE".to_string()),
+        GroupKey::Region => ("DIMENSION", "REGION".to_string()),
+        GroupKey::Principal
+        | GroupKey::Role
+        | GroupKey::Session
+        | GroupKey::Model
+        | GroupKey::TokenKind
+        | GroupKey::Tier
+        | GroupKey::InferenceScope
+        | GroupKey::Day
+        | GroupKey::Month => unreachable!("refused by check_query: {k}"),
+    }
+}
+
+/// Does this usage type never carry a principal (capacity, and meters that are not tokens:
+/// AgentCore compute, Guardrails, Knowledge Bases)?
+fn without_principal(usage_type: &str) -> bool {
+    let info = crate::domain::usage_type::parse(usage_type);
+    !info.counts_tokens()
+}
+
+/// Move the untagged spend of usage types without a principal out of the untagged rows into
+/// rows flagged `no_principal`; the amount moved. `split` rows are keyed like the query's
+/// non-tag keys, then the usage type.
+fn split_no_principal(q: &SpendQuery, rows: &mut Vec<SpendRow>, split: &[SpendRow]) -> f64 {
+    let tag_pos = q.group_by.iter().position(GroupKey::is_tag);
+    let Some(tag_pos) = tag_pos else {
+        return 0.0;
+    };
+    // (bucket, the non-tag keys) -> amount without a principal
+    let mut without: BTreeMap<(NaiveDate, Vec<Option<String>>), f64> = BTreeMap::new();
+    for r in split {
+        let Some((ut, others)) = r.keys.split_last() else {
+            continue;
+        };
+        if ut.as_deref().is_some_and(without_principal) {
+            *without
+                .entry((r.bucket_start, others.to_vec()))
+                .or_default() += r.amount;
+        }
+    }
+    let mut moved = 0.0;
+    for ((bucket, others), amount) in without {
+        if amount.abs() < 0.000_05 {
+            continue;
+        }
+        // The untagged row of the same bucket and other keys.
+        let mut keys = others.clone();
+        keys.insert(tag_pos, None);
+        let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.bucket_start == bucket && r.keys == keys && !r.no_principal)
+        else {
+            continue;
+        };
+        let take = amount.min(row.amount);
+        row.amount -= take;
+        moved += take;
+        rows.push(SpendRow {
+            bucket_start: bucket,
+            keys,
+            amount: take,
+            usage: None,
+            usage_unit: None,
+            no_principal: true,
+        });
+    }
+    rows.retain(|r| {
+        r.no_principal || r.amount.abs() >= 0.000_05 || !r.keys.iter().any(Option::is_none)
+    });
+    moved
 }
 
 #[cfg(test)]

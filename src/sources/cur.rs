@@ -20,7 +20,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig};
 use super::cur_rollup::{self, Listing, Rollups};
 use super::cur_sql::{self, CurSql, Dialect, RawRow, TableShape};
 use super::{Progress, SpendAnswer, SpendSource};
-use super::{cur_map_get, cur_scan};
+use super::{cur_delivery, cur_map_get, cur_scan};
 use crate::domain::group::SpendQuery;
 use crate::error::ToolError;
 
@@ -81,8 +81,46 @@ pub struct CurEngine {
     seen: std::sync::Mutex<(Instant, Option<chrono::DateTime<Utc>>, usize)>,
     /// Month rollups (`cur_rollup`), when on and the files can be listed.
     rollups: Option<Arc<RollupSet>>,
+    /// How the current delivery of each month is chosen (`cur_delivery`), and the choice.
+    deliveries: Option<Deliveries>,
     /// Numbers the per-question rollup tables.
     seq: std::sync::atomic::AtomicU64,
+}
+
+/// Where an export's files and manifests are listed, and the shared choice of files that the
+/// [`cur_delivery::CurrentDelivery`] stores read.
+struct Deliveries {
+    data: Arc<dyn object_store::ObjectStore>,
+    data_prefix: Option<object_store::path::Path>,
+    meta: Option<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)>,
+    selection: Arc<std::sync::RwLock<Arc<cur_delivery::Selection>>>,
+}
+
+impl Deliveries {
+    /// Choose the files again (a delivery may have arrived).
+    async fn refresh(&self) -> Result<(), object_store::Error> {
+        let chosen = cur_delivery::select(
+            (self.data.as_ref(), self.data_prefix.as_ref()),
+            self.meta.as_ref().map(|(s, p)| (s.as_ref(), p.clone())),
+        )
+        .await?;
+        if let Ok(mut s) = self.selection.write() {
+            *s = Arc::new(chosen);
+        }
+        Ok(())
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let s = self.selection.read().map(|s| s.clone()).unwrap_or_default();
+        let mut notes = s.notes.clone();
+        if s.by_manifest > 0 {
+            notes.push(format!(
+                "read the files the export's manifest lists for {} billing period(s) (its current delivery)",
+                s.by_manifest
+            ));
+        }
+        notes
+    }
 }
 
 fn engine_err(e: impl std::fmt::Display) -> ToolError {
@@ -117,6 +155,13 @@ impl CurEngine {
             tracing::warn!(error = %e, "ignoring DATAFUSION_* settings");
             SessionConfig::new()
         });
+        let mut base = base;
+        // Create-new deliveries put each refresh in a `<timestamp>-<id>/` folder inside the
+        // period: read below it (DataFusion skips non-partition subfolders by default, which
+        // made such an export look empty); `cur_delivery` picks which delivery is read.
+        base.options_mut()
+            .execution
+            .listing_table_ignore_subdirectory = false;
         let config = base.with_target_partitions(
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -149,6 +194,14 @@ impl CurEngine {
             Arc<dyn object_store::ObjectStore>,
             Option<object_store::path::Path>,
         )> = None;
+        let selection = Arc::new(std::sync::RwLock::new(Arc::new(
+            cur_delivery::Selection::default(),
+        )));
+        let filtered =
+            |store: Arc<dyn object_store::ObjectStore>| -> Arc<dyn object_store::ObjectStore> {
+                Arc::new(cur_delivery::CurrentDelivery::new(store, selection.clone()))
+            };
+        let mut deliveries: Option<Deliveries> = None;
         let table_url = match location {
             CurLocation::Local(path) => {
                 if !path.is_dir() {
@@ -166,12 +219,42 @@ impl CurEngine {
                     ToolError::invalid(format!("cannot read {}: {e}", data.display()))
                 })?;
                 if let Ok(fs) = object_store::local::LocalFileSystem::new_with_prefix(&abs) {
-                    listing = Some((Arc::new(fs), None));
+                    let fs: Arc<dyn object_store::ObjectStore> = Arc::new(fs);
+                    // The manifests are in the export folder's metadata/, next to data/.
+                    let meta = abs
+                        .parent()
+                        .map(|root| root.join("metadata"))
+                        .filter(|m| m.is_dir());
+                    let meta = meta.and_then(|m| {
+                        object_store::local::LocalFileSystem::new_with_prefix(&m)
+                            .ok()
+                            .map(|s| {
+                                (
+                                    Arc::new(s) as Arc<dyn object_store::ObjectStore>,
+                                    object_store::path::Path::from(""),
+                                )
+                            })
+                    });
+                    deliveries = Some(Deliveries {
+                        data: fs.clone(),
+                        data_prefix: None,
+                        meta,
+                        selection: selection.clone(),
+                    });
+                    listing = Some((filtered(fs), None));
                 }
+                // DataFusion reads file:// URLs through this store: the same choice of files.
+                let url =
+                    url::Url::parse("file://").map_err(|e| ToolError::invalid(e.to_string()))?;
+                ctx.register_object_store(
+                    &url,
+                    filtered(Arc::new(object_store::local::LocalFileSystem::new())),
+                );
                 format!("{}/", abs.display())
             }
             CurLocation::S3 { bucket, prefix } => {
-                let store = s3.ok_or_else(|| ToolError::invalid("no S3 client configured"))?;
+                let raw = s3.ok_or_else(|| ToolError::invalid("no S3 client configured"))?;
+                let store = filtered(raw.clone());
                 let url = url::Url::parse(&format!("s3://{bucket}"))
                     .map_err(|e| ToolError::invalid(e.to_string()))?;
                 ctx.register_object_store(&url, store.clone());
@@ -196,6 +279,20 @@ impl CurEngine {
                 } else {
                     object_store::path::Path::from(base.trim_end_matches('/'))
                 };
+                // metadata/ sits next to data/ (also when the data/ prefix itself was given).
+                let meta_prefix = if has_data {
+                    Some(format!("{base}metadata"))
+                } else {
+                    base.trim_end_matches('/')
+                        .strip_suffix("data")
+                        .map(|root| format!("{root}metadata"))
+                };
+                deliveries = Some(Deliveries {
+                    data: raw.clone(),
+                    data_prefix: Some(listed.clone()),
+                    meta: meta_prefix.map(|p| (raw.clone(), object_store::path::Path::from(p))),
+                    selection: selection.clone(),
+                });
                 listing = Some((store.clone(), Some(listed)));
                 if has_data {
                     format!("s3://{bucket}/{base}data/")
@@ -204,6 +301,11 @@ impl CurEngine {
                 }
             }
         };
+        if let Some(d) = &deliveries {
+            d.refresh().await.map_err(|e| {
+                ToolError::invalid(format!("cannot list the CUR export at {table_url}: {e}"))
+            })?;
+        }
         let options = ParquetReadOptions::default()
             .file_extension(".parquet")
             .table_partition_cols(vec![("BILLING_PERIOD".to_string(), DataType::Utf8)]);
@@ -298,6 +400,7 @@ impl CurEngine {
             export_files: listing,
             seen: std::sync::Mutex::new((Instant::now(), delivered, files)),
             rollups,
+            deliveries,
             seq: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -330,6 +433,11 @@ impl CurEngine {
             .map(|s| s.0.elapsed() > DELIVERY_RECHECK)
             .unwrap_or(true);
         if stale && let Some((store, prefix)) = &self.export_files {
+            if let Some(d) = &self.deliveries
+                && let Err(e) = d.refresh().await
+            {
+                tracing::warn!(error = %e, "cannot list the CUR export again; keeping the last choice of files");
+            }
             let (delivered, files) = newest_parquet(store.as_ref(), prefix.as_ref()).await;
             if let Ok(mut s) = self.seen.lock() {
                 *s = (Instant::now(), delivered, files);
@@ -491,7 +599,7 @@ fn s3_error(bucket: &str, e: &object_store::Error) -> ToolError {
     }
 }
 
-/// Read engine batches into raw rows (group columns as strings, then cost, tokens).
+/// Read engine batches into raw rows (group columns as strings, then cost, tokens, other_cost).
 pub fn batches_to_rows(
     batches: &[RecordBatch],
     n_group_cols: usize,
@@ -500,10 +608,10 @@ pub fn batches_to_rows(
     cur_sql::check_group_count(total)?;
     let mut rows = Vec::new();
     for b in batches {
-        if b.num_columns() != n_group_cols + 2 {
+        if b.num_columns() != n_group_cols + 3 {
             return Err(engine_err(format!(
                 "expected {} columns, got {}",
-                n_group_cols + 2,
+                n_group_cols + 3,
                 b.num_columns()
             )));
         }
@@ -512,8 +620,10 @@ pub fn batches_to_rows(
             .collect::<Result<Vec<_>, _>>()?;
         let cost = cast(b.column(n_group_cols), &DataType::Float64).map_err(engine_err)?;
         let usage = cast(b.column(n_group_cols + 1), &DataType::Float64).map_err(engine_err)?;
+        let other = cast(b.column(n_group_cols + 2), &DataType::Float64).map_err(engine_err)?;
         let cost = cost.as_primitive::<Float64Type>();
         let usage = usage.as_primitive::<Float64Type>();
+        let other = other.as_primitive::<Float64Type>();
         for r in 0..b.num_rows() {
             let values = strings
                 .iter()
@@ -526,6 +636,11 @@ pub fn batches_to_rows(
                 values,
                 cost: if cost.is_null(r) { 0.0 } else { cost.value(r) },
                 tokens: (!usage.is_null(r)).then(|| usage.value(r)),
+                other_cost: if other.is_null(r) {
+                    0.0
+                } else {
+                    other.value(r)
+                },
             });
         }
     }
@@ -581,17 +696,20 @@ impl SpendSource for CurEngine {
                 .unwrap_or_default()
         )];
         notes.extend(rollup_note);
+        if let Some(d) = &self.deliveries {
+            notes.extend(d.notes());
+        }
         if shaped.rows.is_empty() && shaped.adjustments.is_empty() {
             notes.push(format!(
                 "no Bedrock line items in {} for {} to {}; CUR deliveries lag up to 24 h and Bedrock lines complete on the next daily refresh",
                 self.location, q.period.start, q.period.end
             ));
         }
+        notes.extend(cur_sql::shaped_notes(&shaped));
         Ok(SpendAnswer {
             rows: shaped.rows,
-            currency: "USD".into(),
-            estimated: q.period.end
-                > crate::domain::period::first_of_month(crate::domain::clock::today()),
+            currency: shaped.currency.unwrap_or_else(|| "USD".into()),
+            estimated: q.period.may_be_restated(crate::domain::clock::today()),
             services_counted: vec![],
             paid_requests: 0,
             cached: false,
@@ -600,6 +718,7 @@ impl SpendSource for CurEngine {
             notes,
             adjustments: shaped.adjustments,
             scanned_bytes: None,
+            no_principal: Some(shaped.no_principal),
         })
     }
 }

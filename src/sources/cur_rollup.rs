@@ -3,8 +3,9 @@
 //! The first question about a billing month scans that month's Parquet files once into a small
 //! table: the Bedrock lines only, one row per usage day and raw key (principal, usage type, line
 //! item type, region, `product['model']`, `product['servicename']`, the value of each
-//! `iamPrincipal/*` tag key, put back together as a `tags` map), with the sums every question
-//! needs (`unblended`, `net_unblended`, `tokens`). The rollup is written as one Parquet file in
+//! `iamPrincipal/*` tag key, put back together as a `tags` map, the currency and the billing
+//! month), with the sums every question needs (`unblended`, `net_unblended`, `tokens`, and the
+//! cost of the lines not priced per token, `non_token_unblended` / `non_token_net`). The rollup is written as one Parquet file in
 //! the rollup folder; every later question about that month, whatever it groups by or filters
 //! on, runs the same SQL on the rollup (`TableShape::rollup`) instead of the export. At 10M line
 //! items a month is ~0.4M rollup rows (8.5 MB).
@@ -26,11 +27,11 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 
-use super::cur_sql::{NET_UNBLENDED, TOKENS, bedrock_lines};
+use super::cur_sql::{NET_UNBLENDED, bedrock_lines, other_cost_sum, tokens_sum};
 use crate::domain::group::valid_tag_key;
 
 /// Part of every rollup's digest: bump when the rollup's columns or meaning change.
-const ROLLUP_VERSION: &str = "cur-rollup-v2";
+const ROLLUP_VERSION: &str = "cur-rollup-v3";
 
 /// Rollups older than this are deleted when another is written.
 pub const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -409,19 +410,26 @@ pub fn rollup_sql(cols: Columns, month: &str, tag_keys: &[String]) -> String {
                 .join(", "),
         )
     };
-    let groups = (1..=7 + tag_keys.len())
+    let groups = (1..=8 + tag_keys.len())
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    let other_unblended = other_cost_sum("line_item_unblended_cost");
+    let other_net = other_cost_sum(net);
+    let tokens = tokens_sum();
     format!(
         "SELECT line_item_usage_start_date, line_item_iam_principal, line_item_usage_type, \
          line_item_line_item_type, product_region_code, product_model, product_servicename, \
-         map(make_array({names}), make_array({values})) AS tags, unblended, net_unblended, tokens \
+         line_item_currency_code, '{month}' AS billing_period, \
+         map(make_array({names}), make_array({values})) AS tags, unblended, net_unblended, tokens, \
+         non_token_unblended, non_token_net \
          FROM (SELECT date_trunc('day', line_item_usage_start_date) AS line_item_usage_start_date, \
          {principal} AS line_item_iam_principal, line_item_usage_type, line_item_line_item_type, \
          {region} AS product_region_code, product['model'] AS product_model, \
-         product['servicename'] AS product_servicename, {tag_cols}\
-         SUM(line_item_unblended_cost) AS unblended, SUM({net}) AS net_unblended, {TOKENS} AS tokens \
+         product['servicename'] AS product_servicename, \
+         COALESCE(line_item_currency_code, 'USD') AS line_item_currency_code, {tag_cols}\
+         SUM(line_item_unblended_cost) AS unblended, SUM({net}) AS net_unblended, {tokens} AS tokens, \
+         {other_unblended} AS non_token_unblended, {other_net} AS non_token_net \
          FROM cur WHERE \"BILLING_PERIOD\" = '{month}' AND {} GROUP BY {groups})",
         bedrock_lines(cols.principal, "product['servicename']")
     )

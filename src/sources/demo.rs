@@ -60,9 +60,19 @@ impl SpendSource for DemoCostExplorer {
     async fn spend(&self, q: &SpendQuery, _progress: Progress) -> Result<SpendAnswer, ToolError> {
         check_query(q)?;
         let mut groups: BTreeMap<(NaiveDate, Vec<Option<String>>), f64> = BTreeMap::new();
+        let mut adjustments: BTreeMap<(NaiveDate, String), f64> = BTreeMap::new();
         let mut services: Vec<String> = Vec::new();
         for item in self.items() {
             if item.usage_start < q.period.start || item.usage_start >= q.period.end {
+                continue;
+            }
+            // As the real source asks Cost Explorer: credits and refunds carry no principal tag,
+            // so they are never grouped (they would land in "untagged"); they come apart.
+            if !crate::domain::lines::is_usage(&item.line_item_type) {
+                let month = first_of_month(item.usage_start).max(q.period.start);
+                *adjustments
+                    .entry((month, item.line_item_type.clone()))
+                    .or_default() += item.unblended;
                 continue;
             }
             let passes = q.filter.tags.iter().all(|(k, values)| {
@@ -86,7 +96,17 @@ impl SpendSource for DemoCostExplorer {
                     GroupKey::Tag(t) => tag(item, t).map(str::to_string),
                     GroupKey::Service => Some(item.service_name.clone()),
                     GroupKey::UsageType => Some(item.usage_type.clone()),
-                    _ => Some(item.region.clone()),
+                    GroupKey::Region => Some(item.region.clone()),
+                    // Refused by `check_query`, as Cost Explorer cannot group by them.
+                    GroupKey::Principal
+                    | GroupKey::Role
+                    | GroupKey::Session
+                    | GroupKey::Model
+                    | GroupKey::TokenKind
+                    | GroupKey::Tier
+                    | GroupKey::InferenceScope
+                    | GroupKey::Day
+                    | GroupKey::Month => None,
                 })
                 .collect();
             let amount = match q.metric {
@@ -105,6 +125,7 @@ impl SpendSource for DemoCostExplorer {
                 amount,
                 usage: None,
                 usage_unit: None,
+                no_principal: false,
             })
             .collect();
         Ok(SpendAnswer {
@@ -120,8 +141,20 @@ impl SpendSource for DemoCostExplorer {
             notes: vec![
                 "demo data: a fictional organisation (Acme Example Corp), not your account".into(),
             ],
-            adjustments: vec![],
+            adjustments: adjustments
+                .into_iter()
+                .map(
+                    |((bucket_start, line_item_type), amount)| crate::sources::Adjustment {
+                        bucket_start,
+                        in_net: false,
+                        line_item_type,
+                        refers_to: None,
+                        amount,
+                    },
+                )
+                .collect(),
             scanned_bytes: None,
+            no_principal: None,
         })
     }
 }

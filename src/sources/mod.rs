@@ -20,6 +20,7 @@ pub mod clients;
 pub mod cost_allocation;
 pub mod cost_explorer;
 pub mod cur;
+pub mod cur_delivery;
 pub mod cur_map_get;
 pub mod cur_rollup;
 pub mod cur_scan;
@@ -73,6 +74,9 @@ pub struct SpendAnswer {
     pub adjustments: Vec<Adjustment>,
     /// Bytes the engine scanned, when it reports it (Athena).
     pub scanned_bytes: Option<u64>,
+    /// Spend on lines without an IAM principal (CUR, Athena); None where the source cannot tell
+    /// (Cost Explorer groups them with untagged principals).
+    pub no_principal: Option<f64>,
 }
 
 /// "How much was spent, grouped how, over which period."

@@ -16,13 +16,21 @@ pub struct SpendRow {
     pub usage: Option<f64>,
     /// The unit of `usage` (e.g. `1K tokens`).
     pub usage_unit: Option<String>,
+    /// The group's lines carry no IAM principal (AgentCore compute, provisioned throughput, ...):
+    /// a bucket of its own, never "untagged", never "tag these principals".
+    pub no_principal: bool,
 }
 
 /// A credit, refund or other non-usage line, shown on its own, never netted silently.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Adjustment {
     pub bucket_start: NaiveDate,
-    /// CUR `line_item_line_item_type`: Credit, Refund, Tax, ...
+    /// CUR `line_item_line_item_type`: Credit, Refund, Tax, EdpDiscount, ...
     pub line_item_type: String,
     pub amount: f64,
+    /// The usage month (`YYYY-MM`) the line refers to, when it is billed in a later month.
+    pub refers_to: Option<String>,
+    /// Already taken off the usage lines' net cost (a discount under `net_unblended`): listed,
+    /// not subtracted again.
+    pub in_net: bool,
 }

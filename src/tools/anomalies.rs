@@ -57,7 +57,7 @@ pub struct AnomalyOutput {
 
 #[tool_router(router = anomaly_router, vis = "pub(crate)")]
 impl App {
-    /// Unexpected Bedrock spend (e.g. a runaway agent loop): per role, principal or tag value, each day against its own 14-day baseline (CUR), plus Cost Explorer anomaly detection. Names the day, expected vs actual, the models behind it and the budget at risk.
+    /// Unexpected Bedrock spend (a runaway agent loop?) per role, principal or tag, each day vs its 14-day baseline (CUR), plus Cost Explorer anomaly detection: day, expected vs actual, models, budget at risk.
     #[tool(
         name = "spend_anomalies",
         title = "Spend spikes",

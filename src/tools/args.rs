@@ -15,6 +15,7 @@ use crate::domain::group::{
 };
 use crate::domain::period::{Period, PeriodInput};
 use crate::domain::principal::Principal;
+use crate::domain::usage_type::Tier;
 use crate::error::ToolError;
 
 // ---------------------------------------------------------------- bedrock_spend
@@ -67,7 +68,7 @@ pub enum SourceInput {
 pub struct SpendInput {
     /// this_month (default), last_month, last_7_days, last_30_days, or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"} (end exclusive).
     pub period: Option<PeriodInput>,
-    /// tag:<key>, service, usage_type, region; cur/athena also principal, role, session, model, token_kind, day, month. Max 2 (cost_explorer) or 3.
+    /// tag:<key>, service, usage_type, region; cur/athena also principal, role, session, model, token_kind, tier, inference_scope, day, month. Max 2 (cost_explorer) or 3.
     pub group_by: Option<Vec<String>>,
     /// Tag key (cur/athena also principal, role, model; * globs) -> value(s); "" = untagged.
     pub filter: Option<BTreeMap<String, OneOrMany>>,
@@ -232,9 +233,9 @@ pub struct AnomalyInput {
     pub period: Option<PeriodInput>,
     /// role (default), principal or tag:<key>.
     pub by: Option<String>,
-    /// Sensitivity in robust standard deviations (default 3).
+    /// Sensitivity in robust std devs (default 3).
     pub k: Option<f64>,
-    /// Smallest increase over the baseline worth reporting, USD (default 5).
+    /// Smallest increase worth reporting, USD (default 5).
     pub min_increase_usd: Option<f64>,
 }
 
@@ -287,12 +288,16 @@ pub fn anomaly_args(input: &AnomalyInput, today: NaiveDate) -> Result<AnomalyArg
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EstimateInput {
-    /// Model id, inference profile or name (Claude Sonnet 4.6).
+    /// Model id, inference profile (id or ARN; global. and us. price apart) or name.
     pub model: Option<String>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub cache_read_tokens: Option<u64>,
+    /// 5-minute cache writes.
     pub cache_write_tokens: Option<u64>,
+    pub cache_write_1h_tokens: Option<u64>,
+    /// standard (default), batch, flex or priority.
+    pub tier: Option<String>,
     /// Default: the configured region.
     pub region: Option<String>,
 }
@@ -309,6 +314,8 @@ pub struct CheckInput {
     pub output_tokens: Option<u64>,
     pub cache_read_tokens: Option<u64>,
     pub cache_write_tokens: Option<u64>,
+    pub cache_write_1h_tokens: Option<u64>,
+    pub tier: Option<String>,
     /// Planned cost in USD (instead of model and tokens).
     pub cost_usd: Option<f64>,
 }
@@ -333,10 +340,29 @@ pub fn estimate_args(input: &EstimateInput) -> Result<&str, ToolError> {
         input.output_tokens,
         input.cache_read_tokens,
         input.cache_write_tokens,
+        input.cache_write_1h_tokens,
     ];
     if counts.iter().all(|c| c.is_none()) {
         return Err(ToolError::invalid(
-            "give at least one of input_tokens, output_tokens, cache_read_tokens, cache_write_tokens",
+            "give at least one of input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens",
+        ));
+    }
+    if let Some(t) = &input.tier {
+        let tier = Tier::parse(t).ok_or_else(|| {
+            ToolError::invalid(format!(
+                "tier '{}' is not one of standard, batch, flex, priority",
+                t.chars().take(40).collect::<String>()
+            ))
+        })?;
+        if matches!(tier, Tier::Reserved | Tier::Provisioned) {
+            return Err(ToolError::invalid(
+                "reserved and provisioned capacity is paid by the hour or term, not per call; give tier standard, batch, flex or priority",
+            ));
+        }
+    }
+    if crate::domain::pricing::is_application_profile(model) {
+        return Err(ToolError::invalid(
+            "an application inference profile ARN does not say which model it runs; give the model id or the system inference profile it copies (e.g. us.anthropic.claude-sonnet-4-6)",
         ));
     }
     if counts.iter().flatten().any(|c| *c > MAX_TOKENS) {
@@ -369,6 +395,8 @@ pub fn planned_call(input: &CheckInput) -> Result<Planned, ToolError> {
             output_tokens: input.output_tokens,
             cache_read_tokens: input.cache_read_tokens,
             cache_write_tokens: input.cache_write_tokens,
+            cache_write_1h_tokens: input.cache_write_1h_tokens,
+            tier: input.tier.clone(),
             region: None,
         })),
         (None, None) => Err(ToolError::invalid(
@@ -441,7 +469,7 @@ pub enum KindInput {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UntaggedInput {
-    /// Tag keys each principal needs. Default: configured keys, else active iamPrincipal/* keys.
+    /// Tag keys each principal needs (default: configured, else active iamPrincipal/* keys).
     pub required_keys: Option<Vec<String>>,
     /// user, role or all (default).
     pub kind: Option<KindInput>,
@@ -521,7 +549,7 @@ impl RecordTypeInput {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SearchInput {
-    /// Keywords ("invoice processing agent"). Empty: browse.
+    /// Keywords; empty: browse.
     pub query: Option<String>,
     /// agent, mcp, skill, custom.
     pub record_types: Option<Vec<RecordTypeInput>>,
@@ -533,7 +561,7 @@ pub struct SearchInput {
     pub registries: Option<Vec<String>>,
     /// Hits per registry, 1-20 (default 10).
     pub max_results: Option<u32>,
-    /// next_cursor from the previous answer (browsing).
+    /// next_cursor from the previous answer.
     pub cursor: Option<String>,
 }
 

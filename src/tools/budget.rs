@@ -17,6 +17,7 @@ use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuer
 use crate::domain::period::{PeriodInput, next_month};
 use crate::domain::pricing::{ModelPrice, resolve};
 use crate::domain::principal::PrincipalKind;
+use crate::domain::usage_type::Tier;
 use crate::error::ToolError;
 use crate::server::App;
 use crate::sources::budgets::{Budget, Scope, Subject, choose};
@@ -27,8 +28,12 @@ use crate::sources::no_progress;
 pub struct EstimateOutput {
     pub model: String,
     pub region: String,
+    /// The tier priced: standard, batch, flex or priority.
+    pub tier: String,
+    /// The scope priced: in_region, cross_region (a geographic profile) or global.
+    pub scope: String,
     pub cost_usd: f64,
-    /// Per-kind cost: input, output, cache_read, cache_write.
+    /// Per-kind cost: input, output, cache_read, cache_write_5m, cache_write_1h.
     pub breakdown: std::collections::BTreeMap<String, f64>,
     pub unit_prices_per_1k: ModelPrice,
     /// price_list, price_cache or snapshot.
@@ -79,7 +84,7 @@ fn r4(x: f64) -> f64 {
 
 #[tool_router(router = budget_router, vis = "pub(crate)")]
 impl App {
-    /// Price of a planned Bedrock call from the AWS Price List (cached; dated snapshot offline).
+    /// Price of a planned Bedrock call, from the AWS Price List (dated snapshot offline).
     #[tool(
         name = "estimate_cost",
         title = "Price a Bedrock call",
@@ -106,7 +111,7 @@ impl App {
         }))
     }
 
-    /// Before an expensive Bedrock call: allow, warn or deny, with its price, the budget (AWS Budgets or local policy), spend so far, unbilled recent checks, forecast and what is left.
+    /// Before an expensive Bedrock call: allow, warn or deny, with price, budget (AWS or local), spend, unbilled checks, forecast and what is left.
     #[tool(
         name = "check_budget",
         title = "Can I afford this call?",
@@ -129,12 +134,26 @@ impl App {
                 region.chars().take(40).collect::<String>()
             )));
         }
+        let tier = input
+            .tier
+            .as_deref()
+            .and_then(Tier::parse)
+            .unwrap_or(Tier::Standard);
+        let scope = crate::domain::pricing::scope_of(model);
         let book = self.prices.prices(&region).await;
-        let price = match resolve(&book.prices, model) {
-            Ok(p) => p.clone(),
+        let (price, fallback_notes) = match resolve(&book.prices, model, tier, scope) {
+            Ok((p, notes)) => (p.clone(), notes),
             Err(close) => {
                 return Err(ToolError::invalid(format!(
-                    "unknown model '{model}' in {} prices for {region}; closest: {}",
+                    "unknown model '{model}' in the {} prices for {region} ({}); closest: {}",
+                    if book.source == "snapshot" {
+                        "bundled snapshot".to_string()
+                    } else {
+                        format!(
+                            "{} Price List offers",
+                            crate::sources::pricing::OFFERS.join(" and ")
+                        )
+                    },
                     book.source,
                     close.join(", ")
                 )));
@@ -142,6 +161,7 @@ impl App {
         };
         let k = |n: Option<u64>| n.unwrap_or(0) as f64 / 1000.0;
         let mut notes = book.notes.clone();
+        notes.extend(fallback_notes);
         let mut breakdown = std::collections::BTreeMap::new();
         let mut input_cost = k(input.input_tokens) * price.input_per_1k;
         breakdown.insert(
@@ -155,9 +175,14 @@ impl App {
                 price.cache_read_per_1k,
             ),
             (
-                "cache_write",
+                "cache_write_5m",
                 input.cache_write_tokens,
                 price.cache_write_per_1k,
+            ),
+            (
+                "cache_write_1h",
+                input.cache_write_1h_tokens,
+                price.cache_write_1h_per_1k,
             ),
         ] {
             if tokens.is_none() {
@@ -185,6 +210,8 @@ impl App {
         Ok(EstimateOutput {
             model: price.model.clone(),
             region,
+            tier: price.tier.clone(),
+            scope: price.scope.clone(),
             cost_usd: (cost * 1e8).round() / 1e8,
             breakdown,
             unit_prices_per_1k: price,

@@ -170,7 +170,7 @@ fn entity_of(arn: &str) -> Option<(String, IamKind, String)> {
 
 #[tool_router(router = principals_router, vis = "pub(crate)")]
 impl App {
-    /// IAM users and roles missing required tag keys, ranked by Bedrock spend, each with its fix command; spend by principals IAM no longer lists; a policy requiring the keys. Ranking uses CUR, or Cost Explorer ($0.01/request, cached).
+    /// IAM users and roles missing required tag keys, ranked by Bedrock spend, with fix commands; spend of principals IAM no longer lists; a policy requiring the keys. Ranking: CUR, or Cost Explorer ($0.01/request, cached).
     #[tool(
         name = "untagged_principals",
         title = "Principals that escape attribution",
@@ -190,7 +190,7 @@ impl App {
         respond(result)
     }
 
-    /// iamPrincipal/* cost-allocation tag keys: status, last use, required keys missing or inactive, how to activate. One Cost Explorer request ($0.01), cached 1 h.
+    /// iamPrincipal/* cost-allocation tag keys: status, last use, missing or inactive required keys, how to activate ($0.01 Cost Explorer request, cached 1 h).
     #[tool(
         name = "cost_allocation_tags",
         title = "Principal tag activation",

@@ -264,7 +264,7 @@ pub fn summarise(r: &RawRecord, registry: &RegistryInfo) -> RecordOut {
 
 #[tool_router(router = registry_router, vis = "pub(crate)")]
 impl App {
-    /// Search AWS Agent Registry agents, MCP servers and skills across all readable registries (empty query: browse). Hits say how to connect and their IAM role's Bedrock spend this month.
+    /// Search Agent Registry agents, MCP servers and skills in all readable registries (empty query: browse). Hits say how to connect and their role's Bedrock spend this month.
     #[tool(
         name = "search_registry",
         title = "Search the Agent Registry",
@@ -282,7 +282,7 @@ impl App {
         )
     }
 
-    /// The Agent Registry registries you can see, with status and authorization type.
+    /// Agent Registry registries you can see, with status and auth type.
     #[tool(
         name = "list_registries",
         title = "Agent Registry registries",
@@ -329,7 +329,7 @@ impl App {
         respond(result)
     }
 
-    /// One or more Agent Registry records in full (descriptor summarised: endpoint, transport, tools, skills, roles). Missing ids are reported per record.
+    /// Agent Registry records in full (descriptor summarised: endpoint, transport, tools, skills, roles); missing ids are reported per record.
     #[tool(
         name = "get_registry_record",
         title = "Agent Registry record",

@@ -46,6 +46,9 @@ pub struct SpendRowOut {
     pub share: f64,
     /// The principal carried no value for a grouped tag key.
     pub untagged: bool,
+    /// The lines carry no IAM principal at all (AgentCore compute, provisioned throughput,
+    /// ...): nothing to tag; shown as `no_principal` for the principal and tag keys.
+    pub no_principal: bool,
     /// This row sums the groups beyond top_n.
     pub others: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,20 +61,30 @@ pub struct SpendRowOut {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Reconciliation {
     pub named: f64,
+    /// Principals without a value for a grouped tag key.
     pub untagged: f64,
+    /// Lines without any IAM principal (a row of its own when grouping by a tag or principal).
+    pub no_principal: f64,
     pub others: f64,
     pub total: f64,
-    /// named + untagged + others equals total (to the cent).
+    /// named + untagged + no_principal + others equals total (to the cent).
     pub reconciled: bool,
 }
 
-/// A credit, refund or other non-usage line (CUR), listed apart from usage.
+/// A credit, refund, tax, discount or fee line, listed apart from usage.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AdjustmentOut {
+    /// The billing month it is billed in.
     pub bucket: String,
-    /// Credit, Refund, Tax, ...
+    /// Credit, Refund, Tax, EdpDiscount, PrivateRateDiscount, BundledDiscount, SavingsPlanNegation, ...
     pub line_item_type: String,
     pub amount: f64,
+    /// The usage month it refers to, when billed later (a refund of October billed in November).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refers_to: Option<String>,
+    /// Already taken off the rows' net cost (a discount under NetUnblendedCost): listed, not
+    /// subtracted again in total_after_adjustments.
+    pub in_net: bool,
 }
 
 /// Output of `bedrock_spend`.
@@ -98,9 +111,10 @@ pub struct SpendOutput {
     pub total: f64,
     pub reconciliation: Reconciliation,
     pub rows: Vec<SpendRowOut>,
-    /// Credits, refunds and other non-usage lines in the period (CUR sources), not netted into rows.
+    /// Credits, refunds, tax, discounts and fees of the billing months that start in the period,
+    /// not netted into the rows.
     pub adjustments: Vec<AdjustmentOut>,
-    /// total + adjustments.
+    /// total + the adjustments not already in the rows (in_net false).
     pub total_after_adjustments: f64,
     /// Bytes scanned by the query engine, when it reports it (Athena).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,18 +130,15 @@ pub struct SpendOutput {
     pub chart: Option<crate::chart::ChartSummary>,
 }
 
-/// A ranked group across the period.
-struct Ranked {
-    keys: Vec<Option<String>>,
-    total: f64,
-}
-
 fn is_untagged(group_by: &[GroupKey], keys: &[Option<String>]) -> bool {
     group_by
         .iter()
         .zip(keys)
         .any(|(k, v)| k.is_tag() && v.is_none())
 }
+
+/// Group identity: the key values and whether the lines have no principal.
+type Group = (Vec<Option<String>>, bool);
 
 fn round4(x: f64) -> f64 {
     let r = (x * 10_000.0).round() / 10_000.0;
@@ -152,38 +163,35 @@ pub fn page(mut o: SpendOutput, offset: usize) -> SpendOutput {
 /// The whole answer, every row on one page.
 fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
     let total: f64 = ans.rows.iter().map(|r| r.amount).sum();
-    let mut by_group: HashMap<Vec<Option<String>>, f64> = HashMap::new();
+    let mut by_group: HashMap<Group, f64> = HashMap::new();
     for r in &ans.rows {
-        *by_group.entry(r.keys.clone()).or_default() += r.amount;
+        *by_group
+            .entry((r.keys.clone(), r.no_principal))
+            .or_default() += r.amount;
     }
-    let mut ranked: Vec<Ranked> = by_group
-        .into_iter()
-        .map(|(keys, total)| Ranked { keys, total })
-        .collect();
-    ranked.sort_by(|a, b| {
-        b.total
-            .abs()
-            .total_cmp(&a.total.abs())
-            .then_with(|| a.keys.cmp(&b.keys))
-    });
-    let mut kept: HashMap<Vec<Option<String>>, usize> = HashMap::new();
+    let mut ranked: Vec<(Group, f64)> = by_group.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
+    // Untagged and no-principal groups are never folded into others.
+    let special = |g: &Group| g.1 || is_untagged(&q.group_by, &g.0);
+    let mut kept: HashMap<Group, usize> = HashMap::new();
     let mut named_kept = 0usize;
-    for (i, g) in ranked.iter().enumerate() {
-        if is_untagged(&q.group_by, &g.keys) || named_kept < top_n {
-            if !is_untagged(&q.group_by, &g.keys) {
+    for (i, (g, _)) in ranked.iter().enumerate() {
+        if special(g) || named_kept < top_n {
+            if !special(g) {
                 named_kept += 1;
             }
-            kept.insert(g.keys.clone(), i);
+            kept.insert(g.clone(), i);
         }
     }
     // bucket -> rows (kept groups individually, the rest summed into others)
     let mut rows: Vec<(NaiveDate, usize, SpendRow)> = Vec::new();
     let mut others: BTreeMap<NaiveDate, f64> = BTreeMap::new();
-    let mut merged: HashMap<(NaiveDate, Vec<Option<String>>), SpendRow> = HashMap::new();
+    let mut merged: HashMap<(NaiveDate, Group), SpendRow> = HashMap::new();
     for r in ans.rows {
-        if kept.contains_key(&r.keys) {
+        let g = (r.keys.clone(), r.no_principal);
+        if kept.contains_key(&g) {
             merged
-                .entry((r.bucket_start, r.keys.clone()))
+                .entry((r.bucket_start, g))
                 .and_modify(|m| {
                     m.amount += r.amount;
                     m.usage = match (m.usage, r.usage) {
@@ -196,13 +204,13 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
             *others.entry(r.bucket_start).or_default() += r.amount;
         }
     }
-    for ((bucket, keys), row) in merged {
-        rows.push((bucket, kept[&keys], row));
+    for ((bucket, g), row) in merged {
+        rows.push((bucket, kept[&g], row));
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let names: Vec<String> = q.group_by.iter().map(|k| k.to_string()).collect();
     let mut out_rows = Vec::new();
-    let (mut named, mut untagged_sum, mut others_sum) = (0.0, 0.0, 0.0);
+    let (mut named, mut untagged_sum, mut no_principal_sum, mut others_sum) = (0.0, 0.0, 0.0, 0.0);
     let mut others_iter = others.into_iter().peekable();
     let push_others = |out_rows: &mut Vec<SpendRowOut>, bucket: NaiveDate, amount: f64| {
         out_rows.push(SpendRowOut {
@@ -218,6 +226,7 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
                 0.0
             },
             untagged: false,
+            no_principal: false,
             others: true,
             usage: None,
             usage_unit: None,
@@ -228,8 +237,10 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
             others_sum += oa;
             push_others(&mut out_rows, ob, oa);
         }
-        let untagged = is_untagged(&q.group_by, &row.keys);
-        if untagged {
+        let untagged = !row.no_principal && is_untagged(&q.group_by, &row.keys);
+        if row.no_principal {
+            no_principal_sum += row.amount
+        } else if untagged {
             untagged_sum += row.amount
         } else {
             named += row.amount
@@ -242,6 +253,9 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
                 .map(|(n, (k, v))| {
                     let v = match v {
                         Some(v) => v.clone(),
+                        None if row.no_principal && k.depends_on_principal() => {
+                            "no_principal".to_string()
+                        }
                         None if k.is_tag() => "untagged".to_string(),
                         None => "(none)".to_string(),
                     };
@@ -255,6 +269,7 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
                 0.0
             },
             untagged,
+            no_principal: row.no_principal,
             others: false,
             usage: row.usage.map(round4),
             usage_unit: row.usage_unit,
@@ -264,7 +279,6 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
         others_sum += oa;
         push_others(&mut out_rows, ob, oa);
     }
-    // Within a bucket: named rows by size, then untagged, then others.
     let mut notes = ans.notes;
     let tag_keys: Vec<&GroupKey> = q.group_by.iter().filter(|k| k.is_tag()).collect();
     for k in tag_keys {
@@ -274,13 +288,23 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
             !r.others
                 && r.keys
                     .get(&q.group_by[idx].to_string())
-                    .is_some_and(|v| v != "untagged")
+                    .is_some_and(|v| v != "untagged" && v != "no_principal")
         });
-        if total != 0.0 && !any_value {
+        if untagged_sum.abs() >= 0.005 && !any_value {
             notes.push(format!(
                 "no spend carried a value for iamPrincipal/{name}: the tag key may not be activated as a cost-allocation tag (or no caller has it). Check with `aws ce list-cost-allocation-tags --tag-keys iamPrincipal/{name}` or Billing console > Cost allocation tags; activation takes up to 24 h and only covers new usage"
             ));
         }
+    }
+    // Spend without a principal, when it is not a row of its own.
+    if let Some(np) = ans.no_principal
+        && np.abs() >= 0.005
+        && no_principal_sum.abs() < 0.005
+    {
+        notes.push(format!(
+            "{} of this spend is on lines without an IAM principal (AgentCore compute, provisioned throughput, Guardrails, Knowledge Bases, ...); group by a tag or principal to see it apart",
+            fmt_money(np)
+        ));
     }
     if total == 0.0 && out_rows.is_empty() {
         let services = if ans.services_counted.is_empty() {
@@ -294,8 +318,13 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
         ));
     }
     let row_count = out_rows.len();
-    let reconciled = (named + untagged_sum + others_sum - total).abs() < 0.005;
-    let adjustments_sum: f64 = ans.adjustments.iter().map(|a| a.amount).sum();
+    let reconciled = (named + untagged_sum + no_principal_sum + others_sum - total).abs() < 0.005;
+    let adjustments_sum: f64 = ans
+        .adjustments
+        .iter()
+        .filter(|a| !a.in_net)
+        .map(|a| a.amount)
+        .sum();
     let adjustments = ans
         .adjustments
         .iter()
@@ -303,6 +332,8 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
             bucket: a.bucket_start.to_string(),
             line_item_type: a.line_item_type.clone(),
             amount: round4(a.amount),
+            refers_to: a.refers_to.clone(),
+            in_net: a.in_net,
         })
         .collect();
     SpendOutput {
@@ -327,6 +358,7 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
         reconciliation: Reconciliation {
             named: round4(named),
             untagged: round4(untagged_sum),
+            no_principal: round4(no_principal_sum),
             others: round4(others_sum),
             total: round4(total),
             reconciled,
@@ -429,9 +461,10 @@ pub fn render_text(o: &SpendOutput) -> String {
     ));
     let rc = &o.reconciliation;
     s.push_str(&format!(
-        "named {} + untagged {} + others {} = total {} ({})\n",
+        "named {} + untagged {} + no_principal {} + others {} = total {} ({})\n",
         fmt_money(rc.named),
         fmt_money(rc.untagged),
+        fmt_money(rc.no_principal),
         fmt_money(rc.others),
         fmt_money(rc.total),
         if rc.reconciled {
@@ -442,10 +475,19 @@ pub fn render_text(o: &SpendOutput) -> String {
     ));
     for a in &o.adjustments {
         s.push_str(&format!(
-            "Adjustment {} {}: {} (not netted into the rows)\n",
+            "Adjustment {} {}: {} ({}{})\n",
             a.bucket,
             a.line_item_type,
-            fmt_money(a.amount)
+            fmt_money(a.amount),
+            if a.in_net {
+                "already in the net figures"
+            } else {
+                "not netted into the rows"
+            },
+            a.refers_to
+                .as_ref()
+                .map(|m| format!("; refers to {m}"))
+                .unwrap_or_default()
         ));
     }
     if !o.adjustments.is_empty() {
@@ -534,7 +576,7 @@ pub fn input_from_cli(a: &crate::cli::SpendArgs) -> Result<SpendInput, String> {
 
 #[tool_router(router = spend_router, vis = "pub(crate)")]
 impl App {
-    /// Bedrock spend by principal tag, principal, role, session, model or token kind. Untagged spend is its own row; rows reconcile to the total. Uncached Cost Explorer requests cost $0.01.
+    /// Bedrock spend by principal tag, principal, role, session, model or token kind. Untagged and no-principal spend are rows of their own; rows reconcile to the total. Uncached Cost Explorer requests cost $0.01.
     #[tool(
         name = "bedrock_spend",
         title = "Bedrock spend by principal",
@@ -636,8 +678,10 @@ mod tests {
                     amount: a,
                     usage: None,
                     usage_unit: None,
+                    no_principal: false,
                 })
                 .collect(),
+            no_principal: None,
             currency: "USD".into(),
             estimated: false,
             services_counted: vec!["Amazon Bedrock".into()],
@@ -701,6 +745,7 @@ mod tests {
                 amount,
                 usage: None,
                 usage_unit: None,
+                no_principal: false,
             });
         }
         let text = render_text(&shape_answer(&q, a, 20, 0));
@@ -767,6 +812,7 @@ mod tests {
                 amount: amt,
                 usage: None,
                 usage_unit: None,
+                no_principal: false,
             })
             .collect();
         let first = shape_answer(&q, a.clone(), 500, 0);

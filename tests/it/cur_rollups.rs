@@ -15,13 +15,23 @@ use std::time::Duration;
 use crate::common::*;
 use serde_json::{Value, json};
 
-/// Generate an export with the real binary; returns its truth.json.
+/// Generate an export with the real binary; returns its truth.json. Overwrite delivery without
+/// manifests: these tests add a later delivery's files to a month folder, which with a manifest
+/// would be hidden until the manifest names them (tests/it/spend_cur.rs covers manifests).
 fn generate(dir: &Path, rows: u64, start: &str, days: u32, seed: u64) -> Value {
     let (rows, days, seed) = (rows.to_string(), days.to_string(), seed.to_string());
     generate_cur(
         dir,
         &[
-            "--rows", &rows, "--start", start, "--days", &days, "--seed", &seed,
+            "--rows",
+            &rows,
+            "--start",
+            start,
+            "--days",
+            &days,
+            "--seed",
+            &seed,
+            "--no-manifest",
         ],
     )
 }

@@ -74,10 +74,26 @@ fn assert_close(got: &BTreeMap<String, f64>, want: &Value, rename_empty: &str) {
     }
 }
 
+/// A truth map plus the `no_principal` row a principal-dependent grouping shows for the lines
+/// without any principal (AgentCore compute, Guardrails, provisioned throughput).
+fn with_no_principal(want: &Value, truth: &Value) -> Value {
+    let mut m = want.as_object().unwrap().clone();
+    m.insert("no_principal".into(), truth["no_principal"].clone());
+    Value::Object(m)
+}
+
 #[tokio::test]
 async fn every_figure_matches_the_generators_truth() {
     let dir = tempfile::tempdir().unwrap();
-    let truth = generate(dir.path(), 30_000, &[]);
+    // A create-new export (an earlier partial refresh of each month beside the current one, and
+    // manifests naming the current files), whose first 10 days predate the product-metadata
+    // backfill.
+    let truth = generate(
+        dir.path(),
+        30_000,
+        &["--delivery", "create-new", "--backfill-days", "10"],
+    );
+    assert!(!truth["stale_files"].as_array().unwrap().is_empty());
     let client = stdio_client(None, &["--cur", dir.path().to_str().unwrap()], &[]).await;
     let ask = |group_by: Value| json!({"period": whole(), "group_by": group_by, "top_n": 500});
 
@@ -94,10 +110,25 @@ async fn every_figure_matches_the_generators_truth() {
     assert!(
         (out["total"].as_f64().unwrap() - truth["total_unblended"].as_f64().unwrap()).abs() < 0.01
     );
+    assert!(
+        out["notes"].to_string().contains("manifest lists"),
+        "{}",
+        out["notes"]
+    );
     assert_close(
         &by_keys(&out, &["principal"]),
-        &truth["by_principal"],
+        &with_no_principal(&truth["by_principal"], &truth),
         "(none)",
+    );
+    let rec = &out["reconciliation"];
+    assert!(
+        (rec["no_principal"].as_f64().unwrap() - truth["no_principal"].as_f64().unwrap()).abs()
+            < 0.01
+    );
+    assert_eq!(
+        rec["untagged"],
+        json!(0.0),
+        "no tag grouped: nothing is untagged"
     );
     let adjustments: BTreeMap<String, f64> =
         out["adjustments"]
@@ -112,11 +143,31 @@ async fn every_figure_matches_the_generators_truth() {
     assert_close(&adjustments, &truth["adjustments"], "");
     let after = out["total"].as_f64().unwrap() + adjustments.values().sum::<f64>();
     assert!((out["total_after_adjustments"].as_f64().unwrap() - after).abs() < 0.01);
+    assert!(
+        (out["total_after_adjustments"].as_f64().unwrap()
+            - truth["total_after_adjustments"].as_f64().unwrap())
+        .abs()
+            < 0.01
+    );
+    // A refund billed this month for last month's usage says so.
+    let refers: Vec<&Value> = out["adjustments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["line_item_type"] == json!("Refund") && !a["refers_to"].is_null())
+        .collect();
+    assert!(!refers.is_empty(), "{}", out["adjustments"]);
 
     let out = ask_all(&client, ask(json!(["role"]))).await;
-    assert_close(&by_keys(&out, &["role"]), &truth["by_role"], "(none)");
+    assert_close(
+        &by_keys(&out, &["role"]),
+        &with_no_principal(&truth["by_role"], &truth),
+        "(none)",
+    );
+    // Every spelling of a model (product['model'], the Marketplace service name, the usage-type
+    // stem before the backfill) is one row.
     let out = ok(&call(&client, "bedrock_spend", ask(json!(["model"]))).await);
-    assert_close(&by_keys(&out, &["model"]), &truth["by_model"], "");
+    assert_close(&by_keys(&out, &["model"]), &truth["by_model"], "(none)");
     let mut tokens: BTreeMap<String, f64> = BTreeMap::new();
     for r in out["rows"].as_array().unwrap() {
         if let Some(u) = r.get("usage").and_then(Value::as_f64) {
@@ -136,8 +187,24 @@ async fn every_figure_matches_the_generators_truth() {
     }
     let out = ok(&call(&client, "bedrock_spend", ask(json!(["token_kind"]))).await);
     assert_close(&by_keys(&out, &["token_kind"]), &truth["by_token_kind"], "");
+    let out = ok(&call(&client, "bedrock_spend", ask(json!(["tier"]))).await);
+    assert_close(&by_keys(&out, &["tier"]), &truth["by_tier"], "");
+    let out = ok(&call(&client, "bedrock_spend", ask(json!(["inference_scope"]))).await);
+    assert_close(&by_keys(&out, &["inference_scope"]), &truth["by_scope"], "");
+    let out = ok(&call(&client, "bedrock_spend", ask(json!(["service"]))).await);
+    assert_close(&by_keys(&out, &["service"]), &truth["by_service"], "");
     let out = ok(&call(&client, "bedrock_spend", ask(json!(["tag:team"]))).await);
-    assert_close(&by_keys(&out, &["tag:team"]), &truth["by_team"], "untagged");
+    assert_close(
+        &by_keys(&out, &["tag:team"]),
+        &with_no_principal(&truth["by_team"], &truth),
+        "untagged",
+    );
+    let rec = &out["reconciliation"];
+    assert!((rec["untagged"].as_f64().unwrap() - truth["untagged"].as_f64().unwrap()).abs() < 0.01);
+    assert!(
+        (rec["no_principal"].as_f64().unwrap() - truth["no_principal"].as_f64().unwrap()).abs()
+            < 0.01
+    );
     assert!(
         out["reconciliation"]["untagged"].as_f64().unwrap() > 0.0,
         "the generator makes untagged callers"
@@ -147,9 +214,14 @@ async fn every_figure_matches_the_generators_truth() {
         out["row_count"].as_u64().unwrap() > 200,
         "enough rows to page"
     );
+    let mut want = truth["by_principal_model"].as_object().unwrap().clone();
+    for (model, v) in truth["no_principal_by_model"].as_object().unwrap() {
+        let model = if model.is_empty() { "(none)" } else { model };
+        want.insert(format!("no_principal|{model}"), v.clone());
+    }
     assert_close(
         &by_keys(&out, &["principal", "model"]),
-        &truth["by_principal_model"],
+        &Value::Object(want),
         "",
     );
     let out = ok(&call(
@@ -168,6 +240,16 @@ async fn every_figure_matches_the_generators_truth() {
     assert!(
         (out["total"].as_f64().unwrap() - truth["total_net_unblended"].as_f64().unwrap()).abs()
             < 0.01
+    );
+    // Under net cost the discounts are listed but not subtracted again.
+    assert!(
+        (out["total_after_adjustments"].as_f64().unwrap()
+            - truth["total_net_after_adjustments"].as_f64().unwrap())
+        .abs()
+            < 0.01,
+        "{} vs {}",
+        out["total_after_adjustments"],
+        truth["total_net_after_adjustments"]
     );
     client.cancel().await.unwrap();
 }
@@ -220,7 +302,7 @@ async fn filters_top_n_and_sessions() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["others"] == json!(false))
+        .filter(|r| r["others"] == json!(false) && r["no_principal"] == json!(false))
         .map(|r| r["keys"]["principal"].as_str().unwrap())
         .collect();
     assert_eq!(named.len(), 3);
@@ -343,7 +425,11 @@ async fn reads_the_export_from_s3() {
         json!({"period": whole(), "group_by": ["role"], "top_n": 500}),
     )
     .await);
-    assert_close(&by_keys(&out, &["role"]), &truth["by_role"], "(none)");
+    assert_close(
+        &by_keys(&out, &["role"]),
+        &with_no_principal(&truth["by_role"], &truth),
+        "(none)",
+    );
     assert!(
         emu.count("GET /cur-bucket").await
             + emu
@@ -359,5 +445,37 @@ async fn reads_the_export_from_s3() {
     let client = stdio_client(Some(&emu), &["--cur", "s3://no-such-bucket/x"], &[]).await;
     let e = err(&call(&client, "bedrock_spend", json!({"period": "last_month"})).await);
     assert!(e.contains("no-such-bucket"), "{e}");
+    client.cancel().await.unwrap();
+}
+
+/// A create-new export copied without its metadata/ folder: each month holds an earlier partial
+/// refresh and the current one; only the newest is read, and the answer says so. (Adding both
+/// would count the first half of each month twice.)
+#[tokio::test]
+async fn without_a_manifest_only_the_newest_delivery_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(
+        dir.path(),
+        6_000,
+        &["--delivery", "create-new", "--no-manifest"],
+    );
+    assert!(!dir.path().join("metadata").exists());
+    assert!(!truth["stale_files"].as_array().unwrap().is_empty());
+    let client = stdio_client(None, &["--cur", dir.path().to_str().unwrap()], &[]).await;
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": whole(), "group_by": ["month"], "top_n": 500}),
+    )
+    .await);
+    assert_close(&by_keys(&out, &["month"]), &truth["by_month"], "");
+    assert!(
+        (out["total"].as_f64().unwrap() - truth["total_unblended"].as_f64().unwrap()).abs() < 0.01
+    );
+    let notes = out["notes"].to_string();
+    assert!(
+        notes.contains("deliveries and no manifest: read only the newest"),
+        "{notes}"
+    );
     client.cancel().await.unwrap();
 }

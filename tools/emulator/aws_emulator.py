@@ -30,11 +30,17 @@ One process, one port:
 - four Athena operations of moto's ``AthenaResponse`` are wrapped (StartQueryExecution,
   GetQueryExecution, StopQueryExecution, GetQueryResults): the wrappers call moto's method and
   add GetQueryResults paging, the query log and queued outcomes (FAILED, CANCELLED, RUNNING for
-  some polls), kept in ``ATHENA``, which any reset clears.
+  some polls), kept in ``ATHENA``, which any reset clears;
+- answers computed from CUR 2.0 line items, each engine in its own module: while line items are
+  loaded (``/_emulator/ce/line-items``), GetCostAndUsage (moto's method is wrapped) and
+  GetDimensionValues come from ``ce_engine.CeEngine`` (``CE_ENGINE``); a StartQueryExecution whose
+  SQL names a table registered with ``/_emulator/athena/tables`` runs on DuckDB
+  (``athena_engine.AthenaEngine``, ``ATHENA_ENGINE``) and its execution reports that result,
+  instead of moto's seeded one.
 
-This touches moto internals (``CostExplorerResponse``, ``ce_backends``, ``AthenaResponse``, ``BudgetsResponse``,
-``AthenaBackend.executions``/``query_results_queue``, ``Execution.status``, ``moto_api_backend``,
-``IamResponse``/``ActionResult``,
+This touches moto internals (``CostExplorerResponse`` and its ``get_cost_and_usage``, ``ce_backends``,
+``AthenaResponse``, ``BudgetsResponse``, ``AthenaBackend.executions``/``query_results_queue``,
+``Execution.status``, ``moto_api_backend``, ``IamResponse``/``ActionResult``,
 ``DomainDispatcherApplication``, ``MotoRequestHandler``), so moto is pinned to 5.2.5 and the
 emulator refuses to start on another version.
 
@@ -106,7 +112,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterable
@@ -132,6 +138,10 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+# Our engines, modules next to this file (the directory of a script is on sys.path).
+import athena_engine
+import ce_engine
 
 PINNED_MOTO_VERSION = "5.2.5"
 
@@ -266,6 +276,9 @@ def matches_search(value: str, search: str | None) -> bool:
 
 def get_dimension_values(self: CostExplorerResponse) -> str:
     params = json.loads(self.body)
+    computed = ce_engine_call(CE_ENGINE.get_dimension_values, params)
+    if computed is not None:
+        return json.dumps(computed)
     search = params.get("SearchString")
     with _seeds_lock:
         seeded = ce_seeds(self.current_account).dimension_values.get(params.get("Dimension"), [])
@@ -477,11 +490,37 @@ CE_EXTENSIONS: dict[str, Callable[[CostExplorerResponse], str]] = {
 }
 
 
+# GetCostAndUsage and GetDimensionValues computed from CUR line items (ce_engine.py) while some are
+# loaded with POST /_emulator/ce/line-items; otherwise moto's queue and our seeds answer.
+CE_ENGINE = ce_engine.CeEngine()
+_CE_ORIGINALS: dict[str, Callable[[CostExplorerResponse], Any]] = {}
+
+
+def ce_engine_call(method: Callable[..., dict[str, Any] | None], *args: Any) -> dict[str, Any] | None:
+    try:
+        return method(*args)
+    except ce_engine.CeError as err:
+        raise JsonRESTError(err.code, err.message) from err
+
+
+def get_cost_and_usage(self: CostExplorerResponse) -> Any:
+    params = json.loads(self.body or "{}")
+    computed = ce_engine_call(CE_ENGINE.get_cost_and_usage, params, calendar_now())
+    if computed is None:
+        return _CE_ORIGINALS["get_cost_and_usage"](self)
+    return json.dumps(computed)
+
+
 def install_ce_extensions() -> None:
     for name, method in CE_EXTENSIONS.items():
         if hasattr(CostExplorerResponse, name):
             raise RuntimeError(f"moto's CostExplorerResponse already has {name}; review the extension")
         setattr(CostExplorerResponse, name, method)
+    original = CostExplorerResponse.__dict__.get("get_cost_and_usage")
+    if original is None:
+        raise RuntimeError("moto's CostExplorerResponse has no get_cost_and_usage of its own; review the override")
+    _CE_ORIGINALS["get_cost_and_usage"] = original
+    CostExplorerResponse.get_cost_and_usage = get_cost_and_usage
 
 
 # ---------------------------------------------------------------------------------------------
@@ -644,6 +683,7 @@ class AthenaQuery:
     polls_seen: int = 0  # GetQueryExecution calls answered so far
     cancelled_by_stop: bool = False
     completed_at: float | None = None  # epoch seconds, once the outcome reached its final state
+    engine: athena_engine.EngineResult | None = None  # computed by DuckDB (a registered table)
 
     def state(self) -> str:
         """The controlled state: what the last GetQueryExecution reported, or would report first."""
@@ -682,6 +722,27 @@ class AthenaControl:
 
 
 ATHENA = AthenaControl()
+# Queries naming a table registered with POST /_emulator/athena/tables run on DuckDB.
+ATHENA_ENGINE = athena_engine.AthenaEngine()
+
+
+def engine_outcome(outcome: AthenaOutcome | None, result: athena_engine.EngineResult) -> AthenaOutcome:
+    """The outcome of an execution the engine ran: a queued outcome still sets the polls and a
+    FAILED/CANCELLED/RUNNING end; the engine's failure replaces a SUCCEEDED end, and its data
+    scanned fills a SUCCEEDED outcome that names none."""
+    if result.error is not None:
+        reason, category, error_type = result.error
+        if outcome is None:
+            return AthenaOutcome({}, "FAILED", 0, reason, category, error_type, None)
+        if outcome.final == "SUCCEEDED":
+            return replace(outcome, final="FAILED", reason=reason, error_category=category,
+                           error_type=error_type, reused_previous_result=False)
+        return outcome
+    if outcome is None:
+        return AthenaOutcome({}, "SUCCEEDED", 0, None, None, None, result.scanned_bytes)
+    if outcome.final == "SUCCEEDED" and outcome.data_scanned_bytes is None and not outcome.reused_previous_result:
+        return replace(outcome, data_scanned_bytes=result.scanned_bytes)
+    return outcome
 
 
 def athena_invalid_request(message: str) -> JsonRESTError:
@@ -746,14 +807,26 @@ def start_query_execution(self: AthenaResponse) -> Any:
         "stopped": False,
     }
     backend = self.athena_backend
+    # A query naming a registered table runs on DuckDB now (before the lock: it may take a while).
+    computed = ATHENA_ENGINE.run(log["query"], log["execution_parameters"], log["catalog"], log["database"])
+    if computed is not None:
+        log.update(
+            engine="duckdb",
+            translated_query=computed.translated_sql,
+            tables=computed.tables,
+            data_scanned_bytes=computed.scanned_bytes,
+            scanned_files=computed.scanned_files,
+            error=computed.error[0] if computed.error else None,
+        )
     # Held across moto's call so that concurrent starts take outcomes in the order they start.
     with ATHENA.lock:
         outcome = ATHENA.outcomes.pop(0) if ATHENA.outcomes else None
         # moto internals: moto's start_query_execution hands the next result seeded through
         # /moto-api/static/athena/query-results (AthenaBackend.query_results_queue) to the new
         # execution. One that will never succeed must not take it from the query that will, so it
-        # gets an empty queue to look at. (A seed posted during this call would be lost.)
-        hide_seeds = outcome is not None and outcome.final != "SUCCEEDED"
+        # gets an empty queue to look at; nor does one that DuckDB answers. (A seed posted during
+        # this call would be lost.)
+        hide_seeds = computed is not None or (outcome is not None and outcome.final != "SUCCEEDED")
         seeds = backend.query_results_queue
         if hide_seeds:
             backend.query_results_queue = []
@@ -774,7 +847,9 @@ def start_query_execution(self: AthenaResponse) -> Any:
             return answer
         exec_id = json.loads(answer)["QueryExecutionId"]
         log["id"] = exec_id
-        query = AthenaQuery(log=log, outcome=outcome)
+        if computed is not None:
+            outcome = engine_outcome(outcome, computed)
+        query = AthenaQuery(log=log, outcome=outcome, engine=computed)
         ATHENA.queries[exec_id] = query
         if outcome is not None:
             query.settle(backend.executions[exec_id])
@@ -851,6 +926,7 @@ def get_query_results(self: AthenaResponse) -> str:
     with ATHENA.lock:
         query = ATHENA.queries.get(exec_id)
         state = query.state() if query is not None and query.outcome is not None else execution.status
+        computed = query.engine if query is not None else None
     # moto's own check (QueryStillRunning) says "has not yet finished" for FAILED and CANCELLED too.
     if state in ("FAILED", "CANCELLED"):
         raise athena_invalid_request(f"Query did not finish successfully. Final query state: {state}")
@@ -861,7 +937,10 @@ def get_query_results(self: AthenaResponse) -> str:
         raise athena_invalid_request(f"MaxResults must be between 1 and {MAX_ATHENA_RESULTS_PAGE}")
     # moto 5.2.5 ignores MaxResults and NextToken and answers every row: page its answer here.
     # Whatever else moto answers (UpdateCount when it has one) stays as it is.
-    answer = json.loads(_ATHENA_ORIGINALS["get_query_results"](self))
+    if computed is not None:
+        answer = computed.results_answer()
+    else:
+        answer = json.loads(_ATHENA_ORIGINALS["get_query_results"](self))
     rows = answer["ResultSet"]["Rows"]
     start = decode_results_token(self._get_param("NextToken"), exec_id, len(rows))
     end = start + max_results
@@ -1580,6 +1659,8 @@ class EmulatorMiddleware:
             self.requests.clear()
             self.latency_ms = 0
         ATHENA.clear()
+        ATHENA_ENGINE.clear()
+        CE_ENGINE.clear()
         PRICING.restore_defaults()
         with IAM_PAGING.lock:
             IAM_PAGING.cap = None
@@ -1647,6 +1728,34 @@ class EmulatorMiddleware:
         if route == ("GET", "/_emulator/athena/queries"):
             with ATHENA.lock:
                 return json_response([dict(query.log) for query in ATHENA.queries.values()])
+        if route == ("POST", "/_emulator/ce/line-items"):
+            try:
+                loaded = CE_ENGINE.load(json_body(request))
+            except ce_engine.LoadError as err:
+                raise BadRequest(str(err)) from err
+            return json_response(loaded, 201)
+        if route == ("GET", "/_emulator/ce/line-items"):
+            return json_response(CE_ENGINE.status())
+        if route == ("DELETE", "/_emulator/ce/line-items"):
+            CE_ENGINE.clear_items()
+            return json_response({"status": "ok"})
+        if route == ("POST", "/_emulator/ce/page-size"):
+            try:
+                CE_ENGINE.set_page_groups(json_body(request).get("groups"))
+            except ce_engine.LoadError as err:
+                raise BadRequest(str(err)) from err
+            return json_response({"groups": CE_ENGINE.status()["page_groups"]})
+        if route == ("POST", "/_emulator/athena/tables"):
+            try:
+                table = ATHENA_ENGINE.register(json_body(request))
+            except athena_engine.AthenaEngineError as err:
+                raise BadRequest(str(err)) from err
+            return json_response(table, 201)
+        if route == ("GET", "/_emulator/athena/tables"):
+            return json_response(ATHENA_ENGINE.list())
+        if route == ("DELETE", "/_emulator/athena/tables"):
+            ATHENA_ENGINE.clear()
+            return json_response({"status": "ok"})
         if route == ("POST", "/_emulator/iam/page-cap"):
             cap = json_body(request).get("max_items")
             if cap is not None and (not isinstance(cap, int) or cap < 1):
