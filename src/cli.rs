@@ -252,6 +252,9 @@ pub struct GenerateCurArgs {
     /// The export's name (file names, manifests).
     #[arg(long, default_value = "bedrock-cur")]
     pub export_name: String,
+    /// Time granularity MONTHLY: one line per month (from the 1st) where a daily export has one per day.
+    #[arg(long)]
+    pub monthly: bool,
 }
 
 /// `generate-cur --delivery`.

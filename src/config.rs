@@ -304,7 +304,11 @@ impl Config {
             .map(|dir| crate::sources::cur::RollupSettings {
                 dir,
                 min_bytes: self.cur_rollup_min_mb << 20,
-                background: self.serving,
+                build: if self.serving {
+                    crate::sources::cur_rollup::Build::Background
+                } else {
+                    crate::sources::cur_rollup::Build::Never
+                },
             })
     }
 

@@ -110,6 +110,9 @@ pub struct GenSpec {
     pub manifest: bool,
     /// The export's name (file names and manifests).
     pub export_name: String,
+    /// Time granularity MONTHLY: one line per month for what a daily export bills in one line
+    /// per day (same caller, usage type, unit, ...), dated from the month's first day.
+    pub monthly: bool,
 }
 
 impl GenSpec {
@@ -131,6 +134,7 @@ impl GenSpec {
             delivery: DeliveryMode::Overwrite,
             manifest: true,
             export_name: "bedrock-cur".to_string(),
+            monthly: false,
         }
     }
 }
@@ -1848,6 +1852,108 @@ fn day_weight(day: NaiveDate) -> u128 {
     }
 }
 
+/// A month's lines summed per everything but the day, for a MONTHLY export.
+#[derive(Default)]
+struct MonthlyLines {
+    lines: BTreeMap<String, OwnedRow>,
+}
+
+/// A [`Row`] that owns its strings.
+struct OwnedRow {
+    principal: String,
+    product_code: String,
+    usage_type: String,
+    operation: String,
+    account: String,
+    usage_amount: f64,
+    pricing_unit: String,
+    unblended: f64,
+    net_unblended: Option<f64>,
+    region: String,
+    service_name: String,
+    model: Option<String>,
+    provider: String,
+    tags: Vec<(String, String)>,
+    env_tag: Option<String>,
+}
+
+impl MonthlyLines {
+    fn add(&mut self, r: &Row) {
+        let key = format!(
+            "{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}",
+            r.principal,
+            r.account,
+            r.usage_type,
+            r.pricing_unit,
+            r.region,
+            r.product.model,
+            r.env_tag,
+            r.net_unblended.is_some(),
+            r.product.service_name
+        );
+        let e = self.lines.entry(key).or_insert_with(|| OwnedRow {
+            principal: r.principal.to_string(),
+            product_code: r.product_code.to_string(),
+            usage_type: r.usage_type.to_string(),
+            operation: r.operation.to_string(),
+            account: r.account.to_string(),
+            usage_amount: 0.0,
+            pricing_unit: r.pricing_unit.to_string(),
+            unblended: 0.0,
+            net_unblended: r.net_unblended.map(|_| 0.0),
+            region: r.region.to_string(),
+            service_name: r.product.service_name.to_string(),
+            model: r.product.model.map(str::to_string),
+            provider: r.product.provider.to_string(),
+            tags: r.tags.to_vec(),
+            env_tag: r.env_tag.map(str::to_string),
+        });
+        e.usage_amount += r.usage_amount;
+        e.unblended += r.unblended;
+        if let (Some(sum), Some(n)) = (e.net_unblended.as_mut(), r.net_unblended) {
+            *sum += n;
+        }
+    }
+
+    /// Write the month's summed lines, dated `start` to `end`.
+    fn flush(
+        &mut self,
+        writer: &mut PartitionedWriter,
+        month: NaiveDate,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<(), CurGenError> {
+        for (_, o) in std::mem::take(&mut self.lines) {
+            writer.push(&Row {
+                month,
+                usage_start: start,
+                usage_end: end,
+                principal: &o.principal,
+                line_item_type: "Usage",
+                product_code: &o.product_code,
+                usage_type: &o.usage_type,
+                operation: &o.operation,
+                account: &o.account,
+                usage_amount: o.usage_amount,
+                pricing_unit: &o.pricing_unit,
+                unblended: o.unblended,
+                net_unblended: o.net_unblended,
+                currency: "USD",
+                region: &o.region,
+                product: Product {
+                    service_name: &o.service_name,
+                    model: o.model.as_deref(),
+                    provider: &o.provider,
+                    region: &o.region,
+                },
+                tags: &o.tags,
+                env_tag: o.env_tag.as_deref(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Write `metadata/BILLING_PERIOD=M/<export>-Manifest.json` for each month: the current
 /// delivery's files as `s3://` URIs (Data Exports user guide, "Data export manifest").
 fn write_manifests(
@@ -1903,7 +2009,7 @@ fn write_manifests(
                 DeliveryMode::CreateNew => "CREATE_NEW_REPORT",
                 DeliveryMode::Overwrite => "OVERWRITE_REPORT",
             },
-            "timeGranularity": "DAILY",
+            "timeGranularity": if spec.monthly { "MONTHLY" } else { "DAILY" },
             "format": "PARQUET",
             "compression": "PARQUET",
             "columns": columns,
@@ -1977,11 +2083,18 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
     let mut state: Option<MonthState> = None;
     let mut months = Vec::new();
     let first_month = month_of(spec.start);
+    let mut monthly = MonthlyLines::default();
 
     for &day in &days {
         let month = month_of(day);
         if state.as_ref().is_some_and(|s| s.month != month) {
             let done = state.take().expect("checked above");
+            monthly.flush(
+                &mut writer,
+                done.month,
+                done.month,
+                done.last_day + Duration::days(1),
+            )?;
             close_month(&world, &done, first_month, &mut writer, &mut tally)?;
         }
         let st = state.get_or_insert_with(|| {
@@ -2035,7 +2148,11 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
                 tags: &c.tags,
                 env_tag: line.env_tag,
             };
-            writer.push(&row)?;
+            if spec.monthly {
+                monthly.add(&row);
+            } else {
+                writer.push(&row)?;
+            }
             if in_partial && let Some(s) = stale.as_mut() {
                 s.push(&row)?;
             }
@@ -2086,7 +2203,11 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
                     tags: &[],
                     env_tag: None,
                 };
-                writer.push(&row)?;
+                if spec.monthly {
+                    monthly.add(&row);
+                } else {
+                    writer.push(&row)?;
+                }
                 if in_partial && let Some(s) = stale.as_mut() {
                     s.push(&row)?;
                 }
@@ -2098,6 +2219,12 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
         }
     }
     if let Some(done) = state {
+        monthly.flush(
+            &mut writer,
+            done.month,
+            done.month,
+            done.last_day + Duration::days(1),
+        )?;
         close_month(&world, &done, first_month, &mut writer, &mut tally)?;
     }
 

@@ -141,10 +141,12 @@ fuzz_target!(|input: Input| {
         }
         let cost = r.cost_cents as f64 / 100.0;
         total += cost;
+        let tokens = r.tokens.map(f64::from);
         raw.push(RawRow {
             values,
             cost,
-            tokens: r.tokens.map(f64::from),
+            other_cost: if tokens.is_some() { 0.0 } else { cost },
+            tokens,
         });
     }
     let Ok(shaped) = cur_sql::shape(&q, &sql.columns, raw) else {

@@ -172,6 +172,12 @@ impl Period {
     /// update the export delivery for the previous billing period within the first two weeks
     /// after it ended" (Data Exports user guide, "Understanding export delivery",
     /// <https://docs.aws.amazon.com/cur/latest/userguide/dataexports-export-delivery.html>).
+    /// Whether the period is made of whole billing months: it starts on a 1st and ends on a 1st
+    /// or after `today` (a month to date is all of that month's lines so far).
+    pub fn whole_months(&self, today: NaiveDate) -> bool {
+        self.start.day() == 1 && (self.end.day() == 1 || self.end > today)
+    }
+
     pub fn may_be_restated(&self, today: NaiveDate) -> bool {
         let last_month = first_of_month(self.end - Duration::days(1));
         today < next_month(last_month) + Duration::days(RESTATEMENT_DAYS)

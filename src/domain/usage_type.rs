@@ -153,7 +153,7 @@ impl UsageTypeInfo {
 }
 
 /// First-party meters and the kind each bills, most specific first.
-const KIND_MARKERS: &[(&str, TokenKind)] = &[
+pub const KIND_MARKERS: &[(&str, TokenKind)] = &[
     ("-cache-read-input-token-count", TokenKind::CacheRead),
     ("-cache-read-input-tokens", TokenKind::CacheRead),
     ("-cache-read-tokens", TokenKind::CacheRead),

@@ -61,7 +61,7 @@ struct RollupSet {
     rollups: Rollups,
     listing: Listing,
     columns: cur_rollup::Columns,
-    background: bool,
+    build: cur_rollup::Build,
 }
 
 pub use cur_rollup::Settings as RollupSettings;
@@ -83,6 +83,9 @@ pub struct CurEngine {
     rollups: Option<Arc<RollupSet>>,
     /// How the current delivery of each month is chosen (`cur_delivery`), and the choice.
     deliveries: Option<Deliveries>,
+    /// Billing period -> (files listed when probed, whether its lines span the month: a
+    /// MONTHLY-granularity export).
+    monthly: std::sync::Mutex<std::collections::HashMap<String, (usize, bool)>>,
     /// Numbers the per-question rollup tables.
     seq: std::sync::atomic::AtomicU64,
 }
@@ -389,7 +392,7 @@ impl CurEngine {
                     url: table_url.clone(),
                 },
                 columns,
-                background: settings.background,
+                build: settings.build,
             })),
             _ => None,
         };
@@ -401,6 +404,7 @@ impl CurEngine {
             seen: std::sync::Mutex::new((Instant::now(), delivered, files)),
             rollups,
             deliveries,
+            monthly: Default::default(),
             seq: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -482,11 +486,14 @@ impl CurEngine {
                 &set.listing,
                 set.columns,
                 &months,
-                !set.background,
+                set.build == cur_rollup::Build::BeforeAnswer,
             ),
         )
         .await;
         let picked = match picked {
+            Ok(p) if !p.missing.is_empty() && set.build == cur_rollup::Build::Never => {
+                return (None, None);
+            }
             Ok(p) if !p.missing.is_empty() => {
                 let (ctx, set2, missing) = (self.ctx.clone(), set.clone(), p.missing.clone());
                 tokio::spawn(async move {
@@ -547,6 +554,66 @@ impl CurEngine {
                 (None, None)
             }
         }
+    }
+
+    /// A MONTHLY-granularity export (Data Exports "time granularity") has one line per month,
+    /// dated from the 1st: a daily or part-of-a-month question would silently put the whole
+    /// month on the 1st or miss it. Refuse those with the reason; whole months are exact.
+    async fn refuse_days_of_monthly_lines(&self, q: &SpendQuery) -> Result<(), ToolError> {
+        use crate::domain::group::Granularity;
+        let today = crate::domain::clock::today();
+        if q.granularity == Granularity::Monthly && q.period.whole_months(today) {
+            return Ok(());
+        }
+        let files = self.files();
+        let mut monthly = Vec::new();
+        for period in cur_sql::months_of(q.period.start, q.period.end) {
+            let known = self
+                .monthly
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&period).copied())
+                .filter(|(n, _)| *n == files)
+                .map(|(_, m)| m);
+            let is_monthly = match known {
+                Some(m) => m,
+                None => {
+                    let probe = format!(
+                        "SELECT 1 FROM {} WHERE \"BILLING_PERIOD\" = '{period}' \
+                         AND line_item_line_item_type = 'Usage' \
+                         AND line_item_usage_end_date > line_item_usage_start_date + INTERVAL '1' DAY LIMIT 1",
+                        self.shape.table
+                    );
+                    let found = self.ctx.sql(&probe).await.map_err(engine_err)?;
+                    let rows: usize = found
+                        .collect()
+                        .await
+                        .map_err(engine_err)?
+                        .iter()
+                        .map(|b| b.num_rows())
+                        .sum();
+                    if let Ok(mut m) = self.monthly.lock() {
+                        m.insert(period.clone(), (files, rows > 0));
+                    }
+                    rows > 0
+                }
+            };
+            if is_monthly {
+                monthly.push(period);
+            }
+        }
+        if monthly.is_empty() {
+            return Ok(());
+        }
+        Err(ToolError::invalid(format!(
+            "this CUR export has MONTHLY time granularity for {} (one line per month, dated from the 1st), so {} cannot be told from it: ask for whole months with granularity monthly (e.g. period last_month or this_month), or point --cur at an export with DAILY or HOURLY granularity",
+            monthly.join(", "),
+            if q.granularity == Granularity::Daily {
+                "spend per day"
+            } else {
+                "spend for part of a month"
+            }
+        )))
     }
 
     async fn run(&self, q: &CurSql) -> Result<Vec<RecordBatch>, ToolError> {
@@ -675,6 +742,7 @@ impl SpendSource for CurEngine {
         // Built on the export's shape first: its refusals (no principal column, bad tag key)
         // hold whatever answers.
         let sql = cur_sql::build(q, &self.shape, Dialect::DataFusion)?;
+        self.refuse_days_of_monthly_lines(q).await?;
         let (found, rollup_note) = self.answer_from_rollups(q, progress.clone()).await;
         let (sql, batches) = match found {
             Some(found) => found,
@@ -1021,7 +1089,7 @@ mod rollup_tests {
         let settings = RollupSettings {
             dir: rollups.path().to_path_buf(),
             min_bytes: 0,
-            background: false,
+            build: cur_rollup::Build::BeforeAnswer,
         };
         let rolled = CurEngine::open(&loc, None, Some(settings)).await.unwrap();
         let cases = vec![
@@ -1088,7 +1156,7 @@ mod rollup_tests {
         let settings = RollupSettings {
             dir: fresh.path().to_path_buf(),
             min_bytes: oct + 1,
-            background: false,
+            build: cur_rollup::Build::BeforeAnswer,
         };
         let mixed = CurEngine::open(&loc, None, Some(settings)).await.unwrap();
         let a = ask(&mixed, vec![GroupKey::Principal], SpendFilter::default()).await;
@@ -1130,7 +1198,7 @@ mod rollup_tests {
         let settings = RollupSettings {
             dir: rollups.path().to_path_buf(),
             min_bytes: 0,
-            background: false,
+            build: cur_rollup::Build::BeforeAnswer,
         };
         let e = CurEngine::open(&loc, None, Some(settings)).await.unwrap();
         let a = ask(&e, vec![GroupKey::Tag("k7".into())], SpendFilter::default()).await;

@@ -276,8 +276,11 @@ fn cli_spend(cur: &Path, rollups: &str, start: &str, end: &str, extra: &[&str]) 
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[test]
-fn a_new_delivery_rebuilds_the_months_rollup() {
+/// A one-shot command never builds a rollup (it would pay the build before its only answer:
+/// 2.14x DuckDB's time on the same files): it scans, or reads a rollup a server keeps. A new
+/// delivery makes the month's rollup stale; the one-shot scans again, and the server rebuilds it.
+#[tokio::test]
+async fn one_shot_commands_read_rollups_but_never_build_them() {
     let dir = tempfile::tempdir().unwrap();
     let other = tempfile::tempdir().unwrap();
     let rollup_dir = tempfile::tempdir().unwrap();
@@ -286,35 +289,49 @@ fn a_new_delivery_rebuilds_the_months_rollup() {
     let truth = generate(dir.path(), 4_000, &start, 20, 3);
     let want = truth["total_unblended"].as_f64().unwrap();
 
-    // A one-shot command builds the rollup before answering, and reads it the next time.
-    assert!(rollups_in(rollup_dir.path()).is_empty());
     let out = cli_spend(dir.path(), rollups, &start, &end, &[]);
     assert!((out["total"].as_f64().unwrap() - want).abs() < 0.01);
     assert!(
+        !out["notes"].to_string().contains("rollup"),
+        "{}",
         out["notes"]
+    );
+    assert!(
+        rollups_in(rollup_dir.path()).is_empty(),
+        "a one-shot builds nothing"
+    );
+
+    // A server summarises the month; the one-shot then reads that rollup, to the same figures.
+    let cur = dir.path().to_str().unwrap();
+    let server = rollup_server(None, cur, rollup_dir.path(), "0").await;
+    let period =
+        json!({"period": {"start": start, "end": end}, "group_by": ["principal"], "top_n": 1000});
+    let first = ok(&call(&server, "bedrock_spend", period.clone()).await);
+    assert!(
+        first["notes"]
+            .to_string()
+            .contains("summarised in the background"),
+        "{}",
+        first["notes"]
+    );
+    let built = wait_for_rollups(rollup_dir.path(), |n| n.len() == 1).await;
+    let read = cli_spend(dir.path(), rollups, &start, &end, &[]);
+    assert!(
+        read["notes"]
             .to_string()
             .contains("read from 1 month rollup(s)"),
         "{}",
-        out["notes"]
-    );
-    let built = rollups_in(rollup_dir.path());
-    assert_eq!(built.len(), 1, "{built:?}");
-    let again = cli_spend(dir.path(), rollups, &start, &end, &[]);
-    assert!(
-        again["notes"]
-            .to_string()
-            .contains("read from 1 month rollup(s)")
+        read["notes"]
     );
     assert!(
-        !again["notes"]
+        !read["notes"]
             .to_string()
-            .contains("built for this question"),
-        "{}",
-        again["notes"]
+            .contains("built for this question")
     );
-    assert_eq!(figures(&again), figures(&out));
+    assert_eq!(figures(&read), figures(&out));
 
-    // A delivery adds a file to the month: the rollup is rebuilt and the old one deleted.
+    // A delivery adds a file to the month: the one-shot scans (the rollup no longer matches the
+    // files) and counts it at once; the server rebuilds the month and deletes the old rollup.
     let more = generate(other.path(), 3_000, &start, 20, 4);
     let month = format!("BILLING_PERIOD={}", &start[..7]);
     for f in std::fs::read_dir(other.path().join("data").join(&month))
@@ -324,25 +341,31 @@ fn a_new_delivery_rebuilds_the_months_rollup() {
         let name = format!("delivery2-{}", f.file_name().to_string_lossy());
         std::fs::copy(f.path(), dir.path().join("data").join(&month).join(name)).unwrap();
     }
-    let out = cli_spend(dir.path(), rollups, &start, &end, &[]);
     let want = want + more["total_unblended"].as_f64().unwrap();
+    let out = cli_spend(dir.path(), rollups, &start, &end, &[]);
     assert!(
         (out["total"].as_f64().unwrap() - want).abs() < 0.01,
         "{} vs {want}",
         out["total"]
     );
     assert!(
+        !out["notes"].to_string().contains("read from"),
+        "{}",
         out["notes"]
-            .to_string()
-            .contains("read from 1 month rollup(s)")
     );
-    let now = rollups_in(rollup_dir.path());
     assert_eq!(
-        now.len(),
-        1,
-        "the old delivery's rollup is deleted: {now:?}"
+        rollups_in(rollup_dir.path()),
+        built,
+        "the one-shot left the rollups alone"
     );
-    assert_ne!(now, built);
+    // The server lists the export again after a minute; a fresh one sees the delivery now.
+    server.cancel().await.unwrap();
+    let server = rollup_server(None, cur, rollup_dir.path(), "0").await;
+    let again = ok(&call(&server, "bedrock_spend", period).await);
+    assert!((again["total"].as_f64().unwrap() - want).abs() < 0.01);
+    let now = wait_for_rollups(rollup_dir.path(), |n| n.len() == 1 && n != built).await;
+    assert_ne!(now, built, "the old delivery's rollup is deleted");
+    server.cancel().await.unwrap();
 }
 
 #[test]

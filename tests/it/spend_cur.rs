@@ -479,3 +479,53 @@ async fn without_a_manifest_only_the_newest_delivery_counts() {
     );
     client.cancel().await.unwrap();
 }
+
+/// A MONTHLY-granularity export (one line per month, dated from the 1st): whole months are
+/// exact; a daily or part-of-a-month question is refused with the reason, never a silent $0 or a
+/// month's spend piled on the 1st; anomaly detection does not flag the 1st.
+#[tokio::test]
+async fn a_monthly_export_answers_whole_months_and_refuses_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path(), 6_000, &["--monthly"]);
+    let client = stdio_client(None, &["--cur", dir.path().to_str().unwrap()], &[]).await;
+    let (start, _) = last_month();
+    let month = &start[..7];
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["tag:team"], "top_n": 500}),
+    )
+    .await);
+    let want = truth["by_month"][month].as_f64().unwrap();
+    assert!(
+        (out["total"].as_f64().unwrap() - want).abs() < 0.01,
+        "{} vs {want}",
+        out["total"]
+    );
+    for args in [
+        json!({"period": "last_month", "granularity": "daily"}),
+        json!({"period": "last_7_days"}),
+    ] {
+        let e = err(&call(&client, "bedrock_spend", args.clone()).await);
+        assert!(e.contains("MONTHLY time granularity"), "{args}: {e}");
+    }
+    let r = call(
+        &client,
+        "spend_anomalies",
+        json!({"period": "last_30_days"}),
+    )
+    .await;
+    let said = text(&r);
+    if r.is_error != Some(true) {
+        let out = r.structured_content.clone().unwrap_or_default();
+        for a in out["anomalies"].as_array().into_iter().flatten() {
+            assert!(
+                !a["day"].as_str().unwrap_or("").ends_with("-01"),
+                "no anomaly on the 1st of a month: {a}"
+            );
+        }
+    } else {
+        assert!(said.contains("MONTHLY"), "{said}");
+    }
+    client.cancel().await.unwrap();
+}
