@@ -302,13 +302,15 @@ impl App {
     }
 
     /// Spend so far this period for a budget's scope.
+    /// Spend so far this month for the budget's scope: amount, source, as of, and the last day
+    /// with billed spend (the projection's base: billing lags 24-48 h behind usage).
     async fn spent_for(
         &self,
         budget: Option<&Budget>,
         s: &Subject,
         period: crate::domain::period::Period,
         notes: &mut Vec<String>,
-    ) -> (f64, String, String) {
+    ) -> (f64, String, String, Option<chrono::NaiveDate>) {
         let mut filter = SpendFilter::default();
         let scope = budget.map(|b| b.scope.clone()).unwrap_or(Scope::Default);
         match &scope {
@@ -348,16 +350,37 @@ impl App {
             self.cur.clone().or_else(|| self.cost_explorer.clone())
         };
         if let Some(src) = source {
-            let mut q = q;
-            if src.name() == "cur" && q.group_by.is_empty() {
-                q.group_by = vec![GroupKey::Month];
+            // By day, to know which days are billed; a source that cannot tell days (a
+            // MONTHLY-granularity export) is asked for the month.
+            let mut daily = q.clone();
+            daily.granularity = Granularity::Daily;
+            if src.name() == "cur" {
+                daily.group_by = vec![GroupKey::Day];
             }
-            match src.spend(&q, no_progress()).await {
-                Ok(a) => {
+            let mut monthly = q;
+            if src.name() == "cur" && monthly.group_by.is_empty() {
+                monthly.group_by = vec![GroupKey::Month];
+            }
+            let answered = match src.spend(&daily, no_progress()).await {
+                Ok(a) => Ok((a, true)),
+                Err(_) => src.spend(&monthly, no_progress()).await.map(|a| (a, false)),
+            };
+            match answered {
+                Ok((a, by_day)) => {
+                    let billed_through = if by_day {
+                        a.rows
+                            .iter()
+                            .filter(|r| r.amount.abs() >= 0.000_5)
+                            .map(|r| r.bucket_start)
+                            .max()
+                    } else {
+                        None
+                    };
                     return (
                         a.rows.iter().map(|r| r.amount).sum(),
                         a.source.to_string(),
                         a.as_of.to_rfc3339_opts(SecondsFormat::Secs, true),
+                        billed_through,
                     );
                 }
                 Err(e) => notes.push(format!("could not read spend: {e}")),
@@ -373,12 +396,14 @@ impl App {
                 a,
                 "aws_budgets".into(),
                 crate::domain::clock::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                None,
             );
         }
         (
             0.0,
             "none".into(),
             crate::domain::clock::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            None,
         )
     }
 
@@ -421,7 +446,7 @@ impl App {
             )),
         }
         let budget = choose(&budgets, &subject).cloned();
-        let (spent, spent_source, spent_as_of) = self
+        let (spent, spent_source, spent_as_of, billed_through) = self
             .spent_for(budget.as_ref(), &subject, period, &mut notes)
             .await;
         // A limited caller's estimates count only toward its own checks: it cannot push the
@@ -447,12 +472,30 @@ impl App {
             Some(key) => self.ledger.unbilled(key, since, now).await,
             None => (0.0, 0),
         };
-        // Linear projection over the month.
+        // Linear projection over the month, from the days with billed spend (billing lags usage
+        // by 24-48 h: dividing by every elapsed day would understate the rate), plus the checks
+        // not billed yet. With no billed day yet, from the time elapsed.
         let days_in_month = (next_month(today) - period.start).num_days() as f64;
-        let elapsed = (today.day() as f64 - 1.0
-            + now.time().num_seconds_from_midnight() as f64 / 86_400.0)
-            .max(0.5);
-        let linear = (spent + unbilled) / elapsed * days_in_month;
+        let (linear, linear_method) = match billed_through {
+            Some(last) if last >= period.start => {
+                let billed_days = ((last - period.start).num_days() + 1) as f64;
+                (
+                    spent / billed_days * days_in_month + unbilled,
+                    format!(
+                        "linear projection of the {billed_days} billed day(s) through {last} (billing lags usage by 24-48 h), plus unbilled checks"
+                    ),
+                )
+            }
+            _ => {
+                let elapsed = (today.day() as f64 - 1.0
+                    + now.time().num_seconds_from_midnight() as f64 / 86_400.0)
+                    .max(0.5);
+                (
+                    (spent + unbilled) / elapsed * days_in_month,
+                    "linear projection of month-to-date spend (billed + unbilled) over the time elapsed".to_string(),
+                )
+            }
+        };
         // Account-wide Bedrock budgets use Cost Explorer's own forecast for the rest of the month.
         let (forecast, forecast_method) = match budget.as_ref().map(|b| &b.scope) {
             Some(Scope::Bedrock) => match self.ce_forecast(today, next_month(today)).await {
@@ -461,24 +504,15 @@ impl App {
                     "Cost Explorer GetCostForecast for the rest of the month, plus spend so far"
                         .to_string(),
                 ),
-                Ok(None) => (
-                    linear,
-                    "linear projection of month-to-date spend (billed + unbilled)".to_string(),
-                ),
+                Ok(None) => (linear, linear_method),
                 Err(e) => {
                     notes.push(format!(
                         "Cost Explorer forecast unavailable ({e}); linear projection used"
                     ));
-                    (
-                        linear,
-                        "linear projection of month-to-date spend (billed + unbilled)".to_string(),
-                    )
+                    (linear, linear_method)
                 }
             },
-            _ => (
-                linear,
-                "linear projection of month-to-date spend (billed + unbilled)".to_string(),
-            ),
+            _ => (linear, linear_method),
         };
         let after = spent + unbilled + planned;
         let (verdict, remaining_after, percent_after) = match &budget {

@@ -6,7 +6,7 @@
 use crate::common::*;
 use aws_sdk_budgets::types::{Budget, BudgetType, Expression, Spend, TagValues, TimeUnit};
 use aws_sdk_iam::types::Tag;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
@@ -173,29 +173,52 @@ async fn seed_account(emu: &Emulator) {
         .await
         .unwrap();
     emu.seed_services(&["Amazon Bedrock"]).await;
-    let today = crate::common::today();
-    let start = today.format("%Y-%m-01").to_string();
-    let end = (today + chrono::Duration::days(1)).to_string();
-    emu.seed_cost_and_usage(vec![json!({
-        "GroupDefinitions": [],
-        "ResultsByTime": [{"TimePeriod": {"Start": start, "End": end}, "Total": {"UnblendedCost": {"Amount": "60", "Unit": "USD"}}, "Groups": [], "Estimated": true}],
-        "DimensionValueAttributes": []
-    })])
-    .await;
+    // $60 of ml-platform usage this month, spread over the billed days (see `billed_days`),
+    // a credit and another team's usage that a budget on ml-platform must not count; Cost
+    // Explorer is computed from these lines by the emulator.
+    let days = billed_days();
+    let per_day = 60.0 / days.len() as f64;
+    let mut lines: Vec<Value> = days
+        .iter()
+        .map(|d| {
+            json!({"line_item_usage_start_date": d.to_string(), "line_item_line_item_type": "Usage",
+                   "line_item_iam_principal": "arn:aws:sts::123456789012:assumed-role/MlRole/session-1",
+                   "line_item_usage_type": "USE1-Claude4.5Haiku-input-tokens",
+                   "line_item_unblended_cost": per_day, "line_item_currency_code": "USD",
+                   "product": {"servicename": "Amazon Bedrock"}, "tags": {"iamPrincipal/team": "ml-platform"}})
+        })
+        .collect();
+    let first = days[0].to_string();
+    lines.push(json!({"line_item_usage_start_date": first, "line_item_line_item_type": "Credit",
+                      "line_item_unblended_cost": -25.0, "product": {"servicename": "Amazon Bedrock"}}));
+    lines.push(json!({"line_item_usage_start_date": first, "line_item_line_item_type": "Usage",
+                      "line_item_iam_principal": "arn:aws:iam::123456789012:user/web-dev",
+                      "line_item_unblended_cost": 500.0, "product": {"servicename": "Amazon Bedrock"},
+                      "tags": {"iamPrincipal/team": "web"}}));
+    emu.post("/_emulator/ce/line-items", json!({"line_items": lines}))
+        .await;
 }
 
-/// Month-to-date spend projected to the month's end: spend / days elapsed (fractional, at least
-/// half a day) x days in the month, on the tests' calendar.
+/// The days of this month with billed spend in the seeded account: the 1st through two days
+/// ago (billing lags usage by 24-48 h), or just the 1st early in a month.
+pub fn billed_days() -> Vec<chrono::NaiveDate> {
+    use chrono::Datelike;
+    let today = crate::common::today();
+    let first = today.with_day(1).unwrap();
+    let last = (today - chrono::Duration::days(2)).max(first);
+    (0..=(last - first).num_days())
+        .map(|i| first + chrono::Duration::days(i))
+        .collect()
+}
+
+/// Month-to-date spend projected to the month's end: spend / billed days x days in the month,
+/// on the tests' calendar (the README's rule).
 pub fn linear_forecast(spent: f64) -> f64 {
-    use chrono::{Datelike, Timelike};
-    let now = crate::common::now();
-    let first = now.date_naive().with_day(1).unwrap();
+    use chrono::Datelike;
+    let first = crate::common::today().with_day(1).unwrap();
     let next = (first + chrono::Duration::days(32)).with_day(1).unwrap();
     let days = (next - first).num_days() as f64;
-    let elapsed = (now.day() as f64 - 1.0
-        + now.time().num_seconds_from_midnight() as f64 / 86_400.0)
-        .max(0.5);
-    spent / elapsed * days
+    spent / billed_days().len() as f64 * days
 }
 
 #[tokio::test]
@@ -209,8 +232,9 @@ async fn verdicts_follow_the_budget_and_the_ledger_sees_unbilled_checks() {
     let who = "arn:aws:sts::123456789012:assumed-role/MlRole/session-1";
     let first = ok(&call(&client, "check_budget", json!({"who": who, "cost_usd": 10})).await);
     // 70% of the budget after the call is under the warn threshold (80%); the verdict then
-    // follows the month-end forecast: $60 spent so far, projected linearly over the month
-    // from the days elapsed on the tests' calendar (by hand, as the README describes it).
+    // follows the month-end forecast: $60 spent so far (the credit and the web team's $500 are
+    // not the budget's), projected linearly over the month from the billed days on the tests'
+    // calendar (by hand, as the README describes it).
     let forecast = linear_forecast(60.0);
     let expected = if forecast > 100.0 { "warn" } else { "allow" };
     assert_eq!(first["verdict"], json!(expected), "{first}");
@@ -403,7 +427,7 @@ async fn account_wide_bedrock_budgets_use_the_cost_explorer_forecast() {
     let policy = dir.path().join("policy.toml");
     std::fs::write(
         &policy,
-        "[[budgets]]\nname = \"all-bedrock\"\nbedrock = true\nmonthly_usd = 500\n",
+        "[[budgets]]\nname = \"all-bedrock\"\nbedrock = true\nmonthly_usd = 1000\n",
     )
     .unwrap();
     let ledger = dir.path().join("l.json");
@@ -425,10 +449,12 @@ async fn account_wide_bedrock_budgets_use_the_cost_explorer_forecast() {
     )
     .await);
     assert_eq!(out["budget"]["name"], json!("all-bedrock"));
-    assert_eq!(out["spent"], json!(60.0));
+    // The whole account's Bedrock usage: ml-platform's $60 and web's $500 (the -$25 credit is
+    // not usage).
+    assert_eq!(out["spent"], json!(560.0));
     assert_eq!(
         out["forecast"],
-        json!(300.0),
+        json!(800.0),
         "spend so far + Cost Explorer's forecast of the rest"
     );
     assert!(

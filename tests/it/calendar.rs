@@ -114,13 +114,22 @@ async fn period_words_and_the_demo_data_follow_the_calendar() {
 
 /// Month-to-date spend projected to the month's end, by hand: spend / days elapsed (with the
 /// time of day, at least half a day) x days in the month.
-fn linear_forecast(spent: f64) -> f64 {
+/// The month's projection by hand: spend over the days that have billed spend (the first of
+/// the month through the last day with any), times the days in the month; with no billed day
+/// yet, over the time elapsed.
+fn linear_forecast(spent: f64, last_billed: Option<NaiveDate>) -> f64 {
     let now = now();
     let t = now.date_naive();
     let days = (months_after(t, 1) - first_of_month(t)).num_days() as f64;
-    let elapsed =
-        (t.day() as f64 - 1.0 + now.time().num_seconds_from_midnight() as f64 / 86_400.0).max(0.5);
-    spent / elapsed * days
+    match last_billed {
+        Some(last) => spent / ((last - first_of_month(t)).num_days() + 1) as f64 * days,
+        None => {
+            let elapsed = (t.day() as f64 - 1.0
+                + now.time().num_seconds_from_midnight() as f64 / 86_400.0)
+                .max(0.5);
+            spent / elapsed * days
+        }
+    }
 }
 
 fn policy(dir: &std::path::Path, limit: f64) -> String {
@@ -177,7 +186,13 @@ async fn budget_forecasts_and_verdicts_follow_the_calendar() {
         "{} vs {spent}",
         out["spent"]
     );
-    let forecast = linear_forecast(spent);
+    let last_billed = line_items(t)
+        .iter()
+        .filter(|l| l.line_item_type == "Usage" && web(l))
+        .filter(|l| l.usage_start >= first_of_month(t) && l.usage_start < t && l.unblended != 0.0)
+        .map(|l| l.usage_start)
+        .max();
+    let forecast = linear_forecast(spent, last_billed);
     assert!(
         (out["forecast"].as_f64().unwrap() - forecast).abs() <= 0.001 * forecast.max(1.0),
         "forecast {} vs {forecast} by hand on {t}",
