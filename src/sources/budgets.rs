@@ -67,6 +67,10 @@ pub struct Budget {
     /// AWS Budgets' own actual spend, when it reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws_actual_spend: Option<f64>,
+    /// The parts of the budget's filter and cost types that spend from CUR or Cost Explorer
+    /// cannot reproduce (then AWS's own actual spend is used, when it reports one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_reproduced: Vec<String>,
 }
 
 /// Who is asking, resolved.
@@ -218,6 +222,7 @@ impl PolicyFile {
                     warn_percent: b.warn_percent.unwrap_or(self.warn_percent),
                     deny_percent: b.deny_percent.unwrap_or(self.deny_percent),
                     aws_actual_spend: None,
+                    not_reproduced: Vec::new(),
                 }
             })
             .collect();
@@ -230,6 +235,7 @@ impl PolicyFile {
                 warn_percent: self.warn_percent,
                 deny_percent: self.deny_percent,
                 aws_actual_spend: None,
+                not_reproduced: Vec::new(),
             });
         }
         out
@@ -260,6 +266,73 @@ fn scope_of(e: &Expression) -> Option<Scope> {
     // And: the most specific applicable part wins; Not (credits, refunds) is ignored.
     let parts: Vec<Scope> = e.and().iter().filter_map(scope_of).collect();
     parts.into_iter().min_by_key(|s| s.rank())
+}
+
+/// What of a budget's filter the spend query for `scope` does not apply: dimensions other than
+/// a Bedrock-family SERVICE (linked account, region, usage type, ...), services outside Bedrock,
+/// tags beyond the one the scope is, `Or` and `Not`, several values of a tag.
+fn filter_not_reproduced(e: &Expression, scope: &Scope, out: &mut Vec<String>) {
+    if let Some(t) = e.tags() {
+        let key = t.key().unwrap_or("");
+        let key = key.strip_prefix("user:").unwrap_or(key);
+        let same = matches!(scope, Scope::Tag { key: k, value }
+            if key.strip_prefix("iamPrincipal/") == Some(k.as_str()) && t.values() == [value.clone()]);
+        if !same {
+            out.push(format!("tag {key} = {}", t.values().join("|")));
+        }
+    }
+    if let Some(d) = e.dimensions() {
+        let bedrock =
+            *d.key() == Dimension::Service && d.values().iter().all(|v| v.contains("Bedrock"));
+        // Usage record types only: what the spend query counts.
+        let usage = d.key().as_str() == "RECORD_TYPE"
+            && d.values().iter().all(|v| crate::domain::lines::is_usage(v));
+        if !bedrock && !usage {
+            out.push(format!("{} = {}", d.key().as_str(), d.values().join("|")));
+        }
+    }
+    if e.cost_categories().is_some() {
+        out.push("a cost category".into());
+    }
+    if !e.or().is_empty() {
+        out.push("an Or of filters".into());
+    }
+    if e.not().is_some() {
+        out.push("a Not filter".into());
+    }
+    for part in e.and() {
+        filter_not_reproduced(part, scope, out);
+    }
+}
+
+/// What of a budget's cost types the usage spend (unblended, without credits, refunds, tax and
+/// fees) does not reproduce. Credits, refunds and tax carry no principal tag, so a budget on a
+/// tag, role or principal sees none of them either way; a budget on all of Bedrock does.
+fn cost_types_not_reproduced(
+    c: Option<&aws_sdk_budgets::types::CostTypes>,
+    scope: &Scope,
+) -> Vec<String> {
+    // The API's defaults when CostTypes is absent: credits, refunds, tax, discounts included.
+    let on = |v: Option<bool>| v.unwrap_or(true);
+    let mut out = Vec::new();
+    if c.and_then(|c| c.use_blended()).unwrap_or(false) {
+        out.push("blended cost".to_string());
+    }
+    if c.and_then(|c| c.use_amortized()).unwrap_or(false) {
+        out.push("amortized cost".to_string());
+    }
+    if matches!(scope, Scope::Bedrock) {
+        for (name, v) in [
+            ("credits", c.and_then(|c| c.include_credit())),
+            ("refunds", c.and_then(|c| c.include_refund())),
+            ("tax", c.and_then(|c| c.include_tax())),
+        ] {
+            if on(v) {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Monthly AWS budgets on Bedrock or on an iamPrincipal tag.
@@ -314,9 +387,29 @@ pub async fn aws_budgets(
                 skipped.push(b.budget_name().to_string());
                 continue;
             };
+            let mut not_reproduced = Vec::new();
+            if let Some(e) = b.filter_expression() {
+                filter_not_reproduced(e, &scope, &mut not_reproduced);
+            }
+            // Record types: a filter expression names them as a RECORD_TYPE dimension (above);
+            // otherwise the (deprecated, still answered) CostTypes say which count.
+            let names_record_types = b
+                .filter_expression()
+                .is_some_and(|e| format!("{e:?}").contains("RECORD_TYPE"));
+            if !names_record_types {
+                #[allow(deprecated)]
+                let cost_types = b.cost_types();
+                not_reproduced.extend(cost_types_not_reproduced(cost_types, &scope));
+            }
+            for m in b.metrics() {
+                if m.as_str() != "UnblendedCost" {
+                    not_reproduced.push(format!("metric {}", m.as_str()));
+                }
+            }
             out.push(Budget {
                 name: b.budget_name().to_string(),
                 source: "aws_budgets".into(),
+                not_reproduced,
                 scope,
                 limit_usd: limit,
                 warn_percent: warn,

@@ -56,6 +56,10 @@ pub struct CheckOutput {
     pub spent: Option<f64>,
     /// cur, cost_explorer, aws_budgets or none.
     pub spent_source: String,
+    /// Our own figure for the budget's scope, when `spent` is AWS Budgets' own actual spend
+    /// (the budget's filter or cost types cannot be reproduced from CUR or Cost Explorer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spent_computed: Option<f64>,
     pub spent_as_of: String,
     /// Estimates of earlier checks not billed yet (ledger; absent when withheld).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -446,9 +450,38 @@ impl App {
             )),
         }
         let budget = choose(&budgets, &subject).cloned();
-        let (spent, spent_source, spent_as_of, billed_through) = self
+        let (mut spent, mut spent_source, spent_as_of, billed_through) = self
             .spent_for(budget.as_ref(), &subject, period, &mut notes)
             .await;
+        // A budget whose filter or cost types our sources cannot reproduce is measured by AWS's
+        // own figure; ours is shown beside it.
+        let mut spent_computed = None;
+        // Carries amounts: said only when the budget's figures are not withheld.
+        let mut measured_note = None;
+        if let Some(b) = budget.as_ref().filter(|b| !b.not_reproduced.is_empty()) {
+            match b.aws_actual_spend {
+                Some(aws) if spent_source != "aws_budgets" => {
+                    measured_note = Some(format!(
+                        "budget {} also counts {}, which {} cannot reproduce: AWS Budgets' own actual spend ({}) is used; {} is the spend of its scope from {}",
+                        b.name,
+                        b.not_reproduced.join(", "),
+                        spent_source,
+                        fmt_money(aws),
+                        fmt_money(spent),
+                        spent_source
+                    ));
+                    spent_computed = Some(r4(spent));
+                    spent = aws;
+                    spent_source = "aws_budgets".into();
+                }
+                Some(_) => {}
+                None => notes.push(format!(
+                    "budget {} also counts {}, which cannot be reproduced here, and AWS Budgets reports no actual spend for it yet: spend of its scope is used",
+                    b.name,
+                    b.not_reproduced.join(", ")
+                )),
+            }
+        }
         // A limited caller's estimates count only toward its own checks: it cannot push the
         // checks of callers it may not see (another team, the whole account) toward deny.
         let ledger_key = budget.as_ref().map(|b| match &self.caller {
@@ -638,10 +671,15 @@ impl App {
             percent_after,
             ledger_recorded,
             figures_withheld: None,
+            spent_computed,
             notes,
         };
         if let Some(why) = withheld {
             out.spent = None;
+            out.spent_computed = None;
+            if let Some(b) = out.budget.as_mut() {
+                b.aws_actual_spend = None;
+            }
             out.unbilled = None;
             out.forecast = None;
             out.remaining_after = None;
@@ -652,6 +690,8 @@ impl App {
                 out.budget.as_ref().map(|b| b.name.as_str()).unwrap_or("-")
             )];
             out.figures_withheld = Some(why);
+        } else {
+            out.notes.extend(measured_note);
         }
         Ok(out)
     }

@@ -467,3 +467,93 @@ async fn account_wide_bedrock_budgets_use_the_cost_explorer_forecast() {
     assert_eq!(emu.count("GetCostForecast").await, 1);
     client.cancel().await.unwrap();
 }
+
+/// A budget whose filter our spend sources cannot apply (here: a linked account beside the
+/// team tag) is measured by AWS Budgets' own actual spend; our figure for its scope is shown
+/// beside it, and the note says which part of the filter is why.
+#[tokio::test]
+async fn a_filter_we_cannot_reproduce_uses_the_budgets_own_actual_spend() {
+    use aws_sdk_budgets::types::{
+        CalculatedSpend, Dimension, ExpressionDimensionValues as DimensionValues,
+    };
+    let emu = Emulator::start();
+    seed_account(&emu).await;
+    let conf = sdk_config(&emu).await;
+    let budgets = aws_sdk_budgets::Client::new(&conf);
+    budgets
+        .delete_budget()
+        .account_id("123456789012")
+        .budget_name("ml-platform-bedrock")
+        .send()
+        .await
+        .unwrap();
+    budgets
+        .create_budget()
+        .account_id("123456789012")
+        .budget(
+            Budget::builder()
+                .budget_name("ml-platform-in-prod-account")
+                .budget_limit(Spend::builder().amount("100").unit("USD").build().unwrap())
+                .time_unit(TimeUnit::Monthly)
+                .budget_type(BudgetType::Cost)
+                .calculated_spend(
+                    CalculatedSpend::builder()
+                        .actual_spend(Spend::builder().amount("77").unit("USD").build().unwrap())
+                        .build(),
+                )
+                .filter_expression(
+                    Expression::builder()
+                        .and(
+                            Expression::builder()
+                                .tags(
+                                    TagValues::builder()
+                                        .key("iamPrincipal/team")
+                                        .values("ml-platform")
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .and(
+                            Expression::builder()
+                                .dimensions(
+                                    DimensionValues::builder()
+                                        .key(Dimension::LinkedAccount)
+                                        .values("123456789012")
+                                        .build()
+                                        .unwrap(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.json");
+    let client = stdio_client(Some(&emu), &["--ledger", ledger.to_str().unwrap()], &[]).await;
+    let who = "arn:aws:sts::123456789012:assumed-role/MlRole/session-1";
+    let out = ok(&call(&client, "check_budget", json!({"who": who, "cost_usd": 1})).await);
+    assert_eq!(
+        out["budget"]["name"],
+        json!("ml-platform-in-prod-account"),
+        "{out}"
+    );
+    assert_eq!(out["spent"], json!(77.0), "AWS's own figure: {out}");
+    assert_eq!(out["spent_source"], json!("aws_budgets"));
+    assert_eq!(out["spent_computed"], json!(60.0), "ours, beside it");
+    assert_eq!(out["budget"]["aws_actual_spend"], json!(77.0));
+    let why = out["budget"]["not_reproduced"].to_string();
+    assert!(why.contains("LINKED_ACCOUNT = 123456789012"), "{why}");
+    assert!(
+        out["notes"].to_string().contains("cannot reproduce"),
+        "{}",
+        out["notes"]
+    );
+    // 77 + 1 of 100 = 78%: under the warn threshold on AWS's figure.
+    assert_eq!(out["percent_after"], json!(78.0));
+    client.cancel().await.unwrap();
+}
