@@ -557,3 +557,76 @@ async fn a_filter_we_cannot_reproduce_uses_the_budgets_own_actual_spend() {
     assert_eq!(out["percent_after"], json!(78.0));
     client.cancel().await.unwrap();
 }
+
+/// The price of the call the agent will make: its tier, a global or a geographic inference
+/// profile, 5-minute or 1-hour cache writes, from both Price List offers, including Marketplace
+/// rows that name their model only in the service name. Expected prices by hand from the
+/// emulator's catalogue (tools/emulator/aws_emulator.py: Nova Lite $0.00006/$0.00024 per 1K,
+/// batch and flex x0.5, priority x1.75; Claude per 1M on the global profile, +10% regional).
+#[tokio::test]
+async fn prices_follow_the_tier_the_profile_and_the_cache_kind() {
+    let emu = Emulator::start();
+    let cache = tempfile::tempdir().unwrap();
+    let client = stdio_client(
+        Some(&emu),
+        &["--price-cache-dir", cache.path().to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let price = |args: Value| {
+        let client = &client;
+        async move {
+            let out = ok(&call(client, "estimate_cost", args.clone()).await);
+            (out["cost_usd"].as_f64().unwrap(), out)
+        }
+    };
+    let nova = |tier: &str| json!({"model": "amazon.nova-lite-v1:0", "input_tokens": 10_000, "output_tokens": 1_000, "tier": tier});
+    let standard = 10.0 * 0.00006 + 0.00024;
+    for (tier, factor) in [
+        ("standard", 1.0),
+        ("batch", 0.5),
+        ("flex", 0.5),
+        ("priority", 1.75),
+    ] {
+        let (cost, out) = price(nova(tier)).await;
+        assert!(
+            (cost - standard * factor).abs() < 1e-12,
+            "{tier}: {cost} vs {}: {out}",
+            standard * factor
+        );
+        assert_eq!(out["tier"], json!(tier));
+    }
+    // A global profile is priced at the global rate, a geographic one 10% higher.
+    let (global, out) =
+        price(json!({"model": "global.anthropic.claude-sonnet-4-6", "input_tokens": 1_000_000}))
+            .await;
+    assert!((global - 3.0).abs() < 1e-9, "{out}");
+    assert_eq!(out["scope"], json!("global"));
+    let (us, _) =
+        price(json!({"model": "us.anthropic.claude-sonnet-4-6-v1:0", "input_tokens": 1_000_000}))
+            .await;
+    assert!((us - 3.3).abs() < 1e-9, "{us}");
+    // 1-hour cache writes; Opus's rows carry no `model` attribute, only the service name.
+    let (cw, out) = price(json!({"model": "global.anthropic.claude-opus-4-6", "cache_write_tokens": 1_000_000, "cache_write_1h_tokens": 1_000_000})).await;
+    assert!((cw - (6.25 + 10.0)).abs() < 1e-9, "{out}");
+    // A tier with no listed price: priced at the standard rate, and the answer says so.
+    let (cost, out) =
+        price(json!({"model": "Claude Opus 4.6", "input_tokens": 1_000_000, "tier": "flex"})).await;
+    assert!((cost - 5.5).abs() < 1e-9, "{out}");
+    assert_eq!(out["tier"], json!("standard"));
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("no flex in_region price is listed"),
+        "{out}"
+    );
+    // A model in neither offer names the offers searched.
+    let e = err(&call(
+        &client,
+        "estimate_cost",
+        json!({"model": "Claude Sonnet 9.9", "input_tokens": 1}),
+    )
+    .await);
+    assert!(e.contains("AmazonBedrockFoundationModels"), "{e}");
+    client.cancel().await.unwrap();
+}

@@ -1063,14 +1063,23 @@ BEDROCK_FIRST_PARTY_PRICES = [
     ("Titan Text Embeddings V2", "Amazon", "TitanEmbeddingV2-Text", "0.00002", None),  # input only
 ]
 
+# Inference tiers of first-party models: (usage-type suffix, serviceTier attribute, factor of the
+# standard price). Batch and flex at half the on-demand price, priority at +75% (Amazon Bedrock
+# pricing page); only the models listed in TIERED_MODELS have them.
+BEDROCK_TIERS = [("-batch", "Batch", "0.5"), ("-flex", "Flex", "0.5"), ("-priority", "Priority", "1.75")]
+TIERED_MODELS = {"Nova Lite", "Nova Pro"}
+
 # AmazonBedrockFoundationModels (Anthropic through AWS Marketplace): USD per 1M tokens of the
 # global cross-region profile; the in-region/geo usage types cost 10% more, as in AWS's price files.
-# (model attribute, input, output, cache read, cache write (5 min))
+# (model attribute, input, output, cache read, cache write (5 min), cache write (1 h))
 BEDROCK_MARKETPLACE_PRICES = [
-    ("Claude Sonnet 4.6", "3", "15", "0.30", "3.75"),
-    ("Claude Haiku 4.5", "1", "5", "0.10", "1.25"),
-    ("Claude Opus 4.6", "5", "25", "0.50", "6.25"),
+    ("Claude Sonnet 4.6", "3", "15", "0.30", "3.75", "6"),
+    ("Claude Haiku 4.5", "1", "5", "0.10", "1.25", "2"),
+    ("Claude Opus 4.6", "5", "25", "0.50", "6.25", "10"),
 ]
+# Marketplace rows that carry no `model` attribute (only the service name says which model), as
+# some of AWS's AmazonBedrockFoundationModels rows do.
+MARKETPLACE_WITHOUT_MODEL = {"Claude Opus 4.6"}
 MARKETPLACE_REGIONAL_PREMIUM = Decimal("1.1")
 MARKETPLACE_UNIT = "1M tokens"
 # usage-type metric -> the dimension name in the price description, per token kind
@@ -1079,6 +1088,7 @@ MARKETPLACE_METRICS = [
     ("OutputTokenCount", "Response Tokens"),
     ("CacheReadInputTokenCount", "Cache Read Input Tokens"),
     ("CacheWriteInputTokenCount", "Cache Write Input Tokens"),
+    ("CacheWrite1hInputTokenCount", "Cache Write 1h Input Tokens"),
 ]
 
 
@@ -1159,6 +1169,17 @@ def default_price_catalog() -> dict[str, list[dict[str, Any]]]:
                 first_party.append(
                     price_document("AmazonBedrock", "Amazon Bedrock", attributes, "1K tokens", amount, description)
                 )
+                if model not in TIERED_MODELS:
+                    continue
+                for suffix, tier, factor in BEDROCK_TIERS:
+                    tiered = dict(attributes, usagetype=f"{usage_type}{suffix}", serviceTier=tier)
+                    tier_amount = amount * Decimal(factor)
+                    first_party.append(
+                        price_document(
+                            "AmazonBedrock", "Amazon Bedrock", tiered, "1K tokens", tier_amount,
+                            f"${tier_amount.normalize():f} per 1K tokens for {slug}-{direction}-tokens{suffix} in {location}",
+                        )
+                    )
         for model, *prices in BEDROCK_MARKETPLACE_PRICES:
             for (metric, dimension), global_price in zip(MARKETPLACE_METRICS, prices):
                 for scope, suffix, factor in (
@@ -1176,6 +1197,8 @@ def default_price_catalog() -> dict[str, list[dict[str, Any]]]:
                         "servicename": f"{model} (Amazon Bedrock Edition)",
                         "operation": "Usage",
                     }
+                    if model in MARKETPLACE_WITHOUT_MODEL:
+                        del attributes["model"]
                     # Marketplace price descriptions name the dimension after the last "|".
                     description = f"AWS Marketplace software usage|{region}|Million {dimension} {scope}"
                     marketplace.append(
