@@ -12,7 +12,7 @@ use crate::domain::period::{add_months, first_of_month};
 pub const DEMO_ACCOUNT: &str = "123456789012";
 
 /// Bumped whenever the generated data changes, so cached demo exports are rebuilt.
-pub const DEMO_DATA_VERSION: u32 = 2;
+pub const DEMO_DATA_VERSION: u32 = 3;
 
 /// One CUR 2.0 line item (the columns we read).
 #[derive(Debug, Clone, PartialEq)]
@@ -248,6 +248,26 @@ pub fn line_items(today: NaiveDate) -> Vec<LineItem> {
                 }
             }
         }
+        // The invoice agent's AgentCore runtime: compute billed under "Amazon Bedrock
+        // AgentCore" with no IAM principal on the line (the no_principal bucket, never "tag
+        // these principals").
+        let vcpu_hours = round10(40.0 * jitter(&[dn, 97]));
+        out.push(LineItem {
+            usage_start: day,
+            principal: String::new(),
+            tags: vec![],
+            usage_type: "USE1-AgentCore-Runtime-vCPU-Hours".into(),
+            region: "us-east-1".into(),
+            service_name: "Amazon Bedrock AgentCore".into(),
+            product_code: "AmazonBedrockAgentCore".into(),
+            model: String::new(),
+            provider: "Amazon".into(),
+            usage_amount: vcpu_hours,
+            pricing_unit: "vCPU-Hours".into(),
+            unblended: round10(vcpu_hours * 0.0895),
+            net_unblended: Some(round10(vcpu_hours * 0.0895 * 0.97)),
+            line_item_type: "Usage".into(),
+        });
         // A promotional credit on the first of each month, not tied to a principal.
         if day == first_of_month(day) {
             out.push(LineItem {

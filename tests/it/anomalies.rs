@@ -21,7 +21,8 @@ async fn finds_the_runaway_loop_and_nothing_else() {
     assert_eq!(found[0]["day"], json!(day));
     assert!(found[0]["actual"].as_f64().unwrap() > 8.0 * found[0]["expected"].as_f64().unwrap());
     assert_eq!(found[0]["drivers"][0]["model"], json!("Claude Haiku 4.5"));
-    assert_eq!(out["groups_checked"], json!(7));
+    // Seven roles and users, and the lines without a principal (AgentCore runtime compute).
+    assert_eq!(out["groups_checked"], json!(8));
     // By principal and by tag the same loop shows (the bot is tagged team=support).
     let by_tag = ok(&call(&client, "spend_anomalies", json!({"by": "tag:team"})).await);
     assert_eq!(by_tag["anomalies"][0]["who"], json!("support"));

@@ -87,8 +87,14 @@ async fn demo_cur_answers_per_role_and_model_with_credits_apart() {
             credits += l.unblended;
             continue;
         }
-        let role = bedrock_cost_mcp::domain::principal::role_of(&l.principal);
-        *want.entry(format!("{role}|{}", l.model)).or_default() += l.unblended;
+        // Lines without a principal (the AgentCore runtime) are their own bucket, of no model.
+        let key = if l.principal.is_empty() {
+            "no_principal|(none)".to_string()
+        } else {
+            let role = bedrock_cost_mcp::domain::principal::role_of(&l.principal);
+            format!("{role}|{}", l.model)
+        };
+        *want.entry(key).or_default() += l.unblended;
     }
     let mut got: BTreeMap<String, f64> = BTreeMap::new();
     for r in out["rows"].as_array().unwrap() {
