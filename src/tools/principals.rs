@@ -440,7 +440,9 @@ impl App {
                             k.clone(),
                             ans.rows
                                 .iter()
-                                .filter(|r| r.keys.first().is_some_and(|v| v.is_none()))
+                                .filter(|r| {
+                                    !r.no_principal && r.keys.first().is_some_and(|v| v.is_none())
+                                })
                                 .map(|r| r.amount)
                                 .sum(),
                         );

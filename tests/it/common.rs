@@ -625,3 +625,72 @@ impl Drop for RegistryEmulator {
         let _ = self.child.wait();
     }
 }
+
+/// One CUR 2.0 line item as AWS writes it, for the emulator's Cost Explorer engine
+/// ([`Emulator::load_ce_lines`]): `line_item_type` Usage, Credit, Refund, Tax, ...; `principal`
+/// "" for a line without an IAM principal (credits, refunds and tax; AgentCore compute and
+/// provisioned throughput), else its ARN (the line's account is the ARN's); `tags` as (key,
+/// value) of `iamPrincipal/<key>`; `cost` as written in the export (unblended = net unblended).
+pub fn ce_line(
+    day: chrono::NaiveDate,
+    line_item_type: &str,
+    principal: &str,
+    tags: &[(&str, &str)],
+    service: &str,
+    usage_type: &str,
+    cost: &str,
+) -> Value {
+    let product_code = match service {
+        "Amazon Bedrock" => "AmazonBedrock".to_string(),
+        "Amazon Bedrock Service" => "AmazonBedrockService".to_string(),
+        "Amazon Bedrock AgentCore" => "AmazonBedrockAgentCore".to_string(),
+        other => other.replace(' ', ""),
+    };
+    let account = principal.split(':').nth(4).unwrap_or("123456789012");
+    let tags: serde_json::Map<String, Value> = tags
+        .iter()
+        .map(|(k, v)| (format!("iamPrincipal/{k}"), json!(v)))
+        .collect();
+    json!({
+        "line_item_usage_start_date": format!("{day}T00:00:00Z"),
+        "line_item_usage_account_id": account,
+        "line_item_line_item_type": line_item_type,
+        "line_item_iam_principal": if principal.is_empty() { Value::Null } else { json!(principal) },
+        "line_item_product_code": product_code,
+        "line_item_usage_type": usage_type,
+        "line_item_unblended_cost": cost,
+        "line_item_net_unblended_cost": cost,
+        "line_item_currency_code": "USD",
+        "product_region_code": "us-east-1",
+        "product": {"servicename": service},
+        "tags": tags,
+    })
+}
+
+/// First day of last month and of this month (the tests' calendar), as dates.
+pub fn last_month_dates() -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let (start, end) = last_month();
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    (d(&start), d(&end))
+}
+
+impl Emulator {
+    /// Load line items into the Cost Explorer engine (replacing any loaded before): from then on
+    /// GetCostAndUsage and GetDimensionValues are computed from them, for every account.
+    pub async fn load_ce_lines(&self, lines: &[Value]) {
+        self.post("/_emulator/ce/line-items", json!({ "line_items": lines }))
+            .await;
+    }
+
+    /// The most groups one computed GetCostAndUsage answer holds (then a NextPageToken).
+    pub async fn ce_page_size(&self, groups: usize) {
+        self.post("/_emulator/ce/page-size", json!({ "groups": groups }))
+            .await;
+    }
+
+    /// The request bodies of `op` since the last reset, in order (`GET /_emulator/requests`).
+    pub async fn requests(&self, op: &str) -> Vec<Value> {
+        let all: HashMap<String, Vec<Value>> = self.get_json("/_emulator/requests").await;
+        all.get(op).cloned().unwrap_or_default()
+    }
+}

@@ -449,40 +449,76 @@ async fn tag_health_and_errors() {
 #[tokio::test]
 async fn cost_explorer_only_sizes_the_untagged_bucket() {
     let (emu, _dir, _, _) = setup().await;
-    emu.seed_services(&["Amazon Bedrock"]).await;
-    let p = period();
-    let (start, end) = (
-        p["start"].as_str().unwrap().to_string(),
-        p["end"].as_str().unwrap().to_string(),
-    );
-    let mid =
-        chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d").unwrap() + chrono::Duration::days(31);
-    let _ = (&end, mid);
-    emu.seed_cost_and_usage(vec![
-        ce_month(
-            &start,
-            &end,
-            "cost-center",
-            &[("cc-1", "70.00"), ("", "30.00")],
-            None,
+    // Cost Explorer computed by the emulator from these lines of last month (inside `period`):
+    // a principal with both keys, one with team only, one with neither, AgentCore compute
+    // without a principal, and a credit and a refund (no principal, no tags).
+    let (first, _) = last_month_dates();
+    let day = |n: i64| first + chrono::Duration::days(n);
+    let sonnet = "USE1-Claude4.6Sonnet-input-tokens";
+    emu.load_ce_lines(&[
+        ce_line(
+            day(1),
+            "Usage",
+            "arn:aws:sts::123456789012:assumed-role/FullRole/s1",
+            &[("team", "ml"), ("cost-center", "cc-1")],
+            "Amazon Bedrock",
+            sonnet,
+            "70.00",
         ),
-        ce_month(
-            &start,
-            &end,
-            "team",
-            &[("ml", "90.00"), ("", "10.00")],
-            None,
+        ce_line(
+            day(2),
+            "Usage",
+            "arn:aws:iam::123456789012:user/team-only",
+            &[("team", "ml")],
+            "Amazon Bedrock",
+            sonnet,
+            "20.00",
         ),
+        ce_line(
+            day(3),
+            "Usage",
+            "arn:aws:iam::123456789012:user/no-tags",
+            &[],
+            "Amazon Bedrock",
+            "USE1-Claude4.5Haiku-output-tokens",
+            "10.00",
+        ),
+        ce_line(
+            day(4),
+            "Usage",
+            "",
+            &[],
+            "Amazon Bedrock AgentCore",
+            "USE1-AgentCore-Runtime-vCPU-Hours",
+            "4.40",
+        ),
+        ce_line(
+            day(0),
+            "Credit",
+            "",
+            &[],
+            "Amazon Bedrock",
+            sonnet,
+            "-25.00",
+        ),
+        ce_line(day(5), "Refund", "", &[], "Amazon Bedrock", sonnet, "-3.00"),
     ])
     .await;
     let client = stdio_client(Some(&emu), &[], &[]).await;
-    let out = ok(&call(&client, "untagged_principals", json!({"period": p})).await);
+    let out = ok(&call(&client, "untagged_principals", json!({"period": period()})).await);
     assert_eq!(out["spend_source"], json!("cost_explorer"));
+    // Principals without the key, by hand: cost-center 20.00 (team-only) + 10.00 (no-tags) =
+    // 30.00; team 10.00 (no-tags). AgentCore's 4.40 has no principal to tag (no_principal, not
+    // untagged), and the credit and refund belong to no principal (netted in, the two would be
+    // 30.00 - 25.00 - 3.00 = 2.00 and 10.00 - 28.00 = -18.00).
     assert_eq!(
         out["untagged_spend_by_key"],
         json!({"cost-center": 30.0, "team": 10.0})
     );
+    // The larger of the two.
     assert_eq!(out["summary"]["unattributed_spend"], json!(30.0));
+    // Usage only: 70.00 + 20.00 + 10.00 + 4.40 (76.40 with the credit and refund netted in).
+    assert_eq!(out["summary"]["total_spend"], json!(104.4));
     assert!(
         out["findings"]
             .as_array()
@@ -492,6 +528,17 @@ async fn cost_explorer_only_sizes_the_untagged_bucket() {
         "no per-principal spend on Cost Explorer"
     );
     assert!(out["findings"].as_array().unwrap().len() >= 3);
+    // The active keys (ListCostAllocationTags), service discovery, then per key the usage and
+    // the untagged split; the adjustments request is the same for both keys and asked once.
+    assert_eq!(out["paid_requests"], json!(1 + 1 + 2 * 2 + 1));
+    assert_eq!(
+        (
+            emu.count("ListCostAllocationTags").await,
+            emu.count("GetDimensionValues").await,
+            emu.count("GetCostAndUsage").await
+        ),
+        (1, 1, 5)
+    );
     client.cancel().await.unwrap();
 }
 

@@ -10,13 +10,14 @@ The question: Bedrock spend for one month grouped by principal and model. Steps:
    totals (ours = DuckDB's Usage rows = truth.json by_month) and per-principal totals (ours
    through `serve` + `tools/call bedrock_spend` group_by principal, every page) to the cent.
 3. Baselines: the CLI on a tiny export (process start + shaping) and `python -c "import duckdb"`.
-4. One unrecorded run of ours with `--cur-rollup-dir WARM` builds the month's rollup (the summary
-   later questions read, src/sources/cur_rollup.rs).
+4. A server (`serve` on stdio with `--cur-rollup-dir WARM`) is asked the question once and builds
+   the month's rollup in the background (the summary later questions read,
+   src/sources/cur_rollup.rs); one-shot commands never build one.
 5. `--warmup` unrecorded rounds, then `--runs` recorded rounds, alternating ours (three ways) / DuckDB:
    - ours: `bedrock-cost-mcp --cur DIR --no-cur-rollups spend --start M --end M+1 --by principal,model
      --top 500 --json` (the export scanned, as every question did before rollups);
-   - ours_cold: the same with `--cur-rollup-dir <fresh empty folder>`: the first question after a
-     delivery (summarise the month, then answer from the summary);
+   - ours_cold: the same with `--cur-rollup-dir <fresh empty folder>`: a one-shot question about a
+     month nobody summarised yet (rollups on, none there: it scans, and builds nothing);
    - ours_warm: the same with `--cur-rollup-dir WARM`: any later question about the month;
    - DuckDB: a fresh `python -c` process: import duckdb, connect (threads = os.cpu_count()),
      CREATE VIEW cur AS SELECT * FROM read_parquet('DIR/data/*/*.parquet', hive_partitioning=true),
@@ -217,7 +218,7 @@ def clean_env() -> dict[str, str]:
 OUR_MODES = ("ours", "ours_cold", "ours_warm")
 MODE_LABELS = {
     "ours": "ours, scan: `spend --no-cur-rollups` process",
-    "ours_cold": "ours, first question (builds the month rollup)",
+    "ours_cold": "ours, one-shot on a month without rollup (scans, builds nothing)",
     "ours_warm": "ours, later question (reads the rollup)",
 }
 
@@ -517,6 +518,40 @@ class Run:
     detail: dict = field(default_factory=dict)
 
 
+def prime_rollup(binary: str, data: Path, rollups: str, month_start: dt.date, month_end: dt.date,
+                 env: dict, timeout: float) -> bool:
+    """Have a server build the month's rollup: `serve` on stdio, one bedrock_spend call about the
+    month (answered from the export; the rollup is then built in the background), then wait for
+    the rollup file. One-shot commands never build rollups."""
+    argv = [binary, "--cur", str(data), "--cur-rollup-dir", rollups, "--cur-rollup-min-mb", "0",
+            "--cur-prebuild-months", "0", "serve"]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env)
+    msgs = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "bench", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": "bedrock_spend", "arguments": {
+             "period": {"start": month_start.isoformat(), "end": month_end.isoformat()},
+             "group_by": ["principal", "model"], "top_n": 500}}},
+    ]
+    try:
+        for m in msgs:
+            proc.stdin.write((json.dumps(m) + "\n").encode())
+            proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(Path(rollups).glob("*.parquet")):
+                return True
+            time.sleep(0.2)
+        return False
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def run_ours(args, binary, env, month_start, month_end, expect_total, run: Run,
              rollups: str | None = None) -> None:
     p = run_proc(spend_argv(binary, args.data, month_start, month_end, rollups), env, args.timeout)
@@ -779,13 +814,12 @@ def main(argv: list[str]) -> int:
     log(f"  ours tiny: {ours_tiny['wall_ms_median']:.1f} ms, {ours_tiny['peak_rss_mib_median']:.1f} MiB; "
         f"python+duckdb: {py_duck['wall_ms_median']:.1f} ms, {py_duck['peak_rss_mib_median']:.1f} MiB")
 
-    # The folder the later-question runs read: the month's rollup, built here by one unrecorded run.
+    # The folder the later-question runs read: the month's rollup, built here by a server.
     warm_tmp = tempfile.TemporaryDirectory(prefix="cur-rollups-warm-")
     warm_dir = warm_tmp.name
-    prime = Run("ours_warm", -1, True)
-    run_ours(args, binary, env, month_start, month_end, ver["total"], prime, warm_dir)
-    if not prime.ok or not any(Path(warm_dir).glob("*.parquet")):
-        raise SystemExit(f"building the month rollup failed: {prime.error or 'no rollup file written'}")
+    primed = prime_rollup(binary, args.data, warm_dir, month_start, month_end, env, args.timeout)
+    if not primed or not any(Path(warm_dir).glob("*.parquet")):
+        raise SystemExit("building the month rollup failed: no rollup file written by the server")
     runs: dict[str, list[Run]] = {m: [] for m in (*OUR_MODES, "duckdb")}
     rounds = args.warmup + args.runs
     for rnd in range(rounds):

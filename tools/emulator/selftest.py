@@ -18,6 +18,7 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -724,20 +725,45 @@ def pricing_get_products_sdk_wire_format(emu: Emulator) -> None:
     assert headers["content-type"] == "application/x-amz-json-1.1" and headers["x-amzn-requestid"], headers
     assert answer["FormatVersion"] == "aws_v1" and "NextToken" not in answer, answer
     assert all(isinstance(item, str) for item in answer["PriceList"]), "PriceList entries are JSON strings"
-    docs = {json.loads(item)["product"]["attributes"]["inferenceType"]: json.loads(item) for item in answer["PriceList"]}
-    assert set(docs) == {"Input tokens", "Output tokens"}, docs
-    doc = docs["Input tokens"]
+    docs = {json.loads(item)["product"]["attributes"]["usagetype"]: json.loads(item) for item in answer["PriceList"]}
+    # Nova Lite has, per direction, the standard row and one row per inference tier, whose usage
+    # type is the standard one + -batch/-flex/-priority and whose price is the standard price x
+    # 0.5 / 0.5 / 1.75 (input 0.00006, output 0.00024 USD per 1K tokens).
+    tiers = {"": (None, "0.0000600000", "0.0002400000"), "-batch": ("Batch", "0.0000300000", "0.0001200000"),
+             "-flex": ("Flex", "0.0000300000", "0.0001200000"), "-priority": ("Priority", "0.0001050000", "0.0004200000")}
+    expected = {f"USE1-NovaLite-{direction}-tokens{suffix}": (tier, price)
+                for suffix, (tier, input_price, output_price) in tiers.items()
+                for direction, price in (("input", input_price), ("output", output_price))}
+    actual = {usage_type: (d["product"]["attributes"].get("serviceTier"), price_dimension(d)["pricePerUnit"]["USD"])
+              for usage_type, d in docs.items()}
+    assert len(answer["PriceList"]) == len(docs) == 8 and actual == expected, actual
+    doc = docs["USE1-NovaLite-input-tokens"]
     assert doc["serviceCode"] == "AmazonBedrock" and doc["product"]["productFamily"] == "Amazon Bedrock", doc
     attributes = doc["product"]["attributes"]
-    assert attributes["usagetype"] == "USE1-NovaLite-input-tokens" and attributes["model"] == "Nova Lite", attributes
-    assert attributes["feature"] == "On-demand Inference" and attributes["servicename"] == "Amazon Bedrock", attributes
+    assert attributes == {
+        "regionCode": "us-east-1", "inferenceType": "Input tokens", "servicecode": "AmazonBedrock",
+        "feature": "On-demand Inference", "provider": "Amazon", "usagetype": "USE1-NovaLite-input-tokens",
+        "locationType": "AWS Region", "location": "US East (N. Virginia)", "model": "Nova Lite",
+        "servicename": "Amazon Bedrock", "operation": ""}, attributes
     sku = doc["product"]["sku"]
     assert list(doc["terms"]["OnDemand"]) == [f"{sku}.JRTCKXETXF"], doc["terms"]
     dimension = price_dimension(doc)
     assert dimension["rateCode"] == f"{sku}.JRTCKXETXF.6YS6EN2CT7", dimension
     assert (dimension["unit"], dimension["pricePerUnit"]) == ("1K tokens", {"USD": "0.0000600000"}), dimension
-    assert price_dimension(docs["Output tokens"])["pricePerUnit"] == {"USD": "0.0002400000"}
+    assert dimension["description"] == "$0.00006 per 1K tokens for NovaLite-input-tokens in US East (N. Virginia)"
+    assert price_dimension(docs["USE1-NovaLite-output-tokens"])["pricePerUnit"] == {"USD": "0.0002400000"}
     assert doc["version"] and doc["publicationDate"].endswith("Z"), doc
+    # A tier row: the standard row's attributes with the suffixed usage type and serviceTier added,
+    # its own SKU, and the tier's price (priority: 0.00006 x 1.75 = 0.000105 USD per 1K tokens).
+    priority = docs["USE1-NovaLite-input-tokens-priority"]
+    assert priority["product"]["attributes"] == {
+        **attributes, "usagetype": "USE1-NovaLite-input-tokens-priority", "serviceTier": "Priority"}, priority
+    assert priority["product"]["productFamily"] == "Amazon Bedrock" and priority["product"]["sku"] != sku, priority
+    dimension = price_dimension(priority)
+    assert (dimension["unit"], dimension["pricePerUnit"]) == ("1K tokens", {"USD": "0.0001050000"}), dimension
+    assert dimension["description"] == (
+        "$0.000105 per 1K tokens for NovaLite-input-tokens-priority in US East (N. Virginia)"), dimension
+    assert docs["USE1-NovaLite-output-tokens-batch"]["product"]["attributes"]["serviceTier"] == "Batch"
     assert emu.calls() == {"GetProducts": 1}, emu.calls()
 
 
@@ -763,10 +789,12 @@ def pricing_default_catalog_via_boto3(emu: Emulator) -> None:
         "USE1-MP:USE1_OutputTokenCount_Global-Units": ("1M tokens", "15.0000000000"),
         "USE1-MP:USE1_CacheReadInputTokenCount_Global-Units": ("1M tokens", "0.3000000000"),
         "USE1-MP:USE1_CacheWriteInputTokenCount_Global-Units": ("1M tokens", "3.7500000000"),
+        "USE1-MP:USE1_CacheWrite1hInputTokenCount_Global-Units": ("1M tokens", "6.0000000000"),
         "USE1-MP:USE1_InputTokenCount-Units": ("1M tokens", "3.3000000000"),
         "USE1-MP:USE1_OutputTokenCount-Units": ("1M tokens", "16.5000000000"),
         "USE1-MP:USE1_CacheReadInputTokenCount-Units": ("1M tokens", "0.3300000000"),
         "USE1-MP:USE1_CacheWriteInputTokenCount-Units": ("1M tokens", "4.1250000000"),
+        "USE1-MP:USE1_CacheWrite1hInputTokenCount-Units": ("1M tokens", "6.6000000000"),
     }, sonnet
     haiku = prices("AmazonBedrockFoundationModels", ("TERM_MATCH", "model", "Claude Haiku 4.5"),
                    ("TERM_MATCH", "regionCode", "us-west-2"), ("CONTAINS", "usagetype", "_global"))
@@ -775,12 +803,56 @@ def pricing_default_catalog_via_boto3(emu: Emulator) -> None:
         "USW2-MP:USW2_OutputTokenCount_Global-Units": ("1M tokens", "5.0000000000"),
         "USW2-MP:USW2_CacheReadInputTokenCount_Global-Units": ("1M tokens", "0.1000000000"),
         "USW2-MP:USW2_CacheWriteInputTokenCount_Global-Units": ("1M tokens", "1.2500000000"),
+        "USW2-MP:USW2_CacheWrite1hInputTokenCount_Global-Units": ("1M tokens", "2.0000000000"),
     }, haiku
-    opus = prices("AmazonBedrockFoundationModels", ("EQUALS", "model", "Claude Opus 4.6"),
-                  ("EQUALS", "usagetype", "USE1-MP:USE1_OutputTokenCount_Global-Units"))
-    assert opus == {"USE1-MP:USE1_OutputTokenCount_Global-Units": ("1M tokens", "25.0000000000")}, opus
+    # A 1-hour cache-write row, whole: regional Haiku in us-west-2, 2 x 1.1 = 2.2 USD per 1M tokens.
+    [item] = pricing.get_products(ServiceCode="AmazonBedrockFoundationModels", Filters=[
+        {"Type": "TERM_MATCH", "Field": "servicename", "Value": "Claude Haiku 4.5 (Amazon Bedrock Edition)"},
+        {"Type": "EQUALS", "Field": "usagetype", "Value": "USW2-MP:USW2_CacheWrite1hInputTokenCount-Units"}])["PriceList"]
+    cache_1h = json.loads(item)
+    assert cache_1h["product"]["productFamily"] == "Machine Learning", cache_1h
+    assert cache_1h["product"]["attributes"] == {
+        "regionCode": "us-west-2", "servicecode": "AmazonBedrockFoundationModels",
+        "usagetype": "USW2-MP:USW2_CacheWrite1hInputTokenCount-Units", "locationType": "AWS Region",
+        "location": "US West (Oregon)", "model": "Claude Haiku 4.5",
+        "servicename": "Claude Haiku 4.5 (Amazon Bedrock Edition)", "operation": "Usage"}, cache_1h
+    dimension = price_dimension(cache_1h)
+    assert (dimension["unit"], dimension["pricePerUnit"]["USD"], dimension["description"]) == (
+        "1M tokens", "2.2000000000", "AWS Marketplace software usage|us-west-2|Million Cache Write 1h Input Tokens Regional"
+    ), dimension
+    # Opus's Marketplace rows carry no `model` attribute: only the service name says which model.
+    opus = prices("AmazonBedrockFoundationModels", ("TERM_MATCH", "servicename", "Claude Opus 4.6 (Amazon Bedrock Edition)"),
+                  ("TERM_MATCH", "regionCode", "us-east-1"))
+    assert opus == {
+        "USE1-MP:USE1_InputTokenCount_Global-Units": ("1M tokens", "5.0000000000"),
+        "USE1-MP:USE1_OutputTokenCount_Global-Units": ("1M tokens", "25.0000000000"),
+        "USE1-MP:USE1_CacheReadInputTokenCount_Global-Units": ("1M tokens", "0.5000000000"),
+        "USE1-MP:USE1_CacheWriteInputTokenCount_Global-Units": ("1M tokens", "6.2500000000"),
+        "USE1-MP:USE1_CacheWrite1hInputTokenCount_Global-Units": ("1M tokens", "10.0000000000"),
+        "USE1-MP:USE1_InputTokenCount-Units": ("1M tokens", "5.5000000000"),
+        "USE1-MP:USE1_OutputTokenCount-Units": ("1M tokens", "27.5000000000"),
+        "USE1-MP:USE1_CacheReadInputTokenCount-Units": ("1M tokens", "0.5500000000"),
+        "USE1-MP:USE1_CacheWriteInputTokenCount-Units": ("1M tokens", "6.8750000000"),
+        "USE1-MP:USE1_CacheWrite1hInputTokenCount-Units": ("1M tokens", "11.0000000000"),
+    }, opus
+    [item] = pricing.get_products(ServiceCode="AmazonBedrockFoundationModels", Filters=[
+        {"Type": "EQUALS", "Field": "servicename", "Value": "Claude Opus 4.6 (Amazon Bedrock Edition)"},
+        {"Type": "EQUALS", "Field": "usagetype", "Value": "USE1-MP:USE1_OutputTokenCount_Global-Units"}])["PriceList"]
+    assert json.loads(item)["product"]["attributes"] == {
+        "regionCode": "us-east-1", "servicecode": "AmazonBedrockFoundationModels",
+        "usagetype": "USE1-MP:USE1_OutputTokenCount_Global-Units", "locationType": "AWS Region",
+        "location": "US East (N. Virginia)", "servicename": "Claude Opus 4.6 (Amazon Bedrock Edition)",
+        "operation": "Usage"}, item
+    # So a filter on `model` never finds them, except NONE_OF (a product without the field matches it).
+    assert prices("AmazonBedrockFoundationModels", ("TERM_MATCH", "model", "Claude Opus 4.6")) == {}
+    assert prices("AmazonBedrockFoundationModels", ("CONTAINS", "model", "opus")) == {}
+    not_sonnet_or_haiku = prices("AmazonBedrockFoundationModels", ("NONE_OF", "model", "Claude Sonnet 4.6, claude haiku 4.5"),
+                                 ("TERM_MATCH", "regionCode", "us-east-1"))
+    assert not_sonnet_or_haiku == opus, not_sonnet_or_haiku
     # EQUALS is exact; TERM_MATCH ignores case.
-    assert prices("AmazonBedrockFoundationModels", ("EQUALS", "model", "claude opus 4.6")) == {}
+    assert prices("AmazonBedrockFoundationModels", ("EQUALS", "model", "claude sonnet 4.6")) == {}
+    assert len(prices("AmazonBedrockFoundationModels", ("TERM_MATCH", "model", "claude sonnet 4.6"))) == 20, \
+        "5 token kinds x (regional, global) x 2 regions"
     titan = prices("AmazonBedrock", ("TERM_MATCH", "model", "Titan Text Embeddings V2"),
                    ("TERM_MATCH", "regionCode", "us-east-1"))
     assert titan == {"USE1-TitanEmbeddingV2-Text-input-tokens": ("1K tokens", "0.0000200000")}, titan
@@ -789,18 +861,135 @@ def pricing_default_catalog_via_boto3(emu: Emulator) -> None:
                      "USW2-Llama3-3-70B-output-tokens": ("1K tokens", "0.0007200000")}, llama
     nova = prices("AmazonBedrock", ("CONTAINS", "model", "Nova"), ("NONE_OF", "regionCode", "us-west-2"),
                   ("TERM_MATCH", "inferenceType", "Output tokens"))
+    # Nova Lite and Nova Pro also have batch/flex (x 0.5) and priority (x 1.75) rows; Nova Micro does not.
     assert nova == {"USE1-NovaMicro-output-tokens": ("1K tokens", "0.0001400000"),
                     "USE1-NovaLite-output-tokens": ("1K tokens", "0.0002400000"),
-                    "USE1-NovaPro-output-tokens": ("1K tokens", "0.0032000000")}, nova
-    assert len(prices("AmazonBedrock")) == 18, "9 usage types (Titan has no output) x 2 regions"
-    assert len(prices("AmazonBedrock", ("TERM_MATCH", "ServiceCode", "AmazonBedrock"))) == 18
+                    "USE1-NovaLite-output-tokens-batch": ("1K tokens", "0.0001200000"),
+                    "USE1-NovaLite-output-tokens-flex": ("1K tokens", "0.0001200000"),
+                    "USE1-NovaLite-output-tokens-priority": ("1K tokens", "0.0004200000"),
+                    "USE1-NovaPro-output-tokens": ("1K tokens", "0.0032000000"),
+                    "USE1-NovaPro-output-tokens-batch": ("1K tokens", "0.0016000000"),
+                    "USE1-NovaPro-output-tokens-flex": ("1K tokens", "0.0016000000"),
+                    "USE1-NovaPro-output-tokens-priority": ("1K tokens", "0.0056000000")}, nova
+    flex = prices("AmazonBedrock", ("TERM_MATCH", "serviceTier", "flex"), ("TERM_MATCH", "regionCode", "us-west-2"))
+    assert flex == {"USW2-NovaLite-input-tokens-flex": ("1K tokens", "0.0000300000"),
+                    "USW2-NovaLite-output-tokens-flex": ("1K tokens", "0.0001200000"),
+                    "USW2-NovaPro-input-tokens-flex": ("1K tokens", "0.0004000000"),
+                    "USW2-NovaPro-output-tokens-flex": ("1K tokens", "0.0016000000")}, flex
+    assert len(prices("AmazonBedrock")) == 42, "(9 usage types (Titan has no output) + 2 models x 2 x 3 tiers) x 2 regions"
+    assert len(prices("AmazonBedrock", ("TERM_MATCH", "ServiceCode", "AmazonBedrock"))) == 42
+    assert len(prices("AmazonBedrock", ("NONE_OF", "serviceTier", "Batch,Flex,Priority"))) == 18, "standard rows"
     services = pricing.describe_services()["Services"]
     assert [s["ServiceCode"] for s in services] == ["AmazonBedrock", "AmazonBedrockFoundationModels"], services
+    assert "serviceTier" in services[0]["AttributeNames"], services
     assert "model" in services[1]["AttributeNames"] and "servicename" in services[1]["AttributeNames"], services
     values = pricing.get_attribute_values(ServiceCode="AmazonBedrockFoundationModels", AttributeName="servicename")
     assert [v["Value"] for v in values["AttributeValues"]] == [
         "Claude Haiku 4.5 (Amazon Bedrock Edition)", "Claude Opus 4.6 (Amazon Bedrock Edition)",
         "Claude Sonnet 4.6 (Amazon Bedrock Edition)"], values
+    values = pricing.get_attribute_values(ServiceCode="AmazonBedrockFoundationModels", AttributeName="model")
+    assert [v["Value"] for v in values["AttributeValues"]] == ["Claude Haiku 4.5", "Claude Sonnet 4.6"], values
+    values = pricing.get_attribute_values(ServiceCode="AmazonBedrock", AttributeName="serviceTier")
+    assert [v["Value"] for v in values["AttributeValues"]] == ["Batch", "Flex", "Priority"], values
+
+
+# The default Price List catalogue, restated by hand (README, "Default catalog") to compare the
+# emulator's whole answer against; nothing here comes from aws_emulator.py.
+CATALOG_REGIONS = [("us-east-1", "USE1", "US East (N. Virginia)"), ("us-west-2", "USW2", "US West (Oregon)")]
+# AmazonBedrock, USD per 1K tokens: (model, provider, usage-type slug, input, output or None)
+CATALOG_FIRST_PARTY = [
+    ("Nova Micro", "Amazon", "NovaMicro", "0.000035", "0.00014"),
+    ("Nova Lite", "Amazon", "NovaLite", "0.00006", "0.00024"),
+    ("Nova Pro", "Amazon", "NovaPro", "0.0008", "0.0032"),
+    ("Llama 3.3 70B", "Meta", "Llama3-3-70B", "0.00072", "0.00072"),
+    ("Titan Text Embeddings V2", "Amazon", "TitanEmbeddingV2-Text", "0.00002", None),
+]
+# Inference tiers, for Nova Lite and Nova Pro only: (usage-type suffix, serviceTier, x standard price)
+CATALOG_TIERS = [("-batch", "Batch", "0.5"), ("-flex", "Flex", "0.5"), ("-priority", "Priority", "1.75")]
+CATALOG_TIERED = {"Nova Lite", "Nova Pro"}
+# AmazonBedrockFoundationModels, USD per 1M tokens of the global profile (regional: x 1.1), per
+# (usage-type metric, description dimension); Opus's rows have no `model` attribute.
+CATALOG_METRICS = [("InputTokenCount", "Input Tokens"), ("OutputTokenCount", "Response Tokens"),
+                   ("CacheReadInputTokenCount", "Cache Read Input Tokens"),
+                   ("CacheWriteInputTokenCount", "Cache Write Input Tokens"),
+                   ("CacheWrite1hInputTokenCount", "Cache Write 1h Input Tokens")]
+CATALOG_MARKETPLACE = [
+    ("Claude Sonnet 4.6", ["3", "15", "0.30", "3.75", "6"]),
+    ("Claude Haiku 4.5", ["1", "5", "0.10", "1.25", "2"]),
+    ("Claude Opus 4.6", ["5", "25", "0.50", "6.25", "10"]),
+]
+CATALOG_WITHOUT_MODEL = {"Claude Opus 4.6"}
+
+
+def expected_price_catalog() -> dict[tuple[str, str, str], tuple[str, dict[str, str], str, str]]:
+    """(service code, usagetype, servicename) -> (productFamily, attributes, unit, USD price)."""
+    expected = {}
+    for region, prefix, location in CATALOG_REGIONS:
+        for model, provider, slug, *direction_prices in CATALOG_FIRST_PARTY:
+            for direction, price in zip(("input", "output"), direction_prices):
+                if price is None:
+                    continue
+                attributes = {"regionCode": region, "inferenceType": f"{direction.capitalize()} tokens",
+                              "servicecode": "AmazonBedrock", "feature": "On-demand Inference", "provider": provider,
+                              "usagetype": f"{prefix}-{slug}-{direction}-tokens", "locationType": "AWS Region",
+                              "location": location, "model": model, "servicename": "Amazon Bedrock", "operation": ""}
+                rows = [(attributes, Decimal(price))]
+                if model in CATALOG_TIERED:
+                    rows += [({**attributes, "usagetype": attributes["usagetype"] + suffix, "serviceTier": tier},
+                              Decimal(price) * Decimal(factor)) for suffix, tier, factor in CATALOG_TIERS]
+                for attrs, amount in rows:
+                    expected["AmazonBedrock", attrs["usagetype"], "Amazon Bedrock"] = (
+                        "Amazon Bedrock", attrs, "1K tokens", f"{amount:.10f}")
+        for model, global_prices in CATALOG_MARKETPLACE:
+            servicename = f"{model} (Amazon Bedrock Edition)"
+            for (metric, _), price in zip(CATALOG_METRICS, global_prices, strict=True):
+                for suffix, factor in (("", Decimal("1.1")), ("_Global", Decimal(1))):
+                    usage_type = f"{prefix}-MP:{prefix}_{metric}{suffix}-Units"
+                    attributes = {"regionCode": region, "servicecode": "AmazonBedrockFoundationModels",
+                                  "usagetype": usage_type, "locationType": "AWS Region", "location": location,
+                                  "model": model, "servicename": servicename, "operation": "Usage"}
+                    if model in CATALOG_WITHOUT_MODEL:
+                        del attributes["model"]
+                    expected["AmazonBedrockFoundationModels", usage_type, servicename] = (
+                        "Machine Learning", attributes, "1M tokens", f"{Decimal(price) * factor:.10f}")
+    return expected
+
+
+@check
+def pricing_default_catalog_complete(emu: Emulator) -> None:
+    """Every product of the default catalogue, and nothing else, as restated above."""
+    pricing = emu.client("pricing")
+    expected = expected_price_catalog()
+    actual, skus = {}, set()
+    for service in ("AmazonBedrock", "AmazonBedrockFoundationModels"):
+        answer = pricing.get_products(ServiceCode=service)
+        assert "NextToken" not in answer, "the whole service fits one page of 100"
+        for item in answer["PriceList"]:
+            doc = json.loads(item)
+            attributes = doc["product"]["attributes"]
+            key = (doc["serviceCode"], attributes["usagetype"], attributes["servicename"])
+            assert key not in actual, f"duplicate product {key}"
+            dimension = price_dimension(doc)
+            actual[key] = (doc["product"]["productFamily"], attributes, dimension["unit"], dimension["pricePerUnit"]["USD"])
+            skus.add(doc["product"]["sku"])
+            # The description names the usage type (Marketplace: the dimension and scope) and the price.
+            description = dimension["description"]
+            if service == "AmazonBedrock":
+                location = attributes["location"]
+                assert description.endswith(f" per 1K tokens for {attributes['usagetype'][5:]} in {location}"), description
+                assert Decimal(description[1:].split()[0]) == Decimal(dimension["pricePerUnit"]["USD"]), description
+            else:
+                metric = attributes["usagetype"].split("_", 1)[1].removesuffix("-Units")
+                dimension_name = dict(CATALOG_METRICS)[metric.removesuffix("_Global")]
+                scope = "Global" if metric.endswith("_Global") else "Regional"
+                assert description == (f"AWS Marketplace software usage|{attributes['regionCode']}|"
+                                       f"Million {dimension_name} {scope}"), description
+    assert len(skus) == len(actual), "one SKU per product"
+    assert set(actual) == set(expected), (sorted(set(actual) - set(expected)), sorted(set(expected) - set(actual)))
+    wrong = {k: (actual[k], expected[k]) for k in expected if actual[k] != expected[k]}
+    assert not wrong, wrong
+    counts = {service: sum(1 for k in actual if k[0] == service) for service in ("AmazonBedrock", "AmazonBedrockFoundationModels")}
+    assert counts == {"AmazonBedrock": 42, "AmazonBedrockFoundationModels": 60}, counts
 
 
 @check
@@ -817,7 +1006,8 @@ def pricing_get_products_pages(emu: Emulator) -> None:
         token = answer.get("NextToken")
         if not token:
             break
-    assert pages == 3 and len(seen) == len(set(seen)) == 24, (pages, len(seen))
+    # 3 models x 5 token kinds x (regional, global) in us-east-1: exactly 3 full pages, no 4th.
+    assert pages == 3 and len(seen) == len(set(seen)) == 30, (pages, len(seen))
     # A token only continues the query it came from.
     _, _, first = sdk_get_products(emu, request)
     status, headers, answer = sdk_get_products(emu, {**request, "Filters": [], "NextToken": first["NextToken"]})
@@ -827,11 +1017,11 @@ def pricing_get_products_pages(emu: Emulator) -> None:
     assert (status, answer["__type"]) == (400, "InvalidNextTokenException"), answer
     # Without MaxResults a page holds up to 100 items.
     _, _, everything = sdk_get_products(emu, {"ServiceCode": "AmazonBedrockFoundationModels"})
-    assert len(everything["PriceList"]) == 48 and "NextToken" not in everything
+    assert len(everything["PriceList"]) == 60 and "NextToken" not in everything
     # boto3's paginator follows NextToken too.
     paginator = emu.client("pricing").get_paginator("get_products")
-    sizes = [len(p["PriceList"]) for p in paginator.paginate(ServiceCode="AmazonBedrock", PaginationConfig={"PageSize": 7})]
-    assert sizes == [7, 7, 4], sizes
+    sizes = [len(p["PriceList"]) for p in paginator.paginate(ServiceCode="AmazonBedrock", PaginationConfig={"PageSize": 8})]
+    assert sizes == [8, 8, 8, 8, 8, 2], sizes
 
 
 @check
@@ -856,7 +1046,7 @@ def pricing_errors(emu: Emulator) -> None:
                                               "message": "Rate exceeded"}, expect=201)
     err = client_error(lambda: pricing.get_products(ServiceCode="AmazonBedrock"))
     assert err.response["Error"]["Code"] == "ThrottlingException", err.response
-    assert len(pricing.get_products(ServiceCode="AmazonBedrock")["PriceList"]) == 18
+    assert len(pricing.get_products(ServiceCode="AmazonBedrock")["PriceList"]) == 42
     calls = emu.calls()
     assert calls["GetProducts"] == 5 + 3 + 1 and calls["ListPriceLists"] == 1, calls
 
@@ -864,7 +1054,7 @@ def pricing_errors(emu: Emulator) -> None:
 @check
 def pricing_seeded_catalog(emu: Emulator) -> None:
     defaults = emu.control("GET", "/_emulator/pricing/products", expect=200)
-    assert {k: len(v) for k, v in defaults.items()} == {"AmazonBedrock": 18, "AmazonBedrockFoundationModels": 48}
+    assert {k: len(v) for k, v in defaults.items()} == {"AmazonBedrock": 42, "AmazonBedrockFoundationModels": 60}
     custom = json.loads(json.dumps(defaults["AmazonBedrock"][0]))
     custom["product"]["attributes"]["model"] = "Nova Premier"
     price_dimension(custom)["pricePerUnit"]["USD"] = "0.0025000000"
@@ -886,10 +1076,10 @@ def pricing_seeded_catalog(emu: Emulator) -> None:
         emu.control("POST", "/_emulator/pricing/products", bad, expect=400)
     # Any reset brings the default catalog back.
     emu.control("POST", "/_emulator/reset", expect=200)
-    assert len(pricing.get_products(ServiceCode="AmazonBedrockFoundationModels")["PriceList"]) == 48
+    assert len(pricing.get_products(ServiceCode="AmazonBedrockFoundationModels")["PriceList"]) == 60
     emu.control("POST", "/_emulator/pricing/products", {}, expect=201)
     emu.control("POST", "/moto-api/reset", expect=200)
-    assert len(pricing.get_products(ServiceCode="AmazonBedrock")["PriceList"]) == 18
+    assert len(pricing.get_products(ServiceCode="AmazonBedrock")["PriceList"]) == 42
 
 
 # --- IAM, reset, lifetime -------------------------------------------------------------------------
