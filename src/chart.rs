@@ -346,34 +346,43 @@ pub fn display_label(label: &str, max: usize) -> String {
             .unwrap_or(p)
             .to_string()
     };
-    let fits = |v: &[String]| v.join(" | ").chars().count() <= max;
-    let mut short: Vec<String> = parts.iter().map(|p| strip(p)).collect();
-    if fits(&short) {
+    let short: Vec<String> = parts.iter().map(|p| strip(p)).collect();
+    if short.join(" | ").chars().count() <= max {
         return short.join(" | ");
     }
-    for (p, s) in parts.iter().zip(short.iter_mut()) {
-        if p.starts_with("arn:")
-            && let Some((_, resource)) = s.split_once(':')
-        {
-            *s = resource.to_string();
-        }
-    }
-    if fits(&short) {
-        return short.join(" | ");
-    }
-    let room = (max.saturating_sub(3 * (short.len() - 1)) / short.len()).max(2);
-    short
+    // Parts that fit an equal share keep their length; the others share what is left and
+    // are cut in their middle (`domain::label::shorten`: account, kind and tail kept).
+    let n = short.len();
+    let budget = max.saturating_sub(3 * (n - 1));
+    let share = budget / n;
+    let small: usize = short
         .iter()
-        .map(|s| {
-            if s.chars().count() <= room {
+        .map(|s| s.chars().count())
+        .filter(|l| *l <= share)
+        .sum();
+    let long = short
+        .iter()
+        .filter(|s| s.chars().count() > share)
+        .count()
+        .max(1);
+    let room = (budget.saturating_sub(small) / long).max(2);
+    parts
+        .iter()
+        .zip(&short)
+        .map(|(p, s)| {
+            if s.chars().count() <= share {
                 s.clone()
             } else {
-                let head: String = s.chars().take(room - 1).collect();
-                format!("{head}…")
+                crate::domain::label::shorten(p, room)
             }
         })
         .collect::<Vec<_>>()
         .join(" | ")
+}
+
+/// [`display_label`] for a set of labels: two different groups never get the same text.
+pub fn display_labels(labels: &[&str], max: usize) -> Vec<String> {
+    crate::domain::label::distinct_by(labels, max, display_label)
 }
 
 /// Money on an axis: `$1,234` (USD) or `1,234 EUR`; cents only for small scales.
@@ -574,11 +583,18 @@ where
         (0, 0),
         (FAMILY, 13).into_font().color(&RGBColor(90, 90, 90)),
     ))?;
+    let names = display_labels(
+        &s.groups
+            .iter()
+            .map(|g| g.label.as_str())
+            .collect::<Vec<_>>(),
+        22,
+    );
     for (row, (gi, g)) in s.groups.iter().enumerate().rev().enumerate() {
         let y = 24 + row as i32 * 24;
         let c = colour(g, gi, false);
         legend.draw(&Rectangle::new([(0, y), (14, y + 14)], c.filled()))?;
-        let name = display_label(&g.label, 22);
+        let name = names[gi].clone();
         legend.draw(&Text::new(
             name,
             (20, y + 7),
@@ -604,11 +620,13 @@ where
     DB::ErrorType: 'static,
 {
     let k = s.groups.len();
-    let labels: Vec<String> = s
-        .groups
-        .iter()
-        .map(|g| display_label(&g.label, 44))
-        .collect();
+    let labels = display_labels(
+        &s.groups
+            .iter()
+            .map(|g| g.label.as_str())
+            .collect::<Vec<_>>(),
+        44,
+    );
     let label_w = labels
         .iter()
         .map(|l| {
@@ -1094,9 +1112,16 @@ mod tests {
                 "arn:aws:iam::123456789012:role/InvoiceAgentRole | Claude Sonnet 4.6",
                 44
             ),
-            "role/InvoiceAgentRole | Claude Sonnet 4.6"
+            "…9012:role/Invo…gentRole | Claude Sonnet 4.6"
         );
-        assert_eq!(display_label("abcdefghij", 5), "abcd…");
+        assert_eq!(display_label("abcdefghijkl", 5), "ab…hijkl");
+        // Two accounts' sessions of one role stay apart at any width.
+        let a = "arn:aws:sts::111111111111:assumed-role/InvoiceAgentRole/s1 | Nova Lite";
+        let b = "arn:aws:sts::222222222222:assumed-role/InvoiceAgentRole/s1 | Nova Lite";
+        for max in [22, 30, 44] {
+            let l = display_labels(&[a, b], max);
+            assert_ne!(l[0], l[1], "{max}: {l:?}");
+        }
         assert_eq!(axis_money(1234.0, "USD", false), "$1,234");
         assert_eq!(axis_money(-2.5, "USD", true), "-$2.50");
         assert_eq!(axis_money(10.0, "EUR", false), "10 EUR");

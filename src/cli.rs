@@ -3,7 +3,8 @@
 //! `check-budget`, `registry search`, `call`.
 //!
 //! Exit codes: 0 answered, 1 a failure upstream (AWS, credentials), 2 bad
-//! input, 3 `check-budget` said deny.
+//! input (a wrong flag or argument, or a question the configured sources cannot answer, such
+//! as `--by principal --source cost_explorer`), 3 `check-budget` said deny.
 
 use std::net::SocketAddr;
 
@@ -126,6 +127,10 @@ pub struct CheckBudgetArgs {
     /// Planned cost in USD, instead of model and tokens.
     #[arg(long)]
     pub cost_usd: Option<f64>,
+    /// Record the estimate as unbilled spend, for a check right before a job that will run
+    /// (`check-budget --record ... && run-job`). Without it the check is a what-if.
+    #[arg(long)]
+    pub record: bool,
     /// Print the structured answer as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -153,6 +158,7 @@ impl CheckBudgetArgs {
             serde_json::json!(self.cache_write_tokens),
         );
         set("cost_usd", serde_json::json!(self.cost_usd));
+        set("record", serde_json::json!(self.record));
         v
     }
 }
@@ -225,9 +231,10 @@ pub struct GenerateCurArgs {
     /// First usage day (YYYY-MM-DD); default: the first day of last month.
     #[arg(long)]
     pub start: Option<chrono::NaiveDate>,
-    /// Days covered.
-    #[arg(long, default_value_t = 60)]
-    pub days: u32,
+    /// Days covered; default: from the first usage day up to yesterday (never into the future
+    /// unless asked), or 60 days when --start is today or later.
+    #[arg(long)]
+    pub days: Option<u32>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Distinct callers (users and roles).
@@ -411,6 +418,93 @@ pub struct SpendArgs {
     /// Also draw the answer as a PNG chart into FILE (stacked over time, or ranked bars).
     #[arg(long, value_name = "FILE")]
     pub chart: Option<std::path::PathBuf>,
+}
+
+impl SpendArgs {
+    /// The `bedrock_spend` arguments. A bad `--period` (or `--start`/`--end`) is refused in
+    /// flag terms; `--by team` is `tag:team` (`tools::args::bare_tag`, the rule the tools suggest).
+    pub fn tool_args(&self) -> Result<serde_json::Value, String> {
+        let period = match (&self.start, &self.end) {
+            (Some(start), Some(end)) => {
+                check_dates(start, end)?;
+                serde_json::json!({"start": start, "end": end})
+            }
+            _ => {
+                check_period(&self.period)?;
+                serde_json::json!(self.period)
+            }
+        };
+        let group_by: Vec<String> = self
+            .by
+            .iter()
+            .map(|k| crate::tools::args::bare_tag(k).unwrap_or_else(|| k.clone()))
+            .collect();
+        let mut filter = serde_json::Map::new();
+        for f in &self.filters {
+            let (k, v) = f.split_once('=').ok_or_else(|| {
+                format!("--filter '{f}' must be KEY=VALUE, e.g. --filter team=ml-platform")
+            })?;
+            let entry = filter
+                .entry(k.to_string())
+                .or_insert_with(|| serde_json::json!([]));
+            if let Some(list) = entry.as_array_mut() {
+                list.push(serde_json::json!(v));
+            }
+        }
+        let mut v = serde_json::json!({
+            "period": period,
+            "granularity": self.granularity,
+            "metric": self.metric,
+            "top_n": self.top,
+        });
+        if !group_by.is_empty() {
+            v["group_by"] = serde_json::json!(group_by);
+        }
+        if !filter.is_empty() {
+            v["filter"] = serde_json::Value::Object(filter);
+        }
+        if let Some(s) = &self.source {
+            v["source"] = serde_json::json!(s);
+        }
+        if self.chart.is_some() {
+            v["chart"] = serde_json::json!(true);
+        }
+        Ok(v)
+    }
+}
+
+/// The period words, as `--period` takes them.
+const PERIOD_WORDS: &str = "this_month, month_to_date, last_month, last_7_days or last_30_days";
+
+/// Check a `--period` word; a bad one is told the words and `--start`/`--end` (a JSON object
+/// is how the tools take a range, not how the command line does).
+pub fn check_period(word: &str) -> Result<(), String> {
+    use crate::domain::period::{PeriodError, PeriodInput};
+    match PeriodInput::Word(word.to_string()).resolve(crate::domain::clock::today()) {
+        Err(PeriodError::UnknownWord(_)) => Err(format!(
+            "--period '{word}' is not a period; use {PERIOD_WORDS}, or --start YYYY-MM-DD --end YYYY-MM-DD for a range (end exclusive), e.g. --start 2026-10-01 --end 2026-11-01"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Check `--start` and `--end`, in flag terms.
+fn check_dates(start: &str, end: &str) -> Result<(), String> {
+    use crate::domain::period::{PeriodError, PeriodInput};
+    let range = PeriodInput::Range {
+        start: start.to_string(),
+        end: end.to_string(),
+    };
+    match range.resolve(crate::domain::clock::today()) {
+        Err(PeriodError::BadDate { field, value }) => Err(format!(
+            "--{field} '{value}' is not a date; write it as YYYY-MM-DD, e.g. --start 2026-10-01 --end 2026-11-01 (end exclusive), or use --period {PERIOD_WORDS}"
+        )),
+        Err(PeriodError::EndNotAfterStart { start, end }) => Err(format!(
+            "--end {end} must be after --start {start} (--end is exclusive: one day D is --start D --end D+1)"
+        )),
+        // Future starts and the like: the tool's own message.
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-/// Settings shared by every subcommand.
+/// Settings shared by every subcommand (listed after each subcommand's own options).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server options (every subcommand)")]
 pub struct Config {
     /// Answer from bundled demo data (a fictional organisation); no AWS account needed.
     #[arg(long, env = "BEDROCK_COST_MCP_DEMO", global = true)]

@@ -1719,14 +1719,16 @@ fn close_month(
         let spend = state.spend[account];
         let span = (state.first_day, state.last_day + Duration::days(1));
         let model0 = World::usage_type_index(0, 0, 0, 0, 0);
-        let lines: [(
-            &str,
-            Option<&Caller>,
+        // (line item type, caller, amount, usage span, usage type index, refers-to month)
+        type AdjustmentLine<'a> = (
+            &'a str,
+            Option<&'a Caller>,
             f64,
             (NaiveDate, NaiveDate),
             usize,
             Option<String>,
-        ); 4] = [
+        );
+        let lines: [AdjustmentLine; 4] = [
             (
                 "Credit",
                 None,

@@ -292,6 +292,53 @@ pub fn line_items(today: NaiveDate) -> Vec<LineItem> {
     out
 }
 
+/// The demo organisation's budget policy, sized from its own spend this month so that a check
+/// of a $5 call answers deny for finance-apps, warn for web and allow for ml-platform on any
+/// day of the month (the limits follow the calendar clock's month-to-date spend).
+pub fn policy(today: NaiveDate) -> crate::sources::budgets::PolicyFile {
+    use crate::sources::budgets::{PolicyBudget, PolicyFile};
+    let start = first_of_month(today);
+    let end = add_months(start, 1);
+    let spent = |team: &str| -> f64 {
+        line_items(today)
+            .iter()
+            .filter(|l| {
+                l.line_item_type == "Usage"
+                    && l.usage_start >= start
+                    && l.usage_start < end
+                    && l.tags
+                        .iter()
+                        .any(|(k, v)| k == "iamPrincipal/team" && v == team)
+            })
+            .map(|l| l.unblended)
+            .sum()
+    };
+    let budget = |team: &str, usd: f64| PolicyBudget {
+        name: Some(format!("demo-{team}")),
+        tag: Some(format!("team={team}")),
+        role: None,
+        principal: None,
+        bedrock: false,
+        // Whole cents, rounded up.
+        monthly_usd: (usd * 100.0).ceil() / 100.0,
+        warn_percent: None,
+        deny_percent: None,
+    };
+    PolicyFile {
+        warn_percent: 80.0,
+        deny_percent: 100.0,
+        default: None,
+        budgets: vec![
+            // $1 above its spend: a $5 call goes past 100%.
+            budget("finance-apps", spent("finance-apps") + 1.0),
+            // A $5 call lands at 90% of it.
+            budget("web", (spent("web") + 5.0) / 0.9),
+            // Far above a month of its spend.
+            budget("ml-platform", spent("ml-platform") * 40.0 + 1_000.0),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,12 @@
 //! Explorer charges $0.01 a request, so it is called only with `--paid-checks` (one
 //! `ListCostAllocationTags`, which also says which `iamPrincipal/*` keys are active).
 //!
+//! Each tool is judged by the source it will use under the configuration (`Plan`): with a
+//! local `--cur` export and no credentials, bedrock_spend (local CUR) and estimate_cost (the
+//! bundled price snapshot) answer offline, so the missing credentials fail nothing; the
+//! checks and tools that need AWS are skipped with the reason. With no credentials and no
+//! local data, the report suggests `--demo`.
+//!
 //! Exit codes: 0 when every check that ran passed, 1 when one failed, 2 for bad usage.
 
 use std::time::Duration;
@@ -61,7 +67,7 @@ pub struct Check {
     /// For failures: the IAM action to grant, or the flag or variable to set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
-    /// The tools that need this check to pass.
+    /// The tools that need this check to pass, under this configuration.
     pub tools: Vec<&'static str>,
     /// Skipped because the feature is not configured (not counted as "not checked").
     #[serde(skip)]
@@ -69,13 +75,14 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &'static str, tools: &[&'static str]) -> Check {
+    /// The tools it concerns are filled in by `Report::new`, from the `Plan`.
+    fn new(name: &'static str) -> Check {
         Check {
             name,
             status: Status::Skipped,
             detail: String::new(),
             fix: None,
-            tools: tools.to_vec(),
+            tools: Vec::new(),
             not_configured: false,
         }
     }
@@ -140,16 +147,24 @@ pub struct Report {
     /// Paid Cost Explorer requests made ($0.01 each).
     pub paid_requests: u32,
     pub checks: Vec<Check>,
-    /// Per tool: the checks it needs, grouped by outcome.
+    /// Per tool: the source it answers from under this configuration, and the checks it
+    /// needs, grouped by outcome.
     pub tools: Vec<ToolStatus>,
+    /// What to do next when the setup answers offline, or cannot answer at all (`--demo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// Whether one tool's needs are met, from the checks that list it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolStatus {
     pub tool: &'static str,
-    /// `fail` when a check it needs failed, else `ok`.
+    /// `fail` when a check it needs failed; `skipped` when it cannot answer in this
+    /// configuration (it calls AWS, and there are no credentials, which nothing else needs);
+    /// else `ok`.
     pub status: Status,
+    /// Where its answers come from under this configuration.
+    pub source: String,
     /// Checks it needs that failed.
     pub failed: Vec<&'static str>,
     /// Checks it needs that did not run (paid, or blocked by an earlier failure); checks of
@@ -158,26 +173,44 @@ pub struct ToolStatus {
 }
 
 impl Report {
-    fn new(mode: &'static str, checks: Vec<Check>, paid_requests: u32) -> Report {
-        let tools = ALL_AWS
+    fn new(
+        mode: &'static str,
+        mut checks: Vec<Check>,
+        paid_requests: u32,
+        plans: &[ToolPlan],
+        hint: Option<String>,
+    ) -> Report {
+        for c in &mut checks {
+            c.tools = plans
+                .iter()
+                .filter(|p| p.needs.contains(&c.name))
+                .map(|p| p.tool)
+                .collect();
+        }
+        let tools = plans
             .iter()
-            .filter(|t| checks.iter().any(|c| c.tools.contains(t)))
-            .map(|&tool| {
+            .map(|p| {
                 let with = |st: Status| {
                     checks
                         .iter()
-                        .filter(|c| c.status == st && !c.not_configured && c.tools.contains(&tool))
+                        .filter(|c| {
+                            c.status == st && !c.not_configured && c.tools.contains(&p.tool)
+                        })
                         .map(|c| c.name)
                         .collect::<Vec<_>>()
                 };
                 let failed = with(Status::Fail);
+                let status = if !failed.is_empty() {
+                    Status::Fail
+                } else if p.unavailable {
+                    Status::Skipped
+                } else {
+                    Status::Ok
+                };
                 ToolStatus {
-                    tool,
-                    status: if failed.is_empty() {
-                        Status::Ok
-                    } else {
-                        Status::Fail
-                    },
+                    tool: p.tool,
+                    status,
+                    source: p.source.clone(),
                     failed,
                     not_checked: with(Status::Skipped),
                 }
@@ -190,6 +223,7 @@ impl Report {
             paid_requests,
             checks,
             tools,
+            hint,
         }
     }
 
@@ -199,14 +233,61 @@ impl Report {
     }
 }
 
-// Tools by check.
-const SPEND_CE: &[&str] = &[
-    "bedrock_spend",
-    "cost_allocation_tags",
-    "untagged_principals",
-    "spend_anomalies",
-];
-const ALL_AWS: &[&str] = &[
+/// Where `bedrock_spend` answers from when a call names no source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpendFrom {
+    LocalCur,
+    S3Cur,
+    Athena,
+    CostExplorer,
+}
+
+impl SpendFrom {
+    /// The name the source gives itself (`SpendSource::name`).
+    #[cfg(test)]
+    fn name(self) -> &'static str {
+        match self {
+            SpendFrom::LocalCur | SpendFrom::S3Cur => "cur",
+            SpendFrom::Athena => "athena",
+            SpendFrom::CostExplorer => "cost_explorer",
+        }
+    }
+}
+
+/// The sources the tools use under a configuration, outside demo mode.
+///
+/// This restates two decisions made elsewhere: `App::build` (which sources exist: a CUR source
+/// when `--cur` is set, Athena when `--athena-database` and `--athena-table` are, every other
+/// source on AWS, prices from the Price List API falling back to the bundled snapshot) and
+/// `App::spend_source` (bedrock_spend's default: CUR, else Athena, else Cost Explorer). The
+/// unit test `the_plan_follows_the_servers_choice_of_spend_source` holds them together.
+#[derive(Debug, Clone)]
+struct Plan {
+    spend: SpendFrom,
+    /// `--cur` is set: `Some(true)` for a local folder, `Some(false)` for S3.
+    cur: Option<bool>,
+    athena: bool,
+    budget_policy: bool,
+    /// AWS credentials were found.
+    credentials: bool,
+}
+
+/// One tool under a `Plan`: its source, the checks it needs, and whether it can answer.
+#[derive(Debug, Clone)]
+struct ToolPlan {
+    tool: &'static str,
+    source: String,
+    needs: Vec<&'static str>,
+    /// It calls AWS for every answer, and there are no credentials (which nothing configured
+    /// needs: the offline setup).
+    unavailable: bool,
+}
+
+/// The checks every AWS call needs.
+const AWS_BASE: [&str; 3] = ["credentials", "region", "endpoints"];
+
+/// The tools doctor reports on, in the order it lists them.
+const TOOLS: &[&str] = &[
     "bedrock_spend",
     "untagged_principals",
     "cost_allocation_tags",
@@ -217,6 +298,259 @@ const ALL_AWS: &[&str] = &[
     "check_budget",
     "spend_anomalies",
 ];
+
+impl Plan {
+    fn new(config: &Config, credentials: bool) -> Plan {
+        let cur = config
+            .cur
+            .as_deref()
+            .and_then(|raw| CurLocation::parse(raw).ok())
+            .map(|l| matches!(l, CurLocation::Local(_)));
+        let athena = config.athena_database.is_some() && config.athena_table.is_some();
+        let spend = match (cur, athena) {
+            (Some(true), _) => SpendFrom::LocalCur,
+            (Some(false), _) => SpendFrom::S3Cur,
+            (None, true) => SpendFrom::Athena,
+            (None, false) => SpendFrom::CostExplorer,
+        };
+        Plan {
+            spend,
+            cur,
+            athena,
+            budget_policy: config.budget_policy.is_some(),
+            credentials,
+        }
+    }
+
+    /// A local CUR export: bedrock_spend answers without AWS.
+    fn local_data(&self) -> bool {
+        self.cur == Some(true)
+    }
+
+    /// Nothing configured calls AWS: a local CUR export and no Athena.
+    fn offline_capable(&self) -> bool {
+        self.local_data() && !self.athena
+    }
+
+    /// No credentials, and none needed: the tools that call AWS are unavailable, not failed.
+    fn offline(&self) -> bool {
+        !self.credentials && self.offline_capable()
+    }
+
+    /// The CUR source, as said in a tool's source.
+    fn cur_name(&self) -> &'static str {
+        if self.local_data() {
+            "the local CUR export (--cur)"
+        } else {
+            "the CUR export on S3 (--cur)"
+        }
+    }
+
+    fn tools(&self) -> Vec<ToolPlan> {
+        TOOLS.iter().map(|&t| self.tool(t)).collect()
+    }
+
+    fn tool(&self, tool: &'static str) -> ToolPlan {
+        let snapshot = format!(
+            "the bundled price snapshot of {}",
+            crate::domain::pricing::SNAPSHOT_DATE
+        );
+        // (source, checks needed without AWS, checks needed for its AWS calls, every answer
+        // calls AWS)
+        let (source, local, aws, always_aws): (String, Vec<&str>, Vec<&str>, bool) = match tool {
+            "bedrock_spend" => {
+                let mut source = match self.spend {
+                    SpendFrom::LocalCur | SpendFrom::S3Cur => self.cur_name().to_string(),
+                    SpendFrom::Athena => "Athena (--athena-database, --athena-table)".into(),
+                    SpendFrom::CostExplorer => "Cost Explorer ($0.01 a request)".into(),
+                };
+                let mut aws = vec!["principal_tags"];
+                match self.spend {
+                    SpendFrom::LocalCur | SpendFrom::S3Cur => aws.push("cur"),
+                    SpendFrom::Athena => {}
+                    SpendFrom::CostExplorer => aws.push("cost_explorer"),
+                }
+                if self.athena {
+                    aws.push("athena");
+                    if self.spend != SpendFrom::Athena {
+                        source.push_str("; Athena when a call asks for it");
+                    }
+                }
+                let local = if self.local_data() {
+                    vec!["cur"]
+                } else {
+                    vec![]
+                };
+                (source, local, aws, !self.local_data())
+            }
+            "untagged_principals" => {
+                let spend = if self.cur.is_some() {
+                    self.cur_name()
+                } else {
+                    "Cost Explorer"
+                };
+                let spend_check = if self.cur.is_some() {
+                    "cur"
+                } else {
+                    "cost_explorer"
+                };
+                (
+                    format!("IAM users and roles, spend from {spend}"),
+                    vec![],
+                    vec!["iam", spend_check, "principal_tags"],
+                    true,
+                )
+            }
+            "cost_allocation_tags" => (
+                "Cost Explorer cost-allocation tags".into(),
+                vec![],
+                vec!["cost_explorer", "principal_tags"],
+                true,
+            ),
+            "search_registry" | "list_registries" | "get_registry_record" => (
+                "AWS Agent Registry".into(),
+                vec![],
+                vec!["agent_registry"],
+                true,
+            ),
+            "estimate_cost" => {
+                if self.credentials {
+                    (
+                        format!("the Price List API ({snapshot} if it fails)"),
+                        vec![],
+                        vec!["pricing"],
+                        false,
+                    )
+                } else {
+                    (
+                        format!("{snapshot} (no AWS credentials; works offline)"),
+                        vec!["pricing"],
+                        vec![],
+                        false,
+                    )
+                }
+            }
+            "check_budget" => {
+                let spend = if self.cur.is_some() {
+                    self.cur_name()
+                } else {
+                    "Cost Explorer"
+                };
+                let mut limits = Vec::new();
+                if self.budget_policy {
+                    limits.push("--budget-policy");
+                }
+                let source = if self.credentials {
+                    limits.push("AWS Budgets");
+                    format!("spend from {spend}; limits from {}", limits.join(" and "))
+                } else {
+                    format!(
+                        "spend from {spend}; limits from {}; AWS Budgets, IAM tags and the caller's identity (the default who) need AWS credentials",
+                        if limits.is_empty() {
+                            "nowhere yet (--budget-policy adds local ones)".to_string()
+                        } else {
+                            limits.join(" and ")
+                        }
+                    )
+                };
+                let mut local = vec!["budget_policy", "pricing"];
+                let mut aws = vec!["identity", "budgets", "principal_tags"];
+                if self.cur.is_some() {
+                    if self.local_data() {
+                        local.push("cur");
+                    } else {
+                        aws.push("cur");
+                    }
+                } else {
+                    aws.push("cost_explorer");
+                }
+                (source, local, aws, !self.local_data())
+            }
+            "spend_anomalies" => {
+                if self.cur.is_some() {
+                    let (local, aws) = if self.local_data() {
+                        (vec!["cur"], vec!["cost_explorer"])
+                    } else {
+                        (vec![], vec!["cur", "cost_explorer"])
+                    };
+                    (
+                        format!(
+                            "per-principal baselines from {}{}",
+                            self.cur_name(),
+                            if self.credentials {
+                                "; Cost Explorer anomaly detection"
+                            } else {
+                                "; Cost Explorer anomaly detection needs AWS credentials"
+                            }
+                        ),
+                        local,
+                        aws,
+                        !self.local_data(),
+                    )
+                } else {
+                    (
+                        "Cost Explorer anomaly detection (per-principal baselines need --cur)"
+                            .into(),
+                        vec![],
+                        vec!["cost_explorer"],
+                        true,
+                    )
+                }
+            }
+            _ => (String::new(), vec![], vec![], false),
+        };
+        // The AWS parts count when they will be called: with credentials, or when the tool
+        // cannot answer without them (then the credentials check says why it fails).
+        let uses_aws = self.credentials || (always_aws && !self.offline());
+        let mut needs = local;
+        if uses_aws {
+            needs.extend(AWS_BASE);
+            needs.extend(aws);
+        }
+        let unavailable = always_aws && self.offline();
+        let source = if unavailable {
+            format!("{source}: needs AWS credentials (none found)")
+        } else {
+            source
+        };
+        let mut seen = Vec::new();
+        needs.retain(|n| {
+            let fresh = !seen.contains(n);
+            seen.push(*n);
+            fresh
+        });
+        ToolPlan {
+            tool,
+            source,
+            needs,
+            unavailable,
+        }
+    }
+
+    /// What to do next: try `--demo` when nothing can answer, say what works when offline.
+    fn hint(&self, plans: &[ToolPlan]) -> Option<String> {
+        if self.credentials {
+            return None;
+        }
+        if !self.local_data() {
+            return Some(
+                "no AWS credentials and no local CUR export: nothing to answer from yet. To see the tools work without an AWS account, try the bundled demo data: `bedrock-cost-mcp --demo doctor`, `bedrock-cost-mcp --demo spend --period last_month --by team,model`".into(),
+            );
+        }
+        if self.offline() {
+            let unavailable: Vec<&str> = plans
+                .iter()
+                .filter(|p| p.unavailable)
+                .map(|p| p.tool)
+                .collect();
+            return Some(format!(
+                "offline setup: bedrock_spend reads the local CUR export and estimate_cost the bundled price snapshot; {} need AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+                unavailable.join(", ")
+            ));
+        }
+        None
+    }
+}
 
 /// Longest wait for one check's AWS call (retries included).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -268,10 +602,12 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
     if config.demo {
         return Report::new(
             "demo",
-            vec![Check::new("demo", &[]).ok(
+            vec![Check::new("demo").ok(
                 "--demo answers from bundled demo data (a fictional organisation): no AWS account, credentials or permissions are needed, nothing to check. Drop --demo to check your AWS setup",
             )],
             0,
+            &[],
+            None,
         );
     }
     let sdk = crate::sources::http_client::load_sdk_config().await;
@@ -279,13 +615,34 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
 
     let mut region = region_check(&sdk, &env);
     let endpoints = endpoints_check(&sdk, &env);
-    let credentials = credentials_check(&sdk, &env).await;
+    let mut credentials = credentials_check(&sdk, &env).await;
     let has_region = configured_region(&sdk).is_some();
     let has_credentials = credentials.status == Status::Ok;
     let endpoints_ok = endpoints.status != Status::Fail;
+    // Each check follows the sources the tools will use: with a local CUR export and no
+    // credentials, nothing configured needs AWS, and the checks of AWS are skipped, not failed.
+    let plan = Plan::new(config, has_credentials);
+    let offline = plan.offline();
+    if offline {
+        let mut detail = "none found, and none needed: bedrock_spend reads the local CUR export and estimate_cost the bundled price snapshot; the tools that call AWS are skipped (see the TOOL table)".to_string();
+        // A profile named but unusable is worth saying, though nothing needs it.
+        if let Some(p) = env.get("AWS_PROFILE") {
+            detail.push_str(&format!("; AWS_PROFILE={p}: {}", credentials.detail));
+        }
+        credentials = Check::new("credentials").not_configured(detail);
+        if !has_region {
+            region = Check::new("region").not_configured(
+                "none configured, and none needed offline (estimate_cost prices us-east-1 unless a call names a region)",
+            );
+        }
+    }
     // Why an AWS call cannot be made, if it cannot.
     let blocked = |needs_region: bool| {
-        if !has_credentials {
+        if !has_credentials && offline {
+            Some(
+                "needs AWS credentials; none are configured, and this configuration does not need them (local CUR export)",
+            )
+        } else if !has_credentials {
             Some("needs AWS credentials (see the credentials check)")
         } else if !endpoints_ok {
             Some("an AWS_ENDPOINT_URL* override is not a URL (see the endpoints check)")
@@ -297,7 +654,7 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
     };
 
     let (identity, caller) = match blocked(true) {
-        Some(why) => (Check::new("identity", &["check_budget"]).skipped(why), None),
+        Some(why) => (Check::new("identity").skipped(why), None),
         None => identity_check(&sdk).await,
     };
     if let (Some(arn), Some(r)) = (&caller, configured_region(&sdk))
@@ -310,61 +667,63 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
         .and_then(|a| a.split(':').nth(4))
         .map(str::to_string);
 
-    let gate = |name: &'static str, tools: &[&'static str], needs_region: bool| {
-        blocked(needs_region).map(|why| Check::new(name, tools).skipped(why))
+    let gate = |name: &'static str, needs_region: bool| {
+        blocked(needs_region).map(|why| Check::new(name).skipped(why))
     };
     let who = caller.as_deref();
 
     let iam = async {
-        match gate("iam", &["untagged_principals"], false) {
+        match gate("iam", false) {
             Some(c) => c,
             None => iam_check(&sdk, config, who).await,
         }
     };
     let budgets = async {
-        match gate("budgets", &["check_budget"], false) {
+        match gate("budgets", false) {
             Some(c) => c,
             None => budgets_check(&sdk, account.as_deref(), who).await,
         }
     };
     let pricing = async {
-        match gate("pricing", &["estimate_cost", "check_budget"], false) {
+        if !has_credentials {
+            return snapshot_check();
+        }
+        match gate("pricing", false) {
             Some(c) => c,
             None => pricing_check(&sdk, who).await,
         }
     };
     let registry = async {
-        match gate(
-            "agent_registry",
-            &["search_registry", "list_registries", "get_registry_record"],
-            true,
-        ) {
+        match gate("agent_registry", true) {
             Some(c) => c,
             None => registry_check(&sdk, who).await,
         }
     };
     let athena = async {
         if config.athena_database.is_none() {
-            return Check::new("athena", &["bedrock_spend"]).not_configured(
+            return Check::new("athena").not_configured(
                 "not configured (--athena-database and --athena-table enable the Athena source)",
             );
         }
-        match gate("athena", &["bedrock_spend"], true) {
+        match gate("athena", true) {
             Some(c) => c,
             None => athena_check(&sdk, config, who).await,
         }
     };
     let cur = cur_check(&sdk, config, blocked(false));
     let cost_explorer = async {
+        if let (Some(why), true) = (blocked(false), offline) {
+            return (Check::new("cost_explorer").skipped(why), None);
+        }
         if !args.paid_checks {
             return (
-                Check::new("cost_explorer", SPEND_CE).skipped(
+                Check::new("cost_explorer").skipped(
                     "not checked: every Cost Explorer request costs $0.01; pass --paid-checks to make one ListCostAllocationTags call",
                 ),
                 None,
             );
         }
-        match gate("cost_explorer", SPEND_CE, false) {
+        match gate("cost_explorer", false) {
             Some(c) => (c, None),
             None => cost_explorer_check(&sdk, who).await,
         }
@@ -381,7 +740,13 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
         accounts
     );
     let paid_requests = u32::from(args.paid_checks && cost_explorer.status != Status::Skipped);
-    let principal_tags = principal_tags_check(config, &cost_explorer, tags.as_ref());
+    let mut principal_tags = principal_tags_check(config, &cost_explorer, tags.as_ref());
+    if offline && principal_tags.status == Status::Skipped {
+        principal_tags = principal_tags.skipped(format!(
+            "comes from Cost Explorer (ListCostAllocationTags), which {}",
+            blocked(false).unwrap_or_default()
+        ));
+    }
 
     let checks = vec![
         credentials,
@@ -399,7 +764,9 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
         principal_tags,
         accounts,
     ];
-    Report::new("aws", checks, paid_requests)
+    let plans = plan.tools();
+    let hint = plan.hint(&plans);
+    Report::new("aws", checks, paid_requests, &plans, hint)
 }
 
 /// The environment variables doctor reports on.
@@ -456,7 +823,7 @@ fn configured_region(sdk: &SdkConfig) -> Option<&str> {
 }
 
 fn region_check(sdk: &SdkConfig, env: &Env) -> Check {
-    let c = Check::new("region", ALL_AWS);
+    let c = Check::new("region");
     let Some(region) = configured_region(sdk) else {
         return c.fail(
             "no region configured",
@@ -478,7 +845,7 @@ fn region_check(sdk: &SdkConfig, env: &Env) -> Check {
 }
 
 fn endpoints_check(sdk: &SdkConfig, env: &Env) -> Check {
-    let c = Check::new("endpoints", ALL_AWS);
+    let c = Check::new("endpoints");
     let ignored = env
         .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -535,7 +902,7 @@ fn redact(u: &url::Url) -> String {
 }
 
 async fn credentials_check(sdk: &SdkConfig, env: &Env) -> Check {
-    let c = Check::new("credentials", ALL_AWS);
+    let c = Check::new("credentials");
     let Some(provider) = sdk.credentials_provider() else {
         return c.fail("no credential provider configured", CREDENTIALS_FIX);
     };
@@ -633,7 +1000,7 @@ fn credential_source(features: &[AwsCredentialFeature], profile: &str) -> String
 async fn accounts_check(config: &Config) -> Check {
     use crate::accounts::Account;
     // Only calls that pick one of these accounts depend on it: no tool as a whole does.
-    let c = Check::new("accounts", &[]);
+    let c = Check::new("accounts");
     let mut picks: Vec<(String, Account)> = Vec::new();
     for p in &config.allow_profiles {
         picks.push((
@@ -716,7 +1083,7 @@ async fn accounts_check(config: &Config) -> Check {
 }
 
 async fn identity_check(sdk: &SdkConfig) -> (Check, Option<String>) {
-    let c = Check::new("identity", &["check_budget"]);
+    let c = Check::new("identity");
     let call = clients::sts(sdk).get_caller_identity().send();
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
         Err(_) => (timed_out(c, "STS"), None),
@@ -745,7 +1112,7 @@ async fn identity_check(sdk: &SdkConfig) -> (Check, Option<String>) {
 
 async fn iam_check(sdk: &SdkConfig, config: &Config, who: Option<&str>) -> Check {
     use aws_sdk_iam::types::EntityType;
-    let c = Check::new("iam", &["untagged_principals"]);
+    let c = Check::new("iam");
     let call = clients::iam(sdk)
         .get_account_authorization_details()
         .filter(EntityType::User)
@@ -772,7 +1139,7 @@ async fn iam_check(sdk: &SdkConfig, config: &Config, who: Option<&str>) -> Check
 }
 
 async fn budgets_check(sdk: &SdkConfig, account: Option<&str>, who: Option<&str>) -> Check {
-    let c = Check::new("budgets", &["check_budget"]);
+    let c = Check::new("budgets");
     let Some(account) = account else {
         return c.skipped("needs the account id from sts:GetCallerIdentity (see identity)");
     };
@@ -801,7 +1168,7 @@ async fn budgets_check(sdk: &SdkConfig, account: Option<&str>, who: Option<&str>
 }
 
 fn budget_policy_check(config: &Config) -> Check {
-    let c = Check::new("budget_policy", &["check_budget"]);
+    let c = Check::new("budget_policy");
     let Some(path) = &config.budget_policy else {
         return c.not_configured("not configured (--budget-policy adds local limits)");
     };
@@ -821,7 +1188,7 @@ fn budget_policy_check(config: &Config) -> Check {
 }
 
 async fn pricing_check(sdk: &SdkConfig, who: Option<&str>) -> Check {
-    let c = Check::new("pricing", &["estimate_cost", "check_budget"]);
+    let c = Check::new("pricing");
     let call = clients::pricing(sdk)
         .get_products()
         .service_code("AmazonBedrock")
@@ -840,11 +1207,24 @@ async fn pricing_check(sdk: &SdkConfig, who: Option<&str>) -> Check {
     }
 }
 
+/// Without credentials the Price List API is not called: prices come from the bundled snapshot.
+fn snapshot_check() -> Check {
+    let c = Check::new("pricing");
+    let models = crate::domain::pricing::snapshot().len();
+    if models == 0 {
+        return c.fail(
+            "no AWS credentials for the Price List API, and the bundled price snapshot is empty",
+            CREDENTIALS_FIX,
+        );
+    }
+    c.ok(format!(
+        "no AWS credentials, so the Price List API is not called: estimate_cost prices from the bundled price snapshot of {} ({models} model prices; works offline)",
+        crate::domain::pricing::SNAPSHOT_DATE
+    ))
+}
+
 async fn registry_check(sdk: &SdkConfig, who: Option<&str>) -> Check {
-    let c = Check::new(
-        "agent_registry",
-        &["search_registry", "list_registries", "get_registry_record"],
-    );
+    let c = Check::new("agent_registry");
     let region = configured_region(sdk).unwrap_or_default().to_string();
     let call = clients::registry_control(sdk)
         .list_registries()
@@ -870,7 +1250,7 @@ async fn registry_check(sdk: &SdkConfig, who: Option<&str>) -> Check {
 
 async fn athena_check(sdk: &SdkConfig, config: &Config, who: Option<&str>) -> Check {
     use aws_sdk_athena::types::WorkGroupState;
-    let c = Check::new("athena", &["bedrock_spend"]);
+    let c = Check::new("athena");
     let wg = &config.athena_workgroup;
     let call = clients::athena(sdk).get_work_group().work_group(wg).send();
     let out = match tokio::time::timeout(CALL_TIMEOUT, call).await {
@@ -930,15 +1310,7 @@ async fn athena_check(sdk: &SdkConfig, config: &Config, who: Option<&str>) -> Ch
 }
 
 async fn cur_check(sdk: &SdkConfig, config: &Config, blocked: Option<&str>) -> Check {
-    let c = Check::new(
-        "cur",
-        &[
-            "bedrock_spend",
-            "untagged_principals",
-            "spend_anomalies",
-            "check_budget",
-        ],
-    );
+    let c = Check::new("cur");
     let Some(raw) = &config.cur else {
         return c.not_configured("not configured (--cur PATH reads a CUR 2.0 Parquet export)");
     };
@@ -1031,7 +1403,7 @@ struct PrincipalTags {
 }
 
 async fn cost_explorer_check(sdk: &SdkConfig, who: Option<&str>) -> (Check, Option<PrincipalTags>) {
-    let c = Check::new("cost_explorer", SPEND_CE);
+    let c = Check::new("cost_explorer");
     // One request, however many tags there are: the first 1000 (the most a page holds).
     let call = clients::cost_explorer(sdk)
         .list_cost_allocation_tags()
@@ -1083,15 +1455,7 @@ fn principal_tags_check(
     cost_explorer: &Check,
     tags: Option<&PrincipalTags>,
 ) -> Check {
-    let c = Check::new(
-        "principal_tags",
-        &[
-            "bedrock_spend",
-            "cost_allocation_tags",
-            "untagged_principals",
-            "check_budget",
-        ],
-    );
+    let c = Check::new("principal_tags");
     let Some(tags) = tags else {
         return c.skipped(if cost_explorer.status == Status::Fail {
             "needs the cost_explorer check to pass".to_string()
@@ -1252,16 +1616,20 @@ pub fn render_text(report: &Report) -> String {
     }
     if !report.tools.is_empty() {
         let tool_w = report.tools.iter().map(|t| t.tool.len()).max().unwrap_or(4);
-        let _ = writeln!(s, "\n{:tool_w$}  {:status_w$}  NEEDS", "TOOL", "STATUS");
+        let _ = writeln!(
+            s,
+            "\n{:tool_w$}  {:status_w$}  SOURCE; NEEDS",
+            "TOOL", "STATUS"
+        );
         for t in &report.tools {
-            let mut needs = Vec::new();
+            let mut needs = vec![t.source.clone()];
             if !t.failed.is_empty() {
                 needs.push(format!("failed: {}", t.failed.join(", ")));
             }
             if !t.not_checked.is_empty() {
                 needs.push(format!("not checked: {}", t.not_checked.join(", ")));
             }
-            if needs.is_empty() {
+            if needs.len() == 1 && t.status == Status::Ok {
                 needs.push("every check passed".into());
             }
             let _ = writeln!(
@@ -1282,6 +1650,9 @@ pub fn render_text(report: &Report) -> String {
         count(Status::Skipped),
         report.paid_requests
     );
+    if let Some(hint) = &report.hint {
+        let _ = writeln!(s, "{hint}");
+    }
     s
 }
 
@@ -1321,7 +1692,7 @@ mod tests {
     #[test]
     fn failures_name_the_action_and_exit_1() {
         let c = failed(
-            Check::new("iam", &["untagged_principals"]),
+            Check::new("iam"),
             ToolError::AccessDenied {
                 action: "iam:GetAccountAuthorizationDetails".into(),
                 message: "nope".into(),
@@ -1335,15 +1706,133 @@ mod tests {
                 .unwrap()
                 .starts_with("grant iam:GetAccountAuthorizationDetails to arn:aws:iam::1:user/a")
         );
-        let r = Report::new("aws", vec![c, Check::new("x", &[]).ok("fine")], 0);
+        let plans = [ToolPlan {
+            tool: "untagged_principals",
+            source: "IAM".into(),
+            needs: vec!["iam"],
+            unavailable: false,
+        }];
+        let r = Report::new("aws", vec![c, Check::new("x").ok("fine")], 0, &plans, None);
         assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.tools[0].status, Status::Fail);
         let text = render_text(&r);
         assert!(
             text.contains("fix: grant iam:GetAccountAuthorizationDetails"),
             "{text}"
         );
         assert!(text.contains("affects: untagged_principals"), "{text}");
-        let r = Report::new("aws", vec![Check::new("x", &[]).skipped("later")], 0);
+        let r = Report::new("aws", vec![Check::new("x").skipped("later")], 0, &[], None);
         assert_eq!(r.exit_code(), 0);
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut argv = vec!["x"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("flags").config
+    }
+
+    /// doctor restates the server's choice of spend source: the two must agree.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_plan_follows_the_servers_choice_of_spend_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let cur = dir.path().join("cur");
+        std::fs::create_dir_all(&cur).unwrap();
+        let ledger = dir.path().join("ledger.json");
+        let (cur, ledger) = (cur.to_str().unwrap(), ledger.to_str().unwrap());
+        let athena = ["--athena-database", "db", "--athena-table", "t"];
+        let cases: [Vec<&str>; 4] = [
+            vec![],
+            vec!["--cur", cur],
+            athena.to_vec(),
+            [&["--cur", cur][..], &athena[..]].concat(),
+        ];
+        for args in cases {
+            let mut argv = vec!["--ledger", ledger, "--no-cur-rollups"];
+            argv.extend(&args);
+            let config = config(&argv);
+            let plan = Plan::new(&config, true);
+            let app = crate::server::App::build(config).await.unwrap();
+            let source = app.spend_source(None).unwrap();
+            assert_eq!(plan.spend.name(), source.name(), "{args:?}");
+            assert_eq!(plan.cur.is_some(), app.cur.is_some(), "{args:?}");
+            assert_eq!(plan.athena, app.athena.is_some(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn a_local_export_without_credentials_answers_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let offline = Plan::new(&config(&["--cur", dir.path().to_str().unwrap()]), false);
+        assert!(offline.offline());
+        let plans = offline.tools();
+        let get = |t: &str| plans.iter().find(|p| p.tool == t).unwrap().clone();
+        let spend = get("bedrock_spend");
+        assert!(!spend.unavailable);
+        assert_eq!(spend.needs, vec!["cur"]);
+        let estimate = get("estimate_cost");
+        assert!(!estimate.unavailable && estimate.source.contains("bundled price snapshot"));
+        assert_eq!(estimate.needs, vec!["pricing"]);
+        let budget = get("check_budget");
+        assert!(!budget.unavailable);
+        assert!(!budget.needs.contains(&"credentials"), "{budget:?}");
+        for t in [
+            "search_registry",
+            "cost_allocation_tags",
+            "untagged_principals",
+        ] {
+            let p = get(t);
+            assert!(p.unavailable && p.needs.is_empty(), "{p:?}");
+            assert!(p.source.ends_with("needs AWS credentials (none found)"));
+        }
+        assert!(offline.hint(&plans).unwrap().starts_with("offline setup"));
+
+        // Athena configured: AWS is needed after all, so missing credentials fail.
+        let athena = Plan::new(
+            &config(&[
+                "--cur",
+                dir.path().to_str().unwrap(),
+                "--athena-database",
+                "db",
+                "--athena-table",
+                "t",
+            ]),
+            false,
+        );
+        assert!(!athena.offline());
+        assert!(
+            athena
+                .tool("search_registry")
+                .needs
+                .contains(&"credentials")
+        );
+
+        // Nothing to answer from: --demo is suggested; Cost Explorer answers bedrock_spend.
+        let none = Plan::new(&config(&[]), false);
+        assert_eq!(none.spend, SpendFrom::CostExplorer);
+        let plans = none.tools();
+        assert!(none.hint(&plans).unwrap().contains("--demo"));
+        let spend = none.tool("bedrock_spend");
+        assert!(!spend.unavailable && spend.needs.contains(&"credentials"));
+        assert!(spend.needs.contains(&"cost_explorer"));
+        assert!(
+            none.tool("estimate_cost")
+                .source
+                .contains("bundled price snapshot")
+        );
+
+        // With credentials, prices come from the Price List API; no hint.
+        let aws = Plan::new(&config(&[]), true);
+        assert!(
+            aws.tool("estimate_cost")
+                .source
+                .starts_with("the Price List API")
+        );
+        assert!(aws.hint(&aws.tools()).is_none());
     }
 }

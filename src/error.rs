@@ -69,6 +69,10 @@ pub enum ToolError {
     /// The configured source cannot answer this question.
     #[error("{0}")]
     Unsupported(String),
+    /// Something on this side failed (drawing a chart, writing the demo export, shaping an
+    /// answer): not the input's fault (the CLI exits 1, not 2).
+    #[error("{0}")]
+    Internal(String),
     /// The call was cancelled by the client.
     #[error("cancelled by the client")]
     Cancelled,

@@ -1,5 +1,6 @@
 //! Thin entry point: parse the command line, log to stderr, run.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use bedrock_cost_mcp::cli::{Cli, Command, RegistryCommand};
@@ -60,12 +61,20 @@ async fn main() -> ExitCode {
         }
         Command::GenerateCur(args) => {
             let today = bedrock_cost_mcp::domain::clock::today();
+            let start = args
+                .start
+                .unwrap_or_else(|| bedrock_cost_mcp::domain::period::prev_month(today));
+            // Up to yesterday unless asked: usage is never written into the future.
+            let days = args
+                .days
+                .unwrap_or_else(|| match (today - start).num_days() {
+                    n if n > 0 => n as u32,
+                    _ => 60,
+                });
             let spec = bedrock_cost_mcp::curgen::GenSpec {
                 rows: args.rows,
-                start: args
-                    .start
-                    .unwrap_or_else(|| bedrock_cost_mcp::domain::period::prev_month(today)),
-                days: args.days,
+                start,
+                days,
                 seed: args.seed,
                 principals: args.principals,
                 rows_per_file: args.rows_per_file,
@@ -108,7 +117,15 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let input = match bedrock_cost_mcp::tools::spend::input_from_cli(&args) {
+            // Checked as the tool checks its arguments: every refusal names the flag's argument.
+            let input = match args.tool_args().and_then(|mut v| {
+                if let Some(m) = v.as_object_mut() {
+                    app.coerce_args("bedrock_spend", m)
+                        .map_err(|e| e.to_string())?;
+                }
+                serde_json::from_value::<bedrock_cost_mcp::tools::args::SpendInput>(v)
+                    .map_err(|e| e.to_string())
+            }) {
                 Ok(i) => i,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -141,10 +158,7 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    match e {
-                        ToolError::InvalidInput(_) => ExitCode::from(2),
-                        _ => ExitCode::FAILURE,
-                    }
+                    exit_code(&e)
                 }
             }
         }
@@ -167,15 +181,21 @@ async fn main() -> ExitCode {
             .await
             .map_or_else(|code| code, |_| ExitCode::SUCCESS)
         }
-        Command::Untagged(args) => answer(
-            cli.config,
-            "untagged_principals",
-            args.tool_args(),
-            args.json,
-            |_, v| terminal::untagged(v),
-        )
-        .await
-        .map_or_else(|code| code, |_| ExitCode::SUCCESS),
+        Command::Untagged(args) => match bedrock_cost_mcp::cli::check_period(&args.period) {
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+            Ok(()) => answer(
+                cli.config,
+                "untagged_principals",
+                args.tool_args(),
+                args.json,
+                |_, v| terminal::untagged(v),
+            )
+            .await
+            .map_or_else(|code| code, |_| ExitCode::SUCCESS),
+        },
         Command::CheckBudget(args) => {
             match answer(
                 cli.config,
@@ -227,6 +247,16 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // A person at a terminal rather than an MCP client on the other end of stdio.
+            let at_terminal = args.http.is_none() && std::io::stdin().is_terminal();
+            if at_terminal {
+                eprintln!(
+                    "bedrock-cost-mcp is waiting for an MCP client on stdin/stdout (JSON-RPC); a terminal is not one.\n\
+                     Connect a client: e.g. `claude mcp add bedrock-cost -- bedrock-cost-mcp serve`, or the client configurations in the README.\n\
+                     Or ask from the command line: `bedrock-cost-mcp --demo spend --period last_month --by team,model` (--demo needs no AWS account).\n\
+                     Ctrl-D or Ctrl-C quits."
+                );
+            }
             let result = match args.http {
                 Some(addr) => transport::http::serve(app, args.clone(), addr)
                     .await
@@ -237,6 +267,11 @@ async fn main() -> ExitCode {
             };
             match result {
                 Ok(()) => ExitCode::SUCCESS,
+                // Ctrl-D at the terminal before any client spoke: nothing went wrong.
+                Err(e) if at_terminal && e.contains("connection closed") => {
+                    eprintln!("stdin closed before an MCP client connected; nothing to do.");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -278,10 +313,19 @@ async fn answer(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            Err(match e {
-                ToolError::InvalidInput(_) => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            })
+            Err(exit_code(&e))
         }
+    }
+}
+
+/// 2 for a usage error: bad input, or a question the configured sources cannot answer (a
+/// flag combination such as `--by principal --source cost_explorer`, or a missing `--cur`);
+/// 1 for a failure upstream (AWS, credentials, the network).
+fn exit_code(e: &ToolError) -> ExitCode {
+    match e {
+        ToolError::InvalidInput(_) | ToolError::Unsupported(_) | ToolError::Forbidden(_) => {
+            ExitCode::from(2)
+        }
+        _ => ExitCode::FAILURE,
     }
 }

@@ -249,10 +249,13 @@ fn before_job(args: &Args) -> Result<(String, String), String> {
             .ok()
             .filter(|c: &f64| c.is_finite() && *c >= 0.0)
             .ok_or_else(|| format!("cost_usd must be a non-negative number, got '{cost}'"))?;
-        let check = call("check_budget", with_who(json!({"cost_usd": usd})));
+        let check = call(
+            "check_budget",
+            with_who(json!({"cost_usd": usd, "record": false})),
+        );
         let text = format!(
             "Before running this job (planned cost {usd} USD), check that it fits the budget.\n\
-1. {check}: allow, warn or deny, with the budget that applied, spend so far, unbilled estimates of recent checks and the month-end forecast. Call it once: every allow or warn is recorded as unbilled spend.\n\
+1. {check}: allow, warn or deny, with the budget that applied, spend so far, unbilled estimates of recent checks and the month-end forecast. It is a what-if (record false): when you do run the job, check once more without record false, so the job's cost counts as unbilled spend until it is billed.\n\
 {decide}"
         );
         return Ok((format!("Budget check for a {usd} USD job"), text));
@@ -268,13 +271,18 @@ fn before_job(args: &Args) -> Result<(String, String), String> {
     }
     let (total_in, total_out) = (input.saturating_mul(calls), output.saturating_mul(calls));
     let planned = json!({"model": model, "input_tokens": total_in, "output_tokens": total_out});
+    let what_if = {
+        let mut p = planned.clone();
+        p["record"] = json!(false);
+        p
+    };
     let text = format!(
         "Before running this job, check that it fits the budget. The job: {calls} call(s) of {model}, {input} input and {output} output tokens each ({total_in} input and {total_out} output tokens in all).\n\
 1. {estimate}: the job's price per token kind, and where the prices come from.\n\
-2. {check}: allow, warn or deny, with the budget that applied, spend so far, unbilled estimates of recent checks and the month-end forecast. Call it once: every allow or warn is recorded as unbilled spend.\n\
+2. {check}: allow, warn or deny, with the budget that applied, spend so far, unbilled estimates of recent checks and the month-end forecast. It is a what-if (record false): when you do run the job, check once more without record false, so the job's cost counts as unbilled spend until it is billed.\n\
 {decide}",
         estimate = call("estimate_cost", planned.clone()),
-        check = call("check_budget", with_who(planned)),
+        check = call("check_budget", with_who(what_if)),
     );
     Ok((format!("Budget check for {calls} call(s) of {model}"), text))
 }
@@ -304,7 +312,7 @@ mod tests {
         let job = json!({"model": "Claude Sonnet 4.6", "input_tokens": 2000, "output_tokens": "500", "calls": "10"});
         let t = text(&get(BEFORE_I_RUN_THIS_JOB, job.as_object(), "team", &[]).unwrap());
         assert!(
-            t.contains(r#"check_budget {"input_tokens":20000,"model":"Claude Sonnet 4.6","output_tokens":5000}"#),
+            t.contains(r#"check_budget {"input_tokens":20000,"model":"Claude Sonnet 4.6","output_tokens":5000,"record":false}"#),
             "{t}"
         );
     }

@@ -31,7 +31,7 @@ use crate::sources::identity::{DemoIdentity, Identity, Sts};
 use crate::sources::ledger::Ledger;
 use crate::sources::pricing::{PriceList, PriceSource, SnapshotPrices};
 use crate::sources::registry::{AgentRegistry, AwsAgentRegistry};
-use crate::tools::schema::{compact_input, compact_output};
+use crate::tools::schema::{check_input, compact_input, compact_output};
 use crate::tools::spend::SourceInput;
 
 const INSTRUCTIONS: &str = "Answers who spends what on Amazon Bedrock, per IAM principal. \
@@ -70,6 +70,8 @@ pub struct App {
     ce_client: Option<(Lazy<aws_sdk_costexplorer::Client>, Arc<RequestCap>)>,
     /// Shared: the HTTP transport clones `App` for every request.
     tool_router: Arc<ToolRouter<App>>,
+    /// Per tool, how its arguments are checked (`coerce_args`).
+    input_checks: Arc<std::collections::HashMap<String, InputCheck>>,
     /// The authenticated HTTP caller of this request (None: stdio or unauthenticated loopback).
     pub(crate) caller: Option<Arc<crate::auth::Caller>>,
     /// The accounts tool calls picked so far, each with its own sources (`for_account`).
@@ -205,6 +207,10 @@ impl App {
         let cur: Option<Arc<dyn SpendSource>> = lazy_cur.map(|c| c as Arc<dyn SpendSource>);
         let policy = match &config.budget_policy {
             Some(p) => Some(Arc::new(PolicyFile::load(p)?)),
+            // The demo organisation has budgets of its own (allow, warn and deny).
+            None if config.demo => Some(Arc::new(crate::demo_data::policy(
+                crate::domain::clock::today(),
+            ))),
             None => None,
         };
         let prices: Arc<dyn PriceSource> = match &sdk {
@@ -241,11 +247,21 @@ impl App {
         if config.allow_writes {
             tool_router += Self::write_router();
         }
+        let mut input_checks = std::collections::HashMap::new();
         for route in tool_router.map.values_mut() {
             let mut input = compact_input(&route.attr.input_schema);
+            let mut check = check_input(&route.attr.input_schema);
             if crate::accounts::ACCOUNT_TOOLS.contains(&route.attr.name.as_ref()) {
                 crate::accounts::advertise(Arc::make_mut(&mut input), &config);
+                crate::accounts::advertise(Arc::make_mut(&mut check), &config);
             }
+            input_checks.insert(
+                route.attr.name.to_string(),
+                InputCheck {
+                    read: typed_reader(&route.attr.name, &route.attr.input_schema),
+                    schema: check,
+                },
+            );
             route.attr.input_schema = input;
             if let Some(out) = &route.attr.output_schema {
                 route.attr.output_schema = Some(compact_output(out));
@@ -268,6 +284,7 @@ impl App {
             ce_client: None,
             budget_cache: budget_cache(),
             tool_router: Arc::new(tool_router),
+            input_checks: Arc::new(input_checks),
             caller: None,
             accounts: Arc::default(),
         };
@@ -347,15 +364,32 @@ impl App {
     }
 
     /// Convert arguments sent as JSON text or strings to the types the tool declares
-    /// (`tools::lenient`).
-    pub(crate) fn coerce_args(
+    /// (`tools::lenient`), then check them against the tool's input schema, so that a wrong
+    /// argument is refused with its name, the forms it takes and an example before the tool
+    /// reads its input. Last, the arguments are read as the tool will read them: anything the
+    /// schema lets through but the tool's type refuses is named by its path too (never serde's
+    /// bare "failed to deserialize parameters").
+    pub fn coerce_args(
         &self,
         tool: &str,
         args: &mut serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), ToolError> {
-        match self.tool_router.map.get(tool) {
-            Some(route) => crate::tools::lenient::coerce(args, &route.attr.input_schema)
-                .map_err(ToolError::invalid),
+        let Some(InputCheck { schema, read }) = self.input_checks.get(tool) else {
+            return Ok(());
+        };
+        crate::tools::lenient::coerce(args, schema);
+        let mut own = args.clone();
+        if crate::accounts::ACCOUNT_TOOLS.contains(&tool) {
+            // Taken out before the tool reads its input and checked there (`for_call`).
+            for k in ["profile", "region", "role_arn"] {
+                own.remove(k);
+            }
+        }
+        crate::tools::lenient::check(&own, schema).map_err(ToolError::invalid)?;
+        match read {
+            Some(read) => read(own).map_err(|(path, e)| {
+                ToolError::invalid(crate::tools::lenient::explain_serde(&path, &e, schema))
+            }),
             None => Ok(()),
         }
     }
@@ -572,6 +606,53 @@ impl App {
     }
 }
 
+/// How one tool's arguments are checked before it reads them.
+#[derive(Clone)]
+struct InputCheck {
+    /// The input schema with ranges and examples (`tools::schema::check_input`).
+    schema: Arc<rmcp::model::JsonObject>,
+    /// Read the arguments as the tool's input type reads them.
+    read: Option<Reader>,
+}
+
+/// Reads arguments as one input type; on failure, the path of the argument refused (`top_n`,
+/// `period.end`) and serde's reason.
+type Reader = fn(serde_json::Map<String, serde_json::Value>) -> Result<(), (String, String)>;
+
+/// The reader of `tool`'s input type (`tools::args`), if the tool still reads that type: the
+/// schema its route declares (`declared`, before compaction) is that type's. A tool whose input
+/// type changed is not read with a stale one (its arguments are still checked by schema).
+fn typed_reader(tool: &str, declared: &rmcp::model::JsonObject) -> Option<Reader> {
+    use crate::tools::args::*;
+    fn read<T: serde::de::DeserializeOwned>(
+        args: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), (String, String)> {
+        serde_path_to_error::deserialize::<_, T>(serde_json::Value::Object(args))
+            .map(|_| ())
+            .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+    }
+    fn pick<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
+        declared: &rmcp::model::JsonObject,
+    ) -> Option<Reader> {
+        rmcp::handler::server::common::schema_for_input::<T>()
+            .is_ok_and(|s| *s == *declared)
+            .then_some(read::<T> as Reader)
+    }
+    match tool {
+        "bedrock_spend" => pick::<SpendInput>(declared),
+        "spend_anomalies" => pick::<AnomalyInput>(declared),
+        "estimate_cost" => pick::<EstimateInput>(declared),
+        "check_budget" => pick::<CheckInput>(declared),
+        "untagged_principals" => pick::<UntaggedInput>(declared),
+        "cost_allocation_tags" => pick::<TagsInput>(declared),
+        "search_registry" => pick::<SearchInput>(declared),
+        "get_registry_record" => pick::<GetRecordInput>(declared),
+        "activate_cost_allocation_tags" => pick::<ActivateInput>(declared),
+        "tag_principal" => pick::<TagPrincipalInput>(declared),
+        _ => None,
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for App {
     /// Tools run as the authenticated caller, whose visibility narrows their answers.
@@ -639,6 +720,7 @@ impl ServerHandler for App {
             None => None,
         };
         let account = picked.as_ref().map(|(_, a)| a.clone());
+        let tool = request.name.clone();
         // A cancelled request (the client went away, or the HTTP deadline dropped the stream)
         // drops the tool's work with it, whatever the tool does.
         let ct = context.ct.clone();
@@ -676,6 +758,25 @@ impl ServerHandler for App {
             (account, result.as_mut())
         {
             crate::accounts::annotate(r, &account);
+        }
+        // The last net: rmcp's own "failed to deserialize parameters" (a tool `typed_check` does
+        // not know) is worded as every other input error, with the tool's arguments.
+        if let Ok(rmcp::model::CallToolResponse::Complete(r)) = result.as_mut()
+            && r.is_error == Some(true)
+            && let Some(why) = r
+                .content
+                .first()
+                .and_then(|c| c.as_text())
+                .and_then(|t| t.text.strip_prefix("failed to deserialize parameters:"))
+                .map(|w| w.trim().to_string())
+        {
+            let text = match self.input_checks.get(tool.as_ref() as &str) {
+                Some(check) => crate::tools::lenient::explain_serde("", &why, &check.schema),
+                None => why,
+            };
+            r.content = vec![rmcp::model::ContentBlock::text(
+                ToolError::invalid(text).to_string(),
+            )];
         }
         result
     }
@@ -776,6 +877,34 @@ impl ServerHandler for App {
 mod tests {
     use super::*;
     use crate::accounts::Account;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_tool_but_the_paged_anomalies_is_read_with_its_own_type() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        let config = Cli::try_parse_from(["x", "--demo", "--allow-writes"])
+            .unwrap()
+            .config;
+        let app = App::build(config).await.unwrap();
+        let unread: Vec<&str> = app
+            .input_checks
+            .iter()
+            .filter(|(_, c)| c.read.is_none())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        // list_registries takes no arguments; spend_anomalies reads `tools::anomalies::
+        // AnomalyPageInput` until its paging fields move into `args::AnomalyInput`.
+        for name in unread {
+            assert!(
+                ["list_registries", "spend_anomalies"].contains(&name),
+                "{name} is not read with its input type"
+            );
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn picked_accounts_are_kept_per_account_and_the_least_recent_is_dropped() {

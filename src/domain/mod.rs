@@ -4,6 +4,7 @@
 pub mod anomaly;
 pub mod clock;
 pub mod group;
+pub mod label;
 pub mod lines;
 pub mod model;
 pub mod period;

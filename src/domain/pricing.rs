@@ -211,21 +211,24 @@ pub fn resolve<'a>(
         .filter(|p| super::model::key(&p.model) == key)
         .collect();
     if rows.is_empty() {
-        let mut close: Vec<(usize, &str)> = prices
+        // Models sharing a word with the name first ("haiku" -> the Claude Haiku models), then
+        // by edit distance.
+        let words: Vec<&str> = key.split(' ').filter(|w| !w.is_empty()).collect();
+        let mut close: Vec<(bool, usize, &str)> = prices
             .iter()
             .map(|p| {
-                (
-                    distance(&super::model::key(&p.model), &key),
-                    p.model.as_str(),
-                )
+                let mk = super::model::key(&p.model);
+                let shares = mk.split(' ').any(|m| words.contains(&m));
+                (!shares, distance(&mk, &key), p.model.as_str())
             })
             .collect();
         close.sort();
-        close.dedup_by(|a, b| a.1 == b.1);
+        let mut seen = std::collections::HashSet::new();
+        close.retain(|c| seen.insert(c.2));
         return Err(close
             .into_iter()
             .take(3)
-            .map(|(_, m)| m.to_string())
+            .map(|(_, _, m)| m.to_string())
             .collect());
     }
     let find = |t: Tier, s: Scope| {

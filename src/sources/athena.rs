@@ -3,6 +3,7 @@
 //! organisation's CUR table. Start, poll with backoff, page the results,
 //! stop the query when the caller goes away, report the data scanned.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_athena::Client;
@@ -52,6 +53,10 @@ pub struct Athena {
     client: crate::sources::Lazy<Client>,
     settings: AthenaSettings,
     shape: TableShape,
+    /// Cleared the first time Athena says the table has no `line_item_iam_principal` column
+    /// (an export without IAM principal data): later questions leave the column out, and
+    /// questions that need it are refused with how to turn it on.
+    principal_column: AtomicBool,
 }
 
 impl Athena {
@@ -93,6 +98,7 @@ impl Athena {
             client,
             settings,
             shape,
+            principal_column: AtomicBool::new(true),
         })
     }
 }
@@ -157,7 +163,33 @@ impl SpendSource for Athena {
     }
 
     async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
-        let sql = cur_sql::build(q, &self.shape, Dialect::Athena)?;
+        let with_principal = self.principal_column.load(Ordering::Relaxed);
+        match self.run(q, with_principal, progress.clone()).await {
+            // The table has no principal column: a question that does not need it is asked
+            // again without it (tag and model questions work on such exports); one that needs
+            // it gets the error that says how to turn it on.
+            Err(ToolError::Unsupported(m)) if with_principal && m == NO_PRINCIPAL_COLUMN => {
+                self.principal_column.store(false, Ordering::Relaxed);
+                tracing::warn!(table = %self.shape.table, "the Athena table has no line_item_iam_principal column");
+                self.run(q, false, progress).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl Athena {
+    async fn run(
+        &self,
+        q: &SpendQuery,
+        with_principal: bool,
+        progress: Progress,
+    ) -> Result<SpendAnswer, ToolError> {
+        let shape = TableShape {
+            has_principal: with_principal,
+            ..self.shape.clone()
+        };
+        let sql = cur_sql::build(q, &shape, Dialect::Athena)?;
         tracing::debug!(sql = %sql.sql, "Athena query");
         let mut start = self
             .client
@@ -351,6 +383,9 @@ impl SpendSource for Athena {
                 "Athena scanned {:.1} MB (Athena bills per TB scanned)",
                 b as f64 / 1e6
             ));
+        }
+        if !with_principal {
+            notes.push(format!("{} has no line_item_iam_principal column: lines without a principal cannot be told from untagged ones here, and spend per principal is not available (turn on \"Include caller identity (IAM principal) allocation data\" in the export)", self.shape.table));
         }
         notes.extend(cur_sql::shaped_notes(&shaped));
         Ok(SpendAnswer {

@@ -767,12 +767,6 @@ impl SpendSource for CurEngine {
         if let Some(d) = &self.deliveries {
             notes.extend(d.notes());
         }
-        if shaped.rows.is_empty() && shaped.adjustments.is_empty() {
-            notes.push(format!(
-                "no Bedrock line items in {} for {} to {}; CUR deliveries lag up to 24 h and Bedrock lines complete on the next daily refresh",
-                self.location, q.period.start, q.period.end
-            ));
-        }
         notes.extend(cur_sql::shaped_notes(&shaped));
         Ok(SpendAnswer {
             rows: shaped.rows,
@@ -884,7 +878,7 @@ fn demo_base() -> Result<std::path::PathBuf, ToolError> {
         })
         .clone()
         .map_err(|e| {
-            ToolError::Unsupported(format!("cannot make a folder for the demo CUR export: {e}"))
+            ToolError::Internal(format!("cannot make a folder for the demo CUR export: {e}"))
         })
 }
 
@@ -898,7 +892,7 @@ async fn demo_export(today: chrono::NaiveDate) -> Result<std::path::PathBuf, Too
     }
     tokio::task::spawn_blocking(move || {
         let io = |e: std::io::Error| {
-            ToolError::Unsupported(format!(
+            ToolError::Internal(format!(
                 "cannot write the demo CUR export under {}: {e}",
                 base.display()
             ))
@@ -906,9 +900,8 @@ async fn demo_export(today: chrono::NaiveDate) -> Result<std::path::PathBuf, Too
         std::fs::create_dir_all(&base).map_err(io)?;
         let tmp = base.join(format!(".{}-{}", today, std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        crate::curgen::write_line_items(&crate::demo_data::line_items(today), &tmp).map_err(
-            |e| ToolError::Unsupported(format!("cannot write the demo CUR export: {e}")),
-        )?;
+        crate::curgen::write_line_items(&crate::demo_data::line_items(today), &tmp)
+            .map_err(|e| ToolError::Internal(format!("cannot write the demo CUR export: {e}")))?;
         if std::fs::rename(&tmp, &dir).is_err() {
             // Another process won the race; its copy is identical.
             let _ = std::fs::remove_dir_all(&tmp);
@@ -916,7 +909,7 @@ async fn demo_export(today: chrono::NaiveDate) -> Result<std::path::PathBuf, Too
         Ok(dir)
     })
     .await
-    .map_err(|e| ToolError::Unsupported(format!("demo export task failed: {e}")))?
+    .map_err(|e| ToolError::Internal(format!("demo export task failed: {e}")))?
 }
 
 #[async_trait::async_trait]

@@ -491,7 +491,7 @@ pub async fn shape_off_thread(
     let (q, columns) = (q.clone(), columns.to_vec());
     tokio::task::spawn_blocking(move || shape(&q, &columns, raw))
         .await
-        .map_err(|e| ToolError::Unsupported(format!("shaping the answer failed: {e}")))?
+        .map_err(|e| ToolError::Internal(format!("shaping the answer failed: {e}")))?
 }
 
 /// What an answer says about its shaped rows: groups whose usage counts only part of their
@@ -574,25 +574,6 @@ pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Sha
             currencies.insert(c);
         }
         let line_type = value(&r, &RawCol::LineType).unwrap_or_else(|| "Usage".into());
-        if !lines::is_usage(&line_type) {
-            // Bucketed by the billing month; the usage month it refers to, when earlier.
-            let billed = value(&r, &RawCol::BillingPeriod)
-                .and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok())
-                .unwrap_or(first_of_month(day));
-            let abucket = match q.granularity {
-                Granularity::Daily => billed.max(q.period.start),
-                Granularity::Monthly => billed.max(q.period.start),
-            };
-            let used = value(&r, &RawCol::AdjustmentMonth)
-                .and_then(|s| NaiveDate::parse_from_str(s.get(..10).unwrap_or(&s), "%Y-%m-%d").ok())
-                .map(first_of_month)
-                .unwrap_or(billed);
-            let refers_to = (used < billed).then(|| used.format("%Y-%m").to_string());
-            *adjustments
-                .entry((abucket, line_type, refers_to))
-                .or_default() += r.cost;
-            continue;
-        }
         let principal = value(&r, &RawCol::Principal).unwrap_or_default();
         let no_principal = if idx.contains_key(&RawCol::Principal) {
             principal.is_empty()
@@ -638,6 +619,28 @@ pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Sha
             if !keep {
                 continue;
             }
+        }
+        // Adjustments follow the filter like usage: a credit names no caller and no model, so
+        // a filter on principals, roles or models leaves it out (a refund of a caller's usage
+        // passes that caller's filter).
+        if !lines::is_usage(&line_type) {
+            // Bucketed by the billing month; the usage month it refers to, when earlier.
+            let billed = value(&r, &RawCol::BillingPeriod)
+                .and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok())
+                .unwrap_or(first_of_month(day));
+            let abucket = match q.granularity {
+                Granularity::Daily => billed.max(q.period.start),
+                Granularity::Monthly => billed.max(q.period.start),
+            };
+            let used = value(&r, &RawCol::AdjustmentMonth)
+                .and_then(|s| NaiveDate::parse_from_str(s.get(..10).unwrap_or(&s), "%Y-%m-%d").ok())
+                .map(first_of_month)
+                .unwrap_or(billed);
+            let refers_to = (used < billed).then(|| used.format("%Y-%m").to_string());
+            *adjustments
+                .entry((abucket, line_type, refers_to))
+                .or_default() += r.cost;
+            continue;
         }
         if no_principal {
             no_principal_total += r.cost;

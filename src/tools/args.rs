@@ -67,10 +67,13 @@ pub enum SourceInput {
 #[serde(deny_unknown_fields)]
 pub struct SpendInput {
     /// this_month (default), last_month, last_7_days, last_30_days, or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"} (end exclusive).
+    #[schemars(example = serde_json::json!("last_month"), example = serde_json::json!({"start": "2026-10-01", "end": "2026-11-01"}))]
     pub period: Option<PeriodInput>,
     /// tag:<key>, service, usage_type, region; cur/athena also principal, role, session, model, token_kind, tier, inference_scope, day, month. Max 2 (cost_explorer) or 3.
+    #[schemars(example = serde_json::json!(["tag:team", "model"]))]
     pub group_by: Option<Vec<String>>,
     /// Tag key (cur/athena also principal, role, model; * globs) -> value(s); "" = untagged.
+    #[schemars(example = serde_json::json!({"team": ["ml-platform", ""]}))]
     pub filter: Option<BTreeMap<String, OneOrMany>>,
     /// monthly (default) or daily.
     pub granularity: Option<GranularityInput>,
@@ -79,11 +82,30 @@ pub struct SpendInput {
     /// Default: cur if configured, else cost_explorer.
     pub source: Option<SourceInput>,
     /// Largest N groups (default 20); the rest sum into "others".
+    #[schemars(example = 20)]
     pub top_n: Option<u32>,
-    /// next_cursor from the previous answer.
+    /// From next_cursor.
     pub cursor: Option<String>,
     /// true: add a PNG chart.
     pub chart: Option<bool>,
+}
+
+/// The word a bare tag key stands for: `team` is `tag:team` (not a group key, no `:`, a valid
+/// tag key). The one place this rule lives: the CLI's `--by team` is read with it, and the tools
+/// suggest it when given a bare word.
+pub fn bare_tag(word: &str) -> Option<String> {
+    let w = word.trim();
+    (w.parse::<GroupKey>().is_err() && !w.contains(':') && valid_tag_key(w))
+        .then(|| format!("tag:{w}"))
+}
+
+/// A group key as the tools read it; a bare word that could be a tag key is refused with the
+/// `tag:<word>` it may mean.
+pub fn group_key(s: &str) -> Result<GroupKey, String> {
+    s.parse::<GroupKey>().map_err(|e| match bare_tag(s) {
+        Some(tag) => format!("{e}; did you mean \"{tag}\"? (tag keys are written tag:<key>)"),
+        None => e,
+    })
 }
 
 /// Parse and validate the input into a query (pure; unit-tested).
@@ -103,7 +125,8 @@ pub fn build_query(
         Some(list) => {
             let keys = list
                 .iter()
-                .map(|s| s.parse::<GroupKey>())
+                .enumerate()
+                .map(|(i, s)| group_key(s).map_err(|e| format!("group_by[{i}]: {e}")))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(ToolError::invalid)?;
             if keys.is_empty() {
@@ -229,14 +252,21 @@ pub fn spend_page(input: &SpendInput) -> Result<(usize, usize), ToolError> {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyInput {
-    /// Days to check (default last_7_days).
+    /// Default last_7_days.
+    #[schemars(example = serde_json::json!("last_7_days"), example = serde_json::json!({"start": "2026-10-01", "end": "2026-10-15"}))]
     pub period: Option<PeriodInput>,
     /// role (default), principal or tag:<key>.
+    #[schemars(example = serde_json::json!("role"), example = serde_json::json!("tag:team"))]
     pub by: Option<String>,
-    /// Sensitivity in robust std devs (default 3).
+    /// Sensitivity (default 3).
+    #[schemars(example = 3.0)]
     pub k: Option<f64>,
-    /// Smallest increase worth reporting, USD (default 5).
+    /// Smallest excess, USD (default 5).
     pub min_increase_usd: Option<f64>,
+    /// Per page, most money first (default 20).
+    pub top_n: Option<u32>,
+    /// From next_cursor.
+    pub cursor: Option<String>,
 }
 
 /// The checked arguments of `spend_anomalies`.
@@ -268,7 +298,7 @@ pub fn anomaly_args(input: &AnomalyInput, today: NaiveDate) -> Result<AnomalyArg
     }
     let min_increase = input.min_increase_usd.unwrap_or(5.0).max(0.0);
     let by_raw = input.by.clone().unwrap_or_else(|| "role".into());
-    let by: GroupKey = by_raw.parse().map_err(ToolError::invalid)?;
+    let by: GroupKey = group_key(&by_raw).map_err(|e| ToolError::invalid(format!("by: {e}")))?;
     if !matches!(by, GroupKey::Role | GroupKey::Principal | GroupKey::Tag(_)) {
         return Err(ToolError::invalid(
             "by must be role, principal or tag:<key>",
@@ -289,6 +319,7 @@ pub fn anomaly_args(input: &AnomalyInput, today: NaiveDate) -> Result<AnomalyArg
 #[serde(deny_unknown_fields)]
 pub struct EstimateInput {
     /// Model id, inference profile (id or ARN; global. and us. price apart) or name.
+    #[schemars(example = serde_json::json!("anthropic.claude-sonnet-4-6"), example = serde_json::json!("Claude Sonnet 4.6"))]
     pub model: Option<String>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
@@ -297,8 +328,10 @@ pub struct EstimateInput {
     pub cache_write_tokens: Option<u64>,
     pub cache_write_1h_tokens: Option<u64>,
     /// standard (default), batch, flex or priority.
+    #[schemars(example = serde_json::json!("standard"))]
     pub tier: Option<String>,
     /// Default: the configured region.
+    #[schemars(example = serde_json::json!("us-east-1"))]
     pub region: Option<String>,
 }
 
@@ -307,8 +340,10 @@ pub struct EstimateInput {
 #[serde(deny_unknown_fields)]
 pub struct CheckInput {
     /// Principal ARN, role, or tag:<key>=<value>. Default: the caller (STS).
+    #[schemars(example = serde_json::json!("tag:team=ml-platform"), example = serde_json::json!("arn:aws:iam::123456789012:role/MlRole"))]
     pub who: Option<String>,
     /// Planned call: model and token counts (see estimate_cost), or cost_usd.
+    #[schemars(example = serde_json::json!("anthropic.claude-sonnet-4-6"))]
     pub model: Option<String>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
@@ -317,7 +352,10 @@ pub struct CheckInput {
     pub cache_write_1h_tokens: Option<u64>,
     pub tier: Option<String>,
     /// Planned cost in USD (instead of model and tokens).
+    #[schemars(example = 12.5)]
     pub cost_usd: Option<f64>,
+    /// false: a what-if (not recorded).
+    pub record: Option<bool>,
 }
 
 /// More tokens than any one call plausibly uses.
@@ -365,9 +403,20 @@ pub fn estimate_args(input: &EstimateInput) -> Result<&str, ToolError> {
             "an application inference profile ARN does not say which model it runs; give the model id or the system inference profile it copies (e.g. us.anthropic.claude-sonnet-4-6)",
         ));
     }
-    if counts.iter().flatten().any(|c| *c > MAX_TOKENS) {
+    let names = [
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+    ];
+    if let Some((name, c)) = names
+        .iter()
+        .zip(counts)
+        .find_map(|(n, c)| c.filter(|c| *c > MAX_TOKENS).map(|c| (n, c)))
+    {
         return Err(ToolError::invalid(format!(
-            "token counts above {MAX_TOKENS} per call are not plausible; check the numbers"
+            "{name}: {c} is out of range; token counts above {MAX_TOKENS} per call are not plausible; {name} takes a whole number from 0 to {MAX_TOKENS}, e.g. \"{name}\": 1000"
         )));
     }
     Ok(model)
@@ -470,20 +519,24 @@ pub enum KindInput {
 #[serde(deny_unknown_fields)]
 pub struct UntaggedInput {
     /// Tag keys each principal needs (default: configured, else active iamPrincipal/* keys).
+    #[schemars(example = serde_json::json!(["team", "cost-center"]))]
     pub required_keys: Option<Vec<String>>,
     /// user, role or all (default).
     pub kind: Option<KindInput>,
     /// IAM path prefix, e.g. /agents/.
+    #[schemars(example = serde_json::json!("/agents/"))]
     pub path_prefix: Option<String>,
     /// Name glob, e.g. *Agent*.
+    #[schemars(example = serde_json::json!("*Agent*"))]
     pub name: Option<String>,
     /// Spend period for ranking (default last_30_days).
+    #[schemars(example = serde_json::json!("last_30_days"), example = serde_json::json!({"start": "2026-10-01", "end": "2026-11-01"}))]
     pub period: Option<PeriodInput>,
     /// Also list principals without spend.
     pub include_no_spend: Option<bool>,
     /// Page size (default 50).
     pub max_results: Option<u32>,
-    /// next_cursor from the previous answer.
+    /// From next_cursor.
     pub cursor: Option<String>,
 }
 
@@ -492,6 +545,7 @@ pub struct UntaggedInput {
 #[serde(deny_unknown_fields)]
 pub struct TagsInput {
     /// Keys to check. Default: configured keys.
+    #[schemars(example = serde_json::json!(["team", "cost-center"]))]
     pub required_keys: Option<Vec<String>>,
 }
 
@@ -550,6 +604,7 @@ impl RecordTypeInput {
 #[serde(deny_unknown_fields)]
 pub struct SearchInput {
     /// Keywords; empty: browse.
+    #[schemars(example = serde_json::json!("invoice processing agent"))]
     pub query: Option<String>,
     /// agent, mcp, skill, custom.
     pub record_types: Option<Vec<RecordTypeInput>>,
@@ -557,11 +612,11 @@ pub struct SearchInput {
     pub name: Option<String>,
     /// Exact record version.
     pub version: Option<String>,
-    /// Registry ids or names (default: all readable).
+    /// Ids or names (default: all readable).
     pub registries: Option<Vec<String>>,
     /// Hits per registry, 1-20 (default 10).
     pub max_results: Option<u32>,
-    /// next_cursor from the previous answer.
+    /// From next_cursor.
     pub cursor: Option<String>,
 }
 
@@ -569,6 +624,7 @@ pub struct SearchInput {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct GetRecordInput {
+    #[schemars(example = serde_json::json!("rec-0123456789abcdef"))]
     pub record_id: Option<String>,
     /// Up to 100 record ids.
     pub record_ids: Option<Vec<String>>,
@@ -642,7 +698,17 @@ pub fn search_args(input: &SearchInput) -> Result<(i32, String), ToolError> {
 /// The record ids `get_registry_record` asks for: 1 to 100.
 pub fn record_ids(input: &GetRecordInput) -> Result<Vec<String>, ToolError> {
     let mut ids: Vec<String> = input.record_ids.clone().unwrap_or_default();
+    if let Some(i) = ids.iter().position(|id| id.trim().is_empty()) {
+        return Err(ToolError::invalid(format!(
+            "record_ids[{i}] is empty; give record ids as search_registry lists them, e.g. \"record_ids\": [\"rec-0123456789abcdef\"]"
+        )));
+    }
     if let Some(id) = &input.record_id {
+        if id.trim().is_empty() {
+            return Err(ToolError::invalid(
+                "record_id is empty; give a record id as search_registry lists it, e.g. \"record_id\": \"rec-0123456789abcdef\" (or 1 to 100 record_ids)",
+            ));
+        }
         ids.insert(0, id.clone());
     }
     ids.dedup();
@@ -659,6 +725,7 @@ pub fn record_ids(input: &GetRecordInput) -> Result<Vec<String>, ToolError> {
 #[serde(deny_unknown_fields)]
 pub struct ActivateInput {
     /// 1-20 principal tag keys (iamPrincipal/ prefix optional).
+    #[schemars(example = serde_json::json!(["team"]))]
     pub keys: Vec<String>,
     /// Must be true: this changes billing settings.
     pub confirm: Option<bool>,
@@ -671,8 +738,10 @@ pub struct TagPrincipalInput {
     /// user or role.
     pub kind: IamKindInput,
     /// User or role name (not ARN).
+    #[schemars(example = serde_json::json!("MlRole"))]
     pub name: String,
     /// Tags to add (existing keys get the new value; nothing is removed).
+    #[schemars(example = serde_json::json!({"team": "ml-platform"}))]
     pub tags: BTreeMap<String, String>,
     /// Must be true: this changes IAM.
     pub confirm: Option<bool>,

@@ -81,6 +81,29 @@ pub struct CheckOutput {
     pub notes: Vec<String>,
 }
 
+/// Whose spend a check measured, in words: the budget's scope, or for the default budget the
+/// subject's role (every session of it), principal or tags.
+fn counted_scope(budget: Option<&Budget>, s: &Subject) -> String {
+    match budget.map(|b| &b.scope) {
+        Some(Scope::Principal { pattern }) => format!("principals matching {pattern}"),
+        Some(Scope::Role { pattern }) => {
+            format!("every session of roles matching {pattern}")
+        }
+        Some(Scope::Tag { key, value }) => {
+            format!("every principal tagged iamPrincipal/{key}={value}")
+        }
+        Some(Scope::Bedrock) => "all Bedrock spend of the account".into(),
+        Some(Scope::Default) | None => match (&s.role_arn, &s.principal_arn) {
+            (Some(r), _) => format!("the role {r} (every session of it)"),
+            (None, Some(p)) => format!("the principal {p}"),
+            _ => {
+                let tags: Vec<String> = s.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("principals tagged {}", tags.join(", "))
+            }
+        },
+    }
+}
+
 fn r4(x: f64) -> f64 {
     // + 0.0 turns -0.0 into 0.0.
     (x * 10_000.0).round() / 10_000.0 + 0.0
@@ -500,7 +523,14 @@ impl App {
                 )
             });
         let now = crate::domain::clock::now();
-        let since = period.start.and_time(chrono::NaiveTime::MIN).and_utc();
+        // Estimates of calls the bill already covers are released: a day before the last billed
+        // day is complete (a later day has lines), so only checks from the start of the last
+        // billed day on count as unbilled (and never before the budget's period).
+        let since = billed_through
+            .unwrap_or(period.start)
+            .max(period.start)
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc();
         let (unbilled, unbilled_checks) = match &ledger_key {
             Some(key) => self.ledger.unbilled(key, since, now).await,
             None => (0.0, 0),
@@ -524,8 +554,8 @@ impl App {
                     + now.time().num_seconds_from_midnight() as f64 / 86_400.0)
                     .max(0.5);
                 (
-                    (spent + unbilled) / elapsed * days_in_month,
-                    "linear projection of month-to-date spend (billed + unbilled) over the time elapsed".to_string(),
+                    spent / elapsed * days_in_month + unbilled,
+                    "linear projection of month-to-date billed spend over the time elapsed, plus unbilled checks".to_string(),
                 )
             }
         };
@@ -631,8 +661,19 @@ impl App {
             "billed spend {} from {spent_source}, as of {spent_as_of}; billing lags 24-48 h",
             fmt_money(spent)
         ));
+        reasons.push(format!(
+            "spend counted for {}",
+            counted_scope(budget.as_ref(), &subject)
+        ));
+        let record = input.record.unwrap_or(true);
+        if !record {
+            reasons.push(
+                "what-if (record false): this estimate is not recorded as unbilled spend".into(),
+            );
+        }
         let mut ledger_recorded = false;
         if let Some(ledger_key) = ledger_key
+            && record
             && verdict != "deny"
             && planned > 0.0
         {

@@ -170,7 +170,7 @@ fn entity_of(arn: &str) -> Option<(String, IamKind, String)> {
 
 #[tool_router(router = principals_router, vis = "pub(crate)")]
 impl App {
-    /// IAM users and roles missing required tag keys, ranked by Bedrock spend, with fix commands; spend of principals IAM no longer lists; a policy requiring the keys. Ranking: CUR, or Cost Explorer ($0.01/request, cached).
+    /// IAM users and roles missing required tag keys, ranked by Bedrock spend, with fix commands; spend of principals IAM no longer lists; a policy requiring the keys. Cost Explorer ranking: $0.01/request, cached.
     #[tool(
         name = "untagged_principals",
         title = "Principals that escape attribution",

@@ -20,6 +20,8 @@ pub fn compact_input(schema: &JsonObject) -> Arc<JsonObject> {
         for v in props.values_mut() {
             if let Value::Object(o) = v {
                 o.remove("format");
+                // Examples are for the error messages (`check_input`); tools/list stays small.
+                o.remove("examples");
                 for child in o
                     .iter_mut()
                     .filter(|(k, _)| k.as_str() != "description")
@@ -31,6 +33,45 @@ pub fn compact_input(schema: &JsonObject) -> Arc<JsonObject> {
         }
     }
     Arc::new(out)
+}
+
+/// The schema arguments are checked against before a tool reads them (`tools::lenient::check`):
+/// the compact input schema with what it leaves out for size put back, so that error messages
+/// can name it: each argument's `examples`, and the range of fixed-width integers (`format`
+/// `uint32`, `int64`, ...) as `minimum` and `maximum` (serde refuses a `u32` above 4294967295,
+/// and `1e12` or `-1` should be told the range, not "expected u32").
+pub fn check_input(schema: &JsonObject) -> Arc<JsonObject> {
+    let mut out = Value::Object(compact(schema, false));
+    bound_formats(&mut out);
+    match out {
+        Value::Object(o) => Arc::new(o),
+        _ => Arc::new(JsonObject::new()),
+    }
+}
+
+fn bound_formats(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let range: Option<(Value, Value)> = match o.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some((0.into(), u8::MAX.into())),
+                Some("uint16") => Some((0.into(), u16::MAX.into())),
+                Some("uint32") => Some((0.into(), u32::MAX.into())),
+                Some("uint64") | Some("uint") => Some((0.into(), u64::MAX.into())),
+                Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
+                Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
+                Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                Some("int64") | Some("int") => Some((i64::MIN.into(), i64::MAX.into())),
+                _ => None,
+            };
+            if let Some((min, max)) = range {
+                o.entry("minimum").or_insert(min);
+                o.entry("maximum").or_insert(max);
+            }
+            o.values_mut().for_each(bound_formats);
+        }
+        Value::Array(a) => a.iter_mut().for_each(bound_formats),
+        _ => {}
+    }
 }
 
 fn strip_descriptions(v: &mut Value) {

@@ -312,9 +312,22 @@ fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> SpendOutput {
         } else {
             ans.services_counted.join(", ")
         };
+        // Billing lag explains an empty answer only for a period that reaches the last two days.
+        let recent = q.period.end > crate::domain::clock::today() - chrono::Duration::days(2);
         notes.push(format!(
-            "no Bedrock spend found for {services} in {} to {}; billing data lags 24-48 h",
-            q.period.start, q.period.end
+            "no Bedrock spend found for {services} in {} to {}{}{}",
+            q.period.start,
+            q.period.end,
+            if q.filter.is_empty() {
+                ""
+            } else {
+                " matching the filter"
+            },
+            if recent {
+                "; billing data lags 24-48 h, so the last days may still fill in"
+            } else {
+                ""
+            }
         ));
     }
     let row_count = out_rows.len();
@@ -396,26 +409,47 @@ pub fn render_text(o: &SpendOutput) -> String {
         .collect::<std::collections::BTreeSet<_>>()
         .len()
         > 1;
-    // One aligned column per group key (each at most 60 characters wide).
-    let widths: Vec<usize> = o
+    // One aligned column per group key. Long values (principal ARNs) are shortened in the
+    // middle to about 60 characters, never so that two different values print the same
+    // (`domain::label`); the structured answer has them in full.
+    let labels: Vec<HashMap<&str, String>> = o
         .group_by
         .iter()
         .map(|k| {
-            o.rows
+            let mut values: Vec<&str> = o
+                .rows
                 .iter()
-                .map(|r| r.keys.get(k).map_or(0, |v| v.chars().count()))
+                .filter_map(|r| r.keys.get(k).map(String::as_str))
+                .collect();
+            values.sort_unstable();
+            values.dedup();
+            let short = crate::domain::label::distinct(&values, 60);
+            values.into_iter().zip(short).collect()
+        })
+        .collect();
+    let widths: Vec<usize> = o
+        .group_by
+        .iter()
+        .zip(&labels)
+        .map(|(k, l)| {
+            l.values()
+                .map(|v| v.chars().count())
                 .chain([k.chars().count(), 5])
                 .max()
                 .unwrap_or(5)
-                .min(60)
         })
         .collect();
     let cells = |values: &[&str]| -> String {
         values
             .iter()
             .zip(&widths)
-            .map(|(v, w)| {
-                let v: String = v.chars().take(*w).collect();
+            .enumerate()
+            .map(|(i, (v, w))| {
+                let v = labels
+                    .get(i)
+                    .and_then(|l| l.get(v))
+                    .map(String::as_str)
+                    .unwrap_or(v);
                 format!("{v:<w$}")
             })
             .collect::<Vec<_>>()
@@ -460,12 +494,25 @@ pub fn render_text(o: &SpendOutput) -> String {
         fmt_money(o.total)
     ));
     let rc = &o.reconciliation;
+    // The parts as printed (cents) add up to the total as printed: the cents rounding loses
+    // are shown as a part of their own.
+    let cents = |x: f64| (x * 100.0).round() as i64;
+    let rounding = cents(rc.total)
+        - [rc.named, rc.untagged, rc.no_principal, rc.others]
+            .into_iter()
+            .map(cents)
+            .sum::<i64>();
     s.push_str(&format!(
-        "named {} + untagged {} + no_principal {} + others {} = total {} ({})\n",
+        "named {} + untagged {} + no_principal {} + others {}{} = total {} ({})\n",
         fmt_money(rc.named),
         fmt_money(rc.untagged),
         fmt_money(rc.no_principal),
         fmt_money(rc.others),
+        if rounding != 0 {
+            format!(" + rounding {}", fmt_money(rounding as f64 / 100.0))
+        } else {
+            String::new()
+        },
         fmt_money(rc.total),
         if rc.reconciled {
             "reconciled"
@@ -522,56 +569,6 @@ pub fn render_text(o: &SpendOutput) -> String {
         s.push_str(&format!("Note: {n}\n"));
     }
     s
-}
-
-/// The tool input for the `spend` CLI subcommand (same contract, flag syntax).
-pub fn input_from_cli(a: &crate::cli::SpendArgs) -> Result<SpendInput, String> {
-    let period = match (&a.start, &a.end) {
-        (Some(start), Some(end)) => serde_json::json!({"start": start, "end": end}),
-        _ => serde_json::json!(a.period),
-    };
-    let group_by: Vec<String> =
-        a.by.iter()
-            .map(|k| match k.parse::<GroupKey>() {
-                Ok(_) => k.clone(),
-                // A bare word that is not a key names a tag: `--by team`.
-                Err(_) if crate::domain::group::valid_tag_key(k) && !k.contains(':') => {
-                    format!("tag:{k}")
-                }
-                Err(e) => e,
-            })
-            .collect();
-    let mut filter = serde_json::Map::new();
-    for f in &a.filters {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| format!("--filter '{f}' must be KEY=VALUE"))?;
-        let entry = filter
-            .entry(k.to_string())
-            .or_insert_with(|| serde_json::json!([]));
-        if let Some(list) = entry.as_array_mut() {
-            list.push(serde_json::json!(v));
-        }
-    }
-    let mut v = serde_json::json!({
-        "period": period,
-        "granularity": a.granularity,
-        "metric": a.metric,
-        "top_n": a.top,
-    });
-    if !group_by.is_empty() {
-        v["group_by"] = serde_json::json!(group_by);
-    }
-    if !filter.is_empty() {
-        v["filter"] = serde_json::Value::Object(filter);
-    }
-    if let Some(s) = &a.source {
-        v["source"] = serde_json::json!(s);
-    }
-    if a.chart.is_some() {
-        v["chart"] = serde_json::json!(true);
-    }
-    serde_json::from_value(v).map_err(|e| format!("{e}"))
 }
 
 #[tool_router(router = spend_router, vis = "pub(crate)")]
@@ -631,8 +628,16 @@ impl App {
         let mut q = build_query(&input, &self.config.default_tag_key, today)?;
         let (top_n, offset) = super::args::spend_page(&input)?;
         let source = self.spend_source(input.source)?;
+        let asked = q.clone();
         self.scope_query(&mut q, !source.filters_principals())?;
-        let mut ans = source.spend(&q, progress).await?;
+        let mut ans = source.spend(&q, progress.clone()).await?;
+        if !asked.filter.is_empty() && ans.rows.iter().all(|r| r.amount.abs() < 0.005) {
+            let (notes, paid) = self
+                .explain_empty_filter(&asked, source.as_ref(), progress)
+                .await;
+            ans.paid_requests += paid;
+            ans.notes.extend(notes);
+        }
         // Credits, refunds, tax and other adjustments carry no principal: they belong to the
         // whole account, so a caller limited to part of the spend does not see them.
         if self.visibility().is_some() && !ans.adjustments.is_empty() {
@@ -649,13 +654,167 @@ impl App {
             (full, chart)
         })
         .await
-        .map_err(|e| ToolError::Unsupported(format!("the chart could not be drawn: {e}")))?;
+        .map_err(|e| ToolError::Internal(format!("the chart could not be drawn: {e}")))?;
         let chart = chart.map_err(|e| {
-            ToolError::Unsupported(format!("{e}; ask again without chart for the figures"))
+            ToolError::Internal(format!("{e}; ask again without chart for the figures"))
         })?;
         let mut out = page(full, offset);
         out.chart = Some(chart.summary);
         Ok((out, Some(chart.png)))
+    }
+}
+
+/// The most filter dimensions probed when a filtered answer is empty (one query each; paid on
+/// Cost Explorer).
+const MAX_FILTER_PROBES: usize = 4;
+
+/// The filter values that match none of `known` (the values with spend in the period, most
+/// spend first), each with up to three closest known values.
+fn unmatched_values(
+    key: &GroupKey,
+    asked: &[String],
+    known: &[String],
+) -> Vec<(String, Vec<String>)> {
+    let matches = |a: &str, k: &str| -> bool {
+        match key {
+            GroupKey::Model => {
+                a.eq_ignore_ascii_case(k)
+                    || crate::domain::model::key(a) == crate::domain::model::key(k)
+                    || (a.contains('*') && crate::domain::principal::glob_match(a, k))
+            }
+            GroupKey::Principal | GroupKey::Role => crate::domain::principal::glob_match(a, k),
+            _ => a == k,
+        }
+    };
+    asked
+        .iter()
+        .filter(|a| !a.is_empty() && !known.iter().any(|k| matches(a, k)))
+        .map(|a| {
+            let lower = a.to_lowercase();
+            let mut scored: Vec<(f64, &String)> = known
+                .iter()
+                .map(|k| {
+                    let kl = k.to_lowercase();
+                    let mut s = strsim::jaro_winkler(&lower, &kl);
+                    if kl.contains(&lower) || lower.contains(&kl) {
+                        s += 0.5;
+                    }
+                    (s, k)
+                })
+                .collect();
+            scored.sort_by(|x, y| y.0.total_cmp(&x.0));
+            (
+                a.clone(),
+                scored.into_iter().take(3).map(|(_, k)| k.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
+impl App {
+    /// Why a filtered question found nothing: for each filtered dimension, the values that had
+    /// spend in the period (within the caller's scope, asked without any other filter),
+    /// the asked values that match none of them and the closest known ones. Notes, and the paid
+    /// requests made.
+    async fn explain_empty_filter(
+        &self,
+        asked: &SpendQuery,
+        source: &dyn crate::sources::SpendSource,
+        progress: Progress,
+    ) -> (Vec<String>, u32) {
+        let mut dims: Vec<(GroupKey, Vec<String>)> = asked
+            .filter
+            .tags
+            .iter()
+            .map(|(k, v)| (GroupKey::Tag(k.clone()), v.clone()))
+            .collect();
+        for (key, values) in [
+            (GroupKey::Model, &asked.filter.models),
+            (GroupKey::Principal, &asked.filter.principals),
+            (GroupKey::Role, &asked.filter.roles),
+        ] {
+            if !values.is_empty() {
+                dims.push((key, values.clone()));
+            }
+        }
+        let (mut notes, mut paid, mut all_match, mut probed, mut any_spend) =
+            (Vec::new(), 0, true, false, false);
+        for (key, values) in dims.into_iter().take(MAX_FILTER_PROBES) {
+            // The dimension alone (no other filter; the caller's scope applied again): a value
+            // with spend of its own is not a typo, even when the filters together match nothing.
+            let mut q = asked.clone();
+            q.filter = crate::domain::group::SpendFilter {
+                currencies: asked.filter.currencies.clone(),
+                ..Default::default()
+            };
+            q.group_by = vec![key.clone()];
+            q.granularity = Granularity::Monthly;
+            if self
+                .scope_query(&mut q, !source.filters_principals())
+                .is_err()
+            {
+                continue;
+            }
+            let Ok(ans) = source.spend(&q, progress.clone()).await else {
+                continue;
+            };
+            paid += ans.paid_requests;
+            probed = true;
+            let mut by_value: BTreeMap<String, f64> = BTreeMap::new();
+            for r in &ans.rows {
+                if let Some(Some(v)) = r.keys.first() {
+                    *by_value.entry(v.clone()).or_default() += r.amount;
+                }
+            }
+            let mut known: Vec<(String, f64)> = by_value
+                .into_iter()
+                .filter(|(_, a)| a.abs() >= 0.005)
+                .collect();
+            known.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let known: Vec<String> = known.into_iter().map(|(k, _)| k).collect();
+            any_spend |= !known.is_empty() || ans.rows.iter().any(|r| r.amount.abs() >= 0.005);
+            let untagged_asked = key.is_tag() && values.iter().any(String::is_empty);
+            let unmatched = unmatched_values(&key, &values, &known);
+            if unmatched.is_empty() {
+                continue;
+            }
+            all_match = false;
+            if unmatched.len() == values.len() && !untagged_asked {
+                for (value, closest) in unmatched {
+                    notes.push(if known.is_empty() {
+                        format!(
+                            "filter {key} = {value:?} matches nothing: no spend in {} to {} carries any {key} value",
+                            asked.period.start, asked.period.end
+                        )
+                    } else {
+                        format!(
+                            "filter {key} = {value:?} matches nothing in {} to {}; closest values with spend: {} ({} values with spend in all)",
+                            asked.period.start,
+                            asked.period.end,
+                            closest.join(", "),
+                            known.len()
+                        )
+                    });
+                }
+            } else {
+                for (value, closest) in unmatched {
+                    notes.push(format!(
+                        "filter {key} = {value:?} matches nothing (closest: {})",
+                        closest.join(", ")
+                    ));
+                }
+            }
+        }
+        // Nothing at all in the period (within the caller's scope): not the filter's doing.
+        if !any_spend {
+            return (Vec::new(), paid);
+        }
+        if all_match && probed {
+            notes.push(
+                "every filter value has spend in this period, but no spend matches all of them together".into(),
+            );
+        }
+        (notes, paid)
     }
 }
 
@@ -759,6 +918,25 @@ mod tests {
             ],
             "{text}"
         );
+    }
+
+    #[test]
+    fn reconciliation_line_adds_up_as_printed() {
+        let a = answer(vec![
+            ("2026-10-01", Some("a"), 1.004),
+            ("2026-10-01", None, 1.004),
+        ]);
+        let text = render_text(&shape_answer(&query(), a, 20, 0));
+        assert!(
+            text.contains("named 1.00 + untagged 1.00 + no_principal 0.00 + others 0.00 + rounding 0.01 = total 2.01"),
+            "{text}"
+        );
+        let a = answer(vec![
+            ("2026-10-01", Some("a"), 1.0),
+            ("2026-10-01", None, 2.0),
+        ]);
+        let text = render_text(&shape_answer(&query(), a, 20, 0));
+        assert!(!text.contains("rounding"), "{text}");
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub fn router(app: App, args: &ServeArgs, auth: Option<Auth>, ct: CancellationTo
             guard,
             crate::auth::middleware::guard,
         ))
+        .layer(axum::middleware::from_fn(json_by_default))
         .route("/healthz", get(|| async { "ok" }));
     if let Some(auth) = auth {
         let doc = auth.metadata();
@@ -136,6 +137,44 @@ pub fn router(app: App, args: &ServeArgs, auth: Option<Auth>, ct: CancellationTo
         }
     }
     router
+}
+
+/// The body of a POST to `/mcp` is one JSON-RPC message (MCP streamable HTTP); a POST that does
+/// not say its Content-Type is read as JSON, so a malformed body gets JSON-RPC error -32700
+/// (HTTP 400, from the guard) like any other, not 415. A Content-Type naming something else
+/// stays 415, answered as a JSON-RPC error that says what to send.
+async fn json_by_default(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, Method, StatusCode, header};
+    use axum::response::IntoResponse;
+    let post = req.method() == Method::POST;
+    if post && !req.headers().contains_key(header::CONTENT_TYPE) {
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    let resp = next.run(req).await;
+    if !(post && resp.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE) {
+        return resp;
+    }
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": -32600,
+            "message": "Invalid Request: send the JSON-RPC message with Content-Type: application/json"
+        }
+    })
+    .to_string();
+    (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// Serve until SIGINT or SIGTERM.

@@ -249,9 +249,26 @@ async fn the_ledger_window_and_the_month_bound_unbilled_checks() {
             .and_hms_opt(0, 0, 0)
             .unwrap()
             .and_utc();
+        // Checks the bill already covers are released: those before the last billed day of
+        // web's spend (days before it are complete).
+        let billed_from = line_items(at.date_naive())
+            .iter()
+            .filter(|l| l.line_item_type == "Usage" && l.unblended != 0.0)
+            .filter(|l| {
+                l.tags
+                    .iter()
+                    .any(|(k, v)| k == "iamPrincipal/team" && v == "web")
+            })
+            .filter(|l| l.usage_start >= first_of_month(at.date_naive()))
+            .filter(|l| l.usage_start < at.date_naive())
+            .map(|l| l.usage_start.and_hms_opt(0, 0, 0).unwrap().and_utc())
+            .max()
+            .unwrap_or(month);
         let live: Vec<f64> = recorded
             .iter()
-            .filter(|(when, _)| *when >= month && at - *when < chrono::Duration::hours(48))
+            .filter(|(when, _)| {
+                *when >= month.max(billed_from) && at - *when < chrono::Duration::hours(48)
+            })
             .map(|(_, a)| *a)
             .collect();
         let out = check(at, 1.0).await;
@@ -506,4 +523,113 @@ fn generate_cur_dates_follow_the_calendar() {
         vec![&months_after(t, -1).format("%Y-%m").to_string()],
         "{truth}"
     );
+}
+
+#[tokio::test]
+async fn generate_cur_writes_up_to_yesterday_by_default() {
+    let t = today();
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate_cur(dir.path(), &["--rows", "2000", "--seed", "9"]);
+    // Every line it wrote lies before today: spend from the first of last month to today is the
+    // whole of it, and this month's is the truth's (none on the 1st).
+    let client = stdio_client(None, &["--cur", dir.path().to_str().unwrap()], &[]).await;
+    let start = months_after(t, -1);
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": {"start": start.to_string(), "end": t.to_string()}}),
+    )
+    .await);
+    assert!(
+        close(
+            out["total"].as_f64().unwrap(),
+            truth["total_unblended"].as_f64().unwrap()
+        ),
+        "{} vs {}",
+        out["total"],
+        truth["total_unblended"]
+    );
+    let this_month = first_of_month(t).format("%Y-%m").to_string();
+    let want = truth["by_month"][&this_month].as_f64().unwrap_or(0.0);
+    let days: Vec<&String> = truth["by_month"].as_object().unwrap().keys().collect();
+    assert!(days.iter().all(|m| **m <= this_month), "{days:?}");
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": {"start": first_of_month(t).to_string(), "end": day(t, 1).to_string()}}),
+    )
+    .await);
+    assert!(close(out["total"].as_f64().unwrap(), want), "{out}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_demo_budgets_allow_warn_and_deny_on_any_day() {
+    // The demo organisation's own budgets (no --budget-policy): a $5 call, as a what-if.
+    let client = stdio_client(None, &["--demo"], &[]).await;
+    for (team, want) in [
+        ("finance-apps", "deny"),
+        ("web", "warn"),
+        ("ml-platform", "allow"),
+    ] {
+        let out = ok(&call(
+            &client,
+            "check_budget",
+            json!({"who": format!("tag:team={team}"), "cost_usd": 5.0, "record": false}),
+        )
+        .await);
+        assert_eq!(out["verdict"], json!(want), "{team} on {}: {out}", today());
+        assert_eq!(out["budget"]["name"], json!(format!("demo-{team}")));
+        assert_eq!(out["ledger_recorded"], json!(false));
+        let reasons = out["reasons"].to_string();
+        assert!(
+            reasons.contains(&format!("every principal tagged iamPrincipal/team={team}")),
+            "{reasons}"
+        );
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn recorded_checks_add_their_cost_once_and_what_ifs_add_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy(dir.path(), 1_000_000.0);
+    let ledger = dir.path().join("ledger.json");
+    let client = stdio_client(
+        None,
+        &[
+            "--demo",
+            "--budget-policy",
+            &policy,
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let check = async |record: Option<bool>| {
+        let mut args = json!({"who": "tag:team=web", "cost_usd": 5.0});
+        if let Some(r) = record {
+            args["record"] = json!(r);
+        }
+        ok(&call(&client, "check_budget", args).await)
+    };
+    // Over MCP a check records by default: the agent asks before it calls.
+    let first = check(None).await;
+    assert_eq!(first["ledger_recorded"], json!(true));
+    assert_eq!(first["unbilled"], json!(0.0));
+    let second = check(None).await;
+    assert_eq!(second["unbilled_checks"], json!(1));
+    assert_eq!(second["unbilled"], json!(5.0));
+    // The forecast grows by the recorded estimate itself, not by it projected over the month.
+    let grew = second["forecast"].as_f64().unwrap() - first["forecast"].as_f64().unwrap();
+    assert!((grew - 5.0).abs() < 0.001, "forecast grew by {grew}");
+    // A what-if is not recorded: the next check sees the two recorded ones only.
+    let what_if = check(Some(false)).await;
+    assert_eq!(what_if["ledger_recorded"], json!(false));
+    assert_eq!(what_if["unbilled"], json!(10.0));
+    let after = check(Some(false)).await;
+    assert_eq!(after["unbilled"], json!(10.0));
+    assert_eq!(after["unbilled_checks"], json!(2));
+    client.cancel().await.unwrap();
 }

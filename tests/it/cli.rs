@@ -176,17 +176,20 @@ fn check_budget_exit_codes_follow_the_verdict() {
     assert_eq!(v["verdict"], "deny");
     assert_eq!(v["budget"]["limit_usd"], 10.0);
 
+    // The demo organisation's own budgets: ml-platform's is far above its spend.
     let (code, table, _) = run(&[
         "--demo",
         "check-budget",
         "--who",
-        "tag:team=web",
+        "tag:team=ml-platform",
         "--cost-usd",
         "5",
     ]);
     assert_eq!(code, 0, "{table}");
     assert!(table.starts_with("verdict   ALLOW\n"), "{table}");
     assert!(table.contains("planned   5.00\n"), "{table}");
+    // The CLI's check is a what-if unless --record.
+    assert!(table.contains("what-if (record false)"), "{table}");
     let (code, _, err) = run(&[
         "--demo",
         "check-budget",
@@ -286,4 +289,22 @@ async fn a_long_question_shows_progress_on_a_terminal_only() {
     assert!(seen.contains("\r\x1b[2K"), "a progress line: {seen:?}");
     assert!(seen.contains(" s)"), "elapsed time shown: {seen:?}");
     assert!(seen.contains("Bedrock spend "), "then the answer: {seen:?}");
+}
+
+#[test]
+fn each_subcommand_lists_its_own_options_before_the_server_options() {
+    for (sub, own) in [
+        ("spend", "--period"),
+        ("check-budget", "--cost-usd"),
+        ("untagged", "--required-keys"),
+    ] {
+        let (code, help, _) = run(&[sub, "--help"]);
+        assert_eq!(code, 0, "{help}");
+        let own_at = help.find(own).unwrap_or_else(|| panic!("{sub}: {help}"));
+        let heading = help
+            .find("Server options (every subcommand):")
+            .unwrap_or_else(|| panic!("{sub}: {help}"));
+        let server_flag = help.find("--cur <CUR>").unwrap();
+        assert!(own_at < heading && heading < server_flag, "{sub}: {help}");
+    }
 }

@@ -593,10 +593,13 @@ async fn without_credentials_doctor_says_how_to_configure_them() {
         c["credentials"]
     );
     assert!(!c["credentials"].1.contains('\n'));
-    for name in ["identity", "iam", "budgets", "pricing", "agent_registry"] {
+    for name in ["identity", "iam", "budgets", "agent_registry"] {
         assert_eq!(c[name].0, "skipped", "{name}");
         assert!(c[name].1.contains("needs AWS credentials"), "{name}");
     }
+    // Prices need no credentials: the bundled snapshot answers.
+    assert_eq!(c["pricing"].0, "ok", "{:?}", c["pricing"]);
+    assert!(c["pricing"].1.contains("bundled price snapshot"));
     assert_eq!(c["region"].0, "ok");
 
     // No region: the region check says what to set.
@@ -787,4 +790,315 @@ async fn accounts_check_reaches_each_allowed_account() {
     );
     assert_eq!(run.code, 1);
     assert_eq!(emu.count("GetCostAndUsage").await, 0);
+}
+
+/// The tool and check of that name in a `doctor --json` report.
+fn tool<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["tools"]
+        .as_array()
+        .expect("tools array")
+        .iter()
+        .find(|t| t["tool"] == name)
+        .unwrap_or_else(|| panic!("no tool {name} in {v}"))
+}
+
+/// A local CUR export and no credentials at all: bedrock_spend (local CUR) and estimate_cost
+/// (bundled price snapshot) answer offline, so nothing fails; what needs AWS is skipped, with
+/// the reason.
+#[test]
+fn a_local_export_without_credentials_is_an_offline_setup_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    crate::common::generate_cur(&export, &["--rows", "300", "--days", "3"]);
+    let cur = export.to_str().unwrap();
+
+    let run = doctor(None, None, &["--cur", cur, "doctor", "--json"], &[]);
+    assert_eq!(
+        run.code, 0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    let v = run.json();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["paid_requests"], 0);
+    let c = checks(&v);
+    let failed: Vec<&String> = c
+        .iter()
+        .filter(|(_, s)| s.0 == "fail")
+        .map(|(k, _)| k)
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(c["credentials"].0, "skipped", "{:?}", c["credentials"]);
+    assert!(
+        c["credentials"].1.contains("none needed"),
+        "{:?}",
+        c["credentials"]
+    );
+    assert_eq!(c["cur"].0, "ok", "{:?}", c["cur"]);
+    assert!(c["cur"].1.contains("line_item_iam_principal present"));
+    assert_eq!(c["pricing"].0, "ok", "{:?}", c["pricing"]);
+    assert!(c["pricing"].1.contains("bundled price snapshot"));
+    for name in [
+        "identity",
+        "iam",
+        "budgets",
+        "agent_registry",
+        "cost_explorer",
+    ] {
+        assert_eq!(c[name].0, "skipped", "{name}");
+        assert!(
+            c[name].1.contains("needs AWS credentials"),
+            "{name}: {:?}",
+            c[name]
+        );
+    }
+    assert!(c.values().all(|(_, _, fix)| fix.is_empty()), "{c:?}");
+
+    // Per tool: what answers offline is ok, what calls AWS is skipped and says why.
+    let spend = tool(&v, "bedrock_spend");
+    assert_eq!(spend["status"], "ok", "{spend}");
+    assert!(
+        spend["source"]
+            .as_str()
+            .unwrap()
+            .contains("local CUR export"),
+        "{spend}"
+    );
+    assert_eq!(spend["failed"], json!([]));
+    let estimate = tool(&v, "estimate_cost");
+    assert_eq!(estimate["status"], "ok", "{estimate}");
+    assert!(
+        estimate["source"]
+            .as_str()
+            .unwrap()
+            .contains("bundled price snapshot"),
+        "{estimate}"
+    );
+    for name in ["check_budget", "spend_anomalies"] {
+        assert_eq!(tool(&v, name)["status"], "ok", "{}", tool(&v, name));
+    }
+    for name in [
+        "search_registry",
+        "list_registries",
+        "get_registry_record",
+        "cost_allocation_tags",
+        "untagged_principals",
+    ] {
+        let t = tool(&v, name);
+        assert_eq!(t["status"], "skipped", "{t}");
+        assert!(
+            t["source"]
+                .as_str()
+                .unwrap()
+                .contains("needs AWS credentials"),
+            "{t}"
+        );
+        assert_eq!(t["failed"], json!([]));
+    }
+    assert!(
+        v["hint"].as_str().unwrap().starts_with("offline setup"),
+        "{v}"
+    );
+
+    // The table says the same, with no fix to apply; --paid-checks has nothing to call.
+    let run = doctor(None, None, &["--cur", cur, "doctor", "--paid-checks"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        line(&run.stdout, "credentials").contains(" skipped "),
+        "{}",
+        run.stdout
+    );
+    assert!(line(&run.stdout, "estimate_cost").contains("bundled price snapshot"));
+    assert!(
+        line(&run.stdout, "bedrock_spend").contains(" ok "),
+        "{}",
+        run.stdout
+    );
+    assert!(line(&run.stdout, "search_registry").contains(" skipped "));
+    assert!(!run.stdout.contains("fix:"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(" 0 failed,")
+            && run.stdout.contains("0 paid Cost Explorer request(s).")
+    );
+
+    // No region either: not needed offline.
+    let run = doctor(
+        None,
+        None,
+        &["--cur", cur, "doctor", "--json"],
+        &[("AWS_REGION", "")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(checks(&run.json())["region"].0, "skipped");
+
+    // Athena configured as well: it needs AWS, so the missing credentials do fail, though
+    // bedrock_spend (CUR first) and estimate_cost still answer.
+    let run = doctor(
+        None,
+        None,
+        &[
+            "--cur",
+            cur,
+            "--athena-database",
+            "cur",
+            "--athena-table",
+            "cur2",
+            "doctor",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let v = run.json();
+    assert_eq!(checks(&v)["credentials"].0, "fail");
+    assert_eq!(tool(&v, "bedrock_spend")["status"], "ok", "{v}");
+    assert_eq!(tool(&v, "estimate_cost")["status"], "ok", "{v}");
+    assert_eq!(tool(&v, "search_registry")["status"], "fail", "{v}");
+}
+
+/// No credentials and nothing local to read: the report suggests the demo.
+#[test]
+fn without_credentials_or_local_data_doctor_suggests_the_demo() {
+    let run = doctor(None, None, &["doctor"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("`bedrock-cost-mcp --demo doctor`")
+            && run
+                .stdout
+                .contains("`bedrock-cost-mcp --demo spend --period last_month --by team,model`"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line(&run.stdout, "estimate_cost").contains(" ok "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line(&run.stdout, "bedrock_spend").contains(" fail "),
+        "{}",
+        run.stdout
+    );
+
+    let run = doctor(None, None, &["doctor", "--json"], &[]);
+    let v = run.json();
+    assert!(v["hint"].as_str().unwrap().contains("--demo"), "{v}");
+    let spend = tool(&v, "bedrock_spend");
+    assert_eq!(spend["failed"], json!(["credentials"]), "{spend}");
+    assert!(
+        spend["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cost Explorer")
+    );
+
+    // An export on S3 cannot be read without credentials either.
+    let run = doctor(
+        None,
+        None,
+        &["--cur", "s3://bucket/cur", "doctor", "--json"],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    let v = run.json();
+    assert_eq!(checks(&v)["cur"].0, "skipped");
+    assert!(v["hint"].as_str().unwrap().contains("--demo"), "{v}");
+
+    // The demo itself, and a working setup, get no such hint.
+    let run = doctor(None, None, &["--demo", "doctor", "--json"], &[]);
+    assert!(run.json().get("hint").is_none(), "{}", run.stdout);
+}
+
+/// With credentials and a local export, the AWS checks run as before, and each tool is
+/// judged by its own source: bedrock_spend by the export, not by Cost Explorer.
+#[tokio::test]
+async fn with_credentials_each_tool_follows_the_source_it_will_use() {
+    let emu = Emulator::start();
+    let reg = RegistryEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    crate::common::generate_cur(&export, &["--rows", "300", "--days", "3"]);
+
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &["--cur", export.to_str().unwrap(), "doctor", "--json"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let v = run.json();
+    let c = checks(&v);
+    for name in [
+        "credentials",
+        "identity",
+        "region",
+        "endpoints",
+        "iam",
+        "budgets",
+        "pricing",
+        "agent_registry",
+        "cur",
+    ] {
+        assert_eq!(c[name].0, "ok", "{name}: {:?}", c[name]);
+    }
+    assert!(c["pricing"].1.starts_with("pricing:GetProducts allowed"));
+    assert!(v.get("hint").is_none(), "{v}");
+    let spend = tool(&v, "bedrock_spend");
+    assert_eq!(spend["status"], "ok");
+    assert!(
+        spend["source"]
+            .as_str()
+            .unwrap()
+            .contains("local CUR export")
+    );
+    // Cost Explorer is not what bedrock_spend uses here.
+    assert_eq!(spend["not_checked"], json!(["principal_tags"]), "{spend}");
+    let ce = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cost_explorer")
+        .unwrap();
+    assert!(
+        !ce["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("bedrock_spend")),
+        "{ce}"
+    );
+    let estimate = tool(&v, "estimate_cost");
+    assert!(
+        estimate["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("the Price List API"),
+        "{estimate}"
+    );
+    assert!(
+        v["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "ok"),
+        "{v}"
+    );
+    assert_eq!(emu.count("GetProducts").await, 1);
+    assert_eq!(ce_calls(&emu).await, 0);
+
+    // Price List denied: that check fails (AWS is used), and says the snapshot stands in.
+    emu.fault("GetProducts", "AccessDeniedException", 1).await;
+    let run = doctor(
+        Some(&emu),
+        Some(&reg),
+        &["--cur", export.to_str().unwrap(), "doctor", "--json"],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    let c = checks(&run.json());
+    assert_eq!(c["pricing"].0, "fail");
+    assert!(
+        c["pricing"].2.contains("bundled snapshot"),
+        "{:?}",
+        c["pricing"]
+    );
 }

@@ -7,6 +7,7 @@ mod common;
 
 mod accounts;
 mod anomalies;
+mod answers;
 mod attack;
 mod budget;
 mod calendar;
@@ -20,6 +21,7 @@ mod doctor;
 mod faults;
 mod http_auth;
 mod http_transport;
+mod input_errors;
 mod principals;
 mod prompts_resources;
 mod registry;

@@ -117,7 +117,7 @@ Then answer with: the total and currency; a table of each team with amount and s
     let t = prompt_text(&job);
     assert!(t.starts_with("Before running this job, check that it fits the budget. The job: 50 call(s) of Claude Sonnet 4.6, 20000 input and 4000 output tokens each (1000000 input and 200000 output tokens in all).\n"), "{t}");
     assert!(t.contains("\n1. estimate_cost {\"input_tokens\":1000000,\"model\":\"Claude Sonnet 4.6\",\"output_tokens\":200000}: "), "{t}");
-    assert!(t.contains("\n2. check_budget {\"input_tokens\":1000000,\"model\":\"Claude Sonnet 4.6\",\"output_tokens\":200000,\"who\":\"tag:team=web\"}: "), "{t}");
+    assert!(t.contains("\n2. check_budget {\"input_tokens\":1000000,\"model\":\"Claude Sonnet 4.6\",\"output_tokens\":200000,\"record\":false,\"who\":\"tag:team=web\"}: "), "{t}");
     assert!(t.ends_with("On allow, go ahead and say how much budget remains."));
 
     // The arguments the prompt names are ones the tools accept: run them.

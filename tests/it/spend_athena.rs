@@ -528,6 +528,9 @@ async fn failures_are_reported_with_the_reason() {
         "{}",
         log[0]
     );
+    // From then on the server knows the table has no principal column: questions that do not
+    // need it leave it out (the failures below are Athena's, not the column's).
+    let ask = json!({"period": "last_month", "source": "athena", "group_by": ["model"]});
 
     emu.post(
         "/_emulator/athena/outcomes",
@@ -585,6 +588,74 @@ async fn failures_are_reported_with_the_reason() {
     );
     assert_eq!(log[0]["stopped"], json!(false));
     assert_eq!(log[4]["stopped"], json!(false));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_export_without_principal_data_answers_tag_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = export(
+        dir.path(),
+        last_month_start(),
+        12,
+        3_000,
+        &["--seed", "5", "--no-principal-column"],
+    );
+    let emu = Emulator::start();
+    register(&emu, dir.path()).await;
+    let client = stdio_client(Some(&emu), ARGS, &[]).await;
+
+    // A tag question: Athena first fails on the missing column, the server asks again without
+    // it, and says so. Without the column a line without any principal cannot be told from a
+    // principal without the tag: both are untagged.
+    let ask = json!({"period": "last_month", "source": "athena", "group_by": ["tag:team"],
+        "top_n": 500});
+    let out = ok(&call(&client, "bedrock_spend", ask.clone()).await);
+    assert_cents(num(&out["total"]), num(&truth["total_unblended"]), "total");
+    let mut want = truth["by_team"].as_object().unwrap().clone();
+    let untagged = num(&want[""]) + num(&truth["no_principal"]);
+    want.insert(String::new(), json!(untagged));
+    assert!(
+        num(&truth["no_principal"]) > 0.0,
+        "the generator writes such lines"
+    );
+    assert_close(
+        &by_keys(&out, &["tag:team"]),
+        &Value::Object(want),
+        "untagged",
+    );
+    let notes = out["notes"].to_string();
+    assert!(
+        notes.contains("no line_item_iam_principal column"),
+        "{notes}"
+    );
+    let log = queries(&emu).await;
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("COLUMN_NOT_FOUND")
+    );
+    assert!(
+        !log[1]["query"]
+            .as_str()
+            .unwrap()
+            .contains("line_item_iam_principal")
+    );
+
+    // A principal question is refused with how to turn the column on, without a query.
+    let e = err(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "source": "athena", "group_by": ["role"]}),
+    )
+    .await);
+    assert!(e.contains("INCLUDE_IAM_PRINCIPAL_DATA"), "{e}");
+    // The same tag question again: one query, no failed first attempt.
+    let again = ok(&call(&client, "bedrock_spend", ask).await);
+    assert_eq!(again["total"], out["total"]);
+    assert_eq!(queries(&emu).await.len(), 3);
     client.cancel().await.unwrap();
 }
 

@@ -615,9 +615,12 @@ async fn bad_input_names_the_accepted_forms() {
         (json!({"group_by": ["owner"]}), "tag:<key>"),
         (json!({"group_by": ["principal"]}), "--cur"),
         // A string is read as a one-item list (tools::lenient); a number cannot be one.
-        (json!({"group_by": 5}), "deserialize"),
+        (json!({"group_by": 5}), "group_by: expected a list"),
         (json!({"top_n": "many"}), "top_n must be a whole number"),
-        (json!({"granularity": "hourly"}), "deserialize"),
+        (
+            json!({"granularity": "hourly"}),
+            "granularity: the string \"hourly\" is not one of the accepted values",
+        ),
         (json!({"periodd": "last_month"}), "unknown field"),
         (json!({"source": "cur"}), "--cur PATH"),
         (json!({"cursor": "garbage"}), "next_cursor"),
