@@ -19,6 +19,23 @@ pub struct Entry {
     pub at: DateTime<Utc>,
     pub amount: f64,
     pub what: String,
+    /// The check's id (`check_id` in its answer): a caller releases an estimate whose call did
+    /// not run by naming it. Empty in ledgers written before ids.
+    #[serde(default)]
+    pub id: String,
+}
+
+/// A new check id: 128 random bits, unguessable, so naming one proves it was handed out.
+pub fn new_id() -> String {
+    let mut b = [0u8; 16];
+    // Without randomness an id could be guessed: then there is none (nothing can be released).
+    if getrandom::fill(&mut b).is_err() {
+        return String::new();
+    }
+    format!(
+        "chk_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 /// Most estimates kept at once (a few hundred bytes each): checks in a loop, or a caller
@@ -86,6 +103,33 @@ impl Ledger {
         (live.iter().map(|e| e.amount).sum(), live.len())
     }
 
+    /// Take back the estimate recorded as `id` (its call did not run), if it is still held and
+    /// its key starts with `key_prefix` (a limited caller releases only its own). The file is
+    /// rewritten without it.
+    pub async fn release(&self, id: &str, key_prefix: &str) -> Result<Entry, String> {
+        let mut entries = self.entries.lock().await;
+        let at = entries
+            .iter()
+            .position(|e| !e.id.is_empty() && e.id == id && e.key.starts_with(key_prefix))
+            .ok_or_else(|| {
+                format!("no unbilled check {id} to release (released already, billed, expired, or not this caller's)")
+            })?;
+        let gone = entries.remove(at);
+        if let Some(path) = &self.path {
+            let body: String = entries
+                .iter()
+                .filter_map(|e| serde_json::to_string(e).ok())
+                .map(|l| l + "\n")
+                .collect();
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if let Err(e) = std::fs::write(&tmp, body).and_then(|()| std::fs::rename(&tmp, path)) {
+                entries.insert(at, gone);
+                return Err(format!("cannot rewrite {}: {e}", path.display()));
+            }
+        }
+        Ok(gone)
+    }
+
     /// Record an estimate (appended to the file) and forget expired ones. The ledger keeps at
     /// most [`MAX_ENTRIES`] estimates; past that the oldest go first (the file is compacted).
     pub async fn record(&self, entry: Entry) -> Result<(), String> {
@@ -141,6 +185,7 @@ mod tests {
             at: t0 - Duration::hours(50),
             amount: 5.0,
             what: "old".into(),
+            id: String::new(),
         })
         .await
         .unwrap();
@@ -149,6 +194,7 @@ mod tests {
             at: t0,
             amount: 1.5,
             what: "new".into(),
+            id: "chk_a".into(),
         })
         .await
         .unwrap();
@@ -157,6 +203,7 @@ mod tests {
             at: t0,
             amount: 9.0,
             what: "x".into(),
+            id: "chk_b".into(),
         })
         .await
         .unwrap();
@@ -181,5 +228,21 @@ mod tests {
                 .await,
             (0.0, 0)
         );
+        // Released by id, only under the caller's own keys, once; the file forgets it too.
+        assert!(again.release("chk_a", "other").await.is_err());
+        assert_eq!(again.release("chk_a", "tag:").await.unwrap().amount, 1.5);
+        assert!(again.release("chk_a", "").await.is_err());
+        assert!(
+            again.release("", "").await.is_err(),
+            "entries without an id stay"
+        );
+        assert_eq!(again.unbilled("tag:team=ml", month_ago, t0).await, (0.0, 0));
+        let reread = Ledger::open(Some(again.path.clone().unwrap()), Duration::hours(48));
+        assert_eq!(
+            reread.unbilled("tag:team=ml", month_ago, t0).await,
+            (0.0, 0)
+        );
+        assert_eq!(reread.unbilled("other", month_ago, t0).await, (9.0, 1));
+        assert!(new_id().starts_with("chk_") && new_id() != new_id());
     }
 }

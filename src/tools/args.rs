@@ -86,7 +86,7 @@ pub struct SpendInput {
     pub top_n: Option<u32>,
     /// From next_cursor.
     pub cursor: Option<String>,
-    /// true: add a PNG chart.
+    /// Add a PNG chart.
     pub chart: Option<bool>,
 }
 
@@ -318,7 +318,7 @@ pub fn anomaly_args(input: &AnomalyInput, today: NaiveDate) -> Result<AnomalyArg
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EstimateInput {
-    /// Model id, inference profile (id or ARN; global. and us. price apart) or name.
+    /// Model id, name or inference profile (global./us. priced apart).
     #[schemars(example = serde_json::json!("anthropic.claude-sonnet-4-6"), example = serde_json::json!("Claude Sonnet 4.6"))]
     pub model: Option<String>,
     pub input_tokens: Option<u64>,
@@ -342,7 +342,7 @@ pub struct CheckInput {
     /// Principal ARN, role, or tag:<key>=<value>. Default: the caller (STS).
     #[schemars(example = serde_json::json!("tag:team=ml-platform"), example = serde_json::json!("arn:aws:iam::123456789012:role/MlRole"))]
     pub who: Option<String>,
-    /// Planned call: model and token counts (see estimate_cost), or cost_usd.
+    /// With token counts (see estimate_cost), or give cost_usd.
     #[schemars(example = serde_json::json!("anthropic.claude-sonnet-4-6"))]
     pub model: Option<String>,
     pub input_tokens: Option<u64>,
@@ -356,6 +356,8 @@ pub struct CheckInput {
     pub cost_usd: Option<f64>,
     /// false: a what-if (not recorded).
     pub record: Option<bool>,
+    /// check_id whose call did not run.
+    pub release: Option<String>,
 }
 
 /// More tokens than any one call plausibly uses.
@@ -518,7 +520,7 @@ pub enum KindInput {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UntaggedInput {
-    /// Tag keys each principal needs (default: configured, else active iamPrincipal/* keys).
+    /// Default: configured, else active iamPrincipal/* keys.
     #[schemars(example = serde_json::json!(["team", "cost-center"]))]
     pub required_keys: Option<Vec<String>>,
     /// user, role or all (default).

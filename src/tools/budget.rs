@@ -75,6 +75,12 @@ pub struct CheckOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub percent_after: Option<f64>,
     pub ledger_recorded: bool,
+    /// The id of the estimate recorded: give it as `release` if the call does not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_id: Option<String>,
+    /// The check released by this call (`release`), and its estimate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released: Option<Released>,
     /// Why the budget's figures are not shown: it covers spend outside what the caller may see.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub figures_withheld: Option<String>,
@@ -102,6 +108,15 @@ fn counted_scope(budget: Option<&Budget>, s: &Subject) -> String {
             }
         },
     }
+}
+
+/// An estimate taken back from the ledger: its call did not run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Released {
+    pub check_id: String,
+    pub amount: f64,
+    /// What was checked (model or cost_usd).
+    pub what: String,
 }
 
 fn r4(x: f64) -> f64 {
@@ -438,8 +453,44 @@ impl App {
     pub async fn check(&self, input: CheckInput) -> Result<CheckOutput, ToolError> {
         let mut notes = Vec::new();
         let mut reasons = Vec::new();
-        // The planned call.
-        let planned = match planned_call(&input)? {
+        // A check whose call did not run: its estimate leaves the ledger first, so this answer
+        // already counts without it. A limited caller releases only its own checks.
+        let released = match input.release.as_deref().map(str::trim) {
+            None => None,
+            Some(id) if id.is_empty() || id.len() > 64 => {
+                return Err(ToolError::invalid(
+                    "release takes the check_id of an earlier check (chk_ and 32 hex digits)",
+                ));
+            }
+            Some(id) => {
+                let prefix = match &self.caller {
+                    Some(c) if c.visibility.is_some() => format!("caller:{}|", c.name),
+                    _ => String::new(),
+                };
+                let e = self
+                    .ledger
+                    .release(id, &prefix)
+                    .await
+                    .map_err(ToolError::invalid)?;
+                reasons.push(format!(
+                    "released check {id}: its {} estimate no longer counts as unbilled spend",
+                    fmt_money(e.amount)
+                ));
+                Some(Released {
+                    check_id: id.to_string(),
+                    amount: r4(e.amount),
+                    what: e.what,
+                })
+            }
+        };
+        // The planned call (none when the call only releases an earlier check).
+        let planned = match planned_call(&input) {
+            Err(_) if released.is_some() && input.cost_usd.is_none() && input.model.is_none() => {
+                Planned::Cost(0.0)
+            }
+            other => other?,
+        };
+        let planned = match planned {
             Planned::Cost(c) => c,
             Planned::Priced(estimate) => {
                 let e = self.estimate(estimate).await?;
@@ -672,11 +723,13 @@ impl App {
             );
         }
         let mut ledger_recorded = false;
+        let mut check_id = None;
         if let Some(ledger_key) = ledger_key
             && record
             && verdict != "deny"
             && planned > 0.0
         {
+            let id = crate::sources::ledger::new_id();
             match self
                 .ledger
                 .record(Entry {
@@ -684,10 +737,14 @@ impl App {
                     at: now,
                     amount: planned,
                     what: input.model.clone().unwrap_or_else(|| "cost_usd".into()),
+                    id: id.clone(),
                 })
                 .await
             {
-                Ok(()) => ledger_recorded = true,
+                Ok(()) => {
+                    ledger_recorded = true;
+                    check_id = Some(id).filter(|i| !i.is_empty());
+                }
                 Err(e) => notes.push(format!("could not record the estimate in the ledger: {e}")),
             }
         }
@@ -711,6 +768,8 @@ impl App {
             remaining_after,
             percent_after,
             ledger_recorded,
+            check_id,
+            released,
             figures_withheld: None,
             spent_computed,
             notes,
@@ -768,6 +827,11 @@ pub(crate) fn render_check(o: &CheckOutput) -> String {
             "Forecast to month end: {} ({}).\n",
             fmt_money(f),
             o.forecast_method
+        ));
+    }
+    if let Some(id) = &o.check_id {
+        t.push_str(&format!(
+            "Recorded as unbilled spend: check_id {id} (if the call does not run, check again with release: \"{id}\").\n"
         ));
     }
     if let Some(w) = &o.figures_withheld {

@@ -569,6 +569,25 @@ async fn check_budget_never_shows_spend_outside_the_callers_scope_nor_shares_its
     )
     .await;
     assert_eq!(r["structuredContent"]["unbilled_checks"], json!(1));
+    // Another limited caller cannot release the bot's check, even knowing its id; the bot can.
+    let id = out["check_id"].as_str().unwrap().to_string();
+    let r = tool(
+        &server.url,
+        ML,
+        "check_budget",
+        json!({"who": "tag:team=ml-platform", "release": id}),
+    )
+    .await;
+    assert!(is_error(&r), "{r}");
+    let r = tool(
+        &server.url,
+        BOT,
+        "check_budget",
+        json!({"who": bot, "release": id}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r}");
+    assert_eq!(r["structuredContent"]["released"]["check_id"], json!(id));
     // A team's own budget: figures shown to that team.
     let r = tool(
         &server.url,

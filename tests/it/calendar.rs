@@ -631,5 +631,35 @@ async fn recorded_checks_add_their_cost_once_and_what_ifs_add_nothing() {
     let after = check(Some(false)).await;
     assert_eq!(after["unbilled"], json!(10.0));
     assert_eq!(after["unbilled_checks"], json!(2));
+    assert!(what_if.get("check_id").is_none(), "{what_if}");
+    // The second call did not run: releasing its check takes its estimate back, once.
+    let id = second["check_id"].as_str().unwrap().to_string();
+    assert_ne!(Some(id.as_str()), first["check_id"].as_str());
+    let released = ok(&call(
+        &client,
+        "check_budget",
+        json!({"who": "tag:team=web", "release": id}),
+    )
+    .await);
+    assert_eq!(released["released"]["amount"], json!(5.0), "{released}");
+    assert_eq!(released["unbilled"], json!(5.0));
+    assert_eq!(released["unbilled_checks"], json!(1));
+    assert_eq!(released["ledger_recorded"], json!(false));
+    let e = err(&call(
+        &client,
+        "check_budget",
+        json!({"who": "tag:team=web", "release": id}),
+    )
+    .await);
+    assert!(e.contains("no unbilled check"), "{e}");
+    // A made-up id releases nothing.
+    let e = err(&call(
+        &client,
+        "check_budget",
+        json!({"who": "tag:team=web", "release": "chk_00000000000000000000000000000000"}),
+    )
+    .await);
+    assert!(e.contains("no unbilled check"), "{e}");
+    assert_eq!(check(Some(false)).await["unbilled"], json!(5.0));
     client.cancel().await.unwrap();
 }
