@@ -245,6 +245,10 @@ pub struct GenerateCurArgs {
     /// Leave out line_item_iam_principal, as an export without IAM principal data.
     #[arg(long)]
     pub no_principal_column: bool,
+    /// Write every line of the second account in this currency (ISO 4217, e.g. EUR), as an
+    /// account billed in another currency; truth.json's by_currency has the usage per currency.
+    #[arg(long, value_name = "CODE")]
+    pub second_currency: Option<String>,
     /// How refreshes are delivered: overwrite (files directly in each BILLING_PERIOD folder) or
     /// create-new (a <timestamp>-<id>/ folder per refresh, with an earlier partial refresh left
     /// next to the current one, as Data Exports leaves them).

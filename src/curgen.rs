@@ -113,6 +113,10 @@ pub struct GenSpec {
     /// Time granularity MONTHLY: one line per month for what a daily export bills in one line
     /// per day (same caller, usage type, unit, ...), dated from the month's first day.
     pub monthly: bool,
+    /// Every line of the second account is in this currency (`line_item_currency_code`, the
+    /// currency of its amounts), as for an account billed in another currency; the amounts are
+    /// written as they are, never converted. `None`: every line in USD.
+    pub second_currency: Option<String>,
 }
 
 impl GenSpec {
@@ -135,6 +139,15 @@ impl GenSpec {
             manifest: true,
             export_name: "bedrock-cur".to_string(),
             monthly: false,
+            second_currency: None,
+        }
+    }
+
+    /// The currency of the lines of `account`.
+    fn currency(&self, account: &str) -> &str {
+        match &self.second_currency {
+            Some(c) if account == ACCOUNTS[1] => c,
+            _ => "USD",
         }
     }
 }
@@ -201,6 +214,9 @@ pub struct Truth {
     pub adjustment_lines: Vec<AdjustmentTruth>,
     /// Usage unblended per billing month `YYYY-MM`.
     pub by_month: BTreeMap<String, f64>,
+    /// Usage unblended by `line_item_currency_code` (the engine never adds amounts in different
+    /// currencies; the totals above do).
+    pub by_currency: BTreeMap<String, f64>,
     /// Usage lines with a principal written (= `GenSpec::rows`).
     pub usage_rows: u64,
     /// Usage lines without a principal written.
@@ -1469,6 +1485,8 @@ struct Tally {
     by_service: Vec<Acc>,
     no_principal_by_model: Vec<Acc>,
     by_month: BTreeMap<String, f64>,
+    /// Usage unblended per account (index into ACCOUNTS).
+    usage_by_account: [f64; 2],
     adjustment_lines: Vec<AdjustmentTruth>,
 }
 
@@ -1491,6 +1509,7 @@ impl Tally {
             by_service: vec![Acc::default(); world.services.len()],
             no_principal_by_model: vec![Acc::default(); n_models],
             by_month: BTreeMap::new(),
+            usage_by_account: [0.0; 2],
             adjustment_lines: Vec::new(),
         }
     }
@@ -1605,6 +1624,16 @@ impl Tally {
             adjustments,
             adjustment_lines: self.adjustment_lines,
             by_month: self.by_month,
+            by_currency: {
+                let mut m = BTreeMap::new();
+                for (i, sum) in self.usage_by_account.iter().enumerate() {
+                    if *sum != 0.0 {
+                        *m.entry(spec.currency(ACCOUNTS[i]).to_string())
+                            .or_insert(0.0) += sum;
+                    }
+                }
+                m
+            },
             usage_rows: self.usage_rows,
             no_principal_rows: self.no_principal_rows,
             rows_written: written.rows,
@@ -1699,6 +1728,7 @@ impl Refreshes {
 /// previous month's usage (the month itself when it is the first generated); `Tax` (6%); and the
 /// account's discount line, exactly the Σ (unblended − net) of its usage lines.
 fn close_month(
+    spec: &GenSpec,
     world: &World,
     state: &MonthState,
     first_month: NaiveDate,
@@ -1793,7 +1823,7 @@ fn close_month(
                 pricing_unit: "",
                 unblended: amount,
                 net_unblended: Some(amount),
-                currency: "USD",
+                currency: spec.currency(ACCOUNTS[account]),
                 region,
                 product: Product {
                     service_name: if ut == usize::MAX {
@@ -1840,6 +1870,12 @@ fn validate(spec: &GenSpec) -> Result<(), CurGenError> {
         .is_none()
     {
         "start + days is out of the calendar range"
+    } else if spec
+        .second_currency
+        .as_ref()
+        .is_some_and(|c| c.len() != 3 || !c.chars().all(|x| x.is_ascii_uppercase()))
+    {
+        "second_currency must be an ISO 4217 code such as EUR"
     } else {
         return Ok(());
     };
@@ -1920,6 +1956,7 @@ impl MonthlyLines {
     /// Write the month's summed lines, dated `start` to `end`.
     fn flush(
         &mut self,
+        spec: &GenSpec,
         writer: &mut PartitionedWriter,
         month: NaiveDate,
         start: NaiveDate,
@@ -1940,7 +1977,7 @@ impl MonthlyLines {
                 pricing_unit: &o.pricing_unit,
                 unblended: o.unblended,
                 net_unblended: o.net_unblended,
-                currency: "USD",
+                currency: spec.currency(&o.account),
                 region: &o.region,
                 product: Product {
                     service_name: &o.service_name,
@@ -2092,12 +2129,13 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
         if state.as_ref().is_some_and(|s| s.month != month) {
             let done = state.take().expect("checked above");
             monthly.flush(
+                spec,
                 &mut writer,
                 done.month,
                 done.month,
                 done.last_day + Duration::days(1),
             )?;
-            close_month(&world, &done, first_month, &mut writer, &mut tally)?;
+            close_month(spec, &world, &done, first_month, &mut writer, &mut tally)?;
         }
         let st = state.get_or_insert_with(|| {
             months.push(month);
@@ -2139,7 +2177,7 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
                 pricing_unit: line.unit.as_str(),
                 unblended: line.unblended,
                 net_unblended: net,
-                currency: "USD",
+                currency: spec.currency(ACCOUNTS[c.account]),
                 region,
                 product: Product {
                     service_name: m.service,
@@ -2159,6 +2197,7 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
                 s.push(&row)?;
             }
             tally.add_usage(&world, &line, net);
+            tally.usage_by_account[c.account] += line.unblended;
             st.spend[c.account] += line.unblended;
             st.discounted[c.account] += net.map_or(0.0, |n| line.unblended - n);
             st.total += line.unblended;
@@ -2194,7 +2233,7 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
                     pricing_unit: u.unit,
                     unblended: cost,
                     net_unblended: Some(net),
-                    currency: "USD",
+                    currency: spec.currency(ACCOUNTS[account]),
                     region,
                     product: Product {
                         service_name: u.service,
@@ -2214,6 +2253,7 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
                     s.push(&row)?;
                 }
                 tally.add_unattributed(&world, u, model, cost, net);
+                tally.usage_by_account[account] += cost;
                 st.spend[account] += cost;
                 st.discounted[account] += cost - net;
                 st.total += cost;
@@ -2222,12 +2262,13 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
     }
     if let Some(done) = state {
         monthly.flush(
+            spec,
             &mut writer,
             done.month,
             done.month,
             done.last_day + Duration::days(1),
         )?;
-        close_month(&world, &done, first_month, &mut writer, &mut tally)?;
+        close_month(spec, &world, &done, first_month, &mut writer, &mut tally)?;
     }
 
     let (files, rows) = writer.finish()?;

@@ -91,6 +91,7 @@ async fn main() -> ExitCode {
                 manifest: !args.no_manifest,
                 export_name: args.export_name.clone(),
                 monthly: args.monthly,
+                second_currency: args.second_currency.clone(),
             };
             match bedrock_cost_mcp::curgen::generate(&spec, &args.out) {
                 Ok(truth) => {

@@ -72,16 +72,16 @@ pub struct SpendInput {
     /// tag:<key>, service, usage_type, region; cur/athena also principal, role, session, model, token_kind, tier, inference_scope, day, month. Max 2 (cost_explorer) or 3.
     #[schemars(example = serde_json::json!(["tag:team", "model"]))]
     pub group_by: Option<Vec<String>>,
-    /// Tag key (cur/athena also principal, role, model; * globs) -> value(s); "" = untagged.
+    /// Tag key (cur/athena also principal, role, model, currency; * globs) -> value(s); "" = untagged.
     #[schemars(example = serde_json::json!({"team": ["ml-platform", ""]}))]
     pub filter: Option<BTreeMap<String, OneOrMany>>,
     /// monthly (default) or daily.
     pub granularity: Option<GranularityInput>,
     /// Default unblended.
     pub metric: Option<MetricInput>,
-    /// Default: cur if configured, else cost_explorer.
+    /// Default: cur if set, else cost_explorer.
     pub source: Option<SourceInput>,
-    /// Largest N groups (default 20); the rest sum into "others".
+    /// Largest N groups (default 20); the rest are "others".
     #[schemars(example = 20)]
     pub top_n: Option<u32>,
     /// From next_cursor.
@@ -169,6 +169,18 @@ pub fn build_query(
             "principal" => filter.principals = values,
             "role" => filter.roles = values,
             "model" => filter.models = values,
+            // line_item_currency_code (CUR, Athena): an ISO 4217 code.
+            "currency" => {
+                if let Some(bad) = values
+                    .iter()
+                    .find(|c| c.len() != 3 || !c.chars().all(|x| x.is_ascii_alphabetic()))
+                {
+                    return Err(ToolError::invalid(format!(
+                        "filter.currency takes ISO 4217 codes such as USD or EUR, got {bad:?}"
+                    )));
+                }
+                filter.currencies = values.iter().map(|c| c.to_ascii_uppercase()).collect();
+            }
             _ => {
                 let tag = crate::domain::group::tag_key(key.strip_prefix("tag:").unwrap_or(&key)).ok_or_else(|| {
                     ToolError::invalid(format!(

@@ -333,6 +333,58 @@ async fn filters_top_n_and_sessions() {
 }
 
 #[tokio::test]
+async fn amounts_in_two_currencies_are_never_added_together() {
+    // The second account is billed in EUR (line_item_currency_code: the currency of the line's
+    // amounts, CUR 2.0 data dictionary).
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(
+        dir.path(),
+        4_000,
+        &["--second-currency", "EUR", "--seed", "8"],
+    );
+    let by_currency = truth["by_currency"].as_object().unwrap().clone();
+    assert_eq!(
+        by_currency.keys().collect::<Vec<_>>(),
+        vec!["EUR", "USD"],
+        "{by_currency:?}"
+    );
+    let client = stdio_client(None, &["--cur", dir.path().to_str().unwrap()], &[]).await;
+    let e = err(&call(&client, "bedrock_spend", json!({"period": whole()})).await);
+    assert!(
+        e.contains("several currencies (EUR, USD)") && e.contains("\"currency\""),
+        "{e}"
+    );
+    for (currency, want) in &by_currency {
+        let out = ok(&call(
+            &client,
+            "bedrock_spend",
+            json!({"period": whole(), "filter": {"currency": currency},
+                "group_by": ["principal"], "top_n": 500}),
+        )
+        .await);
+        assert_eq!(out["currency"], json!(currency));
+        let got = out["total"].as_f64().unwrap();
+        assert!(
+            (got - want.as_f64().unwrap()).abs() < 0.01,
+            "{currency}: {got} vs {want}"
+        );
+        // The EUR lines are exactly the second account's.
+        for r in out["rows"].as_array().unwrap() {
+            let p = r["keys"]["principal"].as_str().unwrap();
+            if p == "no_principal" {
+                continue;
+            }
+            assert_eq!(
+                p.contains(":210987654321:"),
+                currency == "EUR",
+                "{currency}: {p}"
+            );
+        }
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn export_without_principal_data_says_which_option_to_turn_on() {
     let dir = tempfile::tempdir().unwrap();
     let truth = generate(dir.path(), 5_000, &["--no-principal-column"]);
