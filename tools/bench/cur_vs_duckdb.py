@@ -97,7 +97,9 @@ if mode == "verify":
             cost = r[ic] or 0.0
             if r[it] == "Usage":
                 usage += cost
-                k = r[ip] or "(none)"  # ours shows NULL and '' as "(none)"
+                # Lines without a principal (NULL or ''): ours shows them as one "no_principal"
+                # row (AgentCore compute, provisioned throughput, Guardrails).
+                k = r[ip] or "no_principal"
                 by_principal[k] = by_principal.get(k, 0.0) + cost
             else:
                 other += cost
@@ -481,10 +483,13 @@ def verify(args, binary: str, env: dict[str, str], glob: str, threads: int, mont
                   + (f", others ${ours_others:,.2f}" if ours_others else ""))
     # Whole export inside this month: the generator's per-principal truth applies as well.
     if set(truth.get("by_month", {})) == {month} and truth.get("by_principal"):
-        bad = [p for p, v in truth["by_principal"].items() if not close(duck_by_principal.get(p, 0.0), v)]
-        if bad or len(truth["by_principal"]) != len(duck_by_principal):
+        want_p = dict(truth["by_principal"])
+        if truth.get("no_principal"):
+            want_p["no_principal"] = truth["no_principal"]
+        bad = [p for p, v in want_p.items() if not close(duck_by_principal.get(p, 0.0), v)]
+        if bad or len(want_p) != len(duck_by_principal):
             problems.append(f"truth.json by_principal: {len(bad)} principal(s) differ from DuckDB, "
-                            f"{len(truth['by_principal'])} vs {len(duck_by_principal)} principals")
+                            f"{len(want_p)} vs {len(duck_by_principal)} principals")
         else:
             checks.append("= truth.json by_principal")
     if problems:
