@@ -86,6 +86,10 @@ pub struct TableShape {
     pub rollup: bool,
 }
 
+/// The delivery folder of a create-new export's file: `BILLING_PERIOD=YYYY-MM/<folder>/<file>`
+/// (no match for a file directly in the partition folder).
+pub const DELIVERY_FOLDER_RE: &str = "BILLING_PERIOD=[^/]+/([^/]+)/[^/]+$";
+
 pub const NO_PRINCIPAL_COLUMN: &str = "this CUR 2.0 export has no line_item_iam_principal column, so spend per principal, role or session is not in it. Turn on \"Include caller identity (IAM principal) allocation data\" in the export (Data Exports console: Additional export content; API: TableConfigurations.COST_AND_USAGE_REPORT.INCLUDE_IAM_PRINCIPAL_DATA = \"TRUE\"); new deliveries will carry it. Tag grouping (tag:<key>) works without it";
 
 fn needs_principal(q: &SpendQuery) -> bool {
@@ -420,12 +424,41 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
             ph.join(", ")
         ));
     }
+    // Athena reads every file under the table's location: with create-new delivery each refresh
+    // of a month stays in its own `<timestamp>-<id>/` folder under the month's partition, so the
+    // lines of one month would be counted once per refresh. Only the newest delivery folder of
+    // each billing period counts (its name starts with the delivery time); files directly in the
+    // partition (overwrite delivery) have none and all count. (Data Exports user guide,
+    // "Understanding export delivery": create new keeps every refresh.)
+    let from = if dialect == Dialect::Athena && !shape.rollup {
+        let folder =
+            |path: &str| format!("COALESCE(regexp_extract({path}, '{DELIVERY_FOLDER_RE}', 1), '')");
+        let outer_period = match &shape.partition_column {
+            Some(pc) => format!("cur_lines.\"{pc}\""),
+            None => "date_format(cur_lines.bill_billing_period_start_date, '%Y-%m')".to_string(),
+        };
+        // The subquery reads only the months the question reads (partition pruning).
+        let months = months_of(q.period.start, q.period.end)
+            .iter()
+            .map(|m| format!("'{m}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        wh.push(format!(
+            "{} = (SELECT MAX({}) FROM {} AS deliveries WHERE {billing_period} = {outer_period} AND {billing_period} IN ({months}))",
+            folder("cur_lines.\"$path\""),
+            folder("\"$path\""),
+            shape.table,
+        ));
+        format!("{} AS cur_lines", shape.table)
+    } else {
+        shape.table.clone()
+    };
     let n = select.len();
     let first_group = if constant_bucket { 2 } else { 1 };
     let sql = format!(
         "SELECT {}, {cost} AS cost, {tokens} AS tokens, {other_cost} AS other_cost FROM {} WHERE {} GROUP BY {}",
         select.join(", "),
-        shape.table,
+        from,
         wh.join(" AND "),
         (first_group..=n)
             .map(|i| i.to_string())

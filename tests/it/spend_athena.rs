@@ -660,6 +660,43 @@ async fn an_export_without_principal_data_answers_tag_questions() {
 }
 
 #[tokio::test]
+async fn a_create_new_export_counts_each_month_once() {
+    // Create-new delivery keeps every refresh of a month in its own folder under the month's
+    // partition, and Athena reads every file under the table's location (the emulator too): an
+    // earlier partial refresh sits beside the current one. Only the newest delivery counts.
+    let dir = tempfile::tempdir().unwrap();
+    let truth = export(
+        dir.path(),
+        last_month_start(),
+        20,
+        3_000,
+        &["--seed", "6", "--delivery", "create-new"],
+    );
+    assert!(
+        !truth["stale_files"].as_array().unwrap().is_empty(),
+        "an earlier refresh is left beside the current one"
+    );
+    let (start, _) = last_month();
+    let month = &start[..7];
+    let emu = Emulator::start();
+    register(&emu, dir.path()).await;
+    let client = stdio_client(Some(&emu), ARGS, &[]).await;
+    let out = ask_all(
+        &client,
+        json!({"period": "last_month", "source": "athena", "group_by": ["principal"], "top_n": 500}),
+    )
+    .await;
+    assert_month_matches_truth(&out, "principal", &truth, month);
+    let log = queries(&emu).await;
+    assert!(
+        log[0]["query"].as_str().unwrap().contains("\"$path\""),
+        "{}",
+        log[0]["query"]
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn bad_athena_settings_are_refused_at_startup() {
     let out = crate::common::command()
         .args([

@@ -555,7 +555,7 @@ def table_select(files: list[tuple[str, dict[str, str]]]) -> str:
     values as VARCHAR columns, as Athena's string partition keys), unioned by column name."""
     if not files:
         columns = ", ".join(f"CAST(NULL AS {t}) AS {sql_name(n)}" for n, t in EMPTY_TABLE_COLUMNS)
-        return f"SELECT {columns} WHERE false"
+        return f"SELECT {columns}, CAST(NULL AS VARCHAR) AS \"$path\" WHERE false"
     groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
     for path, partitions in files:
         groups.setdefault(tuple(sorted(partitions.items())), []).append(path)
@@ -563,7 +563,9 @@ def table_select(files: list[tuple[str, dict[str, str]]]) -> str:
     for partitions, paths in groups.items():
         extra = "".join(f", {sql_string(v)} AS {sql_name(k)}" for k, v in partitions)
         listed = ", ".join(sql_string(p) for p in paths)
-        parts.append(f"SELECT *{extra} FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)")
+        # Athena's "$path" pseudo-column: the file a row came from (an s3:// URI on AWS).
+        parts.append(f"SELECT * EXCLUDE (filename), filename AS \"$path\"{extra} FROM read_parquet([{listed}], "
+                     "union_by_name = true, hive_partitioning = false, filename = true)")
     return " UNION ALL BY NAME ".join(parts)
 
 
