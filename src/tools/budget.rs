@@ -704,8 +704,10 @@ impl App {
         }
         if unbilled_checks > 0 {
             reasons.push(format!(
-                "{} from {unbilled_checks} recent check(s) not billed yet",
-                fmt_money(unbilled)
+                "{} from {unbilled_checks} recent check(s) not billed yet; the forecast {} counts them once (billed spend alone projects to {})",
+                fmt_money(unbilled),
+                fmt_money(forecast),
+                fmt_money(forecast - unbilled)
             ));
         }
         reasons.push(format!(

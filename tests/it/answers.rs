@@ -280,3 +280,58 @@ async fn principals_never_print_alike() {
     assert!(lines.iter().all(|l| l.chars().count() < 100), "{text}");
     client.cancel().await.unwrap();
 }
+
+/// The reconciliation line adds up as printed: the parts in cents, plus the rounding when there
+/// is one, make the total in cents (the CLI prints the same text as the tool).
+#[test]
+fn the_printed_reconciliation_adds_up() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_cur(
+        dir.path(),
+        &["--rows", "3000", "--seed", "21", "--days", "20"],
+    );
+    let cents = |s: &str| -> i64 {
+        let v: f64 = s.replace(',', "").parse().unwrap();
+        (v * 100.0).round() as i64
+    };
+    let mut roundings = 0;
+    for by in [
+        "team",
+        "role",
+        "model",
+        "team,model",
+        "principal",
+        "cost-center",
+    ] {
+        let out = command()
+            .envs(aws_env(None))
+            .args([
+                "--cur",
+                dir.path().to_str().unwrap(),
+                "spend",
+                "--period",
+                "last_month",
+                "--by",
+                by,
+                "--top",
+                "3",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("named "))
+            .unwrap_or_else(|| panic!("{text}"));
+        let (parts, total) = line.split_once(" = total ").unwrap();
+        let total = cents(total.split_whitespace().next().unwrap());
+        let sum: i64 = parts
+            .split(" + ")
+            .map(|p| cents(p.split_whitespace().last().unwrap()))
+            .sum();
+        assert_eq!(sum, total, "{by}: {line}");
+        roundings += usize::from(line.contains("rounding"));
+    }
+    eprintln!("{roundings} of 6 lines needed a rounding part");
+}
