@@ -462,6 +462,18 @@ impl App {
         if end <= start {
             return Ok(None);
         }
+        // Every Bedrock-family service with spend (AgentCore, Marketplace model editions, ...),
+        // as the spend answers count them; the standard names when discovery is not possible.
+        let services = match &self.cost_explorer {
+            Some(ce) => ce.bedrock_service_names().await,
+            None => None,
+        }
+        .unwrap_or_else(|| {
+            crate::sources::cost_explorer::FALLBACK_BEDROCK_SERVICES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
         cap.take()?;
         let interval = DateInterval::builder()
             .start(start.to_string())
@@ -472,12 +484,7 @@ impl App {
             .dimensions(
                 DimensionValues::builder()
                     .key(Dimension::Service)
-                    .set_values(Some(
-                        crate::sources::cost_explorer::FALLBACK_BEDROCK_SERVICES
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect(),
-                    ))
+                    .set_values(Some(services))
                     .build(),
             )
             .build();

@@ -430,6 +430,13 @@ impl SpendSource for CostExplorer {
         false
     }
 
+    async fn bedrock_service_names(&self) -> Option<Vec<String>> {
+        self.bedrock_services(crate::domain::clock::today())
+            .await
+            .ok()
+            .map(|(found, _)| found.0.clone())
+    }
+
     async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
         let today = crate::domain::clock::today();
         let mut notes = Vec::new();

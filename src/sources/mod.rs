@@ -92,4 +92,9 @@ pub trait SpendSource: Send + Sync {
     /// Answer the query.
     async fn spend(&self, query: &SpendQuery, progress: Progress)
     -> Result<SpendAnswer, ToolError>;
+    /// The Bedrock-family service names with spend (Cost Explorer: discovered once a day), for
+    /// requests that filter on SERVICE outside `spend` (the forecast). None: not known here.
+    async fn bedrock_service_names(&self) -> Option<Vec<String>> {
+        None
+    }
 }

@@ -195,6 +195,17 @@ async fn seed_account(emu: &Emulator) {
                       "line_item_iam_principal": "arn:aws:iam::123456789012:user/web-dev",
                       "line_item_unblended_cost": 500.0, "product": {"servicename": "Amazon Bedrock"},
                       "tags": {"iamPrincipal/team": "web"}}));
+    // Last month, two more Bedrock-family services had spend (AgentCore compute without a
+    // principal, a Marketplace model edition): Cost Explorer lists them among the services.
+    let (last_month_first, _) = last_month_dates();
+    for service in [
+        "Amazon Bedrock AgentCore",
+        "Claude Sonnet 4.6 (Amazon Bedrock Edition)",
+    ] {
+        lines.push(json!({"line_item_usage_start_date": last_month_first.to_string(),
+                          "line_item_line_item_type": "Usage", "line_item_unblended_cost": 3.0,
+                          "product": {"servicename": service}}));
+    }
     emu.post("/_emulator/ce/line-items", json!({"line_items": lines}))
         .await;
 }
@@ -418,6 +429,13 @@ async fn local_policy_precedence_caller_default_and_budgets_denied() {
 async fn account_wide_bedrock_budgets_use_the_cost_explorer_forecast() {
     let emu = Emulator::start();
     seed_account(&emu).await;
+    // The Bedrock-family services Cost Explorer lists (seed_account gives two of them spend
+    // last month only).
+    let services = [
+        "Amazon Bedrock",
+        "Amazon Bedrock AgentCore",
+        "Claude Sonnet 4.6 (Amazon Bedrock Edition)",
+    ];
     emu.post(
         "/_emulator/ce/forecast",
         json!({"Total": {"Amount": "240.0", "Unit": "USD"}, "ForecastResultsByTime": []}),
@@ -465,6 +483,17 @@ async fn account_wide_bedrock_budgets_use_the_cost_explorer_forecast() {
     );
     assert_eq!(out["verdict"], json!("allow"));
     assert_eq!(emu.count("GetCostForecast").await, 1);
+    // The forecast covers every Bedrock-family service Cost Explorer lists, not a fixed pair.
+    let asked = emu.requests("GetCostForecast").await;
+    let mut values: Vec<String> = asked[0]["Filter"]["Dimensions"]["Values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", asked[0]))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    values.sort();
+    assert_eq!(values, services.map(String::from).to_vec());
+    assert_eq!(asked[0]["Filter"]["Dimensions"]["Key"], json!("SERVICE"));
     client.cancel().await.unwrap();
 }
 
