@@ -16,30 +16,6 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-unsafe extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-    fn getenv(name: *const std::ffi::c_char) -> *const std::ffi::c_char;
-}
-
-/// mimalloc v3 commits its arenas eagerly on Linux (`arena_eager_commit` = 2), and with THP in
-/// `madvise` mode the first touches then pull in 2 MiB huge pages: +6.7 MiB of RSS at start.
-/// Lazy commit keeps the start at the glibc figure. It must be set before the first allocation,
-/// hence a constructor (which must not allocate). `MIMALLOC_ARENA_EAGER_COMMIT` still wins.
-extern "C" fn lazy_arena_commit() {
-    const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4; // mimalloc.h v3, enum mi_option_e
-    // SAFETY: getenv with a NUL-terminated name; mi_option_set stores an integer option.
-    unsafe {
-        if getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
-            mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-#[used]
-#[unsafe(link_section = ".init_array")]
-static LAZY_ARENA_COMMIT: extern "C" fn() = lazy_arena_commit;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

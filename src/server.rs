@@ -59,7 +59,9 @@ pub struct App {
     pub(crate) prices: Arc<dyn PriceSource>,
     pub(crate) identity: Arc<dyn Identity>,
     pub(crate) ledger: Arc<Ledger>,
-    policy: Option<Arc<PolicyFile>>,
+    /// The local budget policy: the file's, read at start, or the demo organisation's, sized
+    /// on first use (its line items are not generated at start-up).
+    policy: Arc<std::sync::OnceLock<Option<Arc<PolicyFile>>>>,
     budgets: Option<Lazy<aws_sdk_budgets::Client>>,
     /// The AWS configuration, loaded on first use (None in demo mode).
     sdk: Option<Lazy<aws_config::SdkConfig>>,
@@ -205,14 +207,17 @@ impl App {
             tokio::spawn(lazy.clone().keep_rollups(config.cur_prebuild_months));
         }
         let cur: Option<Arc<dyn SpendSource>> = lazy_cur.map(|c| c as Arc<dyn SpendSource>);
-        let policy = match &config.budget_policy {
-            Some(p) => Some(Arc::new(PolicyFile::load(p)?)),
-            // The demo organisation has budgets of its own (allow, warn and deny).
-            None if config.demo => Some(Arc::new(crate::demo_data::policy(
-                crate::domain::clock::today(),
-            ))),
-            None => None,
-        };
+        let policy = Arc::new(std::sync::OnceLock::new());
+        match &config.budget_policy {
+            Some(p) => {
+                let _ = policy.set(Some(Arc::new(PolicyFile::load(p)?)));
+            }
+            None if !config.demo => {
+                let _ = policy.set(None);
+            }
+            // The demo organisation has budgets of its own (allow, warn and deny): `policy()`.
+            None => {}
+        }
         let prices: Arc<dyn PriceSource> = match &sdk {
             None => Arc::new(SnapshotPrices),
             Some(sdk) => {
@@ -419,8 +424,19 @@ impl App {
             .unwrap_or_else(|| "us-east-1".into())
     }
 
-    pub(crate) fn policy_budgets(&self) -> Vec<crate::sources::budgets::Budget> {
+    /// The local budget policy, if any (the demo's is sized from its spend on first use).
+    fn policy(&self) -> Option<Arc<PolicyFile>> {
         self.policy
+            .get_or_init(|| {
+                Some(Arc::new(crate::demo_data::policy(
+                    crate::domain::clock::today(),
+                )))
+            })
+            .clone()
+    }
+
+    pub(crate) fn policy_budgets(&self) -> Vec<crate::sources::budgets::Budget> {
+        self.policy()
             .as_ref()
             .map(|p| p.budgets())
             .unwrap_or_default()
@@ -432,7 +448,7 @@ impl App {
             return Ok((vec![], vec![]));
         };
         let (warn, deny) = self
-            .policy
+            .policy()
             .as_ref()
             .map(|p| (p.warn_percent, p.deny_percent))
             .unwrap_or((80.0, 100.0));
