@@ -299,20 +299,17 @@ pub fn policy(today: NaiveDate) -> crate::sources::budgets::PolicyFile {
     use crate::sources::budgets::{PolicyBudget, PolicyFile};
     let start = first_of_month(today);
     let end = add_months(start, 1);
-    let spent = |team: &str| -> f64 {
-        line_items(today)
-            .iter()
-            .filter(|l| {
-                l.line_item_type == "Usage"
-                    && l.usage_start >= start
-                    && l.usage_start < end
-                    && l.tags
-                        .iter()
-                        .any(|(k, v)| k == "iamPrincipal/team" && v == team)
-            })
-            .map(|l| l.unblended)
-            .sum()
-    };
+    // This month's usage per team, in one pass over the demo's lines.
+    let mut by_team: std::collections::HashMap<String, f64> = Default::default();
+    for l in line_items(today) {
+        if l.line_item_type != "Usage" || l.usage_start < start || l.usage_start >= end {
+            continue;
+        }
+        if let Some((_, team)) = l.tags.iter().find(|(k, _)| k == "iamPrincipal/team") {
+            *by_team.entry(team.clone()).or_default() += l.unblended;
+        }
+    }
+    let spent = |team: &str| by_team.get(team).copied().unwrap_or(0.0);
     let budget = |team: &str, usd: f64| PolicyBudget {
         name: Some(format!("demo-{team}")),
         tag: Some(format!("team={team}")),

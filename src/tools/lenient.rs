@@ -135,7 +135,10 @@ fn unknown(name: &str, props: &Map<String, Value>) -> String {
         .keys()
         .map(|k| {
             (
-                distance(&k.to_ascii_lowercase(), &name.to_ascii_lowercase()),
+                crate::domain::pricing::distance(
+                    &k.to_ascii_lowercase(),
+                    &name.to_ascii_lowercase(),
+                ),
                 k,
             )
         })
@@ -148,23 +151,6 @@ fn unknown(name: &str, props: &Map<String, Value>) -> String {
             .unwrap_or_default(),
         props.keys().cloned().collect::<Vec<_>>().join(", ")
     )
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The value at `path` (for the message), starting at the argument `name`.

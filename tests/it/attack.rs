@@ -1129,9 +1129,45 @@ async fn every_tool_answers_a_limited_caller_within_what_it_may_see() {
                 "check_budget",
                 json!({"who": "arn:aws:sts::123456789012:assumed-role/InvoiceAgentRole/BedrockAgentCore-3f2a9c1e", "cost_usd": 1}),
             ),
+            // Filters that match nothing: the answer names the closest values with spend, only
+            // among what the caller may see.
+            (
+                "bedrock_spend",
+                json!({"period": period, "filter": {"principal": "arn:aws:iam::123456789012:user/nobody"}}),
+            ),
+            (
+                "bedrock_spend",
+                json!({"period": period, "filter": {"cost-center": "cc-0000"}}),
+            ),
         ] {
             let r = tool(&server.url, c.token, name, args.clone()).await;
             answers.push((format!("{name} {args}"), r));
+        }
+        // The cost centers named as closest are the caller's own, never another team's.
+        let cost_centers = |keep: &dyn Fn(&LineItem) -> bool| -> BTreeSet<String> {
+            line_items(t)
+                .iter()
+                .filter(|l| in_period(l) && keep(l))
+                .flat_map(|l| l.tags.iter())
+                .filter(|(k, _)| k == "iamPrincipal/cost-center")
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let own = cost_centers(&|l| (c.sees)(l));
+        let explained = text_of(&answers.last().unwrap().1);
+        for cc in cost_centers(&|_| true).difference(&own) {
+            assert!(
+                !explained.contains(cc.as_str()),
+                "{} saw {cc}: {explained}",
+                c.token
+            );
+        }
+        if !own.is_empty() {
+            assert!(
+                own.iter().any(|cc| explained.contains(cc.as_str())),
+                "{}: {explained}",
+                c.token
+            );
         }
         // Figures: the whole spend it may see, to the cent, and no account-wide adjustment.
         let spend = &answers[0].1["structuredContent"];

@@ -202,9 +202,11 @@ async fn seed_account(emu: &Emulator) {
         "Amazon Bedrock AgentCore",
         "Claude Sonnet 4.6 (Amazon Bedrock Edition)",
     ] {
-        lines.push(json!({"line_item_usage_start_date": last_month_first.to_string(),
+        lines.push(
+            json!({"line_item_usage_start_date": last_month_first.to_string(),
                           "line_item_line_item_type": "Usage", "line_item_unblended_cost": 3.0,
-                          "product": {"servicename": service}}));
+                          "product": {"servicename": service}}),
+        );
     }
     emu.post("/_emulator/ce/line-items", json!({"line_items": lines}))
         .await;

@@ -3,7 +3,7 @@
 //! `tests/util.rs`: helpers that start real things and fail loudly.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -693,4 +693,72 @@ impl Emulator {
         let all: HashMap<String, Vec<Value>> = self.get_json("/_emulator/requests").await;
         all.get(op).cloned().unwrap_or_default()
     }
+}
+
+// Comparing answers with a generator's truth.json (spend_cur, spend_athena).
+
+pub fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// To the cent.
+pub fn assert_cents(got: f64, want: f64, what: &str) {
+    assert!((got - want).abs() < 0.01, "{what}: got {got}, want {want}");
+}
+
+/// Sum rows by their (joined) key values.
+pub fn by_keys(out: &Value, keys: &[&str]) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    for r in out["rows"].as_array().unwrap() {
+        assert_eq!(
+            r["others"],
+            json!(false),
+            "top_n must be large enough for exact comparison"
+        );
+        let k = keys
+            .iter()
+            .map(|k| r["keys"][*k].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("|");
+        *m.entry(k).or_insert(0.0) += num(&r["amount"]);
+    }
+    m
+}
+
+/// Every key of the truth map `want` (`""` renamed to `rename_empty`; zero amounts left out) is
+/// in `got` with the same amount to the cent, and `got` has no other key.
+pub fn assert_close(got: &BTreeMap<String, f64>, want: &Value, rename_empty: &str) {
+    let want: BTreeMap<String, f64> = want
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                if k.is_empty() {
+                    rename_empty.to_string()
+                } else {
+                    k.clone()
+                },
+                num(v),
+            )
+        })
+        .filter(|(_, v)| v.abs() > 1e-9)
+        .collect();
+    let only_got: Vec<_> = got.iter().filter(|(k, _)| !want.contains_key(*k)).collect();
+    let only_want: Vec<_> = want.iter().filter(|(k, _)| !got.contains_key(*k)).collect();
+    assert!(
+        only_got.is_empty() && only_want.is_empty(),
+        "only in answer: {only_got:?}; only in truth: {only_want:?}"
+    );
+    for (k, v) in &want {
+        assert_cents(got[k], *v, k);
+    }
+}
+
+/// A truth map plus the `no_principal` row a principal-dependent grouping shows for the lines
+/// without any principal (AgentCore compute, Guardrails, provisioned throughput).
+pub fn with_no_principal(want: &Value, truth: &Value) -> Value {
+    let mut m = want.as_object().unwrap().clone();
+    m.insert("no_principal".into(), truth["no_principal"].clone());
+    Value::Object(m)
 }

@@ -27,61 +27,6 @@ fn whole() -> Value {
     json!({"start": start, "end": end})
 }
 
-/// Sum rows by their (joined) key values.
-fn by_keys(out: &Value, keys: &[&str]) -> BTreeMap<String, f64> {
-    let mut m = BTreeMap::new();
-    for r in out["rows"].as_array().unwrap() {
-        assert_eq!(
-            r["others"],
-            json!(false),
-            "top_n must be large enough for exact comparison"
-        );
-        let k = keys
-            .iter()
-            .map(|k| r["keys"][*k].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-            .join("|");
-        *m.entry(k).or_insert(0.0) += r["amount"].as_f64().unwrap();
-    }
-    m
-}
-
-fn assert_close(got: &BTreeMap<String, f64>, want: &Value, rename_empty: &str) {
-    let want: BTreeMap<String, f64> = want
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| {
-            (
-                if k.is_empty() {
-                    rename_empty.to_string()
-                } else {
-                    k.clone()
-                },
-                v.as_f64().unwrap(),
-            )
-        })
-        .filter(|(_, v)| v.abs() > 1e-9)
-        .collect();
-    let only_got: Vec<_> = got.iter().filter(|(k, _)| !want.contains_key(*k)).collect();
-    let only_want: Vec<_> = want.iter().filter(|(k, _)| !got.contains_key(*k)).collect();
-    assert!(
-        only_got.is_empty() && only_want.is_empty(),
-        "only in answer: {only_got:?}; only in truth: {only_want:?}"
-    );
-    for (k, v) in &want {
-        assert!((got[k] - v).abs() < 0.01, "{k}: got {} want {v}", got[k]);
-    }
-}
-
-/// A truth map plus the `no_principal` row a principal-dependent grouping shows for the lines
-/// without any principal (AgentCore compute, Guardrails, provisioned throughput).
-fn with_no_principal(want: &Value, truth: &Value) -> Value {
-    let mut m = want.as_object().unwrap().clone();
-    m.insert("no_principal".into(), truth["no_principal"].clone());
-    Value::Object(m)
-}
-
 #[tokio::test]
 async fn every_figure_matches_the_generators_truth() {
     let dir = tempfile::tempdir().unwrap();
