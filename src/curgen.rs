@@ -37,7 +37,8 @@
 //!   (billed this month for the previous month's usage), `Tax`, and the account's discount as a
 //!   line of its own (`EdpDiscount` / `PrivateRateDiscount`, as with manual discount
 //!   compatibility) whose amount is exactly what the usage lines' `line_item_net_unblended_cost`
-//!   already took off.
+//!   already took off; likewise a `BundledDiscount` on a tenth of the Guardrails lines. No
+//!   `SavingsPlanNegation`: Savings Plans do not cover Bedrock ([`IN_NET_TYPES`]).
 //!
 //! Rows are produced day by day and streamed in Arrow batches of at most [`MAX_BATCH_ROWS`]
 //! rows, so memory stays bounded whatever the size.
@@ -906,6 +907,15 @@ const ACCOUNTS: [&str; 2] = [DEMO_ACCOUNT, "210987654321"];
 /// The discount each account has and the line type it comes as: account 0 has an Enterprise
 /// Discount Program (5%), account 1 a private rate (1%).
 const DISCOUNTS: [(&str, f64); 2] = [("EdpDiscount", 0.05), ("PrivateRateDiscount", 0.01)];
+/// The line type of the bundled discount ([`Unattributed::bundled`]).
+const BUNDLED_DISCOUNT: &str = "BundledDiscount";
+/// The adjustment types the usage lines' `line_item_net_unblended_cost` already took off: with
+/// manual discount compatibility, each discount is also a line of its own
+/// (<https://docs.aws.amazon.com/cur/latest/userguide/table-dictionary-cur2-discount.html>).
+/// Not `SavingsPlanNegation`, which offsets On-Demand figures in both cost columns
+/// (<https://docs.aws.amazon.com/cur/latest/userguide/cur-sp.html>); Savings Plans do not
+/// cover Bedrock, so no Bedrock bill has one and this generator writes none.
+const IN_NET_TYPES: [&str; 3] = [DISCOUNTS[0].0, DISCOUNTS[1].0, BUNDLED_DISCOUNT];
 /// Tax rate on an account's usage.
 const TAX_RATE: f64 = 0.06;
 
@@ -923,6 +933,9 @@ struct Unattributed {
     model: Option<usize>,
     tier: &'static str,
     only_account: Option<usize>,
+    /// Share of the line taken off as a `BundledDiscount` (free or discounted usage granted by
+    /// the use of another item), on top of the account's own discount.
+    bundled: f64,
 }
 
 const UNATTRIBUTED: [Unattributed; 3] = [
@@ -937,7 +950,10 @@ const UNATTRIBUTED: [Unattributed; 3] = [
         model: None,
         tier: "standard",
         only_account: None,
+        bundled: 0.0,
     },
+    // A made-up bundle, shaped as CUR writes one: a tenth of the Guardrails text units is free
+    // with the account's other usage.
     Unattributed {
         service: "Amazon Bedrock",
         product_code: "AmazonBedrock",
@@ -949,6 +965,7 @@ const UNATTRIBUTED: [Unattributed; 3] = [
         model: None,
         tier: "standard",
         only_account: None,
+        bundled: 0.10,
     },
     Unattributed {
         service: "Amazon Bedrock",
@@ -961,6 +978,7 @@ const UNATTRIBUTED: [Unattributed; 3] = [
         model: Some(4),
         tier: "provisioned",
         only_account: Some(0),
+        bundled: 0.0,
     },
 ];
 
@@ -1596,7 +1614,7 @@ impl Tally {
         for a in &self.adjustment_lines {
             *adjustments.entry(a.line_item_type.clone()).or_insert(0.0) += a.unblended;
             adjusted += a.unblended;
-            if !DISCOUNTS.iter().any(|(t, _)| *t == a.line_item_type) {
+            if !IN_NET_TYPES.contains(&a.line_item_type.as_str()) {
                 net_adjusted += a.unblended;
             }
         }
@@ -1665,6 +1683,8 @@ struct MonthState {
     spend: [f64; 2],
     /// Σ (unblended − net) per account: what the account's discount took off the usage lines.
     discounted: [f64; 2],
+    /// What the bundled discount took off, per account.
+    bundled: [f64; 2],
     total: f64,
 }
 
@@ -1758,7 +1778,7 @@ fn close_month(
             usize,
             Option<String>,
         );
-        let lines: [AdjustmentLine; 4] = [
+        let lines: [AdjustmentLine; 5] = [
             (
                 "Credit",
                 None,
@@ -1780,6 +1800,14 @@ fn close_month(
                 DISCOUNTS[account].0,
                 None,
                 -cents(state.discounted[account]),
+                span,
+                model0,
+                None,
+            ),
+            (
+                BUNDLED_DISCOUNT,
+                None,
+                -cents(state.bundled[account]),
                 span,
                 model0,
                 None,
@@ -2145,6 +2173,7 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
                 last_day: day,
                 spend: [0.0; 2],
                 discounted: [0.0; 2],
+                bundled: [0.0; 2],
                 total: 0.0,
             }
         });
@@ -2215,7 +2244,8 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
                 }
                 let amount = round10(spent * u.share / u.price);
                 let cost = round10(amount * u.price);
-                let net = round10(cost * (1.0 - DISCOUNTS[account].1));
+                let net_of_discount = round10(cost * (1.0 - DISCOUNTS[account].1));
+                let net = round10(net_of_discount - round10(cost * u.bundled));
                 let (prefix, region) = REGIONS[0];
                 let usage_type = format!("{prefix}-{}", u.usage_type);
                 let model = u.model.filter(|_| !before_backfill);
@@ -2255,7 +2285,8 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
                 tally.add_unattributed(&world, u, model, cost, net);
                 tally.usage_by_account[account] += cost;
                 st.spend[account] += cost;
-                st.discounted[account] += cost - net;
+                st.discounted[account] += cost - net_of_discount;
+                st.bundled[account] += net_of_discount - net;
                 st.total += cost;
             }
         }
@@ -2476,11 +2507,14 @@ mod tests {
             "Tax",
             "EdpDiscount",
             "PrivateRateDiscount",
+            "BundledDiscount",
         ] {
             assert!(truth.adjustments.contains_key(t), "{t}");
         }
         // The discounts are what the usage lines' net cost already took off.
-        let discounts = truth.adjustments["EdpDiscount"] + truth.adjustments["PrivateRateDiscount"];
+        let discounts = truth.adjustments["EdpDiscount"]
+            + truth.adjustments["PrivateRateDiscount"]
+            + truth.adjustments["BundledDiscount"];
         assert!(
             (discounts - (net - unblended)).abs() < 0.05,
             "{discounts} vs {}",

@@ -23,11 +23,18 @@ pub fn is_usage(line_item_type: &str) -> bool {
     USAGE_LINE_TYPES.contains(&line_item_type)
 }
 
-/// Is this adjustment already reflected in the usage lines' net cost (a discount, a Savings
-/// Plan negation)? Under `net_unblended` it is listed but not subtracted again.
+/// Is this adjustment already reflected in the usage lines' net cost (a discount)? Under
+/// `net_unblended` it is listed but not subtracted again.
+///
+/// A `SavingsPlanNegation` is not: it offsets a `SavingsPlanCoveredUsage` line, whose
+/// unblended and net unblended costs are still the On-Demand figures; the negation line carries
+/// the offset in both columns, so it is subtracted under either metric
+/// (<https://docs.aws.amazon.com/cur/latest/userguide/cur-sp.html>). Savings Plans cover EC2,
+/// Fargate, Lambda and SageMaker AI, not Bedrock, so such a line reaches us only from a
+/// filter wider than Bedrock.
 pub fn in_net(line_item_type: &str) -> bool {
     let t = line_item_type.trim();
-    t.ends_with("Discount") || t == "SavingsPlanNegation" || t.ends_with(" Discount")
+    t.ends_with("Discount") || t.ends_with(" Discount")
 }
 
 /// The CUR spelling of a Cost Explorer record type, where they differ (the CE names are the
@@ -56,12 +63,18 @@ mod tests {
             "EdpDiscount",
             "PrivateRateDiscount",
             "BundledDiscount",
-            "SavingsPlanNegation",
             "Bundled Discount",
         ] {
             assert!(in_net(t), "{t}");
         }
-        for t in ["Credit", "Refund", "Tax", "Fee", "Usage"] {
+        for t in [
+            "Credit",
+            "Refund",
+            "Tax",
+            "Fee",
+            "Usage",
+            "SavingsPlanNegation",
+        ] {
             assert!(!in_net(t), "{t}");
         }
         assert_eq!(

@@ -195,16 +195,44 @@ pub fn snapshot() -> Vec<ModelPrice> {
     ]
 }
 
-/// The price of `name` served at `tier` and `scope`, with notes on any fallback; else the
-/// closest model names. Never "the last row wins": the book holds one row per model, tier and
-/// scope (see `sources::pricing`); when the exact one is missing the in-region, then the
-/// standard price is used and the note says so.
+/// Why a model could not be priced.
+#[derive(Debug, PartialEq)]
+pub enum Unpriced {
+    /// No row names the model: the closest model names.
+    Unknown(Vec<String>),
+    /// The model is listed, but at no tier and scope that costs at least what was asked (a
+    /// priority call is never priced from the standard row): the model and the tier-scope
+    /// pairs that are listed.
+    NotListed { model: String, listed: Vec<String> },
+}
+
+/// How a tier's price ranks against the others: batch and flex cost less than standard,
+/// priority more (<https://aws.amazon.com/bedrock/pricing/>).
+fn tier_rank(t: &str) -> u8 {
+    match Tier::parse(t) {
+        Some(Tier::Batch | Tier::Flex) => 0,
+        Some(Tier::Standard | Tier::Reserved | Tier::Provisioned) | None => 1,
+        Some(Tier::Priority) => 2,
+    }
+}
+
+/// Global cross-Region inference costs less than in-Region or geographic cross-Region
+/// (<https://aws.amazon.com/bedrock/pricing/>).
+fn scope_rank(s: &str) -> u8 {
+    u8::from(s != Scope::Global.as_str())
+}
+
+/// The price of `name` served at `tier` and `scope`, with notes on any fallback. Never "the
+/// last row wins": the book holds one row per model, tier and scope (see `sources::pricing`).
+/// When the exact row is missing, the fallback is the in-Region, then the standard price, and
+/// only one that costs at least as much as the asked one (a budget check must not understate
+/// a call); the note says so. With no such row the answer is [`Unpriced::NotListed`].
 pub fn resolve<'a>(
     prices: &'a [ModelPrice],
     name: &str,
     tier: Tier,
     scope: Scope,
-) -> Result<(&'a ModelPrice, Vec<String>), Vec<String>> {
+) -> Result<(&'a ModelPrice, Vec<String>), Unpriced> {
     let key = super::model::key(name);
     let rows: Vec<&ModelPrice> = prices
         .iter()
@@ -225,11 +253,13 @@ pub fn resolve<'a>(
         close.sort();
         let mut seen = std::collections::HashSet::new();
         close.retain(|c| seen.insert(c.2));
-        return Err(close
-            .into_iter()
-            .take(3)
-            .map(|(_, _, m)| m.to_string())
-            .collect());
+        return Err(Unpriced::Unknown(
+            close
+                .into_iter()
+                .take(3)
+                .map(|(_, _, m)| m.to_string())
+                .collect(),
+        ));
     }
     let find = |t: Tier, s: Scope| {
         rows.iter()
@@ -239,14 +269,28 @@ pub fn resolve<'a>(
     if let Some(p) = find(tier, scope) {
         return Ok((p, vec![]));
     }
-    let fallback = [
+    let at_least = |p: &&ModelPrice| {
+        tier_rank(&p.tier) >= tier_rank(tier.as_str())
+            && scope_rank(&p.scope) >= scope_rank(scope.as_str())
+    };
+    let Some(fallback) = [
         (tier, Scope::InRegion),
+        (tier, Scope::CrossRegion),
         (Tier::Standard, scope),
         (Tier::Standard, Scope::InRegion),
+        (Tier::Standard, Scope::CrossRegion),
     ]
     .into_iter()
-    .find_map(|(t, s)| find(t, s))
-    .unwrap_or(rows[0]);
+    .filter_map(|(t, s)| find(t, s))
+    .find(at_least) else {
+        return Err(Unpriced::NotListed {
+            model: rows[0].model.clone(),
+            listed: rows
+                .iter()
+                .map(|p| format!("{} {}", p.tier, p.scope))
+                .collect(),
+        });
+    };
     Ok((
         fallback,
         vec![format!(
@@ -343,9 +387,39 @@ mod tests {
         let (p, notes) = resolve(&book, "Claude Sonnet 4.6", Tier::Batch, Scope::Global).unwrap();
         assert_eq!(p.input_per_1k, 0.0027);
         assert!(notes[0].contains("no batch global price"), "{notes:?}");
-        let close =
-            resolve(&book, "claude-sonet-4.6", Tier::Standard, Scope::InRegion).unwrap_err();
+        let Unpriced::Unknown(close) =
+            resolve(&book, "claude-sonet-4.6", Tier::Standard, Scope::InRegion).unwrap_err()
+        else {
+            panic!("an unknown model")
+        };
         assert_eq!(close[0], "Claude Sonnet 4.6");
+        // A priority call is never priced from a cheaper row; a flex call may take the
+        // standard one (it costs at least as much).
+        let (p, notes) = resolve(&book, "Claude Sonnet 4.6", Tier::Flex, Scope::InRegion).unwrap();
+        assert_eq!((p.tier.as_str(), p.input_per_1k), ("standard", 0.003));
+        assert!(notes[0].contains("no flex in_region price"), "{notes:?}");
+        assert_eq!(
+            resolve(&book, "Claude Sonnet 4.6", Tier::Priority, Scope::Global).unwrap_err(),
+            Unpriced::NotListed {
+                model: "Claude Sonnet 4.6".into(),
+                listed: vec!["standard in_region".into(), "standard global".into()],
+            }
+        );
+        // An in-Region call is never priced from the cheaper global row.
+        let only_global: Vec<ModelPrice> = book
+            .iter()
+            .filter(|p| p.scope == "global")
+            .cloned()
+            .collect();
+        assert!(matches!(
+            resolve(
+                &only_global,
+                "Claude Sonnet 4.6",
+                Tier::Standard,
+                Scope::InRegion
+            ),
+            Err(Unpriced::NotListed { .. })
+        ));
         let (p, _) = resolve(
             &book,
             "amazon.titan-embed-text-v2:0",

@@ -185,7 +185,18 @@ impl App {
         let book = self.prices.prices(&region).await;
         let (price, fallback_notes) = match resolve(&book.prices, model, tier, scope) {
             Ok((p, notes)) => (p.clone(), notes),
-            Err(close) => {
+            Err(crate::domain::pricing::Unpriced::NotListed { model, listed }) => {
+                return Err(ToolError::invalid(format!(
+                    "no {} {} price is listed for {model} in {region} ({}), and no listed price \
+                     costs at least as much, so the call is not priced below what it costs; \
+                     listed: {}. Ask for a listed tier, or set `tier` to the one the call will use",
+                    tier.as_str(),
+                    scope.as_str(),
+                    book.source,
+                    listed.join(", ")
+                )));
+            }
+            Err(crate::domain::pricing::Unpriced::Unknown(close)) => {
                 return Err(ToolError::invalid(format!(
                     "unknown model '{model}' in the {} prices for {region} ({}); closest: {}",
                     if book.source == "snapshot" {

@@ -651,6 +651,26 @@ async fn prices_follow_the_tier_the_profile_and_the_cache_kind() {
             .contains("no flex in_region price is listed"),
         "{out}"
     );
+    // A priority call with no priority price listed is refused, not priced from the cheaper
+    // standard row (a budget check must not understate the call); the error lists what is.
+    let e = err(&call(
+        &client,
+        "estimate_cost",
+        json!({"model": "Claude Opus 4.6", "input_tokens": 1_000_000, "tier": "priority"}),
+    )
+    .await);
+    assert!(
+        e.contains("no priority in_region price is listed for Claude Opus 4.6")
+            && e.contains("standard in_region"),
+        "{e}"
+    );
+    let e = err(&call(
+        &client,
+        "check_budget",
+        json!({"model": "Claude Opus 4.6", "input_tokens": 1_000_000, "tier": "priority"}),
+    )
+    .await);
+    assert!(e.contains("no priority in_region price"), "{e}");
     // A model in neither offer names the offers searched.
     let e = err(&call(
         &client,

@@ -164,7 +164,7 @@ pub fn aws_env(emu: Option<&Emulator>) -> Vec<(String, String)> {
         ("AWS_REGION".into(), "us-east-1".into()),
         (
             "BEDROCK_COST_MCP_LOG".into(),
-            "bedrock_cost_mcp=debug,rmcp=warn".into(),
+            "bedrock_cost_mcp=info,rmcp=warn".into(),
         ),
         // CUR month rollups go to this test process's scratch folder, not the user's cache.
         (

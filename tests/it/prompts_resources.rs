@@ -225,7 +225,7 @@ async fn resources_are_the_configuration_and_the_tag_policy() {
             "iam_cache_secs": 300,
             "registry_max_results": 50,
             "budgets": {"policy_file": null, "ledger": null, "ledger_window_hours": 48, "price_cache_dir": null},
-            "log": "bedrock_cost_mcp=debug,rmcp=warn"
+            "log": "bedrock_cost_mcp=info,rmcp=warn"
         })
     );
 
