@@ -25,7 +25,7 @@ use plotters_backend::{
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::tools::spend::{SpendOutput, SpendRowOut};
+use crate::usecases::spend::{SpendOutput, SpendRowOut};
 
 /// DejaVu Sans 2.37 (Bitstream Vera licence; see assets/fonts/).
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
@@ -387,7 +387,7 @@ pub fn display_labels(labels: &[&str], max: usize) -> Vec<String> {
 
 /// Money on an axis: `$1,234` (USD) or `1,234 EUR`; cents only for small scales.
 pub fn axis_money(v: f64, currency: &str, cents: bool) -> String {
-    let s = crate::tools::fmt_money(v);
+    let s = crate::domain::label::fmt_money(v);
     let s = if cents {
         s
     } else {
@@ -917,7 +917,7 @@ fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tools::spend::{PeriodOut, Reconciliation};
+    use crate::usecases::spend::{PeriodOut, Reconciliation};
 
     fn row(bucket: &str, team: &str, amount: f64) -> SpendRowOut {
         SpendRowOut {

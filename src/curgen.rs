@@ -1046,7 +1046,9 @@ fn indexed(list: &[&str], i: usize) -> String {
     }
 }
 
-/// The kinds of identity behind callers (aws-facts.md §1.2).
+/// The kinds of identity behind callers: users, roles and their sessions, federated users and
+/// AgentCore runtime sessions, as `line_item_iam_principal` records them
+/// (<https://docs.aws.amazon.com/cur/latest/userguide/table-dictionary-cur2-line-item.html>).
 #[derive(Debug, Clone, Copy)]
 enum IdentityKind {
     User,

@@ -1757,7 +1757,7 @@ mod tests {
             argv.extend(&args);
             let config = config(&argv);
             let plan = Plan::new(&config, true);
-            let app = crate::server::App::build(config).await.unwrap();
+            let app = crate::usecases::context::App::build(config).await.unwrap();
             let source = app.spend_source(None).unwrap();
             assert_eq!(plan.spend.name(), source.name(), "{args:?}");
             assert_eq!(plan.cur.is_some(), app.cur.is_some(), "{args:?}");

@@ -43,3 +43,4 @@ pub mod sources;
 pub mod terminal;
 pub mod tools;
 pub mod transport;
+pub mod usecases;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use bedrock_cost_mcp::cli::{Cli, Command, RegistryCommand};
 use bedrock_cost_mcp::config::Config;
 use bedrock_cost_mcp::error::ToolError;
-use bedrock_cost_mcp::server::App;
+use bedrock_cost_mcp::server::Server;
 use bedrock_cost_mcp::{terminal, transport};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -87,8 +87,8 @@ async fn main() -> ExitCode {
             }
         }
         Command::Spend(args) => {
-            let app = match App::build(cli.config).await {
-                Ok(app) => app,
+            let server = match Server::build(cli.config).await {
+                Ok(server) => server,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
@@ -97,7 +97,8 @@ async fn main() -> ExitCode {
             // Checked as the tool checks its arguments: every refusal names the flag's argument.
             let input = match args.tool_args().and_then(|mut v| {
                 if let Some(m) = v.as_object_mut() {
-                    app.coerce_args("bedrock_spend", m)
+                    server
+                        .coerce_args("bedrock_spend", m)
                         .map_err(|e| e.to_string())?;
                 }
                 serde_json::from_value::<bedrock_cost_mcp::tools::args::SpendInput>(v)
@@ -110,7 +111,7 @@ async fn main() -> ExitCode {
                 }
             };
             let (spinner, progress) = terminal::Spinner::start("bedrock_spend");
-            let result = app.spend_charted(input, progress).await;
+            let result = server.app.spend_charted(input, progress).await;
             spinner.stop();
             match result {
                 Ok((out, png)) => {
@@ -217,7 +218,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => {
             let mut config = cli.config;
             config.serving = true;
-            let app = match App::build(config).await {
+            let app = match Server::build(config).await {
                 Ok(app) => app,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -269,12 +270,12 @@ async fn answer(
     json: bool,
     render: impl Fn(&str, &serde_json::Value) -> String,
 ) -> Result<serde_json::Value, ExitCode> {
-    let app = App::build(config).await.map_err(|e| {
+    let server = Server::build(config).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
     let (spinner, progress) = terminal::Spinner::start(tool);
-    let result = bedrock_cost_mcp::tools::run_tool_with_progress(&app, tool, args, progress).await;
+    let result = server.run_tool_with_progress(tool, args, progress).await;
     spinner.stop();
     match result {
         Ok((text, structured)) => {

@@ -6,7 +6,7 @@
 use rmcp::model::Resource;
 use serde_json::{Value, json};
 
-use crate::server::App;
+use crate::usecases::context::App;
 
 pub const CONFIG_URI: &str = "bedrock-cost://config";
 pub const REQUIRED_TAGS_URI: &str = "bedrock-cost://policy/required-tags";

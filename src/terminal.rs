@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::domain::label::fmt_money;
 use crate::sources::{Progress, no_progress};
-use crate::tools::fmt_money;
 
 /// A table with aligned columns; numeric columns align right.
 pub struct Table {

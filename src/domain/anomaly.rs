@@ -93,6 +93,31 @@ pub fn history(day: NaiveDate, data_start: NaiveDate, first_seen: NaiveDate) -> 
     }
 }
 
+// A model that drove an anomalous day, and its spend that day (no doc comment: it would
+// change the tools' output schemas).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct Driver {
+    pub model: String,
+    pub amount: f64,
+}
+
+// A day whose spend for one group is far above its baseline.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct Anomaly {
+    /// cur_baseline or cost_explorer.
+    pub source: String,
+    /// The role, principal or tag value.
+    pub who: String,
+    pub day: String,
+    pub expected: f64,
+    pub actual: f64,
+    pub score: f64,
+    /// Models that drove the day.
+    pub drivers: Vec<Driver>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_threatened: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

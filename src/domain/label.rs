@@ -7,6 +7,25 @@
 //! two different values came out the same, up to the full value. The structured answers keep
 //! the full values; only text and pictures are shortened.
 
+/// `1234.5` -> `1,234.50`; negative amounts keep their sign.
+pub fn fmt_money(x: f64) -> String {
+    let neg = x < 0.0;
+    let cents = (x.abs() * 100.0).round() as u128;
+    let (units, frac) = (cents / 100, cents % 100);
+    let digits = units.to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!(
+        "{}{grouped}.{frac:02}",
+        if neg && cents > 0 { "-" } else { "" }
+    )
+}
+
 /// `s` in at most `max` characters (when it can be: never fewer than 8), cut in the middle.
 /// ARNs lose their prefix first, then the middle of the resource, then all of the account
 /// but its last four digits (`…9012:`), keeping the kind while there is room.
@@ -146,5 +165,18 @@ mod tests {
         let (x, y) = ("aaaaaaaaaaXaaaaaaaaaa", "aaaaaaaaaaYaaaaaaaaaa");
         let l = distinct(&[x, y], 10);
         assert_ne!(l[0], l[1], "{l:?}");
+    }
+}
+
+#[cfg(test)]
+mod money_tests {
+    use super::fmt_money;
+
+    #[test]
+    fn money_formats() {
+        assert_eq!(fmt_money(1234.5), "1,234.50");
+        assert_eq!(fmt_money(-25.0), "-25.00");
+        assert_eq!(fmt_money(0.004), "0.00");
+        assert_eq!(fmt_money(1_000_000.0), "1,000,000.00");
     }
 }

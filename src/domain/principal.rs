@@ -3,7 +3,8 @@
 //! Users appear as `arn:aws:iam::A:user/path/name`; roles as the assumed-role
 //! session `arn:aws:sts::A:assumed-role/Role/session`. Grouping "per role"
 //! strips the session name; the role's IAM path is not in the session ARN, so
-//! roles are matched against IAM by name (aws-facts.md §1.2).
+//! roles are matched against IAM by name
+//! (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns>).
 
 /// What kind of principal an ARN names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

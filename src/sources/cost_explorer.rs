@@ -9,7 +9,10 @@
 //!
 //! Every request is $0.01 (each page too), so all calls go through the
 //! [`ce_guard`](super::ce_guard): cache, single-flight and an hourly cap.
-//! Bedrock spend appears under several SERVICE names (aws-facts.md §1.6); they
+//! Bedrock spend appears under several SERVICE names (Amazon Bedrock, Amazon Bedrock Service,
+//! the Marketplace "(Amazon Bedrock Edition)" models, Amazon Bedrock AgentCore); as the SDK's
+//! `ProductAttributeValues` documentation advises
+//! (<https://docs.aws.amazon.com/aws-cost-management/latest/APIReference/API_GetDimensionValues.html>), they
 //! are discovered with `GetDimensionValues(SERVICE, "Bedrock")` once a day
 //! and all of them are counted.
 
@@ -545,7 +548,7 @@ impl SpendSource for CostExplorer {
                     if moved.abs() >= 0.005 {
                         notes.push(format!(
                             "Cost Explorer cannot tell a principal without the iamPrincipal/{key} tag from a line without any principal: {} of the untagged spend is on usage types that never carry a principal (provisioned throughput, reserved capacity, AgentCore compute, other non-token meters) and is shown as no_principal (inferred from the usage type); the rest stays untagged",
-                            crate::tools::fmt_money(moved)
+                            crate::domain::label::fmt_money(moved)
                         ));
                     } else {
                         notes.push(format!("the untagged group is spend by principals without the iamPrincipal/{key} tag (no usage type without a principal was found in it)"));
@@ -709,6 +712,123 @@ fn split_no_principal(q: &SpendQuery, rows: &mut Vec<SpendRow>, split: &[SpendRo
         r.no_principal || r.amount.abs() >= 0.000_05 || !r.keys.iter().any(Option::is_none)
     });
     moved
+}
+
+/// Cost Explorer's forecast of unblended spend on `services` from `start` to `end`
+/// (`GetCostForecast`, one paid request, counted against `cap`).
+pub async fn forecast(
+    client: &Client,
+    cap: &RequestCap,
+    services: Vec<String>,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<Option<f64>, ToolError> {
+    use aws_sdk_costexplorer::types::{
+        DateInterval, Dimension, DimensionValues, Expression, Granularity, Metric,
+    };
+    cap.take()?;
+    let interval = DateInterval::builder()
+        .start(start.to_string())
+        .end(end.to_string())
+        .build()
+        .map_err(|e| ToolError::invalid(e.to_string()))?;
+    let filter = Expression::builder()
+        .dimensions(
+            DimensionValues::builder()
+                .key(Dimension::Service)
+                .set_values(Some(services))
+                .build(),
+        )
+        .build();
+    let out = client
+        .get_cost_forecast()
+        .time_period(interval)
+        .metric(Metric::UnblendedCost)
+        .granularity(Granularity::Monthly)
+        .filter(filter)
+        .send()
+        .await
+        .map_err(|e| crate::error::from_sdk("Cost Explorer", "ce:GetCostForecast", &e))?;
+    Ok(out
+        .total()
+        .and_then(|t| t.amount())
+        .and_then(|a| a.parse::<f64>().ok()))
+}
+
+/// Cost Explorer anomalies touching Bedrock in the period (`GetAnomalies`; each page is a
+/// paid request, counted against `cap`).
+pub async fn anomalies(
+    client: &Client,
+    cap: &RequestCap,
+    period: Period,
+) -> Result<Vec<crate::domain::anomaly::Anomaly>, ToolError> {
+    use aws_sdk_costexplorer::types::AnomalyDateInterval;
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        cap.take()?;
+        let interval = AnomalyDateInterval::builder()
+            .start_date(period.start.to_string())
+            .end_date(period.end.to_string())
+            .build()
+            .map_err(|e| ToolError::invalid(e.to_string()))?;
+        let page = client
+            .get_anomalies()
+            .date_interval(interval)
+            .max_results(100)
+            .set_next_page_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| crate::error::from_sdk("Cost Explorer", "ce:GetAnomalies", &e))?;
+        for a in page.anomalies() {
+            let bedrock = a
+                .root_causes()
+                .iter()
+                .any(|r| r.service().is_some_and(|s| s.contains("Bedrock")))
+                || a.dimension_value().is_some_and(|d| d.contains("Bedrock"));
+            if !bedrock {
+                continue;
+            }
+            out.push(crate::domain::anomaly::Anomaly {
+                source: "cost_explorer".into(),
+                who: a.dimension_value().unwrap_or("Amazon Bedrock").to_string(),
+                day: a
+                    .anomaly_start_date()
+                    .unwrap_or("")
+                    .chars()
+                    .take(10)
+                    .collect(),
+                expected: a
+                    .impact()
+                    .and_then(|i| i.total_expected_spend())
+                    .unwrap_or(0.0),
+                actual: a
+                    .impact()
+                    .and_then(|i| i.total_actual_spend())
+                    .unwrap_or(0.0),
+                score: a.anomaly_score().map(|s| s.max_score()).unwrap_or(0.0),
+                drivers: a
+                    .root_causes()
+                    .iter()
+                    .filter_map(|r| {
+                        r.usage_type().map(|u| crate::domain::anomaly::Driver {
+                            model: u.to_string(),
+                            amount: 0.0,
+                        })
+                    })
+                    .collect(),
+                budget_threatened: None,
+            });
+        }
+        token = page
+            .next_page_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

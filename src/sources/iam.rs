@@ -1,6 +1,7 @@
 //! IAM: which users and roles exist, with their tags, from one paginated
 //! `GetAccountAuthorizationDetails` sweep (not one `List*Tags` call per
-//! principal, aws-facts.md §4); and, behind `--allow-writes`, adding tags.
+//! principal: `ListUsers`/`ListRoles` return no tags;
+//! <https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetAccountAuthorizationDetails.html>); and, behind `--allow-writes`, adding tags.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -41,7 +41,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::group::SpendQuery;
 use crate::error::ToolError;
-pub use rows::{Adjustment, SpendRow};
+pub use rows::{Adjustment, SourceInput, SpendRow};
 
 /// Reports progress of long work (0..=total); a no-op when the client asked for none.
 pub type Progress = Arc<dyn Fn(f64, f64, String) + Send + Sync>;

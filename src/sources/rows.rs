@@ -34,3 +34,12 @@ pub struct Adjustment {
     /// not subtracted again.
     pub in_net: bool,
 }
+
+/// A spend backend a question may ask for (`source` in `bedrock_spend`).
+#[derive(Debug, Clone, Copy, serde::Deserialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceInput {
+    CostExplorer,
+    Cur,
+    Athena,
+}

@@ -21,13 +21,14 @@ use serde::Serialize;
 pub use super::args::AnomalyInput;
 use super::args::{AnomalyArgs, anomaly_args, parse_cursor};
 use super::{fmt_money, respond, take_page};
+pub use crate::domain::anomaly::{Anomaly, Driver};
 use crate::domain::anomaly::{History, WINDOW_DAYS, finite, history, judge};
 use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
 use crate::domain::period::Period;
 use crate::error::ToolError;
-use crate::server::App;
 use crate::sources::budgets::{Subject, choose};
 use crate::sources::no_progress;
+use crate::usecases::context::App;
 
 /// Findings per page (`top_n`) and the offset of the page asked for (`cursor`, `rows:<n>` as
 /// `bedrock_spend` issues).
@@ -44,28 +45,6 @@ pub const MAX_TOP_N: u32 = 200;
 
 /// Days before the baseline window also read, to tell a new group from an established one.
 const LOOKBACK_DAYS: i64 = 28;
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Driver {
-    pub model: String,
-    pub amount: f64,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Anomaly {
-    /// cur_baseline or cost_explorer.
-    pub source: String,
-    /// The role, principal or tag value.
-    pub who: String,
-    pub day: String,
-    pub expected: f64,
-    pub actual: f64,
-    pub score: f64,
-    /// Models that drove the day.
-    pub drivers: Vec<Driver>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub budget_threatened: Option<String>,
-}
 
 /// An anomaly with the money at risk it is ranked by.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -108,7 +87,7 @@ pub struct NewSpender {
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AnomalyOutput {
-    pub period: super::spend::PeriodOut,
+    pub period: crate::usecases::spend::PeriodOut,
     pub by: String,
     pub rule: String,
     /// This page of findings, most money at risk first.
@@ -153,7 +132,7 @@ fn round2(x: f64) -> f64 {
 }
 
 /// The page of findings starting at `offset` (at most `top_n`, and within
-/// [`super::PAGE_BYTES`]), with the cursor to the next one.
+/// [`crate::usecases::PAGE_BYTES`]), with the cursor to the next one.
 pub fn page(mut o: AnomalyOutput, top_n: usize, offset: usize) -> AnomalyOutput {
     let row_count = o.anomalies.len();
     o.anomalies = take_page(o.anomalies.into_iter().skip(offset), top_n);
@@ -383,7 +362,7 @@ impl App {
             notes.push(format!("no anomaly between {} and {}; billing data lags 24-48 h, so the last two days may be incomplete", period.start, period.end));
         }
         Ok(AnomalyOutput {
-            period: super::spend::PeriodOut {
+            period: crate::usecases::spend::PeriodOut {
                 start: period.start.to_string(),
                 end: period.end.to_string(),
             },

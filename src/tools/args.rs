@@ -54,13 +54,7 @@ pub enum MetricInput {
     Amortized,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceInput {
-    CostExplorer,
-    Cur,
-    Athena,
-}
+pub use crate::sources::SourceInput;
 
 /// Input of `bedrock_spend`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

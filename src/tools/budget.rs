@@ -19,10 +19,10 @@ use crate::domain::pricing::{ModelPrice, resolve};
 use crate::domain::principal::PrincipalKind;
 use crate::domain::usage_type::Tier;
 use crate::error::ToolError;
-use crate::server::App;
 use crate::sources::budgets::{Budget, Scope, Subject, choose};
 use crate::sources::ledger::Entry;
 use crate::sources::no_progress;
+use crate::usecases::context::App;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct EstimateOutput {
@@ -50,7 +50,7 @@ pub struct CheckOutput {
     pub who: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
-    pub period: super::spend::PeriodOut,
+    pub period: crate::usecases::spend::PeriodOut,
     /// Spend so far this month under the budget (absent when withheld).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spent: Option<f64>,
@@ -766,7 +766,7 @@ impl App {
             reasons,
             who,
             budget,
-            period: super::spend::PeriodOut {
+            period: crate::usecases::spend::PeriodOut {
                 start: period.start.to_string(),
                 end: period.end.to_string(),
             },

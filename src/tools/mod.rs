@@ -24,44 +24,9 @@ use serde::Serialize;
 use crate::error::ToolError;
 use crate::sources::{Progress, no_progress};
 
-/// `1234.5` -> `1,234.50`; negative amounts keep their sign.
-pub fn fmt_money(x: f64) -> String {
-    let neg = x < 0.0;
-    let cents = (x.abs() * 100.0).round() as u128;
-    let (units, frac) = (cents / 100, cents % 100);
-    let digits = units.to_string();
-    let mut grouped = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!(
-        "{}{grouped}.{frac:02}",
-        if neg && cents > 0 { "-" } else { "" }
-    )
-}
+use crate::domain::label::fmt_money;
 
-/// Most bytes of listed items (as JSON) in one answer page: big pages near the 25,000-token
-/// tool-output limit of some clients (Claude Code's MAX_MCP_OUTPUT_TOKENS) get cut off, so a
-/// page stops earlier and its cursor continues.
-pub const PAGE_BYTES: usize = 40 * 1024;
-
-/// Up to `max` items, stopping before their JSON passes [`PAGE_BYTES`] (always at least one).
-pub fn take_page<T: Serialize>(items: impl IntoIterator<Item = T>, max: usize) -> Vec<T> {
-    let mut bytes = 0;
-    items
-        .into_iter()
-        .take(max)
-        .enumerate()
-        .take_while(|(i, item)| {
-            bytes += serde_json::to_vec(item).map(|v| v.len() + 1).unwrap_or(0);
-            *i == 0 || bytes <= PAGE_BYTES
-        })
-        .map(|(_, item)| item)
-        .collect()
-}
+use crate::usecases::take_page;
 
 /// While the calendar clock is pinned (`--now`), every answer says so: a line in its notes
 /// (added when the answer has none) and in its text.
@@ -111,19 +76,10 @@ pub fn respond<T: Serialize>(result: Result<(String, T), ToolError>) -> CallTool
     }
 }
 
-/// Run a tool by name outside MCP (the `call` CLI subcommand): the same
-/// inputs, code and answers as the MCP tools. Returns (text, structured).
-pub async fn run_tool(
-    app: &crate::server::App,
-    name: &str,
-    args: serde_json::Value,
-) -> Result<(String, serde_json::Value), ToolError> {
-    run_tool_with_progress(app, name, args, no_progress()).await
-}
-
-/// [`run_tool`], reporting the progress of long questions (spend, untagged) to `progress`.
+/// Run a tool by name outside MCP, its arguments already checked
+/// ([`crate::server::Server::run_tool`]), reporting the progress of long questions to `progress`.
 pub async fn run_tool_with_progress(
-    app: &crate::server::App,
+    app: &crate::usecases::context::App,
     name: &str,
     args: serde_json::Value,
     progress: Progress,
@@ -134,15 +90,12 @@ pub async fn run_tool_with_progress(
 }
 
 async fn run_tool_inner(
-    app: &crate::server::App,
+    app: &crate::usecases::context::App,
     name: &str,
     args: serde_json::Value,
     progress: Progress,
 ) -> Result<(String, serde_json::Value), ToolError> {
     let mut args = args;
-    if let serde_json::Value::Object(m) = &mut args {
-        app.coerce_args(name, m)?;
-    }
     // `profile`, `region`, `role_arn`: the account the call runs in (`accounts`).
     if let serde_json::Value::Object(m) = &mut args
         && let Some((picked, account)) = app.for_call(name, m)?
@@ -159,7 +112,7 @@ async fn run_tool_inner(
 }
 
 async fn run_named(
-    app: &crate::server::App,
+    app: &crate::usecases::context::App,
     name: &str,
     args: serde_json::Value,
     progress: Progress,
@@ -243,38 +196,4 @@ pub fn progress_reporter(ctx: &RequestContext<RoleServer>) -> Progress {
             let _ = peer.notify_progress(param).await;
         });
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fmt_money;
-
-    #[test]
-    fn money_formats() {
-        assert_eq!(fmt_money(1234.5), "1,234.50");
-        assert_eq!(fmt_money(-25.0), "-25.00");
-        assert_eq!(fmt_money(0.004), "0.00");
-        assert_eq!(fmt_money(1_000_000.0), "1,000,000.00");
-    }
-}
-
-#[cfg(test)]
-mod page_tests {
-    use super::*;
-
-    #[test]
-    fn take_page_stops_at_the_byte_budget_but_never_returns_nothing() {
-        let small: Vec<String> = (0..10).map(|i| format!("item{i}")).collect();
-        assert_eq!(take_page(small.clone(), 3), small[..3]);
-        assert_eq!(take_page(small.clone(), 50).len(), 10);
-        let big: Vec<String> = (0..10).map(|_| "x".repeat(15 * 1024)).collect();
-        let page = take_page(big.clone(), 50);
-        assert_eq!(page.len(), 2, "3 x 15 KiB > 40 KiB");
-        let huge = vec!["y".repeat(100 * 1024)];
-        assert_eq!(
-            take_page(huge, 50).len(),
-            1,
-            "one oversized item still goes out"
-        );
-    }
 }

@@ -19,10 +19,10 @@ use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuer
 use crate::domain::period::PeriodInput;
 use crate::domain::principal::{Principal, PrincipalKind, glob_match};
 use crate::error::ToolError;
-use crate::server::App;
 use crate::sources::Progress;
 use crate::sources::cost_allocation::AllocationTag;
 use crate::sources::iam::{IamKind, IamPrincipal};
+use crate::usecases::context::App;
 
 /// Most principals listed in `not_in_iam` (the largest by spend; the rest are summed in a warning).
 const MAX_NOT_IN_IAM: usize = 100;
@@ -85,7 +85,7 @@ pub struct UntaggedOutput {
     pub required_keys_source: String,
     /// cur, cost_explorer or none.
     pub spend_source: String,
-    pub period: super::spend::PeriodOut,
+    pub period: crate::usecases::spend::PeriodOut,
     pub summary: UntaggedSummary,
     pub findings: Vec<Finding>,
     /// Spend in the data by principals IAM does not list.
@@ -598,7 +598,7 @@ impl App {
             required_keys: required,
             required_keys_source: source.into(),
             spend_source: spend_source.into(),
-            period: super::spend::PeriodOut {
+            period: crate::usecases::spend::PeriodOut {
                 start: period.start.to_string(),
                 end: period.end.to_string(),
             },

@@ -19,9 +19,9 @@ use super::{fmt_money, respond};
 use crate::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
 use crate::domain::period::PeriodInput;
 use crate::error::ToolError;
-use crate::server::App;
 use crate::sources::no_progress;
 use crate::sources::registry::{RawRecord, RecordError, RegistryInfo};
+use crate::usecases::context::App;
 
 /// A record summarised.
 #[derive(Debug, Clone, Serialize, JsonSchema)]

@@ -9,8 +9,8 @@
 use crate::domain::group::SpendQuery;
 use crate::domain::visibility::Visibility;
 use crate::error::ToolError;
-use crate::server::App;
 use crate::sources::budgets::Subject;
+use crate::usecases::context::App;
 
 impl App {
     /// The caller's visibility, if the caller is limited.

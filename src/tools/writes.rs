@@ -14,9 +14,9 @@ pub use super::args::{ActivateInput, IamKindInput, TagPrincipalInput};
 use super::args::{activation_keys, check_tag_principal};
 use super::respond;
 use crate::error::ToolError;
-use crate::server::App;
 use crate::sources::cost_allocation::ActivationResult;
 use crate::sources::iam::IamKind;
+use crate::usecases::context::App;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ActivateOutput {

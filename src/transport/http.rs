@@ -16,8 +16,7 @@ use crate::auth::Auth;
 use crate::auth::jwt::{JwtSettings, JwtVerifier};
 use crate::auth::middleware::{Guard, Limits};
 use crate::auth::tokens::TokenFile;
-use crate::cli::ServeArgs;
-use crate::server::App;
+use crate::server::Server;
 
 /// Host header values always accepted.
 const LOOPBACK_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1", "[::1]"];
@@ -42,8 +41,123 @@ pub enum HttpError {
     Serve(std::io::Error),
 }
 
+/// How the HTTP transport serves: address, accepted hosts and origins, authentication and
+/// limits. Read from flags and environment by clap (`serve`), so each setting is stated here
+/// once.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpSettings {
+    /// Serve streamable HTTP on this address instead of stdio (beyond loopback only with --auth-tokens or --jwt-issuer).
+    #[arg(long, env = "BEDROCK_COST_MCP_HTTP")]
+    pub http: Option<SocketAddr>,
+
+    /// Extra accepted `Host` header values (loopback names are always accepted).
+    #[arg(
+        long = "allowed-host",
+        env = "BEDROCK_COST_MCP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Accepted browser `Origin` values, with scheme (`https://app.example.com:443`, `:*` for any port).
+    /// Loopback origins are always accepted; any other present Origin gets 403.
+    #[arg(
+        long = "allowed-origin",
+        env = "BEDROCK_COST_MCP_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Largest accepted HTTP request body, in bytes.
+    #[arg(long, env = "BEDROCK_COST_MCP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Static bearer tokens (TOML, hashed; see README "HTTP authentication"). With this or
+    /// --jwt-issuer every /mcp request needs `Authorization: Bearer`, and binding beyond loopback is allowed.
+    #[arg(long, env = "BEDROCK_COST_MCP_AUTH_TOKENS")]
+    pub auth_tokens: Option<std::path::PathBuf>,
+
+    /// OAuth 2.1 authorization server (JWT `iss`) whose access tokens are accepted.
+    #[arg(long, env = "BEDROCK_COST_MCP_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// The issuer's JWKS URL (default: discovered from its RFC 8414 / OpenID metadata).
+    #[arg(long, env = "BEDROCK_COST_MCP_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+
+    /// How long fetched signing keys are kept, in seconds (unknown key ids refetch early).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_JWKS_TTL_SECS",
+        default_value_t = 600
+    )]
+    pub jwt_jwks_ttl_secs: u64,
+
+    /// Least seconds between two fetches of the JWKS (tried or not): a token naming an unknown
+    /// key id (rotation) fetches again at most this often, so junk tokens cannot hammer the issuer.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_JWKS_MIN_REFETCH_SECS",
+        default_value_t = 30
+    )]
+    pub jwt_jwks_min_refetch_secs: u64,
+
+    /// JWT claim listing the iamPrincipal tag values a caller may see (e.g. `team`); with --jwt-visibility-tag-key.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_VISIBILITY_CLAIM",
+        requires = "jwt_visibility_tag_key"
+    )]
+    pub jwt_visibility_claim: Option<String>,
+
+    /// The iamPrincipal/<key> tag those claim values are values of (e.g. `team`).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_VISIBILITY_TAG_KEY",
+        requires = "jwt_visibility_claim"
+    )]
+    pub jwt_visibility_tag_key: Option<String>,
+
+    /// A blank value of the visibility claim grants untagged spend (principals without the
+    /// tag). Off: a blank value grants nothing, so a token missing its team sees nothing.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_JWT_VISIBILITY_ALLOW_UNTAGGED",
+        requires = "jwt_visibility_claim"
+    )]
+    pub jwt_visibility_allow_untagged: bool,
+
+    /// This server's public resource URI (the JWT audience and RFC 9728 `resource`);
+    /// default `http://<bound address>/mcp`.
+    #[arg(long, env = "BEDROCK_COST_MCP_RESOURCE_URL")]
+    pub resource_url: Option<String>,
+
+    /// Longest time one HTTP request may take, in seconds.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_REQUEST_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub request_timeout_secs: u64,
+
+    /// Requests served at once; more get 503 with Retry-After.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 256
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// Requests per minute per authenticated caller (0: unlimited); more get 429 with Retry-After.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub rate_limit_per_minute: u32,
+}
+
 /// Authentication from the serve flags (None: no auth configured).
-pub fn auth_from_args(args: &ServeArgs, local: SocketAddr) -> Result<Option<Auth>, HttpError> {
+pub fn auth_from_args(args: &HttpSettings, local: SocketAddr) -> Result<Option<Auth>, HttpError> {
     if args.auth_tokens.is_none() && args.jwt_issuer.is_none() {
         return Ok(None);
     }
@@ -79,7 +193,12 @@ pub fn auth_from_args(args: &ServeArgs, local: SocketAddr) -> Result<Option<Auth
 }
 
 /// The axum router: `/mcp` (guarded), `/healthz`, and the protected-resource metadata.
-pub fn router(app: App, args: &ServeArgs, auth: Option<Auth>, ct: CancellationToken) -> Router {
+pub fn router(
+    app: Server,
+    args: &HttpSettings,
+    auth: Option<Auth>,
+    ct: CancellationToken,
+) -> Router {
     let hosts: Vec<String> = LOOPBACK_HOSTS
         .iter()
         .map(|s| s.to_string())
@@ -178,7 +297,7 @@ async fn json_by_default(
 }
 
 /// Serve until SIGINT or SIGTERM.
-pub async fn serve(app: App, args: ServeArgs, addr: SocketAddr) -> Result<(), HttpError> {
+pub async fn serve(app: Server, args: HttpSettings, addr: SocketAddr) -> Result<(), HttpError> {
     let has_auth = args.auth_tokens.is_some() || args.jwt_issuer.is_some();
     if !addr.ip().is_loopback() && !has_auth {
         return Err(HttpError::NotLoopback(addr));

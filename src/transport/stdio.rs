@@ -2,10 +2,10 @@
 
 use rmcp::ServiceExt;
 
-use crate::server::App;
+use crate::server::Server;
 
 /// Serve until the client closes stdin.
-pub async fn serve(app: App) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub async fn serve(app: Server) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let running = app.serve(rmcp::transport::stdio()).await?;
     running.waiting().await?;
     Ok(())

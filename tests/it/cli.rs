@@ -43,7 +43,7 @@ fn spend_prints_a_table_and_json_that_agree() {
     let v: Value = serde_json::from_str(&json).unwrap();
     let total = v["total"].as_f64().unwrap();
     assert!(
-        table.contains(&bedrock_cost_mcp::tools::fmt_money(total)),
+        table.contains(&bedrock_cost_mcp::domain::label::fmt_money(total)),
         "table total matches JSON {total}"
     );
 }
@@ -124,7 +124,7 @@ fn untagged_prints_tables_and_json_equal_to_the_tool() {
     let spend_end = lines[header].find("SPEND").unwrap() + "SPEND".len();
     for (i, f) in cli["findings"].as_array().unwrap().iter().enumerate() {
         let line = lines[header + 1 + i];
-        let spend = bedrock_cost_mcp::tools::fmt_money(f["spend"].as_f64().unwrap());
+        let spend = bedrock_cost_mcp::domain::label::fmt_money(f["spend"].as_f64().unwrap());
         assert!(line.starts_with(f["kind"].as_str().unwrap()), "{line}");
         assert!(line.contains(f["name"].as_str().unwrap()), "{line}");
         assert_eq!(&line[spend_end - spend.len()..spend_end], spend, "{line}");
@@ -233,7 +233,7 @@ fn registry_search_prints_hits_and_json_equal_to_the_tool() {
         .filter(|l| l.principal.contains(":assumed-role/InvoiceAgentRole/"))
         .map(|l| l.unblended)
         .sum();
-    let spend = bedrock_cost_mcp::tools::fmt_money(by_hand);
+    let spend = bedrock_cost_mcp::domain::label::fmt_money(by_hand);
     assert_eq!(
         rows,
         vec![
@@ -258,7 +258,7 @@ fn registry_search_prints_hits_and_json_equal_to_the_tool() {
             ],
         ]
     );
-    let spend = bedrock_cost_mcp::tools::fmt_money(
+    let spend = bedrock_cost_mcp::domain::label::fmt_money(
         cli["hits"][0]["role_spend_this_month"].as_f64().unwrap(),
     );
     assert!(table.contains(&spend));

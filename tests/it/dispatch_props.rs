@@ -50,7 +50,9 @@ fn router(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> axum::Router {
     let mut config = cli.config;
     config.serving = true;
     rt.block_on(async {
-        let app = bedrock_cost_mcp::server::App::build(config).await.unwrap();
+        let app = bedrock_cost_mcp::server::Server::build(config)
+            .await
+            .unwrap();
         let auth = bedrock_cost_mcp::transport::http::auth_from_args(
             &args,
             "127.0.0.1:8000".parse().unwrap(),

@@ -5,4 +5,4 @@ pub mod cur_sql;
 #[path = "../../../src/sources/rows.rs"]
 pub mod rows;
 
-pub use rows::{Adjustment, SpendRow};
+pub use rows::{Adjustment, SourceInput, SpendRow};
