@@ -14,6 +14,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::config::Config;
+use crate::domain::names::valid_role_arn;
 use crate::error::ToolError;
 
 /// The tools whose answers depend on the AWS account they call. `estimate_cost` is not one:
@@ -167,78 +168,6 @@ pub fn annotate(r: &mut rmcp::model::CallToolResult, account: &Account) {
     let at = r.content.len().min(1);
     r.content
         .insert(at, rmcp::model::ContentBlock::text(account.label()));
-}
-
-/// An AWS region name: lowercase letters and digits in dash-separated parts, ending in a number
-/// (us-east-1, us-gov-west-1, cn-northwest-1, eusc-de-east-1).
-pub fn valid_region(r: &str) -> bool {
-    let parts: Vec<&str> = r.split('-').collect();
-    (5..=32).contains(&r.len())
-        && parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && parts[0].chars().all(|c| c.is_ascii_lowercase())
-        && parts
-            .last()
-            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
-}
-
-/// `arn:<partition>:iam::<account>:role/<path/name>`; `*` allowed in patterns.
-fn valid_role_arn(arn: &str, pattern: bool) -> bool {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let account_ok = |a: &str| {
-        (a.len() == 12 && a.chars().all(|c| c.is_ascii_digit())) || (pattern && a.contains('*'))
-    };
-    parts.len() == 6
-        && parts[0] == "arn"
-        && (parts[1].starts_with("aws") || (pattern && parts[1] == "*"))
-        && parts[2] == "iam"
-        && parts[3].is_empty()
-        && account_ok(parts[4])
-        && parts[5].len() > "role/".len()
-        && parts[5].starts_with("role/")
-        && (pattern || !arn.contains('*'))
-}
-
-/// Check the allow-lists at startup, so a typo fails there and not in a tool call.
-pub fn validate_allow_lists(config: &Config) -> Result<(), String> {
-    if let Some(p) = config.allow_profiles.iter().find(|p| {
-        p.trim().is_empty() || p.chars().any(|c| c.is_whitespace() || c == '[' || c == ']')
-    }) {
-        return Err(format!(
-            "--allow-profiles: '{p}' is not a profile name (names from ~/.aws/config, comma-separated)"
-        ));
-    }
-    if let Some(r) = config.allow_regions.iter().find(|r| !valid_region(r)) {
-        return Err(format!(
-            "--allow-regions: '{r}' is not an AWS region (e.g. us-east-1, us-gov-west-1, cn-northwest-1)"
-        ));
-    }
-    if let Some(a) = config
-        .allow_role_arns
-        .iter()
-        .find(|a| !valid_role_arn(a, true))
-    {
-        return Err(format!(
-            "--allow-role-arns: '{a}' is not an IAM role ARN or pattern (e.g. arn:aws:iam::111122223333:role/FinOpsRead or arn:aws:iam::*:role/FinOpsRead)"
-        ));
-    }
-    if config.role_session_name.len() < 2
-        || config.role_session_name.len() > 64
-        || !config
-            .role_session_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "=,.@_-".contains(c))
-    {
-        return Err(format!(
-            "--role-session-name '{}' must be 2-64 characters of letters, digits and =,.@_-",
-            config.role_session_name
-        ));
-    }
-    Ok(())
 }
 
 /// Add the allowed account inputs to an account tool's input schema (only those with a
@@ -444,10 +373,13 @@ mod tests {
             &["--allow-profiles", "a b"],
             &["--role-session-name", "has space"],
         ] {
-            assert!(validate_allow_lists(&config(bad)).is_err(), "{bad:?}");
+            assert!(
+                crate::config::validate_allow_lists(&config(bad)).is_err(),
+                "{bad:?}"
+            );
         }
         assert!(
-            validate_allow_lists(&config(&[
+            crate::config::validate_allow_lists(&config(&[
                 "--allow-regions",
                 "us-gov-west-1,eusc-de-east-1",
                 "--allow-role-arns",

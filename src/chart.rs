@@ -22,8 +22,6 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind, FontTransform,
 };
-use schemars::JsonSchema;
-use serde::Serialize;
 
 use crate::usecases::spend::{SpendOutput, SpendRowOut};
 
@@ -56,44 +54,7 @@ const OTHERS: RGBColor = RGBColor(0xB0, 0xB0, 0xB0);
 const INK: RGBColor = RGBColor(0x22, 0x22, 0x22);
 const GRID: RGBColor = RGBColor(0xE4, 0xE4, 0xE4);
 
-/// What a chart shows: the kind, the size, and every group drawn with its figures.
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
-pub struct ChartSummary {
-    /// stacked_over_time or ranked_bars.
-    pub kind: String,
-    pub mime_type: String,
-    pub width: u32,
-    pub height: u32,
-    /// Size of the PNG in bytes.
-    pub bytes: usize,
-    pub currency: String,
-    /// Time buckets on the x axis, oldest first (stacked_over_time only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub buckets: Vec<String>,
-    /// day or month: what one bucket is (stacked_over_time only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time_unit: Option<String>,
-    /// Groups drawn: stacked bottom to top, or bars top to bottom.
-    pub groups: Vec<ChartGroup>,
-    /// Sum of the groups drawn (equals the answer's total over the rows charted).
-    pub total: f64,
-}
-
-/// One series (stacked) or bar (ranked).
-#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
-pub struct ChartGroup {
-    /// The answer's group values joined with " | ", "untagged" or "others".
-    pub label: String,
-    pub amount: f64,
-    pub untagged: bool,
-    pub others: bool,
-    /// Amount per bucket, aligned with `buckets` (stacked_over_time only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<f64>,
-    /// Answer groups this chart folded into "others" to stay readable.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub folded: Vec<String>,
-}
+pub use crate::usecases::spend::{ChartGroup, ChartSummary};
 
 /// A rendered chart.
 pub struct Chart {
@@ -492,8 +453,8 @@ where
             }
         }
     }
-    let y_max = top.iter().cloned().fold(0.0, f64::max);
-    let y_min = bottom.iter().cloned().fold(0.0, f64::min);
+    let y_max = top.iter().copied().fold(0.0, f64::max);
+    let y_min = bottom.iter().copied().fold(0.0, f64::min);
     let span = (y_max - y_min).max(0.01);
     let (y_lo, y_hi) = (
         if y_min < 0.0 {

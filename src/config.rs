@@ -275,7 +275,7 @@ impl Config {
         if self.ledger_window_hours < 1 {
             return Err("--ledger-window-hours must be at least 1".into());
         }
-        crate::accounts::validate_allow_lists(self)?;
+        validate_allow_lists(self)?;
         if self.ce_max_requests_per_hour == 0 {
             return Err("--ce-max-requests-per-hour must be at least 1".into());
         }
@@ -294,9 +294,9 @@ impl Config {
         if self.no_cur_rollups {
             return None;
         }
-        self.cur_rollup_dir
-            .clone()
-            .or_else(|| user_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("cur-rollups")))
+        self.cur_rollup_dir.clone().or_else(|| {
+            crate::sources::user_dir("XDG_CACHE_HOME", ".cache").map(|d| d.join("cur-rollups"))
+        })
     }
 
     /// How month rollups are kept (None: off).
@@ -322,10 +322,44 @@ impl Config {
     }
 }
 
-/// `$XDG_<KIND>_HOME/bedrock-cost-mcp` or `~/<fallback>/bedrock-cost-mcp`.
-pub fn user_dir(xdg: &str, fallback: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os(xdg)
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(fallback)))
-        .map(|d| d.join("bedrock-cost-mcp"))
+/// Check the allow-lists at startup, so a typo fails there and not in a tool call.
+pub fn validate_allow_lists(config: &Config) -> Result<(), String> {
+    if let Some(p) = config.allow_profiles.iter().find(|p| {
+        p.trim().is_empty() || p.chars().any(|c| c.is_whitespace() || c == '[' || c == ']')
+    }) {
+        return Err(format!(
+            "--allow-profiles: '{p}' is not a profile name (names from ~/.aws/config, comma-separated)"
+        ));
+    }
+    if let Some(r) = config
+        .allow_regions
+        .iter()
+        .find(|r| !crate::domain::names::valid_region(r))
+    {
+        return Err(format!(
+            "--allow-regions: '{r}' is not an AWS region (e.g. us-east-1, us-gov-west-1, cn-northwest-1)"
+        ));
+    }
+    if let Some(a) = config
+        .allow_role_arns
+        .iter()
+        .find(|a| !crate::domain::names::valid_role_arn(a, true))
+    {
+        return Err(format!(
+            "--allow-role-arns: '{a}' is not an IAM role ARN or pattern (e.g. arn:aws:iam::111122223333:role/FinOpsRead or arn:aws:iam::*:role/FinOpsRead)"
+        ));
+    }
+    if config.role_session_name.len() < 2
+        || config.role_session_name.len() > 64
+        || !config
+            .role_session_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "=,.@_-".contains(c))
+    {
+        return Err(format!(
+            "--role-session-name '{}' must be 2-64 characters of letters, digits and =,.@_-",
+            config.role_session_name
+        ));
+    }
+    Ok(())
 }

@@ -38,7 +38,7 @@
 //!   line of its own (`EdpDiscount` / `PrivateRateDiscount`, as with manual discount
 //!   compatibility) whose amount is exactly what the usage lines' `line_item_net_unblended_cost`
 //!   already took off; likewise a `BundledDiscount` on a tenth of the Guardrails lines. No
-//!   `SavingsPlanNegation`: Savings Plans do not cover Bedrock ([`IN_NET_TYPES`]).
+//!   `SavingsPlanNegation`: Savings Plans do not cover Bedrock (see `IN_NET_TYPES`).
 //!
 //! Rows are produced day by day and streamed in Arrow batches of at most [`MAX_BATCH_ROWS`]
 //! rows, so memory stays bounded whatever the size.

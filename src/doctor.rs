@@ -818,7 +818,7 @@ fn partition_mismatch(region: &str, arn: &str) -> Option<(String, String)> {
 /// The configured region, if any (an empty `AWS_REGION` configures none).
 fn configured_region(sdk: &SdkConfig) -> Option<&str> {
     sdk.region()
-        .map(|r| r.as_ref())
+        .map(std::convert::AsRef::as_ref)
         .filter(|r| !r.trim().is_empty())
 }
 

@@ -7,13 +7,16 @@
 //! The map:
 //! - [`cli`] and [`config`]: flags and `BEDROCK_COST_MCP_*` variables; [`terminal`]:
 //!   tables and a progress line for the commands people run.
-//! - [`server`]: the one MCP server type ([`server::App`]) for both transports.
+//! - [`server`]: the one MCP server type ([`server::Server`]) for both transports: the tool
+//!   router, input checks and authorisation at dispatch, over the tools' context
+//!   ([`usecases::context::App`]).
+//! - [`usecases`]: the tools' context and the typed answers shaped from the sources (spend).
 //! - [`transport`]: stdio and streamable HTTP (Host/Origin checks, shutdown).
 //! - [`accounts`]: per-call `profile`/`region`/`role_arn` against the allow-lists; the server
 //!   keeps one set of AWS sources per chosen account.
 //! - [`auth`]: HTTP only: hashed static tokens, JWT/JWKS resource server, RFC 9728 metadata,
-//!   the guard (scopes, rate/concurrency/time/body limits, access log); the caller's visibility
-//!   is applied by [`tools::scope`].
+//!   the guard (scopes, rate/concurrency/time/body limits, access log); the caller and its
+//!   visibility are [`domain::visibility`] types, applied by [`tools::scope`].
 //! - [`tools`]: one file per tool; thin: validate, ask one source, shape the output.
 //!   Every tool's input struct and checks live in [`tools::args`] (pure, fuzzed in `fuzz/`).
 //! - [`sources`]: one trait per question, one file per backend (Cost Explorer

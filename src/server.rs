@@ -208,10 +208,10 @@ impl ServerHandler for Server {
     ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
         let parts = context.extensions.get::<axum::http::request::Parts>();
         let caller = parts
-            .and_then(|p| p.extensions.get::<crate::auth::Caller>())
+            .and_then(|p| p.extensions.get::<crate::domain::visibility::Caller>())
             .cloned();
         let note = parts
-            .and_then(|p| p.extensions.get::<crate::auth::middleware::RequestNote>())
+            .and_then(|p| p.extensions.get::<crate::domain::visibility::RequestNote>())
             .cloned();
         // Authorisation happens here, on the name rmcp decoded (escapes, duplicate keys and
         // all), never on a second reading of the body.
@@ -222,15 +222,15 @@ impl ServerHandler for Server {
             );
         }
         if let Some(c) = &caller {
-            if self.writes(&request.name) && !c.has_scope(crate::auth::SCOPE_WRITE) {
+            if self.writes(&request.name) && !c.has_scope(crate::domain::visibility::SCOPE_WRITE) {
                 if let Some(n) = &note {
-                    n.denied(&request.name, crate::auth::SCOPE_WRITE);
+                    n.denied(&request.name, crate::domain::visibility::SCOPE_WRITE);
                 }
                 return Ok(
                     crate::tools::respond::<()>(Err(ToolError::Forbidden(format!(
                         "{} changes the AWS account and needs scope {}; this caller has {}",
                         request.name,
-                        crate::auth::SCOPE_WRITE,
+                        crate::domain::visibility::SCOPE_WRITE,
                         c.scopes.join(" ")
                     ))))
                     .into(),

@@ -2,6 +2,8 @@
 # Runs every test on a fresh machine, in stages, and prints how long each took:
 #   setup        the pinned AWS emulator (moto) into tools/.venv when missing; crates fetched
 #   selftests    the emulators' own checks (wire shapes against the SDK crates' sources)
+#   lint         `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings` (the lints
+#                Cargo.toml's [lints] sets, and clippy's defaults)
 #   rust         every Rust unit and integration test, with --no-fail-fast: one failure never
 #                hides another binary's tests (the integration tests start the emulators and
 #                the real binary on loopback themselves)
@@ -41,6 +43,9 @@ selftests() {
     tools/.venv/bin/python tools/emulator/selftest.py &&
         tools/.venv/bin/python tools/registry_emulator/selftest.py
 }
+lint() {
+    cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings
+}
 rust() {
     cargo test --locked --no-fail-fast "$@" 2>&1 | tee -a "$log"
 }
@@ -75,6 +80,7 @@ conformance() {
 
 stage setup setup
 stage selftests selftests
+stage lint lint
 stage rust rust "$@"
 stage calendar calendar "$@"
 stage fuzz fuzz

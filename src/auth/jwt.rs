@@ -122,7 +122,7 @@ impl JwtVerifier {
         self.0
             .keys
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -240,7 +240,11 @@ impl JwtVerifier {
         match tokio::time::timeout(FETCH_TIMEOUT, self.fetch_keys()).await {
             Ok(Ok(set)) => {
                 tracing::info!(keys = set.keys.len(), "fetched JWKS");
-                *self.0.keys.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(set));
+                *self
+                    .0
+                    .keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(set));
                 state.last_error = None;
             }
             Ok(Err(e)) => {
@@ -348,7 +352,7 @@ impl JwtVerifier {
 fn usable(jwk: &Jwk) -> Option<Key> {
     if matches!(
         jwk.common.public_key_use,
-        Some(PublicKeyUse::Encryption) | Some(PublicKeyUse::Other(_))
+        Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
     ) {
         return None;
     }

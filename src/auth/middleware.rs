@@ -5,7 +5,7 @@
 //! Order: authenticate (when configured) -> `cost.read` -> rate limit -> concurrency permit ->
 //! run with a deadline. The guard never reads the request body: rmcp decodes it once, and
 //! everything that depends on what is asked (the write scope, the tool named in the access log)
-//! is decided where the call is dispatched, on the decoded values (`server::App::call_tool`),
+//! is decided where the call is dispatched, on the decoded values (`server::Server::call_tool`),
 //! which reports back through the request's [`RequestNote`].
 //!
 //! The permit and the deadline also hold for streamed responses: a call that sends progress
@@ -29,41 +29,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{Auth, AuthError, Caller, SCOPE_READ};
-
-/// What the dispatch tells the guard about one request (shared through the request's
-/// extensions; rmcp hands the request parts to the handler).
-#[derive(Clone, Default)]
-pub struct RequestNote(Arc<Mutex<NoteInner>>);
-
-#[derive(Default)]
-struct NoteInner {
-    rpc: Option<String>,
-    tool: Option<String>,
-    /// The JSON-RPC id, as JSON text.
-    id: Option<String>,
-    /// A tool was refused for want of this scope.
-    denied: Option<(String, String)>,
-}
-
-impl RequestNote {
-    fn with<R>(&self, f: impl FnOnce(&mut NoteInner) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// A tool call, as dispatched (the decoded name and id).
-    pub fn call(&self, tool: &str, id: &str) {
-        self.with(|n| {
-            n.rpc = Some("tools/call".into());
-            n.tool = Some(tool.chars().take(64).collect());
-            n.id = Some(id.to_string());
-        });
-    }
-
-    /// The tool needs a scope the caller lacks; the guard answers 403 with a challenge.
-    pub fn denied(&self, tool: &str, scope: &str) {
-        self.with(|n| n.denied = Some((tool.to_string(), scope.to_string())));
-    }
-}
+use crate::domain::visibility::NoteInner;
+pub use crate::domain::visibility::RequestNote;
 
 /// Limits for the HTTP transport.
 #[derive(Debug, Clone)]
@@ -109,7 +76,10 @@ impl Guard {
             return Ok(());
         }
         let per_sec = rate as f64 / 60.0;
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // A bucket idle for a minute has refilled: forgetting it changes nothing, and keeps
         // the map as small as the set of recent callers (JWT subjects are unbounded).
         if buckets.len() >= BUCKET_SWEEP_AT && !buckets.contains_key(who) {

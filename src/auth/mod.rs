@@ -17,28 +17,7 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-/// Scope that every MCP request needs.
-pub const SCOPE_READ: &str = "cost.read";
-/// Scope that the write tools (tagging, activating tags) additionally need.
-pub const SCOPE_WRITE: &str = "cost.write";
-
-/// Who is calling, once authenticated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Caller {
-    /// Token name or JWT subject, for logs; never the token.
-    pub name: String,
-    pub scopes: Vec<String>,
-    /// What this caller may see; None: everything.
-    pub visibility: Option<Visibility>,
-}
-
-impl Caller {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-}
-
-pub use crate::domain::visibility::Visibility;
+pub use crate::domain::visibility::{Caller, SCOPE_READ, SCOPE_WRITE, Visibility};
 
 /// Everything the HTTP transport needs to authenticate requests.
 #[derive(Clone)]

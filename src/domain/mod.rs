@@ -7,6 +7,7 @@ pub mod group;
 pub mod label;
 pub mod lines;
 pub mod model;
+pub mod names;
 pub mod period;
 pub mod pricing;
 pub mod principal;

@@ -304,55 +304,9 @@ pub fn resolve<'a>(
     ))
 }
 
-/// Is `r` shaped like an AWS region code (`us-east-1`, `us-gov-west-1`, `cn-north-1`,
-/// `eu-central-2`, `us-isob-east-1`)? Checked before a region sizes any work (a Price List
-/// lookup, a cache entry, a cache file name).
-pub fn valid_region(r: &str) -> bool {
-    let parts: Vec<&str> = r.split('-').collect();
-    r.len() <= 32
-        && parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .parse::<u8>()
-            .is_ok_and(|n| (1..=20).contains(&n))
-        && !parts[parts.len() - 1].starts_with('0')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn region_codes_are_recognised() {
-        for ok in [
-            "us-east-1",
-            "us-gov-west-1",
-            "cn-north-1",
-            "eu-central-2",
-            "ap-southeast-5",
-            "us-isob-east-1",
-            "mx-central-1",
-        ] {
-            assert!(valid_region(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "us-east",
-            "US-EAST-1",
-            "us-east-01",
-            "us-east-1/../../x",
-            "us_east_1",
-            "u-east-1",
-            "us--1",
-            "us-east-1 ",
-            &"a".repeat(40),
-        ] {
-            assert!(!valid_region(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn units_normalise_to_per_1k() {

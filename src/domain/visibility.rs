@@ -187,12 +187,73 @@ impl Visibility {
     }
 }
 
+/// Scope that every MCP request needs.
+pub const SCOPE_READ: &str = "cost.read";
+/// Scope that the write tools (tagging, activating tags) additionally need.
+pub const SCOPE_WRITE: &str = "cost.write";
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    /// Token name or JWT subject, for logs; never the token.
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// What this caller may see; None: everything.
+    pub visibility: Option<Visibility>,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// What the dispatch tells the guard about one request (shared through the request's
+/// extensions; rmcp hands the request parts to the handler).
+#[derive(Clone, Default)]
+pub struct RequestNote(std::sync::Arc<std::sync::Mutex<NoteInner>>);
+
+/// What a [`RequestNote`] holds.
+#[derive(Default)]
+pub struct NoteInner {
+    pub rpc: Option<String>,
+    pub tool: Option<String>,
+    /// The JSON-RPC id, as JSON text.
+    pub id: Option<String>,
+    /// A tool was refused for want of this scope.
+    pub denied: Option<(String, String)>,
+}
+
+impl RequestNote {
+    /// Read or change the note.
+    pub fn with<R>(&self, f: impl FnOnce(&mut NoteInner) -> R) -> R {
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// A tool call, as dispatched (the decoded name and id).
+    pub fn call(&self, tool: &str, id: &str) {
+        self.with(|n| {
+            n.rpc = Some("tools/call".into());
+            n.tool = Some(tool.chars().take(64).collect());
+            n.id = Some(id.to_string());
+        });
+    }
+
+    /// The tool needs a scope the caller lacks; the guard answers 403 with a challenge.
+    pub fn denied(&self, tool: &str, scope: &str) {
+        self.with(|n| n.denied = Some((tool.to_string(), scope.to_string())));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
+        v.iter().map(std::string::ToString::to_string).collect()
     }
 
     #[test]

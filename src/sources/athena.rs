@@ -261,11 +261,11 @@ impl Athena {
                     let stats = exec.and_then(|e| e.statistics());
                     break (
                         stats
-                            .and_then(|s| s.data_scanned_in_bytes())
+                            .and_then(aws_sdk_athena::types::QueryExecutionStatistics::data_scanned_in_bytes)
                             .map(|b| b.max(0) as u64),
                         stats
                             .and_then(|s| s.result_reuse_information())
-                            .is_some_and(|r| r.reused_previous_result()),
+                            .is_some_and(aws_sdk_athena::types::ResultReuseInformation::reused_previous_result),
                     );
                 }
                 QueryExecutionState::Failed | QueryExecutionState::Cancelled => {
@@ -319,7 +319,10 @@ impl Athena {
                 .send()
                 .await
                 .map_err(|e| from_sdk("Athena", "athena:GetQueryResults", &e))?;
-            let rows = page.result_set().map(|r| r.rows()).unwrap_or_default();
+            let rows = page
+                .result_set()
+                .map(aws_sdk_athena::types::ResultSet::rows)
+                .unwrap_or_default();
             for (i, row) in rows.iter().enumerate() {
                 let cells: Vec<Option<String>> = row
                     .data()

@@ -265,7 +265,7 @@ fn scope_of(e: &Expression) -> Option<Scope> {
     }
     // And: the most specific applicable part wins; Not (credits, refunds) is ignored.
     let parts: Vec<Scope> = e.and().iter().filter_map(scope_of).collect();
-    parts.into_iter().min_by_key(|s| s.rank())
+    parts.into_iter().min_by_key(Scope::rank)
 }
 
 /// What of a budget's filter the spend query for `scope` does not apply: dimensions other than
@@ -315,17 +315,30 @@ fn cost_types_not_reproduced(
     // The API's defaults when CostTypes is absent: credits, refunds, tax, discounts included.
     let on = |v: Option<bool>| v.unwrap_or(true);
     let mut out = Vec::new();
-    if c.and_then(|c| c.use_blended()).unwrap_or(false) {
+    if c.and_then(aws_sdk_budgets::types::CostTypes::use_blended)
+        .unwrap_or(false)
+    {
         out.push("blended cost".to_string());
     }
-    if c.and_then(|c| c.use_amortized()).unwrap_or(false) {
+    if c.and_then(aws_sdk_budgets::types::CostTypes::use_amortized)
+        .unwrap_or(false)
+    {
         out.push("amortized cost".to_string());
     }
     if matches!(scope, Scope::Bedrock) {
         for (name, v) in [
-            ("credits", c.and_then(|c| c.include_credit())),
-            ("refunds", c.and_then(|c| c.include_refund())),
-            ("tax", c.and_then(|c| c.include_tax())),
+            (
+                "credits",
+                c.and_then(aws_sdk_budgets::types::CostTypes::include_credit),
+            ),
+            (
+                "refunds",
+                c.and_then(aws_sdk_budgets::types::CostTypes::include_refund),
+            ),
+            (
+                "tax",
+                c.and_then(aws_sdk_budgets::types::CostTypes::include_tax),
+            ),
         ] {
             if on(v) {
                 out.push(name.to_string());

@@ -189,7 +189,7 @@ impl RequestCap {
             });
         }
         if self.per_caller > 0
-            && let Ok(who) = PAYER.try_with(|p| p.clone())
+            && let Ok(who) = PAYER.try_with(std::clone::Clone::clone)
         {
             let mut by = self.by_caller.lock().expect("cap lock poisoned");
             by.retain(|_, q| {

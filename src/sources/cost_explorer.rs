@@ -188,7 +188,7 @@ pub fn check_query(q: &SpendQuery) -> Result<(), ToolError> {
 fn fallback() -> Vec<String> {
     FALLBACK_BEDROCK_SERVICES
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .collect()
 }
 
@@ -208,7 +208,7 @@ fn build_filter(req: &CeRequest) -> Result<Expression, ToolError> {
                 .set_values(Some(
                     crate::domain::lines::USAGE_RECORD_TYPES
                         .iter()
-                        .map(|t| t.to_string())
+                        .map(std::string::ToString::to_string)
                         .collect(),
                 ))
                 .build(),
@@ -236,7 +236,7 @@ fn build_filter(req: &CeRequest) -> Result<Expression, ToolError> {
             return Err(ToolError::invalid(format!("filter {key} has no value")));
         }
         let named: Vec<String> = values.iter().filter(|v| !v.is_empty()).cloned().collect();
-        let wants_untagged = values.iter().any(|v| v.is_empty());
+        let wants_untagged = values.iter().any(std::string::String::is_empty);
         let mut alts = Vec::new();
         if !named.is_empty() {
             alts.push(
@@ -800,13 +800,16 @@ pub async fn anomalies(
                     .collect(),
                 expected: a
                     .impact()
-                    .and_then(|i| i.total_expected_spend())
+                    .and_then(aws_sdk_costexplorer::types::Impact::total_expected_spend)
                     .unwrap_or(0.0),
                 actual: a
                     .impact()
-                    .and_then(|i| i.total_actual_spend())
+                    .and_then(aws_sdk_costexplorer::types::Impact::total_actual_spend)
                     .unwrap_or(0.0),
-                score: a.anomaly_score().map(|s| s.max_score()).unwrap_or(0.0),
+                score: a
+                    .anomaly_score()
+                    .map(aws_sdk_costexplorer::types::AnomalyScore::max_score)
+                    .unwrap_or(0.0),
                 drivers: a
                     .root_causes()
                     .iter()

@@ -167,7 +167,7 @@ impl CurEngine {
             .listing_table_ignore_subdirectory = false;
         let config = base.with_target_partitions(
             std::thread::available_parallelism()
-                .map(|n| n.get())
+                .map(std::num::NonZero::get)
                 .unwrap_or(2),
         );
         // No list-files cache: DataFusion's default keeps a table's file list forever, and a
@@ -590,7 +590,7 @@ impl CurEngine {
                         .await
                         .map_err(engine_err)?
                         .iter()
-                        .map(|b| b.num_rows())
+                        .map(datafusion::arrow::array::RecordBatch::num_rows)
                         .sum();
                     if let Ok(mut m) = self.monthly.lock() {
                         m.insert(period.clone(), (files, rows > 0));
@@ -863,7 +863,7 @@ impl LazyCur {
 /// where another local user could plant files before us. Without a home, a private folder
 /// (mode 0700, random name) made for this process.
 fn demo_base() -> Result<std::path::PathBuf, ToolError> {
-    if let Some(dir) = crate::config::user_dir("XDG_CACHE_HOME", ".cache") {
+    if let Some(dir) = crate::sources::user_dir("XDG_CACHE_HOME", ".cache") {
         return Ok(dir.join("demo"));
     }
     static PRIVATE: std::sync::OnceLock<Result<std::path::PathBuf, String>> =

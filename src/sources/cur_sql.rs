@@ -399,7 +399,7 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
             let ph: Vec<String> = named.iter().map(|v| placeholder(v)).collect();
             alts.push(format!("{lookup} IN ({})", ph.join(", ")));
         }
-        if values.iter().any(|v| v.is_empty()) {
+        if values.iter().any(std::string::String::is_empty) {
             // Untagged means a principal without the tag: lines without any principal are
             // their own bucket and never match (when the export says who called).
             if shape.has_principal {

@@ -13,6 +13,14 @@ pub fn lazy<C>(build: impl FnOnce() -> C + Send + 'static) -> Lazy<C> {
     Arc::new(std::sync::LazyLock::new(Box::new(build)))
 }
 
+/// `$XDG_<KIND>_HOME/bedrock-cost-mcp` or `~/<fallback>/bedrock-cost-mcp`.
+pub fn user_dir(xdg: &str, fallback: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os(xdg)
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(fallback)))
+        .map(|d| d.join("bedrock-cost-mcp"))
+}
+
 pub mod athena;
 pub mod budgets;
 pub mod ce_guard;

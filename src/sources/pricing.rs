@@ -80,7 +80,7 @@ impl PriceList {
 
     fn cache_file(&self, region: &str) -> Option<PathBuf> {
         // Only a region code becomes part of a file name (no `/`, no `..`).
-        if !crate::domain::pricing::valid_region(region) {
+        if !crate::domain::names::valid_region(region) {
             return None;
         }
         self.cache_dir
@@ -300,7 +300,7 @@ struct DiskCache {
 #[async_trait::async_trait]
 impl PriceSource for PriceList {
     async fn prices(&self, region: &str) -> PriceBook {
-        if !crate::domain::pricing::valid_region(region) {
+        if !crate::domain::names::valid_region(region) {
             return PriceBook::snapshot(Some(format!(
                 "'{}' is not an AWS region code; bundled price snapshot",
                 region.chars().take(40).collect::<String>()

@@ -42,7 +42,7 @@ impl CredentialProvider for SdkCredentials {
 pub fn store(sdk: &aws_config::SdkConfig, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
     let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_region(
         sdk.region()
-            .map(|r| r.to_string())
+            .map(std::string::ToString::to_string)
             .unwrap_or_else(|| "us-east-1".into()),
     );
     if let Some(p) = sdk.credentials_provider() {

@@ -388,7 +388,7 @@ pub fn estimate_args(input: &EstimateInput) -> Result<&str, ToolError> {
         input.cache_write_tokens,
         input.cache_write_1h_tokens,
     ];
-    if counts.iter().all(|c| c.is_none()) {
+    if counts.iter().all(std::option::Option::is_none) {
         return Err(ToolError::invalid(
             "give at least one of input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens",
         ));

@@ -170,7 +170,7 @@ impl App {
     pub async fn estimate(&self, input: EstimateInput) -> Result<EstimateOutput, ToolError> {
         let model = estimate_args(&input)?;
         let region = input.region.clone().unwrap_or_else(|| self.config_region());
-        if !crate::domain::pricing::valid_region(&region) {
+        if !crate::domain::names::valid_region(&region) {
             return Err(ToolError::invalid(format!(
                 "region '{}' is not an AWS region code; write it like us-east-1 or eu-central-1",
                 region.chars().take(40).collect::<String>()
@@ -373,7 +373,7 @@ impl App {
                     pattern.clone()
                 } else {
                     format!("arn:aws:iam::*:role/{pattern}")
-                }]
+                }];
             }
             Scope::Tag { key, value } => {
                 filter.tags.insert(key.clone(), vec![value.clone()]);

@@ -307,7 +307,9 @@ fn problem(
                 many => {
                     return Some((
                         path,
-                        Why::MissingKeys(many.iter().map(|k| k.to_string()).collect()),
+                        Why::MissingKeys(
+                            many.iter().map(std::string::ToString::to_string).collect(),
+                        ),
                     ));
                 }
             }
@@ -546,7 +548,7 @@ fn example(node: &Map<String, Value>, root: &Map<String, Value>, depth: usize) -
         Value::from((x as f64).clamp(lo, hi) as i64)
     };
     match own_types(node).first().copied() {
-        Some("integer") | Some("number") => num(10),
+        Some("integer" | "number") => num(10),
         Some("boolean") => Value::Bool(true),
         Some("array") => match node.get("items").and_then(Value::as_object) {
             Some(item) => Value::Array(vec![example(item, root, depth + 1)]),

@@ -441,14 +441,15 @@ impl App {
                             ans.rows
                                 .iter()
                                 .filter(|r| {
-                                    !r.no_principal && r.keys.first().is_some_and(|v| v.is_none())
+                                    !r.no_principal
+                                        && r.keys.first().is_some_and(std::option::Option::is_none)
                                 })
                                 .map(|r| r.amount)
                                 .sum(),
                         );
                     }
                     Err(e) => {
-                        warnings.push(format!("could not size the untagged spend for {k}: {e}"))
+                        warnings.push(format!("could not size the untagged spend for {k}: {e}"));
                     }
                 }
             }
@@ -487,7 +488,7 @@ impl App {
             }
             let missing: Vec<String> = required
                 .iter()
-                .filter(|k| p.tags.get(*k).is_none_or(|v| v.is_empty()))
+                .filter(|k| p.tags.get(*k).is_none_or(std::string::String::is_empty))
                 .cloned()
                 .collect();
             if missing.is_empty() {
@@ -586,7 +587,7 @@ impl App {
                 .then_with(|| a.name.cmp(&b.name))
         });
         if spend_source == "cost_explorer" {
-            unattributed = untagged_by_key.values().cloned().fold(0.0, f64::max);
+            unattributed = untagged_by_key.values().copied().fold(0.0, f64::max);
         }
         let total_findings = findings.len();
         let page: Vec<Finding> = super::take_page(findings.into_iter().skip(offset), max);

@@ -598,7 +598,7 @@ impl App {
         for e in errors {
             match merged.iter_mut().find(|m| m.record_id == e.record_id) {
                 Some(m) if m.code == e.code => {
-                    m.registry_id = format!("{},{}", m.registry_id, e.registry_id)
+                    m.registry_id = format!("{},{}", m.registry_id, e.registry_id);
                 }
                 Some(_) => {}
                 None => merged.push(e),

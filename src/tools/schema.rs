@@ -56,11 +56,11 @@ fn bound_formats(v: &mut Value) {
                 Some("uint8") => Some((0.into(), u8::MAX.into())),
                 Some("uint16") => Some((0.into(), u16::MAX.into())),
                 Some("uint32") => Some((0.into(), u32::MAX.into())),
-                Some("uint64") | Some("uint") => Some((0.into(), u64::MAX.into())),
+                Some("uint64" | "uint") => Some((0.into(), u64::MAX.into())),
                 Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
                 Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
                 Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
-                Some("int64") | Some("int") => Some((i64::MIN.into(), i64::MAX.into())),
+                Some("int64" | "int") => Some((i64::MIN.into(), i64::MAX.into())),
                 _ => None,
             };
             if let Some((min, max)) = range {

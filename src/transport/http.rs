@@ -201,12 +201,12 @@ pub fn router(
 ) -> Router {
     let hosts: Vec<String> = LOOPBACK_HOSTS
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .chain(args.allowed_hosts.iter().cloned())
         .collect();
     let origins: Vec<String> = LOOPBACK_ORIGINS
         .iter()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .chain(args.allowed_origins.iter().cloned())
         .collect();
     let config = StreamableHttpServerConfig::default()

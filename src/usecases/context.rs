@@ -49,7 +49,7 @@ pub struct App {
     /// Cost Explorer client and the shared paid-request cap (anomaly detection).
     ce_client: Option<(Lazy<aws_sdk_costexplorer::Client>, Arc<RequestCap>)>,
     /// The authenticated HTTP caller of this request (None: stdio or unauthenticated loopback).
-    pub(crate) caller: Option<Arc<crate::auth::Caller>>,
+    pub(crate) caller: Option<Arc<crate::domain::visibility::Caller>>,
     /// The accounts tool calls picked so far, each with its own sources (`for_account`).
     accounts: Arc<std::sync::Mutex<AccountApps>>,
 }
@@ -202,13 +202,13 @@ impl App {
                     config
                         .price_cache_dir
                         .clone()
-                        .or_else(|| crate::config::user_dir("XDG_CACHE_HOME", ".cache")),
+                        .or_else(|| crate::sources::user_dir("XDG_CACHE_HOME", ".cache")),
                 ))
             }
         };
         let ledger_path = config.ledger.clone().or_else(|| {
             if sdk.is_some() {
-                crate::config::user_dir("XDG_STATE_HOME", ".local/state")
+                crate::sources::user_dir("XDG_STATE_HOME", ".local/state")
                     .map(|d| d.join("ledger.json"))
             } else {
                 None
@@ -278,7 +278,10 @@ impl App {
     /// and CUR export. Kept for the life of the process (the allow-lists bound how many).
     pub(crate) fn for_account(&self, account: &crate::accounts::Account) -> Result<App, ToolError> {
         account.check(&self.config)?;
-        let mut cache = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = std::time::Instant::now();
         if let Some((app, used)) = cache.get_mut(account) {
             *used = now;
@@ -333,7 +336,7 @@ impl App {
         self.sdk
             .as_ref()
             .and_then(|s| s.region())
-            .map(|r| r.to_string())
+            .map(std::string::ToString::to_string)
             .unwrap_or_else(|| "us-east-1".into())
     }
 
@@ -397,7 +400,7 @@ impl App {
         .unwrap_or_else(|| {
             crate::sources::cost_explorer::FALLBACK_BEDROCK_SERVICES
                 .iter()
-                .map(|s| s.to_string())
+                .map(std::string::ToString::to_string)
                 .collect()
         });
         crate::sources::cost_explorer::forecast(client, cap, services, start, end).await

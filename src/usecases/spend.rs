@@ -118,7 +118,7 @@ pub struct SpendOutput {
     pub notes: Vec<String>,
     /// What the PNG chart shows (with chart: true): kind, size, and the groups drawn with their figures.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub chart: Option<crate::chart::ChartSummary>,
+    pub chart: Option<ChartSummary>,
 }
 
 fn is_untagged(group_by: &[GroupKey], keys: &[Option<String>]) -> bool {
@@ -199,7 +199,11 @@ pub(crate) fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> Spend
         rows.push((bucket, kept[&g], row));
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    let names: Vec<String> = q.group_by.iter().map(|k| k.to_string()).collect();
+    let names: Vec<String> = q
+        .group_by
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     let mut out_rows = Vec::new();
     let (mut named, mut untagged_sum, mut no_principal_sum, mut others_sum) = (0.0, 0.0, 0.0, 0.0);
     let mut others_iter = others.into_iter().peekable();
@@ -230,11 +234,11 @@ pub(crate) fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> Spend
         }
         let untagged = !row.no_principal && is_untagged(&q.group_by, &row.keys);
         if row.no_principal {
-            no_principal_sum += row.amount
+            no_principal_sum += row.amount;
         } else if untagged {
-            untagged_sum += row.amount
+            untagged_sum += row.amount;
         } else {
-            named += row.amount
+            named += row.amount;
         }
         out_rows.push(SpendRowOut {
             bucket: bucket.to_string(),
@@ -349,7 +353,11 @@ pub(crate) fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> Spend
             Granularity::Monthly => "monthly".into(),
             Granularity::Daily => "daily".into(),
         },
-        group_by: q.group_by.iter().map(|k| k.to_string()).collect(),
+        group_by: q
+            .group_by
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         metric: q.metric.ce_name().into(),
         currency: ans.currency,
         source: ans.source.into(),
@@ -376,4 +384,43 @@ pub(crate) fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> Spend
         notes,
         chart: None,
     }
+}
+
+/// What a chart shows: the kind, the size, and every group drawn with its figures.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct ChartSummary {
+    /// stacked_over_time or ranked_bars.
+    pub kind: String,
+    pub mime_type: String,
+    pub width: u32,
+    pub height: u32,
+    /// Size of the PNG in bytes.
+    pub bytes: usize,
+    pub currency: String,
+    /// Time buckets on the x axis, oldest first (stacked_over_time only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<String>,
+    /// day or month: what one bucket is (stacked_over_time only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_unit: Option<String>,
+    /// Groups drawn: stacked bottom to top, or bars top to bottom.
+    pub groups: Vec<ChartGroup>,
+    /// Sum of the groups drawn (equals the answer's total over the rows charted).
+    pub total: f64,
+}
+
+/// One series (stacked) or bar (ranked).
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct ChartGroup {
+    /// The answer's group values joined with " | ", "untagged" or "others".
+    pub label: String,
+    pub amount: f64,
+    pub untagged: bool,
+    pub others: bool,
+    /// Amount per bucket, aligned with `buckets` (stacked_over_time only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<f64>,
+    /// Answer groups this chart folded into "others" to stay readable.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<String>,
 }

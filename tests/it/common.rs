@@ -436,7 +436,7 @@ pub async fn ask_all(client: &Client, args: Value) -> Value {
     let mut out = ok(&call(client, "bedrock_spend", args.clone()).await);
     let mut cursor = out.get("next_cursor").cloned();
     let mut pages = 1;
-    while let Some(c) = cursor.filter(|c| c.is_string()) {
+    while let Some(c) = cursor.filter(serde_json::Value::is_string) {
         let mut next_args = args.clone();
         next_args["cursor"] = c;
         let page = ok(&call(client, "bedrock_spend", next_args).await);

@@ -206,7 +206,12 @@ async fn static_tokens_scopes_and_visibility() {
         let v: Value = r.json().await.unwrap();
         v["result"]["structuredContent"].clone()
     };
-    let n = |v: &Value| v["findings"].as_array().map(|a| a.len()).unwrap_or(0);
+    let n = |v: &Value| {
+        v["findings"]
+            .as_array()
+            .map(std::vec::Vec::len)
+            .unwrap_or(0)
+    };
     assert!(n(&uall) > n(&u), "scoped {} vs all {}", n(&u), n(&uall));
     for f in u["findings"].as_array().unwrap() {
         assert!(

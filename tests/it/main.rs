@@ -22,6 +22,7 @@ mod faults;
 mod http_auth;
 mod http_transport;
 mod input_errors;
+mod layers;
 mod principals;
 mod prompts_resources;
 mod registry;

@@ -60,7 +60,11 @@ async fn prompts_list_and_fill_in_the_tool_calls() {
             )
         })
         .collect();
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let s = |v: &[&str]| {
+        v.iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         listed,
         vec![

@@ -223,7 +223,10 @@ fn group_by(body: &serde_json::Value) -> Vec<String> {
 /// usage grouped by the tag (usage record types only), the untagged group by usage type (usage
 /// record types only, the tag ABSENT), and the adjustments by record type (all but usage).
 fn check_three_requests(bodies: &[serde_json::Value]) {
-    let usage: Vec<String> = USAGE_TYPES.iter().map(|s| s.to_string()).collect();
+    let usage: Vec<String> = USAGE_TYPES
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     let mut kinds: Vec<Vec<String>> = bodies.iter().map(group_by).collect();
     kinds.sort();
     assert_eq!(
