@@ -4,7 +4,7 @@
 //! names one is refused, and the inputs are not advertised in `tools/list`.
 //!
 //! The account inputs are taken out of the arguments before the tool's own input is read, so
-//! every AWS-backed tool gets them the same way ([`ACCOUNT_TOOLS`]). A choice resolves to an
+//! every AWS-backed tool gets them the same way (the `account` flag of each tool in `tools::TOOLS`). A choice resolves to an
 //! `SdkConfig` through the standard chain: the profile's settings (its own `role_arn`,
 //! `sso_session`, `credential_process` included), the region (GovCloud `us-gov-*` and China `cn-*`
 //! regions select their partition, whose global services `sources::clients` follows), then an
@@ -16,22 +16,6 @@ use serde_json::{Map, Value, json};
 use crate::config::Config;
 use crate::domain::names::valid_role_arn;
 use crate::error::ToolError;
-
-/// The tools whose answers depend on the AWS account they call. `estimate_cost` is not one:
-/// prices are public and the same in every account (and its `region` is the Bedrock region of
-/// the call it prices).
-pub const ACCOUNT_TOOLS: [&str; 10] = [
-    "bedrock_spend",
-    "untagged_principals",
-    "cost_allocation_tags",
-    "check_budget",
-    "spend_anomalies",
-    "search_registry",
-    "list_registries",
-    "get_registry_record",
-    "activate_cost_allocation_tags",
-    "tag_principal",
-];
 
 /// An account a tool call picked. Fields it did not name come from the server's own chain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

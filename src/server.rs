@@ -50,26 +50,30 @@ impl Server {
     pub async fn build(config: Config) -> Result<Server, String> {
         let app = App::build(config).await?;
         let config = app.config.clone();
-        let mut tool_router = App::spend_router()
-            + App::principals_router()
-            + App::registry_router()
-            + App::budget_router()
-            + App::anomaly_router();
-        if config.allow_writes {
-            tool_router += App::write_router();
+        // Every tool in the table; the ones that write (not annotated read-only in their
+        // `#[tool]`) only with --allow-writes.
+        let mut tool_router = ToolRouter::new();
+        for unit in crate::tools::TOOLS {
+            let route = (unit.route)();
+            if config.allow_writes || !route.map.values().any(|r| writes(&r.attr)) {
+                tool_router += route;
+            }
         }
         let mut input_checks = std::collections::HashMap::new();
         for route in tool_router.map.values_mut() {
             let mut input = compact_input(&route.attr.input_schema);
             let mut check = check_input(&route.attr.input_schema);
-            if crate::accounts::ACCOUNT_TOOLS.contains(&route.attr.name.as_ref()) {
+            if crate::tools::unit(&route.attr.name).is_some_and(|u| u.account) {
                 crate::accounts::advertise(Arc::make_mut(&mut input), &config);
                 crate::accounts::advertise(Arc::make_mut(&mut check), &config);
             }
             input_checks.insert(
                 route.attr.name.to_string(),
                 InputCheck {
-                    read: typed_reader(&route.attr.name, &route.attr.input_schema),
+                    read: crate::tools::unit(&route.attr.name)
+                        .and_then(|u| u.input.as_ref())
+                        .filter(|i| (i.schema)().is_some_and(|s| *s == *route.attr.input_schema))
+                        .map(|i| i.read),
                     schema: check,
                 },
             );
@@ -101,7 +105,7 @@ impl Server {
         };
         crate::tools::lenient::coerce(args, schema);
         let mut own = args.clone();
-        if crate::accounts::ACCOUNT_TOOLS.contains(&tool) {
+        if crate::tools::unit(tool).is_some_and(|u| u.account) {
             // Taken out before the tool reads its input and checked there (`for_call`).
             for k in ["profile", "region", "role_arn"] {
                 own.remove(k);
@@ -120,9 +124,10 @@ impl Server {
     /// closed: a new tool without the annotation needs the write scope). An unknown name runs
     /// nothing: rmcp answers that the tool does not exist.
     pub(crate) fn writes(&self, tool: &str) -> bool {
-        self.tool_router.map.get(tool).is_some_and(|r| {
-            r.attr.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true)
-        })
+        self.tool_router
+            .map
+            .get(tool)
+            .is_some_and(|r| writes(&r.attr))
     }
 
     /// Run a tool by name outside MCP (the `call` CLI subcommand): the same inputs, checks, code
@@ -143,6 +148,11 @@ impl Server {
         args: serde_json::Value,
         progress: Progress,
     ) -> Result<(String, serde_json::Value), ToolError> {
+        if crate::tools::unit(name).is_some() && !self.tool_router.map.contains_key(name) {
+            return Err(ToolError::Forbidden(format!(
+                "{name} changes the AWS account and is offered only with --allow-writes"
+            )));
+        }
         let mut args = args;
         if let serde_json::Value::Object(m) = &mut args {
             self.coerce_args(name, m)?;
@@ -151,51 +161,18 @@ impl Server {
     }
 }
 
+/// Does a tool change anything? Every tool not annotated read-only does (fail closed).
+fn writes(tool: &rmcp::model::Tool) -> bool {
+    tool.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true)
+}
+
 /// How one tool's arguments are checked before it reads them.
 #[derive(Clone)]
 struct InputCheck {
     /// The input schema with ranges and examples (`tools::schema::check_input`).
     schema: Arc<rmcp::model::JsonObject>,
     /// Read the arguments as the tool's input type reads them.
-    read: Option<Reader>,
-}
-
-/// Reads arguments as one input type; on failure, the path of the argument refused (`top_n`,
-/// `period.end`) and serde's reason.
-type Reader = fn(serde_json::Map<String, serde_json::Value>) -> Result<(), (String, String)>;
-
-/// The reader of `tool`'s input type (`tools::args`), if the tool still reads that type: the
-/// schema its route declares (`declared`, before compaction) is that type's. A tool whose input
-/// type changed is not read with a stale one (its arguments are still checked by schema).
-fn typed_reader(tool: &str, declared: &rmcp::model::JsonObject) -> Option<Reader> {
-    use crate::tools::args::*;
-    fn read<T: serde::de::DeserializeOwned>(
-        args: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), (String, String)> {
-        serde_path_to_error::deserialize::<_, T>(serde_json::Value::Object(args))
-            .map(|_| ())
-            .map_err(|e| (e.path().to_string(), e.inner().to_string()))
-    }
-    fn pick<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
-        declared: &rmcp::model::JsonObject,
-    ) -> Option<Reader> {
-        rmcp::handler::server::common::schema_for_input::<T>()
-            .is_ok_and(|s| *s == *declared)
-            .then_some(read::<T> as Reader)
-    }
-    match tool {
-        "bedrock_spend" => pick::<SpendInput>(declared),
-        "spend_anomalies" => pick::<AnomalyInput>(declared),
-        "estimate_cost" => pick::<EstimateInput>(declared),
-        "check_budget" => pick::<CheckInput>(declared),
-        "untagged_principals" => pick::<UntaggedInput>(declared),
-        "cost_allocation_tags" => pick::<TagsInput>(declared),
-        "search_registry" => pick::<SearchInput>(declared),
-        "get_registry_record" => pick::<GetRecordInput>(declared),
-        "activate_cost_allocation_tags" => pick::<ActivateInput>(declared),
-        "tag_principal" => pick::<TagPrincipalInput>(declared),
-        _ => None,
-    }
+    read: Option<crate::tools::Reader>,
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -258,11 +235,13 @@ impl ServerHandler for Server {
         }
         // A call may pick the AWS account it runs in (`accounts`).
         let picked = match request.arguments.as_mut() {
-            Some(args) => match self.app.for_call(&request.name, args) {
-                Ok(picked) => picked,
-                Err(e) => return Ok(crate::tools::respond::<()>(Err(e)).into()),
-            },
-            None => None,
+            Some(args) if crate::tools::unit(&request.name).is_some_and(|u| u.account) => {
+                match self.app.for_call(args) {
+                    Ok(picked) => picked,
+                    Err(e) => return Ok(crate::tools::respond::<()>(Err(e)).into()),
+                }
+            }
+            _ => None,
         };
         let account = picked.as_ref().map(|(_, a)| a.clone());
         let tool = request.name.clone();
@@ -451,5 +430,17 @@ mod tests {
                 "{name} is not read with its input type"
             );
         }
+        // The tool table and the router list the same tools, once each.
+        let mut routed: Vec<&str> = server.tool_router.map.keys().map(|k| k.as_ref()).collect();
+        let mut listed: Vec<&str> = crate::tools::TOOLS.iter().map(|t| t.name).collect();
+        routed.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(routed, listed);
+        listed.dedup();
+        assert_eq!(
+            listed.len(),
+            crate::tools::TOOLS.len(),
+            "a tool listed twice"
+        );
     }
 }

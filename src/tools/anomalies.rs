@@ -12,9 +12,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDate};
+use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
-use rmcp::{tool, tool_router};
+use rmcp::tool;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -106,7 +107,6 @@ pub struct AnomalyOutput {
     pub notes: Vec<String>,
 }
 
-#[tool_router(router = anomaly_router, vis = "pub(crate)")]
 impl App {
     /// Spend spikes (runaway agent loop?) per role, principal or tag: each day vs its prior 14 days (CUR), plus Cost Explorer anomalies.
     #[tool(
@@ -436,3 +436,21 @@ pub(crate) fn render(o: &AnomalyOutput) -> String {
     }
     t
 }
+
+/// `spend_anomalies` in the tool table ([`super::TOOLS`]).
+pub const SPEND_ANOMALIES: super::ToolUnit = super::ToolUnit {
+    name: "spend_anomalies",
+    account: true,
+    // The tool reads `AnomalyPageInput` (with its paging fields), whose schema
+    // differs: its arguments are checked by schema only.
+    input: super::input::<super::args::AnomalyInput>(),
+    run: |app, args, _| {
+        Box::pin(async move {
+            let o = app.anomalies(super::arguments(args)?).await?;
+            super::answer(render(&o), o)
+        })
+    },
+    route: || {
+        ToolRouter::new().with_route((App::spend_anomalies_tool_attr(), App::spend_anomalies))
+    },
+};

@@ -4,9 +4,10 @@
 //! remainder, and how fresh each figure is).
 
 use chrono::{Datelike, SecondsFormat};
+use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
-use rmcp::{tool, tool_router};
+use rmcp::tool;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -124,7 +125,6 @@ fn r4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0 + 0.0
 }
 
-#[tool_router(router = budget_router, vis = "pub(crate)")]
 impl App {
     /// Price of a planned Bedrock call, from the AWS Price List (dated snapshot offline).
     #[tool(
@@ -855,3 +855,37 @@ pub(crate) fn render_check(o: &CheckOutput) -> String {
     }
     t
 }
+
+/// `estimate_cost` in the tool table ([`super::TOOLS`]).
+pub const ESTIMATE_COST: super::ToolUnit = super::ToolUnit {
+    name: "estimate_cost",
+    // Prices are public and the same in every account (its `region` is the Bedrock region
+    // of the call it prices).
+    account: false,
+    input: super::input::<super::args::EstimateInput>(),
+    run: |app, args, _| {
+        Box::pin(async move {
+            let o = app.estimate(super::arguments(args)?).await?;
+            let text = format!(
+                "{} in {}: ${:.6} ({} prices as of {})\n",
+                o.model, o.region, o.cost_usd, o.price_source, o.prices_as_of
+            );
+            super::answer(text, o)
+        })
+    },
+    route: || ToolRouter::new().with_route((App::estimate_cost_tool_attr(), App::estimate_cost)),
+};
+
+/// `check_budget` in the tool table ([`super::TOOLS`]).
+pub const CHECK_BUDGET: super::ToolUnit = super::ToolUnit {
+    name: "check_budget",
+    account: true,
+    input: super::input::<super::args::CheckInput>(),
+    run: |app, args, _| {
+        Box::pin(async move {
+            let o = app.check(super::arguments(args)?).await?;
+            super::answer(render_check(&o), o)
+        })
+    },
+    route: || ToolRouter::new().with_route((App::check_budget_tool_attr(), App::check_budget)),
+};

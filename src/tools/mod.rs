@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::error::ToolError;
 use crate::sources::{Progress, no_progress};
+use crate::usecases::context::App;
 
 use crate::domain::label::fmt_money;
 
@@ -79,7 +80,7 @@ pub fn respond<T: Serialize>(result: Result<(String, T), ToolError>) -> CallTool
 /// Run a tool by name outside MCP, its arguments already checked
 /// ([`crate::server::Server::run_tool`]), reporting the progress of long questions to `progress`.
 pub async fn run_tool_with_progress(
-    app: &crate::usecases::context::App,
+    app: &App,
     name: &str,
     args: serde_json::Value,
     progress: Progress,
@@ -90,7 +91,7 @@ pub async fn run_tool_with_progress(
 }
 
 async fn run_tool_inner(
-    app: &crate::usecases::context::App,
+    app: &App,
     name: &str,
     args: serde_json::Value,
     progress: Progress,
@@ -98,7 +99,8 @@ async fn run_tool_inner(
     let mut args = args;
     // `profile`, `region`, `role_arn`: the account the call runs in (`accounts`).
     if let serde_json::Value::Object(m) = &mut args
-        && let Some((picked, account)) = app.for_call(name, m)?
+        && unit(name).is_some_and(|u| u.account)
+        && let Some((picked, account)) = app.for_call(m)?
     {
         let (mut text, mut value) = run_named(&picked, name, args, progress).await?;
         if let serde_json::Value::Object(m) = &mut value {
@@ -111,67 +113,116 @@ async fn run_tool_inner(
     run_named(app, name, args, progress).await
 }
 
-async fn run_named(
-    app: &crate::usecases::context::App,
-    name: &str,
+/// Reads arguments as one input type; on failure, the path of the argument refused (`top_n`,
+/// `period.end`) and serde's reason.
+pub type Reader = fn(serde_json::Map<String, serde_json::Value>) -> Result<(), (String, String)>;
+
+/// A tool's input type, as the server checks arguments against it before the tool runs.
+pub struct Input {
+    /// Read the arguments as the tool will.
+    pub read: Reader,
+    /// That type's input schema: the reader is used only while the tool still declares it.
+    pub schema: fn() -> Option<Arc<rmcp::model::JsonObject>>,
+}
+
+/// Runs a tool outside MCP (the CLI `call`) and renders its text: (text, structured).
+pub type Runner =
+    for<'a> fn(
+        &'a App,
+        serde_json::Value,
+        Progress,
+    )
+        -> futures::future::BoxFuture<'a, Result<(String, serde_json::Value), ToolError>>;
+
+/// One tool, as everything but its MCP declaration (`#[tool]`: name, description, input and
+/// output schemas, whether it writes) sees it. The server's input checks, the account inputs and
+/// the CLI `call` derive from [`TOOLS`]; a test holds it to the router's list.
+pub struct ToolUnit {
+    /// The name its `#[tool]` declares.
+    pub name: &'static str,
+    /// Takes `profile`, `region` and `role_arn` to answer for another AWS account.
+    pub account: bool,
+    /// Its input type (None: it takes no arguments, or reads a type of its own).
+    pub input: Option<Input>,
+    /// How the CLI `call` runs it.
+    pub run: Runner,
+    /// Its route: the `#[tool]` declaration (name, description, schemas, whether it writes)
+    /// and handler, for the MCP router.
+    pub route: fn() -> rmcp::handler::server::router::tool::ToolRouter<App>,
+}
+
+fn read<T: serde::de::DeserializeOwned>(
+    args: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), (String, String)> {
+    serde_path_to_error::deserialize::<_, T>(serde_json::Value::Object(args))
+        .map(|_| ())
+        .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+}
+
+fn schema_of<T: schemars::JsonSchema + 'static>() -> Option<Arc<rmcp::model::JsonObject>> {
+    rmcp::handler::server::common::schema_for_input::<T>().ok()
+}
+
+pub(crate) const fn input<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>()
+-> Option<Input> {
+    Some(Input {
+        read: read::<T>,
+        schema: schema_of::<T>,
+    })
+}
+
+pub(crate) fn arguments<T: serde::de::DeserializeOwned>(
     args: serde_json::Value,
-    progress: Progress,
-) -> Result<(String, serde_json::Value), ToolError> {
-    fn input<T: serde::de::DeserializeOwned>(args: serde_json::Value) -> Result<T, ToolError> {
-        serde_json::from_value(args).map_err(|e| ToolError::invalid(format!("arguments: {e}")))
-    }
-    fn out<T: Serialize>(text: String, o: T) -> Result<(String, serde_json::Value), ToolError> {
-        Ok((
-            text,
-            serde_json::to_value(o).map_err(|e| ToolError::invalid(e.to_string()))?,
-        ))
-    }
+) -> Result<T, ToolError> {
     let args = if args.is_null() {
         serde_json::json!({})
     } else {
         args
     };
-    match name {
-        "bedrock_spend" => {
-            let o = app.spend(input(args)?, progress).await?;
-            out(spend::render_text(&o), o)
-        }
-        "untagged_principals" => {
-            let o = app.untagged(input(args)?, progress).await?;
-            out(principals::render_untagged(&o), o)
-        }
-        "cost_allocation_tags" => {
-            let o = app.tag_health(input(args)?).await?;
-            out(principals::render_tags(&o), o)
-        }
-        "estimate_cost" => {
-            let o = app.estimate(input(args)?).await?;
-            out(
-                format!(
-                    "{} in {}: ${:.6} ({} prices as of {})\n",
-                    o.model, o.region, o.cost_usd, o.price_source, o.prices_as_of
-                ),
-                o,
-            )
-        }
-        "check_budget" => {
-            let o = app.check(input(args)?).await?;
-            out(budget::render_check(&o), o)
-        }
-        "spend_anomalies" => {
-            let o = app.anomalies(input(args)?).await?;
-            out(anomalies::render(&o), o)
-        }
-        "search_registry" => {
-            let o = app.registry_search(input(args)?).await?;
-            out(registry::render_search(&o), o)
-        }
-        "get_registry_record" => {
-            let o = app.registry_get(input(args)?).await?;
-            out(registry::render_records(&o.records, &o.errors), o)
-        }
-        _ => Err(ToolError::invalid(format!(
-            "unknown tool '{name}'; use bedrock_spend, untagged_principals, cost_allocation_tags, estimate_cost, check_budget, spend_anomalies, search_registry or get_registry_record"
+    serde_json::from_value(args).map_err(|e| ToolError::invalid(format!("arguments: {e}")))
+}
+
+pub(crate) fn answer<T: Serialize>(
+    text: String,
+    o: T,
+) -> Result<(String, serde_json::Value), ToolError> {
+    Ok((
+        text,
+        serde_json::to_value(o).map_err(|e| ToolError::invalid(e.to_string()))?,
+    ))
+}
+
+/// Every tool, once: each file states its tools; this is the one list of them.
+pub static TOOLS: &[ToolUnit] = &[
+    spend::BEDROCK_SPEND,
+    principals::UNTAGGED_PRINCIPALS,
+    principals::COST_ALLOCATION_TAGS,
+    registry::SEARCH_REGISTRY,
+    registry::LIST_REGISTRIES,
+    registry::GET_REGISTRY_RECORD,
+    budget::ESTIMATE_COST,
+    budget::CHECK_BUDGET,
+    anomalies::SPEND_ANOMALIES,
+    writes::ACTIVATE_COST_ALLOCATION_TAGS,
+    writes::TAG_PRINCIPAL,
+];
+
+/// The tool named `name`, if there is one.
+pub fn unit(name: &str) -> Option<&'static ToolUnit> {
+    TOOLS.iter().find(|t| t.name == name)
+}
+
+async fn run_named(
+    app: &App,
+    name: &str,
+    args: serde_json::Value,
+    progress: Progress,
+) -> Result<(String, serde_json::Value), ToolError> {
+    match unit(name) {
+        Some(u) => (u.run)(app, args, progress).await,
+        None => Err(ToolError::invalid(format!(
+            "unknown tool '{name}'; use {}",
+            TOOLS.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
         ))),
     }
 }

@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::SecondsFormat;
+use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
-use rmcp::{RoleServer, tool, tool_router};
+use rmcp::{RoleServer, tool};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -168,7 +169,6 @@ fn entity_of(arn: &str) -> Option<(String, IamKind, String)> {
     Some((p.account.to_string(), kind, p.name.to_string()))
 }
 
-#[tool_router(router = principals_router, vis = "pub(crate)")]
 impl App {
     /// IAM users and roles missing required tag keys, ranked by Bedrock spend, with fix commands; spend of principals IAM no longer lists; a policy requiring the keys. Cost Explorer ranking: $0.01/request, cached.
     #[tool(
@@ -735,6 +735,44 @@ pub(crate) fn render_tags(o: &TagsOutput) -> String {
     }
     t
 }
+
+/// `untagged_principals` in the tool table ([`super::TOOLS`]).
+pub const UNTAGGED_PRINCIPALS: super::ToolUnit = super::ToolUnit {
+    name: "untagged_principals",
+    account: true,
+    input: super::input::<super::args::UntaggedInput>(),
+    run: |app, args, progress| {
+        Box::pin(async move {
+            let o = app.untagged(super::arguments(args)?, progress).await?;
+            super::answer(render_untagged(&o), o)
+        })
+    },
+    route: || {
+        ToolRouter::new().with_route((
+            App::untagged_principals_tool_attr(),
+            App::untagged_principals,
+        ))
+    },
+};
+
+/// `cost_allocation_tags` in the tool table ([`super::TOOLS`]).
+pub const COST_ALLOCATION_TAGS: super::ToolUnit = super::ToolUnit {
+    name: "cost_allocation_tags",
+    account: true,
+    input: super::input::<super::args::TagsInput>(),
+    run: |app, args, _| {
+        Box::pin(async move {
+            let o = app.tag_health(super::arguments(args)?).await?;
+            super::answer(render_tags(&o), o)
+        })
+    },
+    route: || {
+        ToolRouter::new().with_route((
+            App::cost_allocation_tags_tool_attr(),
+            App::cost_allocation_tags,
+        ))
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
-use rmcp::{tool, tool_router};
+use rmcp::tool;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -262,7 +263,6 @@ pub fn summarise(r: &RawRecord, registry: &RegistryInfo) -> RecordOut {
     }
 }
 
-#[tool_router(router = registry_router, vis = "pub(crate)")]
 impl App {
     /// Search Agent Registry agents, MCP servers and skills in all readable registries (empty query: browse); hits show how to connect and their role's spend this month.
     #[tool(
@@ -290,43 +290,11 @@ impl App {
         annotations(read_only_hint = true, idempotent_hint = true)
     )]
     pub async fn list_registries(&self) -> CallToolResult {
-        let result = async {
-            let registries = self.registry()?.registries().await?;
-            let searchable = registries
-                .iter()
-                .filter(|r| r.status == "READY" && r.authorizer != "CUSTOM_JWT")
-                .map(|r| r.id.clone())
-                .collect();
-            let mut notes = Vec::new();
-            for r in registries.iter().filter(|r| r.authorizer == "CUSTOM_JWT") {
-                notes.push(format!(
-                    "{} ({}) uses CUSTOM_JWT authorization: AWS credentials cannot query it",
-                    r.name, r.id
-                ));
-            }
-            let out = RegistriesOutput {
-                registries,
-                searchable,
-                notes,
-            };
-            let mut t = String::new();
-            for r in &out.registries {
-                t.push_str(&format!(
-                    "- {} ({}): {} {}{}\n",
-                    r.name,
-                    r.id,
-                    r.status,
-                    r.authorizer,
-                    r.description
-                        .as_deref()
-                        .map(|d| format!(" - {d}"))
-                        .unwrap_or_default()
-                ));
-            }
-            Ok((t, out))
-        }
-        .await;
-        respond(result)
+        respond(
+            self.registries_list()
+                .await
+                .map(|o| (render_registries(&o), o)),
+        )
     }
 
     /// Agent Registry records in full (descriptor summarised: endpoint, transport, tools, skills, roles); missing ids are reported per record.
@@ -456,6 +424,28 @@ impl App {
             }
             Err(e) => notes.push(format!("could not add role spend: {e}")),
         }
+    }
+    /// The Agent Registry registries this account can see (`list_registries`).
+    pub async fn registries_list(&self) -> Result<RegistriesOutput, ToolError> {
+        let registries = self.registry()?.registries().await?;
+        let searchable = registries
+            .iter()
+            .filter(|r| r.status == "READY" && r.authorizer != "CUSTOM_JWT")
+            .map(|r| r.id.clone())
+            .collect();
+        let mut notes = Vec::new();
+        for r in registries.iter().filter(|r| r.authorizer == "CUSTOM_JWT") {
+            notes.push(format!(
+                "{} ({}) uses CUSTOM_JWT authorization: AWS credentials cannot query it",
+                r.name, r.id
+            ));
+        }
+        let out = RegistriesOutput {
+            registries,
+            searchable,
+            notes,
+        };
+        Ok(out)
     }
 
     /// `search_registry`, shared with the CLI.
@@ -701,6 +691,76 @@ pub(crate) fn render_records(records: &[RecordOut], errors: &[RecordError]) -> S
     }
     t
 }
+
+/// The text of a `list_registries` answer.
+pub fn render_registries(o: &RegistriesOutput) -> String {
+    let mut t = String::new();
+    for r in &o.registries {
+        t.push_str(&format!(
+            "- {} ({}): {} {}{}\n",
+            r.name,
+            r.id,
+            r.status,
+            r.authorizer,
+            r.description
+                .as_deref()
+                .map(|d| format!(" - {d}"))
+                .unwrap_or_default()
+        ));
+    }
+    t
+}
+
+/// `search_registry` in the tool table ([`super::TOOLS`]).
+pub const SEARCH_REGISTRY: super::ToolUnit = super::ToolUnit {
+    name: "search_registry",
+    account: true,
+    input: super::input::<super::args::SearchInput>(),
+    run: |app, args, _| {
+        Box::pin(async move {
+            let o = app.registry_search(super::arguments(args)?).await?;
+            super::answer(render_search(&o), o)
+        })
+    },
+    route: || {
+        ToolRouter::new().with_route((App::search_registry_tool_attr(), App::search_registry))
+    },
+};
+
+/// `list_registries` in the tool table ([`super::TOOLS`]).
+pub const LIST_REGISTRIES: super::ToolUnit = super::ToolUnit {
+    name: "list_registries",
+    account: true,
+    input: None,
+    run: |app, _, _| {
+        Box::pin(async move {
+            let o = app.registries_list().await?;
+            super::answer(render_registries(&o), o)
+        })
+    },
+    route: || {
+        ToolRouter::new().with_route((App::list_registries_tool_attr(), App::list_registries))
+    },
+};
+
+/// `get_registry_record` in the tool table ([`super::TOOLS`]).
+pub const GET_REGISTRY_RECORD: super::ToolUnit = super::ToolUnit {
+    name: "get_registry_record",
+    account: true,
+    input: super::input::<super::args::GetRecordInput>(),
+    run: |app, args, _| {
+        Box::pin(async move {
+            let o = app.registry_get(super::arguments(args)?).await?;
+            super::answer(render_records(&o.records, &o.errors), o)
+        })
+    },
+    route: || {
+        ToolRouter::new().with_route((
+            App::get_registry_record_tool_attr(),
+            App::get_registry_record,
+        ))
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -4,10 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
-use rmcp::{RoleServer, tool, tool_router};
+use rmcp::{RoleServer, tool};
 
 pub use super::args::{
     GranularityInput, MetricInput, OneOrMany, SourceInput, SpendInput, build_query, parse_cursor,
@@ -203,7 +204,6 @@ pub fn render_text(o: &SpendOutput) -> String {
     s
 }
 
-#[tool_router(router = spend_router, vis = "pub(crate)")]
 impl App {
     /// Bedrock spend by principal tag, principal, role, session, model or token kind. Untagged and no-principal spend are rows of their own; rows reconcile to the total. Uncached Cost Explorer requests cost $0.01.
     #[tool(
@@ -449,6 +449,20 @@ impl App {
         (notes, paid)
     }
 }
+
+/// `bedrock_spend` in the tool table ([`super::TOOLS`]).
+pub const BEDROCK_SPEND: super::ToolUnit = super::ToolUnit {
+    name: "bedrock_spend",
+    account: true,
+    input: super::input::<super::args::SpendInput>(),
+    run: |app, args, progress| {
+        Box::pin(async move {
+            let o = app.spend(super::arguments(args)?, progress).await?;
+            super::answer(render_text(&o), o)
+        })
+    },
+    route: || ToolRouter::new().with_route((App::bedrock_spend_tool_attr(), App::bedrock_spend)),
+};
 
 #[cfg(test)]
 mod tests {

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
-use rmcp::{tool, tool_router};
+use rmcp::tool;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -35,7 +36,6 @@ pub struct TagPrincipalOutput {
     pub note: String,
 }
 
-#[tool_router(router = write_router, vis = "pub(crate)")]
 impl App {
     /// Activate iamPrincipal/* cost-allocation tag keys (at most 20 per call). Needs "confirm": true. One Cost Explorer request ($0.01). Takes up to 24 h to apply.
     #[tool(
@@ -48,26 +48,7 @@ impl App {
         &self,
         Parameters(input): Parameters<ActivateInput>,
     ) -> CallToolResult {
-        let result = async {
-            let keys = activation_keys(&input)?;
-            let allocation = self.allocation.clone().ok_or_else(|| ToolError::Unsupported("cost-allocation tags are not available".into()))?;
-            let (results, paid) = allocation.activate(&keys).await?;
-            let activated = results.iter().filter(|r| r.activated).count();
-            let out = ActivateOutput {
-                failed: results.len() - activated,
-                activated,
-                results,
-                paid_requests: paid,
-                note: "Activation takes up to 24 hours and applies to new usage. A key that failed with TagKeysNotFoundException has not been seen on any usage yet.".into(),
-            };
-            let mut text = format!("Activated {} of {} key(s).\n", out.activated, out.results.len());
-            for r in &out.results {
-                text.push_str(&format!("- {}: {}\n", r.key, r.error.as_deref().unwrap_or("activated")));
-            }
-            Ok((text, out))
-        }
-        .await;
-        respond(result)
+        respond(self.activate(input).await.map(|o| (render_activate(&o), o)))
     }
 
     /// Add tags to one IAM user or role (never removes). Needs "confirm": true. Uses iam:TagUser / iam:TagRole.
@@ -81,30 +62,117 @@ impl App {
         &self,
         Parameters(input): Parameters<TagPrincipalInput>,
     ) -> CallToolResult {
-        let result = async {
-            check_tag_principal(&input)?;
-            let kind = match input.kind {
-                IamKindInput::User => IamKind::User,
-                IamKindInput::Role => IamKind::Role,
-            };
-            let directory = self.directory.clone().ok_or_else(|| ToolError::Unsupported("IAM is not available".into()))?;
-            if self.visibility().is_some() {
-                let inv = directory.inventory(crate::tools::no_progress()).await?;
-                let visible = inv.principals.iter().any(|p| p.kind == kind && p.name == input.name && self.sees_principal(&p.arn, &p.tags));
-                if !visible {
-                    return Err(ToolError::Forbidden(format!("{} is not a principal this caller may see or tag", input.name)));
-                }
-            }
-            directory.tag(kind, &input.name, &input.tags).await?;
-            let out = TagPrincipalOutput {
-                kind,
-                name: input.name.clone(),
-                added: input.tags.clone(),
-                note: "Tags on principals reach billing for new Bedrock usage; the iamPrincipal/<key> must also be an active cost-allocation tag.".into(),
-            };
-            Ok((format!("Tagged {} {} with {} tag(s).\n", if matches!(kind, IamKind::User) { "user" } else { "role" }, out.name, out.added.len()), out))
-        }
-        .await;
-        respond(result)
+        respond(self.tag(input).await.map(|o| (render_tagged(&o), o)))
     }
 }
+
+impl App {
+    /// `activate_cost_allocation_tags`, shared with the CLI.
+    pub async fn activate(&self, input: ActivateInput) -> Result<ActivateOutput, ToolError> {
+        let keys = activation_keys(&input)?;
+        let allocation = self.allocation.clone().ok_or_else(|| {
+            ToolError::Unsupported("cost-allocation tags are not available".into())
+        })?;
+        let (results, paid) = allocation.activate(&keys).await?;
+        let activated = results.iter().filter(|r| r.activated).count();
+        Ok(ActivateOutput {
+            failed: results.len() - activated,
+            activated,
+            results,
+            paid_requests: paid,
+            note: "Activation takes up to 24 hours and applies to new usage. A key that failed with TagKeysNotFoundException has not been seen on any usage yet.".into(),
+        })
+    }
+
+    /// `tag_principal`, shared with the CLI.
+    pub async fn tag(&self, input: TagPrincipalInput) -> Result<TagPrincipalOutput, ToolError> {
+        check_tag_principal(&input)?;
+        let kind = match input.kind {
+            IamKindInput::User => IamKind::User,
+            IamKindInput::Role => IamKind::Role,
+        };
+        let directory = self
+            .directory
+            .clone()
+            .ok_or_else(|| ToolError::Unsupported("IAM is not available".into()))?;
+        if self.visibility().is_some() {
+            let inv = directory.inventory(crate::tools::no_progress()).await?;
+            let visible = inv.principals.iter().any(|p| {
+                p.kind == kind && p.name == input.name && self.sees_principal(&p.arn, &p.tags)
+            });
+            if !visible {
+                return Err(ToolError::Forbidden(format!(
+                    "{} is not a principal this caller may see or tag",
+                    input.name
+                )));
+            }
+        }
+        directory.tag(kind, &input.name, &input.tags).await?;
+        Ok(TagPrincipalOutput {
+            kind,
+            name: input.name.clone(),
+            added: input.tags.clone(),
+            note: "Tags on principals reach billing for new Bedrock usage; the iamPrincipal/<key> must also be an active cost-allocation tag.".into(),
+        })
+    }
+}
+
+/// The text of an `activate_cost_allocation_tags` answer.
+pub fn render_activate(o: &ActivateOutput) -> String {
+    let mut text = format!("Activated {} of {} key(s).\n", o.activated, o.results.len());
+    for r in &o.results {
+        text.push_str(&format!(
+            "- {}: {}\n",
+            r.key,
+            r.error.as_deref().unwrap_or("activated")
+        ));
+    }
+    text
+}
+
+/// The text of a `tag_principal` answer.
+pub fn render_tagged(o: &TagPrincipalOutput) -> String {
+    format!(
+        "Tagged {} {} with {} tag(s).\n",
+        if matches!(o.kind, IamKind::User) {
+            "user"
+        } else {
+            "role"
+        },
+        o.name,
+        o.added.len()
+    )
+}
+
+/// `activate_cost_allocation_tags` in the tool table ([`super::TOOLS`]).
+pub const ACTIVATE_COST_ALLOCATION_TAGS: super::ToolUnit = super::ToolUnit {
+    name: "activate_cost_allocation_tags",
+    account: true,
+    input: super::input::<super::args::ActivateInput>(),
+    run: |app, args, _| {
+        Box::pin(async move {
+            let o = app.activate(super::arguments(args)?).await?;
+            super::answer(render_activate(&o), o)
+        })
+    },
+    route: || {
+        ToolRouter::new().with_route((
+            App::activate_cost_allocation_tags_tool_attr(),
+            App::activate_cost_allocation_tags,
+        ))
+    },
+};
+
+/// `tag_principal` in the tool table ([`super::TOOLS`]).
+pub const TAG_PRINCIPAL: super::ToolUnit = super::ToolUnit {
+    name: "tag_principal",
+    account: true,
+    input: super::input::<super::args::TagPrincipalInput>(),
+    run: |app, args, _| {
+        Box::pin(async move {
+            let o = app.tag(super::arguments(args)?).await?;
+            super::answer(render_tagged(&o), o)
+        })
+    },
+    route: || ToolRouter::new().with_route((App::tag_principal_tool_attr(), App::tag_principal)),
+};

@@ -315,16 +315,12 @@ impl App {
         Ok(app)
     }
 
-    /// Run a tool for the account its arguments name (`profile`, `region`, `role_arn`, taken
-    /// out of `args`), or for the server's own when they name none.
+    /// Run an account-taking tool for the account its arguments name (`profile`, `region`,
+    /// `role_arn`, taken out of `args`), or for the server's own when they name none.
     pub(crate) fn for_call(
         &self,
-        tool: &str,
         args: &mut serde_json::Map<String, serde_json::Value>,
     ) -> Result<Option<(App, crate::accounts::Account)>, ToolError> {
-        if !crate::accounts::ACCOUNT_TOOLS.contains(&tool) {
-            return Ok(None);
-        }
         match crate::accounts::Account::take(args)? {
             None => Ok(None),
             Some(account) => Ok(Some((self.for_account(&account)?, account))),

@@ -77,6 +77,27 @@ fn call_runs_any_tool_and_exit_codes_mean_something() {
     let (code, _, err) = run(&["call", "bedrock_spend", "{}"]);
     assert_eq!(code, 1, "no credentials is a failure upstream");
     assert!(err.contains("no AWS credentials"), "{err}");
+    // Every tool, the argument-less and the write tools too.
+    let (code, out, _) = run(&["--demo", "call", "list_registries", "--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["searchable"],
+        serde_json::json!(["rgPlatformTool1", "rgFinanceAgent2"])
+    );
+    let tag = r#"{"kind": "user", "name": "alice", "tags": {"iamPrincipal/team": "ml-platform"}, "confirm": true}"#;
+    let (code, _, err) = run(&["--demo", "call", "tag_principal", tag]);
+    assert_eq!(code, 2, "a write tool without --allow-writes");
+    assert!(err.contains("--allow-writes"), "{err}");
+    let (code, out, err) = run(&["--demo", "--allow-writes", "call", "tag_principal", tag]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Tagged user alice with 1 tag(s)."), "{out}");
+    let (code, _, err) = run(&["--demo", "call", "no_such_tool"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown tool 'no_such_tool'") && err.contains("list_registries"),
+        "{err}"
+    );
 }
 
 /// The structured answer of a tool, asked over MCP from the real server.
