@@ -431,7 +431,12 @@ mod tests {
             );
         }
         // The tool table and the router list the same tools, once each.
-        let mut routed: Vec<&str> = server.tool_router.map.keys().map(|k| k.as_ref()).collect();
+        let mut routed: Vec<&str> = server
+            .tool_router
+            .map
+            .keys()
+            .map(std::convert::AsRef::as_ref)
+            .collect();
         let mut listed: Vec<&str> = crate::tools::TOOLS.iter().map(|t| t.name).collect();
         routed.sort_unstable();
         listed.sort_unstable();
