@@ -261,7 +261,7 @@ pub fn render(o: &SpendOutput) -> Result<Chart, String> {
         root.present()
             .map_err(|e| format!("cannot draw the chart: {e}"))?;
     }
-    let png = encode_png(&rgb, w, h);
+    let png = encode_png(&rgb, w, h).map_err(|e| format!("cannot encode the chart: {e}"))?;
     summary.width = w;
     summary.height = h;
     summary.bytes = png.len();
@@ -822,57 +822,18 @@ impl<DB: DrawingBackend> DrawingBackend for Typeset<DB> {
     }
 }
 
-/// Encode 8-bit RGB pixels as a PNG (signature, IHDR, one zlib IDAT, IEND).
-/// Each scanline takes the filter (None, Sub, Up) with the smallest sum of
-/// absolute byte values, the usual heuristic; flat chart colours compress well.
-pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
-    use std::io::Write;
-    let stride = width as usize * 3;
-    let mut raw = Vec::with_capacity((stride + 1) * height as usize);
-    let zero = vec![0u8; stride];
-    let mut cand = [vec![0u8; stride], vec![0u8; stride], vec![0u8; stride]];
-    for y in 0..height as usize {
-        let line = &rgb[y * stride..(y + 1) * stride];
-        let prev = if y == 0 {
-            &zero[..]
-        } else {
-            &rgb[(y - 1) * stride..y * stride]
-        };
-        for x in 0..stride {
-            let left = if x >= 3 { line[x - 3] } else { 0 };
-            cand[0][x] = line[x];
-            cand[1][x] = line[x].wrapping_sub(left);
-            cand[2][x] = line[x].wrapping_sub(prev[x]);
-        }
-        let cost = |c: &[u8]| -> u64 { c.iter().map(|&b| (b as i8).unsigned_abs() as u64).sum() };
-        let best = (0..3).min_by_key(|&f| cost(&cand[f])).unwrap_or(0);
-        raw.push(best as u8);
-        raw.extend_from_slice(&cand[best]);
-    }
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    let idat = z
-        .write_all(&raw)
-        .and_then(|_| z.finish())
-        .unwrap_or_default();
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit, truecolour, deflate, adaptive filter, no interlace
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &idat);
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut crc = flate2::Crc::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(&crc.sum().to_be_bytes());
+/// Encode 8-bit RGB pixels as a PNG (the `png` crate; adaptive per-row filters, which suit the
+/// flat chart colours).
+pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Balanced);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -931,58 +892,26 @@ mod tests {
         }
     }
 
-    /// Inflate and unfilter a PNG written by `encode_png` (filters 0-2 only).
+    /// Decode a PNG with the `png` crate's decoder: (width, height, RGB pixels).
     fn decode(png: &[u8]) -> (u32, u32, Vec<u8>) {
-        use std::io::Read;
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        let (mut pos, mut w, mut h, mut idat) = (8, 0, 0, Vec::new());
-        while pos < png.len() {
-            let len = u32::from_be_bytes(png[pos..pos + 4].try_into().unwrap()) as usize;
-            let kind = &png[pos + 4..pos + 8];
-            let data = &png[pos + 8..pos + 8 + len];
-            let mut crc = flate2::Crc::new();
-            crc.update(kind);
-            crc.update(data);
-            let want = u32::from_be_bytes(png[pos + 8 + len..pos + 12 + len].try_into().unwrap());
-            assert_eq!(crc.sum(), want, "CRC of {:?}", std::str::from_utf8(kind));
-            match kind {
-                b"IHDR" => {
-                    w = u32::from_be_bytes(data[0..4].try_into().unwrap());
-                    h = u32::from_be_bytes(data[4..8].try_into().unwrap());
-                }
-                b"IDAT" => idat.extend_from_slice(data),
-                _ => {}
-            }
-            pos += 12 + len;
-        }
-        let mut raw = Vec::new();
-        flate2::read::ZlibDecoder::new(&idat[..])
-            .read_to_end(&mut raw)
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+            .read_info()
             .unwrap();
-        let stride = w as usize * 3;
-        let mut px = vec![0u8; stride * h as usize];
-        for y in 0..h as usize {
-            let f = raw[y * (stride + 1)];
-            for x in 0..stride {
-                let v = raw[y * (stride + 1) + 1 + x];
-                let left = if x >= 3 { px[y * stride + x - 3] } else { 0 };
-                let up = if y > 0 { px[(y - 1) * stride + x] } else { 0 };
-                px[y * stride + x] = match f {
-                    0 => v,
-                    1 => v.wrapping_add(left),
-                    2 => v.wrapping_add(up),
-                    _ => panic!("filter {f}"),
-                };
-            }
-        }
-        (w, h, px)
+        let mut px = vec![0u8; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut px).unwrap();
+        assert_eq!(
+            (info.color_type, info.bit_depth),
+            (png::ColorType::Rgb, png::BitDepth::Eight)
+        );
+        px.truncate(info.buffer_size());
+        (info.width, info.height, px)
     }
 
     #[test]
     fn png_round_trips() {
         let (w, h) = (7u32, 5u32);
         let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 251) as u8).collect();
-        let png = encode_png(&rgb, w, h);
+        let png = encode_png(&rgb, w, h).unwrap();
         assert_eq!(decode(&png), (w, h, rgb));
     }
 

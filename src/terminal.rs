@@ -1,10 +1,10 @@
-//! Output for people at a terminal: aligned tables drawn from the tools'
-//! structured answers (so `--json` and the table always agree), and a
-//! progress line on stderr while a long question runs.
+//! Output for people at a terminal: aligned tables (comfy-table) drawn from the tools'
+//! structured answers (so `--json` and the table always agree), and a progress line on stderr
+//! while a long question runs (indicatif).
 
-use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -39,37 +39,32 @@ impl Table {
         self.rows.is_empty()
     }
 
+    /// Columns two spaces apart, no borders, no trailing spaces (comfy-table).
     pub fn render(&self) -> String {
-        let n = self.headers.len();
-        let mut width: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        use comfy_table::{CellAlignment, ContentArrangement, presets};
+        let mut t = comfy_table::Table::new();
+        t.load_preset(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled);
+        // A key/value table has no header line.
+        if self.headers.iter().any(|h| !h.is_empty()) {
+            t.set_header(&self.headers);
+        }
         for r in &self.rows {
-            for (i, c) in r.iter().enumerate().take(n) {
-                width[i] = width[i].max(c.chars().count());
+            t.add_row(r);
+        }
+        let n = self.headers.len();
+        for (i, right) in self.right.iter().enumerate() {
+            if let Some(c) = t.column_mut(i) {
+                c.set_padding((0, if i + 1 < n { 2 } else { 0 }));
+                if *right {
+                    c.set_cell_alignment(CellAlignment::Right);
+                }
             }
         }
-        let line = |cells: &[String]| {
-            let mut s = String::new();
-            for (i, w) in width.iter().enumerate() {
-                let c = cells.get(i).map(String::as_str).unwrap_or("");
-                let pad = w.saturating_sub(c.chars().count());
-                if i > 0 {
-                    s.push_str("  ");
-                }
-                if self.right[i] {
-                    s.push_str(&" ".repeat(pad));
-                    s.push_str(c);
-                } else {
-                    s.push_str(c);
-                    if i + 1 < n {
-                        s.push_str(&" ".repeat(pad));
-                    }
-                }
-            }
-            s.trim_end().to_string() + "\n"
-        };
-        let mut out = line(&self.headers);
-        for r in &self.rows {
-            out.push_str(&line(r));
+        let mut out = String::new();
+        for line in t.lines() {
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
         out
     }
@@ -240,9 +235,7 @@ pub fn check(o: &Value) -> String {
             ),
         );
     }
-    // The header row of a key/value table is empty: drop its blank line.
-    let rendered = t.render();
-    let mut s = rendered.strip_prefix('\n').unwrap_or(&rendered).to_string();
+    let mut s = t.render();
     for r in o["reasons"].as_array().into_iter().flatten() {
         s.push_str(&format!("- {}\n", text(r)));
     }
@@ -318,48 +311,38 @@ pub fn registry_search(o: &Value) -> String {
     s
 }
 
-/// A progress line on stderr while a question runs, only when stderr is a
-/// terminal (scripts and pipes get clean output). It shows the elapsed time
-/// and the latest progress message of the source (CUR engine, Athena polls).
+/// A progress line on stderr while a question runs, only when stderr is a terminal (scripts
+/// and pipes get clean output; indicatif). It shows the elapsed time and the latest progress
+/// message of the source (CUR engine, Athena polls).
 pub struct Spinner {
-    state: Option<(Arc<Mutex<String>>, tokio::task::JoinHandle<()>)>,
+    bar: Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)>,
 }
 
 impl Spinner {
     /// Start after a short delay (quick answers print no progress at all).
     pub fn start(label: &str) -> (Spinner, Progress) {
+        use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
         if !std::io::stderr().is_terminal() {
-            return (Spinner { state: None }, no_progress());
+            return (Spinner { bar: None }, no_progress());
         }
-        let message = Arc::new(Mutex::new(label.to_string()));
-        let shown = message.clone();
-        let started = Instant::now();
-        let task = tokio::spawn(async move {
-            let frames = ['|', '/', '-', '\\'];
-            let mut tick = tokio::time::interval(Duration::from_millis(150));
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(label.to_string());
+        let shown = bar.clone();
+        let show = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(400)).await;
-            for i in 0usize.. {
-                tick.tick().await;
-                let m = shown.lock().map(|m| m.clone()).unwrap_or_default();
-                let mut err = std::io::stderr().lock();
-                let _ = write!(
-                    err,
-                    "\r\x1b[2K{} {m} ({:.1} s)",
-                    frames[i % frames.len()],
-                    started.elapsed().as_secs_f64()
-                );
-                let _ = err.flush();
-            }
+            shown.set_draw_target(ProgressDrawTarget::stderr());
+            shown.enable_steady_tick(Duration::from_millis(150));
         });
-        let sink = message.clone();
+        let sink = bar.clone();
         let progress: Progress = Arc::new(move |_done: f64, _total: f64, m: String| {
-            if let Ok(mut cur) = sink.lock() {
-                *cur = m;
-            }
+            sink.set_message(m);
         });
         (
             Spinner {
-                state: Some((message, task)),
+                bar: Some((bar, show)),
             },
             progress,
         )
@@ -367,11 +350,9 @@ impl Spinner {
 
     /// Stop and clear the progress line.
     pub fn stop(self) {
-        if let Some((_, task)) = self.state {
-            task.abort();
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K");
-            let _ = err.flush();
+        if let Some((bar, show)) = self.bar {
+            show.abort();
+            bar.finish_and_clear();
         }
     }
 }

@@ -14,11 +14,10 @@
 //! and is dropped, which cancels the call (rmcp cancels a stateless request whose stream is
 //! gone). A body rmcp cannot decode is answered HTTP 400 with JSON-RPC error -32700.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -42,59 +41,67 @@ pub struct Limits {
     pub rate_per_minute: u32,
 }
 
-/// Idle buckets are swept when a new caller arrives and this many are kept.
+/// Callers are swept (those whose state has refilled, which forgetting does not change) when
+/// this many are kept: JWT subjects are unbounded.
 const BUCKET_SWEEP_AT: usize = 1024;
-/// A bucket's capacity is one minute of its rate.
-const REFILL: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[cfg(not(test))]
+type LimiterClock = governor::clock::MonotonicClock;
+#[cfg(test)]
+type LimiterClock = governor::clock::FakeRelativeClock;
+/// The per-caller rate (governor's keyed GCRA limiter: a caller may burst a minute's worth,
+/// then one request per 60/rate seconds).
+type Limiter = governor::RateLimiter<
+    String,
+    governor::state::keyed::DefaultKeyedStateStore<String>,
+    LimiterClock,
+    governor::middleware::NoOpMiddleware<<LimiterClock as governor::clock::Clock>::Instant>,
+>;
 
 #[derive(Clone)]
 pub struct Guard {
     auth: Option<Auth>,
     limits: Limits,
     permits: Arc<tokio::sync::Semaphore>,
-    buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
+    /// None: no rate limit (`rate_per_minute` 0).
+    limiter: Option<Arc<Limiter>>,
+    clock: LimiterClock,
 }
 
 impl Guard {
     pub fn new(auth: Option<Auth>, limits: Limits) -> Guard {
+        let clock = LimiterClock::default();
         Guard {
             permits: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
+            limiter: std::num::NonZeroU32::new(limits.rate_per_minute).map(|rate| {
+                Arc::new(governor::RateLimiter::dashmap_with_clock(
+                    governor::Quota::per_minute(rate),
+                    clock.clone(),
+                ))
+            }),
+            clock,
             auth,
             limits,
-            buckets: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// Take one request from `who`'s bucket; Err(seconds to wait) when empty.
+    /// Take one request from `who`'s allowance; Err(seconds to wait) when it is spent.
     fn take(&self, who: &str) -> Result<(), u64> {
-        self.take_at(who, Instant::now())
-    }
-
-    fn take_at(&self, who: &str, now: Instant) -> Result<(), u64> {
-        let rate = self.limits.rate_per_minute;
-        if rate == 0 {
+        use governor::clock::Clock;
+        let Some(limiter) = &self.limiter else {
             return Ok(());
+        };
+        if limiter.len() >= BUCKET_SWEEP_AT {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
-        let per_sec = rate as f64 / 60.0;
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // A bucket idle for a minute has refilled: forgetting it changes nothing, and keeps
-        // the map as small as the set of recent callers (JWT subjects are unbounded).
-        if buckets.len() >= BUCKET_SWEEP_AT && !buckets.contains_key(who) {
-            buckets.retain(|_, (_, at)| now.saturating_duration_since(*at) < REFILL);
-        }
-        let (tokens, at) = buckets.entry(who.to_string()).or_insert((rate as f64, now));
-        *tokens =
-            (*tokens + now.saturating_duration_since(*at).as_secs_f64() * per_sec).min(rate as f64);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / per_sec).ceil().max(1.0) as u64)
-        }
+        limiter.check_key(&who.to_string()).map_err(|not_until| {
+            not_until
+                .wait_time_from(self.clock.now())
+                .as_secs_f64()
+                .ceil()
+                .max(1.0) as u64
+        })
     }
 }
 
@@ -410,29 +417,36 @@ mod tests {
     #[test]
     fn bucket_empties_refills_and_idle_buckets_are_forgotten() {
         let g = guard(2);
-        let t0 = Instant::now();
-        assert!(g.take_at("a", t0).is_ok());
-        assert!(g.take_at("a", t0).is_ok());
-        assert_eq!(g.take_at("a", t0), Err(30), "one token per 30 s at 2/min");
-        assert!(g.take_at("a", t0 + Duration::from_secs(30)).is_ok());
+        let clock = g.clock.clone();
+        assert!(g.take("a").is_ok());
+        assert!(g.take("a").is_ok());
+        assert_eq!(g.take("a"), Err(30), "one request per 30 s at 2/min");
+        clock.advance(Duration::from_secs(30));
+        assert!(g.take("a").is_ok());
+        assert!(g.take("a").is_err(), "the refill was one request");
         // Fill the map with callers, then let them idle for a minute.
         for i in 0..BUCKET_SWEEP_AT {
-            g.take_at(&format!("c{i}"), t0).unwrap();
+            g.take(&format!("c{i}")).unwrap();
         }
-        let later = t0 + REFILL + Duration::from_secs(1);
-        assert!(g.take_at("new", later).is_ok());
-        let kept = g.buckets.lock().unwrap().len();
-        assert_eq!(
-            kept, 2,
-            "the idle ones are gone; `a` (30 s ago) and the new caller stay"
-        );
-        // Recent buckets survive a sweep: their state still limits.
+        clock.advance(Duration::from_secs(61));
+        assert!(g.take("new").is_ok());
+        let kept = g.limiter.as_ref().unwrap().len();
+        assert!(kept <= 2, "the idle ones are gone: {kept} kept");
+        // Recent callers survive a sweep: their state still limits.
         let g = guard(1);
-        g.take_at("busy", t0).unwrap();
+        let clock = g.clock.clone();
+        g.take("busy").unwrap();
         for i in 0..BUCKET_SWEEP_AT {
-            g.take_at(&format!("c{i}"), t0).unwrap();
+            g.take(&format!("c{i}")).unwrap();
         }
-        g.take_at("another", t0 + Duration::from_secs(1)).unwrap();
-        assert!(g.take_at("busy", t0 + Duration::from_secs(2)).is_err());
+        clock.advance(Duration::from_secs(1));
+        g.take("another").unwrap();
+        clock.advance(Duration::from_secs(1));
+        assert!(g.take("busy").is_err());
+        // No limit at 0 per minute.
+        let g = guard(0);
+        for _ in 0..1000 {
+            g.take("x").unwrap();
+        }
     }
 }

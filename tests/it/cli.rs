@@ -289,7 +289,9 @@ fn registry_search_prints_hits_and_json_equal_to_the_tool() {
 
 #[tokio::test]
 async fn a_long_question_shows_progress_on_a_terminal_only() {
-    // Cost Explorer behind 1.2 s of latency; `script` gives the command a terminal.
+    // Cost Explorer behind 1.2 s of latency; `script` gives the command a terminal (with a
+    // TERM, as every terminal sets: without one, indicatif takes it for a dumb terminal and
+    // draws nothing).
     let emu = crate::common::Emulator::start();
     emu.latency(1200).await;
     let env: Vec<String> = crate::common::aws_env(Some(&emu))
@@ -297,7 +299,7 @@ async fn a_long_question_shows_progress_on_a_terminal_only() {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let cmd = format!(
-        "env -i PATH=/usr/bin:/bin {} {} spend --period last_month --source cost_explorer",
+        "env -i PATH=/usr/bin:/bin TERM=xterm {} {} spend --period last_month --source cost_explorer",
         env.join(" "),
         crate::common::bin()
     );
@@ -308,7 +310,7 @@ async fn a_long_question_shows_progress_on_a_terminal_only() {
     let seen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{seen}");
     assert!(seen.contains("\r\x1b[2K"), "a progress line: {seen:?}");
-    assert!(seen.contains(" s)"), "elapsed time shown: {seen:?}");
+    assert!(seen.contains("bedrock_spend (1s)"), "elapsed time shown: {seen:?}");
     assert!(seen.contains("Bedrock spend "), "then the answer: {seen:?}");
 }
 
