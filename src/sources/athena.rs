@@ -306,19 +306,17 @@ impl Athena {
         };
         guard.armed = false;
         let mut raw = Vec::new();
-        let mut token: Option<String> = None;
         let mut first_page = true;
         let width = sql.columns.len() + 3;
-        loop {
-            let page = self
-                .client
-                .get_query_results()
-                .query_execution_id(&id)
-                .max_results(1000)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| from_sdk("Athena", "athena:GetQueryResults", &e))?;
+        let mut pages = self
+            .client
+            .get_query_results()
+            .query_execution_id(&id)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk("Athena", "athena:GetQueryResults", &e))?;
             let rows = page
                 .result_set()
                 .map(aws_sdk_athena::types::ResultSet::rows)
@@ -367,13 +365,6 @@ impl Athena {
                 0.0,
                 format!("reading Athena results: {} rows", raw.len()),
             );
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                break;
-            }
         }
         let shaped = cur_sql::shape_off_thread(q, &sql.columns, raw).await?;
         let mut notes = vec![format!("Athena query {id} on {}", self.shape.table)];

@@ -357,16 +357,14 @@ pub async fn aws_budgets(
 ) -> Result<(Vec<Budget>, Vec<String>), ToolError> {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .describe_budgets()
-            .account_id(account)
-            .show_filter_expression(true)
-            .max_results(100)
-            .set_next_token(token.clone())
-            .send()
-            .await;
+    let mut pages = client
+        .describe_budgets()
+        .account_id(account)
+        .show_filter_expression(true)
+        .max_results(100)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
         let page = match page {
             Ok(p) => p,
             Err(e) => {
@@ -432,13 +430,6 @@ pub async fn aws_budgets(
                     .and_then(|c| c.actual_spend())
                     .and_then(|s| s.amount().parse().ok()),
             });
-        }
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if token.is_none() {
-            break;
         }
     }
     Ok((out, skipped))

@@ -7,31 +7,41 @@
 //!
 //! Errors are shared with the callers waiting on the same fetch, never cached.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::BoxFuture;
 
 use crate::error::ToolError;
 
-type SharedFetch<V> = Shared<BoxFuture<'static, Result<Arc<V>, ToolError>>>;
-
-struct Entry<V> {
-    id: u64,
-    fetch: SharedFetch<V>,
-    created: Instant,
+/// A cached value and how long it stays fresh (closed periods keep longer than open ones).
+struct Cached<V> {
+    value: Arc<V>,
     ttl: Duration,
 }
 
-/// Cache with single-flight for values of type `V`.
+/// Each entry expires after its own time to live.
+struct ByTtl;
+
+impl<V> moka::Expiry<String, Arc<Cached<V>>> for ByTtl {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<Cached<V>>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Cache with single-flight for values of type `V` (moka: one fetch at a time per key, the
+/// others wait for it; errors are shared with them and not cached; least recently used entries
+/// go first beyond the capacity).
 pub struct SingleFlightCache<V> {
-    entries: Mutex<HashMap<String, Entry<V>>>,
-    next_id: AtomicU64,
-    max_entries: usize,
+    cache: moka::future::Cache<String, Arc<Cached<V>>>,
 }
 
 /// How a value was obtained.
@@ -46,9 +56,11 @@ pub enum Served {
 impl<V: Send + Sync + 'static> SingleFlightCache<V> {
     pub fn new(max_entries: usize) -> Self {
         SingleFlightCache {
-            entries: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-            max_entries,
+            cache: moka::future::Cache::builder()
+                .max_capacity(max_entries as u64)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .expire_after(ByTtl)
+                .build(),
         }
     }
 
@@ -62,78 +74,46 @@ impl<V: Send + Sync + 'static> SingleFlightCache<V> {
     where
         F: FnOnce() -> BoxFuture<'static, Result<V, ToolError>>,
     {
-        let (id, shared, served) = {
-            let mut map = self.entries.lock().expect("cache lock poisoned");
-            let now = Instant::now();
-            let live = map
-                .get(key)
-                .filter(|e| now.duration_since(e.created) < e.ttl);
-            match live {
-                Some(e) => (e.id, e.fetch.clone(), Served::Shared),
-                None => {
-                    if map.len() >= self.max_entries {
-                        map.retain(|_, e| now.duration_since(e.created) < e.ttl);
-                        if map.len() >= self.max_entries {
-                            // Still full of live entries: drop the oldest.
-                            if let Some(oldest) = map
-                                .iter()
-                                .min_by_key(|(_, e)| e.created)
-                                .map(|(k, _)| k.clone())
-                            {
-                                map.remove(&oldest);
-                            }
-                        }
-                    }
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let fut: BoxFuture<'static, Result<Arc<V>, ToolError>> =
-                        fetch().map(|r| r.map(Arc::new)).boxed();
-                    let shared = fut.shared();
-                    map.insert(
-                        key.to_string(),
-                        Entry {
-                            id,
-                            fetch: shared.clone(),
-                            created: now,
-                            ttl,
-                        },
-                    );
-                    (id, shared, Served::Fetched)
-                }
+        let ran = AtomicBool::new(false);
+        let got = self
+            .cache
+            .try_get_with(key.to_string(), async {
+                ran.store(true, Ordering::Relaxed);
+                let value = fetch().await?;
+                Ok::<_, ToolError>(Arc::new(Cached {
+                    value: Arc::new(value),
+                    ttl,
+                }))
+            })
+            .await;
+        match got {
+            Ok(c) => {
+                let served = if ran.load(Ordering::Relaxed) {
+                    Served::Fetched
+                } else {
+                    Served::Shared
+                };
+                Ok((c.value.clone(), served))
             }
-        };
-        match shared.await {
-            Ok(v) => Ok((v, served)),
-            Err(e) => {
-                let mut map = self.entries.lock().expect("cache lock poisoned");
-                if map.get(key).is_some_and(|e| e.id == id) {
-                    map.remove(key);
-                }
-                Err(e)
-            }
+            Err(e) => Err((*e).clone()),
         }
     }
 
     /// The value for `key` if a fetch for it has finished and is still fresh; never fetches.
-    pub fn peek(&self, key: &str) -> Option<Arc<V>> {
-        let map = self.entries.lock().expect("cache lock poisoned");
-        let e = map
-            .get(key)
-            .filter(|e| Instant::now().duration_since(e.created) < e.ttl)?;
-        e.fetch.peek().and_then(|r| r.as_ref().ok().cloned())
+    pub async fn peek(&self, key: &str) -> Option<Arc<V>> {
+        self.cache.get(key).await.map(|c| c.value.clone())
     }
 
     /// Forget everything (after a write that changes the answers).
     pub fn clear(&self) {
-        self.entries.lock().expect("cache lock poisoned").clear();
+        self.cache.invalidate_all();
     }
 
-    /// Number of entries (live or expired) held.
-    pub fn len(&self) -> usize {
-        self.entries.lock().expect("cache lock poisoned").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Number of entries held (after pending evictions are applied).
+    #[cfg(test)]
+    async fn len(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.entry_count()
     }
 }
 
@@ -223,9 +203,58 @@ impl RequestCap {
     }
 }
 
+/// The pages of a Cost Explorer operation. Cost Explorer bills each request, every page
+/// included, so each page is taken from the cap before it is sent (the SDK's paginators would
+/// send the next page without asking):
+///
+/// ```ignore
+/// let mut pager = PaidPages::new(&cap);
+/// while let Some(token) = pager.next()? {
+///     let out = client.get_anomalies().set_next_page_token(token).send().await?;
+///     pager.after(out.next_page_token());
+/// }
+/// ```
+pub struct PaidPages<'a> {
+    cap: &'a RequestCap,
+    token: Option<String>,
+    done: bool,
+    /// Pages sent so far.
+    pub pages: u32,
+}
+
+impl<'a> PaidPages<'a> {
+    pub fn new(cap: &'a RequestCap) -> PaidPages<'a> {
+        PaidPages {
+            cap,
+            token: None,
+            done: false,
+            pages: 0,
+        }
+    }
+
+    /// The token of the next page to send (None inside for the first), once the cap allows
+    /// it; None when the last page has been read.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Option<String>>, ToolError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.cap.take()?;
+        self.pages += 1;
+        Ok(Some(self.token.take()))
+    }
+
+    /// The page just read named this next token (none or empty: it was the last).
+    pub fn after(&mut self, next: Option<&str>) {
+        self.token = next.filter(|t| !t.is_empty()).map(str::to_string);
+        self.done = self.token.is_none();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
 
     #[tokio::test]
     async fn each_caller_has_a_share_and_uncharged_calls_only_the_global_cap() {
@@ -321,7 +350,7 @@ mod tests {
             .get_or_fetch("b", Duration::from_secs(5), || async { Ok(3) }.boxed())
             .await
             .unwrap();
-        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.len().await, 1);
     }
 
     #[test]

@@ -81,20 +81,17 @@ impl AllocationTags for CostAllocationTags {
             .get_or_fetch("iamPrincipal", Duration::from_secs(3600), move || {
                 async move {
                     let mut tags = Vec::new();
-                    let mut token: Option<String> = None;
-                    let mut pages = 0;
-                    loop {
-                        cap.take()?;
+                    let mut pager = super::ce_guard::PaidPages::new(&cap);
+                    while let Some(token) = pager.next()? {
                         let out = client
                             .list_cost_allocation_tags()
                             .max_results(1000)
-                            .set_next_token(token.clone())
+                            .set_next_token(token)
                             .send()
                             .await
                             .map_err(|e| {
                                 from_sdk("Cost Explorer", "ce:ListCostAllocationTags", &e)
                             })?;
-                        pages += 1;
                         for t in out.cost_allocation_tags() {
                             if t.tag_key().starts_with("iamPrincipal/") {
                                 tags.push(AllocationTag {
@@ -106,16 +103,10 @@ impl AllocationTags for CostAllocationTags {
                                 });
                             }
                         }
-                        token = out
-                            .next_token()
-                            .filter(|t| !t.is_empty())
-                            .map(str::to_string);
-                        if token.is_none() {
-                            break;
-                        }
+                        pager.after(out.next_token());
                     }
                     tags.sort_by(|a, b| a.key.cmp(&b.key));
-                    Ok((tags, pages))
+                    Ok((tags, pager.pages))
                 }
                 .boxed()
             })
@@ -128,7 +119,7 @@ impl AllocationTags for CostAllocationTags {
     }
 
     async fn principal_tags_if_free(&self) -> Option<TagListing> {
-        self.cache.peek("iamPrincipal").map(|v| TagListing {
+        self.cache.peek("iamPrincipal").await.map(|v| TagListing {
             tags: v.0.clone(),
             paid_requests: 0,
             cached: true,

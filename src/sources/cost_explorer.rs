@@ -305,8 +305,7 @@ async fn fetch_all(
     progress: Progress,
 ) -> Result<CeFetch, ToolError> {
     let mut rows = Vec::new();
-    let mut token: Option<String> = None;
-    let mut pages = 0u32;
+    let mut pager = super::ce_guard::PaidPages::new(&cap);
     let mut estimated = false;
     let mut currency = None;
     let filter = build_filter(&req)?;
@@ -315,15 +314,14 @@ async fn fetch_all(
     } else {
         CeGranularity::Monthly
     };
-    loop {
-        cap.take()?;
+    while let Some(token) = pager.next()? {
         let mut call = client
             .get_cost_and_usage()
             .time_period(interval(req.start, req.end)?)
             .granularity(granularity.clone())
             .metrics(req.metric)
             .filter(filter.clone())
-            .set_next_page_token(token.clone());
+            .set_next_page_token(token);
         for (kind, key) in &req.group_by {
             let t = if *kind == "TAG" {
                 GroupDefinitionType::Tag
@@ -344,7 +342,7 @@ async fn fetch_all(
                 message: "GetCostAndUsage answered without ResultsByTime".into(),
             });
         }
-        pages += 1;
+        let pages = pager.pages;
         progress(pages as f64, 0.0, format!("Cost Explorer page {pages}"));
         for bucket in out.results_by_time() {
             let start = bucket
@@ -406,19 +404,13 @@ async fn fetch_all(
                 });
             }
         }
-        token = out
-            .next_page_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if token.is_none() {
-            break;
-        }
+        pager.after(out.next_page_token());
     }
     Ok(CeFetch {
         rows,
         currency,
         estimated,
-        pages,
+        pages: pager.pages,
         as_of: crate::domain::clock::now(),
     })
 }
@@ -764,9 +756,8 @@ pub async fn anomalies(
 ) -> Result<Vec<crate::domain::anomaly::Anomaly>, ToolError> {
     use aws_sdk_costexplorer::types::AnomalyDateInterval;
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        cap.take()?;
+    let mut pager = super::ce_guard::PaidPages::new(cap);
+    while let Some(token) = pager.next()? {
         let interval = AnomalyDateInterval::builder()
             .start_date(period.start.to_string())
             .end_date(period.end.to_string())
@@ -776,7 +767,7 @@ pub async fn anomalies(
             .get_anomalies()
             .date_interval(interval)
             .max_results(100)
-            .set_next_page_token(token.clone())
+            .set_next_page_token(token)
             .send()
             .await
             .map_err(|e| crate::error::from_sdk("Cost Explorer", "ce:GetAnomalies", &e))?;
@@ -823,13 +814,7 @@ pub async fn anomalies(
                 budget_threatened: None,
             });
         }
-        token = page
-            .next_page_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if token.is_none() {
-            break;
-        }
+        pager.after(page.next_page_token());
     }
     Ok(out)
 }

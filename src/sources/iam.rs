@@ -95,17 +95,16 @@ impl Iam {
             complete: true,
             ..Default::default()
         };
-        let mut marker: Option<String> = None;
-        loop {
-            let res = self
-                .client
-                .get_account_authorization_details()
-                .filter(EntityType::User)
-                .filter(EntityType::Role)
-                .max_items(1000)
-                .set_marker(marker.clone())
-                .send()
-                .await;
+        // The SDK's paginator follows `Marker` while `IsTruncated`.
+        let mut pages = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::User)
+            .filter(EntityType::Role)
+            .max_items(1000)
+            .into_paginator()
+            .send();
+        while let Some(res) = pages.next().await {
             let out = match res {
                 Ok(out) => out,
                 Err(e) => {
@@ -158,13 +157,6 @@ impl Iam {
                 0.0,
                 format!("IAM inventory: {} principals", inv.principals.len()),
             );
-            marker = out
-                .marker()
-                .filter(|_| out.is_truncated())
-                .map(str::to_string);
-            if marker.is_none() {
-                break;
-            }
         }
         if inv
             .principals

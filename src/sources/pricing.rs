@@ -93,38 +93,30 @@ impl PriceList {
     async fn fetch(&self, region: &str) -> Result<(Vec<ModelPrice>, Vec<String>), String> {
         let mut rows = Vec::new();
         for code in OFFERS {
-            let mut token: Option<String> = None;
-            loop {
-                let out = self
-                    .client
-                    .get_products()
-                    .service_code(code)
-                    .filters(
-                        Filter::builder()
-                            .r#type(FilterType::TermMatch)
-                            .field("regionCode")
-                            .value(region)
-                            .build()
-                            .map_err(|e| e.to_string())?,
-                    )
-                    .format_version("aws_v1")
-                    .max_results(100)
-                    .set_next_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk("Price List", "pricing:GetProducts", &e).to_string())?;
+            let mut pages = self
+                .client
+                .get_products()
+                .service_code(code)
+                .filters(
+                    Filter::builder()
+                        .r#type(FilterType::TermMatch)
+                        .field("regionCode")
+                        .value(region)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )
+                .format_version("aws_v1")
+                .max_results(100)
+                .into_paginator()
+                .send();
+            while let Some(out) = pages.next().await {
+                let out =
+                    out.map_err(|e| from_sdk("Price List", "pricing:GetProducts", &e).to_string())?;
                 rows.extend(
                     out.price_list()
                         .iter()
                         .filter_map(|doc| parse_product(doc, code)),
                 );
-                token = out
-                    .next_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string);
-                if token.is_none() {
-                    break;
-                }
             }
         }
         Ok(book_of(region, rows))

@@ -213,16 +213,15 @@ fn registry_error(e: ToolError, registry_id: &str) -> ToolError {
 impl AgentRegistry for AwsAgentRegistry {
     async fn registries(&self) -> Result<Vec<RegistryInfo>, ToolError> {
         let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .control
-                .list_registries()
-                .max_results(100)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| from_sdk("Agent Registry", "agent-registry:ListRegistries", &e))?;
+        let mut pages = self
+            .control
+            .list_registries()
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| from_sdk("Agent Registry", "agent-registry:ListRegistries", &e))?;
             for r in page.registries() {
                 out.push(RegistryInfo {
                     id: r.registry_id().to_string(),
@@ -236,13 +235,6 @@ impl AgentRegistry for AwsAgentRegistry {
                         .map(|a| a.as_str().to_string())
                         .unwrap_or_else(|| "AWS_IAM".into()),
                 });
-            }
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                break;
             }
         }
         Ok(out)

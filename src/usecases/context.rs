@@ -51,7 +51,8 @@ pub struct App {
     /// The authenticated HTTP caller of this request (None: stdio or unauthenticated loopback).
     pub(crate) caller: Option<Arc<crate::domain::visibility::Caller>>,
     /// The accounts tool calls picked so far, each with its own sources (`for_account`).
-    accounts: Arc<std::sync::Mutex<AccountApps>>,
+    /// None in a context a call picked (it does not pick again).
+    accounts: Option<Arc<AccountApps>>,
 }
 
 fn budget_cache() -> moka::future::Cache<(), BudgetList> {
@@ -61,8 +62,18 @@ fn budget_cache() -> moka::future::Cache<(), BudgetList> {
         .build()
 }
 
-/// The accounts tool calls picked, with when each was last used.
-type AccountApps = std::collections::HashMap<crate::accounts::Account, (App, std::time::Instant)>;
+/// The accounts tool calls picked, each built once (moka: one build at a time per account,
+/// the least recently used dropped beyond [`MAX_ACCOUNTS`]).
+type AccountApps = moka::sync::Cache<crate::accounts::Account, App>;
+
+fn account_apps() -> Arc<AccountApps> {
+    Arc::new(
+        moka::sync::Cache::builder()
+            .max_capacity(MAX_ACCOUNTS as u64)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .build(),
+    )
+}
 
 /// Most picked accounts kept at once: role patterns (`arn:aws:iam::*:role/X`) allow any number
 /// of accounts, so the least recently used one is dropped (with its caches) beyond this.
@@ -235,7 +246,7 @@ impl App {
             ce_client: None,
             budget_cache: budget_cache(),
             caller: None,
-            accounts: Arc::default(),
+            accounts: Some(account_apps()),
         };
         match sdk {
             None => {
@@ -278,41 +289,31 @@ impl App {
     /// and CUR export. Kept for the life of the process (the allow-lists bound how many).
     pub(crate) fn for_account(&self, account: &crate::accounts::Account) -> Result<App, ToolError> {
         account.check(&self.config)?;
-        let mut cache = self
-            .accounts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = std::time::Instant::now();
-        if let Some((app, used)) = cache.get_mut(account) {
-            *used = now;
-            return Ok(app.clone());
-        }
-        if cache.len() >= MAX_ACCOUNTS
-            && let Some(oldest) = cache
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| k.clone())
-        {
-            cache.remove(&oldest);
-        }
         let Some((_, cap)) = &self.ce_client else {
             return Err(ToolError::Unsupported(
                 "per-call accounts need AWS mode".into(),
             ));
         };
-        let sdk = crate::accounts::deferred_sdk_config(
-            account.clone(),
-            self.config.role_session_name.clone(),
-        );
-        let sources = AccountSources::build(&self.config, &sdk, cap.clone())
-            .map_err(ToolError::Unsupported)?;
-        let mut app = self.clone();
-        app.use_account(sources, sdk);
-        app.caller = None;
-        // A picked account does not pick again (and holding the map would be a cycle).
-        app.accounts = Arc::default();
-        cache.insert(account.clone(), (app.clone(), now));
-        Ok(app)
+        let build = || -> Result<App, ToolError> {
+            let sdk = crate::accounts::deferred_sdk_config(
+                account.clone(),
+                self.config.role_session_name.clone(),
+            );
+            let sources = AccountSources::build(&self.config, &sdk, cap.clone())
+                .map_err(ToolError::Unsupported)?;
+            let mut app = self.clone();
+            app.use_account(sources, sdk);
+            app.caller = None;
+            // A picked account does not pick again (and holding the cache would be a cycle).
+            app.accounts = None;
+            Ok(app)
+        };
+        match &self.accounts {
+            Some(cache) => cache
+                .try_get_with(account.clone(), build)
+                .map_err(|e| (*e).clone()),
+            None => build(),
+        }
     }
 
     /// Run an account-taking tool for the account its arguments name (`profile`, `region`,
@@ -481,8 +482,9 @@ mod tests {
         // Touch account 0 again: account 1 is now the least recently used.
         app.for_account(&role(0)).unwrap();
         app.for_account(&role(MAX_ACCOUNTS)).unwrap();
-        let cache = app.accounts.lock().unwrap();
-        assert_eq!(cache.len(), MAX_ACCOUNTS);
+        let cache = app.accounts.as_ref().unwrap();
+        cache.run_pending_tasks();
+        assert_eq!(cache.entry_count(), MAX_ACCOUNTS as u64);
         assert!(cache.contains_key(&role(0)) && !cache.contains_key(&role(1)));
         assert!(cache.contains_key(&role(MAX_ACCOUNTS)));
     }

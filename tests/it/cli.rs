@@ -310,7 +310,10 @@ async fn a_long_question_shows_progress_on_a_terminal_only() {
     let seen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{seen}");
     assert!(seen.contains("\r\x1b[2K"), "a progress line: {seen:?}");
-    assert!(seen.contains("bedrock_spend (1s)"), "elapsed time shown: {seen:?}");
+    assert!(
+        seen.contains("bedrock_spend (1s)"),
+        "elapsed time shown: {seen:?}"
+    );
     assert!(seen.contains("Bedrock spend "), "then the answer: {seen:?}");
 }
 
