@@ -37,7 +37,7 @@ pub struct LineItem {
     pub line_item_type: String,
 }
 
-/// A caller in the demo organisation.
+/// A caller in the demo organisation, as CUR records it.
 #[derive(Debug, Clone)]
 pub struct DemoPrincipal {
     /// ARN as CUR records it (sessions included).
@@ -47,6 +47,173 @@ pub struct DemoPrincipal {
     pub models: Vec<usize>,
     /// Relative daily volume (thousands of input tokens per day).
     pub volume: f64,
+}
+
+/// User or role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoKind {
+    User,
+    Role,
+}
+
+/// How one identity of the organisation calls Bedrock.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoCalls {
+    /// Role session names (empty for a user, who calls as itself).
+    pub sessions: &'static [&'static str],
+    /// Indexes into [`MODELS`].
+    pub models: &'static [usize],
+    /// Relative daily volume (thousands of input tokens per day).
+    pub volume: f64,
+}
+
+/// One IAM identity of the demo organisation: what IAM lists (the directory) and what the bill
+/// records of its calls (the line items) both derive from this one entry.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoIdentity {
+    pub kind: DemoKind,
+    pub name: &'static str,
+    pub path: &'static str,
+    pub tags: &'static [(&'static str, &'static str)],
+    /// Its role sessions may set session tags (`sts:TagSession`).
+    pub tag_session: bool,
+    /// IAM still lists it (false: deleted or renamed since it spent).
+    pub in_iam: bool,
+    /// None: it never calls Bedrock.
+    pub calls: Option<DemoCalls>,
+}
+
+const ML: &[(&str, &str)] = &[("team", "ml-platform"), ("cost-center", "cc-1001")];
+
+/// "Acme Example Corp": every person, agent and role of the demo, once.
+pub const ORGANISATION: &[DemoIdentity] = &[
+    DemoIdentity {
+        kind: DemoKind::User,
+        name: "alice",
+        path: "/",
+        tags: ML,
+        tag_session: false,
+        in_iam: true,
+        calls: Some(DemoCalls {
+            sessions: &[],
+            models: &[0, 2],
+            volume: 900.0,
+        }),
+    },
+    DemoIdentity {
+        kind: DemoKind::User,
+        name: "bob",
+        path: "/",
+        tags: &[("team", "web"), ("cost-center", "cc-2002")],
+        tag_session: false,
+        in_iam: true,
+        calls: Some(DemoCalls {
+            sessions: &[],
+            models: &[1],
+            volume: 400.0,
+        }),
+    },
+    // A Bedrock API key: an IAM user created for it, untagged.
+    DemoIdentity {
+        kind: DemoKind::User,
+        name: "BedrockAPIKey-7f3k",
+        path: "/",
+        tags: &[],
+        tag_session: false,
+        in_iam: true,
+        calls: Some(DemoCalls {
+            sessions: &[],
+            models: &[1, 3],
+            volume: 250.0,
+        }),
+    },
+    DemoIdentity {
+        kind: DemoKind::User,
+        name: "carol-admin",
+        path: "/admins/",
+        tags: &[],
+        tag_session: false,
+        in_iam: true,
+        calls: None,
+    },
+    // Federated data scientists, one session each.
+    DemoIdentity {
+        kind: DemoKind::Role,
+        name: "DataScienceRole",
+        path: "/",
+        tags: ML,
+        tag_session: true,
+        in_iam: true,
+        calls: Some(DemoCalls {
+            sessions: &["carol@acme.example", "dave@acme.example"],
+            models: &[0, 1],
+            volume: 700.0,
+        }),
+    },
+    // An AgentCore agent: one session per run.
+    DemoIdentity {
+        kind: DemoKind::Role,
+        name: "InvoiceAgentRole",
+        path: "/agents/",
+        tags: &[("team", "finance-apps"), ("cost-center", "cc-3003")],
+        tag_session: false,
+        in_iam: true,
+        calls: Some(DemoCalls {
+            sessions: &["BedrockAgentCore-3f2a9c1e", "BedrockAgentCore-8b41d07f"],
+            models: &[0],
+            volume: 1200.0,
+        }),
+    },
+    DemoIdentity {
+        kind: DemoKind::Role,
+        name: "SupportBotRole",
+        path: "/agents/",
+        tags: &[("team", "support")],
+        tag_session: true,
+        in_iam: true,
+        calls: Some(DemoCalls {
+            sessions: &["support-bot-1"],
+            models: &[1, 2],
+            volume: 600.0,
+        }),
+    },
+    DemoIdentity {
+        kind: DemoKind::Role,
+        name: "AWSServiceRoleForSupport",
+        path: "/aws-service-role/support.amazonaws.com/",
+        tags: &[],
+        tag_session: false,
+        in_iam: true,
+        calls: None,
+    },
+    // Untagged, and deleted from IAM since: its spend is still in the bill.
+    DemoIdentity {
+        kind: DemoKind::Role,
+        name: "LegacyBatchRole",
+        path: "/",
+        tags: &[],
+        tag_session: false,
+        in_iam: false,
+        calls: Some(DemoCalls {
+            sessions: &["nightly-batch"],
+            models: &[3],
+            volume: 500.0,
+        }),
+    },
+];
+
+impl DemoIdentity {
+    /// Its ARN as IAM lists it.
+    pub fn iam_arn(&self) -> String {
+        let kind = match self.kind {
+            DemoKind::User => "user",
+            DemoKind::Role => "role",
+        };
+        format!(
+            "arn:aws:iam::{DEMO_ACCOUNT}:{kind}{}{}",
+            self.path, self.name
+        )
+    }
 }
 
 /// A Bedrock model of the demo, with on-demand prices per 1K tokens (USD).
@@ -96,63 +263,30 @@ pub const MODELS: &[DemoModel] = &[
     },
 ];
 
-/// The demo organisation's callers.
+/// The demo organisation's callers, in [`ORGANISATION`]'s order, as CUR records their ARNs: a
+/// user as itself, a role as its assumed-role sessions.
 pub fn principals() -> Vec<DemoPrincipal> {
     let a = DEMO_ACCOUNT;
-    vec![
-        DemoPrincipal {
-            arns: vec![format!("arn:aws:iam::{a}:user/alice")],
-            tags: vec![("team", "ml-platform"), ("cost-center", "cc-1001")],
-            models: vec![0, 2],
-            volume: 900.0,
-        },
-        DemoPrincipal {
-            arns: vec![format!("arn:aws:iam::{a}:user/bob")],
-            tags: vec![("team", "web"), ("cost-center", "cc-2002")],
-            models: vec![1],
-            volume: 400.0,
-        },
-        DemoPrincipal {
-            arns: vec![format!("arn:aws:iam::{a}:user/BedrockAPIKey-7f3k")],
-            tags: vec![],
-            models: vec![1, 3],
-            volume: 250.0,
-        },
-        DemoPrincipal {
-            arns: vec![
-                format!("arn:aws:sts::{a}:assumed-role/DataScienceRole/carol@acme.example"),
-                format!("arn:aws:sts::{a}:assumed-role/DataScienceRole/dave@acme.example"),
-            ],
-            tags: vec![("team", "ml-platform"), ("cost-center", "cc-1001")],
-            models: vec![0, 1],
-            volume: 700.0,
-        },
-        DemoPrincipal {
-            arns: vec![
-                format!("arn:aws:sts::{a}:assumed-role/InvoiceAgentRole/BedrockAgentCore-3f2a9c1e"),
-                format!("arn:aws:sts::{a}:assumed-role/InvoiceAgentRole/BedrockAgentCore-8b41d07f"),
-            ],
-            tags: vec![("team", "finance-apps"), ("cost-center", "cc-3003")],
-            models: vec![0],
-            volume: 1200.0,
-        },
-        DemoPrincipal {
-            arns: vec![format!(
-                "arn:aws:sts::{a}:assumed-role/SupportBotRole/support-bot-1"
-            )],
-            tags: vec![("team", "support")],
-            models: vec![1, 2],
-            volume: 600.0,
-        },
-        DemoPrincipal {
-            arns: vec![format!(
-                "arn:aws:sts::{a}:assumed-role/LegacyBatchRole/nightly-batch"
-            )],
-            tags: vec![],
-            models: vec![3],
-            volume: 500.0,
-        },
-    ]
+    ORGANISATION
+        .iter()
+        .filter_map(|id| {
+            let calls = id.calls?;
+            let arns = match id.kind {
+                DemoKind::User => vec![format!("arn:aws:iam::{a}:user/{}", id.name)],
+                DemoKind::Role => calls
+                    .sessions
+                    .iter()
+                    .map(|s| format!("arn:aws:sts::{a}:assumed-role/{}/{s}", id.name))
+                    .collect(),
+            };
+            Some(DemoPrincipal {
+                arns,
+                tags: id.tags.to_vec(),
+                models: calls.models.to_vec(),
+                volume: calls.volume,
+            })
+        })
+        .collect()
 }
 
 /// splitmix64: a small, deterministic hash for reproducible data.

@@ -270,6 +270,8 @@ struct Plan {
     budget_policy: bool,
     /// AWS credentials were found.
     credentials: bool,
+    /// `--allow-writes`: the write tools are offered, so doctor reports on them too.
+    writes: bool,
 }
 
 /// One tool under a `Plan`: its source, the checks it needs, and whether it can answer.
@@ -285,19 +287,6 @@ struct ToolPlan {
 
 /// The checks every AWS call needs.
 const AWS_BASE: [&str; 3] = ["credentials", "region", "endpoints"];
-
-/// The tools doctor reports on, in the order it lists them.
-const TOOLS: &[&str] = &[
-    "bedrock_spend",
-    "untagged_principals",
-    "cost_allocation_tags",
-    "search_registry",
-    "list_registries",
-    "get_registry_record",
-    "estimate_cost",
-    "check_budget",
-    "spend_anomalies",
-];
 
 impl Plan {
     fn new(config: &Config, credentials: bool) -> Plan {
@@ -319,6 +308,7 @@ impl Plan {
             athena,
             budget_policy: config.budget_policy.is_some(),
             credentials,
+            writes: config.allow_writes,
         }
     }
 
@@ -346,19 +336,28 @@ impl Plan {
         }
     }
 
+    /// Every tool the server offers under this configuration, in the registry's order
+    /// ([`crate::tools::TOOLS`]).
     fn tools(&self) -> Vec<ToolPlan> {
-        TOOLS.iter().map(|&t| self.tool(t)).collect()
+        crate::tools::TOOLS
+            .iter()
+            .filter(|u| self.writes || !u.writes())
+            .map(|u| self.tool(u))
+            .collect()
     }
 
-    fn tool(&self, tool: &'static str) -> ToolPlan {
+    fn tool(&self, unit: &crate::tools::ToolUnit) -> ToolPlan {
+        use crate::tools::Uses;
+        let tool = unit.name;
         let snapshot = format!(
             "the bundled price snapshot of {}",
             crate::domain::pricing::SNAPSHOT_DATE
         );
         // (source, checks needed without AWS, checks needed for its AWS calls, every answer
         // calls AWS)
-        let (source, local, aws, always_aws): (String, Vec<&str>, Vec<&str>, bool) = match tool {
-            "bedrock_spend" => {
+        let (source, local, aws, always_aws): (String, Vec<&str>, Vec<&str>, bool) = match unit.uses
+        {
+            Uses::Spend => {
                 let mut source = match self.spend {
                     SpendFrom::LocalCur | SpendFrom::S3Cur => self.cur_name().to_string(),
                     SpendFrom::Athena => "Athena (--athena-database, --athena-table)".into(),
@@ -383,7 +382,7 @@ impl Plan {
                 };
                 (source, local, aws, !self.local_data())
             }
-            "untagged_principals" => {
+            Uses::Principals => {
                 let spend = if self.cur.is_some() {
                     self.cur_name()
                 } else {
@@ -401,19 +400,19 @@ impl Plan {
                     true,
                 )
             }
-            "cost_allocation_tags" => (
+            Uses::AllocationTags => (
                 "Cost Explorer cost-allocation tags".into(),
                 vec![],
                 vec!["cost_explorer", "principal_tags"],
                 true,
             ),
-            "search_registry" | "list_registries" | "get_registry_record" => (
+            Uses::Registry => (
                 "AWS Agent Registry".into(),
                 vec![],
                 vec!["agent_registry"],
                 true,
             ),
-            "estimate_cost" => {
+            Uses::Prices => {
                 if self.credentials {
                     (
                         format!("the Price List API ({snapshot} if it fails)"),
@@ -430,7 +429,7 @@ impl Plan {
                     )
                 }
             }
-            "check_budget" => {
+            Uses::Budget => {
                 let spend = if self.cur.is_some() {
                     self.cur_name()
                 } else {
@@ -466,7 +465,7 @@ impl Plan {
                 }
                 (source, local, aws, !self.local_data())
             }
-            "spend_anomalies" => {
+            Uses::Anomalies => {
                 if self.cur.is_some() {
                     let (local, aws) = if self.local_data() {
                         (vec!["cur"], vec!["cost_explorer"])
@@ -497,7 +496,18 @@ impl Plan {
                     )
                 }
             }
-            _ => (String::new(), vec![], vec![], false),
+            Uses::ActivateTags => (
+                "Cost Explorer cost-allocation tags (activates them: a write, not checked)".into(),
+                vec![],
+                vec!["cost_explorer"],
+                true,
+            ),
+            Uses::TagPrincipals => (
+                "IAM users and roles (tags them: a write, not checked)".into(),
+                vec![],
+                vec!["iam"],
+                true,
+            ),
         };
         // The AWS parts count when they will be called: with credentials, or when the tool
         // cannot answer without them (then the credentials check says why it fails).
@@ -1737,6 +1747,33 @@ mod tests {
         Cli::try_parse_from(argv).expect("flags").config
     }
 
+    /// doctor reports on the tools the server offers, from the one registry: the read-only
+    /// ones, and the writes with --allow-writes.
+    #[test]
+    fn the_plan_covers_every_tool_the_server_offers() {
+        let names = |plan: &Plan| plan.tools().iter().map(|t| t.tool).collect::<Vec<_>>();
+        let read_only = names(&Plan::new(&config(&[]), true));
+        assert_eq!(
+            read_only,
+            [
+                "bedrock_spend",
+                "untagged_principals",
+                "cost_allocation_tags",
+                "search_registry",
+                "list_registries",
+                "get_registry_record",
+                "estimate_cost",
+                "check_budget",
+                "spend_anomalies"
+            ]
+        );
+        let all = Plan::new(&config(&["--allow-writes"]), true).tools();
+        assert_eq!(all.len(), crate::tools::TOOLS.len());
+        let tag = all.iter().find(|t| t.tool == "tag_principal").unwrap();
+        assert!(tag.needs.contains(&"iam"), "{:?}", tag.needs);
+        assert!(all.iter().all(|t| !t.source.is_empty()));
+    }
+
     /// doctor restates the server's choice of spend source: the two must agree.
     #[tokio::test(flavor = "multi_thread")]
     async fn the_plan_follows_the_servers_choice_of_spend_source() {
@@ -1807,7 +1844,7 @@ mod tests {
         assert!(!athena.offline());
         assert!(
             athena
-                .tool("search_registry")
+                .tool(crate::tools::unit("search_registry").unwrap())
                 .needs
                 .contains(&"credentials")
         );
@@ -1817,11 +1854,11 @@ mod tests {
         assert_eq!(none.spend, SpendFrom::CostExplorer);
         let plans = none.tools();
         assert!(none.hint(&plans).unwrap().contains("--demo"));
-        let spend = none.tool("bedrock_spend");
+        let spend = none.tool(crate::tools::unit("bedrock_spend").unwrap());
         assert!(!spend.unavailable && spend.needs.contains(&"credentials"));
         assert!(spend.needs.contains(&"cost_explorer"));
         assert!(
-            none.tool("estimate_cost")
+            none.tool(crate::tools::unit("estimate_cost").unwrap())
                 .source
                 .contains("bundled price snapshot")
         );
@@ -1829,7 +1866,7 @@ mod tests {
         // With credentials, prices come from the Price List API; no hint.
         let aws = Plan::new(&config(&[]), true);
         assert!(
-            aws.tool("estimate_cost")
+            aws.tool(crate::tools::unit("estimate_cost").unwrap())
                 .source
                 .starts_with("the Price List API")
         );

@@ -7,6 +7,8 @@ use bedrock_cost_mcp::cli::{Cli, Command, RegistryCommand};
 use bedrock_cost_mcp::config::Config;
 use bedrock_cost_mcp::error::ToolError;
 use bedrock_cost_mcp::server::Server;
+use bedrock_cost_mcp::tools::Answer;
+use bedrock_cost_mcp::tools::budget::CheckOutput;
 use bedrock_cost_mcp::{terminal, transport};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -153,8 +155,8 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            answer(cli.config, &args.tool, value, args.json, |text, _| {
-                text.to_string()
+            answer(cli.config, &args.tool, value, args.json, |a| {
+                Some(a.text.clone())
             })
             .await
             .map_or_else(|code| code, |_| ExitCode::SUCCESS)
@@ -169,7 +171,7 @@ async fn main() -> ExitCode {
                 "untagged_principals",
                 args.tool_args(),
                 args.json,
-                |_, v| terminal::untagged(v),
+                |a| a.output().map(terminal::untagged),
             )
             .await
             .map_or_else(|code| code, |_| ExitCode::SUCCESS),
@@ -180,12 +182,17 @@ async fn main() -> ExitCode {
                 "check_budget",
                 args.tool_args(),
                 args.json,
-                |_, v| terminal::check(v),
+                |a| a.output().map(terminal::check),
             )
             .await
             {
                 // A deny is an answer, and scripts gate on it: `check-budget ... && run-job`.
-                Ok(v) if v["verdict"] == "deny" => ExitCode::from(3),
+                Ok(a)
+                    if a.output()
+                        .is_some_and(|o: &CheckOutput| o.verdict == "deny") =>
+                {
+                    ExitCode::from(3)
+                }
                 Ok(_) => ExitCode::SUCCESS,
                 Err(code) => code,
             }
@@ -205,15 +212,13 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Registry(args) => match args.command {
-            RegistryCommand::Search(a) => answer(
-                cli.config,
-                "search_registry",
-                a.tool_args(),
-                a.json,
-                |_, v| terminal::registry_search(v),
-            )
-            .await
-            .map_or_else(|code| code, |_| ExitCode::SUCCESS),
+            RegistryCommand::Search(a) => {
+                answer(cli.config, "search_registry", a.tool_args(), a.json, |a| {
+                    a.output().map(terminal::registry_search)
+                })
+                .await
+                .map_or_else(|code| code, |_| ExitCode::SUCCESS)
+            }
         },
         Command::Serve(args) => {
             let mut config = cli.config;
@@ -261,15 +266,15 @@ async fn main() -> ExitCode {
 
 /// One tool from the command line: build the server, run the tool (with a
 /// progress line on a terminal), print `--json` (the structured answer, as the
-/// MCP tool returns it) or `render(text, structured)`. Exit codes: 2 for bad
+/// MCP tool returns it) or `render(answer)` (the text, or a table drawn from the typed output). Exit codes: 2 for bad
 /// input or configuration, 1 for a failure upstream.
 async fn answer(
     config: Config,
     tool: &str,
     args: serde_json::Value,
     json: bool,
-    render: impl Fn(&str, &serde_json::Value) -> String,
-) -> Result<serde_json::Value, ExitCode> {
+    render: impl Fn(&Answer) -> Option<String>,
+) -> Result<Answer, ExitCode> {
     let server = Server::build(config).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
@@ -278,16 +283,19 @@ async fn answer(
     let result = server.run_tool_with_progress(tool, args, progress).await;
     spinner.stop();
     match result {
-        Ok((text, structured)) => {
+        Ok(a) => {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&structured).unwrap_or_default()
+                    serde_json::to_string_pretty(&a.value).unwrap_or_default()
                 );
+            } else if let Some(text) = render(&a) {
+                print!("{text}");
             } else {
-                print!("{}", render(&text, &structured));
+                eprintln!("error: internal: {tool} did not answer with the output its table reads");
+                return Err(ExitCode::FAILURE);
             }
-            Ok(structured)
+            Ok(a)
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -55,7 +55,7 @@ impl Server {
         let mut tool_router = ToolRouter::new();
         for unit in crate::tools::TOOLS {
             let route = (unit.route)();
-            if config.allow_writes || !route.map.values().any(|r| writes(&r.attr)) {
+            if config.allow_writes || !route.map.values().any(|r| crate::tools::writes(&r.attr)) {
                 tool_router += route;
             }
         }
@@ -127,16 +127,16 @@ impl Server {
         self.tool_router
             .map
             .get(tool)
-            .is_some_and(|r| writes(&r.attr))
+            .is_some_and(|r| crate::tools::writes(&r.attr))
     }
 
     /// Run a tool by name outside MCP (the `call` CLI subcommand): the same inputs, checks, code
-    /// and answers as the MCP tools. Returns (text, structured).
+    /// and answers as the MCP tools.
     pub async fn run_tool(
         &self,
         name: &str,
         args: serde_json::Value,
-    ) -> Result<(String, serde_json::Value), ToolError> {
+    ) -> Result<crate::tools::Answer, ToolError> {
         self.run_tool_with_progress(name, args, crate::sources::no_progress())
             .await
     }
@@ -147,7 +147,7 @@ impl Server {
         name: &str,
         args: serde_json::Value,
         progress: Progress,
-    ) -> Result<(String, serde_json::Value), ToolError> {
+    ) -> Result<crate::tools::Answer, ToolError> {
         if crate::tools::unit(name).is_some() && !self.tool_router.map.contains_key(name) {
             return Err(ToolError::Forbidden(format!(
                 "{name} changes the AWS account and is offered only with --allow-writes"
@@ -159,11 +159,6 @@ impl Server {
         }
         crate::tools::run_tool_with_progress(&self.app, name, args, progress).await
     }
-}
-
-/// Does a tool change anything? Every tool not annotated read-only does (fail closed).
-fn writes(tool: &rmcp::model::Tool) -> bool {
-    tool.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true)
 }
 
 /// How one tool's arguments are checked before it reads them.

@@ -1,15 +1,16 @@
-//! Output for people at a terminal: aligned tables (comfy-table) drawn from the tools'
-//! structured answers (so `--json` and the table always agree), and a progress line on stderr
+//! Output for people at a terminal: aligned tables (comfy-table) drawn from the tools' typed
+//! outputs, the same values `--json` prints (a renamed field fails to compile here), and a progress line on stderr
 //! while a long question runs (indicatif).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::domain::label::fmt_money;
 use crate::sources::{Progress, no_progress};
+use crate::tools::budget::CheckOutput;
+use crate::tools::principals::UntaggedOutput;
+use crate::tools::registry::SearchOutput;
 
 /// A table with aligned columns; numeric columns align right.
 pub struct Table {
@@ -70,17 +71,17 @@ impl Table {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
+/// A number as the `--json` answer writes it (`80.0`, `3`).
+fn num<T: serde::Serialize>(x: T) -> String {
+    serde_json::to_string(&x).unwrap_or_default()
 }
 
-fn money(v: &Value) -> String {
-    v.as_f64().map(fmt_money).unwrap_or_else(|| "-".into())
+fn money(v: Option<f64>) -> String {
+    v.map(fmt_money).unwrap_or_else(|| "-".into())
+}
+
+fn opt(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_string()
 }
 
 /// `arn:aws:iam::123456789012:role/X` -> `123456789012:role/X`.
@@ -91,25 +92,29 @@ fn short_arn(s: &str) -> String {
         .to_string()
 }
 
+/// The answer's notes, and the pinned clock's (which the structured answer adds to its notes).
+fn notes(notes: &[String]) -> impl Iterator<Item = String> + '_ {
+    notes.iter().cloned().chain(crate::domain::clock::note())
+}
+
 /// `untagged_principals` as tables.
-pub fn untagged(o: &Value) -> String {
+pub fn untagged(o: &UntaggedOutput) -> String {
     let mut s = format!(
         "Principals missing {} ({}); spend {} to {} (end exclusive) from {}.\n",
-        text(&o["required_keys"]),
-        text(&o["required_keys_source"]),
-        text(&o["period"]["start"]),
-        text(&o["period"]["end"]),
-        text(&o["spend_source"]),
+        o.required_keys.join(", "),
+        o.required_keys_source,
+        o.period.start,
+        o.period.end,
+        o.spend_source,
     );
     let mut t = Table::new(&["KIND", "NAME", "MISSING", ">SPEND", "FLAGS"]);
-    let findings = o["findings"].as_array().cloned().unwrap_or_default();
-    for f in &findings {
+    for f in &o.findings {
         t.row(vec![
-            text(&f["kind"]),
-            text(&f["name"]),
-            text(&f["missing_keys"]),
-            money(&f["spend"]),
-            text(&f["flags"]),
+            f.kind.as_str().to_string(),
+            f.name.clone(),
+            f.missing_keys.join(", "),
+            money(f.spend),
+            f.flags.join(", "),
         ]);
     }
     if t.is_empty() {
@@ -117,34 +122,28 @@ pub fn untagged(o: &Value) -> String {
     } else {
         s.push_str(&t.render());
     }
-    let orphans = o["not_in_iam"].as_array().cloned().unwrap_or_default();
-    if !orphans.is_empty() {
+    if !o.not_in_iam.is_empty() {
         s.push_str("\nSpend by principals IAM does not list:\n");
         let mut t = Table::new(&["PRINCIPAL", "REASON", ">SPEND"]);
-        for x in &orphans {
+        for x in &o.not_in_iam {
             t.row(vec![
-                text(&x["principal"]),
-                text(&x["reason"]),
-                money(&x["amount"]),
+                x.principal.clone(),
+                x.reason.clone(),
+                money(Some(x.amount)),
             ]);
         }
         s.push_str(&t.render());
     }
-    if let Some(by_key) = o["untagged_spend_by_key"].as_object()
-        && !by_key.is_empty()
-    {
+    if !o.untagged_spend_by_key.is_empty() {
         s.push_str("\nUntagged spend per key (Cost Explorer):\n");
         let mut t = Table::new(&["KEY", ">UNTAGGED SPEND"]);
-        for (k, v) in by_key {
-            t.row(vec![k.clone(), money(v)]);
+        for (k, v) in &o.untagged_spend_by_key {
+            t.row(vec![k.clone(), money(Some(*v))]);
         }
         s.push_str(&t.render());
     }
-    let sum = &o["summary"];
-    let (un, total) = (
-        sum["unattributed_spend"].as_f64().unwrap_or(0.0),
-        sum["total_spend"].as_f64().unwrap_or(0.0),
-    );
+    let sum = &o.summary;
+    let (un, total) = (sum.unattributed_spend, sum.total_spend);
     s.push_str(&format!(
         "\nUnattributed {} of {}{}; {} principals scanned, {} fully tagged, {} missing keys with spend, {} without.\n",
         fmt_money(un),
@@ -154,21 +153,21 @@ pub fn untagged(o: &Value) -> String {
         } else {
             String::new()
         },
-        text(&sum["principals_scanned"]),
-        text(&sum["fully_tagged"]),
-        text(&sum["missing_with_spend"]),
-        text(&sum["missing_without_spend"]),
+        sum.principals_scanned,
+        sum.fully_tagged,
+        sum.missing_with_spend,
+        sum.missing_without_spend,
     ));
-    if !findings.is_empty() {
+    if !o.findings.is_empty() {
         s.push_str("Fix commands (fill in the values):\n");
-        for f in &findings {
-            s.push_str(&format!("  {}\n", text(&f["fix"])));
+        for f in &o.findings {
+            s.push_str(&format!("  {}\n", f.fix));
         }
     }
-    for w in o["warnings"].as_array().into_iter().flatten() {
-        s.push_str(&format!("Warning: {}\n", text(w)));
+    for w in &o.warnings {
+        s.push_str(&format!("Warning: {w}\n"));
     }
-    if let Some(c) = o["next_cursor"].as_str() {
+    if let Some(c) = &o.next_cursor {
         s.push_str(&format!("More: --cursor {c}\n"));
     }
     s.push_str("The prevention policy (IAM policy / SCP requiring the keys) is in --json as prevention_policy.\n");
@@ -176,89 +175,83 @@ pub fn untagged(o: &Value) -> String {
 }
 
 /// `check_budget` as a two-column table.
-pub fn check(o: &Value) -> String {
+pub fn check(o: &CheckOutput) -> String {
     let mut t = Table::new(&["", ""]);
     let mut kv = |k: &str, v: String| t.row(vec![k.to_string(), v]);
-    kv("verdict", text(&o["verdict"]).to_uppercase());
-    kv("who", text(&o["who"]));
+    kv("verdict", o.verdict.to_uppercase());
+    kv("who", o.who.clone());
     kv(
         "budget",
-        match o.get("budget") {
-            Some(b) if !b.is_null() => format!(
+        match &o.budget {
+            Some(b) => format!(
                 "{} ({}): {} USD a month, warn at {}%, deny at {}%",
-                text(&b["name"]),
-                text(&b["source"]),
-                money(&b["limit_usd"]),
-                text(&b["warn_percent"]),
-                text(&b["deny_percent"])
+                b.name,
+                b.source,
+                fmt_money(b.limit_usd),
+                num(b.warn_percent),
+                num(b.deny_percent)
             ),
-            _ => "none applies".into(),
+            None => "none applies".into(),
         },
     );
     kv(
         "period",
-        format!(
-            "{} to {} (end exclusive)",
-            text(&o["period"]["start"]),
-            text(&o["period"]["end"])
-        ),
+        format!("{} to {} (end exclusive)", o.period.start, o.period.end),
     );
     kv(
         "spent",
         format!(
             "{} ({}, as of {})",
-            money(&o["spent"]),
-            text(&o["spent_source"]),
-            text(&o["spent_as_of"])
+            money(o.spent),
+            o.spent_source,
+            o.spent_as_of
         ),
     );
     kv(
         "unbilled",
         format!(
             "{} ({} recent check(s))",
-            money(&o["unbilled"]),
-            text(&o["unbilled_checks"])
+            money(o.unbilled),
+            o.unbilled_checks
         ),
     );
-    kv("planned", money(&o["planned_cost"]));
-    kv("forecast", money(&o["forecast"]));
-    if let Some(r) = o.get("remaining_after").filter(|v| !v.is_null()) {
+    kv("planned", fmt_money(o.planned_cost));
+    kv("forecast", money(o.forecast));
+    if let Some(r) = o.remaining_after {
         kv(
             "after",
             format!(
                 "{} left{}",
-                money(r),
-                o.get("percent_after")
-                    .and_then(Value::as_f64)
+                fmt_money(r),
+                o.percent_after
                     .map(|p| format!(" ({p:.1}% of the budget used)"))
                     .unwrap_or_default()
             ),
         );
     }
     let mut s = t.render();
-    for r in o["reasons"].as_array().into_iter().flatten() {
-        s.push_str(&format!("- {}\n", text(r)));
+    for r in &o.reasons {
+        s.push_str(&format!("- {r}\n"));
     }
-    for n in o["notes"].as_array().into_iter().flatten() {
-        s.push_str(&format!("Note: {}\n", text(n)));
+    for n in notes(&o.notes) {
+        s.push_str(&format!("Note: {n}\n"));
     }
     s
 }
 
 /// `search_registry` as a table, then how to connect to each hit.
-pub fn registry_search(o: &Value) -> String {
-    let hits = o["hits"].as_array().cloned().unwrap_or_default();
-    let searched = o["registries_searched"]
-        .as_array()
-        .map(Vec::len)
-        .unwrap_or(0);
-    let mut s = match o["query"].as_str() {
-        Some(q) if !q.is_empty() => format!(
-            "{} hit(s) for \"{q}\" in {searched} registr{}.\n",
+pub fn registry_search(o: &SearchOutput) -> String {
+    let hits = &o.hits;
+    let searched = o.registries_searched.len();
+    let mut s = if o.query.is_empty() {
+        format!("{} record(s) in {searched} registries.\n", hits.len())
+    } else {
+        format!(
+            "{} hit(s) for \"{}\" in {searched} registr{}.\n",
             hits.len(),
+            o.query,
             if searched == 1 { "y" } else { "ies" }
-        ),
-        _ => format!("{} record(s) in {searched} registries.\n", hits.len()),
+        )
     };
     if !hits.is_empty() {
         let mut t = Table::new(&[
@@ -269,43 +262,40 @@ pub fn registry_search(o: &Value) -> String {
             "RUNS AS",
             ">SPEND THIS MONTH",
         ]);
-        for h in &hits {
+        for h in hits {
+            let roles = h
+                .roles
+                .iter()
+                .map(|r| short_arn(r))
+                .collect::<Vec<_>>()
+                .join(", ");
             t.row(vec![
-                text(&h["record_type"]),
-                text(&h["name"]),
-                text(&h["version"]),
-                text(&h["registry"]),
-                h["roles"]
-                    .as_array()
-                    .map(|r| {
-                        r.iter()
-                            .map(|x| short_arn(&text(x)))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| "-".into()),
-                money(&h["role_spend_this_month"]),
+                h.record_type.clone(),
+                h.name.clone(),
+                h.version.clone(),
+                h.registry.clone(),
+                if roles.is_empty() { "-".into() } else { roles },
+                money(h.role_spend_this_month),
             ]);
         }
         s.push_str(&t.render());
         s.push('\n');
-        for h in &hits {
+        for h in hits {
             s.push_str(&format!(
                 "{}: {}\n  {}\n",
-                text(&h["name"]),
-                text(&h["description"]),
-                text(&h["connect"])
+                h.name,
+                opt(h.description.as_deref()),
+                opt(h.connect.as_deref())
             ));
         }
     }
-    for e in o["registry_errors"].as_array().into_iter().flatten() {
-        s.push_str(&format!("Registry error: {}\n", text(e)));
+    for e in &o.registry_errors {
+        s.push_str(&format!("Registry error: {e}\n"));
     }
-    for n in o["notes"].as_array().into_iter().flatten() {
-        s.push_str(&format!("Note: {}\n", text(n)));
+    for n in notes(&o.notes) {
+        s.push_str(&format!("Note: {n}\n"));
     }
-    if let Some(c) = o["next_cursor"].as_str() {
+    if let Some(c) = &o.next_cursor {
         s.push_str(&format!("More: --cursor {c}\n"));
     }
     s
@@ -360,7 +350,6 @@ impl Spinner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn tables_align() {
@@ -375,12 +364,36 @@ mod tests {
 
     #[test]
     fn check_reads_as_key_values() {
-        let o = json!({"verdict": "deny", "who": "tag:team=web", "period": {"start": "2026-11-01", "end": "2026-12-01"},
-            "spent": 10.0, "spent_source": "cur", "spent_as_of": "x", "unbilled": 0.0, "unbilled_checks": 0,
-            "planned_cost": 5.0, "forecast": 20.0, "reasons": ["over"], "notes": []});
+        let o = CheckOutput {
+            verdict: "deny".into(),
+            reasons: vec!["over".into()],
+            who: "tag:team=web".into(),
+            budget: None,
+            period: crate::usecases::spend::PeriodOut {
+                start: "2026-11-01".into(),
+                end: "2026-12-01".into(),
+            },
+            spent: Some(10.0),
+            spent_source: "cur".into(),
+            spent_computed: None,
+            spent_as_of: "x".into(),
+            unbilled: Some(0.0),
+            unbilled_checks: 0,
+            planned_cost: 5.0,
+            forecast: Some(20.0),
+            forecast_method: String::new(),
+            remaining_after: None,
+            percent_after: None,
+            ledger_recorded: false,
+            check_id: None,
+            released: None,
+            figures_withheld: None,
+            notes: vec![],
+        };
         let s = check(&o);
         assert!(s.starts_with("verdict   DENY\n"), "{s}");
         assert!(s.contains("budget    none applies\n"), "{s}");
+        assert!(s.contains("spent     10.00 (cur, as of x)\n"), "{s}");
         assert!(s.contains("- over\n"));
     }
 }

@@ -348,8 +348,29 @@ fn cost_types_not_reproduced(
     out
 }
 
+/// AWS Budgets of one account, its client built on first use.
+#[derive(Clone)]
+pub struct AwsBudgets(super::Lazy<aws_sdk_budgets::Client>);
+
+impl AwsBudgets {
+    pub fn new(client: super::Lazy<aws_sdk_budgets::Client>) -> Self {
+        AwsBudgets(client)
+    }
+
+    /// Monthly budgets of `account` on Bedrock or on an iamPrincipal tag, and the names of the
+    /// ones skipped.
+    pub async fn list(
+        &self,
+        account: &str,
+        warn: f64,
+        deny: f64,
+    ) -> Result<(Vec<Budget>, Vec<String>), ToolError> {
+        aws_budgets(&self.0, account, warn, deny).await
+    }
+}
+
 /// Monthly AWS budgets on Bedrock or on an iamPrincipal tag.
-pub async fn aws_budgets(
+async fn aws_budgets(
     client: &aws_sdk_budgets::Client,
     account: &str,
     warn: f64,

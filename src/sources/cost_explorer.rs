@@ -706,9 +706,46 @@ fn split_no_principal(q: &SpendQuery, rows: &mut Vec<SpendRow>, split: &[SpendRo
     moved
 }
 
+/// Cost Explorer's forecast and anomaly detection for one account: its client (built on first
+/// use) and the paid-request cap every Cost Explorer call shares.
+#[derive(Clone)]
+pub struct CeInsights {
+    client: super::Lazy<Client>,
+    cap: Arc<RequestCap>,
+}
+
+impl CeInsights {
+    pub fn new(client: super::Lazy<Client>, cap: Arc<RequestCap>) -> Self {
+        CeInsights { client, cap }
+    }
+
+    /// The paid-request cap, shared with every account's Cost Explorer.
+    pub fn cap(&self) -> &Arc<RequestCap> {
+        &self.cap
+    }
+
+    /// See [`forecast`].
+    pub async fn forecast(
+        &self,
+        services: Vec<String>,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<Option<f64>, ToolError> {
+        forecast(&self.client, &self.cap, services, start, end).await
+    }
+
+    /// See [`anomalies`].
+    pub async fn anomalies(
+        &self,
+        period: Period,
+    ) -> Result<Vec<crate::domain::anomaly::Anomaly>, ToolError> {
+        anomalies(&self.client, &self.cap, period).await
+    }
+}
+
 /// Cost Explorer's forecast of unblended spend on `services` from `start` to `end`
 /// (`GetCostForecast`, one paid request, counted against `cap`).
-pub async fn forecast(
+async fn forecast(
     client: &Client,
     cap: &RequestCap,
     services: Vec<String>,
@@ -749,7 +786,7 @@ pub async fn forecast(
 
 /// Cost Explorer anomalies touching Bedrock in the period (`GetAnomalies`; each page is a
 /// paid request, counted against `cap`).
-pub async fn anomalies(
+async fn anomalies(
     client: &Client,
     cap: &RequestCap,
     period: Period,

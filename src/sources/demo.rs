@@ -185,73 +185,27 @@ impl DemoDirectory {
 impl super::iam::PrincipalDirectory for DemoDirectory {
     async fn inventory(&self, _progress: Progress) -> Result<super::iam::Inventory, ToolError> {
         use super::iam::{IamKind, IamPrincipal, Inventory};
-        let a = crate::demo_data::DEMO_ACCOUNT;
-        let t = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>()
-        };
-        let p = |kind, name: &str, path: &str, tags: BTreeMap<String, String>, tag_session| {
-            IamPrincipal {
-                kind,
-                name: name.to_string(),
-                arn: match kind {
-                    IamKind::User => format!("arn:aws:iam::{a}:user{path}{name}"),
-                    IamKind::Role => format!("arn:aws:iam::{a}:role{path}{name}"),
+        use crate::demo_data::{DemoKind, ORGANISATION};
+        let mut principals: Vec<IamPrincipal> = ORGANISATION
+            .iter()
+            .filter(|id| id.in_iam)
+            .map(|id| IamPrincipal {
+                kind: match id.kind {
+                    DemoKind::User => IamKind::User,
+                    DemoKind::Role => IamKind::Role,
                 },
-                path: path.to_string(),
-                tags,
+                name: id.name.to_string(),
+                arn: id.iam_arn(),
+                path: id.path.to_string(),
+                tags: id
+                    .tags
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                    .collect::<BTreeMap<_, _>>(),
                 last_used: None,
-                tag_session_allowed: tag_session,
-            }
-        };
-        let mut principals = vec![
-            p(
-                IamKind::User,
-                "alice",
-                "/",
-                t(&[("team", "ml-platform"), ("cost-center", "cc-1001")]),
-                false,
-            ),
-            p(
-                IamKind::User,
-                "bob",
-                "/",
-                t(&[("team", "web"), ("cost-center", "cc-2002")]),
-                false,
-            ),
-            p(IamKind::User, "BedrockAPIKey-7f3k", "/", t(&[]), false),
-            p(IamKind::User, "carol-admin", "/admins/", t(&[]), false),
-            p(
-                IamKind::Role,
-                "DataScienceRole",
-                "/",
-                t(&[("team", "ml-platform"), ("cost-center", "cc-1001")]),
-                true,
-            ),
-            p(
-                IamKind::Role,
-                "InvoiceAgentRole",
-                "/agents/",
-                t(&[("team", "finance-apps"), ("cost-center", "cc-3003")]),
-                false,
-            ),
-            p(
-                IamKind::Role,
-                "SupportBotRole",
-                "/agents/",
-                t(&[("team", "support")]),
-                true,
-            ),
-            p(
-                IamKind::Role,
-                "AWSServiceRoleForSupport",
-                "/aws-service-role/support.amazonaws.com/",
-                t(&[]),
-                false,
-            ),
-        ];
+                tag_session_allowed: id.tag_session,
+            })
+            .collect();
         let tagged = self.tagged.lock().expect("demo lock");
         for pr in &mut principals {
             if let Some(extra) = tagged.get(&pr.name) {

@@ -23,6 +23,16 @@ pub enum IamKind {
     Role,
 }
 
+impl IamKind {
+    /// As the answers write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IamKind::User => "user",
+            IamKind::Role => "role",
+        }
+    }
+}
+
 /// An IAM user or role as the inventory sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IamPrincipal {

@@ -441,6 +441,7 @@ pub(crate) fn render(o: &AnomalyOutput) -> String {
 pub const SPEND_ANOMALIES: super::ToolUnit = super::ToolUnit {
     name: "spend_anomalies",
     account: true,
+    uses: super::Uses::Anomalies,
     // The tool reads `AnomalyPageInput` (with its paging fields), whose schema
     // differs: its arguments are checked by schema only.
     input: super::input::<super::args::AnomalyInput>(),

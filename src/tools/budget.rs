@@ -862,6 +862,7 @@ pub const ESTIMATE_COST: super::ToolUnit = super::ToolUnit {
     // Prices are public and the same in every account (its `region` is the Bedrock region
     // of the call it prices).
     account: false,
+    uses: super::Uses::Prices,
     input: super::input::<super::args::EstimateInput>(),
     run: |app, args, _| {
         Box::pin(async move {
@@ -880,6 +881,7 @@ pub const ESTIMATE_COST: super::ToolUnit = super::ToolUnit {
 pub const CHECK_BUDGET: super::ToolUnit = super::ToolUnit {
     name: "check_budget",
     account: true,
+    uses: super::Uses::Budget,
     input: super::input::<super::args::CheckInput>(),
     run: |app, args, _| {
         Box::pin(async move {

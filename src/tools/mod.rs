@@ -84,10 +84,26 @@ pub async fn run_tool_with_progress(
     name: &str,
     args: serde_json::Value,
     progress: Progress,
-) -> Result<(String, serde_json::Value), ToolError> {
-    let (mut text, mut value) = run_tool_inner(app, name, args, progress).await?;
-    note_pinned_clock(&mut text, &mut value);
-    Ok((text, value))
+) -> Result<Answer, ToolError> {
+    let mut a = run_tool_inner(app, name, args, progress).await?;
+    note_pinned_clock(&mut a.text, &mut a.value);
+    Ok(a)
+}
+
+/// A tool's answer outside MCP: the text the MCP tool returns, its structured content, and the
+/// typed output both were made from (for renderings such as the terminal tables, which read
+/// fields of the type, never of the JSON).
+pub struct Answer {
+    pub text: String,
+    pub value: serde_json::Value,
+    output: Box<dyn std::any::Any + Send>,
+}
+
+impl Answer {
+    /// The typed output, if the tool answers with a `T`.
+    pub fn output<T: 'static>(&self) -> Option<&T> {
+        self.output.downcast_ref::<T>()
+    }
 }
 
 async fn run_tool_inner(
@@ -95,20 +111,20 @@ async fn run_tool_inner(
     name: &str,
     args: serde_json::Value,
     progress: Progress,
-) -> Result<(String, serde_json::Value), ToolError> {
+) -> Result<Answer, ToolError> {
     let mut args = args;
     // `profile`, `region`, `role_arn`: the account the call runs in (`accounts`).
     if let serde_json::Value::Object(m) = &mut args
         && unit(name).is_some_and(|u| u.account)
         && let Some((picked, account)) = app.for_call(m)?
     {
-        let (mut text, mut value) = run_named(&picked, name, args, progress).await?;
-        if let serde_json::Value::Object(m) = &mut value {
+        let mut a = run_named(&picked, name, args, progress).await?;
+        if let serde_json::Value::Object(m) = &mut a.value {
             m.insert("account".into(), account.to_json());
         }
-        text.push_str(&account.label());
-        text.push('\n');
-        return Ok((text, value));
+        a.text.push_str(&account.label());
+        a.text.push('\n');
+        return Ok(a);
     }
     run_named(app, name, args, progress).await
 }
@@ -126,13 +142,11 @@ pub struct Input {
 }
 
 /// Runs a tool outside MCP (the CLI `call`) and renders its text: (text, structured).
-pub type Runner =
-    for<'a> fn(
-        &'a App,
-        serde_json::Value,
-        Progress,
-    )
-        -> futures::future::BoxFuture<'a, Result<(String, serde_json::Value), ToolError>>;
+pub type Runner = for<'a> fn(
+    &'a App,
+    serde_json::Value,
+    Progress,
+) -> futures::future::BoxFuture<'a, Result<Answer, ToolError>>;
 
 /// One tool, as everything but its MCP declaration (`#[tool]`: name, description, input and
 /// output schemas, whether it writes) sees it. The server's input checks, the account inputs and
@@ -142,6 +156,9 @@ pub struct ToolUnit {
     pub name: &'static str,
     /// Takes `profile`, `region` and `role_arn` to answer for another AWS account.
     pub account: bool,
+    /// What it reads or changes: `doctor` decides its sources and permission checks from this
+    /// (an exhaustive match, so a new kind does not compile until doctor decides).
+    pub uses: Uses,
     /// Its input type (None: it takes no arguments, or reads a type of its own).
     pub input: Option<Input>,
     /// How the CLI `call` runs it.
@@ -149,6 +166,41 @@ pub struct ToolUnit {
     /// Its route: the `#[tool]` declaration (name, description, schemas, whether it writes)
     /// and handler, for the MCP router.
     pub route: fn() -> rmcp::handler::server::router::tool::ToolRouter<App>,
+}
+
+/// What a tool reads or changes, as `doctor` plans its checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uses {
+    /// Spend from the configured spend source (CUR, Athena or Cost Explorer).
+    Spend,
+    /// IAM users and roles, and their spend.
+    Principals,
+    /// Cost Explorer's cost-allocation tags.
+    AllocationTags,
+    /// The AWS Agent Registry.
+    Registry,
+    /// Model prices (Price List API, or the bundled snapshot).
+    Prices,
+    /// Budgets: the caller, its limits, its spend and prices.
+    Budget,
+    /// Spend baselines and Cost Explorer anomaly detection.
+    Anomalies,
+    /// Activates cost-allocation tags (a write).
+    ActivateTags,
+    /// Tags IAM users and roles (a write).
+    TagPrincipals,
+}
+
+/// Does a tool change anything? Every tool not annotated read-only does (fail closed).
+pub fn writes(tool: &rmcp::model::Tool) -> bool {
+    tool.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true)
+}
+
+impl ToolUnit {
+    /// Does it change anything (its `#[tool]` declaration says)?
+    pub fn writes(&self) -> bool {
+        (self.route)().map.values().any(|r| writes(&r.attr))
+    }
 }
 
 fn read<T: serde::de::DeserializeOwned>(
@@ -182,14 +234,15 @@ pub(crate) fn arguments<T: serde::de::DeserializeOwned>(
     serde_json::from_value(args).map_err(|e| ToolError::invalid(format!("arguments: {e}")))
 }
 
-pub(crate) fn answer<T: Serialize>(
+pub(crate) fn answer<T: Serialize + Send + 'static>(
     text: String,
     o: T,
-) -> Result<(String, serde_json::Value), ToolError> {
-    Ok((
+) -> Result<Answer, ToolError> {
+    Ok(Answer {
         text,
-        serde_json::to_value(o).map_err(|e| ToolError::invalid(e.to_string()))?,
-    ))
+        value: serde_json::to_value(&o).map_err(|e| ToolError::Internal(e.to_string()))?,
+        output: Box::new(o),
+    })
 }
 
 /// Every tool, once: each file states its tools; this is the one list of them.
@@ -217,7 +270,7 @@ async fn run_named(
     name: &str,
     args: serde_json::Value,
     progress: Progress,
-) -> Result<(String, serde_json::Value), ToolError> {
+) -> Result<Answer, ToolError> {
     match unit(name) {
         Some(u) => (u.run)(app, args, progress).await,
         None => Err(ToolError::invalid(format!(

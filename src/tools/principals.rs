@@ -740,6 +740,7 @@ pub(crate) fn render_tags(o: &TagsOutput) -> String {
 pub const UNTAGGED_PRINCIPALS: super::ToolUnit = super::ToolUnit {
     name: "untagged_principals",
     account: true,
+    uses: super::Uses::Principals,
     input: super::input::<super::args::UntaggedInput>(),
     run: |app, args, progress| {
         Box::pin(async move {
@@ -759,6 +760,7 @@ pub const UNTAGGED_PRINCIPALS: super::ToolUnit = super::ToolUnit {
 pub const COST_ALLOCATION_TAGS: super::ToolUnit = super::ToolUnit {
     name: "cost_allocation_tags",
     account: true,
+    uses: super::Uses::AllocationTags,
     input: super::input::<super::args::TagsInput>(),
     run: |app, args, _| {
         Box::pin(async move {

@@ -715,6 +715,7 @@ pub fn render_registries(o: &RegistriesOutput) -> String {
 pub const SEARCH_REGISTRY: super::ToolUnit = super::ToolUnit {
     name: "search_registry",
     account: true,
+    uses: super::Uses::Registry,
     input: super::input::<super::args::SearchInput>(),
     run: |app, args, _| {
         Box::pin(async move {
@@ -731,6 +732,7 @@ pub const SEARCH_REGISTRY: super::ToolUnit = super::ToolUnit {
 pub const LIST_REGISTRIES: super::ToolUnit = super::ToolUnit {
     name: "list_registries",
     account: true,
+    uses: super::Uses::Registry,
     input: None,
     run: |app, _, _| {
         Box::pin(async move {
@@ -747,6 +749,7 @@ pub const LIST_REGISTRIES: super::ToolUnit = super::ToolUnit {
 pub const GET_REGISTRY_RECORD: super::ToolUnit = super::ToolUnit {
     name: "get_registry_record",
     account: true,
+    uses: super::Uses::Registry,
     input: super::input::<super::args::GetRecordInput>(),
     run: |app, args, _| {
         Box::pin(async move {

@@ -454,6 +454,7 @@ impl App {
 pub const BEDROCK_SPEND: super::ToolUnit = super::ToolUnit {
     name: "bedrock_spend",
     account: true,
+    uses: super::Uses::Spend,
     input: super::input::<super::args::SpendInput>(),
     run: |app, args, progress| {
         Box::pin(async move {

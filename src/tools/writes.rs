@@ -148,6 +148,7 @@ pub fn render_tagged(o: &TagPrincipalOutput) -> String {
 pub const ACTIVATE_COST_ALLOCATION_TAGS: super::ToolUnit = super::ToolUnit {
     name: "activate_cost_allocation_tags",
     account: true,
+    uses: super::Uses::ActivateTags,
     input: super::input::<super::args::ActivateInput>(),
     run: |app, args, _| {
         Box::pin(async move {
@@ -167,6 +168,7 @@ pub const ACTIVATE_COST_ALLOCATION_TAGS: super::ToolUnit = super::ToolUnit {
 pub const TAG_PRINCIPAL: super::ToolUnit = super::ToolUnit {
     name: "tag_principal",
     account: true,
+    uses: super::Uses::TagPrincipals,
     input: super::input::<super::args::TagPrincipalInput>(),
     run: |app, args, _| {
         Box::pin(async move {

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::ToolError;
 use crate::sources::athena::{Athena, AthenaSettings};
-use crate::sources::budgets::PolicyFile;
+use crate::sources::budgets::{AwsBudgets, PolicyFile};
 use crate::sources::ce_guard::RequestCap;
 use crate::sources::cost_allocation::{AllocationTags, CostAllocationTags};
-use crate::sources::cost_explorer::{CacheTtl, CostExplorer};
+use crate::sources::cost_explorer::{CacheTtl, CeInsights, CostExplorer};
 use crate::sources::cur::{CurLocation, CurOrigin, LazyCur};
 use crate::sources::demo::{DemoAllocationTags, DemoCostExplorer, DemoDirectory};
 use crate::sources::iam::{Iam, PrincipalDirectory};
@@ -40,14 +40,14 @@ pub struct App {
     /// The local budget policy: the file's, read at start, or the demo organisation's, sized
     /// on first use (its line items are not generated at start-up).
     policy: Arc<std::sync::OnceLock<Option<Arc<PolicyFile>>>>,
-    budgets: Option<Lazy<aws_sdk_budgets::Client>>,
+    budgets: Option<AwsBudgets>,
     /// The AWS configuration, loaded on first use (None in demo mode).
     sdk: Option<Lazy<aws_config::SdkConfig>>,
     /// AWS budgets, kept five minutes: budget checks in a loop make no AWS call. One fetch at a
     /// time (moka's single flight), no lock held across it.
     budget_cache: moka::future::Cache<(), BudgetList>,
-    /// Cost Explorer client and the shared paid-request cap (anomaly detection).
-    ce_client: Option<(Lazy<aws_sdk_costexplorer::Client>, Arc<RequestCap>)>,
+    /// Cost Explorer's forecast and anomaly detection, with the shared paid-request cap.
+    insights: Option<CeInsights>,
     /// The authenticated HTTP caller of this request (None: stdio or unauthenticated loopback).
     pub(crate) caller: Option<Arc<crate::domain::visibility::Caller>>,
     /// The accounts tool calls picked so far, each with its own sources (`for_account`).
@@ -87,9 +87,9 @@ struct AccountSources {
     directory: Arc<dyn PrincipalDirectory>,
     allocation: Arc<dyn AllocationTags>,
     identity: Arc<dyn Identity>,
-    budgets: Lazy<aws_sdk_budgets::Client>,
+    budgets: AwsBudgets,
     registry: Arc<dyn AgentRegistry>,
-    ce_client: (Lazy<aws_sdk_costexplorer::Client>, Arc<RequestCap>),
+    insights: CeInsights,
 }
 
 impl AccountSources {
@@ -140,9 +140,9 @@ impl AccountSources {
             allocation: Arc::new(CostAllocationTags::new(client.clone(), cap.clone())),
             identity: Arc::new(Sts::new(lazy(move || clients::sts(&sts_sdk)))),
             // Budgets is served from the partition's global region.
-            budgets: lazy(move || clients::budgets(&budgets_sdk)),
+            budgets: AwsBudgets::new(lazy(move || clients::budgets(&budgets_sdk))),
             registry: Arc::new(AwsAgentRegistry::new(sdk.clone())),
-            ce_client: (client, cap),
+            insights: CeInsights::new(client, cap),
         })
     }
 }
@@ -243,7 +243,7 @@ impl App {
             policy,
             budgets: None,
             sdk: None,
-            ce_client: None,
+            insights: None,
             budget_cache: budget_cache(),
             caller: None,
             accounts: Some(account_apps()),
@@ -279,7 +279,7 @@ impl App {
         self.identity = s.identity;
         self.budgets = Some(s.budgets);
         self.registry = Some(s.registry);
-        self.ce_client = Some(s.ce_client);
+        self.insights = Some(s.insights);
         self.sdk = Some(sdk);
         self.budget_cache = budget_cache();
     }
@@ -289,7 +289,7 @@ impl App {
     /// and CUR export. Kept for the life of the process (the allow-lists bound how many).
     pub(crate) fn for_account(&self, account: &crate::accounts::Account) -> Result<App, ToolError> {
         account.check(&self.config)?;
-        let Some((_, cap)) = &self.ce_client else {
+        let Some(insights) = &self.insights else {
             return Err(ToolError::Unsupported(
                 "per-call accounts need AWS mode".into(),
             ));
@@ -299,7 +299,7 @@ impl App {
                 account.clone(),
                 self.config.role_session_name.clone(),
             );
-            let sources = AccountSources::build(&self.config, &sdk, cap.clone())
+            let sources = AccountSources::build(&self.config, &sdk, insights.cap().clone())
                 .map_err(ToolError::Unsupported)?;
             let mut app = self.clone();
             app.use_account(sources, sdk);
@@ -357,7 +357,7 @@ impl App {
 
     /// AWS budgets about Bedrock or an iamPrincipal tag (none in demo mode).
     pub(crate) async fn aws_budgets(&self) -> Result<BudgetList, ToolError> {
-        let Some(client) = &self.budgets else {
+        let Some(budgets) = &self.budgets else {
             return Ok((vec![], vec![]));
         };
         let (warn, deny) = self
@@ -369,7 +369,7 @@ impl App {
             .try_get_with((), async {
                 let arn = self.identity.caller().await?;
                 let account = arn.split(':').nth(4).unwrap_or_default().to_string();
-                crate::sources::budgets::aws_budgets(client, &account, warn, deny).await
+                budgets.list(&account, warn, deny).await
             })
             .await
             .map_err(|e| (*e).clone())
@@ -382,7 +382,7 @@ impl App {
         start: chrono::NaiveDate,
         end: chrono::NaiveDate,
     ) -> Result<Option<f64>, ToolError> {
-        let Some((client, cap)) = &self.ce_client else {
+        let Some(insights) = &self.insights else {
             return Ok(None);
         };
         if end <= start {
@@ -400,7 +400,7 @@ impl App {
                 .map(std::string::ToString::to_string)
                 .collect()
         });
-        crate::sources::cost_explorer::forecast(client, cap, services, start, end).await
+        insights.forecast(services, start, end).await
     }
 
     /// Cost Explorer anomalies touching Bedrock in the period (none in demo mode).
@@ -408,10 +408,10 @@ impl App {
         &self,
         period: crate::domain::period::Period,
     ) -> Result<Vec<crate::domain::anomaly::Anomaly>, ToolError> {
-        let Some((client, cap)) = &self.ce_client else {
+        let Some(insights) = &self.insights else {
             return Ok(vec![]);
         };
-        crate::sources::cost_explorer::anomalies(client, cap, period).await
+        insights.anomalies(period).await
     }
 
     /// The spend source for a request: the one asked for, or the default.
