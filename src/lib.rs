@@ -21,8 +21,12 @@
 //!   Every tool's input struct and checks live in [`tools::args`] (pure, fuzzed in `fuzz/`).
 //! - [`sources`]: one trait per question, one file per backend (Cost Explorer
 //!   behind its cache/single-flight/cap guard, the demo organisation).
-//! - [`domain`]: periods, principal ARNs, usage types, group keys; no I/O.
-//! - [`demo_data`]: the deterministic fictional organisation behind `--demo`.
+//! - [`domain`]: periods, principal ARNs, usage types, group keys; no I/O. It, [`error`],
+//!   [`tools::args`] and the CUR row mapping ([`sources::cur_sql`], [`sources::rows`]) are the
+//!   core crate's (`core/`, `bedrock_cost_core`), re-exported here under the same paths.
+//! - [`demo_data`]: the deterministic fictional organisation behind `--demo` (defined once:
+//!   IAM's directory and the bill's callers derive from it); [`cur_file`] writes its bill as
+//!   CUR 2.0 Parquet. The CUR generator (`generate-cur`) is a module of the binary.
 //! - [`chart`]: a `bedrock_spend` answer drawn as PNG (stacked over time, or ranked bars).
 //! - [`prompts`] and [`resources`]: MCP prompts that tell the model which tools
 //!   to call, and the effective configuration and required-tags policy as JSON.
@@ -34,11 +38,10 @@ pub mod auth;
 pub mod chart;
 pub mod cli;
 pub mod config;
-pub mod curgen;
+pub mod cur_file;
 pub mod demo_data;
 pub mod doctor;
-pub mod domain;
-pub mod error;
+pub use bedrock_cost_core::{domain, error};
 pub mod prompts;
 pub mod resources;
 pub mod server;

@@ -3,6 +3,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+/// `generate-cur`: synthetic CUR 2.0 exports and their truth, for tests, benchmarks and trying
+/// the CUR path. A module of the binary, not of the server's library.
+mod curgen;
+
 use bedrock_cost_mcp::cli::{Cli, Command, RegistryCommand};
 use bedrock_cost_mcp::config::Config;
 use bedrock_cost_mcp::error::ToolError;
@@ -49,7 +53,7 @@ async fn main() -> ExitCode {
                     n if n > 0 => n as u32,
                     _ => 60,
                 });
-            let spec = bedrock_cost_mcp::curgen::GenSpec {
+            let spec = curgen::GenSpec {
                 rows: args.rows,
                 start,
                 days,
@@ -60,10 +64,10 @@ async fn main() -> ExitCode {
                 backfill_days: args.backfill_days,
                 delivery: match args.delivery {
                     bedrock_cost_mcp::cli::DeliveryArg::Overwrite => {
-                        bedrock_cost_mcp::curgen::DeliveryMode::Overwrite
+                        curgen::DeliveryMode::Overwrite
                     }
                     bedrock_cost_mcp::cli::DeliveryArg::CreateNew => {
-                        bedrock_cost_mcp::curgen::DeliveryMode::CreateNew
+                        curgen::DeliveryMode::CreateNew
                     }
                 },
                 manifest: !args.no_manifest,
@@ -71,7 +75,7 @@ async fn main() -> ExitCode {
                 monthly: args.monthly,
                 second_currency: args.second_currency.clone(),
             };
-            match bedrock_cost_mcp::curgen::generate(&spec, &args.out) {
+            match curgen::generate(&spec, &args.out) {
                 Ok(truth) => {
                     eprintln!(
                         "wrote {} rows in {} file(s) to {}; truth in {}",

@@ -2,9 +2,10 @@
 # Runs every test on a fresh machine, in stages, and prints how long each took:
 #   setup        the pinned AWS emulator (moto) into tools/.venv when missing; crates fetched
 #   selftests    the emulators' own checks (wire shapes against the SDK crates' sources)
-#   lint         `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings` (the lints
+#   lint         `cargo fmt --all --check` and `cargo clippy --workspace --all-targets -- -D
+#                warnings` over the server and its core crate (core/) (the lints
 #                Cargo.toml's [lints] sets, and clippy's defaults)
-#   rust         every Rust unit and integration test, with --no-fail-fast: one failure never
+#   rust         every Rust unit and integration test of the server and core/, with --no-fail-fast: one failure never
 #                hides another binary's tests (the integration tests start the emulators and
 #                the real binary on loopback themselves)
 #   calendar     the date-sensitive tests (tests/it/calendar.rs) again on hard dates: the last
@@ -44,10 +45,10 @@ selftests() {
         tools/.venv/bin/python tools/registry_emulator/selftest.py
 }
 lint() {
-    cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings
+    cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings
 }
 rust() {
-    cargo test --locked --no-fail-fast "$@" 2>&1 | tee -a "$log"
+    cargo test --locked --workspace --no-fail-fast "$@" 2>&1 | tee -a "$log"
 }
 # The hard dates: RFC 3339 instant and a time zone far from UTC (nothing may depend on it).
 calendar() {

@@ -1,4 +1,4 @@
-//! CUR row mapping (`src/sources/cur_sql.rs`): the grouped SQL built for a
+//! CUR row mapping (`core/src/sources/cur_sql.rs`): the grouped SQL built for a
 //! spend query, and the mapping of the engine's grouped rows to spend rows
 //! (model name, token kind, role and session from the principal ARN, globs).
 //!
@@ -10,9 +10,9 @@
 use arbitrary::Arbitrary;
 use chrono::{Duration, NaiveDate};
 use libfuzzer_sys::fuzz_target;
-use pure::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
-use pure::domain::period::Period;
-use pure::sources::cur_sql::{self, Dialect, RawRow, TableShape};
+use bedrock_cost_core::domain::group::{Granularity, GroupKey, Metric, SpendFilter, SpendQuery};
+use bedrock_cost_core::domain::period::Period;
+use bedrock_cost_core::sources::cur_sql::{self, Dialect, RawRow, TableShape};
 
 #[derive(Debug, Arbitrary)]
 enum Bucket {

@@ -1,4 +1,4 @@
-//! Period parsing and resolution (`src/domain/period.rs`), and the month
+//! Period parsing and resolution (`core/src/domain/period.rs`), and the month
 //! arithmetic the sources do on a resolved period.
 //!
 //! Invariants: no panic; an accepted period has start < end and start <= today;
@@ -7,8 +7,8 @@
 
 use chrono::{Duration, NaiveDate};
 use libfuzzer_sys::fuzz_target;
-use pure::domain::period::{PeriodInput, add_months, first_of_month, next_month, prev_month};
-use pure::sources::cur_sql::months_of;
+use bedrock_cost_core::domain::period::{PeriodInput, add_months, first_of_month, next_month, prev_month};
+use bedrock_cost_core::sources::cur_sql::months_of;
 
 // Two bytes pick "today" (1990 to 2169), the rest is the `period` argument
 // as a client sends it: JSON, a word or a `{"start", "end"}` object.

@@ -1,4 +1,4 @@
-//! Principal ARN parsing and globs (`src/domain/principal.rs`).
+//! Principal ARN parsing and globs (`core/src/domain/principal.rs`).
 //!
 //! Invariants: no panic; the parts of a parsed ARN are pieces of it; the role
 //! ARN of an assumed-role session parses back as that role; role/session
@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pure::domain::principal::{Principal, PrincipalKind, glob_match, role_of, session_of};
+use bedrock_cost_core::domain::principal::{Principal, PrincipalKind, glob_match, role_of, session_of};
 
 // The input is `ARN` or `ARN\nGLOB`.
 fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! Every tool's arguments (`src/tools/args.rs`): JSON parsed into the tool's
+//! Every tool's arguments (`core/src/tools/args.rs`): JSON parsed into the tool's
 //! input struct, as rmcp does, then the tool's checks.
 //!
 //! Invariants: no panic; what the checks accept is within the documented
@@ -8,8 +8,8 @@
 
 use chrono::NaiveDate;
 use libfuzzer_sys::fuzz_target;
-use pure::domain::group::{GroupKey, valid_tag_key};
-use pure::tools::args::*;
+use bedrock_cost_core::domain::group::{GroupKey, valid_tag_key};
+use bedrock_cost_core::tools::args::*;
 
 fn check_group_keys(keys: &[GroupKey]) {
     for k in keys {
@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
                     Err(_) => assert!(
                         who.starts_with("tag:")
                             || who.contains(['*', '?'])
-                            || who.chars().count() > pure::tools::args::MAX_WHO_CHARS
+                            || who.chars().count() > bedrock_cost_core::tools::args::MAX_WHO_CHARS
                     ),
                 }
             }

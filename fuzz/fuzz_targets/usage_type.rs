@@ -1,4 +1,4 @@
-//! Usage-type parsing (`src/domain/usage_type.rs`) and the model-name rules (`src/domain/model.rs`).
+//! Usage-type parsing (`core/src/domain/usage_type.rs`) and the model-name rules (`core/src/domain/model.rs`).
 //!
 //! Invariants: no panic; the region is a prefix and the model a substring of the input; a
 //! usage type built from parts parses back into those parts; a line's `product['model']` always
@@ -7,8 +7,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use pure::domain::model;
-use pure::domain::usage_type::{KIND_MARKERS, TokenKind, parse};
+use bedrock_cost_core::domain::model;
+use bedrock_cost_core::domain::usage_type::{KIND_MARKERS, TokenKind, parse};
 
 /// The parser's own marker table.
 const MARKERS: &[(&str, TokenKind)] = KIND_MARKERS;

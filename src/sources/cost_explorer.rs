@@ -724,7 +724,8 @@ impl CeInsights {
         &self.cap
     }
 
-    /// See [`forecast`].
+    /// The forecast of unblended spend on `services` from `start` to `end` (`GetCostForecast`,
+    /// one paid request, counted against the cap; None when the period is too short).
     pub async fn forecast(
         &self,
         services: Vec<String>,
@@ -734,7 +735,7 @@ impl CeInsights {
         forecast(&self.client, &self.cap, services, start, end).await
     }
 
-    /// See [`anomalies`].
+    /// Anomalies touching Bedrock in the period (`GetAnomalies`, every page a paid request).
     pub async fn anomalies(
         &self,
         period: Period,

@@ -900,7 +900,7 @@ async fn demo_export(today: chrono::NaiveDate) -> Result<std::path::PathBuf, Too
         std::fs::create_dir_all(&base).map_err(io)?;
         let tmp = base.join(format!(".{}-{}", today, std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        crate::curgen::write_line_items(&crate::demo_data::line_items(today), &tmp)
+        crate::cur_file::write_line_items(&crate::demo_data::line_items(today), &tmp)
             .map_err(|e| ToolError::Internal(format!("cannot write the demo CUR export: {e}")))?;
         if std::fs::rename(&tmp, &dir).is_err() {
             // Another process won the race; its copy is identical.
@@ -1076,7 +1076,7 @@ mod rollup_tests {
             line("2026-10-02", alice, &[], "Amazon Bedrock", 16.0),
             line("2026-10-25", alice, &[], "Amazon Bedrock", 32.0),
         ];
-        crate::curgen::write_line_items(&items, dir.path()).unwrap();
+        crate::cur_file::write_line_items(&items, dir.path()).unwrap();
         let loc = CurLocation::Local(dir.path().to_path_buf());
         let scan = CurEngine::open(&loc, None, None).await.unwrap();
         let settings = RollupSettings {
@@ -1186,7 +1186,7 @@ mod rollup_tests {
                 )
             })
             .collect();
-        crate::curgen::write_line_items(&items, dir.path()).unwrap();
+        crate::cur_file::write_line_items(&items, dir.path()).unwrap();
         let loc = CurLocation::Local(dir.path().to_path_buf());
         let settings = RollupSettings {
             dir: rollups.path().to_path_buf(),

@@ -32,7 +32,7 @@ pub mod cur_delivery;
 pub mod cur_map_get;
 pub mod cur_rollup;
 pub mod cur_scan;
-pub mod cur_sql;
+pub use bedrock_cost_core::sources::cur_sql;
 pub mod demo;
 pub mod http_client;
 pub mod iam;
@@ -40,7 +40,7 @@ pub mod identity;
 pub mod ledger;
 pub mod pricing;
 pub mod registry;
-pub mod rows;
+pub use bedrock_cost_core::sources::rows;
 pub mod s3;
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! plus a short text table, or an `isError` result naming the fix.
 
 pub mod anomalies;
-pub mod args;
+pub use bedrock_cost_core::tools::args;
 pub mod budget;
 pub mod lenient;
 pub mod principals;

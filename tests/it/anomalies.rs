@@ -357,7 +357,7 @@ fn write_roles(dir: &std::path::Path, t: NaiveDate, roles: &[Role]) {
             }
         }
     }
-    bedrock_cost_mcp::curgen::write_line_items(&items, dir).unwrap();
+    bedrock_cost_mcp::cur_file::write_line_items(&items, dir).unwrap();
 }
 
 /// The findings a role's spikes should give in the last 7 days: (who, day, actual, expected)

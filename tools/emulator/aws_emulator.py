@@ -156,7 +156,7 @@ MAX_TAG_PAGE_SIZE = 1000
 
 
 # The calendar follows the server's: BEDROCK_COST_MCP_NOW pins "now" (RFC 3339, or a date read as
-# noon UTC) and the clock runs on from there, as in the server (src/domain/clock.rs).
+# noon UTC) and the clock runs on from there, as in the server (core/src/domain/clock.rs).
 _STARTED = time.monotonic()
 
 

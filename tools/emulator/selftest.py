@@ -1818,7 +1818,7 @@ def ce_engine_unloaded_keeps_seeded_answers(emu: Emulator) -> None:
 
 
 # The SQL the server sends for bedrock_spend grouped by tag:team, filtered to team ml or untagged, monthly over
-# two months, on a table partitioned by billing_period (src/sources/cur_sql.rs, Dialect::Athena): its shape.
+# two months, on a table partitioned by billing_period (core/src/sources/cur_sql.rs, Dialect::Athena): its shape.
 USAGE_TYPES_SQL = "'Usage', 'DiscountedUsage', 'SavingsPlanCoveredUsage'"
 TOKEN_AMOUNT = (
     "CASE pricing_unit WHEN '1K tokens' THEN line_item_usage_amount * 1000 "

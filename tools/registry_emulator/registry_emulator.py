@@ -128,7 +128,7 @@ STOPWORDS = frozenset(
 
 
 # The calendar follows the server's: BEDROCK_COST_MCP_NOW pins "now" (RFC 3339, or a date read as
-# noon UTC) and the clock runs on from there, as in the server (src/domain/clock.rs).
+# noon UTC) and the clock runs on from there, as in the server (core/src/domain/clock.rs).
 _STARTED = time.monotonic()
 _PIN = os.environ.get("BEDROCK_COST_MCP_NOW", "").strip()
 _PINNED = (

@@ -1,4 +1,0 @@
-//! Only the tools' argument types and checks.
-
-#[path = "../../../src/tools/args.rs"]
-pub mod args;
