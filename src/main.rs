@@ -117,7 +117,12 @@ async fn main() -> ExitCode {
                 }
             };
             let (spinner, progress) = terminal::Spinner::start("bedrock_spend");
-            let result = server.app.spend_charted(input, progress).await;
+            // The command line has no caller: it sees everything, as stdio does.
+            let result = bedrock_cost_mcp::domain::visibility::run_as(
+                None,
+                server.app.spend_charted(input, progress),
+            )
+            .await;
             spinner.stop();
             match result {
                 Ok((out, png)) => {

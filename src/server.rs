@@ -244,33 +244,12 @@ impl ServerHandler for Server {
         // drops the tool's work with it, whatever the tool does.
         let ct = context.ct.clone();
         let run = async move {
-            match (picked, caller) {
-                (None, None) => {
-                    let tcc = rmcp::handler::server::tool::ToolCallContext::new(
-                        &self.app, request, context,
-                    );
-                    self.tool_router.call(tcc).await
-                }
-                (picked, caller) => {
-                    let mut app = picked
-                        .map(|(app, _)| app)
-                        .unwrap_or_else(|| self.app.clone());
-                    let payer: Option<Arc<str>> =
-                        caller.as_ref().map(|c| Arc::from(c.name.as_str()));
-                    app.caller = caller.map(Arc::new);
-                    let tcc =
-                        rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
-                    match payer {
-                        // Paid requests this call causes count against its caller's share.
-                        Some(p) => {
-                            crate::sources::ce_guard::PAYER
-                                .scope(p, self.tool_router.call(tcc))
-                                .await
-                        }
-                        None => self.tool_router.call(tcc).await,
-                    }
-                }
-            }
+            let app = picked.map_or_else(|| self.app.clone(), |(app, _)| app);
+            let tcc = rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
+            // The one place the caller is set: the answers' scope and the per-caller share of
+            // paid requests read it from here (`domain::visibility::current`).
+            crate::domain::visibility::run_as(caller.map(Arc::new), self.tool_router.call(tcc))
+                .await
         };
         let mut result = tokio::select! {
             r = run => r,
@@ -370,11 +349,19 @@ impl ServerHandler for Server {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<crate::domain::visibility::Caller>())
+            .cloned()
+            .map(Arc::new);
         let value = match request.uri.as_str() {
             crate::resources::CONFIG_URI => self.app.effective_config(),
-            crate::resources::REQUIRED_TAGS_URI => self.app.required_tags_policy().await,
+            crate::resources::REQUIRED_TAGS_URI => {
+                crate::domain::visibility::run_as(caller, self.app.required_tags_policy()).await
+            }
             other => {
                 return Err(ErrorData::resource_not_found(
                     format!(

@@ -126,12 +126,6 @@ pub struct RequestCap {
     by_caller: Mutex<std::collections::HashMap<std::sync::Arc<str>, VecDeque<Instant>>>,
 }
 
-tokio::task_local! {
-    /// The authenticated HTTP caller a tool call runs for: the one a paid request it causes is
-    /// charged to (unset for stdio and unauthenticated loopback).
-    pub static PAYER: std::sync::Arc<str>;
-}
-
 impl RequestCap {
     pub fn new(cap: usize) -> Self {
         Self::with_per_caller(cap, 0)
@@ -168,9 +162,12 @@ impl RequestCap {
                 retry_after_secs: retry(&sent),
             });
         }
+        // Charged to the caller of the tool call (`domain::visibility::current`): none for
+        // stdio and unauthenticated loopback.
         if self.per_caller > 0
-            && let Ok(who) = PAYER.try_with(std::clone::Clone::clone)
+            && let Some(caller) = crate::domain::visibility::current()
         {
+            let who: std::sync::Arc<str> = caller.name.as_str().into();
             let mut by = self.by_caller.lock().expect("cap lock poisoned");
             by.retain(|_, q| {
                 while q.front().is_some_and(|t| now.duration_since(*t) >= hour) {
@@ -256,34 +253,35 @@ mod tests {
     use super::*;
     use futures::FutureExt;
 
+    fn caller(name: &str) -> Option<Arc<crate::domain::visibility::Caller>> {
+        Some(Arc::new(crate::domain::visibility::Caller {
+            name: name.into(),
+            scopes: vec![],
+            visibility: None,
+        }))
+    }
+
     #[tokio::test]
     async fn each_caller_has_a_share_and_uncharged_calls_only_the_global_cap() {
+        use crate::domain::visibility::run_as;
         let cap = RequestCap::with_per_caller(10, 2);
-        PAYER
-            .scope("alice".into(), async {
-                cap.take().unwrap();
-                cap.take().unwrap();
-                let e = cap.take().unwrap_err().to_string();
-                assert!(
-                    e.contains("caller 'alice'") && e.contains("per-caller cap 2"),
-                    "{e}"
-                );
-            })
-            .await;
-        PAYER
-            .scope("bob".into(), async { cap.take() })
-            .await
-            .unwrap();
-        cap.take().unwrap();
+        run_as(caller("alice"), async {
+            cap.take().unwrap();
+            cap.take().unwrap();
+            let e = cap.take().unwrap_err().to_string();
+            assert!(
+                e.contains("caller 'alice'") && e.contains("per-caller cap 2"),
+                "{e}"
+            );
+        })
+        .await;
+        run_as(caller("bob"), async { cap.take() }).await.unwrap();
+        run_as(None, async { cap.take() }).await.unwrap();
         assert_eq!(cap.used(), 4, "the refused request took no slot");
         // The global cap still binds everyone.
         let small = RequestCap::with_per_caller(1, 5);
-        PAYER
-            .scope("a".into(), async { small.take() })
-            .await
-            .unwrap();
-        let e = PAYER
-            .scope("b".into(), async { small.take() })
+        run_as(caller("a"), async { small.take() }).await.unwrap();
+        let e = run_as(caller("b"), async { small.take() })
             .await
             .unwrap_err()
             .to_string();

@@ -474,7 +474,7 @@ impl App {
                 ));
             }
             Some(id) => {
-                let prefix = match &self.caller {
+                let prefix = match self.caller().as_deref() {
                     Some(c) if c.visibility.is_some() => format!("caller:{}|", c.name),
                     _ => String::new(),
                 };
@@ -569,7 +569,8 @@ impl App {
         }
         // A limited caller's estimates count only toward its own checks: it cannot push the
         // checks of callers it may not see (another team, the whole account) toward deny.
-        let ledger_key = budget.as_ref().map(|b| match &self.caller {
+        let caller = self.caller();
+        let ledger_key = budget.as_ref().map(|b| match caller.as_deref() {
             Some(c) if c.visibility.is_some() => format!("caller:{}|{}", c.name, b.scope.key()),
             _ => b.scope.key(),
         });

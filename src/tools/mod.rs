@@ -85,7 +85,9 @@ pub async fn run_tool_with_progress(
     args: serde_json::Value,
     progress: Progress,
 ) -> Result<Answer, ToolError> {
-    let mut a = run_tool_inner(app, name, args, progress).await?;
+    // The command line has no caller: it sees everything, as stdio does.
+    let mut a =
+        crate::domain::visibility::run_as(None, run_tool_inner(app, name, args, progress)).await?;
     note_pinned_clock(&mut a.text, &mut a.value);
     Ok(a)
 }

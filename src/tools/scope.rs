@@ -13,13 +13,19 @@ use crate::sources::budgets::Subject;
 use crate::usecases::context::App;
 
 impl App {
+    /// The caller of this tool call, set once at dispatch (`domain::visibility::run_as`).
+    pub(crate) fn caller(&self) -> Option<std::sync::Arc<crate::domain::visibility::Caller>> {
+        crate::domain::visibility::current()
+    }
+
     /// The caller's visibility, if the caller is limited.
-    pub(crate) fn visibility(&self) -> Option<&Visibility> {
-        self.caller.as_ref().and_then(|c| c.visibility.as_ref())
+    pub(crate) fn visibility(&self) -> Option<Visibility> {
+        self.caller().and_then(|c| c.visibility.clone())
     }
 
     pub(crate) fn forbidden(&self, what: &str) -> ToolError {
-        let (name, sees) = match &self.caller {
+        let caller = self.caller();
+        let (name, sees) = match &caller {
             Some(c) => (
                 c.name.as_str(),
                 c.visibility
@@ -36,7 +42,8 @@ impl App {
 
     /// Err when the caller's visibility grants nothing at all (with the reason).
     pub(crate) fn sees_anything(&self) -> Result<(), ToolError> {
-        match self.visibility().and_then(Visibility::grants_nothing) {
+        let visibility = self.visibility();
+        match visibility.as_ref().and_then(Visibility::grants_nothing) {
             Some(why) => Err(ToolError::Forbidden(format!(
                 "{why}. Ask the server's operator for a token that names what you may see"
             ))),
@@ -52,7 +59,7 @@ impl App {
         cost_explorer: bool,
     ) -> Result<(), ToolError> {
         self.sees_anything()?;
-        let Some(v) = self.visibility().cloned() else {
+        let Some(v) = self.visibility() else {
             return Ok(());
         };
         if let Some((key, values)) = v.tag() {

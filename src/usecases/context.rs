@@ -48,8 +48,6 @@ pub struct App {
     budget_cache: moka::future::Cache<(), BudgetList>,
     /// Cost Explorer's forecast and anomaly detection, with the shared paid-request cap.
     insights: Option<CeInsights>,
-    /// The authenticated HTTP caller of this request (None: stdio or unauthenticated loopback).
-    pub(crate) caller: Option<Arc<crate::domain::visibility::Caller>>,
     /// The accounts tool calls picked so far, each with its own sources (`for_account`).
     /// None in a context a call picked (it does not pick again).
     accounts: Option<Arc<AccountApps>>,
@@ -245,7 +243,6 @@ impl App {
             sdk: None,
             insights: None,
             budget_cache: budget_cache(),
-            caller: None,
             accounts: Some(account_apps()),
         };
         match sdk {
@@ -303,7 +300,6 @@ impl App {
                 .map_err(ToolError::Unsupported)?;
             let mut app = self.clone();
             app.use_account(sources, sdk);
-            app.caller = None;
             // A picked account does not pick again (and holding the cache would be a cycle).
             app.accounts = None;
             Ok(app)

@@ -206,6 +206,42 @@ impl Caller {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
+
+    /// Whoever runs work outside any tool call (a task spawned without the call's scope): it
+    /// may see nothing, and its paid requests are charged to a share of its own.
+    fn unknown() -> Caller {
+        Caller {
+            name: "(outside a tool call)".into(),
+            scopes: vec![],
+            visibility: Some(Visibility::nothing(
+                "this work runs outside a tool call, so whose it is is not known",
+            )),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The caller of the tool call running on this task: set once, at dispatch ([`run_as`]).
+    static CALLER: Option<std::sync::Arc<Caller>>;
+}
+
+/// Run one tool call as `caller` (None: stdio, the command line, or unauthenticated loopback
+/// HTTP, which see everything). This is the only way the caller travels: the answers' scope and
+/// the per-caller share of paid requests both read it with [`current`].
+pub async fn run_as<F: std::future::Future>(
+    caller: Option<std::sync::Arc<Caller>>,
+    call: F,
+) -> F::Output {
+    CALLER.scope(caller, call).await
+}
+
+/// The caller of the tool call this runs in. Outside any call (a task spawned without the
+/// call's scope, or code that was never dispatched) the answer is a caller that may see
+/// nothing: fail closed, never "everything".
+pub fn current() -> Option<std::sync::Arc<Caller>> {
+    CALLER
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| Some(std::sync::Arc::new(Caller::unknown())))
 }
 
 /// What the dispatch tells the guard about one request (shared through the request's
@@ -245,6 +281,34 @@ impl RequestNote {
     /// The tool needs a scope the caller lacks; the guard answers 403 with a challenge.
     pub fn denied(&self, tool: &str, scope: &str) {
         self.with(|n| n.denied = Some((tool.to_string(), scope.to_string())));
+    }
+}
+
+#[cfg(test)]
+mod caller_tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_call_the_caller_sees_nothing() {
+        let c = current().expect("a caller");
+        assert!(c.visibility.as_ref().unwrap().grants_nothing().is_some());
+    }
+
+    #[test]
+    fn inside_a_call_the_caller_is_the_one_dispatched() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(run_as(None, async { current() }).await.is_none());
+            let alice = std::sync::Arc::new(Caller {
+                name: "alice".into(),
+                scopes: vec![SCOPE_READ.into()],
+                visibility: None,
+            });
+            let seen = run_as(Some(alice), async { current() }).await.unwrap();
+            assert_eq!(seen.name, "alice");
+        });
     }
 }
 
