@@ -256,10 +256,10 @@ impl SpendFrom {
 
 /// The sources the tools use under a configuration, outside demo mode.
 ///
-/// This restates two decisions made elsewhere: `App::build` (which sources exist: a CUR source
+/// This restates two decisions made elsewhere: `Ctx::build` (which sources exist: a CUR source
 /// when `--cur` is set, Athena when `--athena-database` and `--athena-table` are, every other
 /// source on AWS, prices from the Price List API falling back to the bundled snapshot) and
-/// `App::spend_source` (bedrock_spend's default: CUR, else Athena, else Cost Explorer). The
+/// `Ctx::spend_source` (bedrock_spend's default: CUR, else Athena, else Cost Explorer). The
 /// unit test `the_plan_follows_the_servers_choice_of_spend_source` holds them together.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -1794,11 +1794,11 @@ mod tests {
             argv.extend(&args);
             let config = config(&argv);
             let plan = Plan::new(&config, true);
-            let app = crate::usecases::context::App::build(config).await.unwrap();
+            let app = crate::usecases::context::Ctx::build(config).await.unwrap();
             let source = app.spend_source(None).unwrap();
             assert_eq!(plan.spend.name(), source.name(), "{args:?}");
             assert_eq!(plan.cur.is_some(), app.cur.is_some(), "{args:?}");
-            assert_eq!(plan.athena, app.athena.is_some(), "{args:?}");
+            assert_eq!(plan.athena, app.sources.athena.is_some(), "{args:?}");
         }
     }
 

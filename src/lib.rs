@@ -9,15 +9,17 @@
 //!   tables and a progress line for the commands people run.
 //! - [`server`]: the one MCP server type ([`server::Server`]) for both transports: the tool
 //!   router, input checks and authorisation at dispatch, over the tools' context
-//!   ([`usecases::context::App`]).
-//! - [`usecases`]: the tools' context and the typed answers shaped from the sources (spend).
+//!   ([`usecases::context::Ctx`]).
+//! - [`usecases`]: the tools' context ([`usecases::context::Ctx`] over one account's
+//!   [`usecases::context::Sources`]) and the questions that take more than one source, with their
+//!   typed answers: spend shaping, untagged principals, budget checks, anomalies.
 //! - [`transport`]: stdio and streamable HTTP (Host/Origin checks, shutdown).
 //! - [`accounts`]: per-call `profile`/`region`/`role_arn` against the allow-lists; the server
 //!   keeps one set of AWS sources per chosen account.
 //! - [`auth`]: HTTP only: hashed static tokens, JWT/JWKS resource server, RFC 9728 metadata,
 //!   the guard (scopes, rate/concurrency/time/body limits, access log); the caller and its
 //!   visibility are [`domain::visibility`] types, applied by [`tools::scope`].
-//! - [`tools`]: one file per tool; thin: validate, ask one source, shape the output.
+//! - [`tools`]: one file per tool; thin: its declaration, its unit in the registry, its text.
 //!   Every tool's input struct and checks live in [`tools::args`] (pure, fuzzed in `fuzz/`).
 //! - [`sources`]: one trait per question, one file per backend (Cost Explorer
 //!   behind its cache/single-flight/cap guard, the demo organisation).

@@ -12,7 +12,7 @@ use bedrock_cost_mcp::config::Config;
 use bedrock_cost_mcp::error::ToolError;
 use bedrock_cost_mcp::server::Server;
 use bedrock_cost_mcp::tools::Answer;
-use bedrock_cost_mcp::tools::budget::CheckOutput;
+use bedrock_cost_mcp::usecases::budget::CheckOutput;
 use bedrock_cost_mcp::{terminal, transport};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;

@@ -6,7 +6,7 @@
 use rmcp::model::Resource;
 use serde_json::{Value, json};
 
-use crate::usecases::context::App;
+use crate::usecases::context::Ctx;
 
 pub const CONFIG_URI: &str = "bedrock-cost://config";
 pub const REQUIRED_TAGS_URI: &str = "bedrock-cost://policy/required-tags";
@@ -49,13 +49,13 @@ fn path(p: &Option<std::path::PathBuf>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-impl App {
+impl Ctx {
     /// The effective configuration (no secrets).
     pub fn effective_config(&self) -> Value {
         let c = &self.config;
         let default_source = if self.cur.is_some() {
             "cur"
-        } else if self.athena.is_some() {
+        } else if self.sources.athena.is_some() {
             "athena"
         } else {
             "cost_explorer"
@@ -91,7 +91,7 @@ impl App {
             "default_tag_key": c.default_tag_key,
             "sources": {
                 "default": default_source,
-                "cost_explorer": self.cost_explorer.is_some(),
+                "cost_explorer": true,
                 "cur": cur,
                 "athena": athena,
                 "cur_rollup_dir": path(&c.cur_rollups()),
@@ -141,10 +141,7 @@ impl App {
                 "Set with --required-tag-keys (BEDROCK_COST_MCP_REQUIRED_TAG_KEYS).".to_string(),
             )
         } else {
-            let listing = match &self.allocation {
-                Some(a) => a.principal_tags_if_free().await,
-                None => None,
-            };
+            let listing = self.sources.allocation.principal_tags_if_free().await;
             match listing {
                 Some(l) => (
                     Some(
@@ -173,7 +170,7 @@ impl App {
             "prevention_policy": keys
                 .as_deref()
                 .filter(|k| !k.is_empty())
-                .map(crate::tools::principals::prevention_policy),
+                .map(crate::domain::prevention::prevention_policy),
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The MCP server: the tool router built from every tool's declaration, the input checks
 //! derived from it, authorisation at dispatch, and the prompts and resources. One `Server` for
-//! both transports; the tools run over its [`App`] context.
+//! both transports; the tools run over its [`Ctx`] context.
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::ToolError;
 use crate::sources::Progress;
 use crate::tools::schema::{check_input, compact_input, compact_output};
-pub use crate::usecases::context::App;
+pub use crate::usecases::context::Ctx;
 
 const INSTRUCTIONS: &str = "Answers who spends what on Amazon Bedrock, per IAM principal. \
 bedrock_spend: spend for a period grouped by principal tag (tag:<key>), service, usage type or region on Cost Explorer, \
@@ -37,9 +37,9 @@ values in their schemas, to answer for another account; omit them for the server
 #[derive(Clone)]
 pub struct Server {
     /// The context the tools run in.
-    pub app: App,
+    pub app: Ctx,
     /// Every tool, as declared by its `#[tool]`.
-    tool_router: Arc<ToolRouter<App>>,
+    tool_router: Arc<ToolRouter<Ctx>>,
     /// Per tool, how its arguments are checked (`coerce_args`).
     input_checks: Arc<std::collections::HashMap<String, InputCheck>>,
 }
@@ -48,7 +48,7 @@ impl Server {
     /// Build the context the configuration asks for and the tools over it (the write tools only
     /// with `--allow-writes`).
     pub async fn build(config: Config) -> Result<Server, String> {
-        let app = App::build(config).await?;
+        let app = Ctx::build(config).await?;
         let config = app.config.clone();
         // Every tool in the table; the ones that write (not annotated read-only in their
         // `#[tool]`) only with --allow-writes.

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crate::domain::label::fmt_money;
 use crate::sources::{Progress, no_progress};
-use crate::tools::budget::CheckOutput;
-use crate::tools::principals::UntaggedOutput;
 use crate::tools::registry::SearchOutput;
+use crate::usecases::budget::CheckOutput;
+use crate::usecases::untagged::UntaggedOutput;
 
 /// A table with aligned columns; numeric columns align right.
 pub struct Table {

@@ -1,6 +1,7 @@
-//! Tools: thin and typed. Each file validates its input, makes one source
-//! call and shapes a typed output; `respond` turns it into structured content
-//! plus a short text table, or an `isError` result naming the fix.
+//! Tools: thin and typed. Each file declares its tools (`#[tool]`), states their units in the
+//! registry ([`TOOLS`]) and renders their text; the answer comes from a source or, for a question
+//! that takes several, from a use case (`crate::usecases`). `respond` turns it into structured
+//! content plus a short text table, or an `isError` result naming the fix.
 
 pub mod anomalies;
 pub use bedrock_cost_core::tools::args;
@@ -23,11 +24,9 @@ use serde::Serialize;
 
 use crate::error::ToolError;
 use crate::sources::{Progress, no_progress};
-use crate::usecases::context::App;
+use crate::usecases::context::Ctx;
 
 use crate::domain::label::fmt_money;
-
-use crate::usecases::take_page;
 
 /// While the calendar clock is pinned (`--now`), every answer says so: a line in its notes
 /// (added when the answer has none) and in its text.
@@ -80,7 +79,7 @@ pub fn respond<T: Serialize>(result: Result<(String, T), ToolError>) -> CallTool
 /// Run a tool by name outside MCP, its arguments already checked
 /// ([`crate::server::Server::run_tool`]), reporting the progress of long questions to `progress`.
 pub async fn run_tool_with_progress(
-    app: &App,
+    app: &Ctx,
     name: &str,
     args: serde_json::Value,
     progress: Progress,
@@ -109,7 +108,7 @@ impl Answer {
 }
 
 async fn run_tool_inner(
-    app: &App,
+    app: &Ctx,
     name: &str,
     args: serde_json::Value,
     progress: Progress,
@@ -145,7 +144,7 @@ pub struct Input {
 
 /// Runs a tool outside MCP (the CLI `call`) and renders its text: (text, structured).
 pub type Runner = for<'a> fn(
-    &'a App,
+    &'a Ctx,
     serde_json::Value,
     Progress,
 ) -> futures::future::BoxFuture<'a, Result<Answer, ToolError>>;
@@ -167,7 +166,7 @@ pub struct ToolUnit {
     pub run: Runner,
     /// Its route: the `#[tool]` declaration (name, description, schemas, whether it writes)
     /// and handler, for the MCP router.
-    pub route: fn() -> rmcp::handler::server::router::tool::ToolRouter<App>,
+    pub route: fn() -> rmcp::handler::server::router::tool::ToolRouter<Ctx>,
 }
 
 /// What a tool reads or changes, as `doctor` plans its checks.
@@ -268,7 +267,7 @@ pub fn unit(name: &str) -> Option<&'static ToolUnit> {
 }
 
 async fn run_named(
-    app: &App,
+    app: &Ctx,
     name: &str,
     args: serde_json::Value,
     progress: Progress,

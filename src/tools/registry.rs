@@ -22,7 +22,7 @@ use crate::domain::period::PeriodInput;
 use crate::error::ToolError;
 use crate::sources::no_progress;
 use crate::sources::registry::{RawRecord, RecordError, RegistryInfo};
-use crate::usecases::context::App;
+use crate::usecases::context::Ctx;
 
 /// A record summarised.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -263,7 +263,7 @@ pub fn summarise(r: &RawRecord, registry: &RegistryInfo) -> RecordOut {
     }
 }
 
-impl App {
+impl Ctx {
     /// Search Agent Registry agents, MCP servers and skills in all readable registries (empty query: browse); hits show how to connect and their role's spend this month.
     #[tool(
         name = "search_registry",
@@ -316,24 +316,14 @@ impl App {
     }
 }
 
-impl App {
-    fn registry(
-        &self,
-    ) -> Result<std::sync::Arc<dyn crate::sources::registry::AgentRegistry>, ToolError> {
-        self.registry.clone().ok_or_else(|| {
-            ToolError::Unsupported(
-                "the Agent Registry is not available from this configuration".into(),
-            )
-        })
-    }
-
+impl Ctx {
     /// Registries to query: the named ones, or every READY AWS_IAM one.
     async fn pick_registries(
         &self,
         wanted: Option<&[String]>,
         notes: &mut Vec<String>,
     ) -> Result<Vec<RegistryInfo>, ToolError> {
-        let all = self.registry()?.registries().await?;
+        let all = self.sources.registry.registries().await?;
         match wanted {
             Some(w) if !w.is_empty() => w
                 .iter()
@@ -427,7 +417,7 @@ impl App {
     }
     /// The Agent Registry registries this account can see (`list_registries`).
     pub async fn registries_list(&self) -> Result<RegistriesOutput, ToolError> {
-        let registries = self.registry()?.registries().await?;
+        let registries = self.sources.registry.registries().await?;
         let searchable = registries
             .iter()
             .filter(|r| r.status == "READY" && r.authorizer != "CUSTOM_JWT")
@@ -455,7 +445,7 @@ impl App {
             .pick_registries(input.registries.as_deref(), &mut notes)
             .await?;
         let (per, query) = search_args(&input)?;
-        let client = self.registry()?;
+        let client = &self.sources.registry;
         let mut registry_errors = Vec::new();
         let (mode, mut hits, next_cursor) = if query.is_empty() {
             // Browse: one registry at a time, a page per call.
@@ -555,7 +545,7 @@ impl App {
                 &mut notes,
             )
             .await?;
-        let client = self.registry()?;
+        let client = &self.sources.registry;
         let mut found: BTreeMap<String, RecordOut> = BTreeMap::new();
         let mut errors: Vec<RecordError> = Vec::new();
         for reg in &registries {
@@ -724,7 +714,7 @@ pub const SEARCH_REGISTRY: super::ToolUnit = super::ToolUnit {
         })
     },
     route: || {
-        ToolRouter::new().with_route((App::search_registry_tool_attr(), App::search_registry))
+        ToolRouter::new().with_route((Ctx::search_registry_tool_attr(), Ctx::search_registry))
     },
 };
 
@@ -741,7 +731,7 @@ pub const LIST_REGISTRIES: super::ToolUnit = super::ToolUnit {
         })
     },
     route: || {
-        ToolRouter::new().with_route((App::list_registries_tool_attr(), App::list_registries))
+        ToolRouter::new().with_route((Ctx::list_registries_tool_attr(), Ctx::list_registries))
     },
 };
 
@@ -759,8 +749,8 @@ pub const GET_REGISTRY_RECORD: super::ToolUnit = super::ToolUnit {
     },
     route: || {
         ToolRouter::new().with_route((
-            App::get_registry_record_tool_attr(),
-            App::get_registry_record,
+            Ctx::get_registry_record_tool_attr(),
+            Ctx::get_registry_record,
         ))
     },
 };

@@ -10,9 +10,9 @@ use crate::domain::group::SpendQuery;
 use crate::domain::visibility::Visibility;
 use crate::error::ToolError;
 use crate::sources::budgets::Subject;
-use crate::usecases::context::App;
+use crate::usecases::context::Ctx;
 
-impl App {
+impl Ctx {
     /// The caller of this tool call, set once at dispatch (`domain::visibility::run_as`).
     pub(crate) fn caller(&self) -> Option<std::sync::Arc<crate::domain::visibility::Caller>> {
         crate::domain::visibility::current()

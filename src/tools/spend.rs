@@ -17,7 +17,7 @@ use super::{fmt_money, progress_reporter, respond};
 use crate::domain::group::{Granularity, GroupKey, SpendQuery};
 use crate::error::ToolError;
 use crate::sources::Progress;
-use crate::usecases::context::App;
+use crate::usecases::context::Ctx;
 use crate::usecases::spend::*;
 
 /// The short human table that accompanies the structured answer.
@@ -204,7 +204,7 @@ pub fn render_text(o: &SpendOutput) -> String {
     s
 }
 
-impl App {
+impl Ctx {
     /// Bedrock spend by principal tag, principal, role, session, model or token kind. Untagged and no-principal spend are rows of their own; rows reconcile to the total. Uncached Cost Explorer requests cost $0.01.
     #[tool(
         name = "bedrock_spend",
@@ -239,7 +239,7 @@ impl App {
     }
 }
 
-impl App {
+impl Ctx {
     /// The whole `bedrock_spend` question, shared by the tool and the CLI.
     pub async fn spend(
         &self,
@@ -343,7 +343,7 @@ fn unmatched_values(
         .collect()
 }
 
-impl App {
+impl Ctx {
     /// Why a filtered question found nothing: for each filtered dimension, the values that had
     /// spend in the period (within the caller's scope, asked without any other filter),
     /// the asked values that match none of them and the closest known ones. Notes, and the paid
@@ -462,7 +462,7 @@ pub const BEDROCK_SPEND: super::ToolUnit = super::ToolUnit {
             super::answer(render_text(&o), o)
         })
     },
-    route: || ToolRouter::new().with_route((App::bedrock_spend_tool_attr(), App::bedrock_spend)),
+    route: || ToolRouter::new().with_route((Ctx::bedrock_spend_tool_attr(), Ctx::bedrock_spend)),
 };
 
 #[cfg(test)]

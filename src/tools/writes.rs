@@ -17,7 +17,7 @@ use super::respond;
 use crate::error::ToolError;
 use crate::sources::cost_allocation::ActivationResult;
 use crate::sources::iam::IamKind;
-use crate::usecases::context::App;
+use crate::usecases::context::Ctx;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ActivateOutput {
@@ -36,7 +36,7 @@ pub struct TagPrincipalOutput {
     pub note: String,
 }
 
-impl App {
+impl Ctx {
     /// Activate iamPrincipal/* cost-allocation tag keys (at most 20 per call). Needs "confirm": true. One Cost Explorer request ($0.01). Takes up to 24 h to apply.
     #[tool(
         name = "activate_cost_allocation_tags",
@@ -66,14 +66,11 @@ impl App {
     }
 }
 
-impl App {
+impl Ctx {
     /// `activate_cost_allocation_tags`, shared with the CLI.
     pub async fn activate(&self, input: ActivateInput) -> Result<ActivateOutput, ToolError> {
         let keys = activation_keys(&input)?;
-        let allocation = self.allocation.clone().ok_or_else(|| {
-            ToolError::Unsupported("cost-allocation tags are not available".into())
-        })?;
-        let (results, paid) = allocation.activate(&keys).await?;
+        let (results, paid) = self.sources.allocation.activate(&keys).await?;
         let activated = results.iter().filter(|r| r.activated).count();
         Ok(ActivateOutput {
             failed: results.len() - activated,
@@ -91,10 +88,7 @@ impl App {
             IamKindInput::User => IamKind::User,
             IamKindInput::Role => IamKind::Role,
         };
-        let directory = self
-            .directory
-            .clone()
-            .ok_or_else(|| ToolError::Unsupported("IAM is not available".into()))?;
+        let directory = &self.sources.directory;
         if self.visibility().is_some() {
             let inv = directory.inventory(crate::tools::no_progress()).await?;
             let visible = inv.principals.iter().any(|p| {
@@ -158,8 +152,8 @@ pub const ACTIVATE_COST_ALLOCATION_TAGS: super::ToolUnit = super::ToolUnit {
     },
     route: || {
         ToolRouter::new().with_route((
-            App::activate_cost_allocation_tags_tool_attr(),
-            App::activate_cost_allocation_tags,
+            Ctx::activate_cost_allocation_tags_tool_attr(),
+            Ctx::activate_cost_allocation_tags,
         ))
     },
 };
@@ -176,5 +170,5 @@ pub const TAG_PRINCIPAL: super::ToolUnit = super::ToolUnit {
             super::answer(render_tagged(&o), o)
         })
     },
-    route: || ToolRouter::new().with_route((App::tag_principal_tool_attr(), App::tag_principal)),
+    route: || ToolRouter::new().with_route((Ctx::tag_principal_tool_attr(), Ctx::tag_principal)),
 };

@@ -1,6 +1,6 @@
-//! The context every tool runs in: the configuration, the sources for the server's own AWS
-//! account (and, per call, for an account the call picked), the caller, the ledger and the
-//! budget policy. Held as `Arc`s, so the HTTP transport clones it per request cheaply. It knows
+//! The context every tool runs in ([`Ctx`]): the configuration, the [`Sources`] of the server's
+//! own AWS account (or, per call, of an account the call picked), the ledger and the budget
+//! policy. Held as `Arc`s, so the HTTP transport clones it per request cheaply. It knows
 //! no tool: the MCP server (`server`) dispatches tools over it.
 
 use std::sync::Arc;
@@ -24,33 +24,51 @@ use crate::sources::{Lazy, SourceInput, SpendSource, clients, lazy};
 /// Budgets that apply to Bedrock, and the names of the ones skipped.
 type BudgetList = (Vec<crate::sources::budgets::Budget>, Vec<String>);
 
-/// The context of a tool call: configuration, sources, caller.
+/// The context a tool runs in: the configuration, the sources of the account it answers for,
+/// and what every account shares (the CUR export, prices, the ledger, the budget policy). The
+/// caller is not here: it travels with the call ([`crate::domain::visibility::current`]), set
+/// once at dispatch; progress is the tool's argument.
 #[derive(Clone)]
-pub struct App {
+pub struct Ctx {
     pub(crate) config: Arc<Config>,
-    pub(crate) cost_explorer: Option<Arc<dyn SpendSource>>,
+    /// The backends of the account this context answers for.
+    pub(crate) sources: Arc<Sources>,
+    /// The CUR 2.0 export (the demo's, or `--cur`): one for every account.
     pub(crate) cur: Option<Arc<dyn SpendSource>>,
-    pub(crate) athena: Option<Arc<dyn SpendSource>>,
-    pub(crate) directory: Option<Arc<dyn PrincipalDirectory>>,
-    pub(crate) allocation: Option<Arc<dyn AllocationTags>>,
-    pub(crate) registry: Option<Arc<dyn AgentRegistry>>,
     pub(crate) prices: Arc<dyn PriceSource>,
-    pub(crate) identity: Arc<dyn Identity>,
     pub(crate) ledger: Arc<Ledger>,
     /// The local budget policy: the file's, read at start, or the demo organisation's, sized
     /// on first use (its line items are not generated at start-up).
     policy: Arc<std::sync::OnceLock<Option<Arc<PolicyFile>>>>,
-    budgets: Option<AwsBudgets>,
-    /// The AWS configuration, loaded on first use (None in demo mode).
-    sdk: Option<Lazy<aws_config::SdkConfig>>,
+    /// The accounts tool calls picked so far, each with its own sources (`for_account`).
+    /// None in a context a call picked (it does not pick again).
+    accounts: Option<Arc<AccountCtxs>>,
+}
+
+/// The backends of one AWS account (the server's own, or one a tool call picked), or of the
+/// demo organisation: built once, every client on first use.
+pub struct Sources {
+    pub(crate) cost_explorer: Arc<dyn SpendSource>,
+    /// Configured with `--athena-database`, `--athena-table` and `--athena-output` only.
+    pub(crate) athena: Option<Arc<dyn SpendSource>>,
+    pub(crate) directory: Arc<dyn PrincipalDirectory>,
+    pub(crate) allocation: Arc<dyn AllocationTags>,
+    pub(crate) identity: Arc<dyn Identity>,
+    pub(crate) registry: Arc<dyn AgentRegistry>,
+    /// What only an AWS account has (None for the demo organisation).
+    aws: Option<AwsOnly>,
+}
+
+/// AWS Budgets, Cost Explorer's forecast and anomaly detection, and the account's SDK
+/// configuration: the demo organisation has none of them.
+struct AwsOnly {
+    sdk: Lazy<aws_config::SdkConfig>,
+    budgets: AwsBudgets,
     /// AWS budgets, kept five minutes: budget checks in a loop make no AWS call. One fetch at a
     /// time (moka's single flight), no lock held across it.
     budget_cache: moka::future::Cache<(), BudgetList>,
     /// Cost Explorer's forecast and anomaly detection, with the shared paid-request cap.
-    insights: Option<CeInsights>,
-    /// The accounts tool calls picked so far, each with its own sources (`for_account`).
-    /// None in a context a call picked (it does not pick again).
-    accounts: Option<Arc<AccountApps>>,
+    insights: CeInsights,
 }
 
 fn budget_cache() -> moka::future::Cache<(), BudgetList> {
@@ -62,9 +80,9 @@ fn budget_cache() -> moka::future::Cache<(), BudgetList> {
 
 /// The accounts tool calls picked, each built once (moka: one build at a time per account,
 /// the least recently used dropped beyond [`MAX_ACCOUNTS`]).
-type AccountApps = moka::sync::Cache<crate::accounts::Account, App>;
+type AccountCtxs = moka::sync::Cache<crate::accounts::Account, Ctx>;
 
-fn account_apps() -> Arc<AccountApps> {
+fn account_ctxs() -> Arc<AccountCtxs> {
     Arc::new(
         moka::sync::Cache::builder()
             .max_capacity(MAX_ACCOUNTS as u64)
@@ -77,26 +95,14 @@ fn account_apps() -> Arc<AccountApps> {
 /// of accounts, so the least recently used one is dropped (with its caches) beyond this.
 const MAX_ACCOUNTS: usize = 64;
 
-/// The sources that call one AWS account: the server's own, or one a tool call picked
-/// (`accounts`). The paid-request cap is shared by all of them.
-struct AccountSources {
-    cost_explorer: Arc<dyn SpendSource>,
-    athena: Option<Arc<dyn SpendSource>>,
-    directory: Arc<dyn PrincipalDirectory>,
-    allocation: Arc<dyn AllocationTags>,
-    identity: Arc<dyn Identity>,
-    budgets: AwsBudgets,
-    registry: Arc<dyn AgentRegistry>,
-    insights: CeInsights,
-}
-
-impl AccountSources {
-    /// Every client is built on first use: no AWS call, no credential lookup happens here.
-    fn build(
+impl Sources {
+    /// One AWS account's sources. Every client is built on first use: no AWS call, no
+    /// credential lookup happens here.
+    fn aws(
         config: &Config,
         sdk: &Lazy<aws_config::SdkConfig>,
         cap: Arc<RequestCap>,
-    ) -> Result<AccountSources, String> {
+    ) -> Result<Sources, String> {
         // Cost Explorer keeps answers this long; Athena may reuse a result this old.
         let ttl = CacheTtl {
             closed: config.ttl_closed(),
@@ -128,7 +134,7 @@ impl AccountSources {
         let ce_sdk = sdk.clone();
         let client = lazy(move || clients::cost_explorer(&ce_sdk));
         let (iam_sdk, sts_sdk, budgets_sdk) = (sdk.clone(), sdk.clone(), sdk.clone());
-        Ok(AccountSources {
+        Ok(Sources {
             cost_explorer: Arc::new(CostExplorer::new(client.clone(), cap.clone(), ttl)),
             athena,
             directory: Arc::new(Iam::new(
@@ -137,18 +143,35 @@ impl AccountSources {
             )),
             allocation: Arc::new(CostAllocationTags::new(client.clone(), cap.clone())),
             identity: Arc::new(Sts::new(lazy(move || clients::sts(&sts_sdk)))),
-            // Budgets is served from the partition's global region.
-            budgets: AwsBudgets::new(lazy(move || clients::budgets(&budgets_sdk))),
             registry: Arc::new(AwsAgentRegistry::new(sdk.clone())),
-            insights: CeInsights::new(client, cap),
+            aws: Some(AwsOnly {
+                sdk: sdk.clone(),
+                // Budgets is served from the partition's global region.
+                budgets: AwsBudgets::new(lazy(move || clients::budgets(&budgets_sdk))),
+                budget_cache: budget_cache(),
+                insights: CeInsights::new(client, cap),
+            }),
         })
+    }
+
+    /// The demo organisation's sources: bundled data, no AWS call.
+    fn demo() -> Sources {
+        Sources {
+            cost_explorer: Arc::new(DemoCostExplorer::new(crate::domain::clock::today())),
+            athena: None,
+            directory: Arc::new(DemoDirectory::new()),
+            allocation: Arc::new(DemoAllocationTags::default()),
+            identity: Arc::new(DemoIdentity),
+            registry: Arc::new(crate::sources::demo::DemoRegistry::new()),
+            aws: None,
+        }
     }
 }
 
-impl App {
+impl Ctx {
     /// Build the sources the configuration asks for. Loads the AWS configuration
     /// (lazily: no network call happens here) unless in demo mode.
-    pub async fn build(config: Config) -> Result<App, String> {
+    pub async fn build(config: Config) -> Result<Ctx, String> {
         let sdk = if config.demo {
             None
         } else {
@@ -227,82 +250,51 @@ impl App {
             ledger_path,
             chrono::Duration::hours(config.ledger_window_hours),
         ));
-        let mut app = App {
-            config: Arc::new(config),
-            cost_explorer: None,
-            cur,
-            athena: None,
-            directory: None,
-            allocation: None,
-            registry: None,
-            prices,
-            identity: Arc::new(DemoIdentity),
-            ledger,
-            policy,
-            budgets: None,
-            sdk: None,
-            insights: None,
-            budget_cache: budget_cache(),
-            accounts: Some(account_apps()),
-        };
-        match sdk {
-            None => {
-                app.cost_explorer = Some(Arc::new(DemoCostExplorer::new(
-                    crate::domain::clock::today(),
-                )));
-                app.directory = Some(Arc::new(DemoDirectory::new()));
-                app.allocation = Some(Arc::new(DemoAllocationTags::default()));
-                app.registry = Some(Arc::new(crate::sources::demo::DemoRegistry::new()));
-            }
+        let sources = match &sdk {
+            None => Sources::demo(),
             Some(sdk) => {
                 // One hourly budget for every paid Cost Explorer request, whichever account.
                 let cap = Arc::new(RequestCap::with_per_caller(
-                    app.config.ce_max_requests_per_hour,
-                    app.config.ce_max_requests_per_caller_per_hour,
+                    config.ce_max_requests_per_hour,
+                    config.ce_max_requests_per_caller_per_hour,
                 ));
-                let sources = AccountSources::build(&app.config, &sdk, cap)?;
-                app.use_account(sources, sdk);
+                Sources::aws(&config, sdk, cap)?
             }
-        }
-        Ok(app)
-    }
-
-    /// Point the AWS-backed fields at one account's sources.
-    fn use_account(&mut self, s: AccountSources, sdk: Lazy<aws_config::SdkConfig>) {
-        self.cost_explorer = Some(s.cost_explorer);
-        self.athena = s.athena;
-        self.directory = Some(s.directory);
-        self.allocation = Some(s.allocation);
-        self.identity = s.identity;
-        self.budgets = Some(s.budgets);
-        self.registry = Some(s.registry);
-        self.insights = Some(s.insights);
-        self.sdk = Some(sdk);
-        self.budget_cache = budget_cache();
+        };
+        Ok(Ctx {
+            config: Arc::new(config),
+            sources: Arc::new(sources),
+            cur,
+            prices,
+            ledger,
+            policy,
+            accounts: Some(account_ctxs()),
+        })
     }
 
     /// This server as seen from the account a tool call picked: its own Cost Explorer cache,
     /// IAM inventory, budgets, registry and Athena, the shared paid-request cap, ledger, prices
     /// and CUR export. Kept for the life of the process (the allow-lists bound how many).
-    pub(crate) fn for_account(&self, account: &crate::accounts::Account) -> Result<App, ToolError> {
+    pub(crate) fn for_account(&self, account: &crate::accounts::Account) -> Result<Ctx, ToolError> {
         account.check(&self.config)?;
-        let Some(insights) = &self.insights else {
+        let Some(aws) = &self.sources.aws else {
             return Err(ToolError::Unsupported(
                 "per-call accounts need AWS mode".into(),
             ));
         };
-        let build = || -> Result<App, ToolError> {
+        let build = || -> Result<Ctx, ToolError> {
             let sdk = crate::accounts::deferred_sdk_config(
                 account.clone(),
                 self.config.role_session_name.clone(),
             );
-            let sources = AccountSources::build(&self.config, &sdk, insights.cap().clone())
+            let sources = Sources::aws(&self.config, &sdk, aws.insights.cap().clone())
                 .map_err(ToolError::Unsupported)?;
-            let mut app = self.clone();
-            app.use_account(sources, sdk);
-            // A picked account does not pick again (and holding the cache would be a cycle).
-            app.accounts = None;
-            Ok(app)
+            Ok(Ctx {
+                sources: Arc::new(sources),
+                // A picked account does not pick again (and holding the cache would be a cycle).
+                accounts: None,
+                ..self.clone()
+            })
         };
         match &self.accounts {
             Some(cache) => cache
@@ -317,7 +309,7 @@ impl App {
     pub(crate) fn for_call(
         &self,
         args: &mut serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Option<(App, crate::accounts::Account)>, ToolError> {
+    ) -> Result<Option<(Ctx, crate::accounts::Account)>, ToolError> {
         match crate::accounts::Account::take(args)? {
             None => Ok(None),
             Some(account) => Ok(Some((self.for_account(&account)?, account))),
@@ -326,9 +318,10 @@ impl App {
 
     /// The configured AWS region (us-east-1 in demo mode or when none is configured).
     pub(crate) fn config_region(&self) -> String {
-        self.sdk
+        self.sources
+            .aws
             .as_ref()
-            .and_then(|s| s.region())
+            .and_then(|a| a.sdk.region())
             .map(std::string::ToString::to_string)
             .unwrap_or_else(|| "us-east-1".into())
     }
@@ -353,7 +346,7 @@ impl App {
 
     /// AWS budgets about Bedrock or an iamPrincipal tag (none in demo mode).
     pub(crate) async fn aws_budgets(&self) -> Result<BudgetList, ToolError> {
-        let Some(budgets) = &self.budgets else {
+        let Some(aws) = &self.sources.aws else {
             return Ok((vec![], vec![]));
         };
         let (warn, deny) = self
@@ -361,11 +354,11 @@ impl App {
             .as_ref()
             .map(|p| (p.warn_percent, p.deny_percent))
             .unwrap_or((80.0, 100.0));
-        self.budget_cache
+        aws.budget_cache
             .try_get_with((), async {
-                let arn = self.identity.caller().await?;
+                let arn = self.sources.identity.caller().await?;
                 let account = arn.split(':').nth(4).unwrap_or_default().to_string();
-                budgets.list(&account, warn, deny).await
+                aws.budgets.list(&account, warn, deny).await
             })
             .await
             .map_err(|e| (*e).clone())
@@ -378,7 +371,7 @@ impl App {
         start: chrono::NaiveDate,
         end: chrono::NaiveDate,
     ) -> Result<Option<f64>, ToolError> {
-        let Some(insights) = &self.insights else {
+        let Some(aws) = &self.sources.aws else {
             return Ok(None);
         };
         if end <= start {
@@ -386,17 +379,18 @@ impl App {
         }
         // Every Bedrock-family service with spend (AgentCore, Marketplace model editions, ...),
         // as the spend answers count them; the standard names when discovery is not possible.
-        let services = match &self.cost_explorer {
-            Some(ce) => ce.bedrock_service_names().await,
-            None => None,
-        }
-        .unwrap_or_else(|| {
-            crate::sources::cost_explorer::FALLBACK_BEDROCK_SERVICES
-                .iter()
-                .map(std::string::ToString::to_string)
-                .collect()
-        });
-        insights.forecast(services, start, end).await
+        let services = self
+            .sources
+            .cost_explorer
+            .bedrock_service_names()
+            .await
+            .unwrap_or_else(|| {
+                crate::sources::cost_explorer::FALLBACK_BEDROCK_SERVICES
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect()
+            });
+        aws.insights.forecast(services, start, end).await
     }
 
     /// Cost Explorer anomalies touching Bedrock in the period (none in demo mode).
@@ -404,10 +398,10 @@ impl App {
         &self,
         period: crate::domain::period::Period,
     ) -> Result<Vec<crate::domain::anomaly::Anomaly>, ToolError> {
-        let Some(insights) = &self.insights else {
+        let Some(aws) = &self.sources.aws else {
             return Ok(vec![]);
         };
-        insights.anomalies(period).await
+        aws.insights.anomalies(period).await
     }
 
     /// The spend source for a request: the one asked for, or the default.
@@ -415,19 +409,17 @@ impl App {
         &self,
         requested: Option<SourceInput>,
     ) -> Result<Arc<dyn SpendSource>, ToolError> {
-        match requested {
-            None if self.cur.is_some() => Ok(self.cur.clone().expect("checked")),
-            None if self.athena.is_some() => Ok(self.athena.clone().expect("checked")),
-            Some(SourceInput::Cur) if self.cur.is_some() => Ok(self.cur.clone().expect("checked")),
-            None | Some(SourceInput::CostExplorer) => self
-                .cost_explorer
-                .clone()
-                .ok_or_else(|| ToolError::Unsupported("Cost Explorer is not configured".into())),
-            Some(SourceInput::Cur) => Err(ToolError::Unsupported(
+        let athena = &self.sources.athena;
+        match (requested, &self.cur, athena) {
+            (None | Some(SourceInput::Cur), Some(cur), _) => Ok(cur.clone()),
+            (None, None, Some(athena)) | (Some(SourceInput::Athena), _, Some(athena)) => {
+                Ok(athena.clone())
+            }
+            (None | Some(SourceInput::CostExplorer), _, _) => Ok(self.sources.cost_explorer.clone()),
+            (Some(SourceInput::Cur), None, _) => Err(ToolError::Unsupported(
                 "the CUR source is not configured; start the server with --cur PATH (a CUR 2.0 Parquet folder or s3://bucket/prefix)".into(),
             )),
-            Some(SourceInput::Athena) if self.athena.is_some() => Ok(self.athena.clone().expect("checked")),
-            Some(SourceInput::Athena) => Err(ToolError::Unsupported(
+            (Some(SourceInput::Athena), _, None) => Err(ToolError::Unsupported(
                 "the Athena source is not configured; start the server with --athena-database, --athena-table and --athena-output".into(),
             )),
         }
@@ -450,7 +442,7 @@ mod tests {
         let config = Cli::try_parse_from(["x", "--allow-role-arns", "arn:aws:iam::*:role/R"])
             .unwrap()
             .config;
-        let app = App::build(config).await.unwrap();
+        let app = Ctx::build(config).await.unwrap();
         let role = |i: usize| Account {
             role_arn: Some(format!("arn:aws:iam::{:012}:role/R", i)),
             ..Default::default()
@@ -462,16 +454,10 @@ mod tests {
             "the ledger is shared"
         );
         assert!(
-            Arc::ptr_eq(
-                first.cost_explorer.as_ref().unwrap(),
-                again.cost_explorer.as_ref().unwrap()
-            ),
+            Arc::ptr_eq(&first.sources, &again.sources),
             "one set of sources per account"
         );
-        assert!(!Arc::ptr_eq(
-            first.cost_explorer.as_ref().unwrap(),
-            app.cost_explorer.as_ref().unwrap()
-        ));
+        assert!(!Arc::ptr_eq(&first.sources, &app.sources));
         for i in 1..MAX_ACCOUNTS {
             app.for_account(&role(i)).unwrap();
         }

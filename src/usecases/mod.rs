@@ -1,8 +1,11 @@
 //! Use cases: questions answered from one or more sources, below the tools and above the
 //! sources. Their typed answers are what tools, the CLI tables and the charts render.
 
+pub mod anomalies;
+pub mod budget;
 pub mod context;
 pub mod spend;
+pub mod untagged;
 
 use serde::Serialize;
 

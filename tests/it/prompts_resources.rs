@@ -244,7 +244,7 @@ async fn resources_are_the_configuration_and_the_tag_policy() {
             "tag_prefix": "iamPrincipal/",
             "note": "No keys are configured, so the active iamPrincipal/* cost-allocation tag keys are required.",
             "check_with": "untagged_principals",
-            "prevention_policy": bedrock_cost_mcp::tools::principals::prevention_policy(&keys),
+            "prevention_policy": bedrock_cost_mcp::domain::prevention::prevention_policy(&keys),
         })
     );
     let e = client
@@ -262,7 +262,7 @@ async fn resources_are_the_configuration_and_the_tag_policy() {
     assert_eq!(policy["required_keys"], json!(["team", "owner"]));
     assert_eq!(
         policy["prevention_policy"],
-        bedrock_cost_mcp::tools::principals::prevention_policy(&["team".into(), "owner".into()])
+        bedrock_cost_mcp::domain::prevention::prevention_policy(&["team".into(), "owner".into()])
     );
     client.cancel().await.unwrap();
 }
