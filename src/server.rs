@@ -170,6 +170,18 @@ struct InputCheck {
     read: Option<crate::tools::Reader>,
 }
 
+/// What the HTTP transport's guard put on the request (the authenticated caller, the request's
+/// note): None over stdio.
+fn request_extension<T: Clone + Send + Sync + 'static>(
+    context: &RequestContext<RoleServer>,
+) -> Option<T> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<T>())
+        .cloned()
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Server {
     /// Tools run as the authenticated caller, whose visibility narrows their answers.
@@ -178,13 +190,8 @@ impl ServerHandler for Server {
         mut request: rmcp::model::CallToolRequestParams,
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
-        let parts = context.extensions.get::<axum::http::request::Parts>();
-        let caller = parts
-            .and_then(|p| p.extensions.get::<crate::domain::visibility::Caller>())
-            .cloned();
-        let note = parts
-            .and_then(|p| p.extensions.get::<crate::domain::visibility::RequestNote>())
-            .cloned();
+        let caller = request_extension::<crate::domain::visibility::Caller>(&context);
+        let note = request_extension::<crate::domain::visibility::RequestNote>(&context);
         // Authorisation happens here, on the name rmcp decoded (escapes, duplicate keys and
         // all), never on a second reading of the body.
         if let Some(n) = &note {
@@ -351,12 +358,7 @@ impl ServerHandler for Server {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let caller = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|p| p.extensions.get::<crate::domain::visibility::Caller>())
-            .cloned()
-            .map(Arc::new);
+        let caller = request_extension::<crate::domain::visibility::Caller>(&context).map(Arc::new);
         let value = match request.uri.as_str() {
             crate::resources::CONFIG_URI => self.app.effective_config(),
             crate::resources::REQUIRED_TAGS_URI => {

@@ -266,30 +266,17 @@ impl ModelRef {
                     scope: Some(Scope::InRegion),
                     geo: None,
                 },
-                Some(("inference-profile", id)) => match profile_parts(id, true) {
-                    Some((base, scope, geo)) => ModelRef {
-                        raw,
-                        kind: ModelKind::InferenceProfile,
-                        base_id: Some(base),
-                        scope: Some(scope),
-                        geo,
-                    },
-                    None => other(raw, ModelKind::Other),
-                },
+                Some(("inference-profile", id)) => {
+                    profile(&raw, id, true).unwrap_or_else(|| other(raw, ModelKind::Other))
+                }
                 _ => other(raw, ModelKind::Other),
             };
         }
         if model_id.is_empty() || model_id.contains('/') {
             return other(raw, ModelKind::Other);
         }
-        match profile_parts(model_id, false) {
-            Some((base, scope, geo)) => ModelRef {
-                raw,
-                kind: ModelKind::InferenceProfile,
-                base_id: Some(base),
-                scope: Some(scope),
-                geo,
-            },
+        match profile(&raw, model_id, false) {
+            Some(p) => p,
             None => ModelRef {
                 base_id: Some(raw.clone()),
                 raw,
@@ -304,6 +291,17 @@ impl ModelRef {
     pub fn key(&self) -> Option<String> {
         self.base_id.as_deref().map(super::model::key)
     }
+}
+
+/// `raw` as the system-defined profile its id names (`<geo>.<provider>.<model>`), or None.
+fn profile(raw: &str, id: &str, from_arn: bool) -> Option<ModelRef> {
+    profile_parts(id, from_arn).map(|(base, scope, geo)| ModelRef {
+        raw: raw.to_string(),
+        kind: ModelKind::InferenceProfile,
+        base_id: Some(base),
+        scope: Some(scope),
+        geo,
+    })
 }
 
 /// A system-defined profile id (`<geo>.<provider>.<model>`): its base model id, scope and
