@@ -889,6 +889,9 @@ mod tests {
             next_cursor: None,
             notes: vec![],
             chart: None,
+            newest_log_record: None,
+            unbilled_estimate: None,
+            live_vs_bill: None,
         }
     }
 

@@ -247,6 +247,15 @@ pub struct GenerateCurArgs {
     /// account billed in another currency; truth.json's by_currency has the usage per currency.
     #[arg(long, value_name = "CODE")]
     pub second_currency: Option<String>,
+    /// Also write Bedrock model invocation logs of the same calls under OUT/invocation-logs/
+    /// (AWSLogs/<account>/BedrockModelInvocationLogs/<region>/YYYY/MM/DD/HH/*.json.gz, for the
+    /// standard-tier token lines) and the catalogue's prices as Price List products
+    /// (OUT/pricelist.json, the body of the emulator's POST /_emulator/pricing/products); token counts become whole tokens.
+    #[arg(long)]
+    pub write_invocation_logs: bool,
+    /// With --write-invocation-logs: the last N days are logged but not billed yet (no CUR lines).
+    #[arg(long, default_value_t = 0, requires = "write_invocation_logs")]
+    pub logs_only_days: u32,
     /// How refreshes are delivered: overwrite (files directly in each BILLING_PERIOD folder) or
     /// create-new (a <timestamp>-<id>/ folder per refresh, with an earlier partial refresh left
     /// next to the current one, as Data Exports leaves them).

@@ -72,6 +72,13 @@ pub struct Config {
     #[arg(long, env = "BEDROCK_COST_MCP_CUR", global = true)]
     pub cur: Option<String>,
 
+    /// Bedrock model invocation logs for the live layer (spend minutes after each call): a local
+    /// folder or s3://bucket/prefix holding the JSON-lines objects Bedrock delivers
+    /// (AWSLogs/<account>/BedrockModelInvocationLogs/<region>/YYYY/MM/DD/HH/). Enables
+    /// `source: "live"`, the unbilled estimate beside billed answers, and live spend in check_budget.
+    #[arg(long, env = "BEDROCK_COST_MCP_INVOCATION_LOGS", global = true)]
+    pub invocation_logs: Option<String>,
+
     /// Where month rollups of the CUR export are kept: the first question about a month scans
     /// its files once into a small Parquet summary, later questions read that (default under
     /// the user's cache directory; rebuilt when a delivery changes the month's files).

@@ -102,6 +102,12 @@ pub struct GenSpec {
     /// currency of its amounts), as for an account billed in another currency; the amounts are
     /// written as they are, never converted. `None`: every line in USD.
     pub second_currency: Option<String>,
+    /// Also write Bedrock model invocation logs (`invocation-logs/AWSLogs/...`, gzipped JSON
+    /// lines) for the standard-tier token lines, and the Price List products of the catalogue
+    /// (`pricelist.json`, beside `truth.json`); token counts are then whole tokens.
+    pub invocation_logs: bool,
+    /// The last N days of the range are logged but not billed yet: no CUR line (the bill lags).
+    pub logs_only_days: u32,
 }
 
 impl GenSpec {
@@ -126,6 +132,8 @@ impl GenSpec {
             export_name: "bedrock-cur".to_string(),
             monthly: false,
             second_currency: None,
+            invocation_logs: false,
+            logs_only_days: 0,
         }
     }
 
@@ -215,6 +223,30 @@ pub struct Truth {
     pub stale_files: Vec<String>,
     /// Manifests written, relative to the output directory.
     pub manifests: Vec<String>,
+    /// With invocation logs: what they hold (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogTruth>,
+}
+
+/// What the invocation logs hold, summed while writing them (no query engine involved).
+/// Logged: the standard-tier token lines of callers (cache writes of one hour excluded: a
+/// record has one cache-write count, priced as the 5-minute kind). Each record carries the tokens
+/// of one line's kind; a line's tokens are split over 1-6 records at random times of its day.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct LogTruth {
+    /// Billed days: the logged lines' CUR cost per "principal|model" (the bill of exactly the
+    /// logged calls).
+    pub billed_by_principal_model: BTreeMap<String, f64>,
+    pub billed_total: f64,
+    /// Days logged but not billed (the last `logs_only_days`): the cost the lines would bill,
+    /// per principal and per day.
+    pub unbilled_by_principal: BTreeMap<String, f64>,
+    pub unbilled_by_day: BTreeMap<String, f64>,
+    pub unbilled_total: f64,
+    pub records: u64,
+    pub files: Vec<String>,
+    /// The Price List products of the catalogue (standard tier), as the emulator takes them.
+    pub price_list: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -760,6 +792,8 @@ struct World {
     usage_types: Vec<String>,
     /// Service names: the catalogue's, then the unattributed lines'.
     services: Vec<&'static str>,
+    /// Token counts in whole tokens (the invocation logs count tokens, not thousands).
+    whole_tokens: bool,
 }
 
 impl World {
@@ -822,6 +856,7 @@ impl World {
             top_caller,
             usage_types,
             services,
+            whole_tokens: spec.invocation_logs,
         }
     }
 
@@ -903,6 +938,11 @@ impl World {
         let per_1k =
             m.prices[kind] * TIERS[tier].3 * if scope == 2 { m.global_factor } else { 1.0 };
         let k_tokens = KIND_BASE_KTOKENS[kind] * c.volume * jitter;
+        let k_tokens = if self.whole_tokens {
+            (k_tokens * 1000.0).round().max(1.0) / 1000.0
+        } else {
+            k_tokens
+        };
         let (usage_amount, unblended) = match unit {
             Unit::ThousandTokens => {
                 let amount = round10(k_tokens);
@@ -929,6 +969,287 @@ impl World {
             env_tag,
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Bedrock model invocation logs of the same calls
+
+/// The Bedrock model id of each catalogue model, in [`CATALOGUE`]'s order (a cross-Region call
+/// names the geographic profile `us.<id>`, a global one `global.<id>`).
+const MODEL_IDS: [&str; 7] = [
+    "anthropic.claude-sonnet-4-6",
+    "anthropic.claude-opus-4-6",
+    "anthropic.claude-haiku-4-5-20251001-v1:0",
+    "amazon.nova-lite-v1:0",
+    "amazon.nova-pro-v1:0",
+    "meta.llama3-3-70b-instruct-v1:0",
+    "amazon.titan-embed-text-v2:0",
+];
+
+/// The record field of each logged kind (input, output, cache read, cache write 5 min).
+const KIND_FIELDS: [&str; 4] = [
+    "inputTokenCount",
+    "outputTokenCount",
+    "cacheReadInputTokenCount",
+    "cacheWriteInputTokenCount",
+];
+
+const OPERATIONS: [&str; 4] = [
+    "Converse",
+    "ConverseStream",
+    "InvokeModel",
+    "InvokeModelWithResponseStream",
+];
+
+/// Writes the invocation log records of the lines, one gzipped JSON-lines object per account,
+/// Region and hour, where Bedrock puts them:
+/// `AWSLogs/<account>/BedrockModelInvocationLogs/<region>/YYYY/MM/DD/HH/`.
+struct LogWriter {
+    root: std::path::PathBuf,
+    seed: u64,
+    open: BTreeMap<(usize, usize, u32), flate2::write::GzEncoder<std::io::BufWriter<fs::File>>>,
+    day: Option<NaiveDate>,
+    truth: LogTruth,
+}
+
+impl LogWriter {
+    fn new(out_dir: &Path, seed: u64) -> LogWriter {
+        LogWriter {
+            root: out_dir.join("invocation-logs"),
+            seed,
+            open: BTreeMap::new(),
+            day: None,
+            truth: LogTruth::default(),
+        }
+    }
+
+    /// Log the calls of one token line of `day` (billed: the line is in the CUR export too).
+    fn write(
+        &mut self,
+        world: &World,
+        line: &UsageLine,
+        day: NaiveDate,
+        index: u64,
+        billed: bool,
+    ) -> Result<(), CurGenError> {
+        // Standard tier only (batch jobs and other tiers are not what these records price), and
+        // the kinds a record counts.
+        if line.tier != 0 || line.kind > 3 {
+            return Ok(());
+        }
+        self.day = Some(day);
+        let c = &world.callers[line.caller];
+        let m = &CATALOGUE[line.model];
+        let tokens = (line.usage_amount * line.unit.tokens()).round() as u64;
+        let model_id = match line.scope {
+            0 => MODEL_IDS[line.model].to_string(),
+            1 => format!("us.{}", MODEL_IDS[line.model]),
+            _ => format!("global.{}", MODEL_IDS[line.model]),
+        };
+        let region = REGIONS[line.region].1;
+        let account = ACCOUNTS[c.account];
+        let mut rng = Rng::new(self.seed ^ 0x10C5 ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let calls = 1 + rng.below(6) as u64;
+        let mut left = tokens;
+        for i in 0..calls {
+            let n = if i + 1 == calls {
+                left
+            } else {
+                let share = tokens / calls;
+                share.min(left)
+            };
+            left -= n;
+            let (hour, minute, second) = (rng.below(24) as u32, rng.below(60), rng.below(60));
+            let request_id = format!(
+                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                rng.next_u64() as u32,
+                rng.next_u64() as u16,
+                rng.next_u64() & 0xfff,
+                rng.next_u64() & 0xfff,
+                rng.next_u64() & 0xffff_ffff_ffff
+            );
+            let mut counts = [0u64; 4];
+            counts[line.kind] = n;
+            let record = format!(
+                concat!(
+                    r#"{{"schemaType":"ModelInvocationLog","schemaVersion":"1.0","#,
+                    r#""timestamp":"{day}T{hour:02}:{minute:02}:{second:02}Z","accountId":"{account}","#,
+                    r#""identity":{{"arn":"{arn}"}},"region":"{region}","requestId":"{request_id}","#,
+                    r#""operation":"{operation}","modelId":"{model_id}","#,
+                    r#""input":{{"inputContentType":"application/json","{f0}":{c0},"{f2}":{c2},"{f3}":{c3}}},"#,
+                    r#""output":{{"outputContentType":"application/json","{f1}":{c1}}}}}"#,
+                    "\n"
+                ),
+                day = day,
+                hour = hour,
+                minute = minute,
+                second = second,
+                account = account,
+                arn = c.arn,
+                region = region,
+                request_id = request_id,
+                operation = OPERATIONS[rng.below(OPERATIONS.len())],
+                model_id = model_id,
+                f0 = KIND_FIELDS[0],
+                f1 = KIND_FIELDS[1],
+                f2 = KIND_FIELDS[2],
+                f3 = KIND_FIELDS[3],
+                c0 = counts[0],
+                c1 = counts[1],
+                c2 = counts[2],
+                c3 = counts[3],
+            );
+            let key = (c.account, line.region, hour);
+            if !self.open.contains_key(&key) {
+                let dir = self.root.join(format!(
+                    "AWSLogs/{account}/BedrockModelInvocationLogs/{region}/{}/{hour:02}",
+                    day.format("%Y/%m/%d")
+                ));
+                fs::create_dir_all(&dir).map_err(|source| CurGenError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let path = dir.join(format!(
+                    "{account}_BedrockModelInvocationLogs_{region}_{}T{hour:02}00Z_{:016x}.json.gz",
+                    day.format("%Y%m%d"),
+                    mix(self.seed ^ u64::from(hour) ^ (day.num_days_from_ce() as u64) << 8)
+                ));
+                let file = fs::File::create(&path).map_err(|source| CurGenError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.truth.files.push(
+                    path.strip_prefix(&self.root)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                );
+                self.open.insert(
+                    key,
+                    flate2::write::GzEncoder::new(
+                        std::io::BufWriter::new(file),
+                        flate2::Compression::fast(),
+                    ),
+                );
+            }
+            let w = self.open.get_mut(&key).expect("opened above");
+            std::io::Write::write_all(w, record.as_bytes()).map_err(|source| CurGenError::Io {
+                path: self.root.clone(),
+                source,
+            })?;
+            self.truth.records += 1;
+        }
+        let t = &mut self.truth;
+        if billed {
+            *t.billed_by_principal_model
+                .entry(format!("{}|{}", c.arn, m.name))
+                .or_default() += line.unblended;
+            t.billed_total += line.unblended;
+        } else {
+            *t.unbilled_by_principal.entry(c.arn.clone()).or_default() += line.unblended;
+            *t.unbilled_by_day.entry(day.to_string()).or_default() += line.unblended;
+            t.unbilled_total += line.unblended;
+        }
+        Ok(())
+    }
+
+    /// Finish the day's objects.
+    fn close_day(&mut self) -> Result<(), CurGenError> {
+        for (_, w) in std::mem::take(&mut self.open) {
+            let inner = w.finish().map_err(|source| CurGenError::Io {
+                path: self.root.clone(),
+                source,
+            })?;
+            inner.into_inner().map_err(|e| CurGenError::Io {
+                path: self.root.clone(),
+                source: e.into_error(),
+            })?;
+        }
+        self.day = None;
+        Ok(())
+    }
+
+    /// Close the last objects, write the Price List products, give the truth.
+    fn finish(mut self, world: &World) -> Result<LogTruth, CurGenError> {
+        self.close_day()?;
+        // Beside the logs, not among them (a reader of the folder takes every .json for records).
+        let path = self
+            .root
+            .parent()
+            .unwrap_or(&self.root)
+            .join("pricelist.json");
+        let json = price_products(world);
+        fs::write(&path, json).map_err(|source| CurGenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        self.truth.price_list = path.display().to_string();
+        Ok(self.truth)
+    }
+}
+
+/// The catalogue's standard-tier prices as Price List products (AWS's `aws_v1` GetProducts
+/// documents: `product.attributes` and `terms.OnDemand...pricePerUnit`), keyed by offer, as the
+/// emulator's `POST /_emulator/pricing/products` takes them: the prices the CUR lines were
+/// priced with, in the shape the server reads prices from. First-party models per 1K tokens,
+/// Marketplace models per 1M tokens.
+fn price_products(world: &World) -> String {
+    let mut offers: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
+    for (region, (_, region_code)) in REGIONS.iter().enumerate() {
+        for (mi, m) in CATALOGUE.iter().enumerate() {
+            for (kind, kind_name) in KIND_NAMES.iter().enumerate() {
+                if m.prices[kind] <= 0.0 {
+                    continue;
+                }
+                for (scope, (scope_name, _, _)) in SCOPES.iter().enumerate() {
+                    let usage_type =
+                        &world.usage_types[World::usage_type_index(region, mi, kind, scope, 0)];
+                    let per_1k = m.prices[kind] * if scope == 2 { m.global_factor } else { 1.0 };
+                    let (offer, unit, price) = match m.stem {
+                        Some(_) => ("AmazonBedrock", "1K tokens", round10(per_1k)),
+                        None => (
+                            "AmazonBedrockFoundationModels",
+                            "1M tokens",
+                            round10(per_1k * 1000.0),
+                        ),
+                    };
+                    let sku = format!(
+                        "{:016X}",
+                        mix(usage_type
+                            .bytes()
+                            .fold(mi as u64, |h, b| h.wrapping_mul(31) ^ u64::from(b)))
+                    );
+                    offers.entry(offer).or_default().push(serde_json::json!({
+                        "product": {
+                            "productFamily": if m.stem.is_some() { "Amazon Bedrock" } else { "Machine Learning" },
+                            "sku": sku,
+                            "attributes": {
+                                "regionCode": region_code,
+                                "servicecode": offer,
+                                "usagetype": usage_type,
+                                "model": m.name,
+                                "provider": m.provider,
+                                "servicename": m.service,
+                                "inferenceType": kind_name,
+                            }
+                        },
+                        "serviceCode": offer,
+                        "terms": {"OnDemand": {format!("{sku}.JRTCKXETXF"): {
+                            "priceDimensions": {format!("{sku}.JRTCKXETXF.6YS6EN2CT7"): {
+                                "unit": unit,
+                                "pricePerUnit": {"USD": format!("{price:.10}")},
+                                "description": format!("{} {kind_name} {scope_name}", m.name),
+                            }},
+                            "sku": sku,
+                            "offerTermCode": "JRTCKXETXF",
+                        }}},
+                        "version": "20261101000000",
+                    }));
+                }
+            }
+        }
+    }
+    serde_json::to_string_pretty(&offers).expect("plain JSON")
 }
 
 // ---------------------------------------------------------------------------
@@ -1128,6 +1449,7 @@ impl Tally {
             files: written.files,
             stale_files: written.stale_files,
             manifests: written.manifests,
+            logs: None,
         }
     }
 }
@@ -1374,6 +1696,8 @@ fn validate(spec: &GenSpec) -> Result<(), CurGenError> {
         .is_some_and(|c| c.len() != 3 || !c.chars().all(|x| x.is_ascii_uppercase()))
     {
         "second_currency must be an ISO 4217 code such as EUR"
+    } else if spec.logs_only_days >= spec.days {
+        "logs_only_days must leave at least one billed day"
     } else {
         return Ok(());
     };
@@ -1622,7 +1946,28 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
     let first_month = month_of(spec.start);
     let mut monthly = MonthlyLines::default();
 
+    let mut logs = spec
+        .invocation_logs
+        .then(|| LogWriter::new(out_dir, spec.seed));
+    let billed_end = end - Duration::days(i64::from(spec.logs_only_days));
+
     for &day in &days {
+        if day >= billed_end {
+            // Logged, not billed yet: the bill lags.
+            weight_so_far += day_weight(day);
+            let rows_through = (u128::from(spec.rows) * weight_so_far / total_weight) as u64;
+            while index < rows_through {
+                let line = world.usage_line(spec.seed, index, false);
+                if let Some(l) = logs.as_mut() {
+                    l.write(&world, &line, day, index, false)?;
+                }
+                index += 1;
+            }
+            if let Some(l) = logs.as_mut() {
+                l.close_day()?;
+            }
+            continue;
+        }
         let month = month_of(day);
         if state.as_ref().is_some_and(|s| s.month != month) {
             let done = state.take().expect("checked above");
@@ -1695,6 +2040,9 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
             if in_partial && let Some(s) = stale.as_mut() {
                 s.push(&row)?;
             }
+            if let Some(l) = logs.as_mut() {
+                l.write(&world, &line, day, index, true)?;
+            }
             tally.add_usage(&world, &line, net);
             tally.usage_by_account[c.account] += line.unblended;
             st.spend[c.account] += line.unblended;
@@ -1702,6 +2050,9 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
             st.total += line.unblended;
             day_spend[c.account] += line.unblended;
             index += 1;
+        }
+        if let Some(l) = logs.as_mut() {
+            l.close_day()?;
         }
         // The day's lines without a principal, per account that used Bedrock that day.
         for (account, spent) in day_spend.iter().enumerate() {
@@ -1792,6 +2143,10 @@ pub fn generate(spec: &GenSpec, out_dir: &Path) -> Result<Truth, CurGenError> {
             manifests,
         },
     );
+    let mut truth = truth;
+    if let Some(l) = logs {
+        truth.logs = Some(l.finish(&world)?);
+    }
     let path = out_dir.join("truth.json");
     let json = serde_json::to_string_pretty(&truth).map_err(|source| CurGenError::Json {
         path: path.clone(),

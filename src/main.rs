@@ -74,6 +74,8 @@ async fn main() -> ExitCode {
                 export_name: args.export_name.clone(),
                 monthly: args.monthly,
                 second_currency: args.second_currency.clone(),
+                invocation_logs: args.write_invocation_logs,
+                logs_only_days: args.logs_only_days,
             };
             match curgen::generate(&spec, &args.out) {
                 Ok(truth) => {

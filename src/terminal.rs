@@ -215,6 +215,16 @@ pub fn check(o: &CheckOutput) -> String {
             o.unbilled_checks
         ),
     );
+    if o.logged.is_some() {
+        kv(
+            "logged",
+            format!(
+                "{} (invocation logs since the last billed day, newest record {})",
+                money(o.logged),
+                o.newest_log_record.as_deref().unwrap_or("none")
+            ),
+        );
+    }
     kv("planned", fmt_money(o.planned_cost));
     kv("forecast", money(o.forecast));
     if let Some(r) = o.remaining_after {
@@ -379,6 +389,8 @@ mod tests {
             spent_as_of: "x".into(),
             unbilled: Some(0.0),
             unbilled_checks: 0,
+            logged: None,
+            newest_log_record: None,
             planned_cost: 5.0,
             forecast: Some(20.0),
             forecast_method: String::new(),

@@ -395,6 +395,7 @@ impl Athena {
             adjustments: shaped.adjustments,
             scanned_bytes: scanned,
             no_principal: Some(shaped.no_principal),
+            newest_record: None,
         })
     }
 }

@@ -605,6 +605,7 @@ impl SpendSource for CostExplorer {
             adjustments,
             scanned_bytes: None,
             no_principal: None,
+            newest_record: None,
         })
     }
 }

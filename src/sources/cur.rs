@@ -781,6 +781,7 @@ impl SpendSource for CurEngine {
             adjustments: shaped.adjustments,
             scanned_bytes: None,
             no_principal: Some(shaped.no_principal),
+            newest_record: None,
         })
     }
 }

@@ -155,6 +155,7 @@ impl SpendSource for DemoCostExplorer {
                 .collect(),
             scanned_bytes: None,
             no_principal: None,
+            newest_record: None,
         })
     }
 }

@@ -37,6 +37,7 @@ pub mod demo;
 pub mod http_client;
 pub mod iam;
 pub mod identity;
+pub mod invocation_logs;
 pub mod ledger;
 pub mod pricing;
 pub mod registry;
@@ -74,7 +75,7 @@ pub struct SpendAnswer {
     pub cached: bool,
     /// When the data was fetched from its source.
     pub as_of: DateTime<Utc>,
-    /// Source name: `cost_explorer`, `cur`, `athena`, `demo`.
+    /// Source name: `cost_explorer`, `cur`, `athena`, `demo`, `live`.
     pub source: &'static str,
     /// Remarks the caller should see (clamped periods, fallbacks).
     pub notes: Vec<String>,
@@ -85,6 +86,8 @@ pub struct SpendAnswer {
     /// Spend on lines without an IAM principal (CUR, Athena); None where the source cannot tell
     /// (Cost Explorer groups them with untagged principals).
     pub no_principal: Option<f64>,
+    /// The newest invocation log record the answer saw (the live source).
+    pub newest_record: Option<DateTime<Utc>>,
 }
 
 /// "How much was spent, grouped how, over which period."

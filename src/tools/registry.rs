@@ -264,7 +264,7 @@ pub fn summarise(r: &RawRecord, registry: &RegistryInfo) -> RecordOut {
 }
 
 impl Ctx {
-    /// Search Agent Registry agents, MCP servers and skills in all readable registries (empty query: browse); hits show how to connect and their role's spend this month.
+    /// Search Agent Registry agents, MCP servers and skills (empty query: browse); hits say how to connect and their role's spend this month.
     #[tool(
         name = "search_registry",
         title = "Search the Agent Registry",

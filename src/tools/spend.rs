@@ -198,6 +198,60 @@ pub fn render_text(o: &SpendOutput) -> String {
             c.height
         ));
     }
+    if let Some(t) = &o.newest_log_record {
+        s.push_str(&format!("Newest invocation log record: {t}\n"));
+    }
+    if let Some(u) = &o.unbilled_estimate {
+        s.push_str(&format!(
+            "Not billed yet, from invocation logs ({} to {}): {} (an estimate, not in the total above)\n",
+            u.from,
+            u.to,
+            fmt_money(u.total)
+        ));
+        for r in u.rows.iter().take(10) {
+            let keys: Vec<&str> = o
+                .group_by
+                .iter()
+                .map(|k| r.keys.get(k).map_or("", String::as_str))
+                .collect();
+            s.push_str(&format!(
+                "  {:<10}  {}  {:>12}\n",
+                r.bucket,
+                keys.join("  "),
+                fmt_money(r.amount)
+            ));
+        }
+        for n in &u.notes {
+            s.push_str(&format!("  Note: {n}\n"));
+        }
+    }
+    if let Some(c) = &o.live_vs_bill {
+        s.push_str(&format!(
+            "Logs vs bill, {} to {}: estimate {} against billed {}{}\n",
+            c.period.start,
+            c.period.end,
+            fmt_money(c.estimate_total),
+            fmt_money(c.billed_total),
+            c.error_percent
+                .map(|p| format!(" ({p:+.2}%)"))
+                .unwrap_or_default()
+        ));
+        for r in c.rows.iter().take(10) {
+            s.push_str(&format!(
+                "  {}  {}  estimate {}  billed {}{}\n",
+                r.principal,
+                r.model,
+                fmt_money(r.estimate),
+                fmt_money(r.billed),
+                r.error_percent
+                    .map(|p| format!("  {p:+.2}%"))
+                    .unwrap_or_default()
+            ));
+        }
+        for n in &c.notes {
+            s.push_str(&format!("  Note: {n}\n"));
+        }
+    }
     for n in &o.notes {
         s.push_str(&format!("Note: {n}\n"));
     }
@@ -205,7 +259,7 @@ pub fn render_text(o: &SpendOutput) -> String {
 }
 
 impl Ctx {
-    /// Bedrock spend by principal tag, principal, role, session, model or token kind. Untagged and no-principal spend are rows of their own; rows reconcile to the total. Uncached Cost Explorer requests cost $0.01.
+    /// Bedrock spend by principal tag, principal, role, session, model or token kind; untagged and no-principal spend apart, rows reconcile. Uncached Cost Explorer requests $0.01.
     #[tool(
         name = "bedrock_spend",
         title = "Bedrock spend by principal",
@@ -265,7 +319,7 @@ impl Ctx {
         let mut ans = source.spend(&q, progress.clone()).await?;
         if !asked.filter.is_empty() && ans.rows.iter().all(|r| r.amount.abs() < 0.005) {
             let (notes, paid) = self
-                .explain_empty_filter(&asked, source.as_ref(), progress)
+                .explain_empty_filter(&asked, source.as_ref(), progress.clone())
                 .await;
             ans.paid_requests += paid;
             ans.notes.extend(notes);
@@ -276,7 +330,34 @@ impl Ctx {
             ans.adjustments.clear();
             ans.notes.push("adjustments (credits, refunds, tax) are account-wide and not shown to a caller limited to part of the spend".into());
         }
-        let full = shape_all(&q, ans, top_n);
+        let billed = source.clone();
+        let mut full = shape_all(&q, ans, top_n);
+        if let Some(live) = self.live.clone()
+            && billed.name() != "live"
+        {
+            if input.live_vs_bill == Some(true) {
+                let (cmp, paid) = self
+                    .live_vs_bill(&q, billed.as_ref(), &live, progress.clone())
+                    .await?;
+                full.paid_requests += paid;
+                full.live_vs_bill = Some(cmp);
+            }
+            // Asked for the default source: the days not billed yet come from the logs,
+            // beside the billed figures.
+            if input.source.is_none() {
+                let (est, paid) = self
+                    .unbilled_estimate(&q, billed.as_ref(), &live, top_n, progress.clone())
+                    .await?;
+                full.paid_requests += paid;
+                full.unbilled_estimate = est;
+            }
+        } else if input.live_vs_bill == Some(true) {
+            return Err(ToolError::Unsupported(if self.live.is_none() {
+                "live_vs_bill needs the invocation logs: start the server with --invocation-logs PATH|s3://bucket/prefix".into()
+            } else {
+                "live_vs_bill compares the logs with a bill: ask with source cur or athena (or none)".into()
+            }));
+        }
         if input.chart != Some(true) {
             return Ok((page(full, offset), None));
         }
@@ -489,6 +570,7 @@ mod tests {
                 })
                 .collect(),
             no_principal: None,
+            newest_record: None,
             currency: "USD".into(),
             estimated: false,
             services_counted: vec!["Amazon Bedrock".into()],

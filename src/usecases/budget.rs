@@ -11,7 +11,7 @@ use crate::domain::label::fmt_money;
 use crate::domain::period::{PeriodInput, next_month};
 use crate::domain::pricing::{ModelPrice, resolve};
 use crate::domain::principal::PrincipalKind;
-use crate::domain::usage_type::Tier;
+use crate::domain::usage_type::{Tier, TokenKind};
 use crate::error::ToolError;
 use crate::sources::budgets::{Budget, Scope, Subject, choose};
 use crate::sources::ledger::Entry;
@@ -61,6 +61,13 @@ pub struct CheckOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unbilled: Option<f64>,
     pub unbilled_checks: usize,
+    /// Spend since the last billed day from model invocation logs (with --invocation-logs;
+    /// absent when withheld), counted in the verdict beside the unbilled checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logged: Option<f64>,
+    /// The newest invocation log record read (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest_log_record: Option<String>,
     pub planned_cost: f64,
     /// Linear projection of month-to-date spend to the period end (absent when withheld).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +111,37 @@ fn counted_scope(budget: Option<&Budget>, s: &Subject) -> String {
             }
         },
     }
+}
+
+/// What a budget counts, as a spend filter: its scope, or for the default budget the subject's
+/// role (every session of it), principal or tags.
+fn budget_filter(budget: Option<&Budget>, s: &Subject) -> SpendFilter {
+    let mut filter = SpendFilter::default();
+    let scope = budget.map(|b| b.scope.clone()).unwrap_or(Scope::Default);
+    match &scope {
+        Scope::Principal { pattern } => filter.principals = vec![pattern.clone()],
+        Scope::Role { pattern } => {
+            filter.roles = vec![if pattern.contains(':') {
+                pattern.clone()
+            } else {
+                format!("arn:aws:iam::*:role/{pattern}")
+            }];
+        }
+        Scope::Tag { key, value } => {
+            filter.tags.insert(key.clone(), vec![value.clone()]);
+        }
+        Scope::Bedrock => {}
+        Scope::Default => match (&s.role_arn, &s.principal_arn) {
+            (Some(r), _) => filter.roles = vec![r.clone()],
+            (None, Some(p)) => filter.principals = vec![p.clone()],
+            _ => {
+                for (k, v) in &s.tags {
+                    filter.tags.insert(k.clone(), vec![v.clone()]);
+                }
+            }
+        },
+    }
+    filter
 }
 
 /// An estimate taken back from the ledger: its call did not run.
@@ -176,36 +214,25 @@ impl Ctx {
             "output".to_string(),
             k(input.output_tokens) * price.output_per_1k,
         );
-        for (label, tokens, unit_price) in [
-            (
-                "cache_read",
-                input.cache_read_tokens,
-                price.cache_read_per_1k,
-            ),
-            (
-                "cache_write_5m",
-                input.cache_write_tokens,
-                price.cache_write_per_1k,
-            ),
-            (
-                "cache_write_1h",
-                input.cache_write_1h_tokens,
-                price.cache_write_1h_per_1k,
-            ),
+        for (kind, tokens) in [
+            (TokenKind::CacheRead, input.cache_read_tokens),
+            (TokenKind::CacheWrite5m, input.cache_write_tokens),
+            (TokenKind::CacheWrite1h, input.cache_write_1h_tokens),
         ] {
             if tokens.is_none() {
                 continue;
             }
-            match unit_price {
-                Some(p) => {
+            let label = kind.as_str();
+            match crate::domain::pricing::per_1k_of(&price, kind) {
+                (p, false) => {
                     breakdown.insert(label.to_string(), k(tokens) * p);
                 }
-                None => {
+                (p, true) => {
                     notes.push(format!(
                         "{} has no {label} price; those tokens are priced as input",
                         price.model
                     ));
-                    input_cost += k(tokens) * price.input_per_1k;
+                    input_cost += k(tokens) * p;
                 }
             }
         }
@@ -318,31 +345,7 @@ impl Ctx {
         period: crate::domain::period::Period,
         notes: &mut Vec<String>,
     ) -> (f64, String, String, Option<chrono::NaiveDate>) {
-        let mut filter = SpendFilter::default();
-        let scope = budget.map(|b| b.scope.clone()).unwrap_or(Scope::Default);
-        match &scope {
-            Scope::Principal { pattern } => filter.principals = vec![pattern.clone()],
-            Scope::Role { pattern } => {
-                filter.roles = vec![if pattern.contains(':') {
-                    pattern.clone()
-                } else {
-                    format!("arn:aws:iam::*:role/{pattern}")
-                }];
-            }
-            Scope::Tag { key, value } => {
-                filter.tags.insert(key.clone(), vec![value.clone()]);
-            }
-            Scope::Bedrock => {}
-            Scope::Default => match (&s.role_arn, &s.principal_arn) {
-                (Some(r), _) => filter.roles = vec![r.clone()],
-                (None, Some(p)) => filter.principals = vec![p.clone()],
-                _ => {
-                    for (k, v) in &s.tags {
-                        filter.tags.insert(k.clone(), vec![v.clone()]);
-                    }
-                }
-            },
-        }
+        let filter = budget_filter(budget, s);
         let q = SpendQuery {
             period,
             granularity: Granularity::Monthly,
@@ -552,10 +555,39 @@ impl Ctx {
             .max(period.start)
             .and_time(chrono::NaiveTime::MIN)
             .and_utc();
+        // Spend the bill does not show yet, from the invocation logs: from the day after the
+        // last billed day (a partly billed day is left to the bill) to now.
+        let logged_from = billed_through
+            .map_or(period.start, |d| d + chrono::Duration::days(1))
+            .max(period.start)
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc();
+        let (logged, newest_log) = match self
+            .logged_spend(&budget_filter(budget.as_ref(), &subject), logged_from, now)
+            .await
+        {
+            None => (None, None),
+            Some(Ok((amount, newest, _))) => (Some(amount), newest),
+            Some(Err(e)) => {
+                reasons.push(format!(
+                    "the invocation logs could not be read ({e}): spend since the last billed day is not counted"
+                ));
+                (None, None)
+            }
+        };
+        // A check made before the newest log record was read is taken to be in the logs (its
+        // call ran by then, and Bedrock delivers records within minutes): counted once, there.
+        let since = match newest_log {
+            Some(n) if logged.is_some() => since.max(n),
+            _ => since,
+        };
         let (unbilled, unbilled_checks) = match &ledger_key {
             Some(key) => self.ledger.unbilled(key, since, now).await,
             None => (0.0, 0),
         };
+        // From here on "unbilled" is both: the logs' spend and the checks not logged yet.
+        let checks_unbilled = unbilled;
+        let unbilled = unbilled + logged.unwrap_or(0.0);
         // Linear projection over the month, from the days with billed spend (billing lags usage
         // by 24-48 h: dividing by every elapsed day would understate the rate), plus the checks
         // not billed yet. With no billed day yet, from the time elapsed.
@@ -672,10 +704,18 @@ impl Ctx {
                 }
             }
         }
+        if let Some(l) = logged {
+            reasons.push(format!(
+                "{} logged since {} (model invocation logs, newest record {}), not billed yet",
+                fmt_money(l),
+                logged_from.format("%Y-%m-%d %H:%M UTC"),
+                newest_log.map_or_else(|| "none".to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            ));
+        }
         if unbilled_checks > 0 {
             reasons.push(format!(
                 "{} from {unbilled_checks} recent check(s) not billed yet; the forecast {} counts them once (billed spend alone projects to {})",
-                fmt_money(unbilled),
+                fmt_money(checks_unbilled),
                 fmt_money(forecast),
                 fmt_money(forecast - unbilled)
             ));
@@ -732,8 +772,10 @@ impl Ctx {
             spent: Some(r4(spent)),
             spent_source,
             spent_as_of,
-            unbilled: Some(r4(unbilled)),
+            unbilled: Some(r4(checks_unbilled)),
             unbilled_checks,
+            logged: logged.map(r4),
+            newest_log_record: newest_log.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
             planned_cost: (planned * 1e8).round() / 1e8,
             forecast: Some(r4(forecast)),
             forecast_method,
@@ -753,6 +795,7 @@ impl Ctx {
                 b.aws_actual_spend = None;
             }
             out.unbilled = None;
+            out.logged = None;
             out.forecast = None;
             out.remaining_after = None;
             out.percent_after = None;

@@ -15,6 +15,7 @@ use crate::sources::cost_explorer::{CacheTtl, CeInsights, CostExplorer};
 use crate::sources::cur::{CurLocation, CurOrigin, LazyCur};
 use crate::sources::demo::{DemoAllocationTags, DemoCostExplorer, DemoDirectory};
 use crate::sources::iam::{Iam, PrincipalDirectory};
+use crate::sources::invocation_logs::{InvocationLogs, LogLocation};
 use crate::sources::identity::{DemoIdentity, Identity, Sts};
 use crate::sources::ledger::Ledger;
 use crate::sources::pricing::{PriceList, PriceSource, SnapshotPrices};
@@ -35,6 +36,9 @@ pub struct Ctx {
     pub(crate) sources: Arc<Sources>,
     /// The CUR 2.0 export (the demo's, or `--cur`): one for every account.
     pub(crate) cur: Option<Arc<dyn SpendSource>>,
+    /// Bedrock model invocation logs (`--invocation-logs`): the server account's own, so a
+    /// context for a picked account has none.
+    pub(crate) live: Option<Arc<InvocationLogs>>,
     pub(crate) prices: Arc<dyn PriceSource>,
     pub(crate) ledger: Arc<Ledger>,
     /// The local budget policy: the file's, read at start, or the demo organisation's, sized
@@ -261,10 +265,29 @@ impl Ctx {
                 Sources::aws(&config, sdk, cap)?
             }
         };
+        let live = match &config.invocation_logs {
+            None => None,
+            Some(raw) => {
+                let location = LogLocation::parse(raw)?;
+                let s3 = match (&location, &sdk) {
+                    (CurLocation::S3 { bucket, .. }, Some(sdk)) => {
+                        Some(crate::sources::s3::store(sdk, bucket)?)
+                    }
+                    _ => None,
+                };
+                Some(Arc::new(InvocationLogs::open(
+                    &location,
+                    s3,
+                    prices.clone(),
+                    sources.directory.clone(),
+                )?))
+            }
+        };
         Ok(Ctx {
             config: Arc::new(config),
             sources: Arc::new(sources),
             cur,
+            live,
             prices,
             ledger,
             policy,
@@ -293,6 +316,8 @@ impl Ctx {
                 sources: Arc::new(sources),
                 // A picked account does not pick again (and holding the cache would be a cycle).
                 accounts: None,
+                // The invocation logs are the server account's.
+                live: None,
                 ..self.clone()
             })
         };
@@ -411,6 +436,12 @@ impl Ctx {
     ) -> Result<Arc<dyn SpendSource>, ToolError> {
         let athena = &self.sources.athena;
         match (requested, &self.cur, athena) {
+            (Some(SourceInput::Live), _, _) => match &self.live {
+                Some(live) => Ok(live.clone()),
+                None => Err(ToolError::Unsupported(
+                    "the live source is not configured; start the server with --invocation-logs PATH|s3://bucket/prefix (where Bedrock model invocation logging delivers)".into(),
+                )),
+            },
             (None | Some(SourceInput::Cur), Some(cur), _) => Ok(cur.clone()),
             (None, None, Some(athena)) | (Some(SourceInput::Athena), _, Some(athena)) => {
                 Ok(athena.clone())

@@ -4,6 +4,7 @@
 pub mod anomalies;
 pub mod budget;
 pub mod context;
+pub mod live;
 pub mod spend;
 pub mod untagged;
 

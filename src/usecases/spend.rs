@@ -119,6 +119,15 @@ pub struct SpendOutput {
     /// What the PNG chart shows (with chart: true): kind, size, and the groups drawn with their figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chart: Option<ChartSummary>,
+    /// The newest model invocation log record read (RFC 3339), when the live layer answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest_log_record: Option<String>,
+    /// Spend after the last billed day, from invocation logs: an estimate, never in `total`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unbilled_estimate: Option<crate::usecases::live::UnbilledEstimate>,
+    /// With live_vs_bill: the logs' estimate against the bill, per principal and model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_vs_bill: Option<crate::usecases::live::LiveVsBill>,
 }
 
 fn is_untagged(group_by: &[GroupKey], keys: &[Option<String>]) -> bool {
@@ -131,7 +140,7 @@ fn is_untagged(group_by: &[GroupKey], keys: &[Option<String>]) -> bool {
 /// Group identity: the key values and whether the lines have no principal.
 type Group = (Vec<Option<String>>, bool);
 
-fn round4(x: f64) -> f64 {
+pub(crate) fn round4(x: f64) -> f64 {
     let r = (x * 10_000.0).round() / 10_000.0;
     if r == 0.0 { 0.0 } else { r }
 }
@@ -375,6 +384,11 @@ pub(crate) fn shape_all(q: &SpendQuery, ans: SpendAnswer, top_n: usize) -> Spend
             total: round4(total),
             reconciled,
         },
+        newest_log_record: ans
+            .newest_record
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        unbilled_estimate: None,
+        live_vs_bill: None,
         rows: out_rows,
         adjustments,
         total_after_adjustments: round4(total + adjustments_sum),

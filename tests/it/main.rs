@@ -23,6 +23,7 @@ mod http_auth;
 mod http_transport;
 mod input_errors;
 mod layers;
+mod live;
 mod principals;
 mod prompts_resources;
 mod registry;

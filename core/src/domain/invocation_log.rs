@@ -396,6 +396,13 @@ pub struct SkippedLine {
 /// record: read, or counted in [`Skipped`].
 pub fn parse_lines(text: &[u8]) -> (Vec<Invocation>, Skipped) {
     let mut out = Vec::new();
+    let skipped = for_each_record(text, |inv| out.push(inv));
+    (out, skipped)
+}
+
+/// [`parse_lines`] without collecting: each record read is handed to `each` (a scan that
+/// aggregates keeps no record).
+pub fn for_each_record(text: &[u8], mut each: impl FnMut(Invocation)) -> Skipped {
     let mut skipped = Skipped::default();
     for (i, line) in text.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -403,7 +410,7 @@ pub fn parse_lines(text: &[u8]) -> (Vec<Invocation>, Skipped) {
             continue;
         }
         match parse_record(line) {
-            Ok(inv) => out.push(inv),
+            Ok(inv) => each(inv),
             Err(error) => {
                 skipped.count += 1;
                 if skipped.first.len() < MAX_SKIPPED_SHOWN {
@@ -412,7 +419,7 @@ pub fn parse_lines(text: &[u8]) -> (Vec<Invocation>, Skipped) {
             }
         }
     }
-    (out, skipped)
+    skipped
 }
 
 /// Parse one record (one JSON object, surrounding whitespace allowed).

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::usage_type::{Scope, Tier};
+use super::usage_type::{Scope, Tier, TokenKind};
 
 /// Date of the bundled price snapshot.
 pub const SNAPSHOT_DATE: &str = "2026-11-01";
@@ -193,6 +193,23 @@ pub fn snapshot() -> Vec<ModelPrice> {
             br,
         ),
     ]
+}
+
+/// The price per 1K tokens of `kind` on `price`'s row, and whether it is the input price standing
+/// in for a cache price the row does not list (the note says so). Shared by `estimate_cost` and
+/// the invocation-log pricing, so a logged call costs what the same call estimated costs.
+pub fn per_1k_of(price: &ModelPrice, kind: TokenKind) -> (f64, bool) {
+    let cache = match kind {
+        TokenKind::Input | TokenKind::Other => return (price.input_per_1k, false),
+        TokenKind::Output => return (price.output_per_1k, false),
+        TokenKind::CacheRead => price.cache_read_per_1k,
+        TokenKind::CacheWrite5m => price.cache_write_per_1k,
+        TokenKind::CacheWrite1h => price.cache_write_1h_per_1k,
+    };
+    match cache {
+        Some(p) => (p, false),
+        None => (price.input_per_1k, true),
+    }
 }
 
 /// Why a model could not be priced.

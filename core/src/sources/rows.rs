@@ -42,4 +42,6 @@ pub enum SourceInput {
     CostExplorer,
     Cur,
     Athena,
+    // Bedrock model invocation logs priced like the bill (`--invocation-logs`).
+    Live,
 }

@@ -73,9 +73,11 @@ pub struct SpendInput {
     pub granularity: Option<GranularityInput>,
     /// Default unblended.
     pub metric: Option<MetricInput>,
-    /// Default: cur if set, else cost_explorer.
+    /// Default: cur if set, else cost_explorer; live: logs.
     pub source: Option<SourceInput>,
-    /// Largest N groups (default 20); the rest are "others".
+    /// Logs vs bill.
+    pub live_vs_bill: Option<bool>,
+    /// Largest N groups (default 20), the rest as "others".
     #[schemars(example = 20)]
     pub top_n: Option<u32>,
     /// From next_cursor.

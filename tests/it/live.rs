@@ -1,0 +1,379 @@
+//! The live layer: Bedrock model invocation logs, written by the generator for the same calls as
+//! its CUR lines (and for days not billed yet), priced by the server from the emulator's Price
+//! List (the generator's catalogue as Price List products), and compared with the generator's
+//! own sums of the CUR lines it logged (truth.json `logs`): no figure here comes from the server's
+//! price engine or query path.
+//!
+//! The server's clock is pinned (BEDROCK_COST_MCP_NOW), so "the days not billed yet" and "this
+//! month" are the same on any calendar day.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::common::*;
+use serde_json::{Value, json};
+
+/// The server's now: billed 2026-02-20..2026-02-28, logged but not billed 2026-03-01..02.
+const NOW: &str = "2026-03-03T12:00:00Z";
+
+fn generate(dir: &Path) -> Value {
+    generate_cur(
+        dir,
+        &[
+            "--rows",
+            "6000",
+            "--start",
+            "2026-02-20",
+            "--days",
+            "11",
+            "--principals",
+            "25",
+            "--write-invocation-logs",
+            "--logs-only-days",
+            "2",
+        ],
+    )
+}
+
+async fn emulator_with_prices(dir: &Path) -> Emulator {
+    let emu = Emulator::start();
+    let products: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pricelist.json")).unwrap())
+            .unwrap();
+    emu.post("/_emulator/pricing/products", products).await;
+    emu
+}
+
+fn cents(v: &Value) -> i64 {
+    (num(v) * 100.0).round() as i64
+}
+
+fn map_of(v: &Value) -> BTreeMap<String, f64> {
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), num(v)))
+        .collect()
+}
+
+#[tokio::test]
+async fn logs_reconcile_with_the_bill_and_fill_the_days_not_billed_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path());
+    let logs = &truth["logs"];
+    assert!(num(&logs["unbilled_total"]) > 1.0 && num(&logs["billed_total"]) > 100.0);
+    let emu = emulator_with_prices(dir.path()).await;
+    let logs_dir = dir.path().join("invocation-logs");
+    let client = stdio_client(
+        Some(&emu),
+        &[
+            "--cur",
+            dir.path().to_str().unwrap(),
+            "--invocation-logs",
+            logs_dir.to_str().unwrap(),
+        ],
+        &[("BEDROCK_COST_MCP_NOW", NOW)],
+    )
+    .await;
+
+    // The default source answers the billed days from CUR, adds the unbilled days from the
+    // logs apart, and compares logs with bill for the billed days.
+    let out = ask_all(
+        &client,
+        json!({"period": {"start": "2026-02-20", "end": "2026-03-04"}, "group_by": ["principal"],
+               "top_n": 500, "live_vs_bill": true}),
+    )
+    .await;
+    assert_eq!(out["source"], json!("cur"));
+    assert_cents(
+        num(&out["total"]),
+        num(&truth["total_unblended"]),
+        "billed total",
+    );
+    let unbilled = &out["unbilled_estimate"];
+    assert_eq!(unbilled["from"], json!("2026-03-01T00:00:00Z"), "{unbilled}");
+    assert_cents(
+        num(&unbilled["total"]),
+        num(&logs["unbilled_total"]),
+        "unbilled estimate",
+    );
+    let by_principal: BTreeMap<String, f64> = unbilled["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["keys"]["principal"].as_str().unwrap().to_string(), num(&r["amount"])))
+        .collect();
+    let want = map_of(&logs["unbilled_by_principal"]);
+    assert_eq!(
+        by_principal.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (p, w) in &want {
+        assert_cents(by_principal[p], *w, p);
+    }
+    assert!(
+        out["newest_log_record"].is_null(),
+        "the billed answer itself reads no log"
+    );
+    assert!(
+        unbilled["newest_log_record"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-03-02T"),
+        "{unbilled}"
+    );
+
+    // Logs against the bill, to the cent, per principal and model: the estimate equals the
+    // bill of exactly the logged lines; the billed side is the CUR's whole figure.
+    let cmp = &out["live_vs_bill"];
+    assert_eq!(
+        cmp["period"],
+        json!({"start": "2026-02-20", "end": "2026-03-01"})
+    );
+    assert_cents(
+        num(&cmp["estimate_total"]),
+        num(&logs["billed_total"]),
+        "estimate total",
+    );
+    let logged = map_of(&logs["billed_by_principal_model"]);
+    let billed = map_of(&truth["by_principal_model"]);
+    let rows = cmp["rows"].as_array().unwrap();
+    assert_eq!(cmp["row_count"].as_u64().unwrap() as usize, rows.len());
+    let mut seen = 0;
+    for r in rows {
+        let key = format!(
+            "{}|{}",
+            r["principal"].as_str().unwrap(),
+            r["model"].as_str().unwrap()
+        );
+        if r["principal"] == json!("no_principal") || r["model"] == json!("(none)") {
+            continue;
+        }
+        seen += 1;
+        assert_eq!(
+            cents(&r["estimate"]),
+            (logged.get(&key).copied().unwrap_or(0.0) * 100.0).round() as i64,
+            "estimate {key}"
+        );
+        assert_eq!(
+            cents(&r["billed"]),
+            (billed.get(&key).copied().unwrap_or(0.0) * 100.0).round() as i64,
+            "billed {key}"
+        );
+        if num(&r["billed"]) > 0.0 {
+            let pct = (num(&r["estimate"]) - num(&r["billed"])) / num(&r["billed"]) * 100.0;
+            assert!(
+                (num(&r["error_percent"]) - pct).abs() < 0.01,
+                "{r}: error_percent"
+            );
+        }
+    }
+    assert_eq!(seen, logged.len().max(seen), "every logged pair is compared");
+    for key in logged.keys() {
+        let (p, m) = key.split_once('|').unwrap();
+        assert!(
+            rows.iter().any(|r| r["principal"] == json!(p) && r["model"] == json!(m)),
+            "{key} missing from live_vs_bill"
+        );
+    }
+
+    // Logs only: the unbilled days by day.
+    let live = ask_all(
+        &client,
+        json!({"source": "live", "period": {"start": "2026-03-01", "end": "2026-03-03"},
+               "group_by": ["day"], "granularity": "daily"}),
+    )
+    .await;
+    assert_eq!(live["source"], json!("live"));
+    assert!(live["newest_log_record"].as_str().unwrap().starts_with("2026-03-02T"));
+    let days: BTreeMap<String, f64> = live["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["keys"]["day"].as_str().unwrap().to_string(), num(&r["amount"])))
+        .collect();
+    let want = map_of(&logs["unbilled_by_day"]);
+    assert_eq!(days.len(), want.len());
+    for (d, w) in &want {
+        assert_cents(days[d], *w, d);
+    }
+    // The logs cannot say which billing service or usage type a call is.
+    let e = err(&call(
+        &client,
+        "bedrock_spend",
+        json!({"source": "live", "group_by": ["usage_type"]}),
+    )
+    .await);
+    assert!(e.contains("cannot group by usage_type"), "{e}");
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn logs_in_s3_are_read_like_the_cur_export_and_bad_records_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path());
+    let emu = emulator_with_prices(dir.path()).await;
+    // A broken object and a record without a caller beside Bedrock's: counted, named, skipped.
+    let bad = dir
+        .path()
+        .join("invocation-logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/03/02/23");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("broken.json"),
+        "{\"schemaType\":\"ModelInvocationLog\",\"timestamp\":\"2026-03-02T23:00:00Z\",\"accountId\":\"123456789012\",\"region\":\"us-east-1\",\"requestId\":\"req-without-identity\",\"operation\":\"Converse\",\"modelId\":\"anthropic.claude-sonnet-4-6\",\"input\":{\"inputTokenCount\":5},\"output\":{\"outputTokenCount\":5}}\nnot json at all\n",
+    )
+    .unwrap();
+    emu.upload_dir("bedrock-logs", "model-logs", &dir.path().join("invocation-logs"))
+        .await;
+    let client = stdio_client(
+        Some(&emu),
+        &["--invocation-logs", "s3://bedrock-logs/model-logs"],
+        &[("BEDROCK_COST_MCP_NOW", NOW)],
+    )
+    .await;
+    let out = ask_all(
+        &client,
+        json!({"source": "live", "period": {"start": "2026-03-01", "end": "2026-03-03"},
+               "group_by": ["principal"], "top_n": 500}),
+    )
+    .await;
+    assert_cents(
+        num(&out["total"]),
+        num(&truth["logs"]["unbilled_total"]),
+        "S3 logs",
+    );
+    let notes = out["notes"].to_string();
+    assert!(
+        notes.contains("2 malformed records skipped") && notes.contains("req-without-identity"),
+        "{notes}"
+    );
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn check_budget_denies_on_logged_spend_the_bill_does_not_show_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path());
+    let emu = emulator_with_prices(dir.path()).await;
+    // The caller with the most unbilled (March) spend; its budget is half of that.
+    let (who, logged) = map_of(&truth["logs"]["unbilled_by_principal"])
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert!(logged > 0.5, "{who}: {logged}");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "warn_percent = 80\ndeny_percent = 100\n[[budgets]]\nprincipal = \"{who}\"\nmonthly_usd = {:.2}\n",
+            logged / 2.0
+        ),
+    )
+    .unwrap();
+    let check = json!({"who": who, "model": "anthropic.claude-sonnet-4-6", "input_tokens": 1000, "output_tokens": 100});
+    let base = [
+        "--cur",
+        dir.path().to_str().unwrap(),
+        "--budget-policy",
+        policy.to_str().unwrap(),
+    ];
+    // Without the logs: March is not billed yet, so the check allows.
+    let blind = stdio_client(Some(&emu), &base, &[("BEDROCK_COST_MCP_NOW", NOW)]).await;
+    let out = ok(&call(&blind, "check_budget", check.clone()).await);
+    assert_eq!(out["verdict"], json!("allow"), "{out}");
+    assert_eq!(out["spent"], json!(0.0));
+    blind.cancel().await.ok();
+    // With them: the logged spend since the last billed day crosses the budget.
+    let logs_dir = dir.path().join("invocation-logs");
+    let args = [&base[..], &["--invocation-logs", logs_dir.to_str().unwrap()]].concat();
+    let client = stdio_client(Some(&emu), &args, &[("BEDROCK_COST_MCP_NOW", NOW)]).await;
+    let out = ok(&call(&client, "check_budget", check).await);
+    assert_eq!(out["verdict"], json!("deny"), "{out}");
+    assert_eq!(out["spent"], json!(0.0), "{out}");
+    assert_cents(num(&out["logged"]), logged, "logged spend");
+    assert!(
+        out["reasons"].to_string().contains("logged since 2026-03-01 00:00 UTC"),
+        "{out}"
+    );
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn a_scoped_caller_sees_only_its_own_principals_in_live_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path());
+    let emu = emulator_with_prices(dir.path()).await;
+    let unbilled = map_of(&truth["logs"]["unbilled_by_principal"]);
+    // A user the logs name, tagged team=ml-platform in IAM: a tag-scoped caller's live answer
+    // follows IAM's current tags (the logs carry none).
+    let (user_arn, user_spend) = unbilled
+        .iter()
+        .find(|(p, _)| p.contains(":user/"))
+        .map(|(p, v)| (p.clone(), *v))
+        .expect("a user in the logs");
+    let user = user_arn.rsplit('/').next().unwrap().to_string();
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&emu).await);
+    iam.create_user()
+        .user_name(&user)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("team")
+                .value("ml-platform")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // A principal-scoped caller: one session ARN.
+    let (session_arn, session_spend) = unbilled
+        .iter()
+        .filter(|(p, _)| p.contains(":assumed-role/"))
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(p, v)| (p.clone(), *v))
+        .expect("a session in the logs");
+    let (one, team) = ("tok-live-one-81aa", "tok-live-team-93bc");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "[[token]]\nname = \"one\"\nsha256 = \"{}\"\nvisibility = {{ principals = [\"{session_arn}\"] }}\n\n[[token]]\nname = \"team\"\nsha256 = \"{}\"\nvisibility = {{ tag_key = \"team\", tag_values = [\"ml-platform\"] }}\n",
+            crate::http_auth::hash(one),
+            crate::http_auth::hash(team)
+        ),
+    )
+    .unwrap();
+    let logs_dir = dir.path().join("invocation-logs");
+    let server = HttpServer::start(
+        Some(&emu),
+        &[
+            "--invocation-logs",
+            logs_dir.to_str().unwrap(),
+        ],
+        &[
+            ("BEDROCK_COST_MCP_NOW", NOW),
+            ("BEDROCK_COST_MCP_AUTH_TOKENS", tokens.to_str().unwrap()),
+        ],
+    );
+    let ask = json!({"source": "live", "period": {"start": "2026-03-01", "end": "2026-03-03"},
+                     "group_by": ["principal"], "top_n": 500});
+    for (token, arn, spend) in [(one, &session_arn, session_spend), (team, &user_arn, user_spend)] {
+        let client = server.client_with_token(token).await.unwrap();
+        let out = ask_all(&client, ask.clone()).await;
+        let rows = out["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{token}: {out}");
+        assert_eq!(rows[0]["keys"]["principal"], json!(arn));
+        assert_cents(num(&out["total"]), spend, token);
+        client.cancel().await.ok();
+    }
+    // Asking for someone else's principal is refused, not answered empty.
+    let client = server.client_with_token(one).await.unwrap();
+    let e = err(&call(
+        &client,
+        "bedrock_spend",
+        json!({"source": "live", "filter": {"principal": user_arn}}),
+    )
+    .await);
+    assert!(e.contains("not visible") || e.contains("may see"), "{e}");
+    client.cancel().await.ok();
+}
