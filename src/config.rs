@@ -79,6 +79,27 @@ pub struct Config {
     #[arg(long, env = "BEDROCK_COST_MCP_INVOCATION_LOGS", global = true)]
     pub invocation_logs: Option<String>,
 
+    /// The CloudWatch Logs group Bedrock model invocation logging writes to (in the configured
+    /// region), read with Logs Insights queries that aggregate on AWS's side (billed per GB
+    /// scanned); instead of --invocation-logs.
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_INVOCATION_LOG_GROUP",
+        global = true,
+        conflicts_with = "invocation_logs"
+    )]
+    pub invocation_log_group: Option<String>,
+
+    /// Most Logs Insights queries (each billed by the data it scans) in any rolling hour; answers
+    /// are cached (5 minutes for windows reaching the last two hours, a day for older ones).
+    #[arg(
+        long,
+        env = "BEDROCK_COST_MCP_INVOCATION_LOG_MAX_QUERIES_PER_HOUR",
+        default_value_t = 60,
+        global = true
+    )]
+    pub invocation_log_max_queries_per_hour: u32,
+
     /// Where month rollups of the CUR export are kept: the first question about a month scans
     /// its files once into a small Parquet summary, later questions read that (default under
     /// the user's cache directory; rebuilt when a delivery changes the month's files).

@@ -96,6 +96,14 @@ pub fn athena(sdk: &SdkConfig) -> aws_sdk_athena::Client {
     aws_sdk_athena::Client::new(sdk)
 }
 
+pub fn logs(sdk: &SdkConfig) -> aws_sdk_cloudwatchlogs::Client {
+    aws_sdk_cloudwatchlogs::Client::new(sdk)
+}
+
+pub fn bedrock(sdk: &SdkConfig) -> aws_sdk_bedrock::Client {
+    aws_sdk_bedrock::Client::new(sdk)
+}
+
 pub fn registry_control(sdk: &SdkConfig) -> aws_sdk_agentregistrycontrol::Client {
     aws_sdk_agentregistrycontrol::Client::new(sdk)
 }

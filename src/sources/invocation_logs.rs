@@ -61,33 +61,33 @@ type Seen = (u64, DateTime<Utc>, Arc<ObjectAgg>);
 
 /// One aggregation key of an object: the hour, the caller, the model as logged, the Region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Key {
+pub(crate) struct Key {
     /// Unix hour (seconds / 3600).
-    hour: i64,
-    principal: String,
-    model: String,
-    region: String,
+    pub(crate) hour: i64,
+    pub(crate) principal: String,
+    pub(crate) model: String,
+    pub(crate) region: String,
 }
 
 /// Token counts (input, output, cache read, cache write), calls and failed calls of a key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Sum {
-    tokens: [u64; 4],
-    calls: u64,
-    failed: u64,
+pub(crate) struct Sum {
+    pub(crate) tokens: [u64; 4],
+    pub(crate) calls: u64,
+    pub(crate) failed: u64,
 }
 
 /// One object, aggregated.
 #[derive(Debug, Default)]
-struct ObjectAgg {
-    groups: HashMap<Key, Sum>,
-    newest: Option<DateTime<Utc>>,
-    records: u64,
-    skipped: usize,
+pub(crate) struct ObjectAgg {
+    pub(crate) groups: HashMap<Key, Sum>,
+    pub(crate) newest: Option<DateTime<Utc>>,
+    pub(crate) records: u64,
+    pub(crate) skipped: usize,
     /// `request id or line number: problem` of the first skipped records.
-    skipped_first: Vec<String>,
+    pub(crate) skipped_first: Vec<String>,
     /// Why the object could not be read at all.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// Aggregate one object's bytes (gzip or plain JSON lines).
@@ -232,13 +232,23 @@ impl LiveScan {
 
 /// The live source over a folder or S3 prefix of invocation logs.
 pub struct InvocationLogs {
-    store: Arc<dyn ObjectStore>,
-    prefix: Option<Path>,
+    origin: Origin,
     location: String,
     prices: Arc<dyn PriceSource>,
     directory: Arc<dyn PrincipalDirectory>,
-    /// Object key -> (size, modification time, aggregate).
-    objects: std::sync::Mutex<HashMap<String, Seen>>,
+}
+
+/// Where the records are read from.
+enum Origin {
+    /// S3 objects or files: read, gunzipped and aggregated here.
+    Objects {
+        store: Arc<dyn ObjectStore>,
+        prefix: Option<Path>,
+        /// Object key -> (size, modification time, aggregate).
+        objects: std::sync::Mutex<HashMap<String, Seen>>,
+    },
+    /// A CloudWatch Logs group: aggregated by Logs Insights on AWS's side.
+    Insights(super::logs_insights::Insights),
 }
 
 impl InvocationLogs {
@@ -278,13 +288,29 @@ impl InvocationLogs {
             }
         };
         Ok(InvocationLogs {
-            store,
-            prefix,
+            origin: Origin::Objects {
+                store,
+                prefix,
+                objects: std::sync::Mutex::new(HashMap::new()),
+            },
             location: shown,
             prices,
             directory,
-            objects: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A CloudWatch Logs group read with Logs Insights.
+    pub fn insights(
+        insights: super::logs_insights::Insights,
+        prices: Arc<dyn PriceSource>,
+        directory: Arc<dyn PrincipalDirectory>,
+    ) -> InvocationLogs {
+        InvocationLogs {
+            location: insights.location(),
+            origin: Origin::Insights(insights),
+            prices,
+            directory,
+        }
     }
 
     pub fn location(&self) -> &str {
@@ -299,10 +325,55 @@ impl InvocationLogs {
         to: DateTime<Utc>,
         progress: Progress,
     ) -> Result<LiveScan, ToolError> {
+        let mut scan = LiveScan::default();
+        let aggs = match &self.origin {
+            Origin::Objects {
+                store,
+                prefix,
+                objects,
+            } => {
+                read_objects(
+                    &self.location,
+                    store,
+                    prefix.as_ref(),
+                    objects,
+                    from,
+                    to,
+                    progress,
+                    &mut scan,
+                )
+                .await?
+            }
+            Origin::Insights(insights) => {
+                let (agg, scanned) = insights.aggregate(from, to, progress).await?;
+                scan.bytes_read = scanned.bytes;
+                scan.notes.extend(scanned.notes);
+                vec![agg]
+            }
+        };
+        self.merge_and_price(&mut scan, &aggs, from, to).await;
+        Ok(scan)
+    }
+}
+
+/// List the objects that may hold records of `[from, to)` and aggregate each (from memory when
+/// unchanged since it was read).
+#[allow(clippy::too_many_arguments)]
+async fn read_objects(
+    location: &str,
+    store: &Arc<dyn ObjectStore>,
+    prefix: Option<&Path>,
+    objects: &std::sync::Mutex<HashMap<String, Seen>>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    progress: Progress,
+    scan: &mut LiveScan,
+) -> Result<Vec<Arc<ObjectAgg>>, ToolError> {
+    {
         let mut listed = Vec::new();
-        let mut stream = self.store.list(self.prefix.as_ref());
+        let mut stream = store.list(prefix);
         while let Some(meta) = stream.next().await {
-            let meta = meta.map_err(|e| list_error(&self.location, &e))?;
+            let meta = meta.map_err(|e| list_error(location, &e))?;
             let key = meta.location.to_string();
             if !holds_records(&key) {
                 continue;
@@ -316,11 +387,10 @@ impl InvocationLogs {
             listed.push(meta);
         }
         let total = listed.len();
-        let mut scan = LiveScan::default();
         let mut aggs: Vec<Arc<ObjectAgg>> = Vec::with_capacity(total);
         let mut to_read = Vec::new();
         {
-            let objects = self.objects.lock().expect("objects lock");
+            let objects = objects.lock().expect("objects lock");
             for meta in listed {
                 let key = meta.location.to_string();
                 match objects.get(&key) {
@@ -334,7 +404,7 @@ impl InvocationLogs {
                 }
             }
         }
-        let store = self.store.clone();
+        let store = store.clone();
         let mut reads = futures::stream::iter(to_read.into_iter().map(|meta| {
             let store = store.clone();
             async move {
@@ -370,7 +440,7 @@ impl InvocationLogs {
                     scan.objects_read += 1;
                     scan.bytes_read += n;
                     let agg = Arc::new(agg);
-                    let mut objects = self.objects.lock().expect("objects lock");
+                    let mut objects = objects.lock().expect("objects lock");
                     if objects.len() >= MAX_CACHED_OBJECTS {
                         objects.clear();
                     }
@@ -383,10 +453,23 @@ impl InvocationLogs {
                 Err((key, e)) => scan.notes.push(format!("{key} could not be read: {e}")),
             }
         }
+        Ok(aggs)
+    }
+}
+
+impl InvocationLogs {
+    /// Merge the window's groups over every aggregate, then price them.
+    async fn merge_and_price(
+        &self,
+        scan: &mut LiveScan,
+        aggs: &[Arc<ObjectAgg>],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) {
         // Merge the window's groups over every object.
         let (lo, hi) = (from.timestamp().div_euclid(3600), to.timestamp());
         let mut merged: HashMap<&Key, Sum> = HashMap::new();
-        for agg in &aggs {
+        for agg in aggs {
             scan.newest = scan.newest.max(agg.newest);
             scan.skipped += agg.skipped;
             for s in &agg.skipped_first {
@@ -409,8 +492,7 @@ impl InvocationLogs {
                 m.failed += s.failed;
             }
         }
-        self.price(&mut scan, merged).await;
-        Ok(scan)
+        self.price(scan, merged).await;
     }
 
     /// Price the merged groups: one resolution per (model, Region).

@@ -38,6 +38,7 @@ pub mod http_client;
 pub mod iam;
 pub mod identity;
 pub mod invocation_logs;
+pub mod logs_insights;
 pub mod ledger;
 pub mod pricing;
 pub mod registry;

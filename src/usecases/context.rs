@@ -265,9 +265,31 @@ impl Ctx {
                 Sources::aws(&config, sdk, cap)?
             }
         };
-        let live = match &config.invocation_logs {
-            None => None,
-            Some(raw) => {
+        let live = match (&config.invocation_logs, &config.invocation_log_group) {
+            (None, None) => None,
+            (_, Some(group)) => {
+                let Some(sdk) = &sdk else {
+                    return Err(
+                        "--invocation-log-group reads CloudWatch Logs: it needs AWS mode (not --demo)"
+                            .into(),
+                    );
+                };
+                let logs_sdk = sdk.clone();
+                let region = sdk
+                    .region()
+                    .map_or_else(|| "us-east-1".to_string(), ToString::to_string);
+                Some(Arc::new(InvocationLogs::insights(
+                    crate::sources::logs_insights::Insights::new(
+                        lazy(move || clients::logs(&logs_sdk)),
+                        group.clone(),
+                        region,
+                        config.invocation_log_max_queries_per_hour,
+                    ),
+                    prices.clone(),
+                    sources.directory.clone(),
+                )))
+            }
+            (Some(raw), None) => {
                 let location = LogLocation::parse(raw)?;
                 let s3 = match (&location, &sdk) {
                     (CurLocation::S3 { bucket, .. }, Some(sdk)) => {

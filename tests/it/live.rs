@@ -377,3 +377,147 @@ async fn a_scoped_caller_sees_only_its_own_principals_in_live_answers() {
     assert!(e.contains("not visible") || e.contains("may see"), "{e}");
     client.cancel().await.ok();
 }
+
+/// Every record of the generated logs, as (timestamp ms, line), oldest first.
+fn records(dir: &Path) -> Vec<(i64, String)> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join("invocation-logs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".json.gz") {
+                let mut text = String::new();
+                flate2::read::MultiGzDecoder::new(std::fs::File::open(&p).unwrap())
+                    .read_to_string(&mut text)
+                    .unwrap();
+                for line in text.lines() {
+                    let v: Value = serde_json::from_str(line).unwrap();
+                    let at = chrono::DateTime::parse_from_rfc3339(v["timestamp"].as_str().unwrap())
+                        .unwrap()
+                        .timestamp_millis();
+                    out.push((at, line.to_string()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn logs_insights_aggregates_a_log_group_on_the_service_side_and_keeps_its_answer() {
+    // CloudWatch Logs takes events of the last 14 days only: these logs are dated from the
+    // tests' calendar (yesterday is logged, not billed).
+    let dir = tempfile::tempdir().unwrap();
+    let start = (today() - chrono::Duration::days(2)).to_string();
+    let truth = generate_cur(
+        dir.path(),
+        &[
+            "--rows", "2500", "--start", &start, "--days", "2", "--principals", "20",
+            "--write-invocation-logs", "--logs-only-days", "1",
+        ],
+    );
+    let emu = emulator_with_prices(dir.path()).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk_config(&emu).await);
+    let group = "/aws/bedrock/modelinvocations";
+    logs.create_log_group().log_group_name(group).send().await.unwrap();
+    logs.create_log_stream()
+        .log_group_name(group)
+        .log_stream_name("aws/bedrock/modelinvocations")
+        .send()
+        .await
+        .unwrap();
+    let all = records(dir.path());
+    assert_eq!(all.len() as u64, truth["logs"]["records"].as_u64().unwrap());
+    for batch in all.chunks(2000) {
+        let out = logs
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name("aws/bedrock/modelinvocations")
+            .set_log_events(Some(
+                batch
+                    .iter()
+                    .map(|(at, line)| {
+                        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                            .timestamp(*at)
+                            .message(line)
+                            .build()
+                            .unwrap()
+                    })
+                    .collect(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(out.rejected_log_events_info().is_none(), "{out:?}");
+    }
+    let client = stdio_client(
+        Some(&emu),
+        &["--invocation-log-group", group, "--invocation-log-max-queries-per-hour", "2"],
+        &[],
+    )
+    .await;
+    let yesterday = (today() - chrono::Duration::days(1)).to_string();
+    let ask = json!({"source": "live", "period": {"start": yesterday, "end": today().to_string()},
+                     "group_by": ["principal"], "top_n": 500});
+    let out = ask_all(&client, ask.clone()).await;
+    assert_cents(
+        num(&out["total"]),
+        num(&truth["logs"]["unbilled_total"]),
+        "Logs Insights",
+    );
+    for (p, want) in map_of(&truth["logs"]["unbilled_by_principal"]) {
+        let got = out["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["keys"]["principal"] == json!(p))
+            .map_or(0.0, |r| num(&r["amount"]));
+        assert_cents(got, want, &p);
+    }
+    assert!(num(&out["data_scanned_bytes"]) > 0.0, "{out}");
+    assert!(out["newest_log_record"].as_str().unwrap().starts_with(&yesterday));
+    let queries: Vec<Value> = reqwest::get(format!("{}/_emulator/logs/queries", emu.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert!(queries[0]["polls"].as_u64().unwrap() >= 2, "polled until complete");
+    // Asked again: the kept answer, no second query.
+    let again = ask_all(&client, ask).await;
+    assert_eq!(again["total"], out["total"]);
+    assert!(again["notes"].to_string().contains("kept from"), "{}", again["notes"]);
+    let queries: Vec<Value> = reqwest::get(format!("{}/_emulator/logs/queries", emu.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queries.len(), 1);
+    // Two more windows: the second passes the hourly cap of 2 queries.
+    let day_before = (today() - chrono::Duration::days(2)).to_string();
+    ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"source": "live", "period": {"start": day_before, "end": yesterday}}),
+    )
+    .await);
+    let e = err(&call(
+        &client,
+        "bedrock_spend",
+        json!({"source": "live", "period": {"start": day_before, "end": today().to_string()}}),
+    )
+    .await);
+    assert!(e.contains("Logs Insights query cap reached"), "{e}");
+    client.cancel().await.ok();
+    // A group that is not there (or in another Region) says so.
+    let client = stdio_client(Some(&emu), &["--invocation-log-group", "/not/here"], &[]).await;
+    let e = err(&call(&client, "bedrock_spend", json!({"source": "live"})).await);
+    assert!(e.contains("does not exist in us-east-1"), "{e}");
+    client.cancel().await.ok();
+}

@@ -23,6 +23,10 @@ One process, one port:
 - the AWS Price List service (X-Amz-Target ``AWSPriceListService.*``), which moto 5.2.5 does not
   route at all, is answered by the middleware itself: GetProducts, DescribeServices and
   GetAttributeValues over a default Bedrock catalog (``default_price_catalog``) or a seeded one;
+- CloudWatch Logs Insights ``stats`` queries (StartQuery, GetQueryResults, StopQuery), which moto's
+  own query engine lacks, are answered by the middleware from moto's stored log events
+  (``insights_engine``; the queries are listed at ``GET /_emulator/logs/queries``); other queries go
+  to moto;
 - Budgets' DescribeBudget/DescribeBudgets of moto's ``BudgetsResponse`` are wrapped: FilterExpression
   only with ShowFilterExpression=true, and DescribeBudgets pages (MaxResults, NextToken);
 - IAM's GetAccountAuthorizationDetails (moto answers one page whatever MaxItems says) is replaced
@@ -129,6 +133,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.iam.exceptions import InvalidInput as IamInvalidInput
 from moto.iam.responses import IamResponse
+from moto.logs.models import logs_backends
 from moto.core.exceptions import JsonRESTError
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
@@ -142,6 +147,7 @@ from werkzeug.wrappers import Request, Response
 # Our engines, modules next to this file (the directory of a script is on sys.path).
 import athena_engine
 import ce_engine
+import insights_engine
 
 PINNED_MOTO_VERSION = "5.2.5"
 
@@ -1430,6 +1436,97 @@ def serve_price_list(operation: str, body: bytes) -> Response:
 
 
 # ---------------------------------------------------------------------------------------------
+# CloudWatch Logs Insights: stats queries (insights_engine) over moto's log events
+# ---------------------------------------------------------------------------------------------
+
+# moto 5.2.5's own query engine has no `stats`; StartQuery with a stats query, and the
+# GetQueryResults/StopQuery of such a query, are answered here. Other queries go to moto.
+LOGS_TARGET_PREFIX = "Logs_20140328"
+# Polls that see "Running" before "Complete", so a client's polling is exercised.
+INSIGHTS_RUNNING_POLLS = 1
+
+
+class InsightsQueries:
+    """Queries started here, by id; GET /_emulator/logs/queries lists them (any reset clears)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queries: dict[str, dict[str, Any]] = {}
+
+    def clear(self) -> None:
+        with self.lock:
+            self.queries.clear()
+
+    def log(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [{k: v for k, v in q.items() if k != "results"} | {"id": i} for i, q in self.queries.items()]
+
+
+INSIGHTS = InsightsQueries()
+
+
+def logs_error(error_type: str, message: str) -> Response:
+    return aws_json_response({"__type": error_type, "message": message}, 400, error_type)
+
+
+def serve_insights(operation: str, body: bytes, region: str) -> Response | None:
+    """Our answer to a Logs Insights call, or None to let moto answer."""
+    try:
+        params = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    if operation == "StartQuery":
+        text = params.get("queryString", "")
+        if "stats " not in text:
+            return None
+        names = params.get("logGroupNames") or ([params["logGroupName"]] if params.get("logGroupName") else [])
+        backend = logs_backends[DEFAULT_ACCOUNT_ID][region or "us-east-1"]
+        events: list[tuple[int, str]] = []
+        for name in names:
+            group = backend.groups.get(name)
+            if group is None:
+                return logs_error("ResourceNotFoundException", "The specified log group does not exist.")
+            for stream in group.streams.values():
+                events.extend((e.timestamp, e.message) for e in stream.events)
+        try:
+            query = insights_engine.parse(text)
+        except insights_engine.InsightsError as err:
+            return logs_error("MalformedQueryException", str(err))
+        rows, statistics = insights_engine.run(
+            query, events, int(params.get("startTime", 0)), int(params.get("endTime", 0)),
+            int(params.get("limit") or 10_000))
+        query_id = str(uuid.uuid4())
+        with INSIGHTS.lock:
+            INSIGHTS.queries[query_id] = {
+                "groups": names, "query": text, "start": params.get("startTime"), "end": params.get("endTime"),
+                "status": "Running", "polls": 0, "results": rows, "statistics": statistics, "rows": len(rows),
+            }
+        return aws_json_response({"queryId": query_id})
+    query_id = params.get("queryId", "")
+    with INSIGHTS.lock:
+        q = INSIGHTS.queries.get(query_id)
+        if q is None:
+            return None
+        if operation == "StopQuery":
+            stopped = q["status"] == "Running"
+            if stopped:
+                q["status"] = "Cancelled"
+            return aws_json_response({"success": stopped})
+        if operation != "GetQueryResults":
+            return None
+        q["polls"] += 1
+        if q["status"] == "Running" and q["polls"] > INSIGHTS_RUNNING_POLLS:
+            q["status"] = "Complete"
+        done = q["status"] == "Complete"
+        return aws_json_response({
+            "status": q["status"],
+            "results": q["results"] if done else [],
+            "statistics": q["statistics"] if done else {"recordsMatched": 0.0, "recordsScanned": 0.0,
+                                                         "bytesScanned": 0.0},
+        })
+
+
+# ---------------------------------------------------------------------------------------------
 # IAM: GetAccountAuthorizationDetails pages
 # ---------------------------------------------------------------------------------------------
 
@@ -1659,6 +1756,10 @@ class EmulatorMiddleware:
         if call.target_prefix == PRICE_LIST_TARGET_PREFIX:
             # moto has no Price List service; we answer it (see serve_price_list).
             return serve_price_list(call.operation, read_body(environ))(environ, start_response)
+        if call.target_prefix == LOGS_TARGET_PREFIX and call.operation in ("StartQuery", "GetQueryResults", "StopQuery"):
+            answer = serve_insights(call.operation, read_body(environ), signer.get("region", ""))
+            if answer is not None:
+                return answer(environ, start_response)
         return self.moto_app(environ, start_response)
 
     def _take_fault(self, operation: str) -> Fault | None:
@@ -1685,6 +1786,7 @@ class EmulatorMiddleware:
         ATHENA_ENGINE.clear()
         CE_ENGINE.clear()
         PRICING.restore_defaults()
+        INSIGHTS.clear()
         with IAM_PAGING.lock:
             IAM_PAGING.cap = None
 
@@ -1786,6 +1888,8 @@ class EmulatorMiddleware:
             with IAM_PAGING.lock:
                 IAM_PAGING.cap = cap
             return json_response({"max_items": cap})
+        if route == ("GET", "/_emulator/logs/queries"):
+            return json_response(INSIGHTS.log())
         if route == ("POST", "/_emulator/pricing/products"):
             seed_price_products(json_body(request))
             return json_response({"status": "ok"}, 201)

@@ -1,0 +1,404 @@
+//! Model invocation logs in CloudWatch Logs, aggregated by Logs Insights on AWS's side: one
+//! `StartQuery` per window sums the token counts per hour, caller, model and Region, so a busy
+//! account's records are never pulled one by one. `GetQueryResults` is polled with backoff
+//! (progress per poll); a query the caller abandons is stopped (`StopQuery`).
+//!
+//! Costs: Logs Insights bills the data each query scans ($0.005 per GB in most Regions,
+//! <https://aws.amazon.com/cloudwatch/pricing/>); every answer reports the bytes scanned. Answers
+//! are kept (5 minutes for windows reaching into the last two hours, a day for older ones), and
+//! at most `--invocation-log-max-queries-per-hour` queries run in any rolling hour.
+//!
+//! Limits (Logs Insights query language and quotas,
+//! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax.html>): a `stats`
+//! query returns at most 10,000 rows; a window whose answer fills them is split in halves down to
+//! one hour. Records are JSON, so Insights discovers their fields (`identity.arn`,
+//! `input.inputTokenCount`, ...) itself.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudwatchlogs::Client;
+use aws_sdk_cloudwatchlogs::types::{QueryStatus, ResultField};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+use super::invocation_logs::{Key, ObjectAgg, Sum};
+use super::{Lazy, Progress};
+use crate::error::{ToolError, from_sdk};
+
+/// The query: successful calls' token sums per hour, caller, model and Region, and the newest
+/// record of each group. Failed calls (`errorCode`) are left out.
+pub const QUERY: &str = "filter schemaType = \"ModelInvocationLog\" and not ispresent(errorCode) \
+| stats sum(input.inputTokenCount) as input_tokens, sum(output.outputTokenCount) as output_tokens, \
+sum(input.cacheReadInputTokenCount) as cache_read_tokens, sum(input.cacheWriteInputTokenCount) as cache_write_tokens, \
+count(*) as calls, max(@timestamp) as newest \
+by bin(1h) as hour, identity.arn as principal, modelId as model, region";
+
+/// Most rows a `stats` query returns.
+pub const MAX_ROWS: usize = 10_000;
+
+/// How long one query may run before it is stopped.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Windows reaching this close to now are kept 5 minutes; older ones a day.
+const RECENT: i64 = 2 * 3600;
+
+/// Kept answers at most.
+const MAX_KEPT: usize = 256;
+
+/// What the queries of one answer scanned.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    pub bytes: u64,
+    pub notes: Vec<String>,
+}
+
+type Kept = (Instant, Duration, Arc<ObjectAgg>, u64);
+
+pub struct Insights {
+    client: Lazy<Client>,
+    group: String,
+    region: String,
+    max_per_hour: u32,
+    /// (from, to) in Unix seconds -> (when, how long, aggregate, bytes scanned).
+    kept: tokio::sync::Mutex<HashMap<(i64, i64), Kept>>,
+    /// When the queries of the last hour started.
+    started: std::sync::Mutex<VecDeque<Instant>>,
+}
+
+impl Insights {
+    pub fn new(client: Lazy<Client>, group: String, region: String, max_per_hour: u32) -> Insights {
+        Insights {
+            client,
+            group,
+            region,
+            max_per_hour,
+            kept: tokio::sync::Mutex::new(HashMap::new()),
+            started: std::sync::Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn location(&self) -> String {
+        format!("CloudWatch Logs group {} ({})", self.group, self.region)
+    }
+
+    /// The groups of `[from, to)` (whole hours), kept or queried.
+    pub(crate) async fn aggregate(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        progress: Progress,
+    ) -> Result<(Arc<ObjectAgg>, Scanned), ToolError> {
+        let lo = from.timestamp().div_euclid(3600) * 3600;
+        let hi = (to.timestamp() + 3599).div_euclid(3600) * 3600;
+        let mut scanned = Scanned::default();
+        if hi <= lo {
+            return Ok((Arc::new(ObjectAgg::default()), scanned));
+        }
+        let mut kept = self.kept.lock().await;
+        if let Some((at, ttl, agg, bytes)) = kept.get(&(lo, hi))
+            && at.elapsed() < *ttl
+        {
+            scanned.notes.push(format!(
+                "Logs Insights answer kept from {} s ago (it scanned {bytes} bytes then; nothing scanned now)",
+                at.elapsed().as_secs()
+            ));
+            return Ok((agg.clone(), scanned));
+        }
+        let mut agg = ObjectAgg::default();
+        // Windows still to ask, split when an answer fills the row limit.
+        let mut windows = vec![(lo, hi)];
+        let mut queries = 0u32;
+        while let Some((a, b)) = windows.pop() {
+            let (rows, bytes) = self.query(a, b, &progress).await?;
+            queries += 1;
+            scanned.bytes += bytes;
+            if rows.len() >= MAX_ROWS && b - a > 3600 {
+                let mid = a + ((b - a) / 7200) * 3600;
+                windows.push((mid, b));
+                windows.push((a, mid));
+                continue;
+            }
+            if rows.len() >= MAX_ROWS {
+                scanned.notes.push(format!(
+                    "the hour from {} has more than {MAX_ROWS} caller-model-Region groups: Logs Insights returned the first {MAX_ROWS}, the rest is missing",
+                    Utc.timestamp_opt(a, 0).single().unwrap_or_default()
+                ));
+            }
+            read_rows(&rows, &mut agg);
+        }
+        scanned.notes.push(format!(
+            "{queries} Logs Insights quer{} scanned {} bytes (billed per GB scanned)",
+            if queries == 1 { "y" } else { "ies" },
+            scanned.bytes
+        ));
+        let recent = hi > crate::domain::clock::now().timestamp() - RECENT;
+        let ttl = if recent {
+            Duration::from_secs(300)
+        } else {
+            Duration::from_secs(86_400)
+        };
+        if kept.len() >= MAX_KEPT {
+            kept.retain(|_, (at, ttl, _, _)| at.elapsed() < *ttl);
+            if kept.len() >= MAX_KEPT {
+                kept.clear();
+            }
+        }
+        let agg = Arc::new(agg);
+        kept.insert((lo, hi), (Instant::now(), ttl, agg.clone(), scanned.bytes));
+        Ok((agg, scanned))
+    }
+
+    /// Take one slot of the hourly cap, or say when the next frees.
+    fn take_slot(&self) -> Result<(), ToolError> {
+        let mut started = self.started.lock().expect("cap lock");
+        let hour = Duration::from_secs(3600);
+        while started.front().is_some_and(|t| t.elapsed() >= hour) {
+            started.pop_front();
+        }
+        if started.len() >= self.max_per_hour as usize {
+            let wait = started
+                .front()
+                .map_or(0, |t| hour.saturating_sub(t.elapsed()).as_secs());
+            return Err(ToolError::Unsupported(format!(
+                "Logs Insights query cap reached: {} queries in the last hour (--invocation-log-max-queries-per-hour {}; each is billed by the data it scans). The next slot frees in about {wait} s; kept answers are still served",
+                started.len(),
+                self.max_per_hour
+            )));
+        }
+        started.push_back(Instant::now());
+        Ok(())
+    }
+
+    /// Run one query over `[from, to)` to its end; its rows and bytes scanned.
+    async fn query(
+        &self,
+        from: i64,
+        to: i64,
+        progress: &Progress,
+    ) -> Result<(Vec<Vec<ResultField>>, u64), ToolError> {
+        self.take_slot()?;
+        let started = self
+            .client
+            .start_query()
+            .log_group_name(&self.group)
+            .start_time(from)
+            // Inclusive in seconds: the last second of the window.
+            .end_time(to - 1)
+            .query_string(QUERY)
+            .limit(MAX_ROWS as i32)
+            .send()
+            .await
+            .map_err(|e| self.error("logs:StartQuery", &e))?;
+        let id = started.query_id().unwrap_or_default().to_string();
+        let mut guard = StopOnDrop {
+            client: self.client.clone(),
+            id: id.clone(),
+            armed: true,
+        };
+        let deadline = Instant::now() + QUERY_TIMEOUT;
+        let mut wait = Duration::from_millis(200);
+        let mut polls = 0u32;
+        loop {
+            let out = self
+                .client
+                .get_query_results()
+                .query_id(&id)
+                .send()
+                .await
+                .map_err(|e| self.error("logs:GetQueryResults", &e))?;
+            polls += 1;
+            let status = out.status().cloned().unwrap_or(QueryStatus::Scheduled);
+            let stats = out.statistics();
+            progress(
+                f64::from(polls),
+                0.0,
+                format!(
+                    "Logs Insights query {}: {} records matched, {} bytes scanned",
+                    status.as_str(),
+                    stats.map_or(0.0, |s| s.records_matched()),
+                    stats.map_or(0.0, |s| s.bytes_scanned())
+                ),
+            );
+            match status {
+                QueryStatus::Complete => {
+                    guard.armed = false;
+                    let bytes = stats.map_or(0.0, |s| s.bytes_scanned()) as u64;
+                    return Ok((out.results().to_vec(), bytes));
+                }
+                QueryStatus::Failed | QueryStatus::Cancelled | QueryStatus::Timeout => {
+                    guard.armed = false;
+                    return Err(ToolError::Upstream {
+                        service: "CloudWatch Logs".into(),
+                        code: status.as_str().into(),
+                        message: format!(
+                            "the Logs Insights query over {} ended {}",
+                            self.group,
+                            status.as_str()
+                        ),
+                        hint: String::new(),
+                    });
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(ToolError::Upstream {
+                    service: "CloudWatch Logs".into(),
+                    code: "Timeout".into(),
+                    message: format!(
+                        "the Logs Insights query over {} ran longer than {} s and was stopped",
+                        self.group,
+                        QUERY_TIMEOUT.as_secs()
+                    ),
+                    hint: String::new(),
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn error<E, R>(
+        &self,
+        action: &str,
+        e: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> ToolError
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+        if e.code() == Some("ResourceNotFoundException") {
+            return ToolError::invalid(format!(
+                "the log group {} does not exist in {}: model invocation logging writes to a group in the Region it is configured in; point AWS_REGION at that Region, or check the name (bedrock GetModelInvocationLoggingConfiguration shows it)",
+                self.group, self.region
+            ));
+        }
+        from_sdk("CloudWatch Logs", action, e)
+    }
+}
+
+/// Stops the query if the caller drops the future before it finished.
+struct StopOnDrop {
+    client: Lazy<Client>,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let (client, id) = (self.client.clone(), self.id.clone());
+            tracing::info!(query = %id, "stopping abandoned Logs Insights query");
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = client.stop_query().query_id(id).send().await;
+                });
+            }
+        }
+    }
+}
+
+/// An Insights time value: `2024-01-15 12:00:00.000` (what `bin` and `max(@timestamp)` show) or
+/// milliseconds since the epoch.
+fn insights_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Utc.timestamp_millis_opt(s.parse().ok()?).single();
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .map(|t| Utc.from_utc_datetime(&t))
+}
+
+/// A sum as Insights prints it (`12345`, `1.2345E7`): whole and non-negative, else 0.
+fn count(s: Option<&str>) -> u64 {
+    s.and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .map_or(0, |x| x.round().min(u64::MAX as f64) as u64)
+}
+
+/// Rows of the query into groups; a row without hour or caller is skipped (counted).
+fn read_rows(rows: &[Vec<ResultField>], agg: &mut ObjectAgg) {
+    for row in rows {
+        let field = |name: &str| {
+            row.iter()
+                .find(|f| f.field() == Some(name))
+                .and_then(|f| f.value())
+        };
+        let (Some(hour), Some(principal)) = (field("hour").and_then(insights_time), field("principal"))
+        else {
+            agg.skipped += 1;
+            continue;
+        };
+        let sum = Sum {
+            tokens: [
+                count(field("input_tokens")),
+                count(field("output_tokens")),
+                count(field("cache_read_tokens")),
+                count(field("cache_write_tokens")),
+            ],
+            calls: count(field("calls")),
+            failed: 0,
+        };
+        agg.records += sum.calls;
+        agg.newest = agg.newest.max(field("newest").and_then(insights_time));
+        let e = agg
+            .groups
+            .entry(Key {
+                hour: hour.timestamp().div_euclid(3600),
+                principal: principal.to_string(),
+                model: field("model").unwrap_or_default().to_string(),
+                region: field("region").unwrap_or_default().to_string(),
+            })
+            .or_default();
+        for i in 0..4 {
+            e.tokens[i] = e.tokens[i].saturating_add(sum.tokens[i]);
+        }
+        e.calls += sum.calls;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str, value: &str) -> ResultField {
+        ResultField::builder().field(name).value(value).build()
+    }
+
+    #[test]
+    fn rows_read_as_groups() {
+        let mut agg = ObjectAgg::default();
+        read_rows(
+            &[
+                vec![
+                    f("hour", "2026-03-02 14:00:00.000"),
+                    f("principal", "arn:aws:iam::123456789012:user/alice"),
+                    f("model", "us.anthropic.claude-sonnet-4-6"),
+                    f("region", "us-east-1"),
+                    f("input_tokens", "1.2345E4"),
+                    f("output_tokens", "100"),
+                    f("calls", "3"),
+                    f("newest", "2026-03-02 14:59:01.250"),
+                ],
+                vec![f("principal", "x")],
+            ],
+            &mut agg,
+        );
+        assert_eq!((agg.records, agg.skipped, agg.groups.len()), (3, 1, 1));
+        let (k, s) = agg.groups.iter().next().unwrap();
+        assert_eq!(k.hour * 3600, 1_772_460_000);
+        assert_eq!(s.tokens, [12_345, 100, 0, 0]);
+        assert_eq!(
+            agg.newest.unwrap().to_rfc3339(),
+            "2026-03-02T14:59:01.250+00:00"
+        );
+        assert_eq!(
+            insights_time("1772460000000").unwrap().timestamp(),
+            1_772_460_000
+        );
+        assert_eq!(count(Some("-5")), 0);
+        assert_eq!(count(Some("NaN")), 0);
+    }
+}
