@@ -60,7 +60,8 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// Stable name: credentials, identity, region, endpoints, iam, budgets, budget_policy,
-    /// pricing, agent_registry, athena, cur, cost_explorer, principal_tags, accounts.
+    /// pricing, agent_registry, athena, cur, cost_explorer, principal_tags, accounts,
+    /// invocation_logs.
     pub name: &'static str,
     pub status: Status,
     pub detail: String,
@@ -272,6 +273,8 @@ struct Plan {
     credentials: bool,
     /// `--allow-writes`: the write tools are offered, so doctor reports on them too.
     writes: bool,
+    /// `--invocation-logs` or `--invocation-log-group`: the live layer.
+    live: bool,
 }
 
 /// One tool under a `Plan`: its source, the checks it needs, and whether it can answer.
@@ -309,6 +312,7 @@ impl Plan {
             budget_policy: config.budget_policy.is_some(),
             credentials,
             writes: config.allow_writes,
+            live: config.invocation_logs.is_some() || config.invocation_log_group.is_some(),
         }
     }
 
@@ -364,6 +368,10 @@ impl Plan {
                     SpendFrom::CostExplorer => "Cost Explorer ($0.01 a request)".into(),
                 };
                 let mut aws = vec!["principal_tags"];
+                if self.live {
+                    aws.push("invocation_logs");
+                    source.push_str("; model invocation logs for the days not billed yet");
+                }
                 match self.spend {
                     SpendFrom::LocalCur | SpendFrom::S3Cur => aws.push("cur"),
                     SpendFrom::Athena => {}
@@ -454,6 +462,9 @@ impl Plan {
                 };
                 let mut local = vec!["budget_policy", "pricing"];
                 let mut aws = vec!["identity", "budgets", "principal_tags"];
+                if self.live {
+                    aws.push("invocation_logs");
+                }
                 if self.cur.is_some() {
                     if self.local_data() {
                         local.push("cur");
@@ -739,7 +750,23 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
         }
     };
     let accounts = accounts_check(config);
-    let (iam, budgets, pricing, registry, athena, cur, (cost_explorer, tags), accounts) = tokio::join!(
+    let invocation_logs = async {
+        match gate("invocation_logs", true) {
+            Some(c) => c,
+            None => invocation_logs_check(&sdk, config, who).await,
+        }
+    };
+    let (
+        iam,
+        budgets,
+        pricing,
+        registry,
+        athena,
+        cur,
+        (cost_explorer, tags),
+        accounts,
+        invocation_logs,
+    ) = tokio::join!(
         iam,
         budgets,
         pricing,
@@ -747,7 +774,8 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
         athena,
         cur,
         cost_explorer,
-        accounts
+        accounts,
+        invocation_logs
     );
     let paid_requests = u32::from(args.paid_checks && cost_explorer.status != Status::Skipped);
     let mut principal_tags = principal_tags_check(config, &cost_explorer, tags.as_ref());
@@ -773,6 +801,7 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
         cost_explorer,
         principal_tags,
         accounts,
+        invocation_logs,
     ];
     let plans = plan.tools();
     let hint = plan.hint(&plans);
@@ -1255,6 +1284,108 @@ async fn registry_check(sdk: &SdkConfig, who: Option<&str>) -> Check {
                 out.registries()[0].name()
             )
         }),
+    }
+}
+
+/// Where model invocation logging delivers (free: bedrock GetModelInvocationLoggingConfiguration),
+/// against what the live layer is configured to read.
+async fn invocation_logs_check(sdk: &SdkConfig, config: &Config, who: Option<&str>) -> Check {
+    use crate::sources::invocation_logs::{logging_setup, reads_delivery};
+    let c = Check::new("invocation_logs");
+    let region = configured_region(sdk).unwrap_or("us-east-1").to_string();
+    let turn_on = format!(
+        "turn logging on in {region}: aws bedrock put-model-invocation-logging-configuration --logging-config '{{\"s3Config\":{{\"bucketName\":\"<bucket>\",\"keyPrefix\":\"bedrock\"}},\"textDataDeliveryEnabled\":false,\"imageDataDeliveryEnabled\":false,\"embeddingDataDeliveryEnabled\":false}}' (the bucket policy must let bedrock.amazonaws.com write), then start with --invocation-logs s3://<bucket>/bedrock"
+    );
+    let live = config.invocation_logs.is_some() || config.invocation_log_group.is_some();
+    let client = clients::bedrock(sdk);
+    let setup = match tokio::time::timeout(CALL_TIMEOUT, logging_setup(&client)).await {
+        // Not configured: what logging does is news, not a failure.
+        Err(_) | Ok(Err(_)) if !live => {
+            return c.not_configured(
+                "not configured (--invocation-logs or --invocation-log-group enable the live layer); the logging configuration could not be read",
+            );
+        }
+        Err(_) => return timed_out(c, "Amazon Bedrock"),
+        Ok(Err(e)) => return failed(c, e, who),
+        Ok(Ok(s)) => s,
+    };
+    let configured = config
+        .invocation_logs
+        .as_deref()
+        .map(|l| format!("--invocation-logs {l}"))
+        .or_else(|| {
+            config
+                .invocation_log_group
+                .as_deref()
+                .map(|g| format!("--invocation-log-group {g}"))
+        });
+    let goes = [
+        setup.s3.clone(),
+        setup
+            .log_group
+            .as_ref()
+            .map(|g| format!("CloudWatch Logs group {g}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" and ");
+    let bodies = if setup.bodies.is_empty() {
+        "metadata only".to_string()
+    } else {
+        format!("with {} bodies", setup.bodies.join(", "))
+    };
+    let Some(configured) = configured else {
+        return if setup.is_on() {
+            c.not_configured(format!(
+                "model invocation logging in {region} delivers to {goes} ({bodies}); start with {} to answer the hours the bill has not reached",
+                match &setup.s3 {
+                    Some(s3) => format!("--invocation-logs {s3}"),
+                    None => format!(
+                        "--invocation-log-group {}",
+                        setup.log_group.clone().unwrap_or_default()
+                    ),
+                }
+            ))
+        } else {
+            c.not_configured(format!(
+                "model invocation logging is off in {region}; the live layer (spend minutes after each call) needs it: {turn_on}"
+            ))
+        };
+    };
+    if !setup.is_on() {
+        return c.fail(
+            format!("{configured} is set, but model invocation logging is off in {region}: no new record will arrive"),
+            turn_on,
+        );
+    }
+    let matches = match (&config.invocation_logs, &config.invocation_log_group) {
+        (Some(l), _) if l.starts_with("s3://") => {
+            setup.s3.as_deref().is_some_and(|d| reads_delivery(l, d))
+        }
+        // A local folder: a copy of the delivery, whatever its name.
+        (Some(_), _) => true,
+        (None, Some(g)) => setup.log_group.as_deref() == Some(g.as_str()),
+        (None, None) => true,
+    };
+    if matches {
+        c.ok(format!(
+            "model invocation logging in {region} delivers to {goes} ({bodies}); {configured} reads it"
+        ))
+    } else {
+        c.fail(
+            format!("{configured} does not read where logging in {region} delivers: {goes}"),
+            format!(
+                "point the server at the delivery ({}), or change the logging configuration",
+                match (&setup.s3, &setup.log_group) {
+                    (Some(s3), _) if config.invocation_logs.is_some() =>
+                        format!("--invocation-logs {s3}"),
+                    (_, Some(g)) => format!("--invocation-log-group {g}"),
+                    (Some(s3), None) => format!("--invocation-logs {s3}"),
+                    (None, None) => String::new(),
+                }
+            ),
+        )
     }
 }
 

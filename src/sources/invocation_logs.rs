@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use futures::StreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::cur::CurLocation;
 use super::iam::{IamKind, PrincipalDirectory};
@@ -259,8 +259,7 @@ impl InvocationLogs {
         prices: Arc<dyn PriceSource>,
         directory: Arc<dyn PrincipalDirectory>,
     ) -> Result<InvocationLogs, String> {
-        let (store, prefix, shown): (Arc<dyn ObjectStore>, Option<Path>, String) = match location
-        {
+        let (store, prefix, shown): (Arc<dyn ObjectStore>, Option<Path>, String) = match location {
             CurLocation::Local(path) => {
                 let abs = path.canonicalize().map_err(|e| {
                     format!(
@@ -606,10 +605,7 @@ impl InvocationLogs {
     }
 
     /// IAM tags of the callers, by (account, user or role, name); only when a question needs them.
-    async fn tags(
-        &self,
-        progress: Progress,
-    ) -> Result<TagsByOwner, ToolError> {
+    async fn tags(&self, progress: Progress) -> Result<TagsByOwner, ToolError> {
         let inv = self.directory.inventory(progress).await?;
         Ok(inv
             .principals
@@ -661,11 +657,7 @@ pub fn unsupported_key(k: &GroupKey) -> Option<&'static str> {
 }
 
 /// Turn priced lines into spend rows keyed like the query (same keys and filters as CUR).
-pub fn shape(
-    q: &SpendQuery,
-    lines: &[LiveLine],
-    tags: Option<&TagsByOwner>,
-) -> Vec<SpendRow> {
+pub fn shape(q: &SpendQuery, lines: &[LiveLine], tags: Option<&TagsByOwner>) -> Vec<SpendRow> {
     let model_filter: Vec<String> = q
         .filter
         .models
@@ -841,7 +833,12 @@ impl SpendSource for InvocationLogs {
 
     async fn spend(&self, q: &SpendQuery, progress: Progress) -> Result<SpendAnswer, ToolError> {
         let (rows, scan) = self
-            .spend_between(q, midnight(q.period.start), midnight(q.period.end), progress)
+            .spend_between(
+                q,
+                midnight(q.period.start),
+                midnight(q.period.end),
+                progress,
+            )
             .await?;
         Ok(SpendAnswer {
             rows,
@@ -861,9 +858,92 @@ impl SpendSource for InvocationLogs {
     }
 }
 
+/// Where the account's model invocation logging delivers, as Bedrock reports it
+/// (`GetModelInvocationLoggingConfiguration`, in the client's Region).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoggingSetup {
+    /// `s3://bucket/prefix` of the S3 destination.
+    pub s3: Option<String>,
+    /// The CloudWatch Logs group.
+    pub log_group: Option<String>,
+    /// Bodies delivered besides the metadata (text, image, embedding, video).
+    pub bodies: Vec<&'static str>,
+}
+
+impl LoggingSetup {
+    pub fn is_on(&self) -> bool {
+        self.s3.is_some() || self.log_group.is_some()
+    }
+}
+
+/// Read the logging configuration (one free control-plane call).
+pub async fn logging_setup(client: &aws_sdk_bedrock::Client) -> Result<LoggingSetup, ToolError> {
+    let out = client
+        .get_model_invocation_logging_configuration()
+        .send()
+        .await
+        .map_err(|e| {
+            crate::error::from_sdk(
+                "Amazon Bedrock",
+                "bedrock:GetModelInvocationLoggingConfiguration",
+                &e,
+            )
+        })?;
+    let Some(c) = out.logging_config() else {
+        return Ok(LoggingSetup::default());
+    };
+    let s3 = c.s3_config().map(|s| {
+        let prefix = s.key_prefix().unwrap_or_default().trim_matches('/');
+        if prefix.is_empty() {
+            format!("s3://{}", s.bucket_name())
+        } else {
+            format!("s3://{}/{prefix}", s.bucket_name())
+        }
+    });
+    let log_group = c
+        .cloud_watch_config()
+        .map(|w| w.log_group_name().to_string())
+        .filter(|g| !g.is_empty());
+    let bodies = [
+        ("text", c.text_data_delivery_enabled()),
+        ("image", c.image_data_delivery_enabled()),
+        ("embedding", c.embedding_data_delivery_enabled()),
+        ("video", c.video_data_delivery_enabled()),
+    ]
+    .into_iter()
+    .filter(|(_, on)| *on == Some(true))
+    .map(|(name, _)| name)
+    .collect();
+    Ok(LoggingSetup {
+        s3,
+        log_group,
+        bodies,
+    })
+}
+
+/// Whether `--invocation-logs s3://...` reads what logging delivers to `delivered`
+/// (`s3://bucket[/prefix]`): the same bucket, at or below the delivery prefix.
+pub fn reads_delivery(configured: &str, delivered: &str) -> bool {
+    let norm = |s: &str| s.trim_end_matches('/').to_string();
+    let (c, d) = (norm(configured), norm(delivered));
+    c == d || c.starts_with(&format!("{d}/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_location_reads_the_delivery_at_or_below_its_prefix() {
+        assert!(reads_delivery("s3://logs/bedrock", "s3://logs/bedrock/"));
+        assert!(reads_delivery(
+            "s3://logs/bedrock/AWSLogs/123456789012",
+            "s3://logs/bedrock"
+        ));
+        assert!(reads_delivery("s3://logs/x", "s3://logs"));
+        assert!(!reads_delivery("s3://logs/bedrock2", "s3://logs/bedrock"));
+        assert!(!reads_delivery("s3://other/bedrock", "s3://logs/bedrock"));
+    }
 
     #[test]
     fn object_keys_name_their_hour_and_bodies_are_not_records() {
@@ -888,7 +968,11 @@ mod tests {
         let rec = |id: &str, at: &str, who: &str, inp: u64, out: u64, err: bool| {
             format!(
                 r#"{{"schemaType":"ModelInvocationLog","schemaVersion":"1.0","timestamp":"{at}","accountId":"123456789012","region":"us-east-1","requestId":"{id}","operation":"Converse","modelId":"us.anthropic.claude-sonnet-4-6","identity":{{"arn":"{who}"}},"input":{{"inputTokenCount":{inp}}},"output":{{"outputTokenCount":{out}}}{}}}"#,
-                if err { r#","errorCode":"ThrottlingException""# } else { "" }
+                if err {
+                    r#","errorCode":"ThrottlingException""#
+                } else {
+                    ""
+                }
             )
         };
         let a = "arn:aws:sts::123456789012:assumed-role/Agent/s1";
@@ -922,7 +1006,11 @@ mod tests {
             agg.newest.unwrap().to_rfc3339(),
             "2026-12-05T15:10:00+00:00"
         );
-        assert!(agg.skipped_first[0].starts_with("o line 5"), "{:?}", agg.skipped_first);
+        assert!(
+            agg.skipped_first[0].starts_with("o line 5"),
+            "{:?}",
+            agg.skipped_first
+        );
         let broken = aggregate("b", &[0x1f, 0x8b, 0, 1, 2]);
         assert!(broken.error.unwrap().contains("not a readable gzip"));
     }

@@ -326,7 +326,8 @@ fn read_rows(rows: &[Vec<ResultField>], agg: &mut ObjectAgg) {
                 .find(|f| f.field() == Some(name))
                 .and_then(|f| f.value())
         };
-        let (Some(hour), Some(principal)) = (field("hour").and_then(insights_time), field("principal"))
+        let (Some(hour), Some(principal)) =
+            (field("hour").and_then(insights_time), field("principal"))
         else {
             agg.skipped += 1;
             continue;

@@ -709,7 +709,10 @@ impl Ctx {
                 "{} logged since {} (model invocation logs, newest record {}), not billed yet",
                 fmt_money(l),
                 logged_from.format("%Y-%m-%d %H:%M UTC"),
-                newest_log.map_or_else(|| "none".to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+                newest_log.map_or_else(
+                    || "none".to_string(),
+                    |t| t.to_rfc3339_opts(SecondsFormat::Secs, true)
+                )
             ));
         }
         if unbilled_checks > 0 {

@@ -110,9 +110,7 @@ impl Ctx {
             filter: q.filter.clone(),
             metric: q.metric,
         };
-        let ans = billed
-            .spend(&probe, crate::sources::no_progress())
-            .await?;
+        let ans = billed.spend(&probe, crate::sources::no_progress()).await?;
         let newest = ans
             .rows
             .iter()
@@ -218,9 +216,7 @@ impl Ctx {
             let bill = billed.spend(&compare, progress.clone()).await?;
             paid += bill.paid_requests;
             for r in &bill.rows {
-                let principal = r.keys[0]
-                    .clone()
-                    .unwrap_or_else(|| "no_principal".into());
+                let principal = r.keys[0].clone().unwrap_or_else(|| "no_principal".into());
                 let model = r.keys[1].clone().unwrap_or_else(|| "(none)".into());
                 let e = pairs
                     .entry((principal, crate::domain::model::key(&model)))
@@ -228,7 +224,12 @@ impl Ctx {
                 e.2 += r.amount;
             }
             let (rows, scan) = live
-                .spend_between(&compare, midnight(period.start), midnight(period.end), progress)
+                .spend_between(
+                    &compare,
+                    midnight(period.start),
+                    midnight(period.end),
+                    progress,
+                )
                 .await?;
             for r in &rows {
                 let principal = r.keys[0].clone().unwrap_or_default();

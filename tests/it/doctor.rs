@@ -148,6 +148,7 @@ async fn all_checks_pass_with_good_credentials_and_cost_explorer_is_not_called()
             ("cost_explorer", "skipped"),
             ("principal_tags", "skipped"),
             ("accounts", "skipped"),
+            ("invocation_logs", "skipped"),
         ])
     );
     let c = checks(&v);
@@ -243,7 +244,7 @@ async fn all_checks_pass_with_good_credentials_and_cost_explorer_is_not_called()
     assert!(ce.contains("skipped") && ce.contains("$0.01"), "{ce}");
     assert!(
         run.stdout
-            .contains("8 ok, 0 failed, 6 skipped; 0 paid Cost Explorer request(s)."),
+            .contains("8 ok, 0 failed, 7 skipped; 0 paid Cost Explorer request(s)."),
         "{}",
         run.stdout
     );
@@ -1101,4 +1102,64 @@ async fn with_credentials_each_tool_follows_the_source_it_will_use() {
         "{:?}",
         c["pricing"]
     );
+}
+
+#[tokio::test]
+async fn doctor_says_where_invocation_logs_go_and_whether_the_server_reads_them() {
+    let emu = Emulator::start();
+    let check = |args: &[&str]| {
+        let run = doctor(Some(&emu), None, &[&["doctor", "--json"], args].concat(), &[]);
+        checks(&run.json())["invocation_logs"].clone()
+    };
+    // Logging off, live layer not configured: how to turn it on.
+    let (status, detail, _) = check(&[]);
+    assert_eq!(status, "skipped");
+    assert!(detail.contains("logging is off in us-east-1"), "{detail}");
+    // Logging off, live layer configured: a failure with the command that turns it on.
+    let (status, detail, fix) = check(&["--invocation-logs", "s3://acme-logs/bedrock"]);
+    assert_eq!(status, "fail", "{detail}");
+    assert!(fix.contains("put-model-invocation-logging-configuration"), "{fix}");
+    // Logging on, to S3 and a log group.
+    let bedrock = aws_sdk_bedrock::Client::new(&crate::common::sdk_config(&emu).await);
+    bedrock
+        .put_model_invocation_logging_configuration()
+        .logging_config(
+            aws_sdk_bedrock::types::LoggingConfig::builder()
+                .s3_config(
+                    aws_sdk_bedrock::types::S3Config::builder()
+                        .bucket_name("acme-logs")
+                        .key_prefix("bedrock")
+                        .build()
+                        .unwrap(),
+                )
+                .cloud_watch_config(
+                    aws_sdk_bedrock::types::CloudWatchConfig::builder()
+                        .log_group_name("/aws/bedrock/modelinvocations")
+                        .role_arn("arn:aws:iam::123456789012:role/BedrockLogs")
+                        .build()
+                        .unwrap(),
+                )
+                .text_data_delivery_enabled(false)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, detail, _) = check(&[]);
+    assert_eq!(status, "skipped");
+    assert!(
+        detail.contains("delivers to s3://acme-logs/bedrock and CloudWatch Logs group /aws/bedrock/modelinvocations (metadata only)")
+            && detail.contains("start with --invocation-logs s3://acme-logs/bedrock"),
+        "{detail}"
+    );
+    let (status, detail, _) = check(&["--invocation-logs", "s3://acme-logs/bedrock/AWSLogs"]);
+    assert_eq!(status, "ok", "{detail}");
+    let (status, _, _) = check(&["--invocation-log-group", "/aws/bedrock/modelinvocations"]);
+    assert_eq!(status, "ok");
+    let (status, detail, fix) = check(&["--invocation-logs", "s3://other-bucket/bedrock"]);
+    assert_eq!(status, "fail", "{detail}");
+    assert!(fix.contains("--invocation-logs s3://acme-logs/bedrock"), "{fix}");
+    let (status, _, fix) = check(&["--invocation-log-group", "/wrong"]);
+    assert_eq!(status, "fail");
+    assert!(fix.contains("--invocation-log-group /aws/bedrock/modelinvocations"), "{fix}");
 }

@@ -91,7 +91,11 @@ async fn logs_reconcile_with_the_bill_and_fill_the_days_not_billed_yet() {
         "billed total",
     );
     let unbilled = &out["unbilled_estimate"];
-    assert_eq!(unbilled["from"], json!("2026-03-01T00:00:00Z"), "{unbilled}");
+    assert_eq!(
+        unbilled["from"],
+        json!("2026-03-01T00:00:00Z"),
+        "{unbilled}"
+    );
     assert_cents(
         num(&unbilled["total"]),
         num(&logs["unbilled_total"]),
@@ -101,7 +105,12 @@ async fn logs_reconcile_with_the_bill_and_fill_the_days_not_billed_yet() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["keys"]["principal"].as_str().unwrap().to_string(), num(&r["amount"])))
+        .map(|r| {
+            (
+                r["keys"]["principal"].as_str().unwrap().to_string(),
+                num(&r["amount"]),
+            )
+        })
         .collect();
     let want = map_of(&logs["unbilled_by_principal"]);
     assert_eq!(
@@ -168,11 +177,16 @@ async fn logs_reconcile_with_the_bill_and_fill_the_days_not_billed_yet() {
             );
         }
     }
-    assert_eq!(seen, logged.len().max(seen), "every logged pair is compared");
+    assert_eq!(
+        seen,
+        logged.len().max(seen),
+        "every logged pair is compared"
+    );
     for key in logged.keys() {
         let (p, m) = key.split_once('|').unwrap();
         assert!(
-            rows.iter().any(|r| r["principal"] == json!(p) && r["model"] == json!(m)),
+            rows.iter()
+                .any(|r| r["principal"] == json!(p) && r["model"] == json!(m)),
             "{key} missing from live_vs_bill"
         );
     }
@@ -185,12 +199,22 @@ async fn logs_reconcile_with_the_bill_and_fill_the_days_not_billed_yet() {
     )
     .await;
     assert_eq!(live["source"], json!("live"));
-    assert!(live["newest_log_record"].as_str().unwrap().starts_with("2026-03-02T"));
+    assert!(
+        live["newest_log_record"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-03-02T")
+    );
     let days: BTreeMap<String, f64> = live["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["keys"]["day"].as_str().unwrap().to_string(), num(&r["amount"])))
+        .map(|r| {
+            (
+                r["keys"]["day"].as_str().unwrap().to_string(),
+                num(&r["amount"]),
+            )
+        })
         .collect();
     let want = map_of(&logs["unbilled_by_day"]);
     assert_eq!(days.len(), want.len());
@@ -214,17 +238,21 @@ async fn logs_in_s3_are_read_like_the_cur_export_and_bad_records_are_named() {
     let truth = generate(dir.path());
     let emu = emulator_with_prices(dir.path()).await;
     // A broken object and a record without a caller beside Bedrock's: counted, named, skipped.
-    let bad = dir
-        .path()
-        .join("invocation-logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/03/02/23");
+    let bad = dir.path().join(
+        "invocation-logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/03/02/23",
+    );
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(
         bad.join("broken.json"),
         "{\"schemaType\":\"ModelInvocationLog\",\"timestamp\":\"2026-03-02T23:00:00Z\",\"accountId\":\"123456789012\",\"region\":\"us-east-1\",\"requestId\":\"req-without-identity\",\"operation\":\"Converse\",\"modelId\":\"anthropic.claude-sonnet-4-6\",\"input\":{\"inputTokenCount\":5},\"output\":{\"outputTokenCount\":5}}\nnot json at all\n",
     )
     .unwrap();
-    emu.upload_dir("bedrock-logs", "model-logs", &dir.path().join("invocation-logs"))
-        .await;
+    emu.upload_dir(
+        "bedrock-logs",
+        "model-logs",
+        &dir.path().join("invocation-logs"),
+    )
+    .await;
     let client = stdio_client(
         Some(&emu),
         &["--invocation-logs", "s3://bedrock-logs/model-logs"],
@@ -285,14 +313,20 @@ async fn check_budget_denies_on_logged_spend_the_bill_does_not_show_yet() {
     blind.cancel().await.ok();
     // With them: the logged spend since the last billed day crosses the budget.
     let logs_dir = dir.path().join("invocation-logs");
-    let args = [&base[..], &["--invocation-logs", logs_dir.to_str().unwrap()]].concat();
+    let args = [
+        &base[..],
+        &["--invocation-logs", logs_dir.to_str().unwrap()],
+    ]
+    .concat();
     let client = stdio_client(Some(&emu), &args, &[("BEDROCK_COST_MCP_NOW", NOW)]).await;
     let out = ok(&call(&client, "check_budget", check).await);
     assert_eq!(out["verdict"], json!("deny"), "{out}");
     assert_eq!(out["spent"], json!(0.0), "{out}");
     assert_cents(num(&out["logged"]), logged, "logged spend");
     assert!(
-        out["reasons"].to_string().contains("logged since 2026-03-01 00:00 UTC"),
+        out["reasons"]
+            .to_string()
+            .contains("logged since 2026-03-01 00:00 UTC"),
         "{out}"
     );
     client.cancel().await.ok();
@@ -346,10 +380,7 @@ async fn a_scoped_caller_sees_only_its_own_principals_in_live_answers() {
     let logs_dir = dir.path().join("invocation-logs");
     let server = HttpServer::start(
         Some(&emu),
-        &[
-            "--invocation-logs",
-            logs_dir.to_str().unwrap(),
-        ],
+        &["--invocation-logs", logs_dir.to_str().unwrap()],
         &[
             ("BEDROCK_COST_MCP_NOW", NOW),
             ("BEDROCK_COST_MCP_AUTH_TOKENS", tokens.to_str().unwrap()),
@@ -357,7 +388,10 @@ async fn a_scoped_caller_sees_only_its_own_principals_in_live_answers() {
     );
     let ask = json!({"source": "live", "period": {"start": "2026-03-01", "end": "2026-03-03"},
                      "group_by": ["principal"], "top_n": 500});
-    for (token, arn, spend) in [(one, &session_arn, session_spend), (team, &user_arn, user_spend)] {
+    for (token, arn, spend) in [
+        (one, &session_arn, session_spend),
+        (team, &user_arn, user_spend),
+    ] {
         let client = server.client_with_token(token).await.unwrap();
         let out = ask_all(&client, ask.clone()).await;
         let rows = out["rows"].as_array().unwrap();
@@ -416,14 +450,27 @@ async fn logs_insights_aggregates_a_log_group_on_the_service_side_and_keeps_its_
     let truth = generate_cur(
         dir.path(),
         &[
-            "--rows", "2500", "--start", &start, "--days", "2", "--principals", "20",
-            "--write-invocation-logs", "--logs-only-days", "1",
+            "--rows",
+            "2500",
+            "--start",
+            &start,
+            "--days",
+            "2",
+            "--principals",
+            "20",
+            "--write-invocation-logs",
+            "--logs-only-days",
+            "1",
         ],
     );
     let emu = emulator_with_prices(dir.path()).await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk_config(&emu).await);
     let group = "/aws/bedrock/modelinvocations";
-    logs.create_log_group().log_group_name(group).send().await.unwrap();
+    logs.create_log_group()
+        .log_group_name(group)
+        .send()
+        .await
+        .unwrap();
     logs.create_log_stream()
         .log_group_name(group)
         .log_stream_name("aws/bedrock/modelinvocations")
@@ -456,7 +503,12 @@ async fn logs_insights_aggregates_a_log_group_on_the_service_side_and_keeps_its_
     }
     let client = stdio_client(
         Some(&emu),
-        &["--invocation-log-group", group, "--invocation-log-max-queries-per-hour", "2"],
+        &[
+            "--invocation-log-group",
+            group,
+            "--invocation-log-max-queries-per-hour",
+            "2",
+        ],
         &[],
     )
     .await;
@@ -479,7 +531,12 @@ async fn logs_insights_aggregates_a_log_group_on_the_service_side_and_keeps_its_
         assert_cents(got, want, &p);
     }
     assert!(num(&out["data_scanned_bytes"]) > 0.0, "{out}");
-    assert!(out["newest_log_record"].as_str().unwrap().starts_with(&yesterday));
+    assert!(
+        out["newest_log_record"]
+            .as_str()
+            .unwrap()
+            .starts_with(&yesterday)
+    );
     let queries: Vec<Value> = reqwest::get(format!("{}/_emulator/logs/queries", emu.url))
         .await
         .unwrap()
@@ -487,11 +544,18 @@ async fn logs_insights_aggregates_a_log_group_on_the_service_side_and_keeps_its_
         .await
         .unwrap();
     assert_eq!(queries.len(), 1, "{queries:?}");
-    assert!(queries[0]["polls"].as_u64().unwrap() >= 2, "polled until complete");
+    assert!(
+        queries[0]["polls"].as_u64().unwrap() >= 2,
+        "polled until complete"
+    );
     // Asked again: the kept answer, no second query.
     let again = ask_all(&client, ask).await;
     assert_eq!(again["total"], out["total"]);
-    assert!(again["notes"].to_string().contains("kept from"), "{}", again["notes"]);
+    assert!(
+        again["notes"].to_string().contains("kept from"),
+        "{}",
+        again["notes"]
+    );
     let queries: Vec<Value> = reqwest::get(format!("{}/_emulator/logs/queries", emu.url))
         .await
         .unwrap()
