@@ -820,6 +820,7 @@ async fn anomalies(
                 continue;
             }
             out.push(crate::domain::anomaly::Anomaly {
+                calls_per_minute: None,
                 source: "cost_explorer".into(),
                 who: a.dimension_value().unwrap_or("Amazon Bedrock").to_string(),
                 day: a

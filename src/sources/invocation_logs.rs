@@ -605,7 +605,7 @@ impl InvocationLogs {
     }
 
     /// IAM tags of the callers, by (account, user or role, name); only when a question needs them.
-    async fn tags(&self, progress: Progress) -> Result<TagsByOwner, ToolError> {
+    pub(crate) async fn tags(&self, progress: Progress) -> Result<TagsByOwner, ToolError> {
         let inv = self.directory.inventory(progress).await?;
         Ok(inv
             .principals

@@ -276,6 +276,7 @@ impl Ctx {
                         anomalies.push(Finding {
                             excess: round2(actual - v.expected),
                             anomaly: Anomaly {
+                                calls_per_minute: None,
                                 source: "cur_baseline".into(),
                                 who: who.clone(),
                                 day: d.to_string(),
@@ -328,6 +329,21 @@ impl Ctx {
             notes.push(
                 "per-principal spike detection needs the CUR source (start with --cur PATH)".into(),
             );
+        }
+        // The last hours, from the invocation logs: a runaway loop shows within the hour.
+        if let Some(live) = self.live.clone()
+            && period.end > today - Duration::days(1)
+        {
+            match self
+                .hourly_anomalies(&live, &by, k, min_increase, &budgets)
+                .await
+            {
+                Ok((found, note)) => {
+                    anomalies.extend(found);
+                    notes.push(note);
+                }
+                Err(e) => notes.push(format!("hourly anomalies from invocation logs not read: {e}")),
+            }
         }
         if with_cost_explorer && self.visibility().is_some() {
             notes.push("Cost Explorer anomaly detection is account-wide, so it is not shown to a caller limited to part of the spend".into());

@@ -329,3 +329,163 @@ impl Ctx {
         )
     }
 }
+
+/// Hours of baseline an hour is judged against, and hours judged (the last day).
+pub const HOURLY_WINDOW: i64 = 24;
+
+impl Ctx {
+    /// Each of the last [`HOURLY_WINDOW`] hours (the current one so far included) of each role,
+    /// principal or tag value, judged like a day (`domain::anomaly::judge`) against its previous
+    /// [`HOURLY_WINDOW`] hours from the invocation logs; hours without records count as 0, and
+    /// an hour is judged only when the logs reach a full window before it. Findings name the
+    /// models behind the hour and the calls per minute.
+    pub(crate) async fn hourly_anomalies(
+        &self,
+        live: &InvocationLogs,
+        by: &GroupKey,
+        k: f64,
+        min_increase: f64,
+        budgets: &[crate::sources::budgets::Budget],
+    ) -> Result<(Vec<crate::usecases::anomalies::Finding>, String), ToolError> {
+        use crate::domain::anomaly::{Anomaly, Driver, finite, judge};
+        use crate::sources::invocation_logs::{hour_start, shape};
+        let now = crate::domain::clock::now();
+        let current = hour_start(now);
+        let first_judged = current - Duration::hours(HOURLY_WINDOW - 1);
+        let from = first_judged - Duration::hours(HOURLY_WINDOW);
+        let scan = live
+            .scan(from, now, crate::sources::no_progress())
+            .await?;
+        // The caller's visibility, as for every spend question.
+        let mut q = SpendQuery {
+            period: Period {
+                start: from.date_naive(),
+                end: now.date_naive() + Duration::days(1),
+            },
+            granularity: Granularity::Daily,
+            group_by: vec![by.clone(), GroupKey::Model],
+            filter: SpendFilter::default(),
+            metric: crate::domain::group::Metric::Unblended,
+        };
+        self.scope_query(&mut q, false)?;
+        let tags = if by.is_tag() || !q.filter.tags.is_empty() {
+            Some(live.tags(crate::sources::no_progress()).await?)
+        } else {
+            None
+        };
+        let mut by_hour: BTreeMap<DateTime<Utc>, Vec<crate::sources::invocation_logs::LiveLine>> =
+            BTreeMap::new();
+        for l in &scan.lines {
+            by_hour.entry(l.hour).or_default().push(l.clone());
+        }
+        // who -> hour -> (total, model -> amount, calls)
+        type HourSpend = (f64, BTreeMap<String, f64>, u64);
+        let mut series: BTreeMap<String, BTreeMap<DateTime<Utc>, HourSpend>> = BTreeMap::new();
+        for (hour, lines) in &by_hour {
+            for row in shape(&q, lines, tags.as_ref()) {
+                let who = row.keys[0].clone().unwrap_or_else(|| "untagged".into());
+                let model = row.keys[1].clone().unwrap_or_default();
+                let e = series.entry(who).or_default().entry(*hour).or_default();
+                e.0 += row.amount;
+                *e.1.entry(model).or_default() += row.amount;
+            }
+            // Calls of each group in the hour (on the input lines, so each call counts once).
+            let calls_q = SpendQuery {
+                group_by: vec![by.clone()],
+                ..q.clone()
+            };
+            let counted: Vec<crate::sources::invocation_logs::LiveLine> = lines
+                .iter()
+                .filter(|l| l.calls > 0)
+                .map(|l| crate::sources::invocation_logs::LiveLine {
+                    cost: l.calls as f64,
+                    ..l.clone()
+                })
+                .collect();
+            for row in shape(&calls_q, &counted, tags.as_ref()) {
+                let who = row.keys[0].clone().unwrap_or_else(|| "untagged".into());
+                if let Some(e) = series.get_mut(&who).and_then(|s| s.get_mut(hour)) {
+                    e.2 += row.amount.round() as u64;
+                }
+            }
+        }
+        let data_start = by_hour.keys().next().copied();
+        let mut found = Vec::new();
+        let mut judged = 0usize;
+        for (who, hours) in &series {
+            let mut h = first_judged;
+            while h <= current {
+                let Some((actual, models, calls)) = hours.get(&h) else {
+                    h += Duration::hours(1);
+                    continue;
+                };
+                if data_start.is_none_or(|d| d > h - Duration::hours(HOURLY_WINDOW)) {
+                    h += Duration::hours(1);
+                    continue;
+                }
+                judged += 1;
+                let baseline: Vec<f64> = (1..=HOURLY_WINDOW)
+                    .rev()
+                    .map(|i| hours.get(&(h - Duration::hours(i))).map_or(0.0, |x| x.0))
+                    .collect();
+                let v = judge(&baseline, *actual, k, min_increase);
+                if v.anomalous {
+                    let mut drivers: Vec<Driver> = models
+                        .iter()
+                        .map(|(model, amount)| Driver {
+                            model: model.clone(),
+                            amount: (amount * 100.0).round() / 100.0,
+                        })
+                        .collect();
+                    drivers.sort_by(|a, b| b.amount.total_cmp(&a.amount));
+                    drivers.truncate(3);
+                    let minutes = if h == current {
+                        ((now - h).num_seconds() as f64 / 60.0).max(1.0)
+                    } else {
+                        60.0
+                    };
+                    let mut subject = crate::sources::budgets::Subject::default();
+                    match by {
+                        GroupKey::Role => subject.role_arn = Some(who.clone()),
+                        GroupKey::Principal => subject.principal_arn = Some(who.clone()),
+                        GroupKey::Tag(key) => {
+                            subject.tags.insert(key.clone(), who.clone());
+                        }
+                        _ => {}
+                    }
+                    let r2 = |x: f64| (finite(x) * 100.0).round() / 100.0;
+                    found.push(crate::usecases::anomalies::Finding {
+                        excess: r2(actual - v.expected),
+                        anomaly: Anomaly {
+                            source: "live_hourly".into(),
+                            who: who.clone(),
+                            day: rfc(h),
+                            expected: r2(v.expected),
+                            actual: r2(*actual),
+                            score: (finite(v.score) * 10.0).round() / 10.0,
+                            drivers,
+                            budget_threatened: crate::sources::budgets::choose(budgets, &subject)
+                                .map(|b| {
+                                    format!(
+                                        "{} ({}, {})",
+                                        b.name,
+                                        crate::domain::label::fmt_money(b.limit_usd),
+                                        b.source
+                                    )
+                                }),
+                            calls_per_minute: Some((*calls as f64 / minutes * 10.0).round() / 10.0),
+                        },
+                    });
+                }
+                h += Duration::hours(1);
+            }
+        }
+        let note = format!(
+            "hourly from invocation logs ({}): {judged} group-hours of the last {HOURLY_WINDOW} judged against their previous {HOURLY_WINDOW} hours (newest record {}); {} flagged",
+            live.location(),
+            scan.newest.map_or_else(|| "none".to_string(), rfc),
+            found.len()
+        );
+        Ok((found, note))
+    }
+}

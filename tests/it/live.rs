@@ -585,3 +585,65 @@ async fn logs_insights_aggregates_a_log_group_on_the_service_side_and_keeps_its_
     assert!(e.contains("does not exist in us-east-1"), "{e}");
     client.cancel().await.ok();
 }
+
+#[tokio::test]
+async fn a_runaway_loop_is_flagged_within_the_hour_from_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(dir.path());
+    let emu = emulator_with_prices(dir.path()).await;
+    // The session with the least logged spend: its hours are mostly empty, so a burst stands out.
+    let (who, _) = map_of(&truth["logs"]["unbilled_by_principal"])
+        .into_iter()
+        .filter(|(p, _)| p.contains(":assumed-role/"))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let account = who.split(':').nth(4).unwrap().to_string();
+    let role = {
+        let (head, rest) = who.split_once(":assumed-role/").unwrap();
+        let name = rest.split('/').next().unwrap();
+        format!("{}:role/{name}", head.replace(":sts:", ":iam:"))
+    };
+    // 120 calls of 100,000 input tokens each between 11:00 and 12:00, the hour before now.
+    let hour_dir = dir.path().join(format!(
+        "invocation-logs/AWSLogs/{account}/BedrockModelInvocationLogs/us-east-1/2026/03/03/11"
+    ));
+    std::fs::create_dir_all(&hour_dir).unwrap();
+    let mut text = String::new();
+    for i in 0..120 {
+        text.push_str(&format!(
+            r#"{{"schemaType":"ModelInvocationLog","schemaVersion":"1.0","timestamp":"2026-03-03T11:{:02}:{:02}Z","accountId":"{account}","identity":{{"arn":"{who}"}},"region":"us-east-1","requestId":"loop-{i}","operation":"Converse","modelId":"anthropic.claude-sonnet-4-6","input":{{"inputTokenCount":100000}},"output":{{"outputTokenCount":0}}}}"#,
+            i / 2,
+            (i % 2) * 30
+        ));
+        text.push('\n');
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    std::fs::write(hour_dir.join("loop.json.gz"), gz.finish().unwrap()).unwrap();
+    let logs_dir = dir.path().join("invocation-logs");
+    let client = stdio_client(
+        Some(&emu),
+        &["--invocation-logs", logs_dir.to_str().unwrap()],
+        &[("BEDROCK_COST_MCP_NOW", NOW)],
+    )
+    .await;
+    let out = ok(&call(&client, "spend_anomalies", json!({"top_n": 100})).await);
+    let hourly: Vec<&Value> = out["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["source"] == json!("live_hourly"))
+        .collect();
+    let found = hourly
+        .iter()
+        .find(|a| a["who"] == json!(role))
+        .unwrap_or_else(|| panic!("{role} not flagged: {out}"));
+    assert_eq!(found["day"], json!("2026-03-03T11:00:00Z"));
+    // 12,000,000 input tokens of Claude Sonnet 4.6 in-Region at $3.30 per million (the
+    // catalogue's regional price: the $3 global price plus 10%): $39.60.
+    assert_cents(num(&found["actual"]), 39.60, "the loop's hour");
+    assert_eq!(found["calls_per_minute"], json!(2.0));
+    assert_eq!(found["drivers"][0]["model"], json!("Claude Sonnet 4.6"));
+    assert!(out["notes"].to_string().contains("hourly from invocation logs"), "{out}");
+    client.cancel().await.ok();
+}

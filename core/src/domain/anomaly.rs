@@ -116,6 +116,9 @@ pub struct Anomaly {
     pub drivers: Vec<Driver>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget_threatened: Option<String>,
+    // Hourly findings from invocation logs: the group's calls per minute in that hour.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_per_minute: Option<f64>,
 }
 
 #[cfg(test)]
