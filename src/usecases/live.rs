@@ -489,3 +489,110 @@ impl Ctx {
         Ok((found, note))
     }
 }
+
+/// Distinct session names from which one role's calls must come to count as a shared gateway.
+pub const GATEWAY_SESSIONS: usize = 10;
+
+/// Days of logs read for shared gateways (the end of the question's period back).
+pub const GATEWAY_DAYS: i64 = 7;
+
+/// A role that many callers use under different session names (a gateway, a proxy, an agent
+/// runtime): every call is billed to the role's tags, so its spend cannot be split by who asked.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SharedGateway {
+    pub role: String,
+    /// Distinct session names in the logs read.
+    pub sessions: usize,
+    /// Logged spend (estimate) of the role in those days.
+    pub spend: f64,
+    /// The sessions that spent the most.
+    pub top_sessions: Vec<crate::usecases::untagged::SessionSpend>,
+    /// Whether the role's trust policy lets callers pass session tags (`sts:TagSession`);
+    /// absent when IAM does not list the role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_session_allowed: Option<bool>,
+    pub recommendation: String,
+}
+
+impl Ctx {
+    /// Roles whose logged calls of the last [`GATEWAY_DAYS`] days of `period` come from at least
+    /// [`GATEWAY_SESSIONS`] session names, as the caller may see them.
+    pub(crate) async fn shared_gateways(
+        &self,
+        live: &InvocationLogs,
+        period: Period,
+        inventory: &crate::sources::iam::Inventory,
+    ) -> Result<Vec<SharedGateway>, ToolError> {
+        let now = crate::domain::clock::now();
+        let to = midnight(period.end).min(now);
+        let from = midnight(period.start).max(to - Duration::days(GATEWAY_DAYS));
+        let mut q = SpendQuery {
+            period: Period {
+                start: from.date_naive(),
+                end: to.date_naive() + Duration::days(1),
+            },
+            granularity: Granularity::Monthly,
+            group_by: vec![GroupKey::Role, GroupKey::Session],
+            filter: SpendFilter::default(),
+            metric: crate::domain::group::Metric::Unblended,
+        };
+        self.scope_query(&mut q, false)?;
+        let (rows, _) = live
+            .spend_between(&q, from, to, crate::sources::no_progress())
+            .await?;
+        let mut roles: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for r in rows {
+            let (Some(role), Some(session)) = (r.keys[0].clone(), r.keys[1].clone()) else {
+                continue;
+            };
+            *roles.entry(role).or_default().entry(session).or_default() += r.amount;
+        }
+        let mut out: Vec<SharedGateway> = roles
+            .into_iter()
+            .filter(|(_, s)| s.len() >= GATEWAY_SESSIONS)
+            .map(|(role, sessions)| {
+                let name = role.rsplit('/').next().unwrap_or(&role);
+                let account = role.split(':').nth(4).unwrap_or("");
+                let allowed = inventory
+                    .principals
+                    .iter()
+                    .find(|p| {
+                        p.kind == crate::sources::iam::IamKind::Role
+                            && p.name == name
+                            && p.account() == account
+                    })
+                    .map(|p| p.tag_session_allowed);
+                let mut top: Vec<crate::usecases::untagged::SessionSpend> = sessions
+                    .iter()
+                    .map(|(s, a)| crate::usecases::untagged::SessionSpend {
+                        session: s.clone(),
+                        amount: round4(*a),
+                    })
+                    .collect();
+                top.sort_by(|a, b| b.amount.total_cmp(&a.amount).then_with(|| a.session.cmp(&b.session)));
+                top.truncate(3);
+                let recommendation = match allowed {
+                    Some(true) => format!(
+                        "callers of {name} should pass session tags (sts:AssumeRole with Tags, e.g. iamPrincipal keys per end user or tenant; its trust policy allows sts:TagSession) so its spend splits by caller"
+                    ),
+                    Some(false) => format!(
+                        "allow sts:TagSession in {name}'s trust policy and have its callers pass session tags (the iamPrincipal keys per end user or tenant) so its spend splits by caller"
+                    ),
+                    None => format!(
+                        "{name} is not in this account's IAM listing; have its callers pass session tags so its spend splits by caller"
+                    ),
+                };
+                SharedGateway {
+                    role,
+                    sessions: sessions.len(),
+                    spend: round4(sessions.values().sum()),
+                    top_sessions: top,
+                    tag_session_allowed: allowed,
+                    recommendation,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.spend.total_cmp(&a.spend).then_with(|| a.role.cmp(&b.role)));
+        Ok(out)
+    }
+}

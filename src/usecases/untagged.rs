@@ -95,6 +95,10 @@ pub struct UntaggedOutput {
     pub as_of: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// Roles whose logged calls come from many session names (a shared gateway): their spend
+    /// cannot be told apart by caller without session tags (with --invocation-logs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_gateways: Vec<crate::usecases::live::SharedGateway>,
     pub warnings: Vec<String>,
 }
 
@@ -509,6 +513,18 @@ impl Ctx {
         let next_cursor = (offset + page.len() < total_findings)
             .then(|| format!("findings:{}", offset + page.len()));
         let r4 = |x: f64| (x * 10_000.0).round() / 10_000.0 + 0.0;
+        let shared_gateways = match self.live.clone() {
+            None => Vec::new(),
+            Some(live) => match self.shared_gateways(&live, period, &inventory).await {
+                Ok(g) => g,
+                Err(e) => {
+                    warnings.push(format!(
+                        "shared gateways not read from the invocation logs: {e}"
+                    ));
+                    Vec::new()
+                }
+            },
+        };
         Ok(UntaggedOutput {
             prevention_policy: prevention_policy(&required),
             required_keys: required,
@@ -554,6 +570,7 @@ impl Ctx {
                 .unwrap_or_else(crate::domain::clock::now)
                 .to_rfc3339_opts(SecondsFormat::Secs, true),
             next_cursor,
+            shared_gateways,
             warnings,
         })
     }

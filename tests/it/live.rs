@@ -647,3 +647,56 @@ async fn a_runaway_loop_is_flagged_within_the_hour_from_the_logs() {
     assert!(out["notes"].to_string().contains("hourly from invocation logs"), "{out}");
     client.cancel().await.ok();
 }
+
+#[tokio::test]
+async fn a_role_called_under_many_session_names_is_named_a_shared_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path());
+    let emu = emulator_with_prices(dir.path()).await;
+    // A gateway role in IAM whose trust policy does not allow session tags, called by 12
+    // end users under their own session names on 2026-03-02.
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&emu).await);
+    iam.create_role()
+        .role_name("ChatGatewayRole")
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let hour_dir = dir.path().join(
+        "invocation-logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/03/02/09",
+    );
+    std::fs::create_dir_all(&hour_dir).unwrap();
+    let mut text = String::new();
+    for user in 0..12 {
+        text.push_str(&format!(
+            r#"{{"schemaType":"ModelInvocationLog","schemaVersion":"1.0","timestamp":"2026-03-02T09:{user:02}:00Z","accountId":"123456789012","identity":{{"arn":"arn:aws:sts::123456789012:assumed-role/ChatGatewayRole/user-{user}"}},"region":"us-east-1","requestId":"gw-{user}","operation":"Converse","modelId":"anthropic.claude-sonnet-4-6","input":{{"inputTokenCount":{}}},"output":{{"outputTokenCount":0}}}}"#,
+            1000 * (user + 1)
+        ));
+        text.push('\n');
+    }
+    std::fs::write(hour_dir.join("gateway.json"), text).unwrap();
+    let logs_dir = dir.path().join("invocation-logs");
+    let client = stdio_client(
+        Some(&emu),
+        &["--cur", dir.path().to_str().unwrap(), "--invocation-logs", logs_dir.to_str().unwrap()],
+        &[("BEDROCK_COST_MCP_NOW", NOW)],
+    )
+    .await;
+    let out = ok(&call(&client, "untagged_principals", json!({"include_no_spend": true, "required_keys": ["team"]})).await);
+    let gateways = out["shared_gateways"].as_array().expect("shared_gateways");
+    let gw = gateways
+        .iter()
+        .find(|g| g["role"] == json!("arn:aws:iam::123456789012:role/ChatGatewayRole"))
+        .unwrap_or_else(|| panic!("{gateways:?}"));
+    assert_eq!(gw["sessions"], json!(12));
+    assert_eq!(gw["tag_session_allowed"], json!(false));
+    // 78,000 input tokens (1,000 + 2,000 + ... + 12,000) at $3.30 per million: $0.2574.
+    assert!((num(&gw["spend"]) - 0.2574).abs() < 1e-9, "{gw}");
+    assert_eq!(gw["top_sessions"][0]["session"], json!("user-11"));
+    assert!(gw["recommendation"].as_str().unwrap().contains("sts:TagSession"));
+    // No role of the generated organisation has that many sessions in a week.
+    assert_eq!(gateways.len(), 1, "{gateways:?}");
+    client.cancel().await.ok();
+}
