@@ -85,13 +85,13 @@ fn check(inv: &Invocation) {
     assert!(clean(&inv.request_id, MAX_ID_LEN));
     assert!(clean(&inv.region, MAX_ID_LEN));
     assert!(clean(inv.operation.as_str(), MAX_ID_LEN));
-    assert!(clean(&inv.model.raw, MAX_ARN_LEN));
+    assert!(clean(&inv.model_id, MAX_ARN_LEN));
     assert!(clean(&inv.principal_arn, MAX_ARN_LEN));
     assert!(inv.account.len() == 12 && inv.account.bytes().all(|b| b.is_ascii_digit()));
     assert!(inv.error.as_deref().is_none_or(|e| clean(e, MAX_ID_LEN)));
     assert!(inv.request_metadata.len() <= MAX_METADATA_PAIRS);
     assert_eq!(inv.streaming, inv.operation.is_streaming());
-    let m = &inv.model;
+    let m = &inv.model();
     match m.kind {
         ModelKind::Foundation => {
             assert_eq!(m.scope, Some(Scope::InRegion), "{m:?}");
@@ -238,7 +238,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(inv.token_counts_logged, counts.iter().any(Option::is_some));
             assert_eq!(inv.request_id, parts.request_id);
             assert_eq!(inv.operation.as_str(), parts.operation);
-            assert_eq!(inv.model.raw, parts.model_id);
+            assert_eq!(inv.model_id, parts.model_id);
             assert_eq!(inv.principal_arn, parts.arn);
             assert_eq!(inv.error, parts.error_code);
             assert_eq!(inv.request_metadata.len(), metadata.len());

@@ -33,7 +33,7 @@ use super::iam::{IamKind, PrincipalDirectory};
 use super::pricing::PriceSource;
 use super::{Progress, SpendAnswer, SpendRow, SpendSource};
 use crate::domain::group::{Granularity, GroupKey, SpendQuery};
-use crate::domain::invocation_log::{ModelKind, ModelRef, for_each_record};
+use crate::domain::invocation_log::{MAX_RECORD_BYTES, ModelKind, ModelRef, record_of_line};
 use crate::domain::period::first_of_month;
 use crate::domain::pricing::{Unpriced, per_1k_of, resolve};
 use crate::domain::principal::{Principal, PrincipalKind, glob_match, role_of, session_of};
@@ -80,7 +80,7 @@ pub(crate) struct Sum {
 /// One object, aggregated.
 #[derive(Debug, Default)]
 pub(crate) struct ObjectAgg {
-    pub(crate) groups: HashMap<Key, Sum>,
+    pub(crate) groups: HashMap<Key, Sum, foldhash::fast::RandomState>,
     pub(crate) newest: Option<DateTime<Utc>>,
     pub(crate) records: u64,
     pub(crate) skipped: usize,
@@ -90,53 +90,105 @@ pub(crate) struct ObjectAgg {
     pub(crate) error: Option<String>,
 }
 
-/// Aggregate one object's bytes (gzip or plain JSON lines).
+/// Aggregate one object's bytes (gzip or plain JSON lines), line by line: the object is never
+/// held decompressed (a busy hour's object is tens of MB of JSON), each line at most
+/// [`MAX_RECORD_BYTES`] and the object at most [`MAX_OBJECT_BYTES`] after gunzip.
 fn aggregate(name: &str, bytes: &[u8]) -> ObjectAgg {
-    use std::io::Read;
+    use std::io::BufRead;
     let mut agg = ObjectAgg::default();
-    let plain: std::borrow::Cow<[u8]> = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        let mut dec = flate2::read::MultiGzDecoder::new(bytes).take(MAX_OBJECT_BYTES + 1);
-        if let Err(e) = dec.read_to_end(&mut out) {
-            agg.error = Some(format!("{name}: not a readable gzip object ({e})"));
-            return agg;
+    let reader: Box<dyn std::io::Read + '_> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
+    };
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, reader);
+    let mut skipped = crate::domain::invocation_log::Skipped::default();
+    let mut line = Vec::with_capacity(4096);
+    let (mut total, mut number) = (0u64, 0usize);
+    loop {
+        line.clear();
+        let read = std::io::Read::take(&mut reader, MAX_RECORD_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line);
+        let n = match read {
+            Ok(n) => n,
+            Err(e) => {
+                agg.error = Some(format!("{name}: not readable to its end ({e})"));
+                break;
+            }
+        };
+        if n == 0 {
+            break;
         }
-        if out.len() as u64 > MAX_OBJECT_BYTES {
+        number += 1;
+        total += n as u64;
+        if total > MAX_OBJECT_BYTES {
             agg.error = Some(format!(
-                "{name}: more than {} MiB after gunzip; not read",
+                "{name}: more than {} MiB after gunzip; read no further",
                 MAX_OBJECT_BYTES >> 20
             ));
-            return agg;
+            break;
         }
-        std::borrow::Cow::Owned(out)
-    } else {
-        std::borrow::Cow::Borrowed(bytes)
-    };
-    let skipped = for_each_record(&plain, |inv| {
-        agg.records += 1;
-        agg.newest = agg.newest.max(Some(inv.at));
-        let t = inv.tokens;
-        let e = agg
-            .groups
-            .entry(Key {
-                hour: inv.at.timestamp().div_euclid(3600),
-                principal: inv.principal_arn,
-                model: inv.model.raw,
-                region: inv.region,
-            })
-            .or_default();
-        if inv.error.is_some() {
-            e.failed += 1;
-            return;
+        let ended = line.last() == Some(&b'\n');
+        if !ended && line.len() > MAX_RECORD_BYTES {
+            // Too long: skip to its end (bounded by the object's own limit).
+            loop {
+                line.clear();
+                match std::io::Read::take(&mut reader, 1 << 20).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(m) => {
+                        total += m as u64;
+                        if line.last() == Some(&b'\n') || total > MAX_OBJECT_BYTES {
+                            break;
+                        }
+                    }
+                }
+            }
+            skipped.add(
+                number,
+                crate::domain::invocation_log::RecordError {
+                    request_id: None,
+                    problem: crate::domain::invocation_log::Problem::TooLarge {
+                        bytes: MAX_RECORD_BYTES + 1,
+                        max: MAX_RECORD_BYTES,
+                    },
+                },
+            );
+            continue;
         }
-        e.calls += 1;
-        for (i, n) in [t.input, t.output, t.cache_read, t.cache_write]
-            .into_iter()
-            .enumerate()
-        {
-            e.tokens[i] = e.tokens[i].saturating_add(n);
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        match record_of_line(text) {
+            None => {}
+            Some(Err(e)) => skipped.add(number, e),
+            Some(Ok(inv)) => {
+                agg.records += 1;
+                agg.newest = agg.newest.max(Some(inv.at));
+                let t = inv.tokens;
+                let e = agg
+                    .groups
+                    .entry(Key {
+                        hour: inv.at.timestamp().div_euclid(3600),
+                        principal: inv.principal_arn,
+                        model: inv.model_id,
+                        region: inv.region,
+                    })
+                    .or_default();
+                if inv.error.is_some() {
+                    e.failed += 1;
+                    continue;
+                }
+                e.calls += 1;
+                for (i, n) in [t.input, t.output, t.cache_read, t.cache_write]
+                    .into_iter()
+                    .enumerate()
+                {
+                    e.tokens[i] = e.tokens[i].saturating_add(n);
+                }
+            }
         }
-    });
+    }
+    if agg.error.is_none() && number == 0 && bytes.starts_with(&[0x1f, 0x8b]) {
+        agg.error = Some(format!("{name}: an empty gzip object"));
+    }
     agg.skipped = skipped.count;
     agg.skipped_first = skipped
         .first
@@ -427,7 +479,7 @@ async fn read_objects(
         let mut done = scan.objects_cached;
         while let Some(r) = reads.next().await {
             done += 1;
-            if done % 16 == 0 || done == total {
+            if done.is_multiple_of(16) || done == total {
                 progress(
                     done as f64,
                     total as f64,
@@ -1012,6 +1064,19 @@ mod tests {
             agg.skipped_first
         );
         let broken = aggregate("b", &[0x1f, 0x8b, 0, 1, 2]);
-        assert!(broken.error.unwrap().contains("not a readable gzip"));
+        assert!(broken.error.unwrap().contains("not readable"));
+        // A line over the record limit is skipped whole; the next one is read.
+        let long = format!(
+            "{{\"x\":\"{}\"}}\n{}\n",
+            "a".repeat(MAX_RECORD_BYTES + 10),
+            rec("r9", "2026-12-05T16:00:00Z", a, 1, 1, false)
+        );
+        let agg = aggregate("l", long.as_bytes());
+        assert_eq!((agg.records, agg.skipped), (1, 1));
+        assert!(
+            agg.skipped_first[0].contains("l line 1"),
+            "{:?}",
+            agg.skipped_first
+        );
     }
 }

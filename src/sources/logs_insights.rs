@@ -216,14 +216,23 @@ impl Insights {
                 format!(
                     "Logs Insights query {}: {} records matched, {} bytes scanned",
                     status.as_str(),
-                    stats.map_or(0.0, |s| s.records_matched()),
-                    stats.map_or(0.0, |s| s.bytes_scanned())
+                    stats.map_or(
+                        0.0,
+                        aws_sdk_cloudwatchlogs::types::QueryStatistics::records_matched
+                    ),
+                    stats.map_or(
+                        0.0,
+                        aws_sdk_cloudwatchlogs::types::QueryStatistics::bytes_scanned
+                    )
                 ),
             );
             match status {
                 QueryStatus::Complete => {
                     guard.armed = false;
-                    let bytes = stats.map_or(0.0, |s| s.bytes_scanned()) as u64;
+                    let bytes = stats.map_or(
+                        0.0,
+                        aws_sdk_cloudwatchlogs::types::QueryStatistics::bytes_scanned,
+                    ) as u64;
                     return Ok((out.results().to_vec(), bytes));
                 }
                 QueryStatus::Failed | QueryStatus::Cancelled | QueryStatus::Timeout => {

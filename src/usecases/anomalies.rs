@@ -342,7 +342,9 @@ impl Ctx {
                     anomalies.extend(found);
                     notes.push(note);
                 }
-                Err(e) => notes.push(format!("hourly anomalies from invocation logs not read: {e}")),
+                Err(e) => notes.push(format!(
+                    "hourly anomalies from invocation logs not read: {e}"
+                )),
             }
         }
         if with_cost_explorer && self.visibility().is_some() {

@@ -353,9 +353,7 @@ impl Ctx {
         let current = hour_start(now);
         let first_judged = current - Duration::hours(HOURLY_WINDOW - 1);
         let from = first_judged - Duration::hours(HOURLY_WINDOW);
-        let scan = live
-            .scan(from, now, crate::sources::no_progress())
-            .await?;
+        let scan = live.scan(from, now, crate::sources::no_progress()).await?;
         // The caller's visibility, as for every spend question.
         let mut q = SpendQuery {
             period: Period {
@@ -592,7 +590,11 @@ impl Ctx {
                 }
             })
             .collect();
-        out.sort_by(|a, b| b.spend.total_cmp(&a.spend).then_with(|| a.role.cmp(&b.role)));
+        out.sort_by(|a, b| {
+            b.spend
+                .total_cmp(&a.spend)
+                .then_with(|| a.role.cmp(&b.role))
+        });
         Ok(out)
     }
 }

@@ -1108,7 +1108,12 @@ async fn with_credentials_each_tool_follows_the_source_it_will_use() {
 async fn doctor_says_where_invocation_logs_go_and_whether_the_server_reads_them() {
     let emu = Emulator::start();
     let check = |args: &[&str]| {
-        let run = doctor(Some(&emu), None, &[&["doctor", "--json"], args].concat(), &[]);
+        let run = doctor(
+            Some(&emu),
+            None,
+            &[&["doctor", "--json"], args].concat(),
+            &[],
+        );
         checks(&run.json())["invocation_logs"].clone()
     };
     // Logging off, live layer not configured: how to turn it on.
@@ -1118,7 +1123,10 @@ async fn doctor_says_where_invocation_logs_go_and_whether_the_server_reads_them(
     // Logging off, live layer configured: a failure with the command that turns it on.
     let (status, detail, fix) = check(&["--invocation-logs", "s3://acme-logs/bedrock"]);
     assert_eq!(status, "fail", "{detail}");
-    assert!(fix.contains("put-model-invocation-logging-configuration"), "{fix}");
+    assert!(
+        fix.contains("put-model-invocation-logging-configuration"),
+        "{fix}"
+    );
     // Logging on, to S3 and a log group.
     let bedrock = aws_sdk_bedrock::Client::new(&crate::common::sdk_config(&emu).await);
     bedrock
@@ -1158,8 +1166,14 @@ async fn doctor_says_where_invocation_logs_go_and_whether_the_server_reads_them(
     assert_eq!(status, "ok");
     let (status, detail, fix) = check(&["--invocation-logs", "s3://other-bucket/bedrock"]);
     assert_eq!(status, "fail", "{detail}");
-    assert!(fix.contains("--invocation-logs s3://acme-logs/bedrock"), "{fix}");
+    assert!(
+        fix.contains("--invocation-logs s3://acme-logs/bedrock"),
+        "{fix}"
+    );
     let (status, _, fix) = check(&["--invocation-log-group", "/wrong"]);
     assert_eq!(status, "fail");
-    assert!(fix.contains("--invocation-log-group /aws/bedrock/modelinvocations"), "{fix}");
+    assert!(
+        fix.contains("--invocation-log-group /aws/bedrock/modelinvocations"),
+        "{fix}"
+    );
 }

@@ -644,7 +644,12 @@ async fn a_runaway_loop_is_flagged_within_the_hour_from_the_logs() {
     assert_cents(num(&found["actual"]), 39.60, "the loop's hour");
     assert_eq!(found["calls_per_minute"], json!(2.0));
     assert_eq!(found["drivers"][0]["model"], json!("Claude Sonnet 4.6"));
-    assert!(out["notes"].to_string().contains("hourly from invocation logs"), "{out}");
+    assert!(
+        out["notes"]
+            .to_string()
+            .contains("hourly from invocation logs"),
+        "{out}"
+    );
     client.cancel().await.ok();
 }
 
@@ -680,11 +685,21 @@ async fn a_role_called_under_many_session_names_is_named_a_shared_gateway() {
     let logs_dir = dir.path().join("invocation-logs");
     let client = stdio_client(
         Some(&emu),
-        &["--cur", dir.path().to_str().unwrap(), "--invocation-logs", logs_dir.to_str().unwrap()],
+        &[
+            "--cur",
+            dir.path().to_str().unwrap(),
+            "--invocation-logs",
+            logs_dir.to_str().unwrap(),
+        ],
         &[("BEDROCK_COST_MCP_NOW", NOW)],
     )
     .await;
-    let out = ok(&call(&client, "untagged_principals", json!({"include_no_spend": true, "required_keys": ["team"]})).await);
+    let out = ok(&call(
+        &client,
+        "untagged_principals",
+        json!({"include_no_spend": true, "required_keys": ["team"]}),
+    )
+    .await);
     let gateways = out["shared_gateways"].as_array().expect("shared_gateways");
     let gw = gateways
         .iter()
@@ -695,7 +710,12 @@ async fn a_role_called_under_many_session_names_is_named_a_shared_gateway() {
     // 78,000 input tokens (1,000 + 2,000 + ... + 12,000) at $3.30 per million: $0.2574.
     assert!((num(&gw["spend"]) - 0.2574).abs() < 1e-9, "{gw}");
     assert_eq!(gw["top_sessions"][0]["session"], json!("user-11"));
-    assert!(gw["recommendation"].as_str().unwrap().contains("sts:TagSession"));
+    assert!(
+        gw["recommendation"]
+            .as_str()
+            .unwrap()
+            .contains("sts:TagSession")
+    );
     // No role of the generated organisation has that many sessions in a week.
     assert_eq!(gateways.len(), 1, "{gateways:?}");
     client.cancel().await.ok();

@@ -60,6 +60,7 @@ glob, threads, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 t0 = time.perf_counter()
 con = duckdb.connect()
 con.execute(f"SET threads = {threads}")
+con.execute("SET enable_progress_bar = false")
 src = ("read_json(?, format='newline_delimited', compression='gzip', columns={"
        "'timestamp': 'VARCHAR', 'identity': 'STRUCT(arn VARCHAR)', 'modelId': 'VARCHAR', "
        "'region': 'VARCHAR', 'input': 'STRUCT(inputTokenCount BIGINT, cacheReadInputTokenCount BIGINT, "

@@ -49,6 +49,7 @@
 //! prompt router). [`ModelRef`] resolves it to the base model id and the [`Scope`] with the
 //! rules of [`super::pricing::scope_of`] and [`super::pricing::is_application_profile`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -103,8 +104,8 @@ pub struct Invocation {
     /// A streaming operation (`ConverseStream`, `InvokeModelWithResponseStream`, ...): the same
     /// as [`Operation::is_streaming`], kept here for filters.
     pub streaming: bool,
-    /// The model as called, resolved.
-    pub model: ModelRef,
+    /// `modelId` as logged (a model id, inference profile id or ARN); [`Invocation::model`] resolves it.
+    pub model_id: String,
     /// The caller (`identity.arn`): an IAM user or role ARN or an STS assumed-role session ARN.
     pub principal_arn: String,
     /// Tokens by kind, 0 where the record has no count.
@@ -122,6 +123,11 @@ pub struct Invocation {
 }
 
 impl Invocation {
+    /// `modelId` resolved (a scan that only groups on `model_id` need not resolve each record).
+    pub fn model(&self) -> ModelRef {
+        ModelRef::parse(&self.model_id)
+    }
+
     /// The caller's ARN, parsed (None for a value that is not an ARN).
     pub fn principal(&self) -> Option<Principal<'_>> {
         Principal::parse(&self.principal_arn)
@@ -405,21 +411,33 @@ pub fn parse_lines(text: &[u8]) -> (Vec<Invocation>, Skipped) {
 pub fn for_each_record(text: &[u8], mut each: impl FnMut(Invocation)) -> Skipped {
     let mut skipped = Skipped::default();
     for (i, line) in text.split(|b| *b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match parse_record(line) {
-            Ok(inv) => each(inv),
-            Err(error) => {
-                skipped.count += 1;
-                if skipped.first.len() < MAX_SKIPPED_SHOWN {
-                    skipped.first.push(SkippedLine { line: i + 1, error });
-                }
-            }
+        match record_of_line(line) {
+            None => {}
+            Some(Ok(inv)) => each(inv),
+            Some(Err(error)) => skipped.add(i + 1, error),
         }
     }
     skipped
+}
+
+/// One line of JSON lines (without its `\n`): None when it is blank, else the record or why it
+/// is not one. A `\r` before the `\n` is dropped.
+pub fn record_of_line(line: &[u8]) -> Option<Result<Invocation, RecordError>> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(parse_record(line))
+}
+
+impl Skipped {
+    /// Count a bad record of 1-based line `line`; the first [`MAX_SKIPPED_SHOWN`] are kept.
+    pub fn add(&mut self, line: usize, error: RecordError) {
+        self.count += 1;
+        if self.first.len() < MAX_SKIPPED_SHOWN {
+            self.first.push(SkippedLine { line, error });
+        }
+    }
 }
 
 /// Parse one record (one JSON object, surrounding whitespace allowed).
@@ -433,7 +451,12 @@ pub fn parse_record(line: &[u8]) -> Result<Invocation, RecordError> {
             },
         });
     }
-    let raw: RawRecord = match serde_json::from_slice::<Object<RawRecord>>(line) {
+    // UTF-8 checked once for the whole line (serde_json's slice reader checks each string).
+    let parsed = match std::str::from_utf8(line) {
+        Ok(text) => serde_json::from_str::<Object<RawRecord>>(text),
+        Err(_) => serde_json::from_slice::<Object<RawRecord>>(line),
+    };
+    let raw: RawRecord = match parsed {
         Ok(Object(raw)) => raw,
         Err(e) => {
             return Err(RecordError {
@@ -453,7 +476,7 @@ pub fn parse_record(line: &[u8]) -> Result<Invocation, RecordError> {
     })
 }
 
-fn validate(raw: RawRecord) -> Result<Invocation, Problem> {
+fn validate(raw: RawRecord<'_>) -> Result<Invocation, Problem> {
     match raw.schema_type.as_deref() {
         None => return Err(Problem::Missing("schemaType")),
         Some(SCHEMA_TYPE) => {}
@@ -466,7 +489,7 @@ fn validate(raw: RawRecord) -> Result<Invocation, Problem> {
         return Err(Problem::SchemaVersion(shown(v, 64)));
     }
     let request_id = required("requestId", raw.request_id, MAX_ID_LEN)?;
-    let timestamp = required("timestamp", raw.timestamp, 64)?;
+    let timestamp = required_borrowed("timestamp", raw.timestamp, 64)?;
     let at = DateTime::parse_from_rfc3339(&timestamp)
         .map_err(|_| Problem::BadTimestamp(shown(&timestamp, 64)))?
         .with_timezone(&Utc);
@@ -486,7 +509,7 @@ fn validate(raw: RawRecord) -> Result<Invocation, Problem> {
         None => None,
     };
     let operation = Operation::parse(&required("operation", raw.operation, MAX_ID_LEN)?);
-    let model = ModelRef::parse(&required("modelId", raw.model_id, MAX_ARN_LEN)?);
+    let model_id = required("modelId", raw.model_id, MAX_ARN_LEN)?;
     let principal_arn = required(
         "identity.arn",
         raw.identity.and_then(|i| i.0.arn),
@@ -550,7 +573,7 @@ fn validate(raw: RawRecord) -> Result<Invocation, Problem> {
         request_id,
         streaming: operation.is_streaming(),
         operation,
-        model,
+        model_id,
         principal_arn,
         tokens: Tokens {
             input: n[0],
@@ -563,6 +586,23 @@ fn validate(raw: RawRecord) -> Result<Invocation, Problem> {
         latency_optimized,
         error,
     })
+}
+
+/// [`required`] for a field not kept (read in place when it has no escapes).
+fn required_borrowed<'a>(
+    field: &'static str,
+    value: Option<Cow<'a, str>>,
+    max: usize,
+) -> Result<Cow<'a, str>, Problem> {
+    let value = value.ok_or(Problem::Missing(field))?;
+    if value.is_empty() {
+        return Err(Problem::BadField {
+            field,
+            why: "is empty".into(),
+        });
+    }
+    clean(&value, max).map_err(|why| Problem::BadField { field, why })?;
+    Ok(value)
 }
 
 /// A required text field: present, non-empty, bounded, no control characters.
@@ -602,7 +642,11 @@ fn clean(value: &str, max: usize) -> Result<(), String> {
     if value.len() > max {
         return Err(format!("is {} bytes long, over {max}", value.len()));
     }
-    if value.chars().any(char::is_control) {
+    // Printable ASCII (almost every value) has no control character; anything else is decoded.
+    let ascii_control = value
+        .bytes()
+        .fold(false, |seen, b| seen | (b < 0x20) | (b == 0x7f));
+    if ascii_control || (!value.is_ascii() && value.chars().any(char::is_control)) {
         return Err(format!("has control characters: {}", shown(value, 64)));
     }
     Ok(())
@@ -638,10 +682,13 @@ fn shown_id(id: &str) -> bool {
 /// The fields read; serde skips all others (the bodies among them) without building values.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawRecord {
-    schema_type: Option<String>,
-    schema_version: Option<String>,
-    timestamp: Option<String>,
+struct RawRecord<'a> {
+    #[serde(borrow)]
+    schema_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    schema_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
     account_id: Option<String>,
     region: Option<String>,
     inference_region: Option<String>,
@@ -828,14 +875,14 @@ mod tests {
             (inv.operation.clone(), inv.streaming),
             (Operation::Converse, false)
         );
-        assert_eq!(inv.model.kind, ModelKind::Foundation);
+        assert_eq!(inv.model().kind, ModelKind::Foundation);
         assert_eq!(
-            inv.model.base_id.as_deref(),
+            inv.model().base_id.as_deref(),
             Some("anthropic.claude-sonnet-4-20250514-v1:0")
         );
-        assert_eq!(inv.model.scope, Some(Scope::InRegion));
+        assert_eq!(inv.model().scope, Some(Scope::InRegion));
         assert_eq!(
-            inv.model.key(),
+            inv.model().key(),
             Some(crate::domain::model::key("Claude Sonnet 4"))
         );
         assert_eq!(
@@ -908,7 +955,7 @@ mod tests {
         assert_eq!(inv.request_metadata.len(), 3);
         assert_eq!(inv.request_metadata["priority"], "High");
         assert_eq!(
-            inv.model.key(),
+            inv.model().key(),
             Some(crate::domain::model::key("Llama 3.1 405B Instruct"))
         );
         assert_eq!(inv.principal().unwrap().name, "Admin");
@@ -929,13 +976,13 @@ mod tests {
             (Operation::ConverseStream, true)
         );
         assert_eq!(inv.inference_region.as_deref(), Some("us-east-2"));
-        assert_eq!(inv.model.kind, ModelKind::InferenceProfile);
+        assert_eq!(inv.model().kind, ModelKind::InferenceProfile);
         assert_eq!(
-            inv.model.base_id.as_deref(),
+            inv.model().base_id.as_deref(),
             Some("anthropic.claude-sonnet-4-5-20250929-v1:0")
         );
         assert_eq!(
-            (inv.model.scope, inv.model.geo.as_deref()),
+            (inv.model().scope, inv.model().geo.as_deref()),
             (Some(Scope::CrossRegion), Some("us"))
         );
         assert_eq!((inv.tokens.input, inv.tokens.output), (1840, 61));
@@ -1019,7 +1066,7 @@ mod tests {
                 r#"{"outputTokenCount":2}"#,
                 "",
             ));
-            let m = &inv.model;
+            let m = &inv.model();
             assert_eq!(m.raw, model_id);
             assert_eq!(m.kind, ModelKind::InferenceProfile, "{model_id}");
             assert_eq!(m.base_id.as_deref(), Some(base), "{model_id}");
@@ -1056,9 +1103,12 @@ mod tests {
     fn an_application_profile_with_cache_tokens() {
         let line = r#"{"timestamp":"2025-08-07T02:48:23Z","accountId":"123456789012","identity":{"arn":"arn:aws:sts::123456789012:assumed-role/github-actions/claude-code"},"region":"us-east-1","requestId":"c448be01-5f60-4d31-8049-0123456789ab","operation":"InvokeModelWithResponseStream","modelId":"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6","input":{"inputContentType":"application/json","inputBodyS3Path":"s3://logs/data/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2025/08/07/02/input.json","inputTokenCount":3,"cacheReadInputTokenCount":0,"cacheWriteInputTokenCount":28857},"output":{"outputContentType":"application/json","outputBodyJson":[{"type":"message_start"}],"outputTokenCount":142},"inferenceRegion":"us-east-2","schemaType":"ModelInvocationLog","schemaVersion":"1.0"}"#;
         let inv = ok(line);
-        assert_eq!(inv.model.kind, ModelKind::ApplicationProfile);
-        assert_eq!((inv.model.base_id.clone(), inv.model.scope), (None, None));
-        assert_eq!(inv.model.key(), None);
+        assert_eq!(inv.model().kind, ModelKind::ApplicationProfile);
+        assert_eq!(
+            (inv.model().base_id.clone(), inv.model().scope),
+            (None, None)
+        );
+        assert_eq!(inv.model().key(), None);
         assert_eq!(
             inv.tokens,
             Tokens {
@@ -1208,7 +1258,7 @@ mod tests {
         assert_eq!((inv.tokens.input, inv.tokens.output), (2, 0));
         assert!(inv.token_counts_logged);
         assert_eq!(
-            inv.model.key(),
+            inv.model().key(),
             Some(crate::domain::model::key("Titan Text Embeddings V2"))
         );
 
