@@ -165,7 +165,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--bin", default=None)
-    ap.add_argument("--python", default=str(REPO / "tools" / ".venv" / "bin" / "python"))
+    ap.add_argument("--python", default=sys.executable, help="python with duckdb (default: this one)")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--timeout", type=float, default=900)
     args = ap.parse_args(argv)

@@ -3,7 +3,8 @@
 #   1. startup to tools/list: ours (--demo and AWS mode) vs the peer     startup_vs_peer.py
 #   2. one Cost Explorer question, first ask and 10 repeats, vs the peer  ce_question.py
 #   3. CUR aggregation at 1M and 10M line items, ours vs DuckDB          cur_vs_duckdb.py
-#   4. HTTP throughput on cached answers, 64 connections (ours only)     http_load.py (--demo: CUR;
+#   4. invocation-log aggregation (3.66M records), ours vs DuckDB        live_vs_duckdb.py
+#   5. HTTP throughput on cached answers, 64 connections (ours only)     http_load.py (--demo: CUR;
 #      --mode aws: Cost Explorer via the emulator)
 #
 # Usage: tools/bench/run_all.sh [--quick] [--bin PATH] [--out DIR]
@@ -76,12 +77,14 @@ if [[ $quick -eq 1 ]]; then
     ce_args=(--rounds 1 --repeats 10)
     cur_sizes=(200000)
     cur_args=(--runs 2 --warmup 0)
+    live_args=(--rows 100000 --runs 2 --warmup 0)
     http_args=(--runs 1 --duration 3)
 else
     startup_args=(--runs 20 --warmup 2)
     ce_args=(--rounds 5 --repeats 10)
     cur_sizes=(1000000 10000000)
     cur_args=(--runs 7 --warmup 1)
+    live_args=(--runs 5 --warmup 1)
     http_args=(--runs 3 --duration 10)
 fi
 
@@ -101,6 +104,7 @@ run_step ce_question "$py" "$bench_dir/ce_question.py" --bin "$bin" "${ce_args[@
 for rows in "${cur_sizes[@]}"; do
     run_step "cur_${rows}" "$py" "$bench_dir/cur_vs_duckdb.py" --bin "$bin" --rows "$rows" "${cur_args[@]}"
 done
+run_step live "$py" "$bench_dir/live_vs_duckdb.py" --bin "$bin" "${live_args[@]}"
 run_step http_load "$py" "$bench_dir/http_load.py" --bin "$bin" "${http_args[@]}"
 run_step http_load_aws "$py" "$bench_dir/http_load.py" --bin "$bin" --mode aws "${http_args[@]}"
 
