@@ -201,6 +201,73 @@ fn aggregate(name: &str, bytes: &[u8]) -> ObjectAgg {
     agg
 }
 
+/// Folders walked at most to find the delivery's date folders before listing everything.
+const MAX_LAYOUT_FOLDERS: usize = 512;
+
+/// Where to list for `[from, to)`: the day folders (`.../YYYY/MM/DD/`) of the window under each
+/// folder of the delivery layout (`[AWSLogs/<account>/BedrockModelInvocationLogs/]<region>/`)
+/// found below `prefix`, so a prefix holding years of logs costs a few LIST pages, not all of
+/// them. A layout not recognised within a few levels (or too wide) is listed whole.
+async fn day_prefixes(
+    store: &Arc<dyn ObjectStore>,
+    prefix: Option<&Path>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Option<Path>>, object_store::Error> {
+    let whole = vec![prefix.cloned()];
+    let is_year = |s: &str| s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit());
+    let mut frontier = vec![prefix.cloned()];
+    let mut dated: Vec<Path> = Vec::new();
+    let mut walked = 0usize;
+    for _ in 0..5 {
+        let mut next = Vec::new();
+        for p in &frontier {
+            let listing = store.list_with_delimiter(p.as_ref()).await?;
+            walked += listing.common_prefixes.len();
+            if walked > MAX_LAYOUT_FOLDERS {
+                return Ok(whole);
+            }
+            let names: Vec<&Path> = listing.common_prefixes.iter().collect();
+            if !names.is_empty() && names.iter().all(|c| c.filename().is_some_and(is_year)) {
+                match p {
+                    Some(p) => dated.push(p.clone()),
+                    None => return Ok(whole),
+                }
+            } else if names.iter().any(|c| c.filename().is_some_and(is_year)) {
+                // Years beside other folders: not the layout.
+                return Ok(whole);
+            } else {
+                next.extend(names.into_iter().cloned());
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        frontier = next.into_iter().map(Some).collect();
+    }
+    if dated.is_empty() {
+        return Ok(whole);
+    }
+    // Records of a day are in that day's folders; an hour's object may land in the next hour.
+    let (first, last) = (
+        (from - Duration::hours(2)).date_naive(),
+        (to + Duration::hours(1)).date_naive(),
+    );
+    let days = (last - first).num_days() + 1;
+    if days.saturating_mul(dated.len() as i64) > MAX_LAYOUT_FOLDERS as i64 {
+        return Ok(whole);
+    }
+    let mut out = Vec::new();
+    for d in &dated {
+        let mut day = first;
+        while day <= last {
+            out.push(Some(Path::from(format!("{d}/{}", day.format("%Y/%m/%d")))));
+            day += Duration::days(1);
+        }
+    }
+    Ok(out)
+}
+
 /// The hour an object's key names (`.../YYYY/MM/DD/HH/<file>`), when it names one.
 fn hour_of_key(key: &str) -> Option<DateTime<Utc>> {
     let parts: Vec<&str> = key.split('/').collect();
@@ -422,20 +489,25 @@ async fn read_objects(
 ) -> Result<Vec<Arc<ObjectAgg>>, ToolError> {
     {
         let mut listed = Vec::new();
-        let mut stream = store.list(prefix);
-        while let Some(meta) = stream.next().await {
-            let meta = meta.map_err(|e| list_error(location, &e))?;
-            let key = meta.location.to_string();
-            if !holds_records(&key) {
-                continue;
+        let prefixes = day_prefixes(store, prefix, from, to)
+            .await
+            .map_err(|e| list_error(location, &e))?;
+        for p in &prefixes {
+            let mut stream = store.list(p.as_ref());
+            while let Some(meta) = stream.next().await {
+                let meta = meta.map_err(|e| list_error(location, &e))?;
+                let key = meta.location.to_string();
+                if !holds_records(&key) {
+                    continue;
+                }
+                // Records of hour H are in objects of hour H (delivery may lag into the next).
+                if let Some(h) = hour_of_key(&key)
+                    && (h + Duration::hours(2) <= from || h >= to + Duration::hours(1))
+                {
+                    continue;
+                }
+                listed.push(meta);
             }
-            // Records of hour H are in objects of hour H (delivery may lag into the next).
-            if let Some(h) = hour_of_key(&key)
-                && (h + Duration::hours(2) <= from || h >= to + Duration::hours(1))
-            {
-                continue;
-            }
-            listed.push(meta);
         }
         let total = listed.len();
         let mut aggs: Vec<Arc<ObjectAgg>> = Vec::with_capacity(total);
@@ -984,6 +1056,73 @@ pub fn reads_delivery(configured: &str, delivered: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_the_windows_day_folders_are_listed_under_the_delivery_layout() {
+        use object_store::ObjectStoreExt;
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        for key in [
+            "logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2025/01/02/03/a.json.gz",
+            "logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/03/02/23/b.json.gz",
+            "logs/AWSLogs/123456789012/BedrockModelInvocationLogs/eu-west-1/2026/03/03/00/c.json.gz",
+            "logs/AWSLogs/123456789012/BedrockModelInvocationLogs/amazon-bedrock-logs-permission-check",
+        ] {
+            store
+                .put(
+                    &Path::from(key),
+                    object_store::PutPayload::from_static(b"x"),
+                )
+                .await
+                .unwrap();
+        }
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let got = day_prefixes(
+            &store,
+            Some(&Path::from("logs")),
+            at("2026-03-03T00:00:00Z"),
+            at("2026-03-03T12:00:00Z"),
+        )
+        .await
+        .unwrap();
+        let shown: Vec<String> = got
+            .iter()
+            .map(|p| p.as_ref().unwrap().to_string())
+            .collect();
+        let base = "logs/AWSLogs/123456789012/BedrockModelInvocationLogs";
+        assert_eq!(
+            shown,
+            [
+                format!("{base}/eu-west-1/2026/03/02"),
+                format!("{base}/eu-west-1/2026/03/03"),
+                format!("{base}/us-east-1/2026/03/02"),
+                format!("{base}/us-east-1/2026/03/03"),
+            ]
+        );
+        // Not the layout (years beside other folders): everything is listed.
+        store
+            .put(
+                &Path::from("other/2026/x.json"),
+                object_store::PutPayload::from_static(b"x"),
+            )
+            .await
+            .unwrap();
+        store
+            .put(
+                &Path::from("other/misc/y.json"),
+                object_store::PutPayload::from_static(b"x"),
+            )
+            .await
+            .unwrap();
+        let got = day_prefixes(
+            &store,
+            Some(&Path::from("other")),
+            at("2026-03-03T00:00:00Z"),
+            at("2026-03-03T12:00:00Z"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, vec![Some(Path::from("other"))]);
+    }
 
     #[test]
     fn a_configured_location_reads_the_delivery_at_or_below_its_prefix() {
