@@ -355,7 +355,14 @@ pub struct InvocationLogs {
     location: String,
     prices: Arc<dyn PriceSource>,
     directory: Arc<dyn PrincipalDirectory>,
+    /// Bedrock's control plane, for the model behind an application inference profile (AWS mode).
+    profiles: Option<super::Lazy<aws_sdk_bedrock::Client>>,
+    /// Profile ARN -> (base model id, scope, name) or why it could not be read.
+    resolved_profiles: tokio::sync::Mutex<HashMap<String, ProfileAnswer>>,
 }
+
+/// What GetInferenceProfile said about an application inference profile.
+type ProfileAnswer = Result<(String, crate::domain::usage_type::Scope, String), String>;
 
 /// Where the records are read from.
 enum Origin {
@@ -414,7 +421,71 @@ impl InvocationLogs {
             location: shown,
             prices,
             directory,
+            profiles: None,
+            resolved_profiles: tokio::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Resolve application inference profiles with this Bedrock client (AWS mode).
+    pub fn with_profiles(mut self, client: super::Lazy<aws_sdk_bedrock::Client>) -> Self {
+        self.profiles = Some(client);
+        self
+    }
+
+    /// The base model, scope and name of an application inference profile: its first model's id;
+    /// in-Region when its models are in one Region, cross-Region otherwise (kept per process).
+    async fn application_profile(
+        &self,
+        arn: &str,
+    ) -> Result<(String, crate::domain::usage_type::Scope, String), String> {
+        let Some(client) = &self.profiles else {
+            return Err("reading it needs AWS mode (bedrock GetInferenceProfile)".into());
+        };
+        let mut kept = self.resolved_profiles.lock().await;
+        if let Some(a) = kept.get(arn) {
+            return a.clone();
+        }
+        let answer = match client
+            .get_inference_profile()
+            .inference_profile_identifier(arn)
+            .send()
+            .await
+        {
+            Err(e) => {
+                Err(
+                    crate::error::from_sdk("Amazon Bedrock", "bedrock:GetInferenceProfile", &e)
+                        .to_string(),
+                )
+            }
+            Ok(out) => {
+                let models: Vec<&str> = out.models().iter().filter_map(|m| m.model_arn()).collect();
+                let regions: std::collections::BTreeSet<&str> =
+                    models.iter().filter_map(|a| a.split(':').nth(3)).collect();
+                match models
+                    .first()
+                    .and_then(|a| a.split_once("foundation-model/"))
+                    .map(|(_, id)| id.to_string())
+                {
+                    Some(base) if !base.is_empty() => Ok((
+                        base,
+                        if regions.len() > 1 {
+                            crate::domain::usage_type::Scope::CrossRegion
+                        } else {
+                            crate::domain::usage_type::Scope::InRegion
+                        },
+                        out.inference_profile_name().to_string(),
+                    )),
+                    _ => Err(format!(
+                        "GetInferenceProfile names no foundation model ({})",
+                        models.join(", ")
+                    )),
+                }
+            }
+        };
+        if kept.len() < 10_000 {
+            kept.insert(arn.to_string(), answer.clone());
+        }
+        answer
     }
 
     /// A CloudWatch Logs group read with Logs Insights.
@@ -428,6 +499,8 @@ impl InvocationLogs {
             origin: Origin::Insights(insights),
             prices,
             directory,
+            profiles: None,
+            resolved_profiles: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -638,12 +711,29 @@ impl InvocationLogs {
                     let book = self.prices.prices(&k.region).await;
                     books.insert(k.region.clone(), book);
                 }
+                let mut m = ModelRef::parse(&k.model);
+                let mut profile_error = None;
+                if m.kind == ModelKind::ApplicationProfile {
+                    match self.application_profile(&k.model).await {
+                        Ok((base, scope, name)) => {
+                            fallback_notes.insert(format!(
+                                "application inference profile {name} ({}) routes to {base} ({}): priced as that model",
+                                k.model,
+                                scope.as_str()
+                            ));
+                            m.base_id = Some(base);
+                            m.scope = Some(scope);
+                            m.kind = ModelKind::Foundation;
+                        }
+                        Err(why) => profile_error = Some(why),
+                    }
+                }
                 let book = &books[&k.region];
-                let m = ModelRef::parse(&k.model);
                 let r = match (&m.base_id, m.scope, m.kind) {
-                    (_, _, ModelKind::ApplicationProfile) => Err(
-                        "an application inference profile: its model is the profile's (GetInferenceProfile), not read yet".to_string(),
-                    ),
+                    (_, _, ModelKind::ApplicationProfile) => Err(format!(
+                        "an application inference profile whose model could not be read: {}",
+                        profile_error.unwrap_or_default()
+                    )),
                     (Some(base), Some(scope), _) => {
                         match resolve(&book.prices, base, Tier::Standard, scope) {
                             Ok((p, notes)) => {

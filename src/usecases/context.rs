@@ -278,16 +278,20 @@ impl Ctx {
                 let region = sdk
                     .region()
                     .map_or_else(|| "us-east-1".to_string(), ToString::to_string);
-                Some(Arc::new(InvocationLogs::insights(
-                    crate::sources::logs_insights::Insights::new(
-                        lazy(move || clients::logs(&logs_sdk)),
-                        group.clone(),
-                        region,
-                        config.invocation_log_max_queries_per_hour,
-                    ),
-                    prices.clone(),
-                    sources.directory.clone(),
-                )))
+                let bedrock_sdk = sdk.clone();
+                Some(Arc::new(
+                    InvocationLogs::insights(
+                        crate::sources::logs_insights::Insights::new(
+                            lazy(move || clients::logs(&logs_sdk)),
+                            group.clone(),
+                            region,
+                            config.invocation_log_max_queries_per_hour,
+                        ),
+                        prices.clone(),
+                        sources.directory.clone(),
+                    )
+                    .with_profiles(lazy(move || clients::bedrock(&bedrock_sdk))),
+                ))
             }
             (Some(raw), None) => {
                 let location = LogLocation::parse(raw)?;
@@ -297,12 +301,15 @@ impl Ctx {
                     }
                     _ => None,
                 };
-                Some(Arc::new(InvocationLogs::open(
-                    &location,
-                    s3,
-                    prices.clone(),
-                    sources.directory.clone(),
-                )?))
+                let logs =
+                    InvocationLogs::open(&location, s3, prices.clone(), sources.directory.clone())?;
+                Some(Arc::new(match &sdk {
+                    Some(sdk) => {
+                        let bedrock_sdk = sdk.clone();
+                        logs.with_profiles(lazy(move || clients::bedrock(&bedrock_sdk)))
+                    }
+                    None => logs,
+                }))
             }
         };
         Ok(Ctx {

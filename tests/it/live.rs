@@ -720,3 +720,58 @@ async fn a_role_called_under_many_session_names_is_named_a_shared_gateway() {
     assert_eq!(gateways.len(), 1, "{gateways:?}");
     client.cancel().await.ok();
 }
+
+#[tokio::test]
+async fn calls_through_an_application_inference_profile_are_priced_as_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path());
+    let emu = emulator_with_prices(dir.path()).await;
+    let profile = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/chat7x2k";
+    let unknown = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/gone0000";
+    emu.post(
+        "/_emulator/bedrock/inference-profiles",
+        json!({"profiles": [{"arn": profile, "name": "support-chat",
+            "models": ["arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-6"]}]}),
+    )
+    .await;
+    let hour_dir = dir.path().join(
+        "invocation-logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/03/03/05",
+    );
+    std::fs::create_dir_all(&hour_dir).unwrap();
+    let mut text = String::new();
+    for (i, model) in [profile; 10].iter().chain([unknown; 2].iter()).enumerate() {
+        text.push_str(&format!(
+            r#"{{"schemaType":"ModelInvocationLog","schemaVersion":"1.0","timestamp":"2026-03-03T05:{i:02}:00Z","accountId":"123456789012","identity":{{"arn":"arn:aws:iam::123456789012:user/profile-user"}},"region":"us-east-1","requestId":"ap-{i}","operation":"Converse","modelId":"{model}","input":{{"inputTokenCount":100000}},"output":{{"outputTokenCount":0}}}}"#
+        ));
+        text.push('\n');
+    }
+    std::fs::write(hour_dir.join("profiles.json"), text).unwrap();
+    let logs_dir = dir.path().join("invocation-logs");
+    let client = stdio_client(
+        Some(&emu),
+        &["--invocation-logs", logs_dir.to_str().unwrap()],
+        &[("BEDROCK_COST_MCP_NOW", NOW)],
+    )
+    .await;
+    let out = ask_all(
+        &client,
+        json!({"source": "live", "period": {"start": "2026-03-03", "end": "2026-03-04"},
+               "group_by": ["model"], "filter": {"principal": "arn:aws:iam::123456789012:user/profile-user"}}),
+    )
+    .await;
+    // 1,000,000 input tokens of Claude Sonnet 4.6 in-Region at $3.30 per million.
+    assert_cents(num(&out["total"]), 3.30, "profile calls");
+    assert_eq!(out["rows"][0]["keys"]["model"], json!("Claude Sonnet 4.6"));
+    let notes = out["notes"].to_string();
+    assert!(
+        notes.contains("support-chat") && notes.contains("routes to anthropic.claude-sonnet-4-6"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains(&format!(
+            "2 calls (200000 tokens) of {unknown} are not priced"
+        )),
+        "{notes}"
+    );
+    client.cancel().await.ok();
+}

@@ -27,6 +27,8 @@ One process, one port:
   own query engine lacks, are answered by the middleware from moto's stored log events
   (``insights_engine``; the queries are listed at ``GET /_emulator/logs/queries``); other queries go
   to moto;
+- Bedrock's GetInferenceProfile (moto has none) is answered by the middleware from seeded
+  application inference profiles (``INFERENCE_PROFILES``);
 - Budgets' DescribeBudget/DescribeBudgets of moto's ``BudgetsResponse`` are wrapped: FilterExpression
   only with ShowFilterExpression=true, and DescribeBudgets pages (MaxResults, NextToken);
 - IAM's GetAccountAuthorizationDetails (moto answers one page whatever MaxItems says) is replaced
@@ -1527,6 +1529,64 @@ def serve_insights(operation: str, body: bytes, region: str) -> Response | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Bedrock: GetInferenceProfile for application inference profiles (moto 5.2.5 has none)
+# ---------------------------------------------------------------------------------------------
+
+
+class InferenceProfiles:
+    """Profiles seeded with POST /_emulator/bedrock/inference-profiles ({"profiles": [{"arn",
+    "name", "models": [model ARNs]}]}); GET /inference-profiles/{id or ARN} answers them like Bedrock's
+    GetInferenceProfile (API reference: inferenceProfileName, inferenceProfileArn,
+    inferenceProfileId, models[].modelArn, status, type). Any reset clears them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.profiles: dict[str, dict[str, Any]] = {}
+
+    def clear(self) -> None:
+        with self.lock:
+            self.profiles.clear()
+
+
+INFERENCE_PROFILES = InferenceProfiles()
+INFERENCE_PROFILE_PATH = "/inference-profiles/"
+
+
+def seed_inference_profiles(body: Any) -> None:
+    if not isinstance(body, list):
+        raise BadRequest('expected a list of {"arn", "name", "models": [...]}')
+    with INFERENCE_PROFILES.lock:
+        for p in body:
+            if not isinstance(p, dict) or not isinstance(p.get("arn"), str) or not isinstance(p.get("models"), list):
+                raise BadRequest('each profile needs "arn" and "models"')
+            INFERENCE_PROFILES.profiles[p["arn"]] = p
+
+
+def serve_inference_profile(path: str) -> Response:
+    from urllib.parse import unquote
+
+    ident = unquote(path[len(INFERENCE_PROFILE_PATH):])
+    with INFERENCE_PROFILES.lock:
+        found = INFERENCE_PROFILES.profiles.get(ident) or next(
+            (p for p in INFERENCE_PROFILES.profiles.values() if p["arn"].rsplit("/", 1)[-1] == ident), None)
+    if found is None:
+        return Response(json.dumps({"message": f"inference profile {ident} not found"}), 404,
+                        {"x-amzn-ErrorType": "ResourceNotFoundException"}, content_type="application/json")
+    answer = {
+        "inferenceProfileName": found.get("name", found["arn"].rsplit("/", 1)[-1]),
+        "inferenceProfileArn": found["arn"],
+        "inferenceProfileId": found["arn"].rsplit("/", 1)[-1],
+        "models": [{"modelArn": m} for m in found["models"]],
+        "status": "ACTIVE",
+        "type": "APPLICATION",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
+    return Response(json.dumps(answer), 200, {"x-amzn-RequestId": str(uuid.uuid4())},
+                    content_type="application/json")
+
+
+# ---------------------------------------------------------------------------------------------
 # IAM: GetAccountAuthorizationDetails pages
 # ---------------------------------------------------------------------------------------------
 
@@ -1756,6 +1816,9 @@ class EmulatorMiddleware:
         if call.target_prefix == PRICE_LIST_TARGET_PREFIX:
             # moto has no Price List service; we answer it (see serve_price_list).
             return serve_price_list(call.operation, read_body(environ))(environ, start_response)
+        if (environ.get("REQUEST_METHOD") == "GET" and path.startswith(INFERENCE_PROFILE_PATH)
+                and signer.get("service") == "bedrock"):
+            return serve_inference_profile(path)(environ, start_response)
         if call.target_prefix == LOGS_TARGET_PREFIX and call.operation in ("StartQuery", "GetQueryResults", "StopQuery"):
             answer = serve_insights(call.operation, read_body(environ), signer.get("region", ""))
             if answer is not None:
@@ -1787,6 +1850,7 @@ class EmulatorMiddleware:
         CE_ENGINE.clear()
         PRICING.restore_defaults()
         INSIGHTS.clear()
+        INFERENCE_PROFILES.clear()
         with IAM_PAGING.lock:
             IAM_PAGING.cap = None
 
@@ -1888,6 +1952,9 @@ class EmulatorMiddleware:
             with IAM_PAGING.lock:
                 IAM_PAGING.cap = cap
             return json_response({"max_items": cap})
+        if route == ("POST", "/_emulator/bedrock/inference-profiles"):
+            seed_inference_profiles(json_body(request).get("profiles"))
+            return json_response({"status": "ok"}, 201)
         if route == ("GET", "/_emulator/logs/queries"):
             return json_response(INSIGHTS.log())
         if route == ("POST", "/_emulator/pricing/products"):
