@@ -108,31 +108,6 @@ fn literal(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
 }
 
-/// Stops the query if the caller drops the future before it finished.
-struct StopOnDrop {
-    client: crate::sources::Lazy<Client>,
-    id: String,
-    armed: bool,
-}
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            let (client, id) = (self.client.clone(), self.id.clone());
-            tracing::info!(query = %id, "stopping abandoned Athena query");
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = client
-                        .stop_query_execution()
-                        .query_execution_id(id)
-                        .send()
-                        .await;
-                });
-            }
-        }
-    }
-}
-
 fn failure(state: &str, reason: &str) -> ToolError {
     if reason.contains("line_item_iam_principal") {
         return ToolError::Unsupported(NO_PRINCIPAL_COLUMN.into());
@@ -235,10 +210,17 @@ impl Athena {
                 message: "StartQueryExecution returned no QueryExecutionId".into(),
             })?
             .to_string();
-        let mut guard = StopOnDrop {
-            client: self.client.clone(),
-            id: id.clone(),
-            armed: true,
+        let mut guard = {
+            let (client, id) = (self.client.clone(), id.clone());
+            crate::sources::StopOnDrop::new(format!("Athena {id}"), move || {
+                Box::pin(async move {
+                    let _ = client
+                        .stop_query_execution()
+                        .query_execution_id(id)
+                        .send()
+                        .await;
+                })
+            })
         };
         let t0 = Instant::now();
         let mut delay = Duration::from_millis(200);
@@ -269,7 +251,7 @@ impl Athena {
                     );
                 }
                 QueryExecutionState::Failed | QueryExecutionState::Cancelled => {
-                    guard.armed = false;
+                    guard.disarm();
                     let reason = status
                         .and_then(|s| {
                             s.athena_error()
@@ -304,7 +286,7 @@ impl Athena {
             tokio::time::sleep(delay).await;
             delay = (delay * 3 / 2).min(Duration::from_secs(2));
         };
-        guard.armed = false;
+        guard.disarm();
         let mut raw = Vec::new();
         let mut first_page = true;
         let width = sql.columns.len() + 3;

@@ -191,10 +191,13 @@ impl Insights {
             .await
             .map_err(|e| self.error("logs:StartQuery", &e))?;
         let id = started.query_id().unwrap_or_default().to_string();
-        let mut guard = StopOnDrop {
-            client: self.client.clone(),
-            id: id.clone(),
-            armed: true,
+        let mut guard = {
+            let (client, id) = (self.client.clone(), id.clone());
+            super::StopOnDrop::new(format!("Logs Insights {id}"), move || {
+                Box::pin(async move {
+                    let _ = client.stop_query().query_id(id).send().await;
+                })
+            })
         };
         let deadline = Instant::now() + QUERY_TIMEOUT;
         let mut wait = Duration::from_millis(200);
@@ -228,7 +231,7 @@ impl Insights {
             );
             match status {
                 QueryStatus::Complete => {
-                    guard.armed = false;
+                    guard.disarm();
                     let bytes = stats.map_or(
                         0.0,
                         aws_sdk_cloudwatchlogs::types::QueryStatistics::bytes_scanned,
@@ -236,7 +239,7 @@ impl Insights {
                     return Ok((out.results().to_vec(), bytes));
                 }
                 QueryStatus::Failed | QueryStatus::Cancelled | QueryStatus::Timeout => {
-                    guard.armed = false;
+                    guard.disarm();
                     return Err(ToolError::Upstream {
                         service: "CloudWatch Logs".into(),
                         code: status.as_str().into(),
@@ -284,27 +287,6 @@ impl Insights {
             ));
         }
         from_sdk("CloudWatch Logs", action, e)
-    }
-}
-
-/// Stops the query if the caller drops the future before it finished.
-struct StopOnDrop {
-    client: Lazy<Client>,
-    id: String,
-    armed: bool,
-}
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            let (client, id) = (self.client.clone(), self.id.clone());
-            tracing::info!(query = %id, "stopping abandoned Logs Insights query");
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = client.stop_query().query_id(id).send().await;
-                });
-            }
-        }
     }
 }
 

@@ -56,6 +56,42 @@ pub use rows::{Adjustment, SourceInput, SpendRow};
 /// Reports progress of long work (0..=total); a no-op when the client asked for none.
 pub type Progress = Arc<dyn Fn(f64, f64, String) + Send + Sync>;
 
+/// Stops a remote query (Athena, Logs Insights) when dropped while armed: the caller went away
+/// before it finished, and the query should not run on (and bill) for nobody.
+pub struct StopOnDrop {
+    what: String,
+    stop: Option<Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>>,
+}
+
+impl StopOnDrop {
+    /// Armed: `stop` runs (spawned) if this is dropped before [`StopOnDrop::disarm`].
+    pub fn new(
+        what: String,
+        stop: impl FnOnce() -> futures::future::BoxFuture<'static, ()> + Send + 'static,
+    ) -> StopOnDrop {
+        StopOnDrop {
+            what,
+            stop: Some(Box::new(stop)),
+        }
+    }
+
+    /// The query ended on its own: nothing to stop.
+    pub fn disarm(&mut self) {
+        self.stop = None;
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            tracing::info!(query = %self.what, "stopping abandoned query");
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(stop());
+            }
+        }
+    }
+}
+
 /// A progress sink that drops every report.
 pub fn no_progress() -> Progress {
     Arc::new(|_, _, _| {})

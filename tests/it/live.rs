@@ -44,6 +44,17 @@ async fn emulator_with_prices(dir: &Path) -> Emulator {
     emu
 }
 
+/// The server on the pinned clock, reading the generated logs in `dir` (and its CUR export with
+/// `with_cur`).
+async fn live_server(emu: &Emulator, dir: &Path, with_cur: bool) -> Client {
+    let logs = dir.join("invocation-logs");
+    let mut args = vec!["--invocation-logs", logs.to_str().unwrap()];
+    if with_cur {
+        args.extend(["--cur", dir.to_str().unwrap()]);
+    }
+    stdio_client(Some(emu), &args, &[("BEDROCK_COST_MCP_NOW", NOW)]).await
+}
+
 fn cents(v: &Value) -> i64 {
     (num(v) * 100.0).round() as i64
 }
@@ -63,18 +74,7 @@ async fn logs_reconcile_with_the_bill_and_fill_the_days_not_billed_yet() {
     let logs = &truth["logs"];
     assert!(num(&logs["unbilled_total"]) > 1.0 && num(&logs["billed_total"]) > 100.0);
     let emu = emulator_with_prices(dir.path()).await;
-    let logs_dir = dir.path().join("invocation-logs");
-    let client = stdio_client(
-        Some(&emu),
-        &[
-            "--cur",
-            dir.path().to_str().unwrap(),
-            "--invocation-logs",
-            logs_dir.to_str().unwrap(),
-        ],
-        &[("BEDROCK_COST_MCP_NOW", NOW)],
-    )
-    .await;
+    let client = live_server(&emu, dir.path(), true).await;
 
     // The default source answers the billed days from CUR, adds the unbilled days from the
     // logs apart, and compares logs with bill for the billed days.
@@ -400,6 +400,22 @@ async fn a_scoped_caller_sees_only_its_own_principals_in_live_answers() {
         assert_cents(num(&out["total"]), spend, token);
         client.cancel().await.ok();
     }
+    // The default answer (Cost Explorer here, which has nothing yet): the unbilled estimate
+    // from the logs holds the team caller's principals only.
+    let client = server.client_with_token(team).await.unwrap();
+    let out = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": {"start": "2026-03-01", "end": "2026-03-03"}}),
+    )
+    .await);
+    assert_eq!(out["source"], json!("cost_explorer"));
+    assert_cents(
+        num(&out["unbilled_estimate"]["total"]),
+        user_spend,
+        "team caller's unbilled estimate",
+    );
+    client.cancel().await.ok();
     // Asking for someone else's principal is refused, not answered empty.
     let client = server.client_with_token(one).await.unwrap();
     let e = err(&call(
@@ -620,13 +636,7 @@ async fn a_runaway_loop_is_flagged_within_the_hour_from_the_logs() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
     std::fs::write(hour_dir.join("loop.json.gz"), gz.finish().unwrap()).unwrap();
-    let logs_dir = dir.path().join("invocation-logs");
-    let client = stdio_client(
-        Some(&emu),
-        &["--invocation-logs", logs_dir.to_str().unwrap()],
-        &[("BEDROCK_COST_MCP_NOW", NOW)],
-    )
-    .await;
+    let client = live_server(&emu, dir.path(), false).await;
     let out = ok(&call(&client, "spend_anomalies", json!({"top_n": 100})).await);
     let hourly: Vec<&Value> = out["anomalies"]
         .as_array()
@@ -682,18 +692,7 @@ async fn a_role_called_under_many_session_names_is_named_a_shared_gateway() {
         text.push('\n');
     }
     std::fs::write(hour_dir.join("gateway.json"), text).unwrap();
-    let logs_dir = dir.path().join("invocation-logs");
-    let client = stdio_client(
-        Some(&emu),
-        &[
-            "--cur",
-            dir.path().to_str().unwrap(),
-            "--invocation-logs",
-            logs_dir.to_str().unwrap(),
-        ],
-        &[("BEDROCK_COST_MCP_NOW", NOW)],
-    )
-    .await;
+    let client = live_server(&emu, dir.path(), true).await;
     let out = ok(&call(
         &client,
         "untagged_principals",
@@ -746,13 +745,7 @@ async fn calls_through_an_application_inference_profile_are_priced_as_its_model(
         text.push('\n');
     }
     std::fs::write(hour_dir.join("profiles.json"), text).unwrap();
-    let logs_dir = dir.path().join("invocation-logs");
-    let client = stdio_client(
-        Some(&emu),
-        &["--invocation-logs", logs_dir.to_str().unwrap()],
-        &[("BEDROCK_COST_MCP_NOW", NOW)],
-    )
-    .await;
+    let client = live_server(&emu, dir.path(), false).await;
     let out = ask_all(
         &client,
         json!({"source": "live", "period": {"start": "2026-03-03", "end": "2026-03-04"},

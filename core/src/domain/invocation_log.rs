@@ -595,13 +595,7 @@ fn required_borrowed<'a>(
     max: usize,
 ) -> Result<Cow<'a, str>, Problem> {
     let value = value.ok_or(Problem::Missing(field))?;
-    if value.is_empty() {
-        return Err(Problem::BadField {
-            field,
-            why: "is empty".into(),
-        });
-    }
-    clean(&value, max).map_err(|why| Problem::BadField { field, why })?;
+    present(field, &value, max)?;
     Ok(value)
 }
 
@@ -612,14 +606,19 @@ fn required(field: &'static str, value: Option<String>, max: usize) -> Result<St
 
 /// A present text field: non-empty, bounded, no control characters.
 fn optional(field: &'static str, value: String, max: usize) -> Result<String, Problem> {
+    present(field, &value, max)?;
+    Ok(value)
+}
+
+/// The checks of a present text field.
+fn present(field: &'static str, value: &str, max: usize) -> Result<(), Problem> {
     if value.is_empty() {
         return Err(Problem::BadField {
             field,
             why: "is empty".into(),
         });
     }
-    clean(&value, max).map_err(|why| Problem::BadField { field, why })?;
-    Ok(value)
+    clean(value, max).map_err(|why| Problem::BadField { field, why })
 }
 
 /// A Region name: lower-case letters, digits and `-`.
