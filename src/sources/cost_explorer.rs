@@ -643,6 +643,7 @@ fn ce_group(k: &GroupKey) -> (&'static str, String) {
         | GroupKey::TokenKind
         | GroupKey::Tier
         | GroupKey::InferenceScope
+        | GroupKey::InferenceProfile
         | GroupKey::Day
         | GroupKey::Month => unreachable!("refused by check_query: {k}"),
     }

@@ -105,6 +105,7 @@ impl SpendSource for DemoCostExplorer {
                     | GroupKey::TokenKind
                     | GroupKey::Tier
                     | GroupKey::InferenceScope
+                    | GroupKey::InferenceProfile
                     | GroupKey::Day
                     | GroupKey::Month => None,
                 })

@@ -156,39 +156,60 @@ fn aggregate(name: &str, bytes: &[u8]) -> ObjectAgg {
             continue;
         }
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        match record_of_line(text) {
-            None => {}
-            Some(Err(e)) => skipped.add(number, e),
-            Some(Ok(inv)) => {
-                agg.records += 1;
-                agg.newest = agg.newest.max(Some(inv.at));
-                let t = inv.tokens;
-                let e = agg
-                    .groups
-                    .entry(Key {
-                        hour: inv.at.timestamp().div_euclid(3600),
-                        principal: inv.principal_arn,
-                        model: inv.model_id,
-                        region: inv.region,
-                    })
-                    .or_default();
-                if inv.error.is_some() {
-                    e.failed += 1;
-                    continue;
-                }
-                e.calls += 1;
-                for (i, n) in [t.input, t.output, t.cache_read, t.cache_write]
-                    .into_iter()
-                    .enumerate()
-                {
-                    e.tokens[i] = e.tokens[i].saturating_add(n);
-                }
-            }
-        }
+        add_record(&mut agg, &mut skipped, number, text);
     }
     if agg.error.is_none() && number == 0 && bytes.starts_with(&[0x1f, 0x8b]) {
         agg.error = Some(format!("{name}: an empty gzip object"));
     }
+    finish(&mut agg, &skipped, name);
+    agg
+}
+
+/// Add one record (a line of an object, or a CloudWatch Logs event's message) to `agg`; a bad
+/// one to `skipped`, by its line or event `number`.
+pub(crate) fn add_record(
+    agg: &mut ObjectAgg,
+    skipped: &mut crate::domain::invocation_log::Skipped,
+    number: usize,
+    text: &[u8],
+) {
+    match record_of_line(text) {
+        None => {}
+        Some(Err(e)) => skipped.add(number, e),
+        Some(Ok(inv)) => {
+            agg.records += 1;
+            agg.newest = agg.newest.max(Some(inv.at));
+            let t = inv.tokens;
+            let e = agg
+                .groups
+                .entry(Key {
+                    hour: inv.at.timestamp().div_euclid(3600),
+                    principal: inv.principal_arn,
+                    model: inv.model_id,
+                    region: inv.region,
+                })
+                .or_default();
+            if inv.error.is_some() {
+                e.failed += 1;
+                return;
+            }
+            e.calls += 1;
+            for (i, n) in [t.input, t.output, t.cache_read, t.cache_write]
+                .into_iter()
+                .enumerate()
+            {
+                e.tokens[i] = e.tokens[i].saturating_add(n);
+            }
+        }
+    }
+}
+
+/// The skipped records of `name` into `agg`: their count and the first few, named.
+pub(crate) fn finish(
+    agg: &mut ObjectAgg,
+    skipped: &crate::domain::invocation_log::Skipped,
+    name: &str,
+) {
     agg.skipped = skipped.count;
     agg.skipped_first = skipped
         .first
@@ -198,7 +219,6 @@ fn aggregate(name: &str, bytes: &[u8]) -> ObjectAgg {
             None => format!("{name} line {}: {}", s.line, s.error.problem),
         })
         .collect();
-    agg
 }
 
 /// Folders walked at most to find the delivery's date folders before listing everything.
@@ -359,7 +379,12 @@ pub struct InvocationLogs {
     profiles: Option<super::Lazy<aws_sdk_bedrock::Client>>,
     /// Profile ARN -> (base model id, scope, name) or why it could not be read.
     resolved_profiles: tokio::sync::Mutex<HashMap<String, ProfileAnswer>>,
+    /// Application profile ARN -> its tags (`k=v, ...`) or why they could not be read.
+    profile_tags: tokio::sync::Mutex<HashMap<String, Result<String, String>>>,
 }
+
+/// Application inference profiles whose tags one answer reads at most.
+const MAX_PROFILES_TAGGED: usize = 50;
 
 /// What GetInferenceProfile said about an application inference profile.
 type ProfileAnswer = Result<(String, crate::domain::usage_type::Scope, String), String>;
@@ -423,6 +448,7 @@ impl InvocationLogs {
             directory,
             profiles: None,
             resolved_profiles: tokio::sync::Mutex::new(HashMap::new()),
+            profile_tags: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -501,6 +527,7 @@ impl InvocationLogs {
             directory,
             profiles: None,
             resolved_profiles: tokio::sync::Mutex::new(HashMap::new()),
+            profile_tags: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -941,6 +968,14 @@ pub fn shape(q: &SpendQuery, lines: &[LiveLine], tags: Option<&TagsByOwner>) -> 
                 GroupKey::TokenKind => Some(l.kind.as_str().to_string()),
                 GroupKey::Tier => Some(Tier::Standard.as_str().to_string()),
                 GroupKey::InferenceScope => Some(l.scope.clone()),
+                GroupKey::InferenceProfile => {
+                    use crate::domain::invocation_log::{ModelKind, ModelRef};
+                    matches!(
+                        ModelRef::parse(&l.model_id).kind,
+                        ModelKind::InferenceProfile | ModelKind::ApplicationProfile
+                    )
+                    .then(|| l.model_id.clone())
+                }
                 GroupKey::Region => Some(l.region.clone()),
                 GroupKey::Day => Some(day.to_string()),
                 GroupKey::Month => Some(day.format("%Y-%m").to_string()),
@@ -988,10 +1023,14 @@ impl InvocationLogs {
     ) -> Result<(Vec<SpendRow>, LiveScan), ToolError> {
         if let Some(why) = q.group_by.iter().find_map(unsupported_key) {
             return Err(ToolError::invalid(format!(
-                "the live source cannot group by {why}; group by principal, role, session, tag:<key>, model, token_kind, inference_scope, region, day or month"
+                "the live source cannot group by {why}; group by principal, role, session, tag:<key>, model, token_kind, inference_scope, inference_profile, region, day or month"
             )));
         }
-        let scan = self.scan(from, to, progress.clone()).await?;
+        let mut scan = self.scan(from, to, progress.clone()).await?;
+        if q.group_by.contains(&GroupKey::InferenceProfile) {
+            let notes = self.profile_tags(&scan.lines).await;
+            scan.notes.extend(notes);
+        }
         let needs_tags = q.group_by.iter().any(GroupKey::is_tag) || !q.filter.tags.is_empty();
         // A tag filter (a scoped caller's, too) that cannot read the tags fails: never shown
         // as untagged or as everyone's.
@@ -1001,6 +1040,76 @@ impl InvocationLogs {
             None
         };
         Ok((shape(q, &scan.lines, tags.as_ref()), scan))
+    }
+
+    /// The tags of the application inference profiles the lines went through (bedrock
+    /// ListTagsForResource, kept per process), one note each, beside the principals' tags:
+    /// those tags reach the bill as resource tags, so they are how a team is charged for a
+    /// profile. At most [`MAX_PROFILES_TAGGED`] profiles are read per answer.
+    async fn profile_tags(&self, lines: &[LiveLine]) -> Vec<String> {
+        let arns: std::collections::BTreeSet<&str> = lines
+            .iter()
+            .map(|l| l.model_id.as_str())
+            .filter(|m| crate::domain::pricing::is_application_profile(m))
+            .collect();
+        let Some(client) = &self.profiles else {
+            return if arns.is_empty() {
+                vec![]
+            } else {
+                vec!["application inference profiles' tags are read in AWS mode only (bedrock ListTagsForResource)".into()]
+            };
+        };
+        let mut notes = Vec::new();
+        for arn in arns.iter().take(MAX_PROFILES_TAGGED) {
+            let kept = self.profile_tags.lock().await.get(*arn).cloned();
+            let tags = match kept {
+                Some(t) => t,
+                None => {
+                    let t = match client
+                        .list_tags_for_resource()
+                        .resource_arn(*arn)
+                        .send()
+                        .await
+                    {
+                        Ok(out) => Ok(out
+                            .tags()
+                            .iter()
+                            .map(|t| format!("{}={}", t.key(), t.value()))
+                            .collect::<Vec<_>>()
+                            .join(", ")),
+                        Err(e) => Err(crate::error::from_sdk(
+                            "Amazon Bedrock",
+                            "bedrock:ListTagsForResource",
+                            &e,
+                        )
+                        .to_string()),
+                    };
+                    let mut kept = self.profile_tags.lock().await;
+                    if kept.len() < 10_000 {
+                        kept.insert((*arn).to_string(), t.clone());
+                    }
+                    t
+                }
+            };
+            let name = match self.resolved_profiles.lock().await.get(*arn) {
+                Some(Ok((_, _, name))) => format!("{name} ({arn})"),
+                _ => (*arn).to_string(),
+            };
+            notes.push(match tags {
+                Ok(t) if t.is_empty() => format!(
+                    "application inference profile {name} has no tags (tag it to charge its calls to a team: bedrock TagResource, then activate the key as a cost allocation tag)"
+                ),
+                Ok(t) => format!("application inference profile {name} tags: {t}"),
+                Err(e) => format!("application inference profile {name}: tags not read ({e})"),
+            });
+        }
+        if arns.len() > MAX_PROFILES_TAGGED {
+            notes.push(format!(
+                "tags of {} more application inference profiles not read",
+                arns.len() - MAX_PROFILES_TAGGED
+            ));
+        }
+        notes
     }
 
     /// The notes every live answer carries.

@@ -13,6 +13,11 @@
 //! query returns at most 10,000 rows; a window whose answer fills them is split in halves down to
 //! one hour. Records are JSON, so Insights discovers their fields (`identity.arn`,
 //! `input.inputTokenCount`, ...) itself.
+//!
+//! Where Insights is refused (`AccessDeniedException` or `InvalidOperationException` from
+//! StartQuery: a policy with `logs:FilterLogEvents` but not `logs:StartQuery`), the window's
+//! records are read one by one with `FilterLogEvents` and aggregated here with the S3 path's
+//! parser, at most 2,000,000 records an answer; every answer says which way it was read.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -46,6 +51,14 @@ const RECENT: i64 = 2 * 3600;
 /// Kept answers at most.
 const MAX_KEPT: usize = 256;
 
+/// Events one FilterLogEvents read takes at most (the fallback pulls every record).
+const MAX_FILTERED_EVENTS: usize = 2_000_000;
+
+/// StartQuery errors that mean Logs Insights is not available to this caller (a policy that
+/// grants `logs:FilterLogEvents` but not `logs:StartQuery`, or a Region or account without
+/// Insights): the records are then read with FilterLogEvents.
+const INSIGHTS_REFUSED: [&str; 2] = ["AccessDeniedException", "InvalidOperationException"];
+
 /// What the queries of one answer scanned.
 #[derive(Debug, Default)]
 pub struct Scanned {
@@ -64,6 +77,8 @@ pub struct Insights {
     kept: tokio::sync::Mutex<HashMap<(i64, i64), Kept>>,
     /// When the queries of the last hour started.
     started: std::sync::Mutex<VecDeque<Instant>>,
+    /// Why StartQuery was refused, once it was: later windows go to FilterLogEvents at once.
+    refused: std::sync::OnceLock<String>,
 }
 
 impl Insights {
@@ -75,6 +90,7 @@ impl Insights {
             max_per_hour,
             kept: tokio::sync::Mutex::new(HashMap::new()),
             started: std::sync::Mutex::new(VecDeque::new()),
+            refused: std::sync::OnceLock::new(),
         }
     }
 
@@ -100,17 +116,53 @@ impl Insights {
             && at.elapsed() < *ttl
         {
             scanned.notes.push(format!(
-                "Logs Insights answer kept from {} s ago (it scanned {bytes} bytes then; nothing scanned now)",
+                "CloudWatch Logs answer kept from {} s ago (it scanned {bytes} bytes then; nothing scanned now)",
                 at.elapsed().as_secs()
             ));
             return Ok((agg.clone(), scanned));
         }
+        let agg = match self.refused.get() {
+            Some(why) => self.filtered(lo, hi, why, &progress, &mut scanned).await?,
+            None => match self.queried(lo, hi, &progress, &mut scanned).await {
+                Err(_) if self.refused.get().is_some() => {
+                    let why = self.refused.get().cloned().unwrap_or_default();
+                    self.filtered(lo, hi, &why, &progress, &mut scanned).await?
+                }
+                other => other?,
+            },
+        };
+        let recent = hi > crate::domain::clock::now().timestamp() - RECENT;
+        let ttl = if recent {
+            Duration::from_secs(300)
+        } else {
+            Duration::from_secs(86_400)
+        };
+        if kept.len() >= MAX_KEPT {
+            kept.retain(|_, (at, ttl, _, _)| at.elapsed() < *ttl);
+            if kept.len() >= MAX_KEPT {
+                kept.clear();
+            }
+        }
+        let agg = Arc::new(agg);
+        kept.insert((lo, hi), (Instant::now(), ttl, agg.clone(), scanned.bytes));
+        Ok((agg, scanned))
+    }
+
+    /// `[lo, hi)` through Logs Insights `stats` queries, split where an answer fills the row
+    /// limit.
+    async fn queried(
+        &self,
+        lo: i64,
+        hi: i64,
+        progress: &Progress,
+        scanned: &mut Scanned,
+    ) -> Result<ObjectAgg, ToolError> {
         let mut agg = ObjectAgg::default();
         // Windows still to ask, split when an answer fills the row limit.
         let mut windows = vec![(lo, hi)];
         let mut queries = 0u32;
         while let Some((a, b)) = windows.pop() {
-            let (rows, bytes) = self.query(a, b, &progress).await?;
+            let (rows, bytes) = self.query(a, b, progress).await?;
             queries += 1;
             scanned.bytes += bytes;
             if rows.len() >= MAX_ROWS && b - a > 3600 {
@@ -132,21 +184,66 @@ impl Insights {
             if queries == 1 { "y" } else { "ies" },
             scanned.bytes
         ));
-        let recent = hi > crate::domain::clock::now().timestamp() - RECENT;
-        let ttl = if recent {
-            Duration::from_secs(300)
-        } else {
-            Duration::from_secs(86_400)
-        };
-        if kept.len() >= MAX_KEPT {
-            kept.retain(|_, (at, ttl, _, _)| at.elapsed() < *ttl);
-            if kept.len() >= MAX_KEPT {
-                kept.clear();
+        Ok(agg)
+    }
+
+    /// `[lo, hi)` read record by record with FilterLogEvents (Insights refused: `why`), bounded
+    /// by [`MAX_FILTERED_EVENTS`]. No scan charge, but every record crosses the network and the
+    /// API is throttled (a few requests a second per account and Region).
+    async fn filtered(
+        &self,
+        lo: i64,
+        hi: i64,
+        why: &str,
+        progress: &Progress,
+        scanned: &mut Scanned,
+    ) -> Result<ObjectAgg, ToolError> {
+        let mut agg = ObjectAgg::default();
+        let mut skipped = crate::domain::invocation_log::Skipped::default();
+        let (mut events, mut pages, mut bytes) = (0usize, 0u32, 0u64);
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .filter_log_events()
+                .log_group_name(&self.group)
+                .start_time(lo * 1000)
+                // Inclusive in milliseconds: the window's last millisecond.
+                .end_time(hi * 1000 - 1)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| self.error("logs:FilterLogEvents", &e))?;
+            pages += 1;
+            for ev in out.events() {
+                events += 1;
+                if events > MAX_FILTERED_EVENTS {
+                    return Err(ToolError::Unsupported(format!(
+                        "more than {MAX_FILTERED_EVENTS} records in {} between {} and {}: too many to read one by one with FilterLogEvents ({why}); grant logs:StartQuery so Logs Insights sums them on AWS's side, or ask a shorter period",
+                        self.group,
+                        Utc.timestamp_opt(lo, 0).single().unwrap_or_default(),
+                        Utc.timestamp_opt(hi, 0).single().unwrap_or_default()
+                    )));
+                }
+                let text = ev.message().unwrap_or_default().as_bytes();
+                bytes += text.len() as u64;
+                super::invocation_logs::add_record(&mut agg, &mut skipped, events, text);
+            }
+            progress(
+                f64::from(pages),
+                0.0,
+                format!("FilterLogEvents over {}: {events} records read", self.group),
+            );
+            match out.next_token() {
+                Some(t) if !t.is_empty() && !out.events().is_empty() => token = Some(t.to_string()),
+                _ => break,
             }
         }
-        let agg = Arc::new(agg);
-        kept.insert((lo, hi), (Instant::now(), ttl, agg.clone(), scanned.bytes));
-        Ok((agg, scanned))
+        super::invocation_logs::finish(&mut agg, &skipped, &format!("log group {}", self.group));
+        scanned.notes.push(format!(
+            "read with FilterLogEvents, record by record ({events} records, {bytes} bytes, {pages} pages), because Logs Insights was refused: {why}"
+        ));
+        Ok(agg)
     }
 
     /// Take one slot of the hourly cap, or say when the next frees.
@@ -189,7 +286,17 @@ impl Insights {
             .limit(MAX_ROWS as i32)
             .send()
             .await
-            .map_err(|e| self.error("logs:StartQuery", &e))?;
+            .map_err(|e| {
+                use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+                if e.code().is_some_and(|c| INSIGHTS_REFUSED.contains(&c)) {
+                    let _ = self.refused.set(format!(
+                        "{} ({})",
+                        e.code().unwrap_or_default(),
+                        e.message().unwrap_or("logs:StartQuery refused")
+                    ));
+                }
+                self.error("logs:StartQuery", &e)
+            })?;
         let id = started.query_id().unwrap_or_default().to_string();
         let mut guard = {
             let (client, id) = (self.client.clone(), id.clone());

@@ -42,7 +42,7 @@ impl Ctx {
         }))
     }
 
-    /// Before an expensive Bedrock call: allow, warn or deny, with price, budget (AWS or local), spend, unbilled checks, forecast and what is left.
+    /// Before an expensive Bedrock call: allow, warn or deny, with price, budget (AWS or local), spend, unbilled checks, forecast, what is left.
     #[tool(
         name = "check_budget",
         title = "Can I afford this call?",

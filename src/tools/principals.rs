@@ -17,7 +17,7 @@ pub use crate::usecases::untagged::{
 };
 
 impl Ctx {
-    /// IAM users and roles missing required tag keys, ranked by Bedrock spend, with fixes, spend of principals IAM no longer lists, and a policy requiring the keys. Cost Explorer: $0.01/request.
+    /// IAM users and roles missing required tag keys, ranked by Bedrock spend, with fixes, spend of principals IAM no longer lists, a policy requiring the keys. Cost Explorer $0.01/request.
     #[tool(
         name = "untagged_principals",
         title = "Principals that escape attribution",

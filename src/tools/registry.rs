@@ -297,7 +297,7 @@ impl Ctx {
         )
     }
 
-    /// Agent Registry records in full (descriptor summarised: endpoint, transport, tools, skills, roles); missing ids are reported per record.
+    /// Agent Registry records in full (descriptor summarised: endpoint, transport, tools, skills, roles); missing ids reported.
     #[tool(
         name = "get_registry_record",
         title = "Agent Registry record",

@@ -314,6 +314,13 @@ impl Ctx {
         let mut q = build_query(&input, &self.config.default_tag_key, today)?;
         let (top_n, offset) = super::args::spend_page(&input)?;
         let source = self.spend_source(input.source)?;
+        if source.name() != "live"
+            && let Some(k) = q.group_by.iter().find(|k| k.only_live())
+        {
+            return Err(ToolError::invalid(format!(
+                "{k} is answered from model invocation logs only (source \"live\"): bill lines name the model and usage type, not the inference profile; an application inference profile's own tags reach the bill as resource tags"
+            )));
+        }
         let asked = q.clone();
         self.scope_query(&mut q, !source.filters_principals())?;
         let mut ans = source.spend(&q, progress.clone()).await?;

@@ -509,8 +509,17 @@ pub struct SharedGateway {
     /// absent when IAM does not list the role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag_session_allowed: Option<bool>,
+    /// An AgentCore Runtime execution role: most of its sessions are named
+    /// `BedrockAgentCore-<id>` (the runtime assumes the role itself, one session per runtime
+    /// session), so its callers cannot pass session tags.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub agentcore_runtime: bool,
     pub recommendation: String,
 }
+
+/// The session-name prefix of AgentCore Runtime's own sessions of its execution role
+/// (`arn:aws:sts::<acct>:assumed-role/<role>/BedrockAgentCore-<id>`).
+pub const AGENTCORE_SESSION_PREFIX: &str = "BedrockAgentCore-";
 
 impl Ctx {
     /// Roles whose logged calls of the last [`GATEWAY_DAYS`] days of `period` come from at least
@@ -569,7 +578,16 @@ impl Ctx {
                     .collect();
                 top.sort_by(|a, b| b.amount.total_cmp(&a.amount).then_with(|| a.session.cmp(&b.session)));
                 top.truncate(3);
+                let agentcore = sessions
+                    .keys()
+                    .filter(|s| s.starts_with(AGENTCORE_SESSION_PREFIX))
+                    .count()
+                    * 2
+                    > sessions.len();
                 let recommendation = match allowed {
+                    _ if agentcore => format!(
+                        "{name} is an AgentCore Runtime execution role (AgentCore assumes it under its own session names, so no session tags can be passed): give each agent runtime its own execution role carrying the iamPrincipal keys (team, agent) so each runtime's spend is its own"
+                    ),
                     Some(true) => format!(
                         "callers of {name} should pass session tags (sts:AssumeRole with Tags, e.g. iamPrincipal keys per end user or tenant; its trust policy allows sts:TagSession) so its spend splits by caller"
                     ),
@@ -586,6 +604,7 @@ impl Ctx {
                     spend: round4(sessions.values().sum()),
                     top_sessions: top,
                     tag_session_allowed: allowed,
+                    agentcore_runtime: agentcore,
                     recommendation,
                 }
             })

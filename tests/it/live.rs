@@ -565,7 +565,7 @@ async fn logs_insights_aggregates_a_log_group_on_the_service_side_and_keeps_its_
         "polled until complete"
     );
     // Asked again: the kept answer, no second query.
-    let again = ask_all(&client, ask).await;
+    let again = ask_all(&client, ask.clone()).await;
     assert_eq!(again["total"], out["total"]);
     assert!(
         again["notes"].to_string().contains("kept from"),
@@ -594,6 +594,33 @@ async fn logs_insights_aggregates_a_log_group_on_the_service_side_and_keeps_its_
     )
     .await);
     assert!(e.contains("Logs Insights query cap reached"), "{e}");
+    client.cancel().await.ok();
+    // A caller refused Logs Insights (logs:StartQuery denied) reads the records one by one
+    // with FilterLogEvents: the same figures.
+    emu.fault("StartQuery", "AccessDeniedException", 1).await;
+    let client = stdio_client(Some(&emu), &["--invocation-log-group", group], &[]).await;
+    let filtered = ask_all(&client, ask.clone()).await;
+    assert_cents(
+        num(&filtered["total"]),
+        num(&truth["logs"]["unbilled_total"]),
+        "FilterLogEvents",
+    );
+    let notes = filtered["notes"].to_string();
+    assert!(
+        notes.contains("read with FilterLogEvents") && notes.contains("AccessDeniedException"),
+        "{notes}"
+    );
+    let queries: Vec<Value> = reqwest::get(format!("{}/_emulator/logs/queries", emu.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        queries.len(),
+        2,
+        "no Insights query ran for the refused caller"
+    );
     client.cancel().await.ok();
     // A group that is not there (or in another Region) says so.
     let client = stdio_client(Some(&emu), &["--invocation-log-group", "/not/here"], &[]).await;
@@ -691,6 +718,14 @@ async fn a_role_called_under_many_session_names_is_named_a_shared_gateway() {
         ));
         text.push('\n');
     }
+    // An AgentCore Runtime's execution role: one session per runtime session, named by
+    // AgentCore itself.
+    for s in 0..10 {
+        text.push_str(&format!(
+            r#"{{"schemaType":"ModelInvocationLog","schemaVersion":"1.0","timestamp":"2026-03-02T09:{s:02}:30Z","accountId":"123456789012","identity":{{"arn":"arn:aws:sts::123456789012:assumed-role/AgentRuntimeRole/BedrockAgentCore-{s:08x}"}},"region":"us-east-1","requestId":"ac-{s}","operation":"Converse","modelId":"anthropic.claude-sonnet-4-6","input":{{"inputTokenCount":1000}},"output":{{"outputTokenCount":0}}}}"#
+        ));
+        text.push('\n');
+    }
     std::fs::write(hour_dir.join("gateway.json"), text).unwrap();
     let client = live_server(&emu, dir.path(), true).await;
     let out = ok(&call(
@@ -715,8 +750,21 @@ async fn a_role_called_under_many_session_names_is_named_a_shared_gateway() {
             .unwrap()
             .contains("sts:TagSession")
     );
+    assert!(gw.get("agentcore_runtime").is_none(), "{gw}");
+    let runtime = gateways
+        .iter()
+        .find(|g| g["role"] == json!("arn:aws:iam::123456789012:role/AgentRuntimeRole"))
+        .unwrap_or_else(|| panic!("{gateways:?}"));
+    assert_eq!(runtime["agentcore_runtime"], json!(true));
+    assert!(
+        runtime["recommendation"]
+            .as_str()
+            .unwrap()
+            .contains("its own execution role"),
+        "{runtime}"
+    );
     // No role of the generated organisation has that many sessions in a week.
-    assert_eq!(gateways.len(), 1, "{gateways:?}");
+    assert_eq!(gateways.len(), 2, "{gateways:?}");
     client.cancel().await.ok();
 }
 
@@ -730,7 +778,8 @@ async fn calls_through_an_application_inference_profile_are_priced_as_its_model(
     emu.post(
         "/_emulator/bedrock/inference-profiles",
         json!({"profiles": [{"arn": profile, "name": "support-chat",
-            "models": ["arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-6"]}]}),
+            "models": ["arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-6"],
+            "tags": {"team": "support", "app": "chat"}}]}),
     )
     .await;
     let hour_dir = dir.path().join(
@@ -765,6 +814,61 @@ async fn calls_through_an_application_inference_profile_are_priced_as_its_model(
             "2 calls (200000 tokens) of {unknown} are not priced"
         )),
         "{notes}"
+    );
+    // Grouped by the profile: its calls apart from the direct ones, its tags beside them.
+    let by = ask_all(
+        &client,
+        json!({"source": "live", "period": {"start": "2026-03-03", "end": "2026-03-04"},
+               "group_by": ["inference_profile"], "filter": {"principal": "arn:aws:iam::123456789012:user/profile-user"}}),
+    )
+    .await;
+    let row = by["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["keys"]["inference_profile"] == json!(profile))
+        .unwrap_or_else(|| panic!("{by}"));
+    assert_cents(num(&row["amount"]), 3.30, "the profile's row");
+    let notes = by["notes"].to_string();
+    assert!(
+        notes.contains(&format!(
+            "application inference profile support-chat ({profile}) tags: app=chat, team=support"
+        )),
+        "{notes}"
+    );
+    // The generated (direct and system-profile) calls: a system profile is named by its id,
+    // a direct call has no profile.
+    let all = ask_all(
+        &client,
+        json!({"source": "live", "period": {"start": "2026-03-01", "end": "2026-03-03"},
+               "group_by": ["inference_profile"], "top_n": 500}),
+    )
+    .await;
+    let keys: Vec<&str> = all["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["keys"]["inference_profile"].as_str())
+        .collect();
+    assert!(keys.contains(&"(none)"), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("us.") || k.starts_with("global.")),
+        "{keys:?}"
+    );
+    client.cancel().await.ok();
+    // A bill source cannot answer it, and says why.
+    let client = live_server(&emu, dir.path(), true).await;
+    let e = err(&call(
+        &client,
+        "bedrock_spend",
+        json!({"source": "cur", "period": {"start": "2026-03-01", "end": "2026-03-03"},
+               "group_by": ["inference_profile"]}),
+    )
+    .await);
+    assert!(
+        e.contains("answered from model invocation logs only"),
+        "{e}"
     );
     client.cancel().await.ok();
 }

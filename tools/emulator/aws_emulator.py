@@ -28,7 +28,8 @@ One process, one port:
   (``insights_engine``; the queries are listed at ``GET /_emulator/logs/queries``); other queries go
   to moto;
 - Bedrock's GetInferenceProfile (moto has none) is answered by the middleware from seeded
-  application inference profiles (``INFERENCE_PROFILES``);
+  application inference profiles (``INFERENCE_PROFILES``), and ListTagsForResource of a seeded
+  profile from its ``"tags"`` (other resources go to moto);
 - Budgets' DescribeBudget/DescribeBudgets of moto's ``BudgetsResponse`` are wrapped: FilterExpression
   only with ShowFilterExpression=true, and DescribeBudgets pages (MaxResults, NextToken);
 - IAM's GetAccountAuthorizationDetails (moto answers one page whatever MaxItems says) is replaced
@@ -136,6 +137,7 @@ from moto.core.responses import ActionResult
 from moto.iam.exceptions import InvalidInput as IamInvalidInput
 from moto.iam.responses import IamResponse
 from moto.logs.models import logs_backends
+from moto.s3.models import s3_backends
 from moto.core.exceptions import JsonRESTError
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
@@ -206,6 +208,7 @@ class CeSeeds:
     anomalies: list[dict[str, Any]] = field(default_factory=list)
     anomaly_monitors: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str, list[str]] = field(default_factory=dict)
+    backfills: list[dict[str, Any]] = field(default_factory=list)
 
 
 _SEEDS_ATTR = "emulator_seeds"
@@ -485,7 +488,53 @@ def get_tags(self: CostExplorerResponse) -> str:
     return json.dumps({"Tags": tags, "ReturnSize": len(tags), "TotalSize": len(tags)})
 
 
+# StartCostAllocationTagBackfill (aws-sdk-costexplorer 1.138): BackfillFrom is the first day of a
+# month as `YYYY-MM-DDTHH:MM:SSZ`, not before the previous twelve months nor in the future; one
+# request at a time (BackfillLimitExceededException while one is PROCESSING) and one per 24 hours
+# (LimitExceededException). A request is PROCESSING until its first listing, SUCCEEDED after.
+BACKFILL_SPACING_SECONDS = 24 * 3600
+
+
+def start_cost_allocation_tag_backfill(self: CostExplorerResponse) -> str:
+    raw = json.loads(self.body or "{}").get("BackfillFrom", "")
+    try:
+        start = datetime.strptime(raw, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        raise validation_error(f"BackfillFrom {raw!r} is not a date-time like 2026-01-01T00:00:00Z")
+    now = calendar_now()
+    earliest = (now.year * 12 + now.month - 1) - 12
+    if start.day != 1 or start.hour or start.minute or start.second:
+        raise validation_error("BackfillFrom must be the first day of a month")
+    if start > now or (start.year * 12 + start.month - 1) < earliest:
+        raise validation_error("BackfillFrom cannot precede the previous twelve months or be in the future")
+    with _seeds_lock:
+        history = ce_seeds(self.current_account).backfills
+        if any(b["BackfillStatus"] == "PROCESSING" for b in history):
+            raise JsonRESTError("BackfillLimitExceededException", "A request to backfill is already in progress")
+        if history:
+            last = datetime.strptime(history[-1]["RequestedAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            if (now - last).total_seconds() < BACKFILL_SPACING_SECONDS:
+                raise JsonRESTError("LimitExceededException", "You can request a backfill once every 24 hours")
+        request = {"BackfillFrom": raw, "RequestedAt": utc_now_iso(), "BackfillStatus": "PROCESSING",
+                   "LastUpdatedAt": utc_now_iso()}
+        history.append(request)
+        return json.dumps({"BackfillRequest": dict(request)})
+
+
+def list_cost_allocation_tag_backfill_history(self: CostExplorerResponse) -> str:
+    with _seeds_lock:
+        history = ce_seeds(self.current_account).backfills
+        answer = [dict(b) for b in reversed(history)]
+        for b in history:
+            if b["BackfillStatus"] == "PROCESSING":
+                b["BackfillStatus"] = "SUCCEEDED"
+                b["CompletedAt"] = b["LastUpdatedAt"] = utc_now_iso()
+    return json.dumps({"BackfillRequests": answer})
+
+
 CE_EXTENSIONS: dict[str, Callable[[CostExplorerResponse], str]] = {
+    "start_cost_allocation_tag_backfill": start_cost_allocation_tag_backfill,
+    "list_cost_allocation_tag_backfill_history": list_cost_allocation_tag_backfill_history,
     "get_dimension_values": get_dimension_values,
     "list_cost_allocation_tags": list_cost_allocation_tags,
     "update_cost_allocation_tags_status": update_cost_allocation_tags_status,
@@ -1417,6 +1466,107 @@ def aws_json_response(value: Any, status: int = 200, error_type: str | None = No
     return Response(json.dumps(value), status, headers, content_type=AWS_JSON_1_1)
 
 
+# ---------------------------------------------------------------------------------------------
+# Data Exports (bcm-data-exports): CreateExport, GetExport, ListExports, UpdateExport, DeleteExport
+# ---------------------------------------------------------------------------------------------
+
+# moto has no Data Exports service. Shapes from aws-sdk-bcmdataexports 1.120 (awsJson1_1,
+# X-Amz-Target AWSBillingAndCostManagementDataExports.<Operation>): an Export is {Name,
+# Description, DataQuery: {QueryStatement, TableConfigurations}, DestinationConfigurations:
+# {S3Destination: {S3Bucket, S3Prefix, S3Region, S3OutputConfigurations: {OutputType, Format,
+# Compression, Overwrite}}}, RefreshCadence: {Frequency}}; ARNs
+# arn:aws:bcm-data-exports:us-east-1:<account>:export/<name>-<id>. CreateExport checks, like AWS,
+# that the bucket exists and its policy lets bcm-data-exports.amazonaws.com put objects, and that
+# the table properties are the CUR 2.0 table's. GET /_emulator/data-exports lists the exports.
+DATA_EXPORTS_TARGET_PREFIX = "AWSBillingAndCostManagementDataExports"
+CUR2_TABLE_PROPERTIES = {
+    "BILLING_VIEW_ARN", "INCLUDE_CAPACITY_RESERVATION_DATA", "INCLUDE_IAM_PRINCIPAL_DATA",
+    "INCLUDE_MANUAL_DISCOUNT_COMPATIBILITY", "INCLUDE_RESOURCES", "INCLUDE_SPLIT_COST_ALLOCATION_DATA",
+    "TIME_GRANULARITY",
+}
+
+
+class DataExports:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.exports: dict[str, dict[str, Any]] = {}
+
+    def clear(self) -> None:
+        with self.lock:
+            self.exports.clear()
+
+
+DATA_EXPORTS = DataExports()
+
+
+def data_exports_error(error_type: str, message: str) -> Response:
+    return aws_json_response({"__type": error_type, "Message": message}, 400, error_type)
+
+
+def check_export(export: Any) -> str | None:
+    """Why AWS would refuse this export, or None."""
+    if not isinstance(export, dict) or not export.get("Name"):
+        return "Export.Name is required"
+    query = (export.get("DataQuery") or {})
+    tables = query.get("TableConfigurations") or {}
+    for table, props in tables.items():
+        if table != "COST_AND_USAGE_REPORT":
+            return f"Table {table} is not emulated"
+        for key in props:
+            if key not in CUR2_TABLE_PROPERTIES:
+                return f"Table property {key} provided but table has no such property"
+    s3 = ((export.get("DestinationConfigurations") or {}).get("S3Destination") or {})
+    bucket = s3.get("S3Bucket", "")
+    try:
+        stored = s3_backends[DEFAULT_ACCOUNT_ID]["global"].get_bucket(bucket)
+    except Exception:  # moto raises MissingBucket
+        return f"S3 bucket {bucket} does not exist"
+    policy = stored.policy.decode() if isinstance(stored.policy, bytes) else (stored.policy or "")
+    if "bcm-data-exports.amazonaws.com" not in policy:
+        return f"the bucket policy of {bucket} does not let bcm-data-exports.amazonaws.com write (s3:PutObject)"
+    return None
+
+
+def serve_data_exports(operation: str, body: bytes) -> Response:
+    try:
+        params = json.loads(body or b"{}")
+    except ValueError:
+        return data_exports_error("ValidationException", "body is not JSON")
+    with DATA_EXPORTS.lock:
+        if operation == "CreateExport":
+            export = params.get("Export")
+            why = check_export(export)
+            if why:
+                return data_exports_error("ValidationException", why)
+            if any(e["Export"]["Name"] == export["Name"] for e in DATA_EXPORTS.exports.values()):
+                return data_exports_error("ValidationException", f"an export named {export['Name']} exists")
+            arn = f"arn:aws:bcm-data-exports:us-east-1:{DEFAULT_ACCOUNT_ID}:export/{export['Name']}-{uuid.uuid4()}"
+            DATA_EXPORTS.exports[arn] = {"Export": dict(export, ExportArn=arn), "CreatedAt": time.time(),
+                                         "Tags": params.get("ResourceTags", [])}
+            return aws_json_response({"ExportArn": arn})
+        if operation == "ListExports":
+            refs = [{"ExportArn": a, "ExportName": e["Export"]["Name"],
+                     "ExportStatus": {"StatusCode": "HEALTHY"}} for a, e in DATA_EXPORTS.exports.items()]
+            return aws_json_response({"Exports": refs})
+        arn = params.get("ExportArn", "")
+        found = DATA_EXPORTS.exports.get(arn)
+        if found is None:
+            return data_exports_error("ResourceNotFoundException", f"export {arn} not found")
+        if operation == "GetExport":
+            return aws_json_response({"Export": found["Export"], "ExportStatus": {"StatusCode": "HEALTHY"}})
+        if operation == "UpdateExport":
+            export = params.get("Export")
+            why = check_export(export)
+            if why:
+                return data_exports_error("ValidationException", why)
+            found["Export"] = dict(export, ExportArn=arn)
+            return aws_json_response({"ExportArn": arn})
+        if operation == "DeleteExport":
+            del DATA_EXPORTS.exports[arn]
+            return aws_json_response({"ExportArn": arn})
+    return data_exports_error("UnknownOperationException", f"{DATA_EXPORTS_TARGET_PREFIX}.{operation} is not emulated")
+
+
 def serve_price_list(operation: str, body: bytes) -> Response:
     handler = PRICE_LIST_OPERATIONS.get(operation)
     if handler is None:
@@ -1535,7 +1685,7 @@ def serve_insights(operation: str, body: bytes, region: str) -> Response | None:
 
 class InferenceProfiles:
     """Profiles seeded with POST /_emulator/bedrock/inference-profiles ({"profiles": [{"arn",
-    "name", "models": [model ARNs]}]}); GET /inference-profiles/{id or ARN} answers them like Bedrock's
+    "name", "models": [model ARNs], "tags": {key: value}}]}); GET /inference-profiles/{id or ARN} answers them like Bedrock's
     GetInferenceProfile (API reference: inferenceProfileName, inferenceProfileArn,
     inferenceProfileId, models[].modelArn, status, type). Any reset clears them."""
 
@@ -1550,6 +1700,9 @@ class InferenceProfiles:
 
 INFERENCE_PROFILES = InferenceProfiles()
 INFERENCE_PROFILE_PATH = "/inference-profiles/"
+# bedrock ListTagsForResource (aws-sdk-bedrock 1.166: POST /listTagsForResource, body
+# {"resourceARN": ...}, answer {"tags": [{"key", "value"}]}): seeded profiles' "tags" answer here.
+LIST_TAGS_PATH = "/listTagsForResource"
 
 
 def seed_inference_profiles(body: Any) -> None:
@@ -1560,6 +1713,21 @@ def seed_inference_profiles(body: Any) -> None:
             if not isinstance(p, dict) or not isinstance(p.get("arn"), str) or not isinstance(p.get("models"), list):
                 raise BadRequest('each profile needs "arn" and "models"')
             INFERENCE_PROFILES.profiles[p["arn"]] = p
+
+
+def serve_profile_tags(body: bytes) -> Response | None:
+    """A seeded profile's tags, or None to let moto answer (its own resources)."""
+    try:
+        arn = json.loads(body or b"{}").get("resourceARN", "")
+    except (ValueError, AttributeError):
+        return None
+    with INFERENCE_PROFILES.lock:
+        found = INFERENCE_PROFILES.profiles.get(arn)
+    if found is None:
+        return None
+    tags = [{"key": k, "value": v} for k, v in sorted((found.get("tags") or {}).items())]
+    return Response(json.dumps({"tags": tags}), 200, {"x-amzn-RequestId": str(uuid.uuid4())},
+                    content_type="application/json")
 
 
 def serve_inference_profile(path: str) -> Response:
@@ -1813,12 +1981,19 @@ class EmulatorMiddleware:
             time.sleep(delay_ms / 1000)
         if fault and fault.status != 0:
             return fault_response(call, fault)(environ, start_response)
+        if call.target_prefix == DATA_EXPORTS_TARGET_PREFIX:
+            return serve_data_exports(call.operation, read_body(environ))(environ, start_response)
         if call.target_prefix == PRICE_LIST_TARGET_PREFIX:
             # moto has no Price List service; we answer it (see serve_price_list).
             return serve_price_list(call.operation, read_body(environ))(environ, start_response)
         if (environ.get("REQUEST_METHOD") == "GET" and path.startswith(INFERENCE_PROFILE_PATH)
                 and signer.get("service") == "bedrock"):
             return serve_inference_profile(path)(environ, start_response)
+        if (environ.get("REQUEST_METHOD") == "POST" and path == LIST_TAGS_PATH
+                and signer.get("service") == "bedrock"):
+            answer = serve_profile_tags(read_body(environ))
+            if answer is not None:
+                return answer(environ, start_response)
         if call.target_prefix == LOGS_TARGET_PREFIX and call.operation in ("StartQuery", "GetQueryResults", "StopQuery"):
             answer = serve_insights(call.operation, read_body(environ), signer.get("region", ""))
             if answer is not None:
@@ -1851,6 +2026,7 @@ class EmulatorMiddleware:
         PRICING.restore_defaults()
         INSIGHTS.clear()
         INFERENCE_PROFILES.clear()
+        DATA_EXPORTS.clear()
         with IAM_PAGING.lock:
             IAM_PAGING.cap = None
 
@@ -1955,6 +2131,9 @@ class EmulatorMiddleware:
         if route == ("POST", "/_emulator/bedrock/inference-profiles"):
             seed_inference_profiles(json_body(request).get("profiles"))
             return json_response({"status": "ok"}, 201)
+        if route == ("GET", "/_emulator/data-exports"):
+            with DATA_EXPORTS.lock:
+                return json_response([e["Export"] for e in DATA_EXPORTS.exports.values()])
         if route == ("GET", "/_emulator/logs/queries"):
             return json_response(INSIGHTS.log())
         if route == ("POST", "/_emulator/pricing/products"):

@@ -28,11 +28,14 @@ pub enum GroupKey {
     Tier,
     /// in_region, cross_region (a geographic inference profile) or global (CUR only).
     InferenceScope,
+    /// The inference profile a call went through (its id or ARN as logged; none for a direct
+    /// model call). Invocation logs only: bill lines name the model, not the profile.
+    InferenceProfile,
     Day,
     Month,
 }
 
-pub const GROUP_KEY_FORMS: &str = "tag:<key>, service, usage_type, region, principal, role, session, model, token_kind, tier, inference_scope, day, month";
+pub const GROUP_KEY_FORMS: &str = "tag:<key>, service, usage_type, region, principal, role, session, model, token_kind, tier, inference_scope, inference_profile, day, month";
 
 impl GroupKey {
     /// Whether Cost Explorer can group by this key.
@@ -41,6 +44,11 @@ impl GroupKey {
             self,
             GroupKey::Tag(_) | GroupKey::Service | GroupKey::UsageType | GroupKey::Region
         )
+    }
+
+    /// Whether only the invocation logs (source live) can answer this key.
+    pub fn only_live(&self) -> bool {
+        matches!(self, GroupKey::InferenceProfile)
     }
 
     /// Whether a missing value means "untagged" (as opposed to "not applicable").
@@ -75,6 +83,7 @@ impl fmt::Display for GroupKey {
             GroupKey::TokenKind => f.write_str("token_kind"),
             GroupKey::Tier => f.write_str("tier"),
             GroupKey::InferenceScope => f.write_str("inference_scope"),
+            GroupKey::InferenceProfile => f.write_str("inference_profile"),
             GroupKey::Day => f.write_str("day"),
             GroupKey::Month => f.write_str("month"),
         }
@@ -120,6 +129,7 @@ impl FromStr for GroupKey {
             "token_kind" => GroupKey::TokenKind,
             "tier" => GroupKey::Tier,
             "inference_scope" => GroupKey::InferenceScope,
+            "inference_profile" => GroupKey::InferenceProfile,
             "day" => GroupKey::Day,
             "month" => GroupKey::Month,
             _ => {

@@ -228,7 +228,7 @@ pub fn build(q: &SpendQuery, shape: &TableShape, dialect: Dialect) -> Result<Cur
             | GroupKey::InferenceScope => vec![RawCol::UsageType],
             GroupKey::Region => vec![RawCol::Region],
             GroupKey::Service => vec![RawCol::Service],
-            GroupKey::Day | GroupKey::Month => vec![],
+            GroupKey::Day | GroupKey::Month | GroupKey::InferenceProfile => vec![],
         };
         for c in cols {
             add(&mut columns, c);
@@ -702,6 +702,8 @@ pub fn shape(q: &SpendQuery, columns: &[RawCol], raw: Vec<RawRow>) -> Result<Sha
                 GroupKey::Service => value(&r, &RawCol::Service),
                 GroupKey::Day => Some(day.to_string()),
                 GroupKey::Month => Some(day.format("%Y-%m").to_string()),
+                // Refused before a bill source is asked (`GroupKey::only_live`).
+                GroupKey::InferenceProfile => None,
             })
             .collect();
         // Usage is reported in tokens, from the lines measured in tokens; lines in other units

@@ -63,7 +63,7 @@ pub struct SpendInput {
     /// this_month (default), last_month, last_7_days, last_30_days, or {"start":"YYYY-MM-DD","end":"YYYY-MM-DD"} (end exclusive).
     #[schemars(example = serde_json::json!("last_month"), example = serde_json::json!({"start": "2026-10-01", "end": "2026-11-01"}))]
     pub period: Option<PeriodInput>,
-    /// tag:<key>, service, usage_type, region; cur/athena also principal, role, session, model, token_kind, tier, inference_scope, day, month. Max 2 (cost_explorer) or 3.
+    /// tag:<key>, service, usage_type, region; cur/athena also principal, role, session, model, token_kind, tier, inference_scope, day, month; live also inference_profile. Max 2 (cost_explorer) or 3.
     #[schemars(example = serde_json::json!(["tag:team", "model"]))]
     pub group_by: Option<Vec<String>>,
     /// Tag key (cur/athena also principal, role, model, currency; * globs) -> value(s); "" = untagged.
@@ -77,7 +77,7 @@ pub struct SpendInput {
     pub source: Option<SourceInput>,
     /// Logs vs bill.
     pub live_vs_bill: Option<bool>,
-    /// Largest N groups (default 20), the rest as "others".
+    /// Top N groups (default 20), rest as "others".
     #[schemars(example = 20)]
     pub top_n: Option<u32>,
     /// From next_cursor.
@@ -271,7 +271,7 @@ pub struct AnomalyInput {
     pub k: Option<f64>,
     /// Smallest excess, USD (default 5).
     pub min_increase_usd: Option<f64>,
-    /// Per page, most money first (default 20).
+    /// Per page, largest first (default 20).
     pub top_n: Option<u32>,
     /// From next_cursor.
     pub cursor: Option<String>,
@@ -347,7 +347,7 @@ pub struct EstimateInput {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CheckInput {
-    /// Principal ARN, role, or tag:<key>=<value>. Default: the caller (STS).
+    /// Principal ARN, role or tag:<key>=<value>; default the caller (STS).
     #[schemars(example = serde_json::json!("tag:team=ml-platform"), example = serde_json::json!("arn:aws:iam::123456789012:role/MlRole"))]
     pub who: Option<String>,
     /// With token counts (see estimate_cost), or give cost_usd.
