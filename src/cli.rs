@@ -29,6 +29,9 @@ pub enum Command {
     Serve(crate::transport::http::HttpSettings),
     /// Check the setup (credentials, region, endpoints, each tool's permissions) and say what to fix.
     Doctor(crate::doctor::DoctorArgs),
+    /// Plan (and with --apply make) what the answers need: the CUR 2.0 export, the principal tags
+    /// and their backfill, the Athena table, invocation logging, the prevention policy; --undo STEP.
+    Setup(crate::setup::SetupArgs),
     /// Bedrock spend, as the bedrock_spend tool answers it, printed as a table (or JSON).
     Spend(SpendArgs),
     /// Run any tool with JSON arguments and print its answer (a table, or --json):

@@ -41,6 +41,9 @@ async fn main() -> ExitCode {
         Command::Doctor(args) => {
             ExitCode::from(bedrock_cost_mcp::doctor::main(cli.config, &args).await)
         }
+        Command::Setup(args) => {
+            ExitCode::from(bedrock_cost_mcp::setup::main(cli.config, &args).await)
+        }
         Command::GenerateCur(args) => {
             let today = bedrock_cost_mcp::domain::clock::today();
             let start = args

@@ -27,6 +27,7 @@ mod live;
 mod principals;
 mod prompts_resources;
 mod registry;
+mod setup;
 mod spend_athena;
 mod spend_cost_explorer;
 mod spend_cur;

@@ -114,6 +114,7 @@ import json
 import logging
 import os
 import signal
+import re
 import stat
 import sys
 import threading
@@ -847,7 +848,70 @@ def decode_results_token(token: str | None, exec_id: str, row_count: int) -> int
 _ATHENA_ORIGINALS: dict[str, Callable[[AthenaResponse], Any]] = {}
 
 
+class AthenaCatalog:
+    """Databases and tables made by DDL statements (CREATE DATABASE, CREATE EXTERNAL TABLE,
+    DROP TABLE, DROP DATABASE; Athena DDL reference), answered by GetTableMetadata and listed at
+    GET /_emulator/athena/catalog. The DDL itself runs as a moto execution (it succeeds); the
+    table's columns, location and TBLPROPERTIES are kept as text (partition projection is not
+    evaluated)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.databases: set[str] = set()
+        self.tables: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def clear(self) -> None:
+        with self.lock:
+            self.databases.clear()
+            self.tables.clear()
+
+    def apply(self, sql: str) -> None:
+        text = (sql or "").strip().rstrip(";")
+        flags = re.IGNORECASE | re.DOTALL
+        with self.lock:
+            if m := re.match(r"CREATE\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?", text, flags):
+                self.databases.add(m.group(1).lower())
+            elif m := re.match(r"CREATE\s+EXTERNAL\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?\.`?(\w+)`?\s*\((.*?)\)\s*"
+                               r"(?:PARTITIONED\s+BY\s*\((.*?)\))?.*?LOCATION\s+'([^']+)'(?:.*?TBLPROPERTIES\s*\((.*)\))?", text, flags):
+                def columns(raw: str | None) -> list[dict[str, str]]:
+                    out = []
+                    for part in re.split(r",(?![^<]*>)", raw or ""):
+                        bits = part.strip().split(None, 1)
+                        if len(bits) == 2:
+                            out.append({"Name": bits[0].strip("`"), "Type": bits[1].strip()})
+                    return out
+                props = dict(re.findall(r"'([^']+)'\s*=\s*'([^']*)'", m.group(6) or ""))
+                self.tables[(m.group(1).lower(), m.group(2).lower())] = {
+                    "Name": m.group(2).lower(), "TableType": "EXTERNAL_TABLE",
+                    "Columns": columns(m.group(3)), "PartitionKeys": columns(m.group(4)),
+                    "Parameters": dict(props, location=m.group(5)),
+                }
+            elif m := re.match(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?\.`?(\w+)`?", text, flags):
+                self.tables.pop((m.group(1).lower(), m.group(2).lower()), None)
+            elif m := re.match(r"DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?", text, flags):
+                self.databases.discard(m.group(1).lower())
+
+    def listing(self) -> dict[str, Any]:
+        with self.lock:
+            return {"databases": sorted(self.databases),
+                    "tables": [dict(t, Database=d) for (d, _), t in sorted(self.tables.items())]}
+
+
+ATHENA_CATALOG = AthenaCatalog()
+
+
+def get_table_metadata(self: AthenaResponse) -> str:
+    database = (self._get_param("DatabaseName") or "").lower()
+    table = (self._get_param("TableName") or "").lower()
+    with ATHENA_CATALOG.lock:
+        found = ATHENA_CATALOG.tables.get((database, table))
+    if found is None:
+        raise JsonRESTError("MetadataException", f"Table {table} not found in database {database}")
+    return json.dumps({"TableMetadata": found})
+
+
 def start_query_execution(self: AthenaResponse) -> Any:
+    ATHENA_CATALOG.apply(self._get_param("QueryString"))
     context = self._get_param("QueryExecutionContext") or {}
     result_config = self._get_param("ResultConfiguration") or {}
     log = {
@@ -1017,6 +1081,9 @@ ATHENA_OVERRIDES: dict[str, Callable[[AthenaResponse], Any]] = {
 
 
 def install_athena_extensions() -> None:
+    if hasattr(AthenaResponse, "get_table_metadata"):
+        raise RuntimeError("moto's AthenaResponse already has get_table_metadata; review the extension")
+    AthenaResponse.get_table_metadata = get_table_metadata
     for name, method in ATHENA_OVERRIDES.items():
         original = AthenaResponse.__dict__.get(name)
         if original is None:
@@ -2027,6 +2094,7 @@ class EmulatorMiddleware:
         INSIGHTS.clear()
         INFERENCE_PROFILES.clear()
         DATA_EXPORTS.clear()
+        ATHENA_CATALOG.clear()
         with IAM_PAGING.lock:
             IAM_PAGING.cap = None
 
@@ -2131,6 +2199,8 @@ class EmulatorMiddleware:
         if route == ("POST", "/_emulator/bedrock/inference-profiles"):
             seed_inference_profiles(json_body(request).get("profiles"))
             return json_response({"status": "ok"}, 201)
+        if route == ("GET", "/_emulator/athena/catalog"):
+            return json_response(ATHENA_CATALOG.listing())
         if route == ("GET", "/_emulator/data-exports"):
             with DATA_EXPORTS.lock:
                 return json_response([e["Export"] for e in DATA_EXPORTS.exports.values()])

@@ -1,0 +1,536 @@
+//! `setup` through the real binary against the emulator: the plan changes nothing, `--apply`
+//! makes exactly the planned calls and reads the account again, a second run does nothing,
+//! `--undo STEP` removes what that step created and nothing that existed before.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+fn setup(emu: &Emulator, dir: &std::path::Path, args: &[&str]) -> Run {
+    let mut cmd = command();
+    cmd.envs(aws_env(Some(emu)));
+    let state = dir.join("setup.json");
+    let policy = dir.join("require-tags.json");
+    cmd.arg("setup")
+        .args(["--json", "--bucket", "bcm-cur"])
+        .args(["--state", state.to_str().unwrap()])
+        .args(["--policy-file", policy.to_str().unwrap()])
+        .args(args);
+    let out = cmd.output().expect("run the binary");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn step<'a>(plan: &'a Value, id: &str) -> &'a Value {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == json!(id))
+        .unwrap_or_else(|| panic!("no step {id}: {plan}"))
+}
+
+fn apis(step: &Value) -> Vec<String> {
+    step["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["api"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn get(emu: &Emulator, path: &str) -> Value {
+    reqwest::get(format!("{}{path}", emu.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The first day of the month `back` months before the tests' today, as `YYYY-MM`.
+fn month_back(back: u32) -> String {
+    use chrono::Datelike;
+    let t = today();
+    let m = t.year() * 12 + t.month0() as i32 - back as i32;
+    format!("{:04}-{:02}", m.div_euclid(12), m.rem_euclid(12) + 1)
+}
+
+async fn tag_status(ce: &aws_sdk_costexplorer::Client, key: &str) -> String {
+    ce.list_cost_allocation_tags()
+        .tag_keys(key)
+        .send()
+        .await
+        .unwrap()
+        .cost_allocation_tags()
+        .first()
+        .map(|t| t.status().as_str().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn setup_plans_without_changing_anything_then_applies_verifies_and_undoes_each_step() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    emu.post(
+        "/_emulator/ce/cost-allocation-tags",
+        json!({"CostAllocationTags": [
+            {"TagKey": "iamPrincipal/team", "Type": "UserDefined", "Status": "Inactive"}
+        ]}),
+    )
+    .await;
+    let sdk = sdk_config(&emu).await;
+    let ce = aws_sdk_costexplorer::Client::new(&sdk);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let bedrock = aws_sdk_bedrock::Client::new(&sdk);
+    let backfill = month_back(2);
+    let args = [
+        "--tag-keys",
+        "team,project",
+        "--backfill-from",
+        backfill.as_str(),
+    ];
+
+    // The plan: every step with its calls; nothing changes.
+    let run = setup(&emu, dir.path(), &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan = run.json();
+    assert_eq!(plan["account"], json!("123456789012"));
+    let export = step(&plan, "export");
+    assert_eq!(export["state"], json!("to_do"));
+    assert_eq!(
+        apis(export),
+        [
+            "s3:CreateBucket",
+            "s3:PutBucketPolicy",
+            "bcm-data-exports:CreateExport"
+        ]
+    );
+    let create = &export["calls"][2]["params"]["Export"];
+    let props = &create["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"];
+    assert_eq!(props["INCLUDE_IAM_PRINCIPAL_DATA"], json!("TRUE"));
+    assert_eq!(props["INCLUDE_RESOURCES"], json!("TRUE"));
+    assert_eq!(props["TIME_GRANULARITY"], json!("DAILY"));
+    let out = &create["DestinationConfigurations"]["S3Destination"]["S3OutputConfigurations"];
+    assert_eq!(
+        (&out["Format"], &out["Compression"], &out["Overwrite"]),
+        (
+            &json!("PARQUET"),
+            &json!("PARQUET"),
+            &json!("OVERWRITE_REPORT")
+        )
+    );
+    let statement = &export["calls"][1]["params"]["Statement added"];
+    assert_eq!(
+        statement["Condition"]["StringLike"]["aws:SourceAccount"],
+        json!("123456789012")
+    );
+    assert!(
+        statement["Principal"]["Service"]
+            .to_string()
+            .contains("bcm-data-exports.amazonaws.com")
+    );
+    let tags = step(&plan, "tags");
+    assert_eq!(
+        apis(tags),
+        [
+            "ce:UpdateCostAllocationTagsStatus",
+            "ce:StartCostAllocationTagBackfill"
+        ]
+    );
+    assert_eq!(
+        tags["calls"][0]["params"]["CostAllocationTagsStatus"],
+        json!([{"TagKey": "iamPrincipal/team", "Status": "Active"}])
+    );
+    assert_eq!(
+        tags["calls"][1]["params"]["BackfillFrom"],
+        json!(format!("{backfill}-01T00:00:00Z"))
+    );
+    assert!(
+        tags["found"]
+            .as_str()
+            .unwrap()
+            .contains("iamPrincipal/project not seen yet"),
+        "{tags}"
+    );
+    assert!(
+        tags["notes"]
+            .to_string()
+            .contains("does not say whether iamPrincipal")
+    );
+    // The Athena DDL, statement by statement (Athena DDL reference: CREATE EXTERNAL TABLE,
+    // STORED AS PARQUET, LOCATION, TBLPROPERTIES with partition projection).
+    let athena = step(&plan, "athena");
+    let ddl: Vec<&str> = athena["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["params"]["QueryString"].as_str().unwrap())
+        .collect();
+    assert_eq!(ddl[0], "CREATE DATABASE IF NOT EXISTS bedrock_cost");
+    let location = "s3://bcm-cur/cur2/bedrock-cost-mcp-cur2/data";
+    for part in [
+        "CREATE EXTERNAL TABLE IF NOT EXISTS bedrock_cost.cur2 (\n",
+        "  line_item_iam_principal string,\n",
+        "  tags map<string,string>\n)",
+        "PARTITIONED BY (billing_period string)\nSTORED AS PARQUET\n",
+        &format!("LOCATION '{location}/'\n"),
+        "'projection.enabled'='true'",
+        "'projection.billing_period.type'='date'",
+        "'projection.billing_period.format'='yyyy-MM'",
+        "'projection.billing_period.interval.unit'='MONTHS'",
+        &format!("'storage.location.template'='{location}/BILLING_PERIOD=${{billing_period}}/'"),
+    ] {
+        assert!(ddl[1].contains(part), "{part:?} not in\n{}", ddl[1]);
+    }
+    let logging = step(&plan, "logging");
+    assert_eq!(
+        apis(logging),
+        [
+            "s3:PutBucketPolicy",
+            "bedrock:PutModelInvocationLoggingConfiguration"
+        ]
+    );
+    assert_eq!(
+        logging["calls"][1]["params"]["loggingConfig"]["textDataDeliveryEnabled"],
+        json!(false)
+    );
+    assert_eq!(step(&plan, "anomaly_monitor")["state"], json!("plan_only"));
+    assert_eq!(step(&plan, "prevention")["state"], json!("to_do"));
+    assert!(
+        plan["configuration"]
+            .to_string()
+            .contains(&format!("--cur {location}/"))
+    );
+    // Nothing changed.
+    assert_eq!(get(&emu, "/_emulator/data-exports").await, json!([]));
+    assert!(s3.head_bucket().bucket("bcm-cur").send().await.is_err());
+    assert_eq!(tag_status(&ce, "iamPrincipal/team").await, "Inactive");
+    assert_eq!(emu.count("StartCostAllocationTagBackfill").await, 0);
+    assert_eq!(emu.count("StartQueryExecution").await, 0);
+    assert!(
+        bedrock
+            .get_model_invocation_logging_configuration()
+            .send()
+            .await
+            .unwrap()
+            .logging_config()
+            .and_then(|c| c.s3_config())
+            .is_none()
+    );
+    assert!(!dir.path().join("require-tags.json").exists());
+
+    // Apply: the planned calls, then the account read again.
+    let run = setup(&emu, dir.path(), &[&args[..], &["--apply"]].concat());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let applied = run.json();
+    let outcomes = applied["applied"].as_array().unwrap();
+    let done: Vec<(&str, bool, &str)> = outcomes
+        .iter()
+        .map(|o| {
+            (
+                o["step"].as_str().unwrap(),
+                o["ok"].as_bool().unwrap(),
+                o["verified"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        done,
+        [
+            ("export", true, "done"),
+            ("tags", true, "done"),
+            ("athena", true, "done"),
+            ("logging", true, "done"),
+            ("prevention", true, "done")
+        ],
+        "{applied}"
+    );
+    let exports = get(&emu, "/_emulator/data-exports").await;
+    assert_eq!(exports.as_array().unwrap().len(), 1);
+    assert_eq!(
+        exports[0]["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"]["INCLUDE_IAM_PRINCIPAL_DATA"],
+        json!("TRUE")
+    );
+    let policy = s3
+        .get_bucket_policy()
+        .bucket("bcm-cur")
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .to_string();
+    assert!(
+        policy.contains("BedrockCostMcpDataExports")
+            && policy.contains("BedrockCostMcpInvocationLogging"),
+        "{policy}"
+    );
+    assert_eq!(tag_status(&ce, "iamPrincipal/team").await, "Active");
+    assert_eq!(emu.count("StartCostAllocationTagBackfill").await, 1);
+    let logging = bedrock
+        .get_model_invocation_logging_configuration()
+        .send()
+        .await
+        .unwrap();
+    let lc = logging.logging_config().unwrap();
+    assert_eq!(lc.s3_config().unwrap().bucket_name(), "bcm-cur");
+    assert_eq!(
+        lc.s3_config().unwrap().key_prefix(),
+        Some("bedrock-invocation-logs")
+    );
+    assert_eq!(lc.text_data_delivery_enabled(), Some(false));
+    let catalog = get(&emu, "/_emulator/athena/catalog").await;
+    assert_eq!(catalog["tables"][0]["Name"], json!("cur2"));
+    assert_eq!(
+        catalog["tables"][0]["Parameters"]["location"],
+        json!(format!("{location}/"))
+    );
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("require-tags.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        written["Statement"][0]["Condition"]["Null"],
+        json!({"aws:RequestTag/team": "true", "aws:RequestTag/project": "true"})
+    );
+
+    // Again: nothing left to do, nothing duplicated.
+    let run = setup(&emu, dir.path(), &[&args[..], &["--apply"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["applied"], json!([]));
+    assert_eq!(
+        get(&emu, "/_emulator/data-exports")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(emu.count("StartCostAllocationTagBackfill").await, 1);
+
+    // Undo, step by step.
+    let run = setup(&emu, dir.path(), &["--undo", "export"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let undone = run.json();
+    assert!(
+        undone["left"]
+            .to_string()
+            .contains("still used by step logging"),
+        "{undone}"
+    );
+    assert_eq!(get(&emu, "/_emulator/data-exports").await, json!([]));
+    let policy = s3
+        .get_bucket_policy()
+        .bucket("bcm-cur")
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .to_string();
+    assert!(
+        !policy.contains("BedrockCostMcpDataExports")
+            && policy.contains("BedrockCostMcpInvocationLogging")
+    );
+    let run = setup(&emu, dir.path(), &["--undo", "logging"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        bedrock
+            .get_model_invocation_logging_configuration()
+            .send()
+            .await
+            .unwrap()
+            .logging_config()
+            .and_then(|c| c.s3_config())
+            .is_none()
+    );
+    // Now the bucket is no step's: undoing export again removes it.
+    let run = setup(&emu, dir.path(), &["--undo", "export"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(s3.head_bucket().bucket("bcm-cur").send().await.is_err());
+    let run = setup(&emu, dir.path(), &["--undo", "tags"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.json()["left"].to_string().contains("cannot be undone"));
+    assert_eq!(tag_status(&ce, "iamPrincipal/team").await, "Inactive");
+    let run = setup(&emu, dir.path(), &["--undo", "athena"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        get(&emu, "/_emulator/athena/catalog").await,
+        json!({"databases": [], "tables": []})
+    );
+    let run = setup(&emu, dir.path(), &["--undo", "prevention"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!dir.path().join("require-tags.json").exists());
+}
+
+#[tokio::test]
+async fn an_export_without_caller_identity_is_updated_not_duplicated_and_undo_restores_it() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = sdk_config(&emu).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket("theirs").send().await.unwrap();
+    let their_policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Existing","Effect":"Allow","Principal":{"Service":"bcm-data-exports.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::theirs/*"}]}"#;
+    s3.put_bucket_policy()
+        .bucket("theirs")
+        .policy(their_policy)
+        .send()
+        .await
+        .unwrap();
+    let exports = aws_sdk_bcmdataexports::Client::new(&sdk);
+    use aws_sdk_bcmdataexports::types as t;
+    let arn = exports
+        .create_export()
+        .export(
+            t::Export::builder()
+                .name("finance-cur")
+                .data_query(
+                    t::DataQuery::builder()
+                        .query_statement("SELECT * FROM COST_AND_USAGE_REPORT")
+                        .table_configurations(
+                            "COST_AND_USAGE_REPORT",
+                            [("TIME_GRANULARITY".to_string(), "HOURLY".to_string())].into(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .destination_configurations(
+                    t::DestinationConfigurations::builder()
+                        .s3_destination(
+                            t::S3Destination::builder()
+                                .s3_bucket("theirs")
+                                .s3_prefix("billing")
+                                .s3_region("us-east-1")
+                                .s3_output_configurations(
+                                    t::S3OutputConfigurations::builder()
+                                        .output_type(t::S3OutputType::Custom)
+                                        .format(t::FormatOption::Parquet)
+                                        .compression(t::CompressionOption::Parquet)
+                                        .overwrite(t::OverwriteOption::OverwriteReport)
+                                        .build()
+                                        .unwrap(),
+                                )
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .refresh_cadence(
+                    t::RefreshCadence::builder()
+                        .frequency(t::FrequencyOption::Synchronous)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .export_arn()
+        .unwrap()
+        .to_string();
+    let run = setup(&emu, dir.path(), &["--steps", "export"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan = run.json();
+    let export = step(&plan, "export");
+    assert_eq!(apis(export), ["bcm-data-exports:UpdateExport"]);
+    assert!(
+        export["found"].as_str().unwrap().contains("finance-cur"),
+        "{export}"
+    );
+    let run = setup(&emu, dir.path(), &["--steps", "export", "--apply"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let listed = get(&emu, "/_emulator/data-exports").await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let props = &listed[0]["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"];
+    assert_eq!(props["INCLUDE_IAM_PRINCIPAL_DATA"], json!("TRUE"));
+    assert_eq!(
+        props["TIME_GRANULARITY"],
+        json!("HOURLY"),
+        "the rest is kept"
+    );
+    let run = setup(&emu, dir.path(), &["--undo", "export"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = get(&emu, "/_emulator/data-exports").await;
+    assert_eq!(listed[0]["ExportArn"], json!(arn));
+    assert!(
+        listed[0]["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"]
+            .get("INCLUDE_IAM_PRINCIPAL_DATA")
+            .is_none(),
+        "{listed}"
+    );
+    // Their bucket and its policy were never touched.
+    let policy = s3
+        .get_bucket_policy()
+        .bucket("theirs")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(policy.policy(), Some(their_policy));
+}
+
+#[tokio::test]
+async fn a_step_the_caller_may_not_do_names_the_action_and_the_rest_proceeds() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    emu.post(
+        "/_emulator/ce/cost-allocation-tags",
+        json!({"CostAllocationTags": [
+            {"TagKey": "iamPrincipal/team", "Type": "UserDefined", "Status": "Inactive"}
+        ]}),
+    )
+    .await;
+    emu.fault("UpdateCostAllocationTagsStatus", "AccessDeniedException", 1)
+        .await;
+    let run = setup(&emu, dir.path(), &["--steps", "tags,prevention", "--apply"]);
+    assert_eq!(run.code, 1, "a failed step fails the run: {}", run.stdout);
+    let out = run.json();
+    let tags = &out["applied"][0];
+    assert_eq!(tags["step"], json!("tags"));
+    assert_eq!(tags["ok"], json!(false));
+    let e = tags["error"].as_str().unwrap();
+    assert!(
+        e.contains("ce:UpdateCostAllocationTagsStatus was refused") && e.contains("payer"),
+        "{e}"
+    );
+    assert_eq!(out["applied"][1]["step"], json!("prevention"));
+    assert_eq!(out["applied"][1]["ok"], json!(true));
+    assert!(dir.path().join("require-tags.json").exists());
+    // Bad usage: exit 2 before any AWS call.
+    let run = setup(&emu, dir.path(), &["--steps", "everything"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("unknown step 'everything'"),
+        "{}",
+        run.stderr
+    );
+    let run = setup(&emu, dir.path(), &["--backfill-from", "2001-01"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("12 months"), "{}", run.stderr);
+}
