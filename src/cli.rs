@@ -31,7 +31,7 @@ pub enum Command {
     Doctor(crate::doctor::DoctorArgs),
     /// Plan (and with --apply make) what the answers need: the CUR 2.0 export, the principal tags
     /// and their backfill, the Athena table, invocation logging, the prevention policy; --undo STEP.
-    Setup(crate::setup::SetupArgs),
+    Setup(SetupArgs),
     /// Bedrock spend, as the bedrock_spend tool answers it, printed as a table (or JSON).
     Spend(SpendArgs),
     /// Run any tool with JSON arguments and print its answer (a table, or --json):
@@ -418,4 +418,106 @@ pub struct CallArgs {
     /// Print the structured answer as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `setup`'s flags ([`crate::usecases::setup::SetupRequest`]; the defaults are the use case's).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SetupArgs {
+    /// Make the changes of the plan (the steps not done yet; with --steps, only those).
+    #[arg(long)]
+    pub apply: bool,
+    /// Remove what an earlier --apply of STEP created (as the state file records it).
+    #[arg(long, value_name = "STEP", conflicts_with = "apply")]
+    pub undo: Option<String>,
+    /// Only these steps (comma-separated): export, tags, athena, logging, anomaly_monitor,
+    /// budgets, prevention.
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Vec<String>,
+    /// The bucket of the CUR export and the invocation logs (created when missing).
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Name of the CUR 2.0 export.
+    #[arg(long, default_value = crate::usecases::setup::DEFAULT_EXPORT_NAME)]
+    pub export_name: String,
+    /// Prefix of the export in the bucket.
+    #[arg(long, default_value = crate::usecases::setup::DEFAULT_EXPORT_PREFIX)]
+    pub export_prefix: String,
+    /// Principal tag keys to activate (without `iamPrincipal/`).
+    #[arg(long, value_delimiter = ',', default_value = crate::usecases::setup::DEFAULT_TAG_KEY)]
+    pub tag_keys: Vec<String>,
+    /// Ask AWS to backfill the tags from this month (YYYY-MM, at most 12 months back).
+    #[arg(long, value_name = "YYYY-MM")]
+    pub backfill_from: Option<String>,
+    /// Athena database to create.
+    #[arg(long, default_value = crate::usecases::setup::DEFAULT_DATABASE)]
+    pub database: String,
+    /// Athena table to create over the export.
+    #[arg(long, default_value = crate::usecases::setup::DEFAULT_TABLE)]
+    pub table: String,
+    /// Where Athena writes the DDL results (default s3://BUCKET/athena-results/).
+    #[arg(long)]
+    pub athena_results: Option<String>,
+    /// Prefix of the invocation logs in the bucket.
+    #[arg(long, default_value = crate::usecases::setup::DEFAULT_LOGS_PREFIX)]
+    pub logs_prefix: String,
+    /// Email or SNS topic ARN for the anomaly monitor's alerts (planned only).
+    #[arg(long)]
+    pub notify: Option<String>,
+    /// Where the prevention policy is written.
+    #[arg(long, default_value = crate::usecases::setup::DEFAULT_POLICY_FILE)]
+    pub policy_file: std::path::PathBuf,
+    /// The state file of applied steps (default $XDG_STATE_HOME/bedrock-cost-mcp/setup.json).
+    #[arg(long)]
+    pub state: Option<std::path::PathBuf>,
+    /// Print the plan (and results) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SetupArgs {
+    pub fn request(&self) -> crate::usecases::setup::SetupRequest {
+        crate::usecases::setup::SetupRequest {
+            apply: self.apply,
+            undo: self.undo.clone(),
+            steps: self.steps.clone(),
+            bucket: self.bucket.clone(),
+            export_name: self.export_name.clone(),
+            export_prefix: self.export_prefix.clone(),
+            tag_keys: self.tag_keys.clone(),
+            backfill_from: self.backfill_from.clone(),
+            database: self.database.clone(),
+            table: self.table.clone(),
+            athena_results: self.athena_results.clone(),
+            logs_prefix: self.logs_prefix.clone(),
+            notify: self.notify.clone(),
+            policy_file: self.policy_file.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// `bedrock-cost-mcp setup`: 0 when the plan (or every applied step) is fine, 1 when a step
+/// failed, 2 on bad usage.
+pub async fn setup_main(config: &crate::config::Config, args: &SetupArgs) -> u8 {
+    use crate::usecases::setup::{SetupError, run};
+    match run(config, &args.request()).await {
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                SetupError::Usage(_) => 2,
+                SetupError::Failed(_) => 1,
+            }
+        }
+        Ok(answer) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&answer).unwrap_or_default()
+                );
+            } else {
+                print!("{}", answer.render());
+            }
+            u8::from(answer.failed())
+        }
+    }
 }

@@ -14,6 +14,7 @@
 //!
 //! Exit codes: 0 when every check that ran passed, 1 when one failed, 2 for bad usage.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -61,7 +62,7 @@ impl Status {
 pub struct Check {
     /// Stable name: credentials, identity, region, endpoints, iam, budgets, budget_policy,
     /// pricing, agent_registry, athena, cur, cost_explorer, principal_tags, accounts,
-    /// invocation_logs.
+    /// invocation_logs, setup.
     pub name: &'static str,
     pub status: Status,
     pub detail: String,
@@ -519,6 +520,12 @@ impl Plan {
                 vec!["iam"],
                 true,
             ),
+            Uses::Setup => (
+                "the account's setup (Data Exports, S3, Cost Explorer tags, Athena, Bedrock logging; plans, and makes changes once confirmed: not checked)".into(),
+                vec![],
+                vec![],
+                true,
+            ),
         };
         // The AWS parts count when they will be called: with credentials, or when the tool
         // cannot answer without them (then the credentials check says why it fails).
@@ -786,6 +793,22 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
         ));
     }
 
+    let (setup, expected) = setup_check(account.as_deref());
+    // A check whose data setup turned on recently is not "missing": it is on its way.
+    let waiting = |c: Check, step: &str| match expected.get(step) {
+        Some(by) if c.status == Status::Fail && *by > crate::domain::clock::now() => {
+            let detail = format!(
+                "set up by `setup` ({step}); data expected by {} ({})",
+                by.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                c.detail
+            );
+            c.skipped(detail)
+        }
+        _ => c,
+    };
+    let cur = waiting(cur, "export");
+    let athena = waiting(athena, "athena");
+    let principal_tags = waiting(principal_tags, "tags");
     let checks = vec![
         credentials,
         identity,
@@ -802,10 +825,71 @@ pub async fn run(config: &Config, args: &DoctorArgs) -> Report {
         principal_tags,
         accounts,
         invocation_logs,
+        setup,
     ];
     let plans = plan.tools();
     let hint = plan.hint(&plans);
     Report::new("aws", checks, paid_requests, &plans, hint)
+}
+
+/// What `setup` applied here (its state file): per step, when its data is expected. Local: no
+/// AWS call. Steps applied for another account than the caller's are not counted.
+fn setup_check(account: Option<&str>) -> (Check, BTreeMap<String, chrono::DateTime<chrono::Utc>>) {
+    let c = Check::new("setup");
+    let mut expected = BTreeMap::new();
+    let (path, state) = match crate::usecases::setup::read_default_state() {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return (
+                c.not_configured(
+                    "setup has not been run here: `bedrock-cost-mcp setup --bucket NAME` plans what the answers need (the CUR export, tags, Athena table, invocation logging)",
+                ),
+                expected,
+            );
+        }
+        Err(e) => return (c.fail(e, "remove or repair the setup state file"), expected),
+    };
+    if account.is_some_and(|a| a != state.account) {
+        return (
+            c.skipped(format!(
+                "{} records account {}, not this caller's",
+                path.display(),
+                state.account
+            )),
+            expected,
+        );
+    }
+    let now = crate::domain::clock::now();
+    let mut parts = vec![];
+    for (step, at) in &state.applied_at {
+        let Ok(at) = chrono::DateTime::parse_from_rfc3339(at) else {
+            continue;
+        };
+        let at = at.with_timezone(&chrono::Utc);
+        match crate::usecases::setup::data_delay(step) {
+            Some(d) => {
+                let by = at + d;
+                expected.insert(step.clone(), by);
+                parts.push(format!(
+                    "{step} applied {}: data {} {}",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    if by > now { "expected by" } else { "due since" },
+                    by.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ));
+            }
+            None => parts.push(format!(
+                "{step} applied {}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+        }
+    }
+    if parts.is_empty() {
+        return (
+            c.ok(format!("{}: no step applied", path.display())),
+            expected,
+        );
+    }
+    (c.ok(parts.join("; ")), expected)
 }
 
 /// The environment variables doctor reports on.

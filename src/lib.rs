@@ -43,7 +43,6 @@ pub mod config;
 pub mod cur_file;
 pub mod demo_data;
 pub mod doctor;
-pub mod setup;
 pub use bedrock_cost_core::{domain, error};
 pub mod prompts;
 pub mod resources;

@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
             ExitCode::from(bedrock_cost_mcp::doctor::main(cli.config, &args).await)
         }
         Command::Setup(args) => {
-            ExitCode::from(bedrock_cost_mcp::setup::main(cli.config, &args).await)
+            ExitCode::from(bedrock_cost_mcp::cli::setup_main(&cli.config, &args).await)
         }
         Command::GenerateCur(args) => {
             let today = bedrock_cost_mcp::domain::clock::today();

@@ -215,6 +215,22 @@ impl ServerHandler for Server {
                     .into(),
                 );
             }
+            if let Some(scope) =
+                crate::tools::unit(&request.name).and_then(|u| u.uses.extra_scope())
+                && !c.has_scope(scope)
+            {
+                if let Some(n) = &note {
+                    n.denied(&request.name, scope);
+                }
+                return Ok(
+                    crate::tools::respond::<()>(Err(ToolError::Forbidden(format!(
+                        "{} needs scope {scope}; this caller has {}",
+                        request.name,
+                        c.scopes.join(" ")
+                    ))))
+                    .into(),
+                );
+            }
             // A caller whose visibility grants nothing may still price a call (public prices).
             if request.name != "estimate_cost"
                 && let Some(why) = c

@@ -46,7 +46,7 @@ impl Auth {
     pub fn metadata(&self) -> serde_json::Value {
         let mut m = serde_json::json!({
             "resource": self.resource,
-            "scopes_supported": [SCOPE_READ, SCOPE_WRITE],
+            "scopes_supported": crate::domain::visibility::SCOPES,
             "bearer_methods_supported": ["header"],
             "resource_name": "bedrock-cost-mcp",
         });

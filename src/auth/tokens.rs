@@ -21,7 +21,7 @@
 
 use serde::Deserialize;
 
-use super::{Caller, SCOPE_READ, SCOPE_WRITE, Visibility};
+use super::{Caller, SCOPE_READ, Visibility};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,10 +136,11 @@ impl TokenFile {
                 *d = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
             }
             for s in &t.scopes {
-                if s != SCOPE_READ && s != SCOPE_WRITE {
+                if !crate::domain::visibility::SCOPES.contains(&s.as_str()) {
                     return Err(format!(
-                        "token '{}': unknown scope '{s}'; use {SCOPE_READ} and/or {SCOPE_WRITE}",
-                        t.name
+                        "token '{}': unknown scope '{s}'; use {}",
+                        t.name,
+                        crate::domain::visibility::SCOPES.join(", ")
                     ));
                 }
             }

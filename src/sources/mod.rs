@@ -44,6 +44,7 @@ pub mod pricing;
 pub mod registry;
 pub use bedrock_cost_core::sources::rows;
 pub mod s3;
+pub mod setup_aws;
 
 use std::sync::Arc;
 

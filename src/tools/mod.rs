@@ -11,6 +11,7 @@ pub mod principals;
 pub mod registry;
 pub mod schema;
 pub mod scope;
+pub mod setup;
 pub mod spend;
 pub mod writes;
 
@@ -190,6 +191,19 @@ pub enum Uses {
     ActivateTags,
     /// Tags IAM users and roles (a write).
     TagPrincipals,
+    /// Plans and makes the account's setup (writes; its own scope).
+    Setup,
+}
+
+impl Uses {
+    /// The scope an HTTP caller needs beyond `cost.read` (and `cost.write` for a write): the
+    /// one place that says which tools need more.
+    pub fn extra_scope(&self) -> Option<&'static str> {
+        match self {
+            Uses::Setup => Some(crate::domain::visibility::SCOPE_SETUP),
+            _ => None,
+        }
+    }
 }
 
 /// Does a tool change anything? Every tool not annotated read-only does (fail closed).
@@ -259,6 +273,7 @@ pub static TOOLS: &[ToolUnit] = &[
     anomalies::SPEND_ANOMALIES,
     writes::ACTIVATE_COST_ALLOCATION_TAGS,
     writes::TAG_PRINCIPAL,
+    setup::SETUP,
 ];
 
 /// The tool named `name`, if there is one.

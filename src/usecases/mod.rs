@@ -5,6 +5,7 @@ pub mod anomalies;
 pub mod budget;
 pub mod context;
 pub mod live;
+pub mod setup;
 pub mod spend;
 pub mod untagged;
 

@@ -29,6 +29,7 @@ const ML: &str = "tok-attack-ml-22b1";
 const BOT: &str = "tok-attack-bot-7e33";
 const UNTAGGED: &str = "tok-attack-untagged-5d0a";
 const QMARK: &str = "tok-attack-qmark-61f2";
+const SETUPPER: &str = "tok-attack-setup-3c8d";
 
 const BOT_SESSIONS: &str = "arn:aws:sts::123456789012:assumed-role/SupportBotRole/*";
 
@@ -47,6 +48,11 @@ sha256 = "{}"
 scopes = ["cost.read", "cost.write"]
 
 [[token]]
+name = "setupper"
+sha256 = "{}"
+scopes = ["cost.read", "cost.write", "cost.setup"]
+
+[[token]]
 name = "ml"
 sha256 = "{}"
 visibility = {{ tag_key = "team", tag_values = ["ml-platform"] }}
@@ -63,6 +69,7 @@ visibility = {{ principals = ["arn:aws:sts::123456789012:assumed-role/SupportBot
 "#,
         hash(READER),
         hash(WRITER),
+        hash(SETUPPER),
         hash(ML),
         hash(BOT),
         hash(QMARK),
@@ -211,6 +218,68 @@ async fn escaped_duplicated_or_batched_names_never_write_with_a_read_token() {
         .unwrap();
     assert_eq!(tags.tags().len(), 1);
     assert_eq!(emu.count("TagRole").await, 1);
+}
+
+#[tokio::test]
+async fn setup_needs_its_own_scope_however_its_name_is_written() {
+    let emu = Emulator::start();
+    emu.post(
+        "/_emulator/ce/cost-allocation-tags",
+        json!({"CostAllocationTags": [
+            {"TagKey": "iamPrincipal/team", "Type": "UserDefined", "Status": "Inactive"}
+        ]}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = HttpServer::start(
+        Some(&emu),
+        &["--allow-writes"],
+        &[("BEDROCK_COST_MCP_AUTH_TOKENS", &tokens(dir.path()))],
+    );
+    let args = r#"{"steps":["tags"],"apply":true,"confirm":true}"#;
+    let call = |name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":"{name}","arguments":{args}}}}}"#
+        )
+    };
+    let attempts = [
+        call("setup"),
+        call(r"s\u0065tup"),
+        call(r"\u0073\u0065\u0074\u0075\u0070"),
+        format!(
+            r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":"bedrock_spend","name":"setup","arguments":{args}}}}}"#
+        ),
+        format!("[{}]", call("setup")),
+    ];
+    // A writer (cost.write, not cost.setup) and a reader: refused at dispatch, every form.
+    for token in [WRITER, READER] {
+        for body in &attempts {
+            let r = raw(&server.url, Some(token), body.clone()).await;
+            let status = r.status().as_u16();
+            let challenge = www(&r);
+            let text = r.text().await.unwrap();
+            assert!(
+                (status == 403 && challenge.contains("insufficient_scope"))
+                    || (status == 400 && text.contains("-32700"))
+                    || (status == 200 && text.contains("\"error\"")),
+                "{body}\n-> {status} {challenge} {text}"
+            );
+        }
+    }
+    assert_eq!(emu.count("UpdateCostAllocationTagsStatus").await, 0);
+    let log = server.stderr();
+    assert!(
+        log.lines().any(|l| l.contains("caller=writer")
+            && l.contains("tool=setup")
+            && l.contains("status=403")),
+        "{log}"
+    );
+    // The setup scope's holder, escaped name and all, activates the key.
+    let r = raw(&server.url, Some(SETUPPER), attempts[1].clone()).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(!is_error(&v["result"]), "{v}");
+    assert_eq!(emu.count("UpdateCostAllocationTagsStatus").await, 1);
 }
 
 #[tokio::test]

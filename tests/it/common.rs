@@ -307,6 +307,16 @@ pub async fn stdio_client(
     args: &[&str],
     extra_env: &[(&str, &str)],
 ) -> Client {
+    stdio_client_with((), emu, args, extra_env).await
+}
+
+/// [`stdio_client`] with a client handler of the test's own (capabilities, elicitation answers).
+pub async fn stdio_client_with<H: rmcp::ClientHandler>(
+    handler: H,
+    emu: Option<&Emulator>,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> RunningService<RoleClient, H> {
     let env = aws_env(emu);
     let transport = TokioChildProcess::new(tokio::process::Command::new(bin()).configure(|cmd| {
         clean_env(cmd);
@@ -320,7 +330,10 @@ pub async fn stdio_client(
         cmd.stderr(Stdio::null());
     }))
     .expect("spawn the server");
-    ().serve(transport).await.expect("initialize over stdio")
+    handler
+        .serve(transport)
+        .await
+        .expect("initialize over stdio")
 }
 
 /// The server on HTTP (a free loopback port); stopped on drop.
@@ -404,7 +417,11 @@ impl Drop for HttpServer {
 }
 
 /// Call a tool; protocol errors fail the test, tool errors are returned.
-pub async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
+pub async fn call<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    name: &str,
+    args: Value,
+) -> CallToolResult {
     let args = args.as_object().cloned().unwrap_or_default();
     tokio::time::timeout(
         Duration::from_secs(60),

@@ -149,6 +149,7 @@ async fn all_checks_pass_with_good_credentials_and_cost_explorer_is_not_called()
             ("principal_tags", "skipped"),
             ("accounts", "skipped"),
             ("invocation_logs", "skipped"),
+            ("setup", "skipped"),
         ])
     );
     let c = checks(&v);
@@ -244,7 +245,7 @@ async fn all_checks_pass_with_good_credentials_and_cost_explorer_is_not_called()
     assert!(ce.contains("skipped") && ce.contains("$0.01"), "{ce}");
     assert!(
         run.stdout
-            .contains("8 ok, 0 failed, 7 skipped; 0 paid Cost Explorer request(s)."),
+            .contains("8 ok, 0 failed, 8 skipped; 0 paid Cost Explorer request(s)."),
         "{}",
         run.stdout
     );

@@ -110,7 +110,10 @@ async fn static_tokens_scopes_and_visibility() {
     );
     let meta: Value = reqwest::get(&meta_url).await.unwrap().json().await.unwrap();
     assert_eq!(meta["resource"], json!(server.url));
-    assert_eq!(meta["scopes_supported"], json!(["cost.read", "cost.write"]));
+    assert_eq!(
+        meta["scopes_supported"],
+        json!(["cost.read", "cost.write", "cost.setup"])
+    );
 
     // Wrong token: 401 invalid_token. Token without cost.read: 403 insufficient_scope.
     let r = post(&server.url, Some("not-a-token"), &spend).await;

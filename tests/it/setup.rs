@@ -534,3 +534,173 @@ async fn a_step_the_caller_may_not_do_names_the_action_and_the_rest_proceeds() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("12 months"), "{}", run.stderr);
 }
+
+/// A client that offers form elicitation and answers every question with `accept`, keeping the
+/// questions it was asked.
+#[derive(Clone, Default)]
+struct Asked {
+    accept: bool,
+    questions: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl rmcp::ClientHandler for Asked {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let mut c = rmcp::model::ClientConfig::default();
+        c.capabilities.elicitation = Some(
+            rmcp::model::ElicitationCapability::new()
+                .with_form(rmcp::model::FormElicitationCapability::default()),
+        );
+        c
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _ctx: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        if let rmcp::model::ElicitRequestParams::FormElicitationParams { message, .. } = request {
+            self.questions.lock().unwrap().push(message);
+        }
+        use rmcp::model::{ElicitResult, ElicitationAction};
+        Ok(if self.accept {
+            ElicitResult::new(ElicitationAction::Accept).with_content(json!({"confirm": true}))
+        } else {
+            ElicitResult::new(ElicitationAction::Decline)
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_setup_tool_asks_the_user_and_a_declined_change_changes_nothing() {
+    let emu = Emulator::start();
+    emu.post(
+        "/_emulator/ce/cost-allocation-tags",
+        json!({"CostAllocationTags": [
+            {"TagKey": "iamPrincipal/team", "Type": "UserDefined", "Status": "Inactive"}
+        ]}),
+    )
+    .await;
+    let apply = json!({"steps": ["tags"], "apply": true});
+    // Declined: the question named the call; nothing reached AWS.
+    let asked = Asked::default();
+    let client = stdio_client_with(asked.clone(), Some(&emu), &["--allow-writes"], &[]).await;
+    let out = ok(&call(&client, "setup", apply.clone()).await);
+    assert_eq!(out["declined"], json!(true), "{out}");
+    let questions = asked.questions.lock().unwrap().clone();
+    assert_eq!(questions.len(), 1);
+    assert!(
+        questions[0].contains("ce:UpdateCostAllocationTagsStatus")
+            && questions[0].contains("iamPrincipal/team"),
+        "{}",
+        questions[0]
+    );
+    assert_eq!(emu.count("UpdateCostAllocationTagsStatus").await, 0);
+    client.cancel().await.ok();
+    // A client without elicitation: the plan and the confirm input, nothing changed.
+    let client = stdio_client(Some(&emu), &["--allow-writes"], &[]).await;
+    let out = ok(&call(&client, "setup", apply.clone()).await);
+    assert_eq!(out["confirm_required"], json!(true), "{out}");
+    assert_eq!(emu.count("UpdateCostAllocationTagsStatus").await, 0);
+    // ... and with confirm: true, the change.
+    let mut confirmed = apply.clone();
+    confirmed["confirm"] = json!(true);
+    let out = ok(&call(&client, "setup", confirmed).await);
+    assert_eq!(out["applied"][0]["step"], json!("tags"), "{out}");
+    assert_eq!(out["applied"][0]["verified"], json!("done"));
+    assert_eq!(emu.count("UpdateCostAllocationTagsStatus").await, 1);
+    client.cancel().await.ok();
+    // Accepted through elicitation: applied (here: undone, the state file is the server's).
+    let asked = Asked {
+        accept: true,
+        ..Asked::default()
+    };
+    let client = stdio_client_with(asked.clone(), Some(&emu), &["--allow-writes"], &[]).await;
+    let out = ok(&call(&client, "setup", json!({"steps": ["tags"]})).await);
+    assert_eq!(
+        step(&out, "tags")["state"],
+        json!("done"),
+        "plan only: {out}"
+    );
+    assert!(
+        asked.questions.lock().unwrap().is_empty(),
+        "a plan asks nothing"
+    );
+    let out = ok(&call(
+        &client,
+        "setup",
+        json!({"steps": ["prevention"], "apply": true}),
+    )
+    .await);
+    assert_eq!(out["applied"][0]["step"], json!("prevention"), "{out}");
+    assert_eq!(out["applied"][0]["ok"], json!(true), "{out}");
+    assert_eq!(asked.questions.lock().unwrap().len(), 1);
+    client.cancel().await.ok();
+    // Without --allow-writes the tool is not there.
+    let client = stdio_client(Some(&emu), &[], &[]).await;
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(!tools.iter().any(|t| t.name == "setup"));
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn doctor_tells_data_on_its_way_after_setup_from_data_never_set_up() {
+    let emu = Emulator::start();
+    let home = tempfile::tempdir().unwrap();
+    let state_home = home.path().join("state");
+    let run = |args: &[&str]| {
+        let mut cmd = command();
+        cmd.envs(aws_env(Some(&emu)));
+        cmd.env("XDG_STATE_HOME", &state_home);
+        cmd.args(args);
+        let out = cmd.output().expect("run the binary");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cur = "s3://bcm-cur/cur2/bedrock-cost-mcp-cur2/data/";
+    let check = |out: &str, name: &str| -> Value {
+        let v: Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == json!(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check: {v}"))
+    };
+    // Before setup: the export is simply missing, and setup says it was never run.
+    let (_, out, err) = run(&["--cur", cur, "doctor", "--json"]);
+    assert_eq!(check(&out, "cur")["status"], json!("fail"), "{out}{err}");
+    let setup = check(&out, "setup");
+    assert!(
+        setup["detail"]
+            .as_str()
+            .unwrap()
+            .contains("setup has not been run"),
+        "{setup}"
+    );
+    // After setup made the export: on its way, by when.
+    let (code, out, err) = run(&[
+        "setup", "--bucket", "bcm-cur", "--steps", "export", "--apply",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, err) = run(&["--cur", cur, "doctor", "--json"]);
+    let c = check(&out, "cur");
+    assert_eq!(c["status"], json!("skipped"), "{out}{err}");
+    let by = (now() + chrono::Duration::hours(24))
+        .format("%Y-%m-%d")
+        .to_string();
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("set up by `setup` (export); data expected by") && detail.contains(&by),
+        "{detail}"
+    );
+    let setup = check(&out, "setup");
+    assert_eq!(setup["status"], json!("ok"));
+    assert!(
+        setup["detail"].as_str().unwrap().contains("export applied"),
+        "{setup}"
+    );
+}

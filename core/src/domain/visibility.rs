@@ -191,6 +191,10 @@ impl Visibility {
 pub const SCOPE_READ: &str = "cost.read";
 /// Scope that the write tools (tagging, activating tags) additionally need.
 pub const SCOPE_WRITE: &str = "cost.write";
+/// Scope that `setup` needs besides `cost.write`: it creates exports, buckets, tables.
+pub const SCOPE_SETUP: &str = "cost.setup";
+/// Every scope a token or JWT may grant.
+pub const SCOPES: [&str; 3] = [SCOPE_READ, SCOPE_WRITE, SCOPE_SETUP];
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,12 +19,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::Datelike;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::sources::setup_aws::{ExportSpec, SetupAws};
 
 /// The steps, in the order they run.
 pub const STEPS: [&str; 7] = [
@@ -41,57 +41,56 @@ pub const STEPS: [&str; 7] = [
 const SID_EXPORTS: &str = "BedrockCostMcpDataExports";
 const SID_LOGGING: &str = "BedrockCostMcpInvocationLogging";
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct SetupArgs {
-    /// Make the changes of the plan (the steps not done yet; with --steps, only those).
-    #[arg(long)]
+/// Defaults of a setup request (the CLI's and the tool's).
+pub const DEFAULT_EXPORT_NAME: &str = "bedrock-cost-mcp-cur2";
+pub const DEFAULT_EXPORT_PREFIX: &str = "cur2";
+pub const DEFAULT_TAG_KEY: &str = "team";
+pub const DEFAULT_DATABASE: &str = "bedrock_cost";
+pub const DEFAULT_TABLE: &str = "cur2";
+pub const DEFAULT_LOGS_PREFIX: &str = "bedrock-invocation-logs";
+pub const DEFAULT_POLICY_FILE: &str = "bedrock-cost-mcp-require-tags.json";
+
+/// What to plan, apply or undo (the CLI flags and the tool's inputs map onto it).
+#[derive(Debug, Clone)]
+pub struct SetupRequest {
     pub apply: bool,
-    /// Remove what an earlier --apply of STEP created (as the state file records it).
-    #[arg(long, value_name = "STEP", conflicts_with = "apply")]
     pub undo: Option<String>,
-    /// Only these steps (comma-separated): export, tags, athena, logging, anomaly_monitor,
-    /// budgets, prevention.
-    #[arg(long, value_delimiter = ',')]
     pub steps: Vec<String>,
-    /// The bucket of the CUR export and the invocation logs (created when missing).
-    #[arg(long)]
     pub bucket: Option<String>,
-    /// Name of the CUR 2.0 export.
-    #[arg(long, default_value = "bedrock-cost-mcp-cur2")]
     pub export_name: String,
-    /// Prefix of the export in the bucket.
-    #[arg(long, default_value = "cur2")]
     pub export_prefix: String,
-    /// Principal tag keys to activate (without `iamPrincipal/`).
-    #[arg(long, value_delimiter = ',', default_value = "team")]
     pub tag_keys: Vec<String>,
-    /// Ask AWS to backfill the tags from this month (YYYY-MM, at most 12 months back).
-    #[arg(long, value_name = "YYYY-MM")]
+    /// YYYY-MM.
     pub backfill_from: Option<String>,
-    /// Athena database to create.
-    #[arg(long, default_value = "bedrock_cost")]
     pub database: String,
-    /// Athena table to create over the export.
-    #[arg(long, default_value = "cur2")]
     pub table: String,
-    /// Where Athena writes the DDL results (default s3://BUCKET/athena-results/).
-    #[arg(long)]
     pub athena_results: Option<String>,
-    /// Prefix of the invocation logs in the bucket.
-    #[arg(long, default_value = "bedrock-invocation-logs")]
     pub logs_prefix: String,
-    /// Email or SNS topic ARN for the anomaly monitor's alerts (planned only).
-    #[arg(long)]
     pub notify: Option<String>,
-    /// Where the prevention policy is written.
-    #[arg(long, default_value = "bedrock-cost-mcp-require-tags.json")]
     pub policy_file: PathBuf,
-    /// The state file of applied steps (default $XDG_STATE_HOME/bedrock-cost-mcp/setup.json).
-    #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Print the plan (and results) as JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl Default for SetupRequest {
+    fn default() -> Self {
+        SetupRequest {
+            apply: false,
+            undo: None,
+            steps: vec![],
+            bucket: None,
+            export_name: DEFAULT_EXPORT_NAME.into(),
+            export_prefix: DEFAULT_EXPORT_PREFIX.into(),
+            tag_keys: vec![DEFAULT_TAG_KEY.into()],
+            backfill_from: None,
+            database: DEFAULT_DATABASE.into(),
+            table: DEFAULT_TABLE.into(),
+            athena_results: None,
+            logs_prefix: DEFAULT_LOGS_PREFIX.into(),
+            notify: None,
+            policy_file: PathBuf::from(DEFAULT_POLICY_FILE),
+            state: None,
+        }
+    }
 }
 
 /// One AWS call a step makes, with its parameters.
@@ -183,6 +182,29 @@ pub enum Created {
 pub struct State {
     pub account: String,
     pub steps: BTreeMap<String, Vec<Created>>,
+    /// When each step was last applied (RFC 3339).
+    #[serde(default)]
+    pub applied_at: BTreeMap<String, String>,
+}
+
+/// How long after a step is applied its data can be expected: the first export delivery within
+/// 24 hours (Data Exports user guide), tag activation up to 24 hours, invocation logs within
+/// minutes; the Athena table answers once the export has delivered.
+pub fn data_delay(step: &str) -> Option<chrono::Duration> {
+    match step {
+        "export" | "tags" | "athena" => Some(chrono::Duration::hours(24)),
+        "logging" => Some(chrono::Duration::minutes(15)),
+        _ => None,
+    }
+}
+
+/// The state file at the default place, if setup was run here.
+pub fn read_default_state() -> Result<Option<(PathBuf, State)>, String> {
+    let path = default_state_dir().join("setup.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_state(&path).map(|s| Some((path, s)))
 }
 
 #[derive(Debug, Serialize)]
@@ -196,82 +218,9 @@ pub struct Outcome {
     pub verified: StepState,
 }
 
-/// The AWS clients setup uses.
-struct Aws {
-    sts: aws_sdk_sts::Client,
-    exports: aws_sdk_bcmdataexports::Client,
-    s3: aws_sdk_s3::Client,
-    ce: aws_sdk_costexplorer::Client,
-    athena: aws_sdk_athena::Client,
-    bedrock: aws_sdk_bedrock::Client,
-    region: String,
-}
-
-impl Aws {
-    async fn load() -> Aws {
-        let sdk = crate::sources::http_client::load_sdk_config().await;
-        let region = sdk
-            .region()
-            .map(|r| r.as_ref().to_string())
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| "us-east-1".into());
-        let global =
-            crate::sources::clients::global_region(crate::sources::clients::partition(&region));
-        // Data Exports is served from us-east-1 (its partition's global region).
-        let exports = aws_sdk_bcmdataexports::Client::from_conf(
-            aws_sdk_bcmdataexports::config::Builder::from(&sdk)
-                .region(aws_config::Region::new(global))
-                .build(),
-        );
-        // An endpoint override (a local emulator) serves buckets by path.
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(sdk.endpoint_url().is_some())
-                .build(),
-        );
-        Aws {
-            sts: crate::sources::clients::sts(&sdk),
-            exports,
-            s3,
-            ce: crate::sources::clients::cost_explorer(&sdk),
-            athena: crate::sources::clients::athena(&sdk),
-            bedrock: crate::sources::clients::bedrock(&sdk),
-            region,
-        }
-    }
-}
-
-/// An SDK error as one line, with the action it needed when AWS refused it.
-fn err_line<E, R>(
-    action: &str,
-    e: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    let code = e.code().unwrap_or("error");
-    let msg = e.message().unwrap_or_default();
-    if code.contains("AccessDenied") || code == "UnauthorizedOperation" {
-        format!(
-            "{action} was refused ({code}): the caller lacks it; it is usually held by the payer (management) account's administrator"
-        )
-    } else {
-        format!("{action}: {code} {msg}").trim().to_string()
-    }
-}
-
-fn code_of<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    e.code().unwrap_or_default().to_string()
-}
-
 /// The settings the plan and the changes are made from.
 struct Wanted<'a> {
-    args: &'a SetupArgs,
+    args: &'a SetupRequest,
     account: String,
     bucket: Option<String>,
     keys: Vec<String>,
@@ -300,6 +249,10 @@ impl Wanted<'_> {
         })
     }
 }
+
+/// The export's query: every column of the CUR 2.0 table (naming columns was refused in 2026
+/// for some; `SELECT *` is the documented safe form).
+const EXPORT_QUERY: &str = "SELECT * FROM COST_AND_USAGE_REPORT";
 
 /// The export's table properties: CUR 2.0 with caller identity, resources, daily.
 fn table_properties() -> HashMap<String, String> {
@@ -410,39 +363,20 @@ pub fn backfill_start(month: &str, today: chrono::NaiveDate) -> Result<String, S
     Ok(format!("{}T00:00:00Z", d.format("%Y-%m-%d")))
 }
 
-/// Add `statement` to a bucket policy (replacing one with the same Sid).
-fn with_statement(policy: Option<&str>, statement: Value) -> Result<String, String> {
-    let mut doc: Value = match policy {
-        Some(p) if !p.trim().is_empty() => {
-            serde_json::from_str(p).map_err(|e| format!("the bucket policy is not JSON: {e}"))?
-        }
-        _ => json!({"Version": "2012-10-17", "Statement": []}),
-    };
-    let sid = statement["Sid"].clone();
-    let list = doc["Statement"]
-        .as_array_mut()
-        .ok_or("the bucket policy has no Statement list")?;
-    list.retain(|s| s["Sid"] != sid);
-    list.push(statement);
-    Ok(doc.to_string())
+/// `$XDG_STATE_HOME/bedrock-cost-mcp` (else `~/.local/state/bedrock-cost-mcp`): where the
+/// state file (and the tool's policy file) go.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("bedrock-cost-mcp")
 }
 
-/// A bucket policy without the statement `sid`; None when nothing else is left.
-fn without_statement(policy: &str, sid: &str) -> Option<String> {
-    let mut doc: Value = serde_json::from_str(policy).ok()?;
-    let list = doc["Statement"].as_array_mut()?;
-    list.retain(|s| s["Sid"] != json!(sid));
-    (!list.is_empty()).then(|| doc.to_string())
-}
-
-fn state_path(args: &SetupArgs) -> PathBuf {
-    args.state.clone().unwrap_or_else(|| {
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .unwrap_or_else(|| PathBuf::from("."));
-        base.join("bedrock-cost-mcp/setup.json")
-    })
+fn state_path(args: &SetupRequest) -> PathBuf {
+    args.state
+        .clone()
+        .unwrap_or_else(|| default_state_dir().join("setup.json"))
 }
 
 fn read_state(path: &Path) -> Result<State, String> {
@@ -464,87 +398,8 @@ fn write_state(path: &Path, state: &State) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// What the export step finds: the export that has (or lacks) principal data.
-struct FoundExport {
-    arn: String,
-    name: String,
-    principal_data: Option<String>,
-    location: Option<String>,
-}
-
-async fn find_export(aws: &Aws, name: &str) -> Result<Option<FoundExport>, String> {
-    let list = aws
-        .exports
-        .list_exports()
-        .send()
-        .await
-        .map_err(|e| err_line("bcm-data-exports:ListExports", &e))?;
-    let mut fallback = None;
-    for r in list.exports() {
-        let got = aws
-            .exports
-            .get_export()
-            .export_arn(r.export_arn())
-            .send()
-            .await
-            .map_err(|e| err_line("bcm-data-exports:GetExport", &e))?;
-        let Some(export) = got.export() else { continue };
-        let Some(props) = export
-            .data_query()
-            .and_then(|q| q.table_configurations())
-            .and_then(|t| t.get("COST_AND_USAGE_REPORT"))
-        else {
-            continue;
-        };
-        let location = export
-            .destination_configurations()
-            .and_then(|d| d.s3_destination())
-            .map(|s| {
-                format!(
-                    "s3://{}/{}/{}/data/",
-                    s.s3_bucket(),
-                    s.s3_prefix().trim_matches('/'),
-                    export.name()
-                )
-            });
-        let found = FoundExport {
-            arn: r.export_arn().to_string(),
-            name: export.name().to_string(),
-            principal_data: props.get("INCLUDE_IAM_PRINCIPAL_DATA").cloned(),
-            location,
-        };
-        if found.principal_data.as_deref() == Some("TRUE") || found.name == name {
-            return Ok(Some(found));
-        }
-        fallback.get_or_insert(found);
-    }
-    Ok(fallback)
-}
-
-async fn bucket_exists(aws: &Aws, bucket: &str) -> Result<bool, String> {
-    match aws.s3.head_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(aws_sdk_s3::operation::head_bucket::HeadBucketError::is_not_found) =>
-        {
-            Ok(false)
-        }
-        Err(e) if matches!(code_of(&e).as_str(), "NotFound" | "NoSuchBucket" | "404") => Ok(false),
-        Err(e) => Err(err_line("s3:ListBucket (HeadBucket)", &e)),
-    }
-}
-
-async fn bucket_policy(aws: &Aws, bucket: &str) -> Result<Option<String>, String> {
-    match aws.s3.get_bucket_policy().bucket(bucket).send().await {
-        Ok(out) => Ok(out.policy().map(str::to_string)),
-        Err(e) if code_of(&e) == "NoSuchBucketPolicy" => Ok(None),
-        Err(e) => Err(err_line("s3:GetBucketPolicy", &e)),
-    }
-}
-
 /// Read the account and build the plan.
-async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
+async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
     let mut steps = Vec::new();
     let bucket_note = "name the bucket with --bucket (created when missing)".to_string();
 
@@ -570,7 +425,7 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
         ],
         notes: vec![],
     };
-    match find_export(aws, &w.args.export_name).await {
+    match aws.find_export(&w.args.export_name).await {
         Err(e) => {
             s.state = StepState::Blocked;
             s.found = e;
@@ -605,7 +460,7 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
             }
             Some(bucket) => {
                 s.found = "no CUR 2.0 export".into();
-                match bucket_exists(aws, bucket).await {
+                match aws.bucket_exists(bucket).await {
                     Ok(false) => {
                         s.calls.push(PlannedCall {
                             api: "s3:CreateBucket".into(),
@@ -623,10 +478,10 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
                     api: "bcm-data-exports:CreateExport".into(),
                     params: json!({"Export": {
                         "Name": w.args.export_name,
-                        "DataQuery": {"QueryStatement": "SELECT * FROM COST_AND_USAGE_REPORT",
+                        "DataQuery": {"QueryStatement": EXPORT_QUERY,
                                       "TableConfigurations": {"COST_AND_USAGE_REPORT": table_properties()}},
                         "DestinationConfigurations": {"S3Destination": {
-                            "S3Bucket": bucket, "S3Prefix": w.args.export_prefix, "S3Region": aws.region,
+                            "S3Bucket": bucket, "S3Prefix": w.args.export_prefix, "S3Region": aws.region(),
                             "S3OutputConfigurations": {"OutputType": "CUSTOM", "Format": "PARQUET",
                                                        "Compression": "PARQUET", "Overwrite": "OVERWRITE_REPORT"}}},
                         "RefreshCadence": {"Frequency": "SYNCHRONOUS"}}}),
@@ -658,28 +513,17 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
         ],
     };
     let want: Vec<String> = w.keys.iter().map(|k| format!("iamPrincipal/{k}")).collect();
-    match aws
-        .ce
-        .list_cost_allocation_tags()
-        .set_tag_keys(Some(want.clone()))
-        .send()
-        .await
-    {
+    match aws.tag_statuses(&want).await {
         Err(e) => {
             s.state = StepState::Blocked;
-            s.found = err_line("ce:ListCostAllocationTags", &e);
+            s.found = e;
         }
-        Ok(out) => {
-            let status: BTreeMap<&str, &str> = out
-                .cost_allocation_tags()
-                .iter()
-                .map(|t| (t.tag_key(), t.status().as_str()))
-                .collect();
+        Ok(status) => {
             let mut found = vec![];
             let mut to_activate = vec![];
             for k in &want {
-                match status.get(k.as_str()) {
-                    Some(&"Active") => found.push(format!("{k} active")),
+                match status.get(k).map(String::as_str) {
+                    Some("Active") => found.push(format!("{k} active")),
                     Some(st) => {
                         found.push(format!("{k} {}", st.to_lowercase()));
                         to_activate.push(k.clone());
@@ -701,44 +545,31 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
     if let Some(month) = &w.args.backfill_from {
         match backfill_start(month, crate::domain::clock::today()) {
             Err(e) => s.notes.push(e),
-            Ok(from) => {
-                match aws
-                    .ce
-                    .list_cost_allocation_tag_backfill_history()
-                    .send()
-                    .await
-                {
-                    Err(e) => s
-                        .notes
-                        .push(err_line("ce:ListCostAllocationTagBackfillHistory", &e)),
-                    Ok(h) => {
-                        let last = h.backfill_requests().first();
-                        if let Some(b) = last {
-                            s.notes.push(format!(
-                                "last backfill: from {} requested {} is {}",
-                                b.backfill_from().unwrap_or("?"),
-                                b.requested_at().unwrap_or("?"),
-                                b.backfill_status().map_or("?", |s| s.as_str())
-                            ));
-                        }
-                        let processing = last.is_some_and(|b| {
-                        b.backfill_status().map(aws_sdk_costexplorer::types::CostAllocationTagBackfillStatus::as_str) == Some("PROCESSING")
-                    });
-                        if processing {
-                            s.notes
-                                .push("a backfill is still processing: no new request".into());
-                        } else if last.is_some_and(|b| b.backfill_from() == Some(from.as_str())) {
-                            s.notes
-                                .push(format!("a backfill from {from} was already requested"));
-                        } else {
-                            s.calls.push(PlannedCall {
-                                api: "ce:StartCostAllocationTagBackfill".into(),
-                                params: json!({"BackfillFrom": from}),
-                            });
-                        }
+            Ok(from) => match aws.backfills().await {
+                Err(e) => s.notes.push(e),
+                Ok(h) => {
+                    let last = h.first();
+                    if let Some(b) = last {
+                        s.notes.push(format!(
+                            "last backfill: from {} requested {} is {}",
+                            b.from, b.requested_at, b.status
+                        ));
+                    }
+                    let processing = last.is_some_and(|b| b.status == "PROCESSING");
+                    if processing {
+                        s.notes
+                            .push("a backfill is still processing: no new request".into());
+                    } else if last.is_some_and(|b| b.from == from) {
+                        s.notes
+                            .push(format!("a backfill from {from} was already requested"));
+                    } else {
+                        s.calls.push(PlannedCall {
+                            api: "ce:StartCostAllocationTagBackfill".into(),
+                            params: json!({"BackfillFrom": from}),
+                        });
                     }
                 }
-            }
+            },
         }
     }
     if s.state == StepState::ToDo && s.calls.is_empty() {
@@ -773,14 +604,7 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
     };
     match (&location, w.results()) {
         (Some(loc), Some(results)) => {
-            let exists = aws
-                .athena
-                .get_table_metadata()
-                .catalog_name("AwsDataCatalog")
-                .database_name(&w.args.database)
-                .table_name(&w.args.table)
-                .send()
-                .await;
+            let exists = aws.table(&w.args.database, &w.args.table).await;
             match exists {
                 Ok(_) => {
                     s.state = StepState::Done;
@@ -789,9 +613,7 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
                 Err(e) => {
                     s.found = format!(
                         "table {}.{} not found ({})",
-                        w.args.database,
-                        w.args.table,
-                        code_of(&e)
+                        w.args.database, w.args.table, e
                     );
                     for sql in athena_ddl(&w.args.database, &w.args.table, loc) {
                         s.calls.push(PlannedCall {
@@ -826,16 +648,16 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
         ],
         notes: vec![],
     };
-    match crate::sources::invocation_logs::logging_setup(&aws.bedrock).await {
+    match aws.logging().await {
         Err(e) => {
             s.state = StepState::Blocked;
-            s.found = e.to_string();
+            s.found = e;
         }
         Ok(l) if l.is_on() => {
             s.state = StepState::Done;
             s.found = format!(
                 "logging is on in {} ({}{})",
-                aws.region,
+                aws.region(),
                 l.s3.as_deref().unwrap_or(""),
                 l.log_group
                     .as_deref()
@@ -847,13 +669,13 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
         Ok(_) => match &w.bucket {
             None => {
                 s.state = StepState::Blocked;
-                s.found = format!("logging is off in {}; {bucket_note}", aws.region);
+                s.found = format!("logging is off in {}; {bucket_note}", aws.region());
             }
             Some(bucket) => {
-                s.found = format!("logging is off in {}", aws.region);
+                s.found = format!("logging is off in {}", aws.region());
                 s.calls.push(PlannedCall {
                     api: "s3:PutBucketPolicy".into(),
-                    params: json!({"Bucket": bucket, "Statement added": logging_statement(bucket, w.args.logs_prefix.trim_matches('/'), &w.account, &aws.region)}),
+                    params: json!({"Bucket": bucket, "Statement added": logging_statement(bucket, w.args.logs_prefix.trim_matches('/'), &w.account, aws.region())}),
                 });
                 s.calls.push(PlannedCall {
                     api: "bedrock:PutModelInvocationLoggingConfiguration".into(),
@@ -978,7 +800,7 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
     configuration.push(format!("--required-tag-keys {}", w.keys.join(",")));
     Plan {
         account: w.account.clone(),
-        region: aws.region.clone(),
+        region: aws.region().to_string(),
         steps,
         configuration,
     }
@@ -986,7 +808,7 @@ async fn plan(aws: &Aws, w: &Wanted<'_>, config: &Config) -> Plan {
 
 /// Apply one step; what it created, in order (recorded even when a later call fails).
 async fn apply_step(
-    aws: &Aws,
+    aws: &SetupAws,
     w: &Wanted<'_>,
     step: &Step,
     created: &mut Vec<Created>,
@@ -997,50 +819,38 @@ async fn apply_step(
                 match call.api.as_str() {
                     "s3:CreateBucket" => {
                         let bucket = w.bucket.clone().unwrap_or_default();
-                        let mut req = aws.s3.create_bucket().bucket(&bucket);
-                        if aws.region != "us-east-1" {
-                            req = req.create_bucket_configuration(
-                                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                                    .location_constraint(
-                                        aws_sdk_s3::types::BucketLocationConstraint::from(
-                                            aws.region.as_str(),
-                                        ),
-                                    )
-                                    .build(),
-                            );
-                        }
-                        req.send()
-                            .await
-                            .map_err(|e| err_line("s3:CreateBucket", &e))?;
+                        aws.create_bucket(&bucket).await?;
                         created.push(Created::Bucket { name: bucket });
                     }
                     "s3:PutBucketPolicy" => {
                         let bucket = w.bucket.clone().unwrap_or_default();
-                        put_statement(aws, &bucket, exports_statement(&bucket, &w.account)).await?;
+                        aws.add_policy_statement(&bucket, exports_statement(&bucket, &w.account))
+                            .await?;
                         created.push(Created::PolicyStatement {
                             bucket,
                             sid: SID_EXPORTS.into(),
                         });
                     }
                     "bcm-data-exports:CreateExport" => {
-                        let export = build_export(w, &aws.region)?;
-                        let out = aws
-                            .exports
-                            .create_export()
-                            .export(export)
-                            .send()
-                            .await
-                            .map_err(|e| err_line("bcm-data-exports:CreateExport", &e))?;
-                        created.push(Created::Export {
-                            arn: out.export_arn().unwrap_or_default().to_string(),
-                        });
+                        let bucket = w.bucket.clone().unwrap_or_default();
+                        let arn = aws
+                            .create_export(&ExportSpec {
+                                name: &w.args.export_name,
+                                bucket: &bucket,
+                                prefix: w.args.export_prefix.trim_matches('/'),
+                                region: aws.region(),
+                                query: EXPORT_QUERY,
+                                properties: table_properties(),
+                            })
+                            .await?;
+                        created.push(Created::Export { arn });
                     }
                     "bcm-data-exports:UpdateExport" => {
                         let arn = call.params["ExportArn"]
                             .as_str()
                             .unwrap_or_default()
                             .to_string();
-                        let previous = set_principal_data(aws, &arn, Some("TRUE")).await?;
+                        let previous = aws.set_principal_data(&arn, Some("TRUE")).await?;
                         created.push(Created::ExportPrincipalData { arn, previous });
                     }
                     other => return Err(format!("unknown call {other}")),
@@ -1058,7 +868,7 @@ async fn apply_step(
                             .flatten()
                             .filter_map(|e| e["TagKey"].as_str().map(str::to_string))
                             .collect();
-                        let errors = set_tag_status(aws, &keys, "Active").await?;
+                        let errors = aws.set_tag_status(&keys, "Active").await?;
                         for k in &keys {
                             if !errors.iter().any(|e| e.starts_with(k.as_str())) {
                                 created.push(Created::TagActivated { key: k.clone() });
@@ -1073,12 +883,7 @@ async fn apply_step(
                             .as_str()
                             .unwrap_or_default()
                             .to_string();
-                        aws.ce
-                            .start_cost_allocation_tag_backfill()
-                            .backfill_from(&from)
-                            .send()
-                            .await
-                            .map_err(|e| err_line("ce:StartCostAllocationTagBackfill", &e))?;
+                        aws.start_backfill(&from).await?;
                         created.push(Created::Backfill { from });
                     }
                     other => return Err(format!("unknown call {other}")),
@@ -1090,7 +895,7 @@ async fn apply_step(
             let results = w.results().unwrap_or_default();
             for (i, call) in step.calls.iter().enumerate() {
                 let sql = call.params["QueryString"].as_str().unwrap_or_default();
-                run_athena(aws, sql, &results).await?;
+                aws.run_athena(sql, &results).await?;
                 created.push(if i == 0 {
                     Created::AthenaDatabase {
                         name: w.args.database.clone(),
@@ -1107,39 +912,28 @@ async fn apply_step(
         "logging" => {
             let bucket = w.bucket.clone().unwrap_or_default();
             let prefix = w.args.logs_prefix.trim_matches('/').to_string();
-            put_statement(
-                aws,
+            aws.add_policy_statement(
                 &bucket,
-                logging_statement(&bucket, &prefix, &w.account, &aws.region),
+                logging_statement(&bucket, &prefix, &w.account, aws.region()),
             )
             .await?;
             created.push(Created::PolicyStatement {
                 bucket: bucket.clone(),
                 sid: SID_LOGGING.into(),
             });
-            let config = aws_sdk_bedrock::types::LoggingConfig::builder()
-                .s3_config(
-                    aws_sdk_bedrock::types::S3Config::builder()
-                        .bucket_name(&bucket)
-                        .key_prefix(&prefix)
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                )
-                .text_data_delivery_enabled(false)
-                .image_data_delivery_enabled(false)
-                .embedding_data_delivery_enabled(false)
-                .video_data_delivery_enabled(false)
-                .build();
-            aws.bedrock
-                .put_model_invocation_logging_configuration()
-                .logging_config(config)
-                .send()
-                .await
-                .map_err(|e| err_line("bedrock:PutModelInvocationLoggingConfiguration", &e))?;
+            aws.put_logging(&bucket, &prefix).await?;
             created.push(Created::LoggingConfiguration);
             Ok(())
         }
         "prevention" => {
+            if let Some(dir) = w
+                .args
+                .policy_file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
             let text = serde_json::to_string_pretty(&crate::domain::prevention::prevention_policy(
                 &w.keys,
             ))
@@ -1155,198 +949,9 @@ async fn apply_step(
     }
 }
 
-fn build_export(
-    w: &Wanted<'_>,
-    region: &str,
-) -> Result<aws_sdk_bcmdataexports::types::Export, String> {
-    use aws_sdk_bcmdataexports::types as t;
-    let bucket = w.bucket.clone().unwrap_or_default();
-    let e = |e: aws_smithy_types::error::operation::BuildError| e.to_string();
-    t::Export::builder()
-        .name(&w.args.export_name)
-        .description("CUR 2.0 with caller identity, for bedrock-cost-mcp")
-        .data_query(
-            t::DataQuery::builder()
-                .query_statement("SELECT * FROM COST_AND_USAGE_REPORT")
-                .table_configurations("COST_AND_USAGE_REPORT", table_properties())
-                .build()
-                .map_err(e)?,
-        )
-        .destination_configurations(
-            t::DestinationConfigurations::builder()
-                .s3_destination(
-                    t::S3Destination::builder()
-                        .s3_bucket(bucket)
-                        .s3_prefix(w.args.export_prefix.trim_matches('/'))
-                        .s3_region(region)
-                        .s3_output_configurations(
-                            t::S3OutputConfigurations::builder()
-                                .output_type(t::S3OutputType::Custom)
-                                .format(t::FormatOption::Parquet)
-                                .compression(t::CompressionOption::Parquet)
-                                .overwrite(t::OverwriteOption::OverwriteReport)
-                                .build()
-                                .map_err(e)?,
-                        )
-                        .build()
-                        .map_err(e)?,
-                )
-                .build(),
-        )
-        .refresh_cadence(
-            t::RefreshCadence::builder()
-                .frequency(t::FrequencyOption::Synchronous)
-                .build()
-                .map_err(e)?,
-        )
-        .build()
-        .map_err(e)
-}
-
-/// Set INCLUDE_IAM_PRINCIPAL_DATA of an export (None removes it); its value before.
-async fn set_principal_data(
-    aws: &Aws,
-    arn: &str,
-    value: Option<&str>,
-) -> Result<Option<String>, String> {
-    let got = aws
-        .exports
-        .get_export()
-        .export_arn(arn)
-        .send()
-        .await
-        .map_err(|e| err_line("bcm-data-exports:GetExport", &e))?;
-    let export = got.export().ok_or("GetExport returned no export")?.clone();
-    let query = export
-        .data_query()
-        .ok_or("the export has no query")?
-        .clone();
-    let mut tables = query.table_configurations().cloned().unwrap_or_default();
-    let props = tables.entry("COST_AND_USAGE_REPORT".into()).or_default();
-    let previous = props.get("INCLUDE_IAM_PRINCIPAL_DATA").cloned();
-    match value {
-        Some(v) => props.insert("INCLUDE_IAM_PRINCIPAL_DATA".into(), v.into()),
-        None => props.remove("INCLUDE_IAM_PRINCIPAL_DATA"),
-    };
-    let query = aws_sdk_bcmdataexports::types::DataQuery::builder()
-        .query_statement(query.query_statement())
-        .set_table_configurations(Some(tables))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let updated = aws_sdk_bcmdataexports::types::Export::builder()
-        .name(export.name())
-        .set_description(export.description().map(str::to_string))
-        .data_query(query)
-        .set_destination_configurations(export.destination_configurations().cloned())
-        .set_refresh_cadence(export.refresh_cadence().cloned())
-        .build()
-        .map_err(|e| e.to_string())?;
-    aws.exports
-        .update_export()
-        .export_arn(arn)
-        .export(updated)
-        .send()
-        .await
-        .map_err(|e| err_line("bcm-data-exports:UpdateExport", &e))?;
-    Ok(previous)
-}
-
-/// Set the status of tag keys; the keys that failed, as `key: why`.
-async fn set_tag_status(aws: &Aws, keys: &[String], status: &str) -> Result<Vec<String>, String> {
-    use aws_sdk_costexplorer::types::{CostAllocationTagStatus, CostAllocationTagStatusEntry};
-    let entries = keys
-        .iter()
-        .map(|k| {
-            CostAllocationTagStatusEntry::builder()
-                .tag_key(k)
-                .status(CostAllocationTagStatus::from(status))
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let out = aws
-        .ce
-        .update_cost_allocation_tags_status()
-        .set_cost_allocation_tags_status(Some(entries))
-        .send()
-        .await
-        .map_err(|e| err_line("ce:UpdateCostAllocationTagsStatus", &e))?;
-    Ok(out
-        .errors()
-        .iter()
-        .map(|e| {
-            format!(
-                "{}: {} {}",
-                e.tag_key().unwrap_or("?"),
-                e.code().unwrap_or(""),
-                e.message().unwrap_or("")
-            )
-        })
-        .collect())
-}
-
-async fn put_statement(aws: &Aws, bucket: &str, statement: Value) -> Result<(), String> {
-    let current = bucket_policy(aws, bucket).await?;
-    let policy = with_statement(current.as_deref(), statement)?;
-    aws.s3
-        .put_bucket_policy()
-        .bucket(bucket)
-        .policy(policy)
-        .send()
-        .await
-        .map_err(|e| err_line("s3:PutBucketPolicy", &e))?;
-    Ok(())
-}
-
-/// Run one Athena statement to its end (at most two minutes).
-async fn run_athena(aws: &Aws, sql: &str, results: &str) -> Result<(), String> {
-    use aws_sdk_athena::types::{QueryExecutionState, ResultConfiguration};
-    let started = aws
-        .athena
-        .start_query_execution()
-        .query_string(sql)
-        .result_configuration(
-            ResultConfiguration::builder()
-                .output_location(results)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| err_line("athena:StartQueryExecution", &e))?;
-    let id = started.query_execution_id().unwrap_or_default().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let out = aws
-            .athena
-            .get_query_execution()
-            .query_execution_id(&id)
-            .send()
-            .await
-            .map_err(|e| err_line("athena:GetQueryExecution", &e))?;
-        let status = out.query_execution().and_then(|q| q.status());
-        match status.and_then(|s| s.state()) {
-            Some(QueryExecutionState::Succeeded) => return Ok(()),
-            Some(QueryExecutionState::Failed | QueryExecutionState::Cancelled) => {
-                return Err(format!(
-                    "Athena {}: {}",
-                    sql.lines().next().unwrap_or_default(),
-                    status
-                        .and_then(|s| s.state_change_reason())
-                        .unwrap_or("failed")
-                ));
-            }
-            _ => {}
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(format!("Athena query {id} did not finish within 2 minutes"));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
-}
-
 /// Remove what a step created, newest first; what could not be removed.
 async fn undo_created(
-    aws: &Aws,
+    aws: &SetupAws,
     created: &[Created],
     results: &str,
     in_use: &BTreeMap<String, String>,
@@ -1362,81 +967,37 @@ async fn undo_created(
             continue;
         }
         let r: Result<(), String> = match c {
-            Created::Export { arn } => aws
-                .exports
-                .delete_export()
-                .export_arn(arn)
-                .send()
+            Created::Export { arn } => aws.delete_export(arn).await,
+            Created::ExportPrincipalData { arn, previous } => aws
+                .set_principal_data(arn, previous.as_deref())
                 .await
-                .map(|_| ())
-                .map_err(|e| err_line("bcm-data-exports:DeleteExport", &e)),
-            Created::ExportPrincipalData { arn, previous } => {
-                set_principal_data(aws, arn, previous.as_deref())
-                    .await
-                    .map(|_| ())
+                .map(|_| ()),
+            Created::PolicyStatement { bucket, sid } => {
+                aws.remove_policy_statement(bucket, sid).await
             }
-            Created::PolicyStatement { bucket, sid } => match bucket_policy(aws, bucket).await {
-                Ok(Some(p)) => match without_statement(&p, sid) {
-                    Some(rest) => aws
-                        .s3
-                        .put_bucket_policy()
-                        .bucket(bucket)
-                        .policy(rest)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| err_line("s3:PutBucketPolicy", &e)),
-                    None => aws
-                        .s3
-                        .delete_bucket_policy()
-                        .bucket(bucket)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| err_line("s3:DeleteBucketPolicy", &e)),
-                },
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            },
-            Created::Bucket { name } => match aws.s3.delete_bucket().bucket(name).send().await {
-                Ok(_) => Ok(()),
-                Err(e) if code_of(&e) == "BucketNotEmpty" => Err(format!(
-                    "bucket {name} holds data (delivered exports or logs): left in place; empty and delete it yourself if you want it gone"
-                )),
-                Err(e) => Err(err_line("s3:DeleteBucket", &e)),
-            },
-            Created::TagActivated { key } => {
-                set_tag_status(aws, std::slice::from_ref(key), "Inactive")
-                    .await
-                    .and_then(|errs| {
-                        if errs.is_empty() {
-                            Ok(())
-                        } else {
-                            Err(errs.join("; "))
-                        }
-                    })
-            }
+            Created::Bucket { name } => aws.delete_bucket(name).await,
+            Created::TagActivated { key } => aws
+                .set_tag_status(std::slice::from_ref(key), "Inactive")
+                .await
+                .and_then(|errs| {
+                    if errs.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(errs.join("; "))
+                    }
+                }),
             Created::Backfill { from } => Err(format!(
                 "the backfill from {from} cannot be undone (AWS keeps what it applied)"
             )),
             Created::AthenaTable { database, name } => {
-                run_athena(
-                    aws,
-                    &format!("DROP TABLE IF EXISTS {database}.{name}"),
-                    results,
-                )
-                .await
+                aws.run_athena(&format!("DROP TABLE IF EXISTS {database}.{name}"), results)
+                    .await
             }
             Created::AthenaDatabase { name } => {
-                run_athena(aws, &format!("DROP DATABASE IF EXISTS {name}"), results).await
+                aws.run_athena(&format!("DROP DATABASE IF EXISTS {name}"), results)
+                    .await
             }
-            Created::LoggingConfiguration => aws
-                .bedrock
-                .delete_model_invocation_logging_configuration()
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| err_line("bedrock:DeleteModelInvocationLoggingConfiguration", &e)),
+            Created::LoggingConfiguration => aws.delete_logging().await,
             Created::File { path } => std::fs::remove_file(path).or_else(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     Ok(())
@@ -1493,56 +1054,186 @@ fn render(plan: &Plan) -> String {
     out
 }
 
-/// `bedrock-cost-mcp setup`: 0 when the plan (or every applied step) is fine, 1 when a step
-/// failed, 2 on bad usage.
-pub async fn main(config: Config, args: &SetupArgs) -> u8 {
-    for s in args.steps.iter().chain(args.undo.iter()) {
-        if !STEPS.contains(&s.as_str()) {
-            eprintln!(
-                "error: unknown step '{s}'; the steps are {}",
-                STEPS.join(", ")
-            );
-            return 2;
+/// What `setup` answered.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Plan(Plan),
+    Applied {
+        applied: Vec<Outcome>,
+        plan: Plan,
+        state_file: String,
+    },
+    Undone {
+        undone: String,
+        removed: usize,
+        left: Vec<String>,
+    },
+}
+
+impl Answer {
+    /// Whether something the caller asked for failed (exit 1): a step that failed, or an undo
+    /// that could not remove something it could have.
+    pub fn failed(&self) -> bool {
+        match self {
+            Answer::Plan(_) => false,
+            Answer::Applied { applied, .. } => applied.iter().any(|o| !o.ok),
+            Answer::Undone { left, .. } => left.iter().any(|l| {
+                !l.contains("cannot be undone")
+                    && !l.contains("holds data")
+                    && !l.contains("still used")
+                    && !l.starts_with("nothing recorded")
+            }),
         }
     }
-    if let Some(m) = &args.backfill_from
-        && let Err(e) = backfill_start(m, crate::domain::clock::today())
+
+    /// The answer as text.
+    pub fn render(&self) -> String {
+        match self {
+            Answer::Plan(p) => format!(
+                "{}\nnothing was changed; run again with --apply (the tool: apply, confirmed) to make the changes of the steps marked 'to do'\n",
+                render(p)
+            ),
+            Answer::Applied {
+                applied,
+                plan,
+                state_file,
+            } => {
+                let mut out = String::new();
+                if applied.is_empty() {
+                    out.push_str(
+                        "nothing to do: every chosen step is done, blocked or planned only\n",
+                    );
+                }
+                for o in applied {
+                    out.push_str(&format!(
+                        "{}: {} ({} change(s) recorded; now {:?}){}\n",
+                        o.step,
+                        if o.ok { "applied" } else { "FAILED" },
+                        o.created.len(),
+                        o.verified,
+                        o.error
+                            .as_ref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    ));
+                }
+                out.push_str(&format!(
+                    "\n{}state of applied steps: {state_file} (undo STEP removes what a step created)\n",
+                    render(plan)
+                ));
+                out
+            }
+            Answer::Undone {
+                undone,
+                removed,
+                left,
+            } => {
+                let mut out = format!("undo {undone}: {removed} change(s) reverted\n");
+                for l in left {
+                    out.push_str(&format!("  left: {l}\n"));
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Why `setup` could not run: the request (exit 2) or the account (exit 1).
+#[derive(Debug)]
+pub enum SetupError {
+    Usage(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Usage(e) | SetupError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Check the request before any AWS call; the tag keys, bare.
+pub fn check_args(args: &SetupRequest) -> Result<Vec<String>, String> {
+    for s in args.steps.iter().chain(args.undo.iter()) {
+        if !STEPS.contains(&s.as_str()) {
+            return Err(format!(
+                "unknown step '{s}'; the steps are {}",
+                STEPS.join(", ")
+            ));
+        }
+    }
+    if let Some(m) = &args.backfill_from {
+        backfill_start(m, crate::domain::clock::today())?;
+    }
+    if let Some(b) = &args.bucket
+        && !valid_bucket(b)
     {
-        eprintln!("error: {e}");
-        return 2;
+        return Err(format!(
+            "'{b}' is not an S3 bucket name (3-63 lowercase letters, digits, '.' and '-')"
+        ));
+    }
+    for (what, v) in [("database", &args.database), ("table", &args.table)] {
+        if !v
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+            || v.is_empty()
+            || v.len() > 255
+        {
+            return Err(format!(
+                "{what} '{v}' is not an Athena name for DDL (lowercase letters, digits and _)"
+            ));
+        }
+    }
+    for (what, v) in [
+        ("export name", &args.export_name),
+        ("export prefix", &args.export_prefix),
+        ("logs prefix", &args.logs_prefix),
+    ] {
+        if v.is_empty()
+            || v.len() > 128
+            || !v
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_./".contains(&c))
+        {
+            return Err(format!("{what} '{v}': 1-128 letters, digits and - _ . /"));
+        }
     }
     let keys: Vec<String> = args
         .tag_keys
         .iter()
         .filter_map(|k| crate::domain::group::tag_key(k).map(str::to_string))
         .collect();
-    if keys.is_empty() || keys.len() != args.tag_keys.len() {
-        eprintln!("error: --tag-keys takes tag keys (1-128 letters, digits, spaces and _.:/=+-@)");
-        return 2;
+    if keys.is_empty() || keys.len() != args.tag_keys.len() || keys.len() > 20 {
+        return Err("tag keys: 1 to 20 keys of 1-128 letters, digits, spaces and _.:/=+-@".into());
     }
-    let aws = Aws::load().await;
-    let account = match aws.sts.get_caller_identity().send().await {
-        Ok(o) => o.account().unwrap_or_default().to_string(),
-        Err(e) => {
-            eprintln!("error: {}", err_line("sts:GetCallerIdentity", &e));
-            return 1;
-        }
-    };
+    Ok(keys)
+}
+
+/// An S3 bucket name (S3 user guide, bucket naming rules), so no name reaches a policy or a DDL
+/// statement that could change its meaning.
+fn valid_bucket(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.as_bytes()[0].is_ascii_alphanumeric()
+        && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Plan, apply (`args.apply`) or undo (`args.undo`).
+pub async fn run(config: &Config, args: &SetupRequest) -> Result<Answer, SetupError> {
+    let keys = check_args(args).map_err(SetupError::Usage)?;
+    let aws = SetupAws::load().await;
+    let account = aws.account().await.map_err(SetupError::Failed)?;
     let state_file = state_path(args);
-    let mut state = match read_state(&state_file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
+    let mut state = read_state(&state_file).map_err(SetupError::Usage)?;
     if !state.account.is_empty() && state.account != account {
-        eprintln!(
-            "error: the setup state {} belongs to account {}, these credentials to {account}; pass --state for this account",
+        return Err(SetupError::Usage(format!(
+            "the setup state {} belongs to account {}, these credentials to {account}; pass another state file for this account",
             state_file.display(),
             state.account
-        );
-        return 2;
+        )));
     }
     state.account = account.clone();
     let wanted = Wanted {
@@ -1555,11 +1246,14 @@ pub async fn main(config: Config, args: &SetupArgs) -> u8 {
     if let Some(step) = &args.undo {
         let created = state.steps.get(step).cloned().unwrap_or_default();
         if created.is_empty() {
-            println!(
-                "setup --undo {step}: nothing recorded as created by setup for this step ({})",
-                state_file.display()
-            );
-            return 0;
+            return Ok(Answer::Undone {
+                undone: step.clone(),
+                removed: 0,
+                left: vec![format!(
+                    "nothing recorded as created by setup for this step ({})",
+                    state_file.display()
+                )],
+            });
         }
         // Buckets other steps still write to (their policy statements) are not deleted.
         let in_use: BTreeMap<String, String> = state
@@ -1594,46 +1288,21 @@ pub async fn main(config: Config, args: &SetupArgs) -> u8 {
             .collect();
         if keep.is_empty() {
             state.steps.remove(step);
+            state.applied_at.remove(step);
         } else {
             state.steps.insert(step.clone(), keep);
         }
-        if let Err(e) = write_state(&state_file, &state) {
-            eprintln!("error: {e}");
-            return 1;
-        }
-        let answer = json!({"undone": step, "removed": created.len(), "left": left});
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&answer).unwrap_or_default()
-            );
-        } else {
-            println!("setup --undo {step}: {} change(s) reverted", created.len());
-            for l in &left {
-                println!("  left: {l}");
-            }
-        }
-        return u8::from(left.iter().any(|l| {
-            !l.contains("cannot be undone")
-                && !l.contains("holds data")
-                && !l.contains("still used")
-        }));
+        write_state(&state_file, &state).map_err(SetupError::Failed)?;
+        return Ok(Answer::Undone {
+            undone: step.clone(),
+            removed: created.len(),
+            left,
+        });
     }
 
-    let mut plan_now = plan(&aws, &wanted, &config).await;
+    let plan_now = plan(&aws, &wanted, config).await;
     if !args.apply {
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&plan_now).unwrap_or_default()
-            );
-        } else {
-            print!("{}", render(&plan_now));
-            println!(
-                "\nnothing was changed; run again with --apply to make the changes (steps marked 'to do'), --steps to pick some"
-            );
-        }
-        return 0;
+        return Ok(Answer::Plan(plan_now));
     }
     let mut outcomes = vec![];
     let chosen: Vec<Step> = plan_now
@@ -1652,10 +1321,11 @@ pub async fn main(config: Config, args: &SetupArgs) -> u8 {
                 .entry(step.id.to_string())
                 .or_default()
                 .extend(created.clone());
-            if let Err(e) = write_state(&state_file, &state) {
-                eprintln!("error: {e}");
-                return 1;
-            }
+            state.applied_at.insert(
+                step.id.to_string(),
+                crate::domain::clock::now().to_rfc3339(),
+            );
+            write_state(&state_file, &state).map_err(SetupError::Failed)?;
         }
         outcomes.push(Outcome {
             step: step.id,
@@ -1666,40 +1336,17 @@ pub async fn main(config: Config, args: &SetupArgs) -> u8 {
         });
     }
     // Verify: read the account again.
-    plan_now = plan(&aws, &wanted, &config).await;
+    let plan_after = plan(&aws, &wanted, config).await;
     for o in &mut outcomes {
-        if let Some(s) = plan_now.steps.iter().find(|s| s.id == o.step) {
+        if let Some(s) = plan_after.steps.iter().find(|s| s.id == o.step) {
             o.verified = s.state;
         }
     }
-    let failed = outcomes.iter().any(|o| !o.ok);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"applied": outcomes, "plan": plan_now, "state_file": state_file.display().to_string()}))
-                .unwrap_or_default()
-        );
-    } else {
-        for o in &outcomes {
-            println!(
-                "{}: {} ({} change(s) recorded; now {:?}){}",
-                o.step,
-                if o.ok { "applied" } else { "FAILED" },
-                o.created.len(),
-                o.verified,
-                o.error
-                    .as_ref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            );
-        }
-        print!("\n{}", render(&plan_now));
-        println!(
-            "state of applied steps: {} (setup --undo STEP removes what a step created)",
-            state_file.display()
-        );
-    }
-    u8::from(failed)
+    Ok(Answer::Applied {
+        applied: outcomes,
+        plan: plan_after,
+        state_file: state_file.display().to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -1728,25 +1375,5 @@ mod tests {
                 .contains("future")
         );
         assert!(backfill_start("2026-13", today).is_err());
-    }
-
-    #[test]
-    fn statements_are_added_once_and_removed_by_sid() {
-        let existing = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Theirs","Effect":"Deny","Principal":"*","Action":"s3:DeleteBucket","Resource":"arn:aws:s3:::b"}]}"#;
-        let once = with_statement(Some(existing), exports_statement("b", "123456789012")).unwrap();
-        let twice = with_statement(Some(&once), exports_statement("b", "123456789012")).unwrap();
-        let doc: Value = serde_json::from_str(&twice).unwrap();
-        assert_eq!(doc["Statement"].as_array().unwrap().len(), 2);
-        let back: Value =
-            serde_json::from_str(&without_statement(&twice, SID_EXPORTS).unwrap()).unwrap();
-        assert_eq!(back["Statement"][0]["Sid"], "Theirs");
-        assert_eq!(back["Statement"].as_array().unwrap().len(), 1);
-        assert!(
-            without_statement(
-                &with_statement(None, exports_statement("b", "1")).unwrap(),
-                SID_EXPORTS
-            )
-            .is_none()
-        );
     }
 }

@@ -1,0 +1,620 @@
+//! The AWS calls of `setup` ([`crate::usecases::setup`]): read the account's state and make or
+//! remove what a step needs. Errors are one line each; a refused call names the IAM action and
+//! who usually holds it.
+//!
+//! Shapes: aws-sdk-bcmdataexports 1.120 (Export, DataQuery.TableConfigurations), aws-sdk-s3
+//! (HeadBucket, CreateBucket, Get/Put/DeleteBucketPolicy, DeleteBucket), aws-sdk-costexplorer 1.138
+//! (cost allocation tags, StartCostAllocationTagBackfill, ListCostAllocationTagBackfillHistory),
+//! aws-sdk-athena (StartQueryExecution, GetQueryExecution, GetTableMetadata), aws-sdk-bedrock 1.166
+//! (Put/Get/DeleteModelInvocationLoggingConfiguration).
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde_json::{Value, json};
+
+/// An SDK error as one line, with the action it needed when AWS refused it.
+fn err_line<E, R>(
+    action: &str,
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let code = e.code().unwrap_or("error");
+    let msg = e.message().unwrap_or_default();
+    if code.contains("AccessDenied") || code == "UnauthorizedOperation" {
+        format!(
+            "{action} was refused ({code}): the caller lacks it; it is usually held by the payer (management) account's administrator"
+        )
+    } else {
+        format!("{action}: {code} {msg}").trim().to_string()
+    }
+}
+
+fn code_of<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    e.code().unwrap_or_default().to_string()
+}
+
+/// A CUR 2.0 export found in the account.
+#[derive(Debug, Clone)]
+pub struct ExportFound {
+    pub arn: String,
+    pub name: String,
+    /// Its INCLUDE_IAM_PRINCIPAL_DATA property, when set.
+    pub principal_data: Option<String>,
+    /// `s3://bucket/prefix/name/data/`.
+    pub location: Option<String>,
+}
+
+/// The export setup creates.
+pub struct ExportSpec<'a> {
+    pub name: &'a str,
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+    pub region: &'a str,
+    pub query: &'a str,
+    pub properties: HashMap<String, String>,
+}
+
+/// One tag backfill request, newest first in [`SetupAws::backfills`].
+#[derive(Debug, Clone)]
+pub struct BackfillSeen {
+    pub from: String,
+    pub requested_at: String,
+    pub status: String,
+}
+
+/// The clients setup uses.
+pub struct SetupAws {
+    sts: aws_sdk_sts::Client,
+    exports: aws_sdk_bcmdataexports::Client,
+    s3: aws_sdk_s3::Client,
+    ce: aws_sdk_costexplorer::Client,
+    athena: aws_sdk_athena::Client,
+    bedrock: aws_sdk_bedrock::Client,
+    region: String,
+}
+
+impl SetupAws {
+    pub async fn load() -> SetupAws {
+        let sdk = super::http_client::load_sdk_config().await;
+        let region = sdk
+            .region()
+            .map(|r| r.as_ref().to_string())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "us-east-1".into());
+        let global = super::clients::global_region(super::clients::partition(&region));
+        // Data Exports is served from its partition's global region (us-east-1 in `aws`).
+        let exports = aws_sdk_bcmdataexports::Client::from_conf(
+            aws_sdk_bcmdataexports::config::Builder::from(&sdk)
+                .region(aws_config::Region::new(global))
+                .build(),
+        );
+        // An endpoint override (a local emulator) serves buckets by path.
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(sdk.endpoint_url().is_some())
+                .build(),
+        );
+        SetupAws {
+            sts: super::clients::sts(&sdk),
+            exports,
+            s3,
+            ce: super::clients::cost_explorer(&sdk),
+            athena: super::clients::athena(&sdk),
+            bedrock: super::clients::bedrock(&sdk),
+            region,
+        }
+    }
+
+    /// The configured region (us-east-1 when none is).
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The caller's account (sts:GetCallerIdentity, free).
+    pub async fn account(&self) -> Result<String, String> {
+        self.sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map(|o| o.account().unwrap_or_default().to_string())
+            .map_err(|e| err_line("sts:GetCallerIdentity", &e))
+    }
+
+    /// The CUR 2.0 export to use: one with caller identity data, else the one named `name`,
+    /// else the first CUR 2.0 export.
+    pub async fn find_export(&self, name: &str) -> Result<Option<ExportFound>, String> {
+        let list = self
+            .exports
+            .list_exports()
+            .send()
+            .await
+            .map_err(|e| err_line("bcm-data-exports:ListExports", &e))?;
+        let mut fallback: Option<ExportFound> = None;
+        for r in list.exports() {
+            let got = self
+                .exports
+                .get_export()
+                .export_arn(r.export_arn())
+                .send()
+                .await
+                .map_err(|e| err_line("bcm-data-exports:GetExport", &e))?;
+            let Some(export) = got.export() else { continue };
+            let Some(props) = export
+                .data_query()
+                .and_then(|q| q.table_configurations())
+                .and_then(|t| t.get("COST_AND_USAGE_REPORT"))
+            else {
+                continue;
+            };
+            let location = export
+                .destination_configurations()
+                .and_then(|d| d.s3_destination())
+                .map(|s| {
+                    format!(
+                        "s3://{}/{}/{}/data/",
+                        s.s3_bucket(),
+                        s.s3_prefix().trim_matches('/'),
+                        export.name()
+                    )
+                });
+            let found = ExportFound {
+                arn: r.export_arn().to_string(),
+                name: export.name().to_string(),
+                principal_data: props.get("INCLUDE_IAM_PRINCIPAL_DATA").cloned(),
+                location,
+            };
+            if found.principal_data.as_deref() == Some("TRUE") {
+                return Ok(Some(found));
+            }
+            if found.name == name || fallback.is_none() {
+                fallback = Some(found);
+            }
+        }
+        Ok(fallback)
+    }
+
+    pub async fn create_export(&self, spec: &ExportSpec<'_>) -> Result<String, String> {
+        use aws_sdk_bcmdataexports::types as t;
+        let e = |e: aws_smithy_types::error::operation::BuildError| e.to_string();
+        let export = t::Export::builder()
+            .name(spec.name)
+            .description("CUR 2.0 with caller identity, for bedrock-cost-mcp")
+            .data_query(
+                t::DataQuery::builder()
+                    .query_statement(spec.query)
+                    .table_configurations("COST_AND_USAGE_REPORT", spec.properties.clone())
+                    .build()
+                    .map_err(e)?,
+            )
+            .destination_configurations(
+                t::DestinationConfigurations::builder()
+                    .s3_destination(
+                        t::S3Destination::builder()
+                            .s3_bucket(spec.bucket)
+                            .s3_prefix(spec.prefix)
+                            .s3_region(spec.region)
+                            .s3_output_configurations(
+                                t::S3OutputConfigurations::builder()
+                                    .output_type(t::S3OutputType::Custom)
+                                    .format(t::FormatOption::Parquet)
+                                    .compression(t::CompressionOption::Parquet)
+                                    .overwrite(t::OverwriteOption::OverwriteReport)
+                                    .build()
+                                    .map_err(e)?,
+                            )
+                            .build()
+                            .map_err(e)?,
+                    )
+                    .build(),
+            )
+            .refresh_cadence(
+                t::RefreshCadence::builder()
+                    .frequency(t::FrequencyOption::Synchronous)
+                    .build()
+                    .map_err(e)?,
+            )
+            .build()
+            .map_err(e)?;
+        let out = self
+            .exports
+            .create_export()
+            .export(export)
+            .send()
+            .await
+            .map_err(|e| err_line("bcm-data-exports:CreateExport", &e))?;
+        Ok(out.export_arn().unwrap_or_default().to_string())
+    }
+
+    pub async fn delete_export(&self, arn: &str) -> Result<(), String> {
+        self.exports
+            .delete_export()
+            .export_arn(arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("bcm-data-exports:DeleteExport", &e))
+    }
+
+    /// Set INCLUDE_IAM_PRINCIPAL_DATA of an export (None removes it), keeping the rest of the
+    /// export as it is; its value before.
+    pub async fn set_principal_data(
+        &self,
+        arn: &str,
+        value: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        let got = self
+            .exports
+            .get_export()
+            .export_arn(arn)
+            .send()
+            .await
+            .map_err(|e| err_line("bcm-data-exports:GetExport", &e))?;
+        let export = got.export().ok_or("GetExport returned no export")?.clone();
+        let query = export
+            .data_query()
+            .ok_or("the export has no query")?
+            .clone();
+        let mut tables = query.table_configurations().cloned().unwrap_or_default();
+        let props = tables.entry("COST_AND_USAGE_REPORT".into()).or_default();
+        let previous = props.get("INCLUDE_IAM_PRINCIPAL_DATA").cloned();
+        match value {
+            Some(v) => props.insert("INCLUDE_IAM_PRINCIPAL_DATA".into(), v.into()),
+            None => props.remove("INCLUDE_IAM_PRINCIPAL_DATA"),
+        };
+        let query = aws_sdk_bcmdataexports::types::DataQuery::builder()
+            .query_statement(query.query_statement())
+            .set_table_configurations(Some(tables))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let updated = aws_sdk_bcmdataexports::types::Export::builder()
+            .name(export.name())
+            .set_description(export.description().map(str::to_string))
+            .data_query(query)
+            .set_destination_configurations(export.destination_configurations().cloned())
+            .set_refresh_cadence(export.refresh_cadence().cloned())
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.exports
+            .update_export()
+            .export_arn(arn)
+            .export(updated)
+            .send()
+            .await
+            .map_err(|e| err_line("bcm-data-exports:UpdateExport", &e))?;
+        Ok(previous)
+    }
+
+    pub async fn bucket_exists(&self, bucket: &str) -> Result<bool, String> {
+        match self.s3.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_s3::operation::head_bucket::HeadBucketError::is_not_found,
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) if matches!(code_of(&e).as_str(), "NotFound" | "NoSuchBucket" | "404") => {
+                Ok(false)
+            }
+            Err(e) => Err(err_line("s3:ListBucket (HeadBucket)", &e)),
+        }
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) -> Result<(), String> {
+        let mut req = self.s3.create_bucket().bucket(bucket);
+        if self.region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                        self.region.as_str(),
+                    ))
+                    .build(),
+            );
+        }
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("s3:CreateBucket", &e))
+    }
+
+    /// Delete an empty bucket; a bucket with objects is left, and the error says so.
+    pub async fn delete_bucket(&self, bucket: &str) -> Result<(), String> {
+        match self.s3.delete_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e) == "BucketNotEmpty" => Err(format!(
+                "bucket {bucket} holds data (delivered exports or logs): left in place; empty and delete it yourself if you want it gone"
+            )),
+            Err(e) => Err(err_line("s3:DeleteBucket", &e)),
+        }
+    }
+
+    async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, String> {
+        match self.s3.get_bucket_policy().bucket(bucket).send().await {
+            Ok(out) => Ok(out.policy().map(str::to_string)),
+            Err(e) if code_of(&e) == "NoSuchBucketPolicy" => Ok(None),
+            Err(e) => Err(err_line("s3:GetBucketPolicy", &e)),
+        }
+    }
+
+    /// Add `statement` to the bucket's policy (replacing one with its `Sid`), keeping the rest.
+    pub async fn add_policy_statement(&self, bucket: &str, statement: Value) -> Result<(), String> {
+        let current = self.bucket_policy(bucket).await?;
+        let policy = with_statement(current.as_deref(), statement)?;
+        self.s3
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("s3:PutBucketPolicy", &e))
+    }
+
+    /// Remove the statement `sid` from the bucket's policy (the policy itself when nothing else
+    /// is left).
+    pub async fn remove_policy_statement(&self, bucket: &str, sid: &str) -> Result<(), String> {
+        let Some(p) = self.bucket_policy(bucket).await? else {
+            return Ok(());
+        };
+        match without_statement(&p, sid) {
+            Some(rest) => self
+                .s3
+                .put_bucket_policy()
+                .bucket(bucket)
+                .policy(rest)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err_line("s3:PutBucketPolicy", &e)),
+            None => self
+                .s3
+                .delete_bucket_policy()
+                .bucket(bucket)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err_line("s3:DeleteBucketPolicy", &e)),
+        }
+    }
+
+    /// The status (`Active`, `Inactive`) of each of these cost allocation tag keys AWS knows.
+    pub async fn tag_statuses(&self, keys: &[String]) -> Result<BTreeMap<String, String>, String> {
+        let out = self
+            .ce
+            .list_cost_allocation_tags()
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| err_line("ce:ListCostAllocationTags", &e))?;
+        Ok(out
+            .cost_allocation_tags()
+            .iter()
+            .map(|t| (t.tag_key().to_string(), t.status().as_str().to_string()))
+            .collect())
+    }
+
+    /// Set the status of tag keys; the keys that failed, as `key: why`.
+    pub async fn set_tag_status(
+        &self,
+        keys: &[String],
+        status: &str,
+    ) -> Result<Vec<String>, String> {
+        use aws_sdk_costexplorer::types::{CostAllocationTagStatus, CostAllocationTagStatusEntry};
+        let entries = keys
+            .iter()
+            .map(|k| {
+                CostAllocationTagStatusEntry::builder()
+                    .tag_key(k)
+                    .status(CostAllocationTagStatus::from(status))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .ce
+            .update_cost_allocation_tags_status()
+            .set_cost_allocation_tags_status(Some(entries))
+            .send()
+            .await
+            .map_err(|e| err_line("ce:UpdateCostAllocationTagsStatus", &e))?;
+        Ok(out
+            .errors()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {} {}",
+                    e.tag_key().unwrap_or("?"),
+                    e.code().unwrap_or(""),
+                    e.message().unwrap_or("")
+                )
+            })
+            .collect())
+    }
+
+    /// The tag backfill requests, newest first.
+    pub async fn backfills(&self) -> Result<Vec<BackfillSeen>, String> {
+        let h = self
+            .ce
+            .list_cost_allocation_tag_backfill_history()
+            .send()
+            .await
+            .map_err(|e| err_line("ce:ListCostAllocationTagBackfillHistory", &e))?;
+        Ok(h.backfill_requests()
+            .iter()
+            .map(|b| BackfillSeen {
+                from: b.backfill_from().unwrap_or_default().to_string(),
+                requested_at: b.requested_at().unwrap_or_default().to_string(),
+                status: b
+                    .backfill_status()
+                    .map_or(
+                        "",
+                        aws_sdk_costexplorer::types::CostAllocationTagBackfillStatus::as_str,
+                    )
+                    .to_string(),
+            })
+            .collect())
+    }
+
+    pub async fn start_backfill(&self, from: &str) -> Result<(), String> {
+        self.ce
+            .start_cost_allocation_tag_backfill()
+            .backfill_from(from)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("ce:StartCostAllocationTagBackfill", &e))
+    }
+
+    /// Whether the Athena table exists (GetTableMetadata); the error code when it does not.
+    pub async fn table(&self, database: &str, table: &str) -> Result<(), String> {
+        self.athena
+            .get_table_metadata()
+            .catalog_name("AwsDataCatalog")
+            .database_name(database)
+            .table_name(table)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| code_of(&e))
+    }
+
+    /// Run one Athena statement to its end (at most two minutes).
+    pub async fn run_athena(&self, sql: &str, results: &str) -> Result<(), String> {
+        use aws_sdk_athena::types::{QueryExecutionState, ResultConfiguration};
+        let started = self
+            .athena
+            .start_query_execution()
+            .query_string(sql)
+            .result_configuration(
+                ResultConfiguration::builder()
+                    .output_location(results)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| err_line("athena:StartQueryExecution", &e))?;
+        let id = started.query_execution_id().unwrap_or_default().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let out = self
+                .athena
+                .get_query_execution()
+                .query_execution_id(&id)
+                .send()
+                .await
+                .map_err(|e| err_line("athena:GetQueryExecution", &e))?;
+            let status = out.query_execution().and_then(|q| q.status());
+            match status.and_then(|s| s.state()) {
+                Some(QueryExecutionState::Succeeded) => return Ok(()),
+                Some(QueryExecutionState::Failed | QueryExecutionState::Cancelled) => {
+                    return Err(format!(
+                        "Athena {}: {}",
+                        sql.lines().next().unwrap_or_default(),
+                        status
+                            .and_then(|s| s.state_change_reason())
+                            .unwrap_or("failed")
+                    ));
+                }
+                _ => {}
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("Athena query {id} did not finish within 2 minutes"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Where model invocation logging delivers in the configured region.
+    pub async fn logging(&self) -> Result<super::invocation_logs::LoggingSetup, String> {
+        super::invocation_logs::logging_setup(&self.bedrock)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Turn on model invocation logging to S3, metadata only.
+    pub async fn put_logging(&self, bucket: &str, prefix: &str) -> Result<(), String> {
+        let config = aws_sdk_bedrock::types::LoggingConfig::builder()
+            .s3_config(
+                aws_sdk_bedrock::types::S3Config::builder()
+                    .bucket_name(bucket)
+                    .key_prefix(prefix)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .text_data_delivery_enabled(false)
+            .image_data_delivery_enabled(false)
+            .embedding_data_delivery_enabled(false)
+            .video_data_delivery_enabled(false)
+            .build();
+        self.bedrock
+            .put_model_invocation_logging_configuration()
+            .logging_config(config)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("bedrock:PutModelInvocationLoggingConfiguration", &e))
+    }
+
+    pub async fn delete_logging(&self) -> Result<(), String> {
+        self.bedrock
+            .delete_model_invocation_logging_configuration()
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("bedrock:DeleteModelInvocationLoggingConfiguration", &e))
+    }
+}
+
+/// A bucket policy with `statement` added (replacing one with the same Sid).
+fn with_statement(policy: Option<&str>, statement: Value) -> Result<String, String> {
+    let mut doc: Value = match policy {
+        Some(p) if !p.trim().is_empty() => {
+            serde_json::from_str(p).map_err(|e| format!("the bucket policy is not JSON: {e}"))?
+        }
+        _ => json!({"Version": "2012-10-17", "Statement": []}),
+    };
+    let sid = statement["Sid"].clone();
+    let list = doc["Statement"]
+        .as_array_mut()
+        .ok_or("the bucket policy has no Statement list")?;
+    list.retain(|s| s["Sid"] != sid);
+    list.push(statement);
+    Ok(doc.to_string())
+}
+
+/// A bucket policy without the statement `sid`; None when nothing else is left.
+fn without_statement(policy: &str, sid: &str) -> Option<String> {
+    let mut doc: Value = serde_json::from_str(policy).ok()?;
+    let list = doc["Statement"].as_array_mut()?;
+    list.retain(|s| s["Sid"] != json!(sid));
+    (!list.is_empty()).then(|| doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_added_once_and_removed_by_sid() {
+        let existing = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Theirs","Effect":"Deny","Principal":"*","Action":"s3:DeleteBucket","Resource":"arn:aws:s3:::b"}]}"#;
+        let ours = json!({"Sid": "Ours", "Effect": "Allow"});
+        let once = with_statement(Some(existing), ours.clone()).unwrap();
+        let twice = with_statement(Some(&once), ours.clone()).unwrap();
+        let doc: Value = serde_json::from_str(&twice).unwrap();
+        assert_eq!(doc["Statement"].as_array().unwrap().len(), 2);
+        let back: Value =
+            serde_json::from_str(&without_statement(&twice, "Ours").unwrap()).unwrap();
+        assert_eq!(back["Statement"][0]["Sid"], "Theirs");
+        assert_eq!(back["Statement"].as_array().unwrap().len(), 1);
+        assert!(without_statement(&with_statement(None, ours).unwrap(), "Ours").is_none());
+    }
+}
