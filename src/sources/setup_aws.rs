@@ -78,6 +78,7 @@ pub struct SetupAws {
     ce: aws_sdk_costexplorer::Client,
     athena: aws_sdk_athena::Client,
     bedrock: aws_sdk_bedrock::Client,
+    budgets: aws_sdk_budgets::Client,
     region: String,
 }
 
@@ -109,6 +110,7 @@ impl SetupAws {
             ce: super::clients::cost_explorer(&sdk),
             athena: super::clients::athena(&sdk),
             bedrock: super::clients::bedrock(&sdk),
+            budgets: super::clients::budgets(&sdk),
             region,
         }
     }
@@ -571,6 +573,214 @@ impl SetupAws {
             .await
             .map(|_| ())
             .map_err(|e| err_line("bedrock:DeleteModelInvocationLoggingConfiguration", &e))
+    }
+}
+
+impl SetupAws {
+    /// The names of the account's budgets.
+    pub async fn budget_names(
+        &self,
+        account: &str,
+    ) -> Result<std::collections::BTreeSet<String>, String> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut pages = self
+            .budgets
+            .describe_budgets()
+            .account_id(account)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(p) => names.extend(p.budgets().iter().map(|b| b.budget_name().to_string())),
+                // No budgets at all is answered with NotFoundException.
+                Err(e) if code_of(&e) == "NotFoundException" => break,
+                Err(e) => return Err(err_line("budgets:ViewBudget", &e)),
+            }
+        }
+        Ok(names)
+    }
+
+    /// A monthly cost budget on one value of an `iamPrincipal/<key>` tag.
+    pub async fn create_tag_budget(
+        &self,
+        account: &str,
+        name: &str,
+        monthly_usd: f64,
+        key: &str,
+        value: &str,
+    ) -> Result<(), String> {
+        use aws_sdk_budgets::types::{Budget, BudgetType, Expression, Spend, TagValues, TimeUnit};
+        let budget = Budget::builder()
+            .budget_name(name)
+            .budget_type(BudgetType::Cost)
+            .time_unit(TimeUnit::Monthly)
+            .budget_limit(
+                Spend::builder()
+                    .amount(format!("{monthly_usd:.2}"))
+                    .unit("USD")
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .filter_expression(
+                Expression::builder()
+                    .tags(
+                        TagValues::builder()
+                            .key(format!("iamPrincipal/{key}"))
+                            .values(value)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.budgets
+            .create_budget()
+            .account_id(account)
+            .budget(budget)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("budgets:ModifyBudget (CreateBudget)", &e))
+    }
+
+    /// The ARN of an AWS managed anomaly monitor on the tag key `tag` (`iamPrincipal/<key>`).
+    pub async fn tag_monitor(&self, tag: &str) -> Result<Option<String>, String> {
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .ce
+                .get_anomaly_monitors()
+                .set_next_page_token(token.take())
+                .send()
+                .await
+                .map_err(|e| err_line("ce:GetAnomalyMonitors", &e))?;
+            for m in out.anomaly_monitors() {
+                let on_tag = m.monitor_dimension()
+                    == Some(&aws_sdk_costexplorer::types::MonitorDimension::Tag)
+                    && m.monitor_specification()
+                        .and_then(|s| s.tags())
+                        .and_then(|t| t.key())
+                        == Some(tag);
+                if on_tag {
+                    return Ok(m.monitor_arn().map(str::to_string));
+                }
+            }
+            match out.next_page_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// An AWS managed monitor on every value of the tag key `tag`; its ARN.
+    pub async fn create_tag_monitor(&self, name: &str, tag: &str) -> Result<String, String> {
+        use aws_sdk_costexplorer::types::{
+            AnomalyMonitor, Expression, MonitorDimension, MonitorType, TagValues,
+        };
+        let monitor = AnomalyMonitor::builder()
+            .monitor_name(name)
+            .monitor_type(MonitorType::Dimensional)
+            .monitor_dimension(MonitorDimension::Tag)
+            .monitor_specification(
+                Expression::builder()
+                    .tags(TagValues::builder().key(tag).build())
+                    .build(),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.ce
+            .create_anomaly_monitor()
+            .anomaly_monitor(monitor)
+            .send()
+            .await
+            .map(|o| o.monitor_arn().to_string())
+            .map_err(|e| err_line("ce:CreateAnomalyMonitor", &e))
+    }
+
+    /// Alerts of a monitor to an email address (daily) or an SNS topic (immediate), for
+    /// anomalies of at least `min_usd`; the subscription's ARN.
+    pub async fn create_subscription(
+        &self,
+        name: &str,
+        monitor: &str,
+        notify: &str,
+        min_usd: f64,
+    ) -> Result<String, String> {
+        use aws_sdk_costexplorer::types::{
+            AnomalySubscription, AnomalySubscriptionFrequency, Dimension, DimensionValues,
+            Expression, MatchOption, Subscriber, SubscriberType,
+        };
+        let sns = notify.starts_with("arn:");
+        let sub = AnomalySubscription::builder()
+            .subscription_name(name)
+            .monitor_arn_list(monitor)
+            .subscribers(
+                Subscriber::builder()
+                    .address(notify)
+                    .r#type(if sns {
+                        SubscriberType::Sns
+                    } else {
+                        SubscriberType::Email
+                    })
+                    .build(),
+            )
+            .frequency(if sns {
+                AnomalySubscriptionFrequency::Immediate
+            } else {
+                AnomalySubscriptionFrequency::Daily
+            })
+            .threshold_expression(
+                Expression::builder()
+                    .dimensions(
+                        DimensionValues::builder()
+                            .key(Dimension::AnomalyTotalImpactAbsolute)
+                            .values(format!("{min_usd}"))
+                            .match_options(MatchOption::GreaterThanOrEqual)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.ce
+            .create_anomaly_subscription()
+            .anomaly_subscription(sub)
+            .send()
+            .await
+            .map(|o| o.subscription_arn().to_string())
+            .map_err(|e| err_line("ce:CreateAnomalySubscription", &e))
+    }
+
+    pub async fn delete_monitor(&self, arn: &str) -> Result<(), String> {
+        self.ce
+            .delete_anomaly_monitor()
+            .monitor_arn(arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("ce:DeleteAnomalyMonitor", &e))
+    }
+
+    pub async fn delete_subscription(&self, arn: &str) -> Result<(), String> {
+        self.ce
+            .delete_anomaly_subscription()
+            .subscription_arn(arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("ce:DeleteAnomalySubscription", &e))
+    }
+
+    pub async fn delete_budget(&self, account: &str, name: &str) -> Result<(), String> {
+        self.budgets
+            .delete_budget()
+            .account_id(account)
+            .budget_name(name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("budgets:ModifyBudget (DeleteBudget)", &e))
     }
 }
 

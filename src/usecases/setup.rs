@@ -6,8 +6,9 @@
 //! Steps: `export` (CUR 2.0 with caller identity, and its bucket and bucket policy), `tags`
 //! (activate the `iamPrincipal/*` keys, ask for a backfill), `athena` (database and table with
 //! partition projection), `logging` (model invocation logging to S3, metadata only),
-//! `prevention` (the policy requiring the keys, written to a file). `anomaly_monitor` and
-//! `budgets` are planned with their exact calls, not applied by this version.
+//! `budgets` (a monthly AWS budget per tag budget of `--budget-policy`), `prevention` (the
+//! policy requiring the keys, written to a file), `anomaly_monitor` (an AWS managed monitor on
+//! every value of the tag, and alerts to `--notify`).
 //!
 //! Shapes: aws-sdk-bcmdataexports 1.120 (Export, DataQuery.TableConfigurations
 //! COST_AND_USAGE_REPORT properties), aws-sdk-costexplorer 1.138
@@ -173,6 +174,15 @@ pub enum Created {
         name: String,
     },
     LoggingConfiguration,
+    Budget {
+        name: String,
+    },
+    AnomalyMonitor {
+        arn: String,
+    },
+    AnomalySubscription {
+        arn: String,
+    },
     File {
         path: String,
     },
@@ -249,6 +259,9 @@ impl Wanted<'_> {
         })
     }
 }
+
+/// Smallest anomaly (total impact, USD) the subscription alerts on.
+const ANOMALY_ALERT_USD: f64 = 10.0;
 
 /// The export's query: every column of the CUR 2.0 table (naming columns was refused in 2026
 /// for some; `SELECT *` is the documented safe form).
@@ -396,6 +409,42 @@ fn write_state(path: &Path, state: &State) -> Result<(), String> {
     std::fs::write(&tmp, serde_json::to_vec_pretty(state).unwrap_or_default())
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A monthly budget the policy file sets on one principal tag value.
+struct TagBudget {
+    name: String,
+    key: String,
+    value: String,
+    monthly_usd: f64,
+}
+
+/// The tag budgets of `--budget-policy`, named `bedrock-<key>-<value>` (AWS budget names may
+/// not hold `:` or `\\`).
+fn tag_budgets(config: &Config) -> Result<Vec<TagBudget>, String> {
+    let Some(path) = &config.budget_policy else {
+        return Ok(vec![]);
+    };
+    let policy = crate::sources::budgets::PolicyFile::load(path)?;
+    Ok(policy
+        .budgets
+        .iter()
+        .filter_map(|b| {
+            let (k, v) = b.tag.as_deref()?.split_once('=')?;
+            let (k, v) = (k.trim().trim_start_matches("iamPrincipal/"), v.trim());
+            let name: String = format!("bedrock-{k}-{v}")
+                .chars()
+                .map(|c| if c == ':' || c == '\\' { '-' } else { c })
+                .take(100)
+                .collect();
+            Some(TagBudget {
+                name: b.name.clone().unwrap_or(name),
+                key: k.to_string(),
+                value: v.to_string(),
+                monthly_usd: b.monthly_usd,
+            })
+        })
+        .collect())
 }
 
 /// Read the account and build the plan.
@@ -688,76 +737,110 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
     }
     steps.push(s);
 
-    // 5. anomaly monitor (plan only)
-    let key = w.keys.first().cloned().unwrap_or_else(|| "team".into());
-    steps.push(Step {
+    // 5. anomaly monitor: an AWS managed monitor on every value of the first tag key.
+    let key = w
+        .keys
+        .first()
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_TAG_KEY.into());
+    let tag = format!("iamPrincipal/{key}");
+    let mut s = Step {
         id: "anomaly_monitor",
-        title: "Cost Anomaly Detection monitor on the principal tag",
-        state: StepState::PlanOnly,
+        title: "Cost Anomaly Detection on every value of the principal tag, alerts to --notify",
+        state: StepState::ToDo,
         found: String::new(),
-        calls: vec![
-            PlannedCall {
-                api: "ce:CreateAnomalyMonitor".into(),
-                params: json!({"AnomalyMonitor": {"MonitorName": format!("bedrock-by-{key}"), "MonitorType": "CUSTOM",
-                    "MonitorSpecification": {"Tags": {"Key": format!("iamPrincipal/{key}"), "MatchOptions": ["ABSENT", "EQUALS"]}}}}),
-            },
-            PlannedCall {
-                api: "ce:CreateAnomalySubscription".into(),
-                params: json!({"AnomalySubscription": {"SubscriptionName": format!("bedrock-by-{key}"),
-                    "Frequency": if w.args.notify.as_deref().is_some_and(|n| n.starts_with("arn:")) { "IMMEDIATE" } else { "DAILY" },
-                    "Subscribers": [match w.args.notify.as_deref() {
-                        Some(n) if n.starts_with("arn:") => json!({"Type": "SNS", "Address": n}),
-                        Some(n) => json!({"Type": "EMAIL", "Address": n}),
-                        None => json!({"Type": "EMAIL", "Address": "<--notify>"}),
-                    }],
-                    "ThresholdExpression": {"Dimensions": {"Key": "ANOMALY_TOTAL_IMPACT_ABSOLUTE", "Values": ["10"], "MatchOptions": ["GREATER_THAN_OR_EQUAL"]}}}}),
-            },
+        calls: vec![],
+        cost: "free (Cost Anomaly Detection has no charge)",
+        data_after: "a monitor needs about 10 days of history before it flags; alerts then daily (email) or at once (SNS)",
+        undo: "deletes the monitor and subscription setup created".into(),
+        permissions: vec![
+            "ce:GetAnomalyMonitors",
+            "ce:CreateAnomalyMonitor",
+            "ce:CreateAnomalySubscription",
         ],
-        cost: "free",
-        data_after: "Anomaly Detection needs about 10 days of history before it flags",
-        undo: "not applied by this version".into(),
-        permissions: vec!["ce:CreateAnomalyMonitor", "ce:CreateAnomalySubscription"],
-        notes: vec!["planned only: run the two calls with the AWS CLI (aws ce create-anomaly-monitor / create-anomaly-subscription)".into()],
-    });
+        notes: vec![],
+    };
+    match aws.tag_monitor(&tag).await {
+        Err(e) => {
+            s.state = StepState::Blocked;
+            s.found = e;
+        }
+        Ok(Some(arn)) => {
+            s.state = StepState::Done;
+            s.found = format!("monitor {arn} watches {tag}");
+        }
+        Ok(None) => {
+            s.found = format!("no monitor watches {tag}");
+            s.calls.push(PlannedCall {
+                api: "ce:CreateAnomalyMonitor".into(),
+                params: json!({"AnomalyMonitor": {"MonitorName": format!("bedrock-cost-mcp-{key}"), "MonitorType": "DIMENSIONAL",
+                    "MonitorDimension": "TAG", "MonitorSpecification": {"Tags": {"Key": tag}}}}),
+            });
+            match w.args.notify.as_deref() {
+                Some(n) => s.calls.push(PlannedCall {
+                    api: "ce:CreateAnomalySubscription".into(),
+                    params: json!({"AnomalySubscription": {"SubscriptionName": format!("bedrock-cost-mcp-{key}"),
+                        "MonitorArnList": ["<the new monitor>"],
+                        "Subscribers": [{"Type": if n.starts_with("arn:") { "SNS" } else { "EMAIL" }, "Address": n}],
+                        "Frequency": if n.starts_with("arn:") { "IMMEDIATE" } else { "DAILY" },
+                        "ThresholdExpression": {"Dimensions": {"Key": "ANOMALY_TOTAL_IMPACT_ABSOLUTE", "Values": [ANOMALY_ALERT_USD.to_string()], "MatchOptions": ["GREATER_THAN_OR_EQUAL"]}}}}),
+                }),
+                None => s.notes.push("no alerts: pass --notify EMAIL or an SNS topic ARN for a subscription".into()),
+            }
+        }
+    }
+    steps.push(s);
 
-    // 6. budgets (plan only)
-    let teams: Vec<String> = config
-        .budget_policy
-        .as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .map(|t| {
-            t.lines()
-                .filter_map(|l| {
-                    l.trim()
-                        .strip_prefix("[team.")
-                        .map(|r| r.trim_end_matches(']').trim_matches('"').to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    steps.push(Step {
+    // 6. budgets: one monthly AWS budget per tag budget of the local policy file.
+    let mut s = Step {
         id: "budgets",
-        title: "Monthly budgets per team, filtered on the principal tag",
-        state: StepState::PlanOnly,
-        found: if teams.is_empty() {
-            "no teams in a --budget-policy file".into()
-        } else {
-            format!("teams in the budget policy: {}", teams.join(", "))
-        },
-        calls: teams
-            .iter()
-            .map(|t| PlannedCall {
-                api: "budgets:CreateBudget".into(),
-                params: json!({"AccountId": w.account, "Budget": {"BudgetName": format!("bedrock-{t}"), "BudgetType": "COST", "TimeUnit": "MONTHLY",
-                    "FilterExpression": {"Tags": {"Key": format!("iamPrincipal/{key}"), "Values": [t], "MatchOptions": ["EQUALS"]}}}}),
-            })
-            .collect(),
+        title: "Monthly AWS budgets per tag value of the budget policy, filtered on the principal tag",
+        state: StepState::ToDo,
+        found: String::new(),
+        calls: vec![],
         cost: "two budgets free, then $0.02 per budget per day; budget actions $0.10 per action per day after the first two",
-        data_after: "after the tags are active",
-        undo: "not applied by this version".into(),
-        permissions: vec!["budgets:ModifyBudget", "budgets:CreateBudgetAction (enforcement; needs an execution role)"],
-        notes: vec!["planned only; enforcement at 100% needs a budget action with an execution role that may attach a deny policy to the team's principals".into()],
-    });
+        data_after: "after the tags are active (AWS Budgets refreshes up to three times a day)",
+        undo: "deletes the budgets setup created".into(),
+        permissions: vec!["budgets:ViewBudget", "budgets:ModifyBudget"],
+        notes: vec!["enforcement (a budget action attaching a deny policy to the team's principals at 100%) needs an execution role with iam:AttachRolePolicy/AttachUserPolicy that Budgets may assume; not made by this version".into()],
+    };
+    match tag_budgets(config) {
+        Err(e) => {
+            s.state = StepState::Blocked;
+            s.found = e;
+        }
+        Ok(wanted_budgets) if wanted_budgets.is_empty() => {
+            s.state = StepState::Blocked;
+            s.found = "no tag budgets: give --budget-policy a file with [[budgets]] tag = \"key=value\" entries".into();
+        }
+        Ok(wanted_budgets) => match aws.budget_names(&w.account).await {
+            Err(e) => {
+                s.state = StepState::Blocked;
+                s.found = e;
+            }
+            Ok(existing) => {
+                let mut found = vec![];
+                for b in &wanted_budgets {
+                    if existing.contains(&b.name) {
+                        found.push(format!("{} exists", b.name));
+                        continue;
+                    }
+                    found.push(format!("{} missing", b.name));
+                    s.calls.push(PlannedCall {
+                        api: "budgets:CreateBudget".into(),
+                        params: json!({"AccountId": w.account, "Budget": {"BudgetName": b.name, "BudgetType": "COST", "TimeUnit": "MONTHLY",
+                            "BudgetLimit": {"Amount": format!("{:.2}", b.monthly_usd), "Unit": "USD"},
+                            "FilterExpression": {"Tags": {"Key": format!("iamPrincipal/{}", b.key), "Values": [b.value]}}}}),
+                    });
+                }
+                s.found = found.join("; ");
+                if s.calls.is_empty() {
+                    s.state = StepState::Done;
+                }
+            }
+        },
+    }
+    steps.push(s);
 
     // 7. prevention policy
     let path = w.args.policy_file.display().to_string();
@@ -925,6 +1008,48 @@ async fn apply_step(
             created.push(Created::LoggingConfiguration);
             Ok(())
         }
+        "anomaly_monitor" => {
+            let key = w
+                .keys
+                .first()
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_TAG_KEY.into());
+            let name = format!("bedrock-cost-mcp-{key}");
+            let arn = aws
+                .create_tag_monitor(&name, &format!("iamPrincipal/{key}"))
+                .await?;
+            created.push(Created::AnomalyMonitor { arn: arn.clone() });
+            if let Some(n) = w.args.notify.as_deref() {
+                let sub = aws
+                    .create_subscription(&name, &arn, n, ANOMALY_ALERT_USD)
+                    .await?;
+                created.push(Created::AnomalySubscription { arn: sub });
+            }
+            Ok(())
+        }
+        "budgets" => {
+            for call in &step.calls {
+                let b = &call.params["Budget"];
+                let tags = &b["FilterExpression"]["Tags"];
+                let name = b["BudgetName"].as_str().unwrap_or_default().to_string();
+                aws.create_tag_budget(
+                    &w.account,
+                    &name,
+                    b["BudgetLimit"]["Amount"]
+                        .as_str()
+                        .and_then(|a| a.parse().ok())
+                        .unwrap_or(0.0),
+                    tags["Key"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_start_matches("iamPrincipal/"),
+                    tags["Values"][0].as_str().unwrap_or_default(),
+                )
+                .await?;
+                created.push(Created::Budget { name });
+            }
+            Ok(())
+        }
         "prevention" => {
             if let Some(dir) = w
                 .args
@@ -952,6 +1077,7 @@ async fn apply_step(
 /// Remove what a step created, newest first; what could not be removed.
 async fn undo_created(
     aws: &SetupAws,
+    account: &str,
     created: &[Created],
     results: &str,
     in_use: &BTreeMap<String, String>,
@@ -998,6 +1124,9 @@ async fn undo_created(
                     .await
             }
             Created::LoggingConfiguration => aws.delete_logging().await,
+            Created::Budget { name } => aws.delete_budget(account, name).await,
+            Created::AnomalyMonitor { arn } => aws.delete_monitor(arn).await,
+            Created::AnomalySubscription { arn } => aws.delete_subscription(arn).await,
             Created::File { path } => std::fs::remove_file(path).or_else(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     Ok(())
@@ -1269,6 +1398,7 @@ pub async fn run(config: &Config, args: &SetupRequest) -> Result<Answer, SetupEr
             .collect();
         let left = undo_created(
             &aws,
+            &wanted.account,
             &created,
             &wanted.results().unwrap_or_default(),
             &in_use,

@@ -109,6 +109,8 @@ async fn setup_plans_without_changing_anything_then_applies_verifies_and_undoes_
         "team,project",
         "--backfill-from",
         backfill.as_str(),
+        "--notify",
+        "finops@example.com",
     ];
 
     // The plan: every step with its calls; nothing changes.
@@ -215,7 +217,17 @@ async fn setup_plans_without_changing_anything_then_applies_verifies_and_undoes_
         logging["calls"][1]["params"]["loggingConfig"]["textDataDeliveryEnabled"],
         json!(false)
     );
-    assert_eq!(step(&plan, "anomaly_monitor")["state"], json!("plan_only"));
+    let monitor = step(&plan, "anomaly_monitor");
+    assert_eq!(
+        apis(monitor),
+        ["ce:CreateAnomalyMonitor", "ce:CreateAnomalySubscription"]
+    );
+    assert_eq!(
+        monitor["calls"][0]["params"]["AnomalyMonitor"],
+        json!({"MonitorName": "bedrock-cost-mcp-team", "MonitorType": "DIMENSIONAL",
+               "MonitorDimension": "TAG", "MonitorSpecification": {"Tags": {"Key": "iamPrincipal/team"}}})
+    );
+    assert_eq!(step(&plan, "budgets")["state"], json!("blocked"));
     assert_eq!(step(&plan, "prevention")["state"], json!("to_do"));
     assert!(
         plan["configuration"]
@@ -262,6 +274,7 @@ async fn setup_plans_without_changing_anything_then_applies_verifies_and_undoes_
             ("tags", true, "done"),
             ("athena", true, "done"),
             ("logging", true, "done"),
+            ("anomaly_monitor", true, "done"),
             ("prevention", true, "done")
         ],
         "{applied}"
@@ -300,6 +313,16 @@ async fn setup_plans_without_changing_anything_then_applies_verifies_and_undoes_
         Some("bedrock-invocation-logs")
     );
     assert_eq!(lc.text_data_delivery_enabled(), Some(false));
+    let subs = ce.get_anomaly_subscriptions().send().await.unwrap();
+    let sub = &subs.anomaly_subscriptions()[0];
+    assert_eq!(sub.subscribers()[0].address(), Some("finops@example.com"));
+    assert_eq!(sub.frequency().as_str(), "DAILY");
+    let monitors = ce.get_anomaly_monitors().send().await.unwrap();
+    assert_eq!(monitors.anomaly_monitors().len(), 1);
+    assert_eq!(
+        sub.monitor_arn_list(),
+        [monitors.anomaly_monitors()[0].monitor_arn().unwrap()]
+    );
     let catalog = get(&emu, "/_emulator/athena/catalog").await;
     assert_eq!(catalog["tables"][0]["Name"], json!("cur2"));
     assert_eq!(
@@ -378,6 +401,24 @@ async fn setup_plans_without_changing_anything_then_applies_verifies_and_undoes_
     assert_eq!(
         get(&emu, "/_emulator/athena/catalog").await,
         json!({"databases": [], "tables": []})
+    );
+    let run = setup(&emu, dir.path(), &["--undo", "anomaly_monitor"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        ce.get_anomaly_monitors()
+            .send()
+            .await
+            .unwrap()
+            .anomaly_monitors()
+            .is_empty()
+    );
+    assert!(
+        ce.get_anomaly_subscriptions()
+            .send()
+            .await
+            .unwrap()
+            .anomaly_subscriptions()
+            .is_empty()
     );
     let run = setup(&emu, dir.path(), &["--undo", "prevention"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -703,4 +744,104 @@ async fn doctor_tells_data_on_its_way_after_setup_from_data_never_set_up() {
         setup["detail"].as_str().unwrap().contains("export applied"),
         "{setup}"
     );
+}
+
+#[tokio::test]
+async fn tag_budgets_of_the_policy_file_become_aws_budgets_and_undo_deletes_them() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("budgets.toml");
+    std::fs::write(
+        &policy,
+        "[[budgets]]\ntag = \"team=ml-platform\"\nmonthly_usd = 1500\n\n[[budgets]]\ntag = \"team=search\"\nmonthly_usd = 300.5\n\n[[budgets]]\nrole = \"InvoiceAgentRole\"\nmonthly_usd = 50\n",
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let state = dir.path().join("setup.json");
+    let run = |extra: &[&str]| {
+        let mut cmd = command();
+        cmd.envs(aws_env(Some(&emu)));
+        let out = cmd
+            .args([
+                "--budget-policy",
+                p,
+                "setup",
+                "--json",
+                "--steps",
+                "budgets",
+            ])
+            .args(["--state", state.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, 0, "{out}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    let budgets = step(&plan, "budgets");
+    assert_eq!(
+        apis(budgets),
+        ["budgets:CreateBudget", "budgets:CreateBudget"]
+    );
+    assert_eq!(
+        budgets["calls"][1]["params"]["Budget"]["BudgetLimit"],
+        json!({"Amount": "300.50", "Unit": "USD"})
+    );
+    let (code, out) = run(&["--apply"]);
+    assert_eq!(code, 0, "{out}");
+    let sdk = sdk_config(&emu).await;
+    let client = aws_sdk_budgets::Client::new(&sdk);
+    let listed = client
+        .describe_budgets()
+        .account_id("123456789012")
+        .show_filter_expression(true)
+        .send()
+        .await
+        .unwrap();
+    let mut seen: Vec<(String, String, String)> = listed
+        .budgets()
+        .iter()
+        .map(|b| {
+            let tags = b.filter_expression().and_then(|e| e.tags()).unwrap();
+            (
+                b.budget_name().to_string(),
+                b.budget_limit().unwrap().amount().to_string(),
+                format!("{}={}", tags.key().unwrap_or(""), tags.values().join(",")),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (
+                "bedrock-team-ml-platform".to_string(),
+                "1500.00".to_string(),
+                "iamPrincipal/team=ml-platform".to_string()
+            ),
+            (
+                "bedrock-team-search".to_string(),
+                "300.50".to_string(),
+                "iamPrincipal/team=search".to_string()
+            )
+        ]
+    );
+    let (code, out) = run(&["--apply"]);
+    assert_eq!(code, 0);
+    let again: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(again["applied"], json!([]), "nothing twice");
+    let (code, out) = run(&["--undo", "budgets"]);
+    assert_eq!(code, 0, "{out}");
+    let undone: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(undone["removed"], json!(2));
+    let left = client
+        .describe_budgets()
+        .account_id("123456789012")
+        .send()
+        .await;
+    assert_eq!(left.map(|l| l.budgets().len()).unwrap_or(0), 0);
 }

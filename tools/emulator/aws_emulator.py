@@ -210,6 +210,7 @@ class CeSeeds:
     anomaly_monitors: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str, list[str]] = field(default_factory=dict)
     backfills: list[dict[str, Any]] = field(default_factory=list)
+    anomaly_subscriptions: list[dict[str, Any]] = field(default_factory=list)
 
 
 _SEEDS_ATTR = "emulator_seeds"
@@ -434,6 +435,12 @@ def create_anomaly_monitor(self: CostExplorerResponse) -> str:
         raise validation_error("AnomalyMonitor needs a MonitorName and a MonitorType (DIMENSIONAL or CUSTOM)")
     if monitor["MonitorType"] == "DIMENSIONAL" and not monitor.get("MonitorDimension"):
         raise validation_error("A DIMENSIONAL monitor needs a MonitorDimension")
+    # AWS managed monitors on a tag or cost category name the key to analyze (API reference,
+    # AnomalyMonitor.MonitorSpecification: {"Tags": {"Key": ...}}).
+    if monitor.get("MonitorDimension") in ("TAG", "COST_CATEGORY"):
+        spec = monitor.get("MonitorSpecification") or {}
+        if not (spec.get("Tags") or spec.get("CostCategories") or {}).get("Key"):
+            raise validation_error("A TAG or COST_CATEGORY monitor needs MonitorSpecification with the Key to analyze")
     if monitor["MonitorType"] == "CUSTOM" and not monitor.get("MonitorSpecification"):
         raise validation_error("A CUSTOM monitor needs a MonitorSpecification")
     # AWS names monitors arn:aws:ce::<account>:anomalymonitor/<uuid>; the create dates are ours.
@@ -533,7 +540,42 @@ def list_cost_allocation_tag_backfill_history(self: CostExplorerResponse) -> str
     return json.dumps({"BackfillRequests": answer})
 
 
+def create_anomaly_subscription(self: CostExplorerResponse) -> str:
+    sub = dict(json.loads(self.body).get("AnomalySubscription") or {})
+    if not sub.get("SubscriptionName") or not sub.get("MonitorArnList") or not sub.get("Subscribers"):
+        raise validation_error("AnomalySubscription needs SubscriptionName, MonitorArnList and Subscribers")
+    if sub.get("Frequency") not in ("DAILY", "IMMEDIATE", "WEEKLY"):
+        raise validation_error("Frequency must be DAILY, IMMEDIATE or WEEKLY")
+    with _seeds_lock:
+        known = {m["MonitorArn"] for m in ce_seeds(self.current_account).anomaly_monitors}
+        for arn in sub["MonitorArnList"]:
+            if arn not in known:
+                raise unknown_monitor(arn)
+        sub["SubscriptionArn"] = f"arn:aws:ce::{self.current_account}:anomalysubscription/{uuid.uuid4()}"
+        ce_seeds(self.current_account).anomaly_subscriptions.append(sub)
+    return json.dumps({"SubscriptionArn": sub["SubscriptionArn"]})
+
+
+def get_anomaly_subscriptions(self: CostExplorerResponse) -> str:
+    with _seeds_lock:
+        subs = [dict(x) for x in ce_seeds(self.current_account).anomaly_subscriptions]
+    return json.dumps({"AnomalySubscriptions": subs})
+
+
+def delete_anomaly_subscription(self: CostExplorerResponse) -> str:
+    arn = json.loads(self.body).get("SubscriptionArn")
+    with _seeds_lock:
+        subs = ce_seeds(self.current_account).anomaly_subscriptions
+        if not any(x["SubscriptionArn"] == arn for x in subs):
+            raise JsonRESTError("UnknownSubscriptionException", f"subscription {arn} not found")
+        subs[:] = [x for x in subs if x["SubscriptionArn"] != arn]
+    return json.dumps({})
+
+
 CE_EXTENSIONS: dict[str, Callable[[CostExplorerResponse], str]] = {
+    "create_anomaly_subscription": create_anomaly_subscription,
+    "get_anomaly_subscriptions": get_anomaly_subscriptions,
+    "delete_anomaly_subscription": delete_anomaly_subscription,
     "start_cost_allocation_tag_backfill": start_cost_allocation_tag_backfill,
     "list_cost_allocation_tag_backfill_history": list_cost_allocation_tag_backfill_history,
     "get_dimension_values": get_dimension_values,

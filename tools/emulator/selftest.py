@@ -18,6 +18,7 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+from datetime import datetime, timezone
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -2005,6 +2006,132 @@ def athena_and_cost_explorer_agree_where_they_should(emu: Emulator) -> None:
     ce_months = [float(r["Total"]["UnblendedCost"]["Amount"]) for r in answer["ResultsByTime"]]
     assert abs(by_month["2026-09"] - ce_months[0]) < 1e-9 and abs(ce_months[0] - 1.5) < 1e-9, (by_month, ce_months)
     assert abs(ce_months[1] - 6.05) < 1e-9 and abs(by_month["2026-10"] - (6.05 + 9.99)) < 1e-9, (by_month, ce_months)
+
+
+@check
+def data_exports_need_the_bucket_policy_and_cur2_properties(emu: Emulator) -> None:
+    exports = emu.client("bcm-data-exports")
+    s3 = s3_client(emu)
+    export = {
+        "Name": "cur2",
+        "DataQuery": {"QueryStatement": "SELECT * FROM COST_AND_USAGE_REPORT",
+                      "TableConfigurations": {"COST_AND_USAGE_REPORT": {"INCLUDE_IAM_PRINCIPAL_DATA": "TRUE",
+                                                                        "TIME_GRANULARITY": "DAILY"}}},
+        "DestinationConfigurations": {"S3Destination": {
+            "S3Bucket": "exports", "S3Prefix": "cur", "S3Region": "us-east-1",
+            "S3OutputConfigurations": {"OutputType": "CUSTOM", "Format": "PARQUET", "Compression": "PARQUET",
+                                       "Overwrite": "OVERWRITE_REPORT"}}},
+        "RefreshCadence": {"Frequency": "SYNCHRONOUS"},
+    }
+    try:
+        exports.create_export(Export=export)
+        raise AssertionError("an export into a missing bucket was created")
+    except botocore.exceptions.ClientError as err:
+        assert err.response["Error"]["Code"] == "ValidationException", err.response
+    s3.create_bucket(Bucket="exports")
+    try:
+        exports.create_export(Export=export)
+        raise AssertionError("an export without the bucket policy was created")
+    except botocore.exceptions.ClientError as err:
+        assert "bcm-data-exports.amazonaws.com" in err.response["Error"]["Message"], err.response
+    s3.put_bucket_policy(Bucket="exports", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "bcm-data-exports.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::exports/*"}]}))
+    wrong = json.loads(json.dumps(export))
+    wrong["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"]["INCLUDE_PRINCIPALS"] = "TRUE"
+    try:
+        exports.create_export(Export=wrong)
+        raise AssertionError("an unknown table property was accepted")
+    except botocore.exceptions.ClientError as err:
+        assert "has no such property" in err.response["Error"]["Message"], err.response
+    arn = exports.create_export(Export=export)["ExportArn"]
+    assert arn.startswith("arn:aws:bcm-data-exports:us-east-1:123456789012:export/cur2-"), arn
+    listed = exports.list_exports()["Exports"]
+    assert [e["ExportArn"] for e in listed] == [arn], listed
+    got = exports.get_export(ExportArn=arn)["Export"]
+    assert got["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"]["INCLUDE_IAM_PRINCIPAL_DATA"] == "TRUE"
+    export["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"]["TIME_GRANULARITY"] = "HOURLY"
+    exports.update_export(ExportArn=arn, Export=export)
+    got = exports.get_export(ExportArn=arn)["Export"]
+    assert got["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"]["TIME_GRANULARITY"] == "HOURLY"
+    exports.delete_export(ExportArn=arn)
+    assert exports.list_exports()["Exports"] == []
+
+
+@check
+def tag_backfill_takes_a_month_start_once_a_day(emu: Emulator) -> None:
+    ce = emu.client("ce")
+    now = datetime.now(timezone.utc)
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for bad in ("2020-01-01T00:00:00Z", now.strftime("%Y-%m-15T00:00:00Z")):
+        try:
+            ce.start_cost_allocation_tag_backfill(BackfillFrom=bad)
+            raise AssertionError(f"{bad} was accepted")
+        except botocore.exceptions.ClientError as err:
+            assert err.response["Error"]["Code"] == "ValidationException", err.response
+    started = ce.start_cost_allocation_tag_backfill(BackfillFrom=first)["BackfillRequest"]
+    assert started["BackfillStatus"] == "PROCESSING" and started["BackfillFrom"] == first, started
+    try:
+        ce.start_cost_allocation_tag_backfill(BackfillFrom=first)
+        raise AssertionError("a second backfill while one runs was accepted")
+    except botocore.exceptions.ClientError as err:
+        assert err.response["Error"]["Code"] == "BackfillLimitExceededException", err.response
+    history = ce.list_cost_allocation_tag_backfill_history()["BackfillRequests"]
+    assert [h["BackfillStatus"] for h in history] == ["PROCESSING"], history
+    history = ce.list_cost_allocation_tag_backfill_history()["BackfillRequests"]
+    assert [h["BackfillStatus"] for h in history] == ["SUCCEEDED"], history
+    try:
+        ce.start_cost_allocation_tag_backfill(BackfillFrom=first)
+        raise AssertionError("a second backfill within 24 hours was accepted")
+    except botocore.exceptions.ClientError as err:
+        assert err.response["Error"]["Code"] == "LimitExceededException", err.response
+
+
+@check
+def athena_ddl_makes_tables_getTableMetadata_reads(emu: Emulator) -> None:
+    athena = emu.client("athena")
+    try:
+        athena.get_table_metadata(CatalogName="AwsDataCatalog", DatabaseName="db", TableName="t")
+        raise AssertionError("a table that was never created has metadata")
+    except botocore.exceptions.ClientError as err:
+        assert err.response["Error"]["Code"] == "MetadataException", err.response
+    for sql in ("CREATE DATABASE IF NOT EXISTS db",
+                "CREATE EXTERNAL TABLE IF NOT EXISTS db.t (\n  a string,\n  m map<string,string>\n)\n"
+                "PARTITIONED BY (billing_period string)\nSTORED AS PARQUET\nLOCATION 's3://b/p/'\n"
+                "TBLPROPERTIES ('projection.enabled'='true')"):
+        start_query(athena, sql, ResultConfiguration={"OutputLocation": "s3://results/"})
+    meta = athena.get_table_metadata(CatalogName="AwsDataCatalog", DatabaseName="db", TableName="t")["TableMetadata"]
+    assert [c["Name"] for c in meta["Columns"]] == ["a", "m"], meta
+    assert meta["PartitionKeys"] == [{"Name": "billing_period", "Type": "string"}], meta
+    assert meta["Parameters"]["location"] == "s3://b/p/" and meta["Parameters"]["projection.enabled"] == "true"
+    start_query(athena, "DROP TABLE IF EXISTS db.t", ResultConfiguration={"OutputLocation": "s3://results/"})
+    assert emu.control("GET", "/_emulator/athena/catalog", expect=200) == {"databases": ["db"], "tables": []}
+
+
+@check
+def anomaly_subscriptions_need_a_known_monitor_and_tag_monitors_a_key(emu: Emulator) -> None:
+    ce = emu.client("ce")
+    try:
+        ce.create_anomaly_monitor(AnomalyMonitor={"MonitorName": "m", "MonitorType": "DIMENSIONAL",
+                                                  "MonitorDimension": "TAG"})
+        raise AssertionError("a TAG monitor without its key was created")
+    except botocore.exceptions.ClientError as err:
+        assert err.response["Error"]["Code"] == "ValidationException", err.response
+    arn = ce.create_anomaly_monitor(AnomalyMonitor={
+        "MonitorName": "m", "MonitorType": "DIMENSIONAL", "MonitorDimension": "TAG",
+        "MonitorSpecification": {"Tags": {"Key": "iamPrincipal/team"}}})["MonitorArn"]
+    sub = {"SubscriptionName": "s", "Subscribers": [{"Type": "EMAIL", "Address": "a@example.com"}],
+           "Frequency": "DAILY"}
+    try:
+        ce.create_anomaly_subscription(AnomalySubscription=dict(sub, MonitorArnList=[arn + "x"]))
+        raise AssertionError("a subscription to an unknown monitor was created")
+    except botocore.exceptions.ClientError as err:
+        assert err.response["Error"]["Code"] == "UnknownMonitorException", err.response
+    sub_arn = ce.create_anomaly_subscription(AnomalySubscription=dict(sub, MonitorArnList=[arn]))["SubscriptionArn"]
+    listed = ce.get_anomaly_subscriptions()["AnomalySubscriptions"]
+    assert [s["SubscriptionArn"] for s in listed] == [sub_arn], listed
+    ce.delete_anomaly_subscription(SubscriptionArn=sub_arn)
+    assert ce.get_anomaly_subscriptions()["AnomalySubscriptions"] == []
 
 
 def main() -> int:
