@@ -47,6 +47,9 @@ pub enum Command {
     GenerateCur(GenerateCurArgs),
     /// Read a token on stdin and print its SHA-256, the form --auth-tokens files store.
     HashToken,
+    /// Exit 0 when a running HTTP server answers its /healthz (the container HEALTHCHECK: the
+    /// image has no shell or curl), 1 otherwise.
+    HealthCheck(HealthCheckArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -520,4 +523,14 @@ pub async fn setup_main(config: &crate::config::Config, args: &SetupArgs) -> u8 
             u8::from(answer.failed())
         }
     }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealthCheckArgs {
+    /// The server's health endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:8000/healthz")]
+    pub url: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    pub timeout_secs: u64,
 }

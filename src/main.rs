@@ -211,6 +211,23 @@ async fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::HealthCheck(args) => {
+            match bedrock_cost_mcp::transport::http::health_check(
+                &args.url,
+                std::time::Duration::from_secs(args.timeout_secs.clamp(1, 300)),
+            )
+            .await
+            {
+                Ok(()) => {
+                    println!("ok");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("unhealthy: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::HashToken => {
             let mut token = String::new();
             if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {

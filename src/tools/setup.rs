@@ -7,7 +7,7 @@
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
-use rmcp::service::{ElicitationError, RequestContext};
+use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -40,14 +40,6 @@ pub struct SetupInput {
     #[serde(default)]
     pub confirm: bool,
 }
-
-/// The user's answer to the confirmation question.
-#[derive(Debug, Deserialize, serde::Serialize, JsonSchema)]
-pub struct SetupConfirm {
-    /// true: make these changes.
-    pub confirm: bool,
-}
-rmcp::elicit_safe!(SetupConfirm);
 
 impl SetupInput {
     /// The request of this input; the rest as the CLI's defaults.
@@ -154,15 +146,9 @@ impl Ctx {
             let plan = crate::usecases::setup::run(config, &plan_args)
                 .await
                 .map_err(tool_error)?;
-            let asked = match peer {
-                Some(p) => Some(p.elicit::<SetupConfirm>(question(&plan, &input)).await),
-                None => None,
-            };
-            match asked {
-                Some(Ok(Some(SetupConfirm { confirm: true }))) => {}
-                Some(
-                    Ok(_) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled),
-                ) => {
+            match super::confirm_change(peer, false, question(&plan, &input)).await {
+                super::Confirmation::Yes => {}
+                super::Confirmation::Declined => {
                     let mut v = serde_json::to_value(&plan).unwrap_or_default();
                     v["declined"] = true.into();
                     return Ok((
@@ -170,9 +156,7 @@ impl Ctx {
                         v,
                     ));
                 }
-                // No elicitation (the client does not offer it, or the protocol version forbids
-                // server requests): the plan, and the confirm input.
-                _ => {
+                super::Confirmation::Unavailable => {
                     let mut v = serde_json::to_value(&plan).unwrap_or_default();
                     v["confirm_required"] = true.into();
                     return Ok((

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
-use rmcp::tool;
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -37,7 +38,7 @@ pub struct TagPrincipalOutput {
 }
 
 impl Ctx {
-    /// Activate iamPrincipal/* cost-allocation tag keys (at most 20 per call). Needs "confirm": true. One Cost Explorer request ($0.01). Takes up to 24 h to apply.
+    /// Activate iamPrincipal/* cost-allocation tag keys (at most 20 per call). Asks the user, or needs "confirm": true. One Cost Explorer request ($0.01). Takes up to 24 h to apply.
     #[tool(
         name = "activate_cost_allocation_tags",
         title = "Activate principal tag keys",
@@ -46,12 +47,39 @@ impl Ctx {
     )]
     pub async fn activate_cost_allocation_tags(
         &self,
-        Parameters(input): Parameters<ActivateInput>,
+        Parameters(mut input): Parameters<ActivateInput>,
+        ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        let question = format!(
+            "Activate the cost allocation tag keys {} (ce:UpdateCostAllocationTagsStatus, one Cost Explorer request, $0.01; applies to new usage within 24 hours)?",
+            input
+                .keys
+                .iter()
+                .map(|k| format!(
+                    "iamPrincipal/{}",
+                    k.trim().trim_start_matches("iamPrincipal/")
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        match super::confirm_change(Some(&ctx.peer), input.confirm == Some(true), question).await {
+            super::Confirmation::Declined => {
+                let o = ActivateOutput {
+                    results: vec![],
+                    activated: 0,
+                    failed: 0,
+                    paid_requests: 0,
+                    note: "The user declined: nothing was changed.".into(),
+                };
+                return respond(Ok((o.note.clone(), o)));
+            }
+            super::Confirmation::Yes => input.confirm = Some(true),
+            super::Confirmation::Unavailable => {}
+        }
         respond(self.activate(input).await.map(|o| (render_activate(&o), o)))
     }
 
-    /// Add tags to one IAM user or role (never removes). Needs "confirm": true. Uses iam:TagUser / iam:TagRole.
+    /// Add tags to one IAM user or role (never removes). Asks the user, or needs "confirm": true. Uses iam:TagUser / iam:TagRole.
     #[tool(
         name = "tag_principal",
         title = "Tag a user or role",
@@ -60,8 +88,43 @@ impl Ctx {
     )]
     pub async fn tag_principal(
         &self,
-        Parameters(input): Parameters<TagPrincipalInput>,
+        Parameters(mut input): Parameters<TagPrincipalInput>,
+        ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        let question = format!(
+            "Add these tags to IAM {} {} ({}; existing keys get the new value, nothing is removed): {}?",
+            match input.kind {
+                IamKindInput::User => "user",
+                IamKindInput::Role => "role",
+            },
+            input.name,
+            match input.kind {
+                IamKindInput::User => "iam:TagUser",
+                IamKindInput::Role => "iam:TagRole",
+            },
+            input
+                .tags
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        match super::confirm_change(Some(&ctx.peer), input.confirm == Some(true), question).await {
+            super::Confirmation::Declined => {
+                let o = TagPrincipalOutput {
+                    kind: match input.kind {
+                        IamKindInput::User => IamKind::User,
+                        IamKindInput::Role => IamKind::Role,
+                    },
+                    name: input.name.clone(),
+                    added: BTreeMap::new(),
+                    note: "The user declined: nothing was changed.".into(),
+                };
+                return respond(Ok((o.note.clone(), o)));
+            }
+            super::Confirmation::Yes => input.confirm = Some(true),
+            super::Confirmation::Unavailable => {}
+        }
         respond(self.tag(input).await.map(|o| (render_tagged(&o), o)))
     }
 }

@@ -353,3 +353,35 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+/// `health-check`: GET `url` (plain HTTP, the server's own `/healthz` inside its container,
+/// which has no shell or curl for a `HEALTHCHECK`) within `timeout`; Ok when it answers 200 `ok`.
+pub async fn health_check(url: &str, timeout: std::time::Duration) -> Result<(), String> {
+    use http_body_util::{BodyExt, Empty};
+    let uri: axum::http::Uri = url.parse().map_err(|e| format!("--url {url}: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "--url {url}: only http:// (the server's own /healthz) is checked"
+        ));
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<axum::body::Bytes>>();
+    let answer = tokio::time::timeout(timeout, async {
+        let resp = client.get(uri).await.map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .to_bytes();
+        Ok::<_, String>((status, body))
+    })
+    .await
+    .map_err(|_| format!("{url}: no answer within {} s", timeout.as_secs()))??;
+    if answer.0 == axum::http::StatusCode::OK && answer.1.trim_ascii() == b"ok" {
+        Ok(())
+    } else {
+        Err(format!("{url}: HTTP {}", answer.0))
+    }
+}

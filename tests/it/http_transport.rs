@@ -140,3 +140,29 @@ async fn binding_beyond_loopback_is_refused() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn health_check_answers_for_a_running_server_and_fails_for_none() {
+    let server = HttpServer::start(None, &["--demo"], &[]);
+    let health = server.url.trim_end_matches("/mcp").to_string() + "/healthz";
+    let out = command()
+        .args(["health-check", "--url", &health])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    // A port nobody listens on (the server's, once stopped).
+    drop(server);
+    let out = command()
+        .args(["health-check", "--url", &health, "--timeout-secs", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
+    let out = command()
+        .args(["health-check", "--url", "https://example.com/healthz"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only http://"));
+}

@@ -845,3 +845,50 @@ async fn tag_budgets_of_the_policy_file_become_aws_budgets_and_undo_deletes_them
         .await;
     assert_eq!(left.map(|l| l.budgets().len()).unwrap_or(0), 0);
 }
+
+#[tokio::test]
+async fn a_write_declined_through_elicitation_changes_nothing_and_an_accepted_one_writes() {
+    let emu = Emulator::start();
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&emu).await);
+    iam.create_role()
+        .role_name("MlRole")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let args = json!({"kind": "role", "name": "MlRole", "tags": {"team": "ml-platform"}});
+    let declining = Asked::default();
+    let client = stdio_client_with(declining.clone(), Some(&emu), &["--allow-writes"], &[]).await;
+    let out = ok(&call(&client, "tag_principal", args.clone()).await);
+    assert_eq!(out["added"], json!({}), "{out}");
+    assert!(out["note"].as_str().unwrap().contains("declined"));
+    let q = declining.questions.lock().unwrap().clone();
+    assert!(
+        q.len() == 1 && q[0].contains("iam:TagRole") && q[0].contains("team=ml-platform"),
+        "{q:?}"
+    );
+    assert_eq!(emu.count("TagRole").await, 0);
+    client.cancel().await.ok();
+    let accepting = Asked {
+        accept: true,
+        ..Asked::default()
+    };
+    let client = stdio_client_with(accepting.clone(), Some(&emu), &["--allow-writes"], &[]).await;
+    let out = ok(&call(&client, "tag_principal", args.clone()).await);
+    assert_eq!(out["added"], json!({"team": "ml-platform"}), "{out}");
+    assert_eq!(emu.count("TagRole").await, 1);
+    let tags = iam
+        .list_role_tags()
+        .role_name("MlRole")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tags().len(), 1);
+    client.cancel().await.ok();
+    // A client without elicitation: confirm: true as before.
+    let client = stdio_client(Some(&emu), &["--allow-writes"], &[]).await;
+    let e = err(&call(&client, "tag_principal", args).await);
+    assert!(e.contains("confirm"), "{e}");
+    assert_eq!(emu.count("TagRole").await, 1);
+    client.cancel().await.ok();
+}
