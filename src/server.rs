@@ -42,7 +42,24 @@ pub struct Server {
     tool_router: Arc<ToolRouter<Ctx>>,
     /// Per tool, how its arguments are checked (`coerce_args`).
     input_checks: Arc<std::collections::HashMap<String, InputCheck>>,
+    /// Tool calls running as MCP tasks (SEP-2663), and who started each.
+    tasks: Arc<Tasks>,
 }
+
+/// Tasks and their owners: a task belongs to the caller who started it; only that caller can
+/// read or cancel it, and each caller runs at most [`MAX_TASKS_PER_CALLER`] at once.
+#[derive(Default)]
+struct Tasks {
+    manager: rmcp::task_manager::TaskManager,
+    /// Task id -> owner (the authenticated caller's name; `stdio` without authentication).
+    owners: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// Working tasks one caller may have at once.
+const MAX_TASKS_PER_CALLER: usize = 4;
+
+/// How long a task and its result are kept (ms).
+const TASK_TTL_MS: u64 = 15 * 60 * 1000;
 
 impl Server {
     /// Build the context the configuration asks for and the tools over it (the write tools only
@@ -86,6 +103,7 @@ impl Server {
             app,
             tool_router: Arc::new(tool_router),
             input_checks: Arc::new(input_checks),
+            tasks: Arc::new(Tasks::default()),
         })
     }
 
@@ -182,6 +200,150 @@ fn request_extension<T: Clone + Send + Sync + 'static>(
         .cloned()
 }
 
+impl Server {
+    /// Run a tool call to its answer (the caller set for its answers' scope, the picked
+    /// account's context, the request's cancellation).
+    async fn dispatch(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        caller: Option<crate::domain::visibility::Caller>,
+        picked: Option<(Ctx, crate::accounts::Account)>,
+    ) -> Result<rmcp::model::CallToolResponse, ErrorData> {
+        let account = picked.as_ref().map(|(_, a)| a.clone());
+        let tool = request.name.clone();
+        // A cancelled request (the client went away, or the HTTP deadline dropped the stream)
+        // drops the tool's work with it, whatever the tool does.
+        let ct = context.ct.clone();
+        let run = async move {
+            let app = picked.map_or_else(|| self.app.clone(), |(app, _)| app);
+            let tcc = rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
+            // The one place the caller is set: the answers' scope and the per-caller share of
+            // paid requests read it from here (`domain::visibility::current`).
+            crate::domain::visibility::run_as(caller.map(Arc::new), self.tool_router.call(tcc))
+                .await
+        };
+        let mut result = tokio::select! {
+            r = run => r,
+            () = ct.cancelled() => Err(rmcp::ErrorData::internal_error("the request was cancelled", None)),
+        };
+        if let (Some(account), Ok(rmcp::model::CallToolResponse::Complete(r))) =
+            (account, result.as_mut())
+        {
+            crate::accounts::annotate(r, &account);
+        }
+        // The last net: rmcp's own "failed to deserialize parameters" (a tool `typed_check` does
+        // not know) is worded as every other input error, with the tool's arguments.
+        if let Ok(rmcp::model::CallToolResponse::Complete(r)) = result.as_mut()
+            && r.is_error == Some(true)
+            && let Some(why) = r
+                .content
+                .first()
+                .and_then(|c| c.as_text())
+                .and_then(|t| t.text.strip_prefix("failed to deserialize parameters:"))
+                .map(|w| w.trim().to_string())
+        {
+            let text = match self.input_checks.get(tool.as_ref() as &str) {
+                Some(check) => crate::tools::lenient::explain_serde("", &why, &check.schema),
+                None => why,
+            };
+            r.content = vec![rmcp::model::ContentBlock::text(
+                ToolError::invalid(text).to_string(),
+            )];
+        }
+        result
+    }
+
+    /// Who owns tasks started in this request: the authenticated caller, else `stdio`.
+    fn task_owner(context: &RequestContext<RoleServer>) -> String {
+        request_extension::<crate::domain::visibility::Caller>(context)
+            .map_or_else(|| "stdio".to_string(), |c| c.name.clone())
+    }
+
+    /// The task exists and belongs to this request's caller (an unknown and a foreign task
+    /// answer alike, so task ids cannot be probed).
+    fn task_owned(
+        &self,
+        task_id: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let owner = Self::task_owner(context);
+        let owners = self.tasks.owners.lock().expect("task owners lock");
+        if owners.get(task_id) == Some(&owner) {
+            Ok(())
+        } else {
+            Err(ErrorData::invalid_params(
+                format!("no task {task_id}"),
+                None,
+            ))
+        }
+    }
+
+    /// Start a tool call as a task: the call answers with the task at once; `tasks/get`
+    /// answers its state and, once done, the tool's result; `tasks/cancel` drops the work
+    /// (an Athena query is stopped, a scan ends).
+    fn start_task(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+        caller: Option<crate::domain::visibility::Caller>,
+        picked: Option<(Ctx, crate::accounts::Account)>,
+    ) -> Result<rmcp::model::CallToolResponse, ErrorData> {
+        let owner = Self::task_owner(&context);
+        {
+            let owners = self.tasks.owners.lock().expect("task owners lock");
+            let working = owners
+                .iter()
+                .filter(|(id, o)| {
+                    **o == owner
+                        && self.tasks.manager.get_task(id).is_ok_and(|t| {
+                            matches!(
+                                t.status(),
+                                rmcp::model::TaskStatus::Working
+                                    | rmcp::model::TaskStatus::InputRequired
+                            )
+                        })
+                })
+                .count();
+            if working >= MAX_TASKS_PER_CALLER {
+                return Ok(crate::tools::respond::<()>(Err(ToolError::Unsupported(format!(
+                    "{working} tasks of this caller are still working (at most {MAX_TASKS_PER_CALLER}); wait for one or cancel it"
+                ))))
+                .into());
+            }
+        }
+        // The task outlives this request: its own cancellation, not the request's.
+        context.ct = tokio_util::sync::CancellationToken::new();
+        let me = self.clone();
+        let task = self.tasks.manager.spawn(
+            rmcp::task_manager::TaskOptions::new()
+                .with_ttl_ms(TASK_TTL_MS)
+                .with_poll_interval_ms(500)
+                .with_status_message(format!("{} running", request.name)),
+            move |tctx| {
+                Box::pin(async move {
+                    let run = me.dispatch(request, context, caller, picked);
+                    tokio::select! {
+                        r = run => match r {
+                            Ok(rmcp::model::CallToolResponse::Complete(r)) => Ok(r),
+                            Ok(_) => Err(rmcp::task_manager::TaskExit::Error(ErrorData::internal_error("the tool asked for input, which tasks do not carry here", None))),
+                            Err(e) => Err(rmcp::task_manager::TaskExit::Error(e)),
+                        },
+                        () = tctx.cancelled() => Err(rmcp::task_manager::TaskExit::Cancelled),
+                    }
+                })
+            },
+        );
+        let mut owners = self.tasks.owners.lock().expect("task owners lock");
+        // Forget owners of tasks the manager no longer keeps.
+        owners.retain(|id, _| self.tasks.manager.get_task(id).is_ok());
+        owners.insert(task.task_id.clone(), owner);
+        Ok(rmcp::model::CallToolResponse::Task(
+            rmcp::model::CreateTaskResult::new(task),
+        ))
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Server {
     /// Tools run as the authenticated caller, whose visibility narrows their answers.
@@ -261,48 +423,17 @@ impl ServerHandler for Server {
             }
             _ => None,
         };
-        let account = picked.as_ref().map(|(_, a)| a.clone());
-        let tool = request.name.clone();
-        // A cancelled request (the client went away, or the HTTP deadline dropped the stream)
-        // drops the tool's work with it, whatever the tool does.
-        let ct = context.ct.clone();
-        let run = async move {
-            let app = picked.map_or_else(|| self.app.clone(), |(app, _)| app);
-            let tcc = rmcp::handler::server::tool::ToolCallContext::new(&app, request, context);
-            // The one place the caller is set: the answers' scope and the per-caller share of
-            // paid requests read it from here (`domain::visibility::current`).
-            crate::domain::visibility::run_as(caller.map(Arc::new), self.tool_router.call(tcc))
-                .await
-        };
-        let mut result = tokio::select! {
-            r = run => r,
-            () = ct.cancelled() => Err(rmcp::ErrorData::internal_error("the request was cancelled", None)),
-        };
-        if let (Some(account), Ok(rmcp::model::CallToolResponse::Complete(r))) =
-            (account, result.as_mut())
+        // A client that speaks the tasks extension gets the long tools (CUR and Athena scans,
+        // IAM sweeps, setup) as a task at once, and polls it.
+        if crate::tools::unit(&request.name).is_some_and(|u| u.uses.long_running())
+            && context
+                .peer
+                .peer_info()
+                .is_some_and(|i| i.capabilities.supports_tasks())
         {
-            crate::accounts::annotate(r, &account);
+            return self.start_task(request, context, caller, picked);
         }
-        // The last net: rmcp's own "failed to deserialize parameters" (a tool `typed_check` does
-        // not know) is worded as every other input error, with the tool's arguments.
-        if let Ok(rmcp::model::CallToolResponse::Complete(r)) = result.as_mut()
-            && r.is_error == Some(true)
-            && let Some(why) = r
-                .content
-                .first()
-                .and_then(|c| c.as_text())
-                .and_then(|t| t.text.strip_prefix("failed to deserialize parameters:"))
-                .map(|w| w.trim().to_string())
-        {
-            let text = match self.input_checks.get(tool.as_ref() as &str) {
-                Some(check) => crate::tools::lenient::explain_serde("", &why, &check.schema),
-                None => why,
-            };
-            r.content = vec![rmcp::model::ContentBlock::text(
-                ToolError::invalid(text).to_string(),
-            )];
-        }
-        result
+        self.dispatch(request, context, caller, picked).await
     }
 
     fn get_info(&self) -> ServerConfig {
@@ -311,6 +442,7 @@ impl ServerHandler for Server {
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -328,6 +460,38 @@ impl ServerHandler for Server {
                 format!("{INSTRUCTIONS}{ACCOUNT_INSTRUCTIONS}")
             }
         })
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        self.task_owned(&request.task_id, &context)?;
+        self.tasks
+            .manager
+            .get_task(&request.task_id)
+            .map(rmcp::model::GetTaskResult::new)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_owned(&request.task_id, &context)?;
+        self.tasks.manager.cancel_task(&request.task_id)
+    }
+
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_owned(&request.task_id, &context)?;
+        self.tasks
+            .manager
+            .update_task(&request.task_id, request.input_responses)
     }
 
     async fn list_prompts(

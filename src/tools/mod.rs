@@ -196,6 +196,15 @@ pub enum Uses {
 }
 
 impl Uses {
+    /// Whether its calls may scan a CUR export, wait on Athena, sweep IAM or make setup
+    /// changes: such calls run as MCP tasks for clients that offer them.
+    pub fn long_running(&self) -> bool {
+        matches!(
+            self,
+            Uses::Spend | Uses::Principals | Uses::Anomalies | Uses::Setup
+        )
+    }
+
     /// The scope an HTTP caller needs beyond `cost.read` (and `cost.write` for a write): the
     /// one place that says which tools need more.
     pub fn extra_scope(&self) -> Option<&'static str> {

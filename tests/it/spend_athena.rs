@@ -848,3 +848,140 @@ fn adjustments_of_value(out: &Value) -> Value {
             .collect(),
     )
 }
+
+/// A client that offers the tasks extension (SEP-2663).
+#[derive(Clone, Default)]
+struct TaskClient;
+
+impl ClientHandler for TaskClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let mut c = rmcp::model::ClientConfig::default();
+        c.capabilities = rmcp::model::ClientCapabilities::builder()
+            .enable_tasks()
+            .build();
+        c
+    }
+}
+
+/// Poll a task until it leaves `working`; its final state as JSON.
+async fn settle<H: ClientHandler>(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, H>,
+    id: &str,
+) -> Value {
+    for _ in 0..200 {
+        let got = client
+            .get_task(rmcp::model::GetTaskParams::new(id))
+            .await
+            .unwrap();
+        let v = serde_json::to_value(&got).unwrap();
+        if v["status"] != json!("working") {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("task {id} still working after 20 s");
+}
+
+#[tokio::test]
+async fn an_athena_query_runs_as_a_task_to_its_result_and_a_cancelled_one_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    export(dir.path(), last_month_start(), 10, 2_000, &[]);
+    let emu = Emulator::start();
+    register(&emu, dir.path()).await;
+    let ask = json!({"period": "last_month", "source": "athena", "group_by": ["tag:team"]});
+    // Today's behaviour for a client without tasks: the answer in the call.
+    let plain = stdio_client(Some(&emu), ARGS, &[]).await;
+    let want = ok(&call(&plain, "bedrock_spend", ask.clone()).await);
+    plain.cancel().await.ok();
+    assert!(num(&want["total"]) > 0.0, "{want}");
+
+    let client = TaskClient
+        .serve(
+            TokioChildProcess::new(tokio::process::Command::new(bin()).configure(|cmd| {
+                for (k, _) in std::env::vars() {
+                    if k.starts_with("AWS_") || k.starts_with("BEDROCK_COST_MCP_") {
+                        cmd.env_remove(k);
+                    }
+                }
+                cmd.args(ARGS).arg("serve").envs(aws_env(Some(&emu)));
+                cmd.stderr(std::process::Stdio::null());
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let started = client
+        .call_tool_once(
+            CallToolRequestParams::new("bedrock_spend")
+                .with_arguments(ask.as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    let rmcp::model::CallToolResponse::Task(task) = started else {
+        panic!("not a task: {started:?}");
+    };
+    let done = settle(&client, &task.task.task_id).await;
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    let got = &done["result"]["structuredContent"];
+    assert_cents(num(&got["total"]), num(&want["total"]), "task result");
+    assert_eq!(got["rows"], want["rows"]);
+
+    // A query that would run forever: cancelled, and Athena is told to stop it.
+    emu.post(
+        "/_emulator/athena/outcomes",
+        json!({"outcomes": [{"state": "RUNNING"}]}),
+    )
+    .await;
+    let before = queries(&emu).await.len();
+    let started = client
+        .call_tool_once(
+            CallToolRequestParams::new("bedrock_spend").with_arguments(
+                json!({"period": "this_month", "source": "athena"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    let rmcp::model::CallToolResponse::Task(task) = started else {
+        panic!("not a task: {started:?}");
+    };
+    // Wait until the query is running on Athena, then cancel.
+    for _ in 0..100 {
+        if queries(&emu).await.len() > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    client
+        .cancel_task(rmcp::model::CancelTaskParams::new(
+            task.task.task_id.clone(),
+        ))
+        .await
+        .unwrap();
+    let done = settle(&client, &task.task.task_id).await;
+    assert_eq!(done["status"], json!("cancelled"), "{done}");
+    let mut stopped = false;
+    for _ in 0..50 {
+        let log = queries(&emu).await;
+        if log.last().is_some_and(|q| q["stopped"] == json!(true)) {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        stopped,
+        "the cancelled task's Athena query was not stopped: {:?}",
+        queries(&emu).await
+    );
+    // Someone else's (or a made-up) task id is not there.
+    assert!(
+        client
+            .get_task(rmcp::model::GetTaskParams::new("not-a-task"))
+            .await
+            .is_err()
+    );
+    client.cancel().await.ok();
+}
