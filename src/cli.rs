@@ -463,7 +463,11 @@ pub struct SetupArgs {
     /// Prefix of the invocation logs in the bucket.
     #[arg(long, default_value = crate::usecases::setup::DEFAULT_LOGS_PREFIX)]
     pub logs_prefix: String,
-    /// Email or SNS topic ARN for the anomaly monitor's alerts (planned only).
+    /// Also deliver invocation logs to this CloudWatch Logs group (created when missing, with
+    /// the IAM role Bedrock delivers with); without --bucket, only there.
+    #[arg(long, value_name = "NAME")]
+    pub log_group: Option<String>,
+    /// Email or SNS topic ARN for the anomaly monitor's alerts.
     #[arg(long)]
     pub notify: Option<String>,
     /// Where the prevention policy is written.
@@ -492,6 +496,7 @@ impl SetupArgs {
             table: self.table.clone(),
             athena_results: self.athena_results.clone(),
             logs_prefix: self.logs_prefix.clone(),
+            log_group: self.log_group.clone(),
             notify: self.notify.clone(),
             policy_file: self.policy_file.clone(),
             state: self.state.clone(),

@@ -79,6 +79,8 @@ pub struct SetupAws {
     athena: aws_sdk_athena::Client,
     bedrock: aws_sdk_bedrock::Client,
     budgets: aws_sdk_budgets::Client,
+    iam: aws_sdk_iam::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
     region: String,
 }
 
@@ -111,6 +113,8 @@ impl SetupAws {
             athena: super::clients::athena(&sdk),
             bedrock: super::clients::bedrock(&sdk),
             budgets: super::clients::budgets(&sdk),
+            iam: super::clients::iam(&sdk),
+            logs: super::clients::logs(&sdk),
             region,
         }
     }
@@ -542,16 +546,36 @@ impl SetupAws {
             .map_err(|e| e.to_string())
     }
 
-    /// Turn on model invocation logging to S3, metadata only.
-    pub async fn put_logging(&self, bucket: &str, prefix: &str) -> Result<(), String> {
-        let config = aws_sdk_bedrock::types::LoggingConfig::builder()
-            .s3_config(
+    /// Turn on model invocation logging, metadata only: to S3 (`bucket`, `prefix`) and/or
+    /// CloudWatch Logs (`group`, delivered with `role_arn`).
+    pub async fn put_logging(
+        &self,
+        s3: Option<(&str, &str)>,
+        cloudwatch: Option<(&str, &str)>,
+    ) -> Result<(), String> {
+        let s3 = match s3 {
+            Some((bucket, prefix)) => Some(
                 aws_sdk_bedrock::types::S3Config::builder()
                     .bucket_name(bucket)
                     .key_prefix(prefix)
                     .build()
                     .map_err(|e| e.to_string())?,
-            )
+            ),
+            None => None,
+        };
+        let cloudwatch = match cloudwatch {
+            Some((group, role)) => Some(
+                aws_sdk_bedrock::types::CloudWatchConfig::builder()
+                    .log_group_name(group)
+                    .role_arn(role)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let config = aws_sdk_bedrock::types::LoggingConfig::builder()
+            .set_s3_config(s3)
+            .set_cloud_watch_config(cloudwatch)
             .text_data_delivery_enabled(false)
             .image_data_delivery_enabled(false)
             .embedding_data_delivery_enabled(false)
@@ -564,6 +588,85 @@ impl SetupAws {
             .await
             .map(|_| ())
             .map_err(|e| err_line("bedrock:PutModelInvocationLoggingConfiguration", &e))
+    }
+
+    pub async fn log_group_exists(&self, group: &str) -> Result<bool, String> {
+        let out = self
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(group)
+            .send()
+            .await
+            .map_err(|e| err_line("logs:DescribeLogGroups", &e))?;
+        Ok(out
+            .log_groups()
+            .iter()
+            .any(|g| g.log_group_name() == Some(group)))
+    }
+
+    pub async fn create_log_group(&self, group: &str) -> Result<(), String> {
+        self.logs
+            .create_log_group()
+            .log_group_name(group)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("logs:CreateLogGroup", &e))
+    }
+
+    pub async fn delete_log_group(&self, group: &str) -> Result<(), String> {
+        self.logs
+            .delete_log_group()
+            .log_group_name(group)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("logs:DeleteLogGroup", &e))
+    }
+
+    /// The role model invocation logging assumes to write to CloudWatch Logs: trusted by
+    /// bedrock.amazonaws.com for this account, allowed to write the group's streams. Its ARN.
+    pub async fn create_logging_role(
+        &self,
+        name: &str,
+        trust: &Value,
+        policy: &Value,
+    ) -> Result<String, String> {
+        let out = self
+            .iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .description("bedrock-cost-mcp setup: model invocation logging to CloudWatch Logs")
+            .send()
+            .await
+            .map_err(|e| err_line("iam:CreateRole", &e))?;
+        self.iam
+            .put_role_policy()
+            .role_name(name)
+            .policy_name("InvocationLogsToCloudWatch")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .map_err(|e| err_line("iam:PutRolePolicy", &e))?;
+        Ok(out.role().map(|r| r.arn().to_string()).unwrap_or_default())
+    }
+
+    pub async fn delete_logging_role(&self, name: &str) -> Result<(), String> {
+        let _ = self
+            .iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name("InvocationLogsToCloudWatch")
+            .send()
+            .await;
+        self.iam
+            .delete_role()
+            .role_name(name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("iam:DeleteRole", &e))
     }
 
     pub async fn delete_logging(&self) -> Result<(), String> {

@@ -67,6 +67,8 @@ pub struct SetupRequest {
     pub table: String,
     pub athena_results: Option<String>,
     pub logs_prefix: String,
+    /// Also (or, without a bucket, only) deliver invocation logs to this CloudWatch Logs group.
+    pub log_group: Option<String>,
     pub notify: Option<String>,
     pub policy_file: PathBuf,
     pub state: Option<PathBuf>,
@@ -87,6 +89,7 @@ impl Default for SetupRequest {
             table: DEFAULT_TABLE.into(),
             athena_results: None,
             logs_prefix: DEFAULT_LOGS_PREFIX.into(),
+            log_group: None,
             notify: None,
             policy_file: PathBuf::from(DEFAULT_POLICY_FILE),
             state: None,
@@ -174,6 +177,12 @@ pub enum Created {
         name: String,
     },
     LoggingConfiguration,
+    LogGroup {
+        name: String,
+    },
+    Role {
+        name: String,
+    },
     Budget {
         name: String,
     },
@@ -317,6 +326,30 @@ fn logging_statement(bucket: &str, prefix: &str, account: &str, region: &str) ->
             "ArnLike": {"aws:SourceArn": format!("arn:aws:bedrock:{region}:{account}:*")}
         }
     })
+}
+
+/// The role model invocation logging assumes to write to CloudWatch Logs.
+const LOGGING_ROLE: &str = "BedrockCostMcpInvocationLogging";
+
+/// Its trust policy (bedrock.amazonaws.com, this account's Bedrock only) and its permissions
+/// (write the group's streams), as the Bedrock user guide's CloudWatch Logs destination asks.
+fn logging_role_policies(account: &str, region: &str, group: &str) -> (Value, Value) {
+    (
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "bedrock.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {"aws:SourceArn": format!("arn:aws:bedrock:{region}:{account}:*")}
+            }
+        }]}),
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": format!("arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:aws/bedrock/modelinvocations")
+        }]}),
+    )
 }
 
 /// The Athena statements: the database, and the table over the export's Parquet with the
@@ -683,13 +716,13 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
     // 4. logging
     let mut s = Step {
         id: "logging",
-        title: "Bedrock model invocation logging to S3, metadata only (the live layer)",
+        title: "Bedrock model invocation logging to S3 and/or CloudWatch Logs, metadata only (the live layer)",
         state: StepState::ToDo,
         found: String::new(),
         calls: vec![],
-        cost: "S3 storage of one small JSON record per call (text, image and embedding bodies stay off); CloudWatch Logs delivery would add $0.50 per GB ingested",
+        cost: "S3 storage of one small JSON record per call (text, image and embedding bodies stay off); with --log-group, CloudWatch Logs ingestion ($0.50 per GB) and Logs Insights scans ($0.005 per GB)",
         data_after: "minutes after each call",
-        undo: "deletes the logging configuration if setup turned it on (none was there) and the bucket policy statement it added".into(),
+        undo: "deletes the logging configuration if setup turned it on (none was there), the bucket policy statement, the role and the log group it created".into(),
         permissions: vec![
             "bedrock:GetModelInvocationLoggingConfiguration",
             "bedrock:PutModelInvocationLoggingConfiguration",
@@ -715,25 +748,58 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
             );
             s.undo = "nothing of this step was created by setup".into();
         }
-        Ok(_) => match &w.bucket {
-            None => {
-                s.state = StepState::Blocked;
-                s.found = format!("logging is off in {}; {bucket_note}", aws.region());
-            }
-            Some(bucket) => {
-                s.found = format!("logging is off in {}", aws.region());
+        Ok(_) if w.bucket.is_none() && w.args.log_group.is_none() => {
+            s.state = StepState::Blocked;
+            s.found = format!(
+                "logging is off in {}; {bucket_note}, or --log-group NAME for CloudWatch Logs",
+                aws.region()
+            );
+        }
+        Ok(_) => {
+            s.found = format!("logging is off in {}", aws.region());
+            let prefix = w.args.logs_prefix.trim_matches('/');
+            let mut config = json!({"textDataDeliveryEnabled": false, "imageDataDeliveryEnabled": false,
+                "embeddingDataDeliveryEnabled": false, "videoDataDeliveryEnabled": false});
+            if let Some(bucket) = &w.bucket {
                 s.calls.push(PlannedCall {
                     api: "s3:PutBucketPolicy".into(),
-                    params: json!({"Bucket": bucket, "Statement added": logging_statement(bucket, w.args.logs_prefix.trim_matches('/'), &w.account, aws.region())}),
+                    params: json!({"Bucket": bucket, "Statement added": logging_statement(bucket, prefix, &w.account, aws.region())}),
+                });
+                config["s3Config"] = json!({"bucketName": bucket, "keyPrefix": prefix});
+            }
+            if let Some(group) = &w.args.log_group {
+                match aws.log_group_exists(group).await {
+                    Ok(true) => {}
+                    Ok(false) => s.calls.push(PlannedCall {
+                        api: "logs:CreateLogGroup".into(),
+                        params: json!({"logGroupName": group}),
+                    }),
+                    Err(e) => s.notes.push(e),
+                }
+                let (trust, policy) = logging_role_policies(&w.account, aws.region(), group);
+                s.calls.push(PlannedCall {
+                    api: "iam:CreateRole".into(),
+                    params: json!({"RoleName": LOGGING_ROLE, "AssumeRolePolicyDocument": trust}),
                 });
                 s.calls.push(PlannedCall {
-                    api: "bedrock:PutModelInvocationLoggingConfiguration".into(),
-                    params: json!({"loggingConfig": {"s3Config": {"bucketName": bucket, "keyPrefix": w.args.logs_prefix.trim_matches('/')},
-                        "textDataDeliveryEnabled": false, "imageDataDeliveryEnabled": false,
-                        "embeddingDataDeliveryEnabled": false, "videoDataDeliveryEnabled": false}}),
+                    api: "iam:PutRolePolicy".into(),
+                    params: json!({"RoleName": LOGGING_ROLE, "PolicyName": "InvocationLogsToCloudWatch", "PolicyDocument": policy}),
                 });
+                config["cloudWatchConfig"] = json!({"logGroupName": group,
+                    "roleArn": format!("arn:aws:iam::{}:role/{LOGGING_ROLE}", w.account)});
+                s.permissions.extend([
+                    "logs:DescribeLogGroups",
+                    "logs:CreateLogGroup",
+                    "iam:CreateRole",
+                    "iam:PutRolePolicy",
+                    "iam:PassRole",
+                ]);
             }
-        },
+            s.calls.push(PlannedCall {
+                api: "bedrock:PutModelInvocationLoggingConfiguration".into(),
+                params: json!({"loggingConfig": config}),
+            });
+        }
     }
     steps.push(s);
 
@@ -879,6 +945,8 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
     }
     if let Some(l) = w.logs_location() {
         configuration.push(format!("--invocation-logs {l}"));
+    } else if let Some(g) = &w.args.log_group {
+        configuration.push(format!("--invocation-log-group {g}"));
     }
     configuration.push(format!("--required-tag-keys {}", w.keys.join(",")));
     Plan {
@@ -993,18 +1061,39 @@ async fn apply_step(
             Ok(())
         }
         "logging" => {
-            let bucket = w.bucket.clone().unwrap_or_default();
             let prefix = w.args.logs_prefix.trim_matches('/').to_string();
-            aws.add_policy_statement(
-                &bucket,
-                logging_statement(&bucket, &prefix, &w.account, aws.region()),
+            if let Some(bucket) = &w.bucket {
+                aws.add_policy_statement(
+                    bucket,
+                    logging_statement(bucket, &prefix, &w.account, aws.region()),
+                )
+                .await?;
+                created.push(Created::PolicyStatement {
+                    bucket: bucket.clone(),
+                    sid: SID_LOGGING.into(),
+                });
+            }
+            let mut role_arn = String::new();
+            if let Some(group) = &w.args.log_group {
+                if step.calls.iter().any(|c| c.api == "logs:CreateLogGroup") {
+                    aws.create_log_group(group).await?;
+                    created.push(Created::LogGroup {
+                        name: group.clone(),
+                    });
+                }
+                let (trust, policy) = logging_role_policies(&w.account, aws.region(), group);
+                role_arn = aws
+                    .create_logging_role(LOGGING_ROLE, &trust, &policy)
+                    .await?;
+                created.push(Created::Role {
+                    name: LOGGING_ROLE.into(),
+                });
+            }
+            aws.put_logging(
+                w.bucket.as_deref().map(|b| (b, prefix.as_str())),
+                w.args.log_group.as_deref().map(|g| (g, role_arn.as_str())),
             )
             .await?;
-            created.push(Created::PolicyStatement {
-                bucket: bucket.clone(),
-                sid: SID_LOGGING.into(),
-            });
-            aws.put_logging(&bucket, &prefix).await?;
             created.push(Created::LoggingConfiguration);
             Ok(())
         }
@@ -1124,6 +1213,8 @@ async fn undo_created(
                     .await
             }
             Created::LoggingConfiguration => aws.delete_logging().await,
+            Created::LogGroup { name } => aws.delete_log_group(name).await,
+            Created::Role { name } => aws.delete_logging_role(name).await,
             Created::Budget { name } => aws.delete_budget(account, name).await,
             Created::AnomalyMonitor { arn } => aws.delete_monitor(arn).await,
             Created::AnomalySubscription { arn } => aws.delete_subscription(arn).await,
@@ -1328,6 +1419,17 @@ pub fn check_args(args: &SetupRequest) -> Result<Vec<String>, String> {
         {
             return Err(format!("{what} '{v}': 1-128 letters, digits and - _ . /"));
         }
+    }
+    if let Some(g) = &args.log_group
+        && (g.is_empty()
+            || g.len() > 512
+            || !g
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"_-/.#".contains(&c)))
+    {
+        return Err(format!(
+            "log group '{g}': 1-512 letters, digits and _ - / . # (CloudWatch Logs names)"
+        ));
     }
     let keys: Vec<String> = args
         .tag_keys

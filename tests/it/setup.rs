@@ -892,3 +892,107 @@ async fn a_write_declined_through_elicitation_changes_nothing_and_an_accepted_on
     assert_eq!(emu.count("TagRole").await, 1);
     client.cancel().await.ok();
 }
+
+#[tokio::test]
+async fn logging_to_cloudwatch_gets_its_group_and_delivery_role_and_undo_removes_them() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("setup.json");
+    let group = "/aws/bedrock/modelinvocations";
+    let run = |extra: &[&str]| {
+        let mut cmd = command();
+        cmd.envs(aws_env(Some(&emu)));
+        let out = cmd
+            .args([
+                "setup",
+                "--json",
+                "--steps",
+                "logging",
+                "--log-group",
+                group,
+            ])
+            .args(["--state", state.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, 0, "{out}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    let logging = step(&plan, "logging");
+    assert_eq!(
+        apis(logging),
+        [
+            "logs:CreateLogGroup",
+            "iam:CreateRole",
+            "iam:PutRolePolicy",
+            "bedrock:PutModelInvocationLoggingConfiguration"
+        ]
+    );
+    let trust = &logging["calls"][1]["params"]["AssumeRolePolicyDocument"];
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Service"],
+        json!("bedrock.amazonaws.com")
+    );
+    assert_eq!(
+        trust["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"],
+        json!("123456789012")
+    );
+    assert!(
+        plan["configuration"]
+            .to_string()
+            .contains(&format!("--invocation-log-group {group}"))
+    );
+    let (code, out) = run(&["--apply"]);
+    assert_eq!(code, 0, "{out}");
+    let applied: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        applied["applied"][0]["verified"],
+        json!("done"),
+        "{applied}"
+    );
+    let sdk = sdk_config(&emu).await;
+    let bedrock = aws_sdk_bedrock::Client::new(&sdk);
+    let got = bedrock
+        .get_model_invocation_logging_configuration()
+        .send()
+        .await
+        .unwrap();
+    let cw = got.logging_config().unwrap().cloud_watch_config().unwrap();
+    assert_eq!(cw.log_group_name(), group);
+    assert_eq!(
+        cw.role_arn(),
+        "arn:aws:iam::123456789012:role/BedrockCostMcpInvocationLogging"
+    );
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    assert!(
+        iam.get_role()
+            .role_name("BedrockCostMcpInvocationLogging")
+            .send()
+            .await
+            .is_ok()
+    );
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let groups = logs.describe_log_groups().send().await.unwrap();
+    assert!(
+        groups
+            .log_groups()
+            .iter()
+            .any(|g| g.log_group_name() == Some(group))
+    );
+    let (code, out) = run(&["--undo", "logging"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        iam.get_role()
+            .role_name("BedrockCostMcpInvocationLogging")
+            .send()
+            .await
+            .is_err()
+    );
+    let groups = logs.describe_log_groups().send().await.unwrap();
+    assert!(groups.log_groups().is_empty());
+}
