@@ -287,6 +287,30 @@ pub struct Config {
 
 impl Config {
     /// Check values that clap cannot.
+    /// Empty values are no values: a client or bundle that passes an unset setting as an empty
+    /// variable (`BEDROCK_COST_MCP_CUR=`) gets the default, not a folder named "".
+    pub fn normalize(&mut self) {
+        for v in [
+            &mut self.cur,
+            &mut self.invocation_logs,
+            &mut self.invocation_log_group,
+            &mut self.athena_database,
+            &mut self.athena_table,
+            &mut self.athena_output,
+        ] {
+            if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                *v = None;
+            }
+        }
+        if self
+            .budget_policy
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            self.budget_policy = None;
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if let Some(now) = &self.now {
             crate::domain::clock::parse(now).map_err(|e| format!("--now: {e}"))?;

@@ -5,6 +5,8 @@
 #   lint         `cargo fmt --all --check` and `cargo clippy --workspace --all-targets -- -D
 #                warnings` over the server and its core crate (core/) (the lints
 #                Cargo.toml's [lints] sets, and clippy's defaults)
+#   packaging    tools/packaging/check.sh: mcpb manifest and bundle, server.json against the registry
+#                schema, hadolint/actionlint/shellcheck, install.sh against a fake release (pinned tools)
 #   rust         every Rust unit and integration test of the server and core/, with --no-fail-fast: one failure never
 #                hides another binary's tests (the integration tests start the emulators and
 #                the real binary on loopback themselves)
@@ -47,6 +49,9 @@ selftests() {
 lint() {
     cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings
 }
+packaging() {
+    tools/packaging/check.sh
+}
 rust() {
     cargo test --locked --workspace --no-fail-fast "$@" 2>&1 | tee -a "$log"
 }
@@ -82,6 +87,7 @@ conformance() {
 stage setup setup
 stage selftests selftests
 stage lint lint
+stage packaging packaging
 stage rust rust "$@"
 stage calendar calendar "$@"
 stage fuzz fuzz

@@ -103,11 +103,15 @@ where
 
 /// The standard AWS configuration chain, loaded now (what [`deferred_sdk_config`] loads).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(deferred_https_client())
-        .timeout_config(timeouts())
-        .load()
-        .await
+        .timeout_config(timeouts());
+    // An empty AWS_PROFILE (a client passing an unset setting) is the default profile, not
+    // one named "".
+    if std::env::var("AWS_PROFILE").is_ok_and(|p| p.trim().is_empty()) {
+        loader = loader.profile_name("default");
+    }
+    loader.load().await
 }
 
 /// Every AWS operation ends: a slow or silent endpoint fails the call (and frees whatever

@@ -334,3 +334,18 @@ fn each_subcommand_lists_its_own_options_before_the_server_options() {
         assert!(own_at < heading && heading < server_flag, "{sub}: {help}");
     }
 }
+
+#[test]
+fn empty_settings_from_a_bundle_or_client_are_unset_not_empty_names() {
+    // An MCP bundle passes a setting the user left empty as an empty variable.
+    let out = crate::common::command()
+        .env("BEDROCK_COST_MCP_CUR", "")
+        .env("BEDROCK_COST_MCP_INVOCATION_LOGS", " ")
+        .env("AWS_PROFILE", "")
+        .args(["--demo", "spend", "--period", "last_month", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["total"].as_f64().unwrap() > 0.0, "{v}");
+}
