@@ -473,6 +473,10 @@ pub struct SetupArgs {
     /// Where the prevention policy is written.
     #[arg(long, default_value = crate::usecases::setup::DEFAULT_POLICY_FILE)]
     pub policy_file: std::path::PathBuf,
+    /// Also make the prevention policy a customer managed IAM policy attached to
+    /// group:NAME, role:NAME or user:NAME (e.g. the group your administrators are in).
+    #[arg(long, value_name = "KIND:NAME")]
+    pub attach_prevention: Option<String>,
     /// The state file of applied steps (default $XDG_STATE_HOME/bedrock-cost-mcp/setup.json).
     #[arg(long)]
     pub state: Option<std::path::PathBuf>,
@@ -499,6 +503,7 @@ impl SetupArgs {
             log_group: self.log_group.clone(),
             notify: self.notify.clone(),
             policy_file: self.policy_file.clone(),
+            attach_prevention: self.attach_prevention.clone(),
             state: self.state.clone(),
         }
     }

@@ -669,6 +669,160 @@ impl SetupAws {
             .map_err(|e| err_line("iam:DeleteRole", &e))
     }
 
+    /// The ARN of the customer managed policy `name`, when there is one.
+    pub async fn managed_policy(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<String>, String> {
+        let arn = format!("arn:aws:iam::{account}:policy/{name}");
+        match self.iam.get_policy().policy_arn(&arn).send().await {
+            Ok(_) => Ok(Some(arn)),
+            Err(e) if code_of(&e) == "NoSuchEntity" => Ok(None),
+            Err(e) => Err(err_line("iam:GetPolicy", &e)),
+        }
+    }
+
+    /// Create a customer managed policy; its ARN.
+    pub async fn create_managed_policy(
+        &self,
+        name: &str,
+        document: &Value,
+    ) -> Result<String, String> {
+        let out = self
+            .iam
+            .create_policy()
+            .policy_name(name)
+            .policy_document(document.to_string())
+            .description("bedrock-cost-mcp setup: principals carry the attribution tag keys")
+            .send()
+            .await
+            .map_err(|e| err_line("iam:CreatePolicy", &e))?;
+        Ok(out
+            .policy()
+            .and_then(|p| p.arn())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub async fn delete_managed_policy(&self, arn: &str) -> Result<(), String> {
+        self.iam
+            .delete_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("iam:DeletePolicy", &e))
+    }
+
+    /// Whether the managed policy `arn` is attached to the IAM `group`, `role` or `user`.
+    pub async fn policy_attached(&self, kind: &str, name: &str, arn: &str) -> Result<bool, String> {
+        let arns: Vec<String> = match kind {
+            "group" => self
+                .iam
+                .list_attached_group_policies()
+                .group_name(name)
+                .send()
+                .await
+                .map_err(|e| err_line("iam:ListAttachedGroupPolicies", &e))?
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string))
+                .collect(),
+            "role" => self
+                .iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(|e| err_line("iam:ListAttachedRolePolicies", &e))?
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string))
+                .collect(),
+            "user" => self
+                .iam
+                .list_attached_user_policies()
+                .user_name(name)
+                .send()
+                .await
+                .map_err(|e| err_line("iam:ListAttachedUserPolicies", &e))?
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string))
+                .collect(),
+            _ => return Err(format!("cannot attach a policy to a {kind}")),
+        };
+        Ok(arns.iter().any(|a| a == arn))
+    }
+
+    /// Attach (or detach) a managed policy to an IAM `group`, `role` or `user`.
+    pub async fn attach_policy(
+        &self,
+        kind: &str,
+        name: &str,
+        arn: &str,
+        attach: bool,
+    ) -> Result<(), String> {
+        match (kind, attach) {
+            ("group", true) => self
+                .iam
+                .attach_group_policy()
+                .group_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err_line("iam:AttachGroupPolicy", &e)),
+            ("group", false) => self
+                .iam
+                .detach_group_policy()
+                .group_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err_line("iam:DetachGroupPolicy", &e)),
+            ("role", true) => self
+                .iam
+                .attach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err_line("iam:AttachRolePolicy", &e)),
+            ("role", false) => self
+                .iam
+                .detach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err_line("iam:DetachRolePolicy", &e)),
+            ("user", true) => self
+                .iam
+                .attach_user_policy()
+                .user_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err_line("iam:AttachUserPolicy", &e)),
+            ("user", false) => self
+                .iam
+                .detach_user_policy()
+                .user_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| err_line("iam:DetachUserPolicy", &e)),
+            _ => Err(format!("cannot attach a policy to a {kind}")),
+        }
+    }
+
     pub async fn delete_logging(&self) -> Result<(), String> {
         self.bedrock
             .delete_model_invocation_logging_configuration()

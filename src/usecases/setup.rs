@@ -71,6 +71,9 @@ pub struct SetupRequest {
     pub log_group: Option<String>,
     pub notify: Option<String>,
     pub policy_file: PathBuf,
+    /// Also attach the prevention policy, as a customer managed IAM policy, to this IAM
+    /// principal or group: `group:NAME`, `role:NAME` or `user:NAME`.
+    pub attach_prevention: Option<String>,
     pub state: Option<PathBuf>,
 }
 
@@ -92,6 +95,7 @@ impl Default for SetupRequest {
             log_group: None,
             notify: None,
             policy_file: PathBuf::from(DEFAULT_POLICY_FILE),
+            attach_prevention: None,
             state: None,
         }
     }
@@ -194,6 +198,15 @@ pub enum Created {
     },
     File {
         path: String,
+    },
+    ManagedPolicy {
+        arn: String,
+    },
+    PolicyAttached {
+        /// group, role or user.
+        to: String,
+        name: String,
+        arn: String,
     },
 }
 
@@ -326,6 +339,16 @@ fn logging_statement(bucket: &str, prefix: &str, account: &str, region: &str) ->
             "ArnLike": {"aws:SourceArn": format!("arn:aws:bedrock:{region}:{account}:*")}
         }
     })
+}
+
+/// The customer managed IAM policy setup makes of the prevention policy.
+const PREVENTION_POLICY: &str = "BedrockCostMcpRequireAttributionTags";
+
+fn capitalized(kind: &str) -> String {
+    let mut c = kind.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// The role model invocation logging assumes to write to CloudWatch Logs.
@@ -908,28 +931,78 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
     }
     steps.push(s);
 
-    // 7. prevention policy
+    // 7. prevention policy: written to a file; attached as an IAM policy when asked.
     let path = w.args.policy_file.display().to_string();
+    let document = crate::domain::prevention::prevention_policy(&w.keys);
     let exists = w.args.policy_file.exists();
-    steps.push(Step {
+    let mut s = Step {
         id: "prevention",
         title: "The policy that requires the tag keys on new users and roles",
-        state: if exists { StepState::Done } else { StepState::ToDo },
+        state: StepState::ToDo,
         found: if exists {
             format!("{path} exists")
         } else {
             format!("{path} not written")
         },
-        calls: vec![PlannedCall {
-            api: "write file".into(),
-            params: json!({"path": path, "policy": crate::domain::prevention::prevention_policy(&w.keys)}),
-        }],
+        calls: vec![],
         cost: "free",
-        data_after: "attach it as an SCP (organizations:AttachPolicy) or IAM policy yourself; setup only writes it",
-        undo: "deletes the file setup wrote".into(),
+        data_after: "at once for principals created after it applies",
+        undo: "deletes the file setup wrote, detaches and deletes the IAM policy it made".into(),
         permissions: vec![],
-        notes: vec![],
-    });
+        notes: vec!["as a service control policy it applies to every account of an organization: create and attach it with organizations:CreatePolicy/AttachPolicy from the management account (setup does not)".into()],
+    };
+    if !exists {
+        s.calls.push(PlannedCall {
+            api: "write file".into(),
+            params: json!({"path": path, "policy": document}),
+        });
+    }
+    if let Some(target) = &w.args.attach_prevention {
+        let (kind, name) = target.split_once(':').unwrap_or(("", ""));
+        let arn = format!("arn:aws:iam::{}:policy/{PREVENTION_POLICY}", w.account);
+        let attached = match aws.managed_policy(&w.account, PREVENTION_POLICY).await {
+            Err(e) => {
+                s.notes.push(e);
+                false
+            }
+            Ok(Some(_)) => {
+                s.found.push_str(&format!("; IAM policy {arn} exists"));
+                match aws.policy_attached(kind, name, &arn).await {
+                    Ok(true) => {
+                        s.found.push_str(&format!(", attached to {kind} {name}"));
+                        true
+                    }
+                    Ok(false) => false,
+                    Err(e) => {
+                        s.notes.push(e);
+                        false
+                    }
+                }
+            }
+            Ok(None) => {
+                s.calls.push(PlannedCall {
+                    api: "iam:CreatePolicy".into(),
+                    params: json!({"PolicyName": PREVENTION_POLICY, "PolicyDocument": document}),
+                });
+                false
+            }
+        };
+        if !attached {
+            s.calls.push(PlannedCall {
+                api: format!("iam:Attach{}Policy", capitalized(kind)),
+                params: json!({format!("{}Name", capitalized(kind)): name, "PolicyArn": arn}),
+            });
+        }
+        s.permissions.extend([
+            "iam:GetPolicy",
+            "iam:CreatePolicy",
+            "iam:AttachGroupPolicy / AttachRolePolicy / AttachUserPolicy",
+        ]);
+    }
+    if s.calls.is_empty() {
+        s.state = StepState::Done;
+    }
+    steps.push(s);
 
     let mut configuration = vec![];
     if let Some(loc) = &location {
@@ -1140,23 +1213,45 @@ async fn apply_step(
             Ok(())
         }
         "prevention" => {
-            if let Some(dir) = w
-                .args
-                .policy_file
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let document = crate::domain::prevention::prevention_policy(&w.keys);
+            for call in &step.calls {
+                match call.api.as_str() {
+                    "write file" => {
+                        if let Some(dir) = w
+                            .args
+                            .policy_file
+                            .parent()
+                            .filter(|d| !d.as_os_str().is_empty())
+                        {
+                            std::fs::create_dir_all(dir)
+                                .map_err(|e| format!("{}: {e}", dir.display()))?;
+                        }
+                        let text = serde_json::to_string_pretty(&document).unwrap_or_default();
+                        std::fs::write(&w.args.policy_file, text + "\n")
+                            .map_err(|e| format!("{}: {e}", w.args.policy_file.display()))?;
+                        created.push(Created::File {
+                            path: w.args.policy_file.display().to_string(),
+                        });
+                    }
+                    "iam:CreatePolicy" => {
+                        let arn = aws
+                            .create_managed_policy(PREVENTION_POLICY, &document)
+                            .await?;
+                        created.push(Created::ManagedPolicy { arn });
+                    }
+                    _ => {
+                        let target = w.args.attach_prevention.clone().unwrap_or_default();
+                        let (kind, name) = target.split_once(':').unwrap_or(("", ""));
+                        let arn = call.params["PolicyArn"].as_str().unwrap_or_default();
+                        aws.attach_policy(kind, name, arn, true).await?;
+                        created.push(Created::PolicyAttached {
+                            to: kind.to_string(),
+                            name: name.to_string(),
+                            arn: arn.to_string(),
+                        });
+                    }
+                }
             }
-            let text = serde_json::to_string_pretty(&crate::domain::prevention::prevention_policy(
-                &w.keys,
-            ))
-            .unwrap_or_default();
-            std::fs::write(&w.args.policy_file, text + "\n")
-                .map_err(|e| format!("{}: {e}", w.args.policy_file.display()))?;
-            created.push(Created::File {
-                path: w.args.policy_file.display().to_string(),
-            });
             Ok(())
         }
         other => Err(format!("{other} is planned only in this version")),
@@ -1214,6 +1309,10 @@ async fn undo_created(
             }
             Created::LoggingConfiguration => aws.delete_logging().await,
             Created::LogGroup { name } => aws.delete_log_group(name).await,
+            Created::ManagedPolicy { arn } => aws.delete_managed_policy(arn).await,
+            Created::PolicyAttached { to, name, arn } => {
+                aws.attach_policy(to, name, arn, false).await
+            }
             Created::Role { name } => aws.delete_logging_role(name).await,
             Created::Budget { name } => aws.delete_budget(account, name).await,
             Created::AnomalyMonitor { arn } => aws.delete_monitor(arn).await,
@@ -1418,6 +1517,20 @@ pub fn check_args(args: &SetupRequest) -> Result<Vec<String>, String> {
                 .all(|c| c.is_ascii_alphanumeric() || b"-_./".contains(&c))
         {
             return Err(format!("{what} '{v}': 1-128 letters, digits and - _ . /"));
+        }
+    }
+    if let Some(t) = &args.attach_prevention {
+        let ok = t.split_once(':').is_some_and(|(k, n)| {
+            matches!(k, "group" | "role" | "user")
+                && !n.is_empty()
+                && n.len() <= 128
+                && n.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"+=,.@_-".contains(&c))
+        });
+        if !ok {
+            return Err(format!(
+                "attach prevention '{t}': give group:NAME, role:NAME or user:NAME"
+            ));
         }
     }
     if let Some(g) = &args.log_group

@@ -996,3 +996,91 @@ async fn logging_to_cloudwatch_gets_its_group_and_delivery_role_and_undo_removes
     let groups = logs.describe_log_groups().send().await.unwrap();
     assert!(groups.log_groups().is_empty());
 }
+
+#[tokio::test]
+async fn the_prevention_policy_is_attached_as_an_iam_policy_when_asked_and_undo_detaches_it() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&emu).await);
+    iam.create_group()
+        .group_name("Admins")
+        .send()
+        .await
+        .unwrap();
+    let args = [
+        "--steps",
+        "prevention",
+        "--attach-prevention",
+        "group:Admins",
+    ];
+    let run = setup(&emu, dir.path(), &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan = run.json();
+    assert_eq!(
+        apis(step(&plan, "prevention")),
+        ["write file", "iam:CreatePolicy", "iam:AttachGroupPolicy"]
+    );
+    let run = setup(&emu, dir.path(), &[&args[..], &["--apply"]].concat());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["applied"][0]["verified"], json!("done"));
+    let attached = iam
+        .list_attached_group_policies()
+        .group_name("Admins")
+        .send()
+        .await
+        .unwrap();
+    let arn = "arn:aws:iam::123456789012:policy/BedrockCostMcpRequireAttributionTags";
+    assert_eq!(
+        attached
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn())
+            .collect::<Vec<_>>(),
+        [arn]
+    );
+    let version = iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id("v1")
+        .send()
+        .await
+        .unwrap();
+    let doc = version.policy_version().unwrap().document().unwrap();
+    let doc: Value = serde_json::from_str(&percent_decode(doc)).unwrap();
+    assert_eq!(
+        doc["Statement"][0]["Sid"],
+        json!("RequireAttributionTagsOnCreate")
+    );
+    let run = setup(&emu, dir.path(), &["--undo", "prevention"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        iam.list_attached_group_policies()
+            .group_name("Admins")
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .is_empty()
+    );
+    assert!(iam.get_policy().policy_arn(arn).send().await.is_err());
+}
+
+/// IAM returns policy documents URL-encoded (RFC 3986).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
