@@ -1084,3 +1084,61 @@ fn percent_decode(s: &str) -> String {
     }
     String::from_utf8(out).unwrap()
 }
+
+#[tokio::test]
+async fn after_setup_the_printed_athena_flags_answer_from_the_export_it_made() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Setup makes the bucket, the export and the Athena table over the export's location.
+    let run = setup(&emu, dir.path(), &["--steps", "export,athena", "--apply"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let out = run.json();
+    let flags: Vec<String> = out["plan"]["configuration"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .find(|c| c.starts_with("--athena-database"))
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            "--athena-database",
+            "bedrock_cost",
+            "--athena-table",
+            "cur2",
+            "--athena-output",
+            "s3://bcm-cur/athena-results/"
+        ]
+    );
+    // AWS delivers the export where the export says: a generated month stands in for it.
+    let export = tempfile::tempdir().unwrap();
+    let (start, _) = last_month();
+    let truth = generate_cur(
+        export.path(),
+        &["--rows", "2000", "--start", &start, "--days", "20"],
+    );
+    emu.upload_dir(
+        "bcm-cur",
+        "cur2/bedrock-cost-mcp-cur2/data",
+        &export.path().join("data"),
+    )
+    .await;
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let client = stdio_client(Some(&emu), &args, &[]).await;
+    let got = ok(&call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "source": "athena", "group_by": ["principal"], "top_n": 1000}),
+    )
+    .await);
+    assert_cents(
+        num(&got["total"]),
+        num(&truth["total_unblended"]),
+        "Athena over the table setup made",
+    );
+    client.cancel().await.ok();
+}

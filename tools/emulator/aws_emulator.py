@@ -894,18 +894,59 @@ class AthenaCatalog:
     """Databases and tables made by DDL statements (CREATE DATABASE, CREATE EXTERNAL TABLE,
     DROP TABLE, DROP DATABASE; Athena DDL reference), answered by GetTableMetadata and listed at
     GET /_emulator/athena/catalog. The DDL itself runs as a moto execution (it succeeds); the
-    table's columns, location and TBLPROPERTIES are kept as text (partition projection is not
-    evaluated)."""
+    table's columns and TBLPROPERTIES are kept as text (partition projection is not evaluated:
+    like a projected table over an export's BILLING_PERIOD= folders, the engine reads every
+    partition folder under the location). A table whose LOCATION is in moto's S3 is queried by
+    the DuckDB engine: before each query its objects are copied to a local folder registered as
+    the table (`mirror`)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.databases: set[str] = set()
         self.tables: dict[tuple[str, str], dict[str, Any]] = {}
+        self.mirrors: dict[tuple[str, str], str] = {}
 
     def clear(self) -> None:
+        import shutil
+
         with self.lock:
             self.databases.clear()
             self.tables.clear()
+            for folder in self.mirrors.values():
+                shutil.rmtree(folder, ignore_errors=True)
+            self.mirrors.clear()
+
+    def mirror(self) -> None:
+        """Copy the S3 objects under each DDL table's location to its local folder and register
+        that folder with the Athena engine under the table's name."""
+        import shutil
+        import tempfile
+
+        with self.lock:
+            tables = [(k, t["Parameters"].get("location", "")) for k, t in self.tables.items()]
+        for (database, table), location in tables:
+            if not location.startswith("s3://"):
+                continue
+            bucket_name, _, prefix = location[len("s3://"):].partition("/")
+            try:
+                bucket = s3_backends[DEFAULT_ACCOUNT_ID]["global"].get_bucket(bucket_name)
+            except Exception:  # moto raises MissingBucket: Athena then reads no files
+                continue
+            with self.lock:
+                folder = self.mirrors.get((database, table))
+                if folder is None:
+                    folder = self.mirrors[(database, table)] = tempfile.mkdtemp(prefix="athena-ddl-")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder, exist_ok=True)
+            for name in list(bucket.keys.keys()):
+                if not name.startswith(prefix) or name.endswith("/"):
+                    continue
+                key = bucket.keys[name]
+                target = os.path.join(folder, name[len(prefix):].lstrip("/"))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "wb") as out:
+                    out.write(key.value)
+            ATHENA_ENGINE.register({"database": database, "table": table, "location": folder})
 
     def apply(self, sql: str) -> None:
         text = (sql or "").strip().rstrip(";")
@@ -929,7 +970,11 @@ class AthenaCatalog:
                     "Parameters": dict(props, location=m.group(5)),
                 }
             elif m := re.match(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?\.`?(\w+)`?", text, flags):
-                self.tables.pop((m.group(1).lower(), m.group(2).lower()), None)
+                key = (m.group(1).lower(), m.group(2).lower())
+                self.tables.pop(key, None)
+                if key in self.mirrors:
+                    with ATHENA_ENGINE.lock:
+                        ATHENA_ENGINE.tables.pop((athena_engine.DEFAULT_CATALOG.lower(), *key), None)
             elif m := re.match(r"DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?", text, flags):
                 self.databases.discard(m.group(1).lower())
 
@@ -954,6 +999,7 @@ def get_table_metadata(self: AthenaResponse) -> str:
 
 def start_query_execution(self: AthenaResponse) -> Any:
     ATHENA_CATALOG.apply(self._get_param("QueryString"))
+    ATHENA_CATALOG.mirror()
     context = self._get_param("QueryExecutionContext") or {}
     result_config = self._get_param("ResultConfiguration") or {}
     log = {
@@ -971,7 +1017,10 @@ def start_query_execution(self: AthenaResponse) -> Any:
     }
     backend = self.athena_backend
     # A query naming a registered table runs on DuckDB now (before the lock: it may take a while).
-    computed = ATHENA_ENGINE.run(log["query"], log["execution_parameters"], log["catalog"], log["database"])
+    # DDL is moto's (it succeeds) and the catalog's, never DuckDB's.
+    ddl = re.match(r"\s*(CREATE|DROP|ALTER|MSCK)\b", log["query"] or "", re.IGNORECASE)
+    computed = None if ddl else ATHENA_ENGINE.run(
+        log["query"], log["execution_parameters"], log["catalog"], log["database"])
     if computed is not None:
         log.update(
             engine="duckdb",
