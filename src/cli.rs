@@ -467,9 +467,13 @@ pub struct SetupArgs {
     /// the IAM role Bedrock delivers with); without --bucket, only there.
     #[arg(long, value_name = "NAME")]
     pub log_group: Option<String>,
-    /// Email or SNS topic ARN for the anomaly monitor's alerts.
+    /// Email or SNS topic ARN for the anomaly monitor's alerts and the budget actions.
     #[arg(long)]
     pub notify: Option<String>,
+    /// Budgets step: also an action per tag budget that attaches a deny-Bedrock policy to the
+    /// team's roles and users at 100% of actual spend (with its execution role; needs --notify).
+    #[arg(long)]
+    pub enforce: bool,
     /// Where the prevention policy is written.
     #[arg(long, default_value = crate::usecases::setup::DEFAULT_POLICY_FILE)]
     pub policy_file: std::path::PathBuf,
@@ -504,6 +508,7 @@ impl SetupArgs {
             notify: self.notify.clone(),
             policy_file: self.policy_file.clone(),
             attach_prevention: self.attach_prevention.clone(),
+            enforce: self.enforce,
             state: self.state.clone(),
         }
     }

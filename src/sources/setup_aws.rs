@@ -624,12 +624,12 @@ impl SetupAws {
             .map_err(|e| err_line("logs:DeleteLogGroup", &e))
     }
 
-    /// The role model invocation logging assumes to write to CloudWatch Logs: trusted by
-    /// bedrock.amazonaws.com for this account, allowed to write the group's streams. Its ARN.
-    pub async fn create_logging_role(
+    /// A role a service assumes (`trust`), with one inline policy; its ARN.
+    pub async fn create_service_role(
         &self,
         name: &str,
         trust: &Value,
+        policy_name: &str,
         policy: &Value,
     ) -> Result<String, String> {
         let out = self
@@ -637,14 +637,14 @@ impl SetupAws {
             .create_role()
             .role_name(name)
             .assume_role_policy_document(trust.to_string())
-            .description("bedrock-cost-mcp setup: model invocation logging to CloudWatch Logs")
+            .description("made by bedrock-cost-mcp setup")
             .send()
             .await
             .map_err(|e| err_line("iam:CreateRole", &e))?;
         self.iam
             .put_role_policy()
             .role_name(name)
-            .policy_name("InvocationLogsToCloudWatch")
+            .policy_name(policy_name)
             .policy_document(policy.to_string())
             .send()
             .await
@@ -652,14 +652,27 @@ impl SetupAws {
         Ok(out.role().map(|r| r.arn().to_string()).unwrap_or_default())
     }
 
-    pub async fn delete_logging_role(&self, name: &str) -> Result<(), String> {
-        let _ = self
-            .iam
-            .delete_role_policy()
-            .role_name(name)
-            .policy_name("InvocationLogsToCloudWatch")
-            .send()
-            .await;
+    pub async fn role_exists(&self, name: &str) -> Result<bool, String> {
+        match self.iam.get_role().role_name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if code_of(&e) == "NoSuchEntity" => Ok(false),
+            Err(e) => Err(err_line("iam:GetRole", &e)),
+        }
+    }
+
+    /// Delete a role and its inline policies.
+    pub async fn delete_service_role(&self, name: &str) -> Result<(), String> {
+        if let Ok(out) = self.iam.list_role_policies().role_name(name).send().await {
+            for p in out.policy_names() {
+                let _ = self
+                    .iam
+                    .delete_role_policy()
+                    .role_name(name)
+                    .policy_name(p)
+                    .send()
+                    .await;
+            }
+        }
         self.iam
             .delete_role()
             .role_name(name)
@@ -667,6 +680,148 @@ impl SetupAws {
             .await
             .map(|_| ())
             .map_err(|e| err_line("iam:DeleteRole", &e))
+    }
+
+    /// The names of the IAM roles and users that carry the tag `key`=`value` (one
+    /// GetAccountAuthorizationDetails sweep).
+    pub async fn tagged_principals(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<(Vec<String>, Vec<String>), String> {
+        use aws_sdk_iam::types::EntityType;
+        let (mut roles, mut users) = (vec![], vec![]);
+        let mut pages = self
+            .iam
+            .get_account_authorization_details()
+            .filter(EntityType::Role)
+            .filter(EntityType::User)
+            .into_paginator()
+            .send();
+        let has = |tags: &[aws_sdk_iam::types::Tag]| {
+            tags.iter().any(|t| t.key() == key && t.value() == value)
+        };
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| err_line("iam:GetAccountAuthorizationDetails", &e))?;
+            for r in page.role_detail_list() {
+                if has(r.tags()) {
+                    roles.extend(r.role_name().map(str::to_string));
+                }
+            }
+            for u in page.user_detail_list() {
+                if has(u.tags()) {
+                    users.extend(u.user_name().map(str::to_string));
+                }
+            }
+        }
+        Ok((roles, users))
+    }
+
+    /// The ids of the budget's actions that apply the IAM policy `policy_arn`.
+    pub async fn budget_actions(
+        &self,
+        account: &str,
+        budget: &str,
+        policy_arn: &str,
+    ) -> Result<Vec<String>, String> {
+        let out = self
+            .budgets
+            .describe_budget_actions_for_budget()
+            .account_id(account)
+            .budget_name(budget)
+            .send()
+            .await
+            .map_err(|e| err_line("budgets:DescribeBudgetActionsForBudget", &e))?;
+        Ok(out
+            .actions()
+            .iter()
+            .filter(|a| {
+                a.definition()
+                    .and_then(|d| d.iam_action_definition())
+                    .is_some_and(|i| i.policy_arn() == policy_arn)
+            })
+            .map(|a| a.action_id().to_string())
+            .collect())
+    }
+
+    /// At 100% of actual spend, attach `policy_arn` to these roles and users (automatically,
+    /// as `execution_role` allows), telling `notify` (an email, or an SNS topic ARN).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_budget_action(
+        &self,
+        account: &str,
+        budget: &str,
+        policy_arn: &str,
+        roles: &[String],
+        users: &[String],
+        execution_role: &str,
+        notify: &str,
+    ) -> Result<String, String> {
+        use aws_sdk_budgets::types::{
+            ActionThreshold, ActionType, ApprovalModel, Definition, IamActionDefinition,
+            NotificationType, Subscriber, SubscriptionType, ThresholdType,
+        };
+        let e = |e: aws_smithy_types::error::operation::BuildError| e.to_string();
+        let out = self
+            .budgets
+            .create_budget_action()
+            .account_id(account)
+            .budget_name(budget)
+            .notification_type(NotificationType::Actual)
+            .action_type(ActionType::Iam)
+            .action_threshold(
+                ActionThreshold::builder()
+                    .action_threshold_value(100.0)
+                    .action_threshold_type(ThresholdType::Percentage)
+                    .build()
+                    .map_err(e)?,
+            )
+            .definition(
+                Definition::builder()
+                    .iam_action_definition(
+                        IamActionDefinition::builder()
+                            .policy_arn(policy_arn)
+                            .set_roles((!roles.is_empty()).then(|| roles.to_vec()))
+                            .set_users((!users.is_empty()).then(|| users.to_vec()))
+                            .build()
+                            .map_err(e)?,
+                    )
+                    .build(),
+            )
+            .execution_role_arn(execution_role)
+            .approval_model(ApprovalModel::Auto)
+            .subscribers(
+                Subscriber::builder()
+                    .subscription_type(if notify.starts_with("arn:") {
+                        SubscriptionType::Sns
+                    } else {
+                        SubscriptionType::Email
+                    })
+                    .address(notify)
+                    .build()
+                    .map_err(e)?,
+            )
+            .send()
+            .await
+            .map_err(|e| err_line("budgets:CreateBudgetAction", &e))?;
+        Ok(out.action_id().to_string())
+    }
+
+    pub async fn delete_budget_action(
+        &self,
+        account: &str,
+        budget: &str,
+        id: &str,
+    ) -> Result<(), String> {
+        self.budgets
+            .delete_budget_action()
+            .account_id(account)
+            .budget_name(budget)
+            .action_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err_line("budgets:DeleteBudgetAction", &e))
     }
 
     /// The ARN of the customer managed policy `name`, when there is one.

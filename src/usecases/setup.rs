@@ -75,6 +75,9 @@ pub struct SetupRequest {
     /// principal or group: `group:NAME`, `role:NAME` or `user:NAME`.
     pub attach_prevention: Option<String>,
     pub state: Option<PathBuf>,
+    /// Budgets step: also a budget action per tag budget that attaches a deny policy to the
+    /// team's principals at 100% (needs `notify`).
+    pub enforce: bool,
 }
 
 impl Default for SetupRequest {
@@ -97,6 +100,7 @@ impl Default for SetupRequest {
             policy_file: PathBuf::from(DEFAULT_POLICY_FILE),
             attach_prevention: None,
             state: None,
+            enforce: false,
         }
     }
 }
@@ -189,6 +193,10 @@ pub enum Created {
     },
     Budget {
         name: String,
+    },
+    BudgetAction {
+        budget: String,
+        id: String,
     },
     AnomalyMonitor {
         arn: String,
@@ -339,6 +347,133 @@ fn logging_statement(bucket: &str, prefix: &str, account: &str, region: &str) ->
             "ArnLike": {"aws:SourceArn": format!("arn:aws:bedrock:{region}:{account}:*")}
         }
     })
+}
+
+/// The policy a budget action attaches at 100%, and the role Budgets applies it with.
+const DENY_POLICY: &str = "BedrockCostMcpDenyBedrockInvoke";
+const BUDGET_ACTION_ROLE: &str = "BedrockCostMcpBudgetActions";
+
+/// Deny model invocation (Converse and ConverseStream are authorized as InvokeModel and
+/// InvokeModelWithResponseStream).
+fn deny_bedrock_policy() -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "BudgetExhausted",
+        "Effect": "Deny",
+        "Action": ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+        "Resource": "*"
+    }]})
+}
+
+/// The execution role's trust (budgets.amazonaws.com, this account) and permissions (attach and
+/// detach the deny policy, and only it).
+fn budget_action_role_policies(account: &str) -> (Value, Value) {
+    (
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "budgets.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+        }]}),
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Action": ["iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:AttachUserPolicy", "iam:DetachUserPolicy"],
+            "Resource": "*",
+            "Condition": {"ArnEquals": {"iam:PolicyARN": format!("arn:aws:iam::{account}:policy/{DENY_POLICY}")}}
+        }]}),
+    )
+}
+
+/// The enforcement part of the budgets step: the deny policy, the execution role, and per tag
+/// budget an action on the roles and users that carry the tag (none yet: said, nothing planned).
+async fn plan_enforcement(
+    aws: &SetupAws,
+    w: &Wanted<'_>,
+    budgets: &[TagBudget],
+    existing: &std::collections::BTreeSet<String>,
+    s: &mut Step,
+) {
+    let Some(notify) = w.args.notify.as_deref() else {
+        s.notes.push(
+            "--enforce needs --notify EMAIL or an SNS topic ARN: a budget action must tell someone"
+                .into(),
+        );
+        return;
+    };
+    let policy_arn = format!("arn:aws:iam::{}:policy/{DENY_POLICY}", w.account);
+    s.permissions.extend([
+        "iam:CreatePolicy",
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "iam:PassRole",
+        "iam:GetAccountAuthorizationDetails",
+        "budgets:CreateBudgetAction",
+        "budgets:DescribeBudgetActionsForBudget",
+    ]);
+    let mut actions = vec![];
+    for b in budgets {
+        // Principal tags are the IAM tags themselves (the bill prefixes them iamPrincipal/).
+        let (roles, users) = match aws.tagged_principals(&b.key, &b.value).await {
+            Ok(p) => p,
+            Err(e) => {
+                s.notes.push(e);
+                continue;
+            }
+        };
+        if roles.is_empty() && users.is_empty() {
+            s.notes.push(format!(
+                "no IAM role or user carries {}={}: no action for {}",
+                b.key, b.value, b.name
+            ));
+            continue;
+        }
+        if existing.contains(&b.name) {
+            match aws.budget_actions(&w.account, &b.name, &policy_arn).await {
+                Ok(ids) if !ids.is_empty() => {
+                    s.found.push_str(&format!("; {} is enforced", b.name));
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    s.notes.push(e);
+                    continue;
+                }
+            }
+        }
+        actions.push(PlannedCall {
+            api: "budgets:CreateBudgetAction".into(),
+            params: json!({"AccountId": w.account, "BudgetName": b.name, "NotificationType": "ACTUAL",
+                "ActionType": "APPLY_IAM_POLICY",
+                "ActionThreshold": {"ActionThresholdValue": 100.0, "ActionThresholdType": "PERCENTAGE"},
+                "Definition": {"IamActionDefinition": {"PolicyArn": policy_arn, "Roles": roles, "Users": users}},
+                "ExecutionRoleArn": format!("arn:aws:iam::{}:role/{BUDGET_ACTION_ROLE}", w.account),
+                "ApprovalModel": "AUTOMATIC",
+                "Subscribers": [{"SubscriptionType": if notify.starts_with("arn:") { "SNS" } else { "EMAIL" }, "Address": notify}]}),
+        });
+    }
+    if actions.is_empty() {
+        return;
+    }
+    match aws.managed_policy(&w.account, DENY_POLICY).await {
+        Ok(None) => s.calls.push(PlannedCall {
+            api: "iam:CreatePolicy".into(),
+            params: json!({"PolicyName": DENY_POLICY, "PolicyDocument": deny_bedrock_policy()}),
+        }),
+        Ok(Some(_)) => {}
+        Err(e) => s.notes.push(e),
+    }
+    match aws.role_exists(BUDGET_ACTION_ROLE).await {
+        Ok(false) => {
+            let (trust, policy) = budget_action_role_policies(&w.account);
+            s.calls.push(PlannedCall {
+                api: "iam:CreateRole".into(),
+                params: json!({"RoleName": BUDGET_ACTION_ROLE, "AssumeRolePolicyDocument": trust,
+                    "InlinePolicy": policy}),
+            });
+        }
+        Ok(true) => {}
+        Err(e) => s.notes.push(e),
+    }
+    s.calls.extend(actions);
 }
 
 /// The customer managed IAM policy setup makes of the prevention policy.
@@ -891,8 +1026,11 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
         data_after: "after the tags are active (AWS Budgets refreshes up to three times a day)",
         undo: "deletes the budgets setup created".into(),
         permissions: vec!["budgets:ViewBudget", "budgets:ModifyBudget"],
-        notes: vec!["enforcement (a budget action attaching a deny policy to the team's principals at 100%) needs an execution role with iam:AttachRolePolicy/AttachUserPolicy that Budgets may assume; not made by this version".into()],
+        notes: vec![],
     };
+    if !w.args.enforce {
+        s.notes.push("--enforce adds, per budget, an action that attaches a deny-Bedrock policy to the team's roles and users at 100% of actual spend".into());
+    }
     match tag_budgets(config) {
         Err(e) => {
             s.state = StepState::Blocked;
@@ -923,6 +1061,9 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
                     });
                 }
                 s.found = found.join("; ");
+                if w.args.enforce {
+                    plan_enforcement(aws, w, &wanted_budgets, &existing, &mut s).await;
+                }
                 if s.calls.is_empty() {
                     s.state = StepState::Done;
                 }
@@ -1156,7 +1297,12 @@ async fn apply_step(
                 }
                 let (trust, policy) = logging_role_policies(&w.account, aws.region(), group);
                 role_arn = aws
-                    .create_logging_role(LOGGING_ROLE, &trust, &policy)
+                    .create_service_role(
+                        LOGGING_ROLE,
+                        &trust,
+                        "InvocationLogsToCloudWatch",
+                        &policy,
+                    )
                     .await?;
                 created.push(Created::Role {
                     name: LOGGING_ROLE.into(),
@@ -1190,7 +1336,60 @@ async fn apply_step(
             Ok(())
         }
         "budgets" => {
+            let mut role_arn = format!("arn:aws:iam::{}:role/{BUDGET_ACTION_ROLE}", w.account);
             for call in &step.calls {
+                match call.api.as_str() {
+                    "iam:CreatePolicy" => {
+                        let arn = aws
+                            .create_managed_policy(DENY_POLICY, &deny_bedrock_policy())
+                            .await?;
+                        created.push(Created::ManagedPolicy { arn });
+                        continue;
+                    }
+                    "iam:CreateRole" => {
+                        let (trust, policy) = budget_action_role_policies(&w.account);
+                        role_arn = aws
+                            .create_service_role(
+                                BUDGET_ACTION_ROLE,
+                                &trust,
+                                "ApplyDenyPolicy",
+                                &policy,
+                            )
+                            .await?;
+                        created.push(Created::Role {
+                            name: BUDGET_ACTION_ROLE.into(),
+                        });
+                        continue;
+                    }
+                    "budgets:CreateBudgetAction" => {
+                        let p = &call.params;
+                        let names = |k: &str| -> Vec<String> {
+                            p["Definition"]["IamActionDefinition"][k]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect()
+                        };
+                        let budget = p["BudgetName"].as_str().unwrap_or_default().to_string();
+                        let id = aws
+                            .create_budget_action(
+                                &w.account,
+                                &budget,
+                                p["Definition"]["IamActionDefinition"]["PolicyArn"]
+                                    .as_str()
+                                    .unwrap_or_default(),
+                                &names("Roles"),
+                                &names("Users"),
+                                &role_arn,
+                                w.args.notify.as_deref().unwrap_or_default(),
+                            )
+                            .await?;
+                        created.push(Created::BudgetAction { budget, id });
+                        continue;
+                    }
+                    _ => {}
+                }
                 let b = &call.params["Budget"];
                 let tags = &b["FilterExpression"]["Tags"];
                 let name = b["BudgetName"].as_str().unwrap_or_default().to_string();
@@ -1313,7 +1512,10 @@ async fn undo_created(
             Created::PolicyAttached { to, name, arn } => {
                 aws.attach_policy(to, name, arn, false).await
             }
-            Created::Role { name } => aws.delete_logging_role(name).await,
+            Created::Role { name } => aws.delete_service_role(name).await,
+            Created::BudgetAction { budget, id } => {
+                aws.delete_budget_action(account, budget, id).await
+            }
             Created::Budget { name } => aws.delete_budget(account, name).await,
             Created::AnomalyMonitor { arn } => aws.delete_monitor(arn).await,
             Created::AnomalySubscription { arn } => aws.delete_subscription(arn).await,

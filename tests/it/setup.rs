@@ -1142,3 +1142,132 @@ async fn after_setup_the_printed_athena_flags_answer_from_the_export_it_made() {
     );
     client.cancel().await.ok();
 }
+
+#[tokio::test]
+async fn enforcement_adds_a_budget_action_on_the_teams_principals_with_its_role() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = sdk_config(&emu).await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    iam.create_role()
+        .role_name("MlRole")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("team")
+                .value("ml-platform")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let policy = dir.path().join("budgets.toml");
+    std::fs::write(
+        &policy,
+        "[[budgets]]\ntag = \"team=ml-platform\"\nmonthly_usd = 1500\n\n[[budgets]]\ntag = \"team=search\"\nmonthly_usd = 300\n",
+    )
+    .unwrap();
+    let p = policy.to_str().unwrap();
+    let state = dir.path().join("setup.json");
+    let run = |extra: &[&str]| {
+        let mut cmd = command();
+        cmd.envs(aws_env(Some(&emu)));
+        let out = cmd
+            .args([
+                "--budget-policy",
+                p,
+                "setup",
+                "--json",
+                "--steps",
+                "budgets",
+            ])
+            .args(["--enforce", "--notify", "finops@example.com"])
+            .args(["--state", state.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, 0, "{out}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    let budgets = step(&plan, "budgets");
+    assert_eq!(
+        apis(budgets),
+        [
+            "budgets:CreateBudget",
+            "budgets:CreateBudget",
+            "iam:CreatePolicy",
+            "iam:CreateRole",
+            "budgets:CreateBudgetAction"
+        ]
+    );
+    assert!(
+        budgets["notes"]
+            .to_string()
+            .contains("no IAM role or user carries team=search"),
+        "{budgets}"
+    );
+    let action = &budgets["calls"][4]["params"];
+    assert_eq!(
+        action["Definition"]["IamActionDefinition"]["Roles"],
+        json!(["MlRole"])
+    );
+    let (code, out) = run(&["--apply"]);
+    assert_eq!(code, 0, "{out}");
+    let applied: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        applied["applied"][0]["verified"],
+        json!("done"),
+        "{applied}"
+    );
+    let client = aws_sdk_budgets::Client::new(&sdk);
+    let actions = client
+        .describe_budget_actions_for_budget()
+        .account_id("123456789012")
+        .budget_name("bedrock-team-ml-platform")
+        .send()
+        .await
+        .unwrap();
+    let a = &actions.actions()[0];
+    assert_eq!(
+        a.action_threshold().unwrap().action_threshold_value(),
+        100.0
+    );
+    assert_eq!(
+        a.execution_role_arn(),
+        "arn:aws:iam::123456789012:role/BedrockCostMcpBudgetActions"
+    );
+    let def = a.definition().unwrap().iam_action_definition().unwrap();
+    assert_eq!(
+        def.policy_arn(),
+        "arn:aws:iam::123456789012:policy/BedrockCostMcpDenyBedrockInvoke"
+    );
+    assert_eq!(def.roles(), ["MlRole"]);
+    let (code, out) = run(&["--undo", "budgets"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        iam.get_role()
+            .role_name("BedrockCostMcpBudgetActions")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        iam.get_policy()
+            .policy_arn("arn:aws:iam::123456789012:policy/BedrockCostMcpDenyBedrockInvoke")
+            .send()
+            .await
+            .is_err()
+    );
+    let left = client
+        .describe_budgets()
+        .account_id("123456789012")
+        .send()
+        .await;
+    assert_eq!(left.map(|l| l.budgets().len()).unwrap_or(0), 0);
+}

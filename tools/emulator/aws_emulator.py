@@ -1226,6 +1226,68 @@ def describe_budgets(self: BudgetsResponse) -> str:
     return json.dumps(result)
 
 
+# Budget actions (moto has none): CreateBudgetAction, DescribeBudgetActionsForBudget and
+# DeleteBudgetAction with aws-sdk-budgets 1.130's shapes. Like AWS, an action needs an existing
+# budget, an execution role ARN, a threshold, one to eleven subscribers and a definition; an
+# APPLY_IAM_POLICY definition names a policy and at least one role, group or user. Kept per
+# account and budget; any reset clears them.
+BUDGET_ACTIONS: dict[tuple[str, str], list[dict[str, Any]]] = {}
+_budget_actions_lock = threading.Lock()
+
+
+def create_budget_action(self: BudgetsResponse) -> str:
+    account, name = self._get_param("AccountId"), self._get_param("BudgetName")
+    self.backend.describe_budget(account, name)  # NotFoundException for an unknown budget
+    definition = self._get_param("Definition") or {}
+    iam = definition.get("IamActionDefinition")
+    if self._get_param("ActionType") == "APPLY_IAM_POLICY" and not (
+            iam and iam.get("PolicyArn") and (iam.get("Roles") or iam.get("Groups") or iam.get("Users"))):
+        raise JsonRESTError("InvalidParameterException",
+                            "APPLY_IAM_POLICY needs IamActionDefinition with PolicyArn and roles, groups or users")
+    subscribers = self._get_param("Subscribers") or []
+    if not 1 <= len(subscribers) <= 11:
+        raise JsonRESTError("InvalidParameterException", "an action needs 1 to 11 subscribers")
+    if not str(self._get_param("ExecutionRoleArn") or "").startswith("arn:"):
+        raise JsonRESTError("InvalidParameterException", "ExecutionRoleArn must be a role ARN")
+    action = {
+        "ActionId": str(uuid.uuid4()), "BudgetName": name,
+        "NotificationType": self._get_param("NotificationType"), "ActionType": self._get_param("ActionType"),
+        "ActionThreshold": self._get_param("ActionThreshold"), "Definition": definition,
+        "ExecutionRoleArn": self._get_param("ExecutionRoleArn"), "ApprovalModel": self._get_param("ApprovalModel"),
+        "Status": "STANDBY", "Subscribers": subscribers,
+    }
+    with _budget_actions_lock:
+        BUDGET_ACTIONS.setdefault((account, name), []).append(action)
+    return json.dumps({"AccountId": account, "BudgetName": name, "ActionId": action["ActionId"]})
+
+
+def describe_budget_actions_for_budget(self: BudgetsResponse) -> str:
+    account, name = self._get_param("AccountId"), self._get_param("BudgetName")
+    self.backend.describe_budget(account, name)
+    with _budget_actions_lock:
+        actions = [dict(a) for a in BUDGET_ACTIONS.get((account, name), [])]
+    return json.dumps({"Actions": actions})
+
+
+def delete_budget_action(self: BudgetsResponse) -> str:
+    account, name, action_id = (self._get_param("AccountId"), self._get_param("BudgetName"),
+                                self._get_param("ActionId"))
+    with _budget_actions_lock:
+        actions = BUDGET_ACTIONS.get((account, name), [])
+        found = next((a for a in actions if a["ActionId"] == action_id), None)
+        if found is None:
+            raise JsonRESTError("NotFoundException", f"action {action_id} of budget {name} does not exist")
+        actions.remove(found)
+    return json.dumps({"AccountId": account, "BudgetName": name, "Action": found})
+
+
+BUDGETS_EXTENSIONS: dict[str, Callable[[BudgetsResponse], Any]] = {
+    "create_budget_action": create_budget_action,
+    "describe_budget_actions_for_budget": describe_budget_actions_for_budget,
+    "delete_budget_action": delete_budget_action,
+}
+
+
 BUDGETS_OVERRIDES: dict[str, Callable[[BudgetsResponse], Any]] = {
     "describe_budget": describe_budget,
     "describe_budgets": describe_budgets,
@@ -1233,6 +1295,10 @@ BUDGETS_OVERRIDES: dict[str, Callable[[BudgetsResponse], Any]] = {
 
 
 def install_budgets_extensions() -> None:
+    for name, method in BUDGETS_EXTENSIONS.items():
+        if hasattr(BudgetsResponse, name):
+            raise RuntimeError(f"moto's BudgetsResponse already has {name}; review the extension")
+        setattr(BudgetsResponse, name, method)
     for name, method in BUDGETS_OVERRIDES.items():
         original = BudgetsResponse.__dict__.get(name)
         if original is None:
@@ -2186,6 +2252,8 @@ class EmulatorMiddleware:
         INFERENCE_PROFILES.clear()
         DATA_EXPORTS.clear()
         ATHENA_CATALOG.clear()
+        with _budget_actions_lock:
+            BUDGET_ACTIONS.clear()
         with IAM_PAGING.lock:
             IAM_PAGING.cap = None
 
