@@ -31,6 +31,15 @@ pub struct SetupInput {
     pub tag_keys: Vec<String>,
     /// Backfill tags from YYYY-MM.
     pub backfill_from: Option<String>,
+    /// Email or SNS topic ARN for anomaly alerts and budget actions.
+    pub notify: Option<String>,
+    /// Also deliver invocation logs to this CloudWatch Logs group.
+    pub log_group: Option<String>,
+    /// Budget actions that deny Bedrock to a team at 100% (needs notify).
+    #[serde(default)]
+    pub enforce: bool,
+    /// group:NAME, role:NAME or user:NAME to attach the prevention policy to.
+    pub attach_prevention: Option<String>,
     /// Make the plan's changes.
     #[serde(default)]
     pub apply: bool,
@@ -50,6 +59,10 @@ impl SetupInput {
             steps: self.steps.clone(),
             bucket: self.bucket.clone(),
             backfill_from: self.backfill_from.clone(),
+            notify: self.notify.clone(),
+            log_group: self.log_group.clone(),
+            enforce: self.enforce,
+            attach_prevention: self.attach_prevention.clone(),
             policy_file: state_dir.join("require-tags.json"),
             ..SetupRequest::default()
         };
