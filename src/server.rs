@@ -539,6 +539,35 @@ impl ServerHandler for Server {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let caller = request_extension::<crate::domain::visibility::Caller>(&context).map(Arc::new);
+        if let Some(id) = request
+            .uri
+            .strip_prefix(crate::resources::CHARTS_URI_PREFIX)
+        {
+            let owner = caller
+                .as_ref()
+                .map_or_else(|| "stdio".to_string(), |c| c.name.clone());
+            // Another caller's chart answers like a chart that is gone.
+            return match self.app.charts.get(id).filter(|(o, _)| *o == owner) {
+                Some((_, png)) => {
+                    use base64::Engine;
+                    Ok(ReadResourceResult::new(vec![
+                        ResourceContents::blob(
+                            base64::engine::general_purpose::STANDARD.encode(png.as_slice()),
+                            request.uri,
+                        )
+                        .with_mime_type("image/png"),
+                    ])
+                    .into())
+                }
+                None => Err(ErrorData::resource_not_found(
+                    format!(
+                        "no chart '{}' (charts are kept an hour; ask bedrock_spend with chart: true again)",
+                        request.uri
+                    ),
+                    None,
+                )),
+            };
+        }
         let value = match request.uri.as_str() {
             crate::resources::CONFIG_URI => self.app.effective_config(),
             crate::resources::REQUIRED_TAGS_URI => {

@@ -282,8 +282,14 @@ impl Ctx {
                 if let Some(png) = png {
                     use base64::Engine;
                     r.content.push(ContentBlock::image(
-                        base64::engine::general_purpose::STANDARD.encode(png),
+                        base64::engine::general_purpose::STANDARD.encode(&png),
                         "image/png",
+                    ));
+                    // The chart is also a resource the client can read again (an hour, by the
+                    // caller that asked).
+                    let uri = self.keep_chart(png);
+                    r.content.push(ContentBlock::resource_link(
+                        rmcp::model::Resource::new(uri, "spend-chart").with_mime_type("image/png"),
                     ));
                 }
                 r
@@ -294,6 +300,25 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// Keep a chart as a resource of the current caller; its URI.
+    pub(crate) fn keep_chart(&self, png: Vec<u8>) -> String {
+        // 128 random bits (std's per-process random hasher keys; no guessable counter).
+        use std::hash::BuildHasher;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = format!(
+            "{:016x}{:016x}",
+            std::collections::hash_map::RandomState::new().hash_one(seed),
+            std::collections::hash_map::RandomState::new().hash_one(seed.rotate_left(64))
+        );
+        let owner = crate::domain::visibility::current()
+            .map_or_else(|| "stdio".to_string(), |c| c.name.clone());
+        self.charts
+            .insert(id.clone(), (owner, std::sync::Arc::new(png)));
+        format!("{}{id}", crate::resources::CHARTS_URI_PREFIX)
+    }
+
     /// The whole `bedrock_spend` question, shared by the tool and the CLI.
     pub async fn spend(
         &self,

@@ -47,6 +47,23 @@ pub struct Ctx {
     /// The accounts tool calls picked so far, each with its own sources (`for_account`).
     /// None in a context a call picked (it does not pick again).
     accounts: Option<Arc<AccountCtxs>>,
+    /// Charts of recent answers, readable again as resources (`bedrock-cost://charts/<id>`).
+    pub(crate) charts: Arc<Charts>,
+}
+
+/// Chart id -> (the caller that asked, PNG): at most [`MAX_CHARTS`], each an hour.
+pub type Charts = moka::sync::Cache<String, (String, Arc<Vec<u8>>)>;
+
+/// Charts kept at most.
+pub const MAX_CHARTS: u64 = 64;
+
+fn charts() -> Arc<Charts> {
+    Arc::new(
+        moka::sync::Cache::builder()
+            .max_capacity(MAX_CHARTS)
+            .time_to_live(std::time::Duration::from_secs(3600))
+            .build(),
+    )
 }
 
 /// The backends of one AWS account (the server's own, or one a tool call picked), or of the
@@ -321,6 +338,7 @@ impl Ctx {
             ledger,
             policy,
             accounts: Some(account_ctxs()),
+            charts: charts(),
         })
     }
 

@@ -1342,3 +1342,50 @@ async fn the_demo_export_is_written_where_no_other_user_can_plant_it() {
         .collect();
     assert_eq!(exports.len(), 1, "{}", demo.display());
 }
+
+#[tokio::test]
+async fn a_chart_resource_is_readable_only_by_the_caller_that_asked_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = HttpServer::start(
+        None,
+        &["--demo"],
+        &[("BEDROCK_COST_MCP_AUTH_TOKENS", &tokens(dir.path()))],
+    );
+    let r = tool(
+        &server.url,
+        ML,
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["role"], "chart": true}),
+    )
+    .await;
+    assert!(!is_error(&r), "{r}");
+    let uri = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == json!("resource_link"))
+        .and_then(|c| c["uri"].as_str())
+        .unwrap_or_else(|| panic!("no resource link: {r}"))
+        .to_string();
+    let read = |token: &'static str| {
+        let (url, uri) = (server.url.clone(), uri.clone());
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": uri}});
+            let r = raw(&url, Some(token), body.to_string()).await;
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let own = read(ML).await;
+    assert_eq!(
+        own["result"]["contents"][0]["mimeType"],
+        json!("image/png"),
+        "{own}"
+    );
+    for other in [BOT, READER, WRITER] {
+        let v = read(other).await;
+        assert!(
+            v["error"].is_object() && v["result"].is_null(),
+            "{other}: {v}"
+        );
+    }
+}

@@ -281,3 +281,52 @@ fn cli_spend_writes_the_same_chart() {
         row["amount"].as_f64().unwrap()
     ));
 }
+
+#[tokio::test]
+async fn a_chart_is_also_a_resource_the_client_can_read_again() {
+    let client = stdio_client(None, &["--demo"], &[]).await;
+    let r = call(
+        &client,
+        "bedrock_spend",
+        json!({"period": "last_month", "group_by": ["role"], "chart": true}),
+    )
+    .await;
+    let png = png_of(&r);
+    let links: Vec<_> = r
+        .content
+        .iter()
+        .filter_map(|c| match c {
+            rmcp::model::ContentBlock::ResourceLink(l) => Some(l.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(links.len(), 1, "one resource link");
+    assert!(links[0].uri.starts_with("bedrock-cost://charts/"));
+    assert_eq!(links[0].mime_type.as_deref(), Some("image/png"));
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            links[0].uri.clone(),
+        ))
+        .await
+        .unwrap();
+    let v = serde_json::to_value(&read).unwrap();
+    let blob = v["contents"][0]["blob"].as_str().unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(blob)
+            .unwrap(),
+        png,
+        "the same PNG"
+    );
+    assert_eq!(v["contents"][0]["mimeType"], json!("image/png"));
+    // A chart that is not there (or another caller's) is not found.
+    assert!(
+        client
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(
+                "bedrock-cost://charts/0000000000000000",
+            ))
+            .await
+            .is_err()
+    );
+    client.cancel().await.ok();
+}
