@@ -10,8 +10,6 @@ use crate::usecases::context::Ctx;
 
 pub const CONFIG_URI: &str = "bedrock-cost://config";
 pub const REQUIRED_TAGS_URI: &str = "bedrock-cost://policy/required-tags";
-/// Charts of recent `bedrock_spend` answers: `bedrock-cost://charts/<id>` (PNG, an hour).
-pub const CHARTS_URI_PREFIX: &str = "bedrock-cost://charts/";
 
 /// The resources, in a fixed order.
 pub fn list() -> Vec<Resource> {

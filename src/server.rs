@@ -541,7 +541,7 @@ impl ServerHandler for Server {
         let caller = request_extension::<crate::domain::visibility::Caller>(&context).map(Arc::new);
         if let Some(id) = request
             .uri
-            .strip_prefix(crate::resources::CHARTS_URI_PREFIX)
+            .strip_prefix(crate::usecases::context::CHARTS_URI_PREFIX)
         {
             let owner = caller
                 .as_ref()

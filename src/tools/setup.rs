@@ -155,31 +155,67 @@ impl Ctx {
                 .map_err(tool_error)?;
             return Ok((a.render(), serde_json::to_value(&a).unwrap_or_default()));
         }
+        let mut input = input;
         if !input.confirm {
             let plan = crate::usecases::setup::run(config, &plan_args)
                 .await
                 .map_err(tool_error)?;
-            match super::confirm_change(peer, false, question(&plan, &input)).await {
-                super::Confirmation::Yes => {}
-                super::Confirmation::Declined => {
-                    let mut v = serde_json::to_value(&plan).unwrap_or_default();
-                    v["declined"] = true.into();
-                    return Ok((
-                        format!("The user declined: nothing was changed.\n{}", plan.render()),
-                        v,
-                    ));
+            let declined = |plan: &Answer| {
+                let mut v = serde_json::to_value(plan).unwrap_or_default();
+                v["declined"] = true.into();
+                Ok((
+                    format!("The user declined: nothing was changed.\n{}", plan.render()),
+                    v,
+                ))
+            };
+            let unavailable = |plan: &Answer| {
+                let mut v = serde_json::to_value(plan).unwrap_or_default();
+                v["confirm_required"] = true.into();
+                Ok((
+                    format!(
+                        "Nothing was changed. Show the user this plan; call setup again with confirm: true once they agree.\n{}",
+                        plan.render()
+                    ),
+                    v,
+                ))
+            };
+            if input.undo.is_some() {
+                match super::confirm_change(peer, false, question(&plan, &input)).await {
+                    super::Confirmation::Yes => {}
+                    super::Confirmation::Declined => return declined(&plan),
+                    super::Confirmation::Unavailable => return unavailable(&plan),
                 }
-                super::Confirmation::Unavailable => {
-                    let mut v = serde_json::to_value(&plan).unwrap_or_default();
-                    v["confirm_required"] = true.into();
-                    return Ok((
-                        format!(
-                            "Nothing was changed. Show the user this plan; call setup again with confirm: true once they agree.\n{}",
-                            plan.render()
-                        ),
-                        v,
-                    ));
+            } else {
+                // Each step is asked on its own (its calls, cost and undo); only the accepted
+                // ones run.
+                let Answer::Plan(p) = &plan else {
+                    return unavailable(&plan);
+                };
+                let to_do: Vec<&'static str> = p
+                    .steps
+                    .iter()
+                    .filter(|s| {
+                        s.state == crate::usecases::setup::StepState::ToDo
+                            && (input.steps.is_empty() || input.steps.iter().any(|x| x == s.id))
+                    })
+                    .map(|s| s.id)
+                    .collect();
+                let mut accepted = vec![];
+                for id in &to_do {
+                    let one = SetupInput {
+                        steps: vec![(*id).to_string()],
+                        ..input.clone()
+                    };
+                    match super::confirm_change(peer, false, question(&plan, &one)).await {
+                        super::Confirmation::Yes => accepted.push((*id).to_string()),
+                        super::Confirmation::Declined => {}
+                        super::Confirmation::Unavailable => return unavailable(&plan),
+                    }
                 }
+                if accepted.is_empty() && !to_do.is_empty() {
+                    return declined(&plan);
+                }
+                input.steps = accepted;
             }
         }
         let args = input.request(&state_dir, true)?;

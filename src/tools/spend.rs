@@ -316,7 +316,7 @@ impl Ctx {
             .map_or_else(|| "stdio".to_string(), |c| c.name.clone());
         self.charts
             .insert(id.clone(), (owner, std::sync::Arc::new(png)));
-        format!("{}{id}", crate::resources::CHARTS_URI_PREFIX)
+        format!("{}{id}", crate::usecases::context::CHARTS_URI_PREFIX)
     }
 
     /// The whole `bedrock_spend` question, shared by the tool and the CLI.

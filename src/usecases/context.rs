@@ -57,6 +57,9 @@ pub type Charts = moka::sync::Cache<String, (String, Arc<Vec<u8>>)>;
 /// Charts kept at most.
 pub const MAX_CHARTS: u64 = 64;
 
+/// Charts of recent `bedrock_spend` answers: `bedrock-cost://charts/<id>` (PNG, an hour).
+pub const CHARTS_URI_PREFIX: &str = "bedrock-cost://charts/";
+
 fn charts() -> Arc<Charts> {
     Arc::new(
         moka::sync::Cache::builder()

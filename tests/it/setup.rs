@@ -581,6 +581,8 @@ async fn a_step_the_caller_may_not_do_names_the_action_and_the_rest_proceeds() {
 #[derive(Clone, Default)]
 struct Asked {
     accept: bool,
+    /// Accept only questions that contain this.
+    only: Option<&'static str>,
     questions: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -599,11 +601,15 @@ impl rmcp::ClientHandler for Asked {
         request: rmcp::model::ElicitRequestParams,
         _ctx: rmcp::service::RequestContext<rmcp::RoleClient>,
     ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        let mut accept = self.accept;
         if let rmcp::model::ElicitRequestParams::FormElicitationParams { message, .. } = request {
+            if let Some(only) = self.only {
+                accept &= message.contains(only);
+            }
             self.questions.lock().unwrap().push(message);
         }
         use rmcp::model::{ElicitResult, ElicitationAction};
-        Ok(if self.accept {
+        Ok(if accept {
             ElicitResult::new(ElicitationAction::Accept).with_content(json!({"confirm": true}))
         } else {
             ElicitResult::new(ElicitationAction::Decline)
@@ -675,6 +681,44 @@ async fn the_setup_tool_asks_the_user_and_a_declined_change_changes_nothing() {
     assert_eq!(out["applied"][0]["step"], json!("prevention"), "{out}");
     assert_eq!(out["applied"][0]["ok"], json!(true), "{out}");
     assert_eq!(asked.questions.lock().unwrap().len(), 1);
+    client.cancel().await.ok();
+    // Two steps, two questions: only the accepted one runs.
+    emu.post(
+        "/_emulator/ce/cost-allocation-tags",
+        json!({"CostAllocationTags": [
+            {"TagKey": "iamPrincipal/project", "Type": "UserDefined", "Status": "Inactive"}
+        ]}),
+    )
+    .await;
+    let picky = Asked {
+        accept: true,
+        only: Some("- anomaly_monitor"),
+        ..Asked::default()
+    };
+    let client = stdio_client_with(picky.clone(), Some(&emu), &["--allow-writes"], &[]).await;
+    let out = ok(&call(
+        &client,
+        "setup",
+        json!({"steps": ["tags", "anomaly_monitor"], "tag_keys": ["project"], "apply": true}),
+    )
+    .await);
+    assert_eq!(
+        picky.questions.lock().unwrap().len(),
+        2,
+        "one question per step"
+    );
+    let ran: Vec<&str> = out["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["step"].as_str())
+        .collect();
+    assert_eq!(ran, ["anomaly_monitor"], "{out}");
+    assert_eq!(
+        emu.count("UpdateCostAllocationTagsStatus").await,
+        1,
+        "tags declined"
+    );
     client.cancel().await.ok();
     // Without --allow-writes the tool is not there.
     let client = stdio_client(Some(&emu), &[], &[]).await;
