@@ -267,6 +267,12 @@ struct Wanted<'a> {
 }
 
 impl Wanted<'_> {
+    /// Whether the request asked for this step (every step when it named none): only those
+    /// are read from the account, so a plan of one step makes no other step's (paid) calls.
+    fn chosen(&self, step: &str) -> bool {
+        self.args.steps.is_empty() || self.args.steps.iter().any(|s| s == step)
+    }
+
     fn export_location(&self) -> Option<String> {
         self.bucket.as_ref().map(|b| {
             format!(
@@ -642,79 +648,81 @@ fn tag_budgets(config: &Config) -> Result<Vec<TagBudget>, String> {
 async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
     let mut steps = Vec::new();
     let bucket_note = "name the bucket with --bucket (created when missing)".to_string();
+    let location = w.export_location();
 
     // 1. export
-    let mut s = Step {
-        id: "export",
-        title: "CUR 2.0 export with caller identity (IAM principal) data",
-        state: StepState::ToDo,
-        found: String::new(),
-        calls: vec![],
-        cost: "Data Exports: no charge for the export itself; S3 storage of the Parquet files (a few cents a month for most accounts)",
-        data_after: "first delivery within 24 hours; Bedrock lines complete after the next daily refresh",
-        undo: String::new(),
-        permissions: vec![
-            "bcm-data-exports:ListExports",
-            "bcm-data-exports:GetExport",
-            "bcm-data-exports:CreateExport",
-            "bcm-data-exports:UpdateExport",
-            "cur:PutReportDefinition",
-            "s3:CreateBucket",
-            "s3:GetBucketPolicy",
-            "s3:PutBucketPolicy",
-        ],
-        notes: vec![],
-    };
-    match aws.find_export(&w.args.export_name).await {
-        Err(e) => {
-            s.state = StepState::Blocked;
-            s.found = e;
-        }
-        Ok(Some(f)) if f.principal_data.as_deref() == Some("TRUE") => {
-            s.state = StepState::Done;
-            s.found = format!(
-                "export {} ({}) includes caller identity data; it delivers to {}",
-                f.name,
-                f.arn,
-                f.location.as_deref().unwrap_or("?")
-            );
-            s.undo = "nothing of this step was created by setup".into();
-        }
-        Ok(Some(f)) => {
-            s.found = format!(
-                "export {} ({}) has no caller identity data (INCLUDE_IAM_PRINCIPAL_DATA {})",
-                f.name,
-                f.arn,
-                f.principal_data.as_deref().unwrap_or("absent")
-            );
-            s.calls.push(PlannedCall {
+    if w.chosen("export") {
+        let mut s = Step {
+            id: "export",
+            title: "CUR 2.0 export with caller identity (IAM principal) data",
+            state: StepState::ToDo,
+            found: String::new(),
+            calls: vec![],
+            cost: "Data Exports: no charge for the export itself; S3 storage of the Parquet files (a few cents a month for most accounts)",
+            data_after: "first delivery within 24 hours; Bedrock lines complete after the next daily refresh",
+            undo: String::new(),
+            permissions: vec![
+                "bcm-data-exports:ListExports",
+                "bcm-data-exports:GetExport",
+                "bcm-data-exports:CreateExport",
+                "bcm-data-exports:UpdateExport",
+                "cur:PutReportDefinition",
+                "s3:CreateBucket",
+                "s3:GetBucketPolicy",
+                "s3:PutBucketPolicy",
+            ],
+            notes: vec![],
+        };
+        match aws.find_export(&w.args.export_name).await {
+            Err(e) => {
+                s.state = StepState::Blocked;
+                s.found = e;
+            }
+            Ok(Some(f)) if f.principal_data.as_deref() == Some("TRUE") => {
+                s.state = StepState::Done;
+                s.found = format!(
+                    "export {} ({}) includes caller identity data; it delivers to {}",
+                    f.name,
+                    f.arn,
+                    f.location.as_deref().unwrap_or("?")
+                );
+                s.undo = "nothing of this step was created by setup".into();
+            }
+            Ok(Some(f)) => {
+                s.found = format!(
+                    "export {} ({}) has no caller identity data (INCLUDE_IAM_PRINCIPAL_DATA {})",
+                    f.name,
+                    f.arn,
+                    f.principal_data.as_deref().unwrap_or("absent")
+                );
+                s.calls.push(PlannedCall {
                 api: "bcm-data-exports:UpdateExport".into(),
                 params: json!({"ExportArn": f.arn, "Export": {"DataQuery": {"TableConfigurations": {"COST_AND_USAGE_REPORT": {"INCLUDE_IAM_PRINCIPAL_DATA": "TRUE"}}}}}),
             });
-            s.undo = "sets INCLUDE_IAM_PRINCIPAL_DATA back to its value before; data already delivered stays".into();
-        }
-        Ok(None) => match &w.bucket {
-            None => {
-                s.state = StepState::Blocked;
-                s.found = format!("no CUR 2.0 export; {bucket_note}");
+                s.undo = "sets INCLUDE_IAM_PRINCIPAL_DATA back to its value before; data already delivered stays".into();
             }
-            Some(bucket) => {
-                s.found = "no CUR 2.0 export".into();
-                match aws.bucket_exists(bucket).await {
-                    Ok(false) => {
-                        s.calls.push(PlannedCall {
-                            api: "s3:CreateBucket".into(),
-                            params: json!({"Bucket": bucket}),
-                        });
-                    }
-                    Ok(true) => {}
-                    Err(e) => s.notes.push(e),
+            Ok(None) => match &w.bucket {
+                None => {
+                    s.state = StepState::Blocked;
+                    s.found = format!("no CUR 2.0 export; {bucket_note}");
                 }
-                s.calls.push(PlannedCall {
+                Some(bucket) => {
+                    s.found = "no CUR 2.0 export".into();
+                    match aws.bucket_exists(bucket).await {
+                        Ok(false) => {
+                            s.calls.push(PlannedCall {
+                                api: "s3:CreateBucket".into(),
+                                params: json!({"Bucket": bucket}),
+                            });
+                        }
+                        Ok(true) => {}
+                        Err(e) => s.notes.push(e),
+                    }
+                    s.calls.push(PlannedCall {
                     api: "s3:PutBucketPolicy".into(),
                     params: json!({"Bucket": bucket, "Statement added": exports_statement(bucket, &w.account)}),
                 });
-                s.calls.push(PlannedCall {
+                    s.calls.push(PlannedCall {
                     api: "bcm-data-exports:CreateExport".into(),
                     params: json!({"Export": {
                         "Name": w.args.export_name,
@@ -726,14 +734,15 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
                                                        "Compression": "PARQUET", "Overwrite": "OVERWRITE_REPORT"}}},
                         "RefreshCadence": {"Frequency": "SYNCHRONOUS"}}}),
                 });
-                s.undo = "deletes the export, the policy statement it added and the bucket if setup created it and it is empty; delivered data stays until you delete it".into();
-            }
-        },
+                    s.undo = "deletes the export, the policy statement it added and the bucket if setup created it and it is empty; delivered data stays until you delete it".into();
+                }
+            },
+        }
+        steps.push(s);
     }
-    steps.push(s);
-
     // 2. tags
-    let mut s = Step {
+    if w.chosen("tags") {
+        let mut s = Step {
         id: "tags",
         title: "Activate the iamPrincipal/* cost allocation tags (payer account), backfill",
         state: StepState::ToDo,
@@ -752,17 +761,17 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
             "AWS documents the backfill for activated cost allocation tags in general (StartCostAllocationTagBackfill backfills the activation status of all tag keys); it does not say whether iamPrincipal/* keys are included: check the Cost Explorer grouping of a past month once the backfill SUCCEEDED".into(),
         ],
     };
-    let want: Vec<String> = w.keys.iter().map(|k| format!("iamPrincipal/{k}")).collect();
-    match aws.tag_statuses(&want).await {
-        Err(e) => {
-            s.state = StepState::Blocked;
-            s.found = e;
-        }
-        Ok(status) => {
-            let mut found = vec![];
-            let mut to_activate = vec![];
-            for k in &want {
-                match status.get(k).map(String::as_str) {
+        let want: Vec<String> = w.keys.iter().map(|k| format!("iamPrincipal/{k}")).collect();
+        match aws.tag_statuses(&want).await {
+            Err(e) => {
+                s.state = StepState::Blocked;
+                s.found = e;
+            }
+            Ok(status) => {
+                let mut found = vec![];
+                let mut to_activate = vec![];
+                for k in &want {
+                    match status.get(k).map(String::as_str) {
                     Some("Active") => found.push(format!("{k} active")),
                     Some(st) => {
                         found.push(format!("{k} {}", st.to_lowercase()));
@@ -772,54 +781,54 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
                         "{k} not seen yet (a key appears after a principal carrying it makes a billed call; activate it then)"
                     )),
                 }
-            }
-            s.found = found.join("; ");
-            if !to_activate.is_empty() {
-                s.calls.push(PlannedCall {
+                }
+                s.found = found.join("; ");
+                if !to_activate.is_empty() {
+                    s.calls.push(PlannedCall {
                     api: "ce:UpdateCostAllocationTagsStatus".into(),
                     params: json!({"CostAllocationTagsStatus": to_activate.iter().map(|k| json!({"TagKey": k, "Status": "Active"})).collect::<Vec<_>>()}),
                 });
+                }
             }
         }
-    }
-    if let Some(month) = &w.args.backfill_from {
-        match backfill_start(month, crate::domain::clock::today()) {
-            Err(e) => s.notes.push(e),
-            Ok(from) => match aws.backfills().await {
+        if let Some(month) = &w.args.backfill_from {
+            match backfill_start(month, crate::domain::clock::today()) {
                 Err(e) => s.notes.push(e),
-                Ok(h) => {
-                    let last = h.first();
-                    if let Some(b) = last {
-                        s.notes.push(format!(
-                            "last backfill: from {} requested {} is {}",
-                            b.from, b.requested_at, b.status
-                        ));
+                Ok(from) => match aws.backfills().await {
+                    Err(e) => s.notes.push(e),
+                    Ok(h) => {
+                        let last = h.first();
+                        if let Some(b) = last {
+                            s.notes.push(format!(
+                                "last backfill: from {} requested {} is {}",
+                                b.from, b.requested_at, b.status
+                            ));
+                        }
+                        let processing = last.is_some_and(|b| b.status == "PROCESSING");
+                        if processing {
+                            s.notes
+                                .push("a backfill is still processing: no new request".into());
+                        } else if last.is_some_and(|b| b.from == from) {
+                            s.notes
+                                .push(format!("a backfill from {from} was already requested"));
+                        } else {
+                            s.calls.push(PlannedCall {
+                                api: "ce:StartCostAllocationTagBackfill".into(),
+                                params: json!({"BackfillFrom": from}),
+                            });
+                        }
                     }
-                    let processing = last.is_some_and(|b| b.status == "PROCESSING");
-                    if processing {
-                        s.notes
-                            .push("a backfill is still processing: no new request".into());
-                    } else if last.is_some_and(|b| b.from == from) {
-                        s.notes
-                            .push(format!("a backfill from {from} was already requested"));
-                    } else {
-                        s.calls.push(PlannedCall {
-                            api: "ce:StartCostAllocationTagBackfill".into(),
-                            params: json!({"BackfillFrom": from}),
-                        });
-                    }
-                }
-            },
+                },
+            }
         }
+        if s.state == StepState::ToDo && s.calls.is_empty() {
+            s.state = StepState::Done;
+        }
+        steps.push(s);
     }
-    if s.state == StepState::ToDo && s.calls.is_empty() {
-        s.state = StepState::Done;
-    }
-    steps.push(s);
-
     // 3. athena
-    let location = w.export_location();
-    let mut s = Step {
+    if w.chosen("athena") {
+        let mut s = Step {
         id: "athena",
         title: "Athena database and table over the export (partition projection, no crawler)",
         state: StepState::ToDo,
@@ -842,37 +851,38 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
             "partition projection (projection.* table properties) is accepted by the emulator as text only; a real account confirms it on the first query".into(),
         ],
     };
-    match (&location, w.results()) {
-        (Some(loc), Some(results)) => {
-            let exists = aws.table(&w.args.database, &w.args.table).await;
-            match exists {
-                Ok(_) => {
-                    s.state = StepState::Done;
-                    s.found = format!("table {}.{} exists", w.args.database, w.args.table);
-                }
-                Err(e) => {
-                    s.found = format!(
-                        "table {}.{} not found ({})",
-                        w.args.database, w.args.table, e
-                    );
-                    for sql in athena_ddl(&w.args.database, &w.args.table, loc) {
-                        s.calls.push(PlannedCall {
+        match (&location, w.results()) {
+            (Some(loc), Some(results)) => {
+                let exists = aws.table(&w.args.database, &w.args.table).await;
+                match exists {
+                    Ok(_) => {
+                        s.state = StepState::Done;
+                        s.found = format!("table {}.{} exists", w.args.database, w.args.table);
+                    }
+                    Err(e) => {
+                        s.found = format!(
+                            "table {}.{} not found ({})",
+                            w.args.database, w.args.table, e
+                        );
+                        for sql in athena_ddl(&w.args.database, &w.args.table, loc) {
+                            s.calls.push(PlannedCall {
                             api: "athena:StartQueryExecution".into(),
                             params: json!({"QueryString": sql, "ResultConfiguration": {"OutputLocation": results}}),
                         });
+                        }
                     }
                 }
             }
+            _ => {
+                s.state = StepState::Blocked;
+                s.found = format!("the table's location is the export's: {bucket_note}");
+            }
         }
-        _ => {
-            s.state = StepState::Blocked;
-            s.found = format!("the table's location is the export's: {bucket_note}");
-        }
+        steps.push(s);
     }
-    steps.push(s);
-
     // 4. logging
-    let mut s = Step {
+    if w.chosen("logging") {
+        let mut s = Step {
         id: "logging",
         title: "Bedrock model invocation logging to S3 and/or CloudWatch Logs, metadata only (the live layer)",
         state: StepState::ToDo,
@@ -888,119 +898,120 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
         ],
         notes: vec![],
     };
-    match aws.logging().await {
-        Err(e) => {
-            s.state = StepState::Blocked;
-            s.found = e;
-        }
-        Ok(l) if l.is_on() => {
-            s.state = StepState::Done;
-            s.found = format!(
-                "logging is on in {} ({}{})",
-                aws.region(),
-                l.s3.as_deref().unwrap_or(""),
-                l.log_group
-                    .as_deref()
-                    .map(|g| format!(" CloudWatch Logs {g}"))
-                    .unwrap_or_default()
-            );
-            s.undo = "nothing of this step was created by setup".into();
-        }
-        Ok(_) if w.bucket.is_none() && w.args.log_group.is_none() => {
-            s.state = StepState::Blocked;
-            s.found = format!(
-                "logging is off in {}; {bucket_note}, or --log-group NAME for CloudWatch Logs",
-                aws.region()
-            );
-        }
-        Ok(_) => {
-            s.found = format!("logging is off in {}", aws.region());
-            let prefix = w.args.logs_prefix.trim_matches('/');
-            let mut config = json!({"textDataDeliveryEnabled": false, "imageDataDeliveryEnabled": false,
+        match aws.logging().await {
+            Err(e) => {
+                s.state = StepState::Blocked;
+                s.found = e;
+            }
+            Ok(l) if l.is_on() => {
+                s.state = StepState::Done;
+                s.found = format!(
+                    "logging is on in {} ({}{})",
+                    aws.region(),
+                    l.s3.as_deref().unwrap_or(""),
+                    l.log_group
+                        .as_deref()
+                        .map(|g| format!(" CloudWatch Logs {g}"))
+                        .unwrap_or_default()
+                );
+                s.undo = "nothing of this step was created by setup".into();
+            }
+            Ok(_) if w.bucket.is_none() && w.args.log_group.is_none() => {
+                s.state = StepState::Blocked;
+                s.found = format!(
+                    "logging is off in {}; {bucket_note}, or --log-group NAME for CloudWatch Logs",
+                    aws.region()
+                );
+            }
+            Ok(_) => {
+                s.found = format!("logging is off in {}", aws.region());
+                let prefix = w.args.logs_prefix.trim_matches('/');
+                let mut config = json!({"textDataDeliveryEnabled": false, "imageDataDeliveryEnabled": false,
                 "embeddingDataDeliveryEnabled": false, "videoDataDeliveryEnabled": false});
-            if let Some(bucket) = &w.bucket {
-                s.calls.push(PlannedCall {
+                if let Some(bucket) = &w.bucket {
+                    s.calls.push(PlannedCall {
                     api: "s3:PutBucketPolicy".into(),
                     params: json!({"Bucket": bucket, "Statement added": logging_statement(bucket, prefix, &w.account, aws.region())}),
                 });
-                config["s3Config"] = json!({"bucketName": bucket, "keyPrefix": prefix});
-            }
-            if let Some(group) = &w.args.log_group {
-                match aws.log_group_exists(group).await {
-                    Ok(true) => {}
-                    Ok(false) => s.calls.push(PlannedCall {
-                        api: "logs:CreateLogGroup".into(),
-                        params: json!({"logGroupName": group}),
-                    }),
-                    Err(e) => s.notes.push(e),
+                    config["s3Config"] = json!({"bucketName": bucket, "keyPrefix": prefix});
                 }
-                let (trust, policy) = logging_role_policies(&w.account, aws.region(), group);
-                s.calls.push(PlannedCall {
+                if let Some(group) = &w.args.log_group {
+                    match aws.log_group_exists(group).await {
+                        Ok(true) => {}
+                        Ok(false) => s.calls.push(PlannedCall {
+                            api: "logs:CreateLogGroup".into(),
+                            params: json!({"logGroupName": group}),
+                        }),
+                        Err(e) => s.notes.push(e),
+                    }
+                    let (trust, policy) = logging_role_policies(&w.account, aws.region(), group);
+                    s.calls.push(PlannedCall {
                     api: "iam:CreateRole".into(),
                     params: json!({"RoleName": LOGGING_ROLE, "AssumeRolePolicyDocument": trust}),
                 });
-                s.calls.push(PlannedCall {
+                    s.calls.push(PlannedCall {
                     api: "iam:PutRolePolicy".into(),
                     params: json!({"RoleName": LOGGING_ROLE, "PolicyName": "InvocationLogsToCloudWatch", "PolicyDocument": policy}),
                 });
-                config["cloudWatchConfig"] = json!({"logGroupName": group,
+                    config["cloudWatchConfig"] = json!({"logGroupName": group,
                     "roleArn": format!("arn:aws:iam::{}:role/{LOGGING_ROLE}", w.account)});
-                s.permissions.extend([
-                    "logs:DescribeLogGroups",
-                    "logs:CreateLogGroup",
-                    "iam:CreateRole",
-                    "iam:PutRolePolicy",
-                    "iam:PassRole",
-                ]);
+                    s.permissions.extend([
+                        "logs:DescribeLogGroups",
+                        "logs:CreateLogGroup",
+                        "iam:CreateRole",
+                        "iam:PutRolePolicy",
+                        "iam:PassRole",
+                    ]);
+                }
+                s.calls.push(PlannedCall {
+                    api: "bedrock:PutModelInvocationLoggingConfiguration".into(),
+                    params: json!({"loggingConfig": config}),
+                });
             }
-            s.calls.push(PlannedCall {
-                api: "bedrock:PutModelInvocationLoggingConfiguration".into(),
-                params: json!({"loggingConfig": config}),
-            });
         }
+        steps.push(s);
     }
-    steps.push(s);
-
     // 5. anomaly monitor: an AWS managed monitor on every value of the first tag key.
-    let key = w
-        .keys
-        .first()
-        .cloned()
-        .unwrap_or_else(|| DEFAULT_TAG_KEY.into());
-    let tag = format!("iamPrincipal/{key}");
-    let mut s = Step {
-        id: "anomaly_monitor",
-        title: "Cost Anomaly Detection on every value of the principal tag, alerts to --notify",
-        state: StepState::ToDo,
-        found: String::new(),
-        calls: vec![],
-        cost: "free (Cost Anomaly Detection has no charge)",
-        data_after: "a monitor needs about 10 days of history before it flags; alerts then daily (email) or at once (SNS)",
-        undo: "deletes the monitor and subscription setup created".into(),
-        permissions: vec![
-            "ce:GetAnomalyMonitors",
-            "ce:CreateAnomalyMonitor",
-            "ce:CreateAnomalySubscription",
-        ],
-        notes: vec![],
-    };
-    match aws.tag_monitor(&tag).await {
-        Err(e) => {
-            s.state = StepState::Blocked;
-            s.found = e;
-        }
-        Ok(Some(arn)) => {
-            s.state = StepState::Done;
-            s.found = format!("monitor {arn} watches {tag}");
-        }
-        Ok(None) => {
-            s.found = format!("no monitor watches {tag}");
-            s.calls.push(PlannedCall {
+    if w.chosen("anomaly_monitor") {
+        let key = w
+            .keys
+            .first()
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_TAG_KEY.into());
+        let tag = format!("iamPrincipal/{key}");
+        let mut s = Step {
+            id: "anomaly_monitor",
+            title: "Cost Anomaly Detection on every value of the principal tag, alerts to --notify",
+            state: StepState::ToDo,
+            found: String::new(),
+            calls: vec![],
+            cost: "free (Cost Anomaly Detection has no charge)",
+            data_after: "a monitor needs about 10 days of history before it flags; alerts then daily (email) or at once (SNS)",
+            undo: "deletes the monitor and subscription setup created".into(),
+            permissions: vec![
+                "ce:GetAnomalyMonitors",
+                "ce:CreateAnomalyMonitor",
+                "ce:CreateAnomalySubscription",
+            ],
+            notes: vec![],
+        };
+        match aws.tag_monitor(&tag).await {
+            Err(e) => {
+                s.state = StepState::Blocked;
+                s.found = e;
+            }
+            Ok(Some(arn)) => {
+                s.state = StepState::Done;
+                s.found = format!("monitor {arn} watches {tag}");
+            }
+            Ok(None) => {
+                s.found = format!("no monitor watches {tag}");
+                s.calls.push(PlannedCall {
                 api: "ce:CreateAnomalyMonitor".into(),
                 params: json!({"AnomalyMonitor": {"MonitorName": format!("bedrock-cost-mcp-{key}"), "MonitorType": "DIMENSIONAL",
                     "MonitorDimension": "TAG", "MonitorSpecification": {"Tags": {"Key": tag}}}}),
             });
-            match w.args.notify.as_deref() {
+                match w.args.notify.as_deref() {
                 Some(n) => s.calls.push(PlannedCall {
                     api: "ce:CreateAnomalySubscription".into(),
                     params: json!({"AnomalySubscription": {"SubscriptionName": format!("bedrock-cost-mcp-{key}"),
@@ -1011,72 +1022,74 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
                 }),
                 None => s.notes.push("no alerts: pass --notify EMAIL or an SNS topic ARN for a subscription".into()),
             }
+            }
         }
+        steps.push(s);
     }
-    steps.push(s);
-
     // 6. budgets: one monthly AWS budget per tag budget of the local policy file.
-    let mut s = Step {
-        id: "budgets",
-        title: "Monthly AWS budgets per tag value of the budget policy, filtered on the principal tag",
-        state: StepState::ToDo,
-        found: String::new(),
-        calls: vec![],
-        cost: "two budgets free, then $0.02 per budget per day; budget actions $0.10 per action per day after the first two",
-        data_after: "after the tags are active (AWS Budgets refreshes up to three times a day)",
-        undo: "deletes the budgets setup created".into(),
-        permissions: vec!["budgets:ViewBudget", "budgets:ModifyBudget"],
-        notes: vec![],
-    };
-    if !w.args.enforce {
-        s.notes.push("--enforce adds, per budget, an action that attaches a deny-Bedrock policy to the team's roles and users at 100% of actual spend".into());
-    }
-    match tag_budgets(config) {
-        Err(e) => {
-            s.state = StepState::Blocked;
-            s.found = e;
+    if w.chosen("budgets") {
+        let mut s = Step {
+            id: "budgets",
+            title: "Monthly AWS budgets per tag value of the budget policy, filtered on the principal tag",
+            state: StepState::ToDo,
+            found: String::new(),
+            calls: vec![],
+            cost: "two budgets free, then $0.02 per budget per day; budget actions $0.10 per action per day after the first two",
+            data_after: "after the tags are active (AWS Budgets refreshes up to three times a day)",
+            undo: "deletes the budgets setup created".into(),
+            permissions: vec!["budgets:ViewBudget", "budgets:ModifyBudget"],
+            notes: vec![],
+        };
+        if !w.args.enforce {
+            s.notes.push("--enforce adds, per budget, an action that attaches a deny-Bedrock policy to the team's roles and users at 100% of actual spend".into());
         }
-        Ok(wanted_budgets) if wanted_budgets.is_empty() => {
-            s.state = StepState::Blocked;
-            s.found = "no tag budgets: give --budget-policy a file with [[budgets]] tag = \"key=value\" entries".into();
-        }
-        Ok(wanted_budgets) => match aws.budget_names(&w.account).await {
+        match tag_budgets(config) {
             Err(e) => {
                 s.state = StepState::Blocked;
                 s.found = e;
             }
-            Ok(existing) => {
-                let mut found = vec![];
-                for b in &wanted_budgets {
-                    if existing.contains(&b.name) {
-                        found.push(format!("{} exists", b.name));
-                        continue;
-                    }
-                    found.push(format!("{} missing", b.name));
-                    s.calls.push(PlannedCall {
+            Ok(wanted_budgets) if wanted_budgets.is_empty() => {
+                s.state = StepState::Blocked;
+                s.found = "no tag budgets: give --budget-policy a file with [[budgets]] tag = \"key=value\" entries".into();
+            }
+            Ok(wanted_budgets) => match aws.budget_names(&w.account).await {
+                Err(e) => {
+                    s.state = StepState::Blocked;
+                    s.found = e;
+                }
+                Ok(existing) => {
+                    let mut found = vec![];
+                    for b in &wanted_budgets {
+                        if existing.contains(&b.name) {
+                            found.push(format!("{} exists", b.name));
+                            continue;
+                        }
+                        found.push(format!("{} missing", b.name));
+                        s.calls.push(PlannedCall {
                         api: "budgets:CreateBudget".into(),
                         params: json!({"AccountId": w.account, "Budget": {"BudgetName": b.name, "BudgetType": "COST", "TimeUnit": "MONTHLY",
                             "BudgetLimit": {"Amount": format!("{:.2}", b.monthly_usd), "Unit": "USD"},
                             "FilterExpression": {"Tags": {"Key": format!("iamPrincipal/{}", b.key), "Values": [b.value]}}}}),
                     });
+                    }
+                    s.found = found.join("; ");
+                    if w.args.enforce {
+                        plan_enforcement(aws, w, &wanted_budgets, &existing, &mut s).await;
+                    }
+                    if s.calls.is_empty() {
+                        s.state = StepState::Done;
+                    }
                 }
-                s.found = found.join("; ");
-                if w.args.enforce {
-                    plan_enforcement(aws, w, &wanted_budgets, &existing, &mut s).await;
-                }
-                if s.calls.is_empty() {
-                    s.state = StepState::Done;
-                }
-            }
-        },
+            },
+        }
+        steps.push(s);
     }
-    steps.push(s);
-
     // 7. prevention policy: written to a file; attached as an IAM policy when asked.
-    let path = w.args.policy_file.display().to_string();
-    let document = crate::domain::prevention::prevention_policy(&w.keys);
-    let exists = w.args.policy_file.exists();
-    let mut s = Step {
+    if w.chosen("prevention") {
+        let path = w.args.policy_file.display().to_string();
+        let document = crate::domain::prevention::prevention_policy(&w.keys);
+        let exists = w.args.policy_file.exists();
+        let mut s = Step {
         id: "prevention",
         title: "The policy that requires the tag keys on new users and roles",
         state: StepState::ToDo,
@@ -1092,58 +1105,59 @@ async fn plan(aws: &SetupAws, w: &Wanted<'_>, config: &Config) -> Plan {
         permissions: vec![],
         notes: vec!["as a service control policy it applies to every account of an organization: create and attach it with organizations:CreatePolicy/AttachPolicy from the management account (setup does not)".into()],
     };
-    if !exists {
-        s.calls.push(PlannedCall {
-            api: "write file".into(),
-            params: json!({"path": path, "policy": document}),
-        });
-    }
-    if let Some(target) = &w.args.attach_prevention {
-        let (kind, name) = target.split_once(':').unwrap_or(("", ""));
-        let arn = format!("arn:aws:iam::{}:policy/{PREVENTION_POLICY}", w.account);
-        let attached = match aws.managed_policy(&w.account, PREVENTION_POLICY).await {
-            Err(e) => {
-                s.notes.push(e);
-                false
-            }
-            Ok(Some(_)) => {
-                s.found.push_str(&format!("; IAM policy {arn} exists"));
-                match aws.policy_attached(kind, name, &arn).await {
-                    Ok(true) => {
-                        s.found.push_str(&format!(", attached to {kind} {name}"));
-                        true
-                    }
-                    Ok(false) => false,
-                    Err(e) => {
-                        s.notes.push(e);
-                        false
+        if !exists {
+            s.calls.push(PlannedCall {
+                api: "write file".into(),
+                params: json!({"path": path, "policy": document}),
+            });
+        }
+        if let Some(target) = &w.args.attach_prevention {
+            let (kind, name) = target.split_once(':').unwrap_or(("", ""));
+            let arn = format!("arn:aws:iam::{}:policy/{PREVENTION_POLICY}", w.account);
+            let attached = match aws.managed_policy(&w.account, PREVENTION_POLICY).await {
+                Err(e) => {
+                    s.notes.push(e);
+                    false
+                }
+                Ok(Some(_)) => {
+                    s.found.push_str(&format!("; IAM policy {arn} exists"));
+                    match aws.policy_attached(kind, name, &arn).await {
+                        Ok(true) => {
+                            s.found.push_str(&format!(", attached to {kind} {name}"));
+                            true
+                        }
+                        Ok(false) => false,
+                        Err(e) => {
+                            s.notes.push(e);
+                            false
+                        }
                     }
                 }
-            }
-            Ok(None) => {
-                s.calls.push(PlannedCall {
+                Ok(None) => {
+                    s.calls.push(PlannedCall {
                     api: "iam:CreatePolicy".into(),
                     params: json!({"PolicyName": PREVENTION_POLICY, "PolicyDocument": document}),
                 });
-                false
+                    false
+                }
+            };
+            if !attached {
+                s.calls.push(PlannedCall {
+                    api: format!("iam:Attach{}Policy", capitalized(kind)),
+                    params: json!({format!("{}Name", capitalized(kind)): name, "PolicyArn": arn}),
+                });
             }
-        };
-        if !attached {
-            s.calls.push(PlannedCall {
-                api: format!("iam:Attach{}Policy", capitalized(kind)),
-                params: json!({format!("{}Name", capitalized(kind)): name, "PolicyArn": arn}),
-            });
+            s.permissions.extend([
+                "iam:GetPolicy",
+                "iam:CreatePolicy",
+                "iam:AttachGroupPolicy / AttachRolePolicy / AttachUserPolicy",
+            ]);
         }
-        s.permissions.extend([
-            "iam:GetPolicy",
-            "iam:CreatePolicy",
-            "iam:AttachGroupPolicy / AttachRolePolicy / AttachUserPolicy",
-        ]);
+        if s.calls.is_empty() {
+            s.state = StepState::Done;
+        }
+        steps.push(s);
     }
-    if s.calls.is_empty() {
-        s.state = StepState::Done;
-    }
-    steps.push(s);
 
     let mut configuration = vec![];
     if let Some(loc) = &location {
@@ -1855,7 +1869,6 @@ pub async fn run(config: &Config, args: &SetupRequest) -> Result<Answer, SetupEr
     let chosen: Vec<Step> = plan_now
         .steps
         .iter()
-        .filter(|s| args.steps.is_empty() || args.steps.iter().any(|x| x == s.id))
         .filter(|s| s.state == StepState::ToDo)
         .cloned()
         .collect();

@@ -885,7 +885,7 @@ async fn settle<H: ClientHandler>(
 #[tokio::test]
 async fn an_athena_query_runs_as_a_task_to_its_result_and_a_cancelled_one_is_stopped() {
     let dir = tempfile::tempdir().unwrap();
-    export(dir.path(), last_month_start(), 10, 2_000, &[]);
+    let truth = export(dir.path(), last_month_start(), 10, 2_000, &[]);
     let emu = Emulator::start();
     register(&emu, dir.path()).await;
     let ask = json!({"period": "last_month", "source": "athena", "group_by": ["tag:team"]});
@@ -924,6 +924,11 @@ async fn an_athena_query_runs_as_a_task_to_its_result_and_a_cancelled_one_is_sto
     assert_eq!(done["status"], json!("completed"), "{done}");
     let got = &done["result"]["structuredContent"];
     assert_cents(num(&got["total"]), num(&want["total"]), "task result");
+    assert_cents(
+        num(&got["total"]),
+        num(&truth["total_unblended"]),
+        "task result against the generator",
+    );
     assert_eq!(got["rows"], want["rows"]);
 
     // A query that would run forever: cancelled, and Athena is told to stop it.
@@ -976,6 +981,43 @@ async fn an_athena_query_runs_as_a_task_to_its_result_and_a_cancelled_one_is_sto
         "the cancelled task's Athena query was not stopped: {:?}",
         queries(&emu).await
     );
+    // At most 4 working tasks per caller: a 5th call is refused, and says why.
+    emu.post(
+        "/_emulator/athena/outcomes",
+        json!({"outcomes": [{"state": "RUNNING"}, {"state": "RUNNING"}, {"state": "RUNNING"}, {"state": "RUNNING"}]}),
+    )
+    .await;
+    let mut working = vec![];
+    for day in 1..=5 {
+        let args = json!({"period": {"start": format!("{}-{day:02}", &last_month().0[..7]), "end": last_month().1},
+                          "source": "athena"});
+        let r = client
+            .call_tool_once(
+                CallToolRequestParams::new("bedrock_spend")
+                    .with_arguments(args.as_object().unwrap().clone()),
+            )
+            .await
+            .unwrap();
+        match r {
+            rmcp::model::CallToolResponse::Task(t) if day <= 4 => working.push(t.task.task_id),
+            rmcp::model::CallToolResponse::Complete(r) if day == 5 => {
+                assert_eq!(r.is_error, Some(true));
+                assert!(
+                    text(&r).contains("4 tasks of this caller are still working"),
+                    "{}",
+                    text(&r)
+                );
+            }
+            other => panic!("call {day}: {other:?}"),
+        }
+    }
+    for id in &working {
+        client
+            .cancel_task(rmcp::model::CancelTaskParams::new(id.clone()))
+            .await
+            .unwrap();
+        assert_eq!(settle(&client, id).await["status"], json!("cancelled"));
+    }
     // Someone else's (or a made-up) task id is not there.
     assert!(
         client
