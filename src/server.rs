@@ -58,7 +58,10 @@ struct Tasks {
 /// Working tasks one caller may have at once.
 const MAX_TASKS_PER_CALLER: usize = 4;
 
-/// How long a task and its result are kept (ms).
+/// Working tasks the server runs at once, for all callers.
+const MAX_TASKS: usize = 32;
+
+/// How long a task may run, and how long its result is kept after (ms).
 const TASK_TTL_MS: u64 = 15 * 60 * 1000;
 
 impl Server {
@@ -188,6 +191,45 @@ struct InputCheck {
     read: Option<crate::tools::Reader>,
 }
 
+/// The server's icon (`assets/icon.svg`, as a data: URI), shown by clients beside the server's
+/// name and tools. It goes in the `initialize` answer only: giving each tool its own copy would
+/// add about 400 bytes per tool to every `tools/list` (see the README's client section).
+fn server_icon() -> rmcp::model::Icon {
+    static SRC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let src = SRC.get_or_init(|| {
+        use base64::Engine;
+        format!(
+            "data:image/svg+xml;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(include_str!("../assets/icon.svg"))
+        )
+    });
+    let mut icon = rmcp::model::Icon::new(src.clone());
+    icon.mime_type = Some("image/svg+xml".into());
+    icon.sizes = Some(vec!["any".into()]);
+    icon
+}
+
+/// How long a client may take the lists of tools, prompts and resources as fresh (ms): they
+/// are fixed for the life of the process (the flags decide them at start), the same for every
+/// caller (scopes are checked when a tool is called, not by hiding it), so any cache may keep
+/// them. An hour: a restart with other flags (`--allow-writes`) shows within it.
+pub const LIST_TTL_MS: u64 = 60 * 60 * 1000;
+
+/// The caching hints (SEP-2549) for a list, sent only to clients on 2026-07-28 or later (the
+/// version that defines them; older clients get the lists as before, not a byte more).
+fn list_cache_hints(
+    context: &RequestContext<RoleServer>,
+) -> (Option<u64>, Option<rmcp::model::CacheScope>) {
+    if context
+        .protocol_version()
+        .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28)
+    {
+        (Some(LIST_TTL_MS), Some(rmcp::model::CacheScope::Public))
+    } else {
+        (None, None)
+    }
+}
+
 /// What the HTTP transport's guard put on the request (the authenticated caller, the request's
 /// note): None over stdio.
 fn request_extension<T: Clone + Send + Sync + 'static>(
@@ -305,6 +347,24 @@ impl Server {
                         })
                 })
                 .count();
+            let all = owners
+                .keys()
+                .filter(|id| {
+                    self.tasks.manager.get_task(id).is_ok_and(|t| {
+                        matches!(
+                            t.status(),
+                            rmcp::model::TaskStatus::Working
+                                | rmcp::model::TaskStatus::InputRequired
+                        )
+                    })
+                })
+                .count();
+            if all >= MAX_TASKS {
+                return Ok(crate::tools::respond::<()>(Err(ToolError::Unsupported(format!(
+                    "the server is running {all} tasks for all callers (at most {MAX_TASKS}); try again in a minute"
+                ))))
+                .into());
+            }
             if working >= MAX_TASKS_PER_CALLER {
                 return Ok(crate::tools::respond::<()>(Err(ToolError::Unsupported(format!(
                     "{working} tasks of this caller are still working (at most {MAX_TASKS_PER_CALLER}); wait for one or cancel it"
@@ -322,12 +382,16 @@ impl Server {
                 .with_status_message(format!("{} running", request.name)),
             move |tctx| {
                 Box::pin(async move {
-                    let run = me.dispatch(request, context, caller, picked);
+                    let run = tokio::time::timeout(
+                        std::time::Duration::from_millis(TASK_TTL_MS),
+                        me.dispatch(request, context, caller, picked),
+                    );
                     tokio::select! {
                         r = run => match r {
-                            Ok(rmcp::model::CallToolResponse::Complete(r)) => Ok(r),
-                            Ok(_) => Err(rmcp::task_manager::TaskExit::Error(ErrorData::internal_error("the tool asked for input, which tasks do not carry here", None))),
-                            Err(e) => Err(rmcp::task_manager::TaskExit::Error(e)),
+                            Ok(Ok(rmcp::model::CallToolResponse::Complete(r))) => Ok(r),
+                            Ok(Ok(_)) => Err(rmcp::task_manager::TaskExit::Error(ErrorData::internal_error("the tool asked for input, which a task does not carry: call it without the tasks capability", None))),
+                            Ok(Err(e)) => Err(rmcp::task_manager::TaskExit::Error(e)),
+                            Err(_) => Err(rmcp::task_manager::TaskExit::Error(ErrorData::internal_error(format!("the task ran longer than {} min and was stopped", TASK_TTL_MS / 60_000), None))),
                         },
                         () = tctx.cancelled() => Err(rmcp::task_manager::TaskExit::Cancelled),
                     }
@@ -425,11 +489,19 @@ impl ServerHandler for Server {
         };
         // A client that speaks the tasks extension gets the long tools (CUR and Athena scans,
         // IAM sweeps, setup) as a task at once, and polls it.
-        if crate::tools::unit(&request.name).is_some_and(|u| u.uses.long_running())
+        // The client's capabilities come from this request's metadata on 2026-07-28 (the
+        // stateless HTTP transport), else from its `initialize`. A write on 2026-07-28 asks its
+        // questions inline (`input_required`) and runs as a task once the answers come back.
+        let asks_first = self.writes(&request.name)
+            && request.input_responses.is_none()
             && context
-                .peer
-                .peer_info()
-                .is_some_and(|i| i.capabilities.supports_tasks())
+                .protocol_version()
+                .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        if crate::tools::unit(&request.name).is_some_and(|u| u.uses.long_running())
+            && !asks_first
+            && context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks())
         {
             return self.start_task(request, context, caller, picked);
         }
@@ -445,10 +517,10 @@ impl ServerHandler for Server {
                 .enable_tasks()
                 .build(),
         )
-        .with_server_info(Implementation::new(
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION"),
-        ))
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_icons(vec![server_icon()]),
+        )
         .with_instructions({
             let c = &self.app.config;
             if c.allow_profiles.is_empty()
@@ -494,12 +566,24 @@ impl ServerHandler for Server {
             .update_task(&request.task_id, request.input_responses)
     }
 
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, ErrorData> {
+        let mut r = rmcp::model::ListToolsResult::with_all_items(self.tool_router.list_all());
+        (r.ttl_ms, r.cache_scope) = list_cache_hints(&context);
+        Ok(r)
+    }
+
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        Ok(ListPromptsResult::with_all_items(crate::prompts::list()))
+        let mut r = ListPromptsResult::with_all_items(crate::prompts::list());
+        (r.ttl_ms, r.cache_scope) = list_cache_hints(&context);
+        Ok(r)
     }
 
     async fn get_prompt(
@@ -520,17 +604,21 @@ impl ServerHandler for Server {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(crate::resources::list()))
+        let mut r = ListResourcesResult::with_all_items(crate::resources::list());
+        (r.ttl_ms, r.cache_scope) = list_cache_hints(&context);
+        Ok(r)
     }
 
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(ListResourceTemplatesResult::with_all_items(vec![]))
+        let mut r = ListResourceTemplatesResult::with_all_items(vec![]);
+        (r.ttl_ms, r.cache_scope) = list_cache_hints(&context);
+        Ok(r)
     }
 
     async fn read_resource(

@@ -6,6 +6,7 @@
 pub mod anomalies;
 pub use bedrock_cost_core::tools::args;
 pub mod budget;
+pub mod confirm;
 pub mod lenient;
 pub mod principals;
 pub mod registry;
@@ -325,46 +326,4 @@ pub fn progress_reporter(ctx: &RequestContext<RoleServer>) -> Progress {
             let _ = peer.notify_progress(param).await;
         });
     })
-}
-
-/// The user's answer to a change a write tool is about to make.
-#[derive(Debug, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
-pub struct Confirm {
-    /// true: make these changes.
-    pub confirm: bool,
-}
-rmcp::elicit_safe!(Confirm);
-
-/// How a change was confirmed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirmation {
-    /// `confirm: true` in the arguments, or the user accepted the question.
-    Yes,
-    /// The user declined or cancelled the question: change nothing.
-    Declined,
-    /// No way to ask (no peer, a client without form elicitation, or a protocol version that
-    /// forbids server requests) and no `confirm: true`.
-    Unavailable,
-}
-
-/// Ask the user through elicitation (form mode) unless the arguments already confirm.
-pub async fn confirm_change(
-    peer: Option<&rmcp::Peer<RoleServer>>,
-    confirmed: bool,
-    question: String,
-) -> Confirmation {
-    use rmcp::service::ElicitationError;
-    if confirmed {
-        return Confirmation::Yes;
-    }
-    let Some(peer) = peer else {
-        return Confirmation::Unavailable;
-    };
-    match peer.elicit::<Confirm>(question).await {
-        Ok(Some(Confirm { confirm: true })) => Confirmation::Yes,
-        Ok(_) | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => {
-            Confirmation::Declined
-        }
-        Err(_) => Confirmation::Unavailable,
-    }
 }

@@ -5,13 +5,15 @@
 //! ([`crate::usecases::setup::run`]).
 
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{InputResponses, RequestState};
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::CallToolResult;
+use rmcp::model::CallToolResponse;
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::confirm::{Asked, Asker};
 use super::respond;
 use crate::error::ToolError;
 use crate::usecases::context::Ctx;
@@ -123,20 +125,27 @@ impl Ctx {
         &self,
         Parameters(input): Parameters<SetupInput>,
         ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
+        InputResponses(responses): InputResponses,
+        RequestState(state): RequestState,
+    ) -> CallToolResponse {
+        let asker = Asker::for_call(&ctx, "setup", responses, state);
         let result = tokio::select! {
-            r = self.setup_confirmed(input, Some(&ctx.peer)) => r,
+            r = self.setup_confirmed(input, &asker) => r,
             _ = ctx.ct.cancelled() => Err(ToolError::Cancelled),
         };
-        respond(result)
+        match result {
+            Ok(SetupOutcome::Ask(q)) => q.into(),
+            Ok(SetupOutcome::Done(text, value)) => respond(Ok((text, value))).into(),
+            Err(e) => respond::<()>(Err(e)).into(),
+        }
     }
 
-    /// `setup`: the plan; apply or undo once confirmed (asked through `peer` when it can).
+    /// `setup`: the plan; apply or undo once confirmed (asked through `asker` when it can).
     pub async fn setup_confirmed(
         &self,
         input: SetupInput,
-        peer: Option<&rmcp::Peer<RoleServer>>,
-    ) -> Result<(String, serde_json::Value), ToolError> {
+        asker: &Asker,
+    ) -> Result<SetupOutcome, ToolError> {
         for s in input.steps.iter().chain(input.undo.iter()) {
             if !STEPS.contains(&s.as_str()) {
                 return Err(ToolError::invalid(format!(
@@ -149,81 +158,95 @@ impl Ctx {
         let config = self.config.as_ref();
         let changes = input.apply || input.undo.is_some();
         let plan_args = input.request(&state_dir, false)?;
+        let done = |a: &Answer| {
+            SetupOutcome::Done(a.render(), serde_json::to_value(a).unwrap_or_default())
+        };
         if !changes {
             let a = crate::usecases::setup::run(config, &plan_args)
                 .await
                 .map_err(tool_error)?;
-            return Ok((a.render(), serde_json::to_value(&a).unwrap_or_default()));
+            return Ok(done(&a));
         }
         let mut input = input;
-        if !input.confirm {
-            let plan = crate::usecases::setup::run(config, &plan_args)
-                .await
-                .map_err(tool_error)?;
-            let declined = |plan: &Answer| {
-                let mut v = serde_json::to_value(plan).unwrap_or_default();
-                v["declined"] = true.into();
-                Ok((
-                    format!("The user declined: nothing was changed.\n{}", plan.render()),
-                    v,
-                ))
+        let plan = crate::usecases::setup::run(config, &plan_args)
+            .await
+            .map_err(tool_error)?;
+        let declined = |plan: &Answer| {
+            let mut v = serde_json::to_value(plan).unwrap_or_default();
+            v["declined"] = true.into();
+            SetupOutcome::Done(
+                format!("The user declined: nothing was changed.\n{}", plan.render()),
+                v,
+            )
+        };
+        let unavailable = |plan: &Answer| {
+            let mut v = serde_json::to_value(plan).unwrap_or_default();
+            v["confirm_required"] = true.into();
+            SetupOutcome::Done(
+                format!(
+                    "Nothing was changed. Show the user this plan; call setup again with confirm: true once they agree.\n{}",
+                    plan.render()
+                ),
+                v,
+            )
+        };
+        // The questions: the undo, or each step still to do on its own (its calls, cost and
+        // undo), so that only the accepted ones run.
+        let questions: Vec<(String, String)> = if input.undo.is_some() {
+            vec![("undo".to_string(), question(&plan, &input))]
+        } else {
+            let Answer::Plan(p) = &plan else {
+                return Ok(unavailable(&plan));
             };
-            let unavailable = |plan: &Answer| {
-                let mut v = serde_json::to_value(plan).unwrap_or_default();
-                v["confirm_required"] = true.into();
-                Ok((
-                    format!(
-                        "Nothing was changed. Show the user this plan; call setup again with confirm: true once they agree.\n{}",
-                        plan.render()
-                    ),
-                    v,
-                ))
-            };
-            if input.undo.is_some() {
-                match super::confirm_change(peer, false, question(&plan, &input)).await {
-                    super::Confirmation::Yes => {}
-                    super::Confirmation::Declined => return declined(&plan),
-                    super::Confirmation::Unavailable => return unavailable(&plan),
-                }
-            } else {
-                // Each step is asked on its own (its calls, cost and undo); only the accepted
-                // ones run.
-                let Answer::Plan(p) = &plan else {
-                    return unavailable(&plan);
-                };
-                let to_do: Vec<&'static str> = p
-                    .steps
-                    .iter()
-                    .filter(|s| {
-                        s.state == crate::usecases::setup::StepState::ToDo
-                            && (input.steps.is_empty() || input.steps.iter().any(|x| x == s.id))
-                    })
-                    .map(|s| s.id)
-                    .collect();
-                let mut accepted = vec![];
-                for id in &to_do {
+            p.steps
+                .iter()
+                .filter(|s| {
+                    s.state == crate::usecases::setup::StepState::ToDo
+                        && (input.steps.is_empty() || input.steps.iter().any(|x| x == s.id))
+                })
+                .map(|s| {
                     let one = SetupInput {
-                        steps: vec![(*id).to_string()],
+                        steps: vec![s.id.to_string()],
                         ..input.clone()
                     };
-                    match super::confirm_change(peer, false, question(&plan, &one)).await {
-                        super::Confirmation::Yes => accepted.push((*id).to_string()),
-                        super::Confirmation::Declined => {}
-                        super::Confirmation::Unavailable => return unavailable(&plan),
+                    (s.id.to_string(), question(&plan, &one))
+                })
+                .collect()
+        };
+        if !questions.is_empty() {
+            match asker.ask(input.confirm, &questions).await? {
+                Asked::Ask(q) => return Ok(SetupOutcome::Ask(q)),
+                Asked::Unavailable => return Ok(unavailable(&plan)),
+                Asked::Answers(answers) => {
+                    let accepted: Vec<String> = questions
+                        .iter()
+                        .zip(answers)
+                        .filter(|(_, yes)| *yes)
+                        .map(|((id, _), _)| id.clone())
+                        .collect();
+                    if accepted.is_empty() {
+                        return Ok(declined(&plan));
+                    }
+                    if input.undo.is_none() {
+                        input.steps = accepted;
                     }
                 }
-                if accepted.is_empty() && !to_do.is_empty() {
-                    return declined(&plan);
-                }
-                input.steps = accepted;
             }
         }
         let args = input.request(&state_dir, true)?;
         let a = crate::usecases::setup::run(config, &args)
             .await
             .map_err(tool_error)?;
-        Ok((a.render(), serde_json::to_value(&a).unwrap_or_default()))
+        Ok(done(&a))
     }
+}
+
+/// What a `setup` call comes to: an answer, or (2026-07-28 clients) the questions to ask first.
+pub enum SetupOutcome {
+    /// The answer's text and structured content.
+    Done(String, serde_json::Value),
+    /// Ask the user these, then call again with the answers.
+    Ask(rmcp::model::InputRequiredResult),
 }
 
 /// `setup` in the tool table ([`super::TOOLS`]).
@@ -234,8 +257,15 @@ pub const SETUP: super::ToolUnit = super::ToolUnit {
     input: super::input::<SetupInput>(),
     run: |app, args, _| {
         Box::pin(async move {
-            let (text, value) = app.setup_confirmed(super::arguments(args)?, None).await?;
-            super::answer(text, value)
+            match app
+                .setup_confirmed(super::arguments(args)?, &Asker::nobody("setup"))
+                .await?
+            {
+                SetupOutcome::Done(text, value) => super::answer(text, value),
+                SetupOutcome::Ask(_) => Err(ToolError::Unsupported(
+                    "setup asked a question the command line cannot show".into(),
+                )),
+            }
         })
     },
     route: || ToolRouter::new().with_route((Ctx::setup_tool_attr(), Ctx::setup)),

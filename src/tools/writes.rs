@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{InputResponses, RequestState};
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::CallToolResult;
+use rmcp::model::CallToolResponse;
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool};
 use schemars::JsonSchema;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 pub use super::args::{ActivateInput, IamKindInput, TagPrincipalInput};
 use super::args::{activation_keys, check_tag_principal};
+use super::confirm::{Asked, Asker};
 use super::respond;
 use crate::error::ToolError;
 use crate::sources::cost_allocation::ActivationResult;
@@ -49,7 +51,9 @@ impl Ctx {
         &self,
         Parameters(mut input): Parameters<ActivateInput>,
         ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
+        InputResponses(responses): InputResponses,
+        RequestState(state): RequestState,
+    ) -> CallToolResponse {
         let question = format!(
             "Activate the cost allocation tag keys {} (ce:UpdateCostAllocationTagsStatus, one Cost Explorer request, $0.01; applies to new usage within 24 hours)?",
             input
@@ -62,8 +66,16 @@ impl Ctx {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        match super::confirm_change(Some(&ctx.peer), input.confirm == Some(true), question).await {
-            super::Confirmation::Declined => {
+        let asker = Asker::for_call(&ctx, "activate_cost_allocation_tags", responses, state);
+        match asker
+            .ask(input.confirm == Some(true), &[("confirm".into(), question)])
+            .await
+        {
+            Err(e) => return respond::<()>(Err(e)).into(),
+            Ok(Asked::Ask(q)) => return q.into(),
+            Ok(Asked::Unavailable) => input.confirm = None,
+            Ok(a) if a.single() == Some(true) => input.confirm = Some(true),
+            Ok(_) => {
                 let o = ActivateOutput {
                     results: vec![],
                     activated: 0,
@@ -71,12 +83,10 @@ impl Ctx {
                     paid_requests: 0,
                     note: "The user declined: nothing was changed.".into(),
                 };
-                return respond(Ok((o.note.clone(), o)));
+                return respond(Ok((o.note.clone(), o))).into();
             }
-            super::Confirmation::Yes => input.confirm = Some(true),
-            super::Confirmation::Unavailable => {}
         }
-        respond(self.activate(input).await.map(|o| (render_activate(&o), o)))
+        respond(self.activate(input).await.map(|o| (render_activate(&o), o))).into()
     }
 
     /// Add tags to one IAM user or role (never removes). Asks the user, or needs "confirm": true. Uses iam:TagUser / iam:TagRole.
@@ -90,7 +100,9 @@ impl Ctx {
         &self,
         Parameters(mut input): Parameters<TagPrincipalInput>,
         ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
+        InputResponses(responses): InputResponses,
+        RequestState(state): RequestState,
+    ) -> CallToolResponse {
         let question = format!(
             "Add these tags to IAM {} {} ({}; existing keys get the new value, nothing is removed): {}?",
             match input.kind {
@@ -109,8 +121,16 @@ impl Ctx {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        match super::confirm_change(Some(&ctx.peer), input.confirm == Some(true), question).await {
-            super::Confirmation::Declined => {
+        let asker = Asker::for_call(&ctx, "tag_principal", responses, state);
+        match asker
+            .ask(input.confirm == Some(true), &[("confirm".into(), question)])
+            .await
+        {
+            Err(e) => return respond::<()>(Err(e)).into(),
+            Ok(Asked::Ask(q)) => return q.into(),
+            Ok(Asked::Unavailable) => input.confirm = None,
+            Ok(a) if a.single() == Some(true) => input.confirm = Some(true),
+            Ok(_) => {
                 let o = TagPrincipalOutput {
                     kind: match input.kind {
                         IamKindInput::User => IamKind::User,
@@ -120,12 +140,10 @@ impl Ctx {
                     added: BTreeMap::new(),
                     note: "The user declined: nothing was changed.".into(),
                 };
-                return respond(Ok((o.note.clone(), o)));
+                return respond(Ok((o.note.clone(), o))).into();
             }
-            super::Confirmation::Yes => input.confirm = Some(true),
-            super::Confirmation::Unavailable => {}
         }
-        respond(self.tag(input).await.map(|o| (render_tagged(&o), o)))
+        respond(self.tag(input).await.map(|o| (render_tagged(&o), o))).into()
     }
 }
 

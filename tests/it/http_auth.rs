@@ -526,3 +526,107 @@ async fn principal_glob_visibility_end_to_end() {
         "{e}"
     );
 }
+
+/// A client on 2026-07-28 that offers the tasks extension, with a bearer token.
+#[derive(Clone, Default)]
+struct TaskCaller;
+
+impl rmcp::ClientHandler for TaskCaller {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let mut c = rmcp::model::ClientConfig::default();
+        c.capabilities = rmcp::model::ClientCapabilities::builder()
+            .enable_tasks()
+            .build();
+        c
+    }
+}
+
+/// Tasks on the stateless HTTP transport: a 2026-07-28 client that declares the extension gets
+/// a task; only the caller that started it can read or cancel it (another token's `tasks/get`
+/// and `tasks/cancel` answer as for a task that does not exist), and its result is the answer
+/// of the plain call.
+#[tokio::test]
+async fn a_task_over_http_belongs_to_the_token_that_started_it() {
+    use rmcp::model::{CallToolRequestParams, CallToolResponse, ProtocolVersion};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::{ClientLifecycleMode, ClientServiceExt};
+    let dir = tempfile::tempdir().unwrap();
+    let file = token_file(dir.path());
+    let server = HttpServer::start(
+        None,
+        &["--demo"],
+        &[("BEDROCK_COST_MCP_AUTH_TOKENS", file.to_str().unwrap())],
+    );
+    let connect = |token: &'static str| {
+        let url = server.url.clone();
+        async move {
+            TaskCaller
+                .serve_with_lifecycle(
+                    StreamableHttpClientTransport::from_config(
+                        StreamableHttpClientTransportConfig::with_uri(url).auth_header(token),
+                    ),
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await
+                .expect("server/discover handshake")
+        }
+    };
+    let ask = json!({"period": "last_month", "group_by": ["tag:team"]});
+    let owner = connect(READER).await;
+    let other = connect(ADMIN).await;
+    let want = ok(&server
+        .client_with_token(READER)
+        .await
+        .unwrap()
+        .call_tool(
+            CallToolRequestParams::new("bedrock_spend")
+                .with_arguments(ask.as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap());
+    let started = owner
+        .call_tool_once(
+            CallToolRequestParams::new("bedrock_spend")
+                .with_arguments(ask.as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    let CallToolResponse::Task(task) = started else {
+        panic!("not a task: {started:?}");
+    };
+    let id = task.task.task_id.clone();
+    // Another token: the task is not there, and cancelling it does nothing.
+    let e = other
+        .get_task(rmcp::model::GetTaskParams::new(id.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no task"), "{e}");
+    let e = other
+        .cancel_task(rmcp::model::CancelTaskParams::new(id.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no task"), "{e}");
+    // Its owner polls it to the answer of the plain call.
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        let got = owner
+            .get_task(rmcp::model::GetTaskParams::new(id.clone()))
+            .await
+            .unwrap();
+        done = serde_json::to_value(&got).unwrap();
+        if done["status"] != json!("working") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    let got = &done["result"]["structuredContent"];
+    assert_cents(num(&got["total"]), num(&want["total"]), "task result");
+    assert!(num(&want["total"]) > 0.0, "{want}");
+    assert_eq!(got["rows"], want["rows"]);
+}

@@ -1302,3 +1302,106 @@ async fn enforcement_adds_a_budget_action_on_the_teams_principals_with_its_role(
         .await;
     assert_eq!(left.map(|l| l.budgets().len()).unwrap_or(0), 0);
 }
+
+/// A 2026-07-28 client on the stateless HTTP transport: the server may not send it requests,
+/// so a write answers `input_required` with the question (SEP-2322) and the client's retry
+/// carries the user's answer. The model's `confirm: true` is not taken from a client that can
+/// ask; the lists carry caching hints for this version only; the server names its icon.
+#[tokio::test]
+async fn a_2026_client_over_http_is_asked_through_input_required_and_confirm_true_does_not_skip_it()
+{
+    use rmcp::model::{CacheScope, ProtocolVersion};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::{ClientLifecycleMode, ClientServiceExt};
+    let emu = Emulator::start();
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&emu).await);
+    iam.create_role()
+        .role_name("MlRole")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let server = HttpServer::start(Some(&emu), &["--allow-writes"], &[]);
+    let modern = |h: Asked| {
+        let url = server.url.clone();
+        async move {
+            h.serve_with_lifecycle(
+                StreamableHttpClientTransport::from_uri(url),
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .expect("server/discover handshake")
+        }
+    };
+    // The model says confirm: true; the user declines: nothing changes.
+    let args =
+        json!({"kind": "role", "name": "MlRole", "tags": {"team": "ml-platform"}, "confirm": true});
+    let declining = Asked::default();
+    let client = modern(declining.clone()).await;
+    let out = ok(&call(&client, "tag_principal", args.clone()).await);
+    assert_eq!(out["added"], json!({}), "{out}");
+    assert!(out["note"].as_str().unwrap().contains("declined"), "{out}");
+    let q = declining.questions.lock().unwrap().clone();
+    assert!(
+        q.len() == 1 && q[0].contains("iam:TagRole") && q[0].contains("team=ml-platform"),
+        "{q:?}"
+    );
+    assert_eq!(emu.count("TagRole").await, 0);
+    // The lists carry SEP-2549 hints on this version: an hour, any cache.
+    let tools = client.list_tools(None).await.unwrap();
+    assert_eq!(tools.ttl_ms, Some(3_600_000));
+    assert_eq!(tools.cache_scope, Some(CacheScope::Public));
+    client.cancel().await.ok();
+    // Accepted: one TagRole.
+    let accepting = Asked {
+        accept: true,
+        ..Asked::default()
+    };
+    let client = modern(accepting.clone()).await;
+    let out = ok(&call(&client, "tag_principal", args.clone()).await);
+    assert_eq!(out["added"], json!({"team": "ml-platform"}), "{out}");
+    assert_eq!(emu.count("TagRole").await, 1);
+    assert_eq!(accepting.questions.lock().unwrap().len(), 1);
+    client.cancel().await.ok();
+    // A retry with answers but a forged requestState changes nothing.
+    let raw = reqwest::Client::new()
+        .post(&server.url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "tag_principal")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "tag_principal", "arguments": args,
+            "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}},
+            "requestState": "rs1.forged",
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+                "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}
+            }}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.contains("do not match this call"), "{raw}");
+    assert_eq!(emu.count("TagRole").await, 1);
+    // An older client: no hints, and the icon in its initialize answer.
+    let legacy = server.client().await;
+    let tools = legacy.list_tools(None).await.unwrap();
+    assert_eq!(tools.ttl_ms, None);
+    assert_eq!(tools.cache_scope, None);
+    let icons = legacy
+        .peer_info()
+        .and_then(|i| i.server_info.as_ref().and_then(|s| s.icons.clone()))
+        .unwrap_or_default();
+    assert!(
+        icons.len() == 1 && icons[0].src.starts_with("data:image/svg+xml;base64,"),
+        "{icons:?}"
+    );
+}
