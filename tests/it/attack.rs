@@ -1389,3 +1389,163 @@ async fn a_chart_resource_is_readable_only_by_the_caller_that_asked_for_it() {
         );
     }
 }
+
+// ------------------------------------------------------------------ 8. answers to a question
+
+/// One 2026-07-28 `tools/call` of `tag_principal` as a client that can ask its user, with the
+/// answers and state of a retry when given: the JSON-RPC result or error.
+async fn modern_tag(
+    url: &str,
+    token: &str,
+    args: &Value,
+    answers: Option<Value>,
+    state: Option<&str>,
+) -> Value {
+    let mut params = json!({
+        "name": "tag_principal", "arguments": args,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+            "io.modelcontextprotocol/clientInfo": {"name": "attacker", "version": "1"}
+        }
+    });
+    if let Some(a) = answers {
+        params["inputResponses"] = a;
+    }
+    if let Some(s) = state {
+        params["requestState"] = json!(s);
+    }
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "tag_principal")
+        .header("Authorization", format!("Bearer {token}"))
+        .body(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("server reachable");
+    let (status, msgs, _) = read_all(r, Instant::now()).await;
+    assert_eq!(status, 200, "{msgs:?}");
+    let last = msgs.last().cloned().unwrap_or(Value::Null);
+    if last["error"].is_object() {
+        last["error"].clone()
+    } else {
+        last["result"].clone()
+    }
+}
+
+/// The multi round-trip confirmation (SEP-2322) on the shared server: the `requestState` a
+/// question was asked with is the only thing that makes a retry's answers count, so every way
+/// of carrying answers past it is tried. Another token's retry with the writer's state, the
+/// state with other changes, answers without a state, a state without answers, a yes in the
+/// wrong shape or under the wrong key, and a replay of a state already answered: none tags.
+#[tokio::test]
+async fn a_confirmation_state_counts_once_for_its_caller_and_its_changes_only() {
+    let emu = Emulator::start();
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&emu).await);
+    iam.create_role()
+        .role_name("MlRole")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = HttpServer::start(
+        Some(&emu),
+        &["--allow-writes"],
+        &[("BEDROCK_COST_MCP_AUTH_TOKENS", &tokens(dir.path()))],
+    );
+    let url = server.url.as_str();
+    let args =
+        json!({"kind": "role", "name": "MlRole", "tags": {"team": "ml-platform"}, "confirm": true});
+    let yes = json!({"confirm": {"action": "accept", "content": {"confirm": true}}});
+    // The model's confirm: true does not skip the question.
+    let ask = |token: &'static str| {
+        let args = args.clone();
+        async move {
+            let r = modern_tag(url, token, &args, None, None).await;
+            assert_eq!(r["resultType"], json!("input_required"), "{r}");
+            let q = r["inputRequests"]["confirm"]["params"]["message"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                q.contains("iam:TagRole") && q.contains("team=ml-platform"),
+                "{r}"
+            );
+            r["requestState"].as_str().unwrap().to_string()
+        }
+    };
+    let refused = |r: &Value, why: &str| {
+        let text = if r["message"].is_string() {
+            r["message"].as_str().unwrap().to_string()
+        } else {
+            text_of(r)
+        };
+        assert!(
+            (r["message"].is_string() || is_error(r)) && text.contains(why),
+            "want {why:?}: {r}"
+        );
+    };
+    let state = ask(WRITER).await;
+    assert_eq!(emu.count("TagRole").await, 0);
+    // Another writer replays the writer's state with a yes.
+    let r = modern_tag(url, SETUPPER, &args, Some(yes.clone()), Some(&state)).await;
+    refused(&r, "do not match this call");
+    // The same caller, the state, other changes.
+    let other =
+        json!({"kind": "role", "name": "MlRole", "tags": {"team": "finance"}, "confirm": true});
+    let r = modern_tag(url, WRITER, &other, Some(yes.clone()), Some(&state)).await;
+    refused(&r, "do not match this call");
+    // A state cut short, answers alone, a state alone.
+    let r = modern_tag(
+        url,
+        WRITER,
+        &args,
+        Some(yes.clone()),
+        Some(&state[..state.len() - 4]),
+    )
+    .await;
+    refused(&r, "do not match this call");
+    let r = modern_tag(url, WRITER, &args, Some(yes.clone()), None).await;
+    refused(&r, "needs both inputResponses and the requestState");
+    let r = modern_tag(url, WRITER, &args, None, Some(&state)).await;
+    refused(&r, "needs both inputResponses and the requestState");
+    assert_eq!(emu.count("TagRole").await, 0);
+    // A yes in the wrong shape or under another key is a no (and uses the state up).
+    for (i, answers) in [
+        json!({"confirm": {"action": "accept", "content": {"confirm": "true"}}}),
+        json!({"Confirm": {"action": "accept", "content": {"confirm": true}}}),
+        json!({"confirm": {"action": "accept"}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let s = if i == 0 {
+            state.clone()
+        } else {
+            ask(WRITER).await
+        };
+        let r = modern_tag(url, WRITER, &args, Some(answers.clone()), Some(&s)).await;
+        assert!(!is_error(&r), "{answers}: {r}");
+        assert_eq!(r["structuredContent"]["added"], json!({}), "{answers}: {r}");
+    }
+    assert_eq!(emu.count("TagRole").await, 0);
+    // The real yes tags once; its replay does nothing.
+    let s = ask(WRITER).await;
+    let r = modern_tag(url, WRITER, &args, Some(yes.clone()), Some(&s)).await;
+    assert_eq!(
+        r["structuredContent"]["added"],
+        json!({"team": "ml-platform"}),
+        "{r}"
+    );
+    assert_eq!(emu.count("TagRole").await, 1);
+    let r = modern_tag(url, WRITER, &args, Some(yes.clone()), Some(&s)).await;
+    refused(&r, "already used");
+    assert_eq!(emu.count("TagRole").await, 1);
+}
