@@ -652,7 +652,8 @@ impl ServerHandler for Server {
                         "no chart '{}' (charts are kept an hour; ask bedrock_spend with chart: true again)",
                         request.uri
                     ),
-                    None,
+                    // SEP-2164: the URI that was not found, for the client to match.
+                    Some(serde_json::json!({ "uri": request.uri })),
                 )),
             };
         }
@@ -668,7 +669,7 @@ impl ServerHandler for Server {
                         crate::resources::CONFIG_URI,
                         crate::resources::REQUIRED_TAGS_URI
                     ),
-                    None,
+                    Some(serde_json::json!({ "uri": other })),
                 ));
             }
         };

@@ -16,7 +16,7 @@
 #   fuzz         every fuzz target of the pure parsers for FUZZ_SECONDS (20) each, coverage-guided
 #                on the stable toolchain (tools/fuzz/stable.sh)
 #   conformance  the official MCP conformance suite against the binary cargo test built (pinned
-#                with npm into tools/conformance/node_modules; needs Node >= 20)
+#                with npm into tools/conformance/node_modules, with the Node 22 it runs on)
 # Extra arguments go to every `cargo test` (e.g. --release). The last lines are one total over
 # every test binary and run, and the stage times. Exit status: non-zero if any stage failed.
 set -uo pipefail

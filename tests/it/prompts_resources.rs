@@ -250,9 +250,25 @@ async fn resources_are_the_configuration_and_the_tag_policy() {
     let e = client
         .read_resource(ReadResourceRequestParams::new("bedrock-cost://nope"))
         .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("no resource 'bedrock-cost://nope'"), "{e}");
+        .unwrap_err();
+    let rmcp::ServiceError::McpError(err) = &e else {
+        panic!("not an MCP error: {e}");
+    };
+    // SEP-2164: resource not found, naming the URI in the error's data.
+    assert_eq!(
+        err.code,
+        rmcp::model::ErrorCode::RESOURCE_NOT_FOUND,
+        "{err:?}"
+    );
+    assert_eq!(
+        err.data,
+        Some(json!({"uri": "bedrock-cost://nope"})),
+        "{err:?}"
+    );
+    assert!(
+        err.message.contains("no resource 'bedrock-cost://nope'"),
+        "{err:?}"
+    );
     client.cancel().await.unwrap();
 
     // Configured keys win, and the policy enforces exactly them.
