@@ -111,6 +111,19 @@ impl Emulator {
         self.get_json("/_emulator/signed").await
     }
 
+    /// An IAM client on the emulator, after creating role `name` (no tags, an empty trust
+    /// policy): the principal the write tools' tests tag.
+    pub async fn iam_with_role(&self, name: &str) -> aws_sdk_iam::Client {
+        let iam = aws_sdk_iam::Client::new(&sdk_config(self).await);
+        iam.create_role()
+            .role_name(name)
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .send()
+            .await
+            .unwrap();
+        iam
+    }
+
     pub async fn count(&self, op: &str) -> u64 {
         self.calls().await.get(op).copied().unwrap_or(0)
     }

@@ -896,13 +896,7 @@ async fn tag_budgets_of_the_policy_file_become_aws_budgets_and_undo_deletes_them
 #[tokio::test]
 async fn a_write_declined_through_elicitation_changes_nothing_and_an_accepted_one_writes() {
     let emu = Emulator::start();
-    let iam = aws_sdk_iam::Client::new(&sdk_config(&emu).await);
-    iam.create_role()
-        .role_name("MlRole")
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
-        .send()
-        .await
-        .unwrap();
+    let iam = emu.iam_with_role("MlRole").await;
     let args = json!({"kind": "role", "name": "MlRole", "tags": {"team": "ml-platform"}});
     let declining = Asked::default();
     let client = stdio_client_with(declining.clone(), Some(&emu), &["--allow-writes"], &[]).await;
@@ -1314,13 +1308,7 @@ async fn a_2026_client_over_http_is_asked_through_input_required_and_confirm_tru
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::{ClientLifecycleMode, ClientServiceExt};
     let emu = Emulator::start();
-    let iam = aws_sdk_iam::Client::new(&sdk_config(&emu).await);
-    iam.create_role()
-        .role_name("MlRole")
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
-        .send()
-        .await
-        .unwrap();
+    emu.iam_with_role("MlRole").await;
     let server = HttpServer::start(Some(&emu), &["--allow-writes"], &[]);
     let modern = |h: Asked| {
         let url = server.url.clone();
